@@ -1,0 +1,47 @@
+"""Dataset registry: ``@DATASETS.register(name)`` on a loader function.
+
+A loader has the signature ``load(data_root: Path | None, seed: int, **options) ->
+DatasetSplits`` and raises :class:`mmcoop.errors.DataError` with a clear message
+when data is missing or corrupt.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from mmcoop.data.base import DatasetSplits
+from mmcoop.errors import ConfigError
+from mmcoop.utils.registry import Registry
+
+Loader = Callable[..., DatasetSplits]
+DATASETS: Registry[Loader] = Registry("dataset")
+
+
+def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path | None:
+    """The data root: the explicit argument, else ``$MMCOOP_DATA``, else ``None``."""
+    root = data_root if data_root not in (None, "") else os.environ.get("MMCOOP_DATA")
+    return Path(root).expanduser().resolve() if root else None
+
+
+def dataset_options(name: str) -> dict[str, Any]:
+    """Valid options (name -> default) of dataset ``name``."""
+    sig = inspect.signature(DATASETS.get(name))
+    return {
+        k: p.default for k, p in sig.parameters.items()
+        if k not in ("data_root", "seed") and p.kind is p.KEYWORD_ONLY
+    }
+
+
+def load_dataset(name: str, data_root: str | os.PathLike | None = None, seed: int = 0, **options: Any) -> DatasetSplits:
+    """Load dataset ``name`` (see :data:`DATASETS`) with validated ``options``."""
+    loader = DATASETS.get(name)
+    valid = dataset_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {unknown} for dataset {name!r}; valid options: {', '.join(sorted(valid)) or '(none)'}"
+        )
+    return loader(data_root=resolve_data_root(data_root), seed=seed, **options)

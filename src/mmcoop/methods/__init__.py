@@ -1,0 +1,6 @@
+"""Training strategies registered by name (``METHODS``)."""
+
+from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions, build_method
+from mmcoop.methods import joint as _joint  # noqa: F401,E402
+
+__all__ = ["METHODS", "Method", "MethodContext", "MethodOptions", "build_method"]

@@ -1,0 +1,53 @@
+"""Per-modality encoders: input tensor -> pooled feature ``[B, d]``.
+
+Registered by modality kind (``ENCODERS.get("image")``), so a dataset's
+:class:`~mmcoop.data.ModalitySpec` decides which encoder is built.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from mmcoop.utils.registry import Registry
+
+ENCODERS: Registry[type[nn.Module]] = Registry("encoder")
+
+
+@ENCODERS.register("image")
+class CNNEncoder(nn.Module):
+    """Small CNN for images/spectrograms ``[B, C, H, W]`` -> ``[B, dim]``.
+
+    Conv(3x3)-BN-ReLU-MaxPool blocks of widths ``widths``, global average pooling,
+    then a linear projection to ``dim``.
+    """
+
+    def __init__(self, shape: tuple[int, ...], dim: int = 64, widths: tuple[int, ...] = (16, 32, 64)) -> None:
+        super().__init__()
+        c = shape[0]
+        layers: list[nn.Module] = []
+        for w in widths:
+            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            c = w
+        self.body = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.proj = nn.Linear(c, dim)
+        self.out_dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(self.pool(self.body(x)).flatten(1))
+
+
+@ENCODERS.register("vector")
+class MLPEncoder(nn.Module):
+    """MLP for feature vectors ``[B, D]`` -> ``[B, dim]`` (Linear-BN-ReLU-Dropout, then Linear)."""
+
+    def __init__(self, shape: tuple[int, ...], dim: int = 64, hidden: int = 128, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(shape[0], hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(hidden, dim),
+        )
+        self.out_dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
