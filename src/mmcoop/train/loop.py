@@ -1,0 +1,231 @@
+"""The training loop: epochs, optimizer/scheduler, method hooks, evaluation, AMP, DDP-ready.
+
+The loop writes no files: the caller (``mmcoop.experiment``) receives one record per
+epoch through ``on_epoch_end`` and decides what to persist (metrics, checkpoints).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from mmcoop.data.base import DatasetSplits, MultimodalDataset, batch_to, make_loader
+from mmcoop.errors import MMCoopError
+from mmcoop.methods.base import Method, MethodContext
+from mmcoop.train.config import TrainConfig
+from mmcoop.train.distributed import average_gradients, is_distributed, is_main
+from mmcoop.train.metrics import MultimodalMeter
+from mmcoop.train.progress import progress_bar
+from mmcoop.utils.seeding import rng_state, set_rng_state
+
+EpochCallback = Callable[[dict[str, Any], "Trainer"], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA if available else CPU; otherwise ``torch.device(name)``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise MMCoopError(f"train.device={name!r} but CUDA is not available here; use device: cpu or auto")
+    return dev
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "none":
+        return None
+    if amp == "fp16" and device.type != "cuda":
+        raise MMCoopError("train.amp=fp16 needs a CUDA device; use amp: bf16 or none on CPU")
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def unimodal_masks(m: int, device: torch.device) -> Tensor:
+    """bool ``[M, M]``: row k keeps only modality k."""
+    return torch.eye(m, dtype=torch.bool, device=device)
+
+
+class Trainer:
+    """Trains ``model`` on ``splits.train`` with ``method``; selects by validation accuracy.
+
+    Args:
+        model: a :class:`~mmcoop.models.MultimodalClassifier`.
+        method: a :class:`~mmcoop.methods.Method`.
+        splits: the dataset splits (test is only touched by :meth:`evaluate` when asked).
+        config: :class:`TrainConfig`.
+        seed: run seed (loader shuffles and method draws derive from it and the epoch).
+    """
+
+    def __init__(self, model: nn.Module, method: Method, splits: DatasetSplits, config: TrainConfig, seed: int = 0) -> None:
+        self.config = config
+        self.seed = seed
+        self.device = resolve_device(config.device)
+        self.amp_dtype = autocast_dtype(config.amp, self.device)
+        self.model = model.to(self.device)
+        self.method = method
+        self.splits = splits
+        if config.data_on_device and self.device.type != "cpu":
+            self.splits = DatasetSplits(
+                splits.name, splits.train.to(self.device), splits.val.to(self.device), splits.test.to(self.device), splits.info
+            )
+        self.optimizer = self._make_optimizer()
+        self.scheduler = (
+            torch.optim.lr_scheduler.StepLR(self.optimizer, config.step_size, config.gamma) if config.step_size > 0 else None
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")
+        self.ctx = MethodContext(
+            model=self.model, train_data=self.splits.train, device=self.device, seed=seed,
+            batch_size=config.batch_size, amp_dtype=self.amp_dtype, optimizer=self.optimizer,
+        )
+        self.epoch = 0  # next epoch to run
+        self.best_val = -math.inf
+        self.best_epoch = -1
+        self.best_state: dict[str, Tensor] | None = None
+        self.method.setup(self.ctx)
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # -- evaluation -----------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, dataset: MultimodalDataset, desc: str = "eval") -> dict[str, float]:
+        """Accuracy, macro-F1, mean loss and every single modality's accuracy on ``dataset``."""
+        was_training = self.model.training
+        self.model.eval()
+        meter = MultimodalMeter(dataset.num_classes, dataset.modalities)
+        masks = unimodal_masks(dataset.num_modalities, self.device)
+        loader = make_loader(dataset, self.config.eval_batch_size, distributed=is_distributed())
+        for batch in progress_bar(loader, desc, enabled=self.config.progress and is_main(), leave=False):
+            batch = batch_to(batch, self.device)
+            with self._autocast():
+                feats = self.model.encode(batch["inputs"])
+                logits = self.model.fuse(feats).float()
+                uni = self.model.head.coalition_logits(feats, masks, self.model.fill).float()
+            loss = nn.functional.cross_entropy(logits, batch["label"], reduction="sum")
+            meter.update(logits, batch["label"], uni, loss)
+        meter.sync()
+        self.model.train(was_training)
+        return meter.compute()
+
+    # -- training ---------------------------------------------------------------------
+    def train_epoch(self) -> dict[str, Any]:
+        """Run one epoch of the method; returns training statistics."""
+        ctx = self.ctx
+        ctx.epoch = self.epoch
+        ctx.log = {}
+        self.model.train()
+        self.method.on_epoch_start(ctx)
+        data = self.method.train_set(ctx)
+        loader = make_loader(data, self.config.batch_size, shuffle=True, seed=self.seed, epoch=self.epoch,
+                             distributed=is_distributed())
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        seen = 0
+        sync = self.device.type == "cuda"
+        if sync:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        bar = progress_bar(loader, f"epoch {self.epoch + 1}/{self.config.epochs}", enabled=self.config.progress and is_main())
+        for batch in bar:
+            batch = batch_to(batch, self.device)
+            keep = batch["keep"]
+            keep_arg = None if bool(keep.all()) else keep
+            with self._autocast():
+                feats = self.model.encode(batch["inputs"], keep_arg)
+                logits = self.model.fuse(feats, keep_arg)
+                loss = self.method.loss(ctx, batch, feats, logits)
+            if not torch.isfinite(loss):
+                raise MMCoopError(
+                    f"loss became {float(loss)} at epoch {self.epoch + 1}; lower train.lr, disable amp, "
+                    "or check the inputs for NaN/inf"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.method.after_backward(ctx, batch, feats, logits)
+            average_gradients(params)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            n = batch["label"].shape[0]
+            loss_sum += loss.detach().double() * n
+            correct += (logits.detach().argmax(-1) == batch["label"]).sum()
+            seen += n
+        if self.scheduler is not None:
+            self.scheduler.step()
+        if sync:
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - t0
+        log = self.method.epoch_log(ctx)
+        record = {
+            "train_loss": float(loss_sum) / max(seen, 1),
+            "train_acc": float(correct) / max(seen, 1),
+            "train_units": seen,
+            "time_train_s": elapsed,
+        }
+        record.update(log)
+        return record
+
+    def fit(self, on_epoch_end: EpochCallback | None = None) -> None:
+        """Train from :attr:`epoch` to ``config.epochs``, evaluating on validation each epoch."""
+        while self.epoch < self.config.epochs:
+            t0 = time.perf_counter()
+            record: dict[str, Any] = {"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
+            record.update(self.train_epoch())
+            val = self.evaluate(self.splits.val, "val")
+            record.update({f"val_{k}": v for k, v in val.items()})
+            record["is_best"] = val["acc"] > self.best_val
+            if record["is_best"]:
+                self.best_val, self.best_epoch = val["acc"], self.epoch + 1
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            record["best_val_acc"] = self.best_val
+            record["seconds"] = time.perf_counter() - t0
+            self.epoch += 1
+            if on_epoch_end is not None:
+                on_epoch_end(record, self)
+
+    # -- checkpointing ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: model, optimizer, scheduler, method, RNG, epoch."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "scaler": self.scaler.state_dict(),
+            "method": self.method.state_dict(),
+            "rng": rng_state(),
+            "epoch": self.epoch,
+            "best_val": self.best_val,
+            "best_epoch": self.best_epoch,
+            "best_state": self.best_state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.method.load_state_dict(state["method"])
+        set_rng_state(state["rng"])
+        self.epoch = int(state["epoch"])
+        self.best_val = float(state["best_val"])
+        self.best_epoch = int(state["best_epoch"])
+        self.best_state = state.get("best_state")
+
+    def load_best(self) -> None:
+        """Load the weights of the epoch with the best validation accuracy."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)

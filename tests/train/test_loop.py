@@ -1,0 +1,58 @@
+import json
+
+import pytest
+import torch
+
+from mmcoop.errors import MMCoopError
+from mmcoop.experiment import RunConfig, read_metrics, run_experiment
+
+
+def _cfg(tmp_path, **over):
+    d = {"dataset": "synthetic", "train": {"epochs": 4, "progress": False, "batch_size": 32}, "out_dir": str(tmp_path)}
+    d.update(over)
+    return RunConfig.from_dict(d)
+
+
+def test_joint_training_beats_chance_and_writes_run_dir(tmp_path):
+    r = run_experiment(_cfg(tmp_path))
+    assert r.test["acc"] > 0.8  # 4 classes: chance is 0.25
+    for f in ("config.yaml", "metrics.jsonl", "results.json", "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (r.run_dir / f).exists(), f
+    lines = read_metrics(r.run_dir)
+    assert [x["epoch"] for x in lines] == [1, 2, 3, 4]
+    assert {"val_acc", "val_f1", "val_acc_m0", "val_acc_m1", "train_loss", "seconds"} <= set(lines[0])
+    res = json.loads((r.run_dir / "results.json").read_text())
+    assert res["best_epoch"] == max(lines, key=lambda x: (x["val_acc"], -x["epoch"]))["epoch"]
+    # the resolved config repeats the run
+    again = RunConfig.from_yaml(r.run_dir / "config.yaml")
+    assert again.to_dict() == r.config.to_dict()
+
+
+def test_unimodal_method_uses_only_its_modality(tmp_path):
+    r = run_experiment(_cfg(tmp_path, method="unimodal", method_options={"modality": "m1"}))
+    assert r.test["acc_m1"] > 0.4
+    # the other encoder never trained: its unimodal accuracy stays near chance
+    assert r.test["acc_m0"] < r.test["acc_m1"]
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    full = run_experiment(_cfg(tmp_path / "a", method_options={}))
+    # "interrupted" run: same config, stopped after 2 epochs, then resumed to 4
+    short = _cfg(tmp_path / "b")
+    short.train.epochs = 2
+    run_experiment(short)
+    resumed = run_experiment(_cfg(tmp_path / "b"), resume=True)
+    assert resumed.test == full.test
+    a = [{k: v for k, v in r.items() if "time" not in k and k != "seconds"} for r in read_metrics(full.run_dir)]
+    b = [{k: v for k, v in r.items() if "time" not in k and k != "seconds"} for r in read_metrics(resumed.run_dir)]
+    assert a == b
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+
+
+def test_existing_run_dir_is_not_overwritten(tmp_path):
+    run_experiment(_cfg(tmp_path, train={"epochs": 1, "progress": False}))
+    with pytest.raises(MMCoopError, match="--resume"):
+        run_experiment(_cfg(tmp_path, train={"epochs": 1, "progress": False}))
+    with pytest.raises(MMCoopError, match="cannot resume"):
+        run_experiment(_cfg(tmp_path, name="nothing"), resume=True)
