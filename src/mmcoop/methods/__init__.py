@@ -2,5 +2,7 @@
 
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions, build_method
 from mmcoop.methods import joint as _joint  # noqa: F401,E402
+from mmcoop.methods import sample_level as _sample_level  # noqa: F401,E402
+from mmcoop.methods import modality_level as _modality_level  # noqa: F401,E402
 
 __all__ = ["METHODS", "Method", "MethodContext", "MethodOptions", "build_method"]

@@ -1,0 +1,67 @@
+"""``modality-level``: the paper's cheaper variant, valuing only a random subset Z.
+
+From epoch ``warmup`` on, every epoch: draw Z (``part_ratio`` of the training samples,
+seeded by run seed and epoch), value only Z, take the mean contribution per modality,
+and copy ``round(p * N)`` distinct training samples once keeping only the modality with
+the larger gap ``1 - mean phi`` (ratio ``p`` in :func:`mmcoop.enhance.modality_level_ratio`;
+M > 2: every modality whose gap exceeds the smallest one gets its own ratio).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mmcoop.enhance.plans import RATIO_FUNCS, ResamplingPlan, modality_level_plan, modality_level_ratio, subset_for_valuation
+from mmcoop.errors import ConfigError
+from mmcoop.methods.base import METHODS, MethodContext
+from mmcoop.methods.resampling import ResamplingMethod, ResamplingOptions, check_choice, train_rows
+
+SALT_SUBSET = 0x5A  # generator salt of the subset Z
+SALT_DRAW = 0xD7  # generator salt of the re-sampled samples
+
+
+@dataclass
+class ModalityLevelOptions(ResamplingOptions):
+    """Options of ``modality-level`` (plus :class:`ResamplingOptions`).
+
+    Attributes:
+        part_ratio: fraction of training samples in the valued subset Z (official 0.2).
+        alpha: scale of the re-sampling ratio (official 1.0).
+        func: ``linear`` | ``tanh`` | ``pow1.5`` (official ``linear``; its ``square`` is ``pow1.5``).
+    """
+
+    part_ratio: float = 0.2
+    alpha: float = 1.0
+    func: str = "linear"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("func", self.func, RATIO_FUNCS)
+        if not 0.0 < float(self.part_ratio) <= 1.0:
+            raise ConfigError(f"method_options.part_ratio must be in (0, 1]; got {self.part_ratio!r}")
+        if float(self.alpha) < 0.0:
+            raise ConfigError(f"method_options.alpha must be >= 0; got {self.alpha!r}")
+        self.part_ratio, self.alpha = float(self.part_ratio), float(self.alpha)
+
+
+@METHODS.register("modality-level")
+class ModalityLevel(ResamplingMethod):
+    """Modality-level re-sampling: one global ratio from the subset Z, the weaker modality kept."""
+
+    name = "modality-level"
+    Options = ModalityLevelOptions
+    options: ModalityLevelOptions
+
+    def build_plan(self, ctx: MethodContext) -> tuple[ResamplingPlan, Any, dict[str, Any]]:
+        rows = train_rows(ctx.train_data)
+        z = subset_for_valuation(len(rows), self.options.part_ratio, ctx.generator(SALT_SUBSET))
+        table, seconds = self.valuate(ctx, rows[z])
+        mean_phi = table.phi.double().mean(0).cpu()
+        mods = list(ctx.train_data.modalities)
+        o = self.options
+        plan = modality_level_plan(mean_phi, len(rows), rows, o.alpha, o.func, ctx.generator(SALT_DRAW), modalities=mods)
+        ratio = modality_level_ratio(mean_phi, o.alpha, o.func).tolist()
+        extra: dict[str, Any] = {"time_valuation_s": seconds}
+        extra.update({f"resample_ratio_{m}": float(p) for m, p in zip(mods, ratio)})
+        return plan, table, extra

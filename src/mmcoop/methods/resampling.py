@@ -1,0 +1,235 @@
+"""Shared machinery of the re-sampling methods (``sample-level``, ``modality-level``).
+
+Each epoch from ``warmup`` on, the method values (part of) the training set in eval mode,
+turns the valuation into a :class:`~mmcoop.enhance.ResamplingPlan` of extra units
+``(storage row, keep-mask)`` and executes it in one of two ways:
+
+``duplicate`` (faithful, the paper)
+    :meth:`train_set` appends the units to the training set; the loader shuffles them
+    with the originals; ``model.encode`` runs only the kept modality's encoder on a
+    unit. The loss is the default mean cross-entropy over the batch of units.
+
+``weighted`` (fast)
+    :meth:`train_set` is the original data; :meth:`loss` adds, for each original
+    ``i`` in the batch and modality ``k``, ``copies[i, k]`` times the cross-entropy of
+    the logits from modality ``k`` alone, computed from the *same* features (one
+    ``coalition_logits`` call, no extra encoder passes)::
+
+        loss = [sum_i CE(logits_i) + sum_i sum_k copies[i, k] * CE(fuse(feats_i, keep=k))] / D
+
+    With ``normalize="batch"`` (default) ``D = B``: over an epoch the sum of per-step
+    losses equals that of ``duplicate`` (every unit's CE divided by the batch size),
+    in ``N / B`` steps instead of ``(N + U) / B``: the same total update per epoch,
+    taken in fewer, larger steps (on average ``(N + U) / N`` times larger).
+    With ``normalize="units"`` ``D = B + sum of copies in the batch``: each step is
+    a mean over units, as in ``duplicate``, so the per-step scale matches but the
+    epoch's total update is ``N / (N + U)`` of it. In eval mode (frozen BatchNorm,
+    no dropout) the gradient of ``weighted`` times ``D`` equals the gradient of the
+    summed CE over the originals and their duplicated units exactly; in train mode
+    BatchNorm statistics differ (the units are not separate rows of the batch).
+
+The official code values at the end of epoch ``warmup - 1`` and trains on the
+re-sampled set from epoch ``warmup`` on; valuing at the start of epoch ``warmup``
+(here) sees the same weights.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from mmcoop.data.base import Batch, MultimodalDataset
+from mmcoop.enhance.plans import ResamplingPlan
+from mmcoop.errors import ConfigError
+from mmcoop.methods.base import Method, MethodContext, MethodOptions
+from mmcoop import valuation as _valuation
+
+EXECUTIONS: tuple[str, ...] = ("duplicate", "weighted")
+NORMALIZATIONS: tuple[str, ...] = ("batch", "units")
+
+
+def check_choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ConfigError(f"method_options.{name}={value!r} is not valid; valid values: {', '.join(valid)}")
+
+
+@dataclass
+class ResamplingOptions(MethodOptions):
+    """Options shared by the re-sampling methods.
+
+    Attributes:
+        warmup: epochs of plain joint training before re-sampling starts (official default 5:
+            ``--warmup`` in the official ``sample_level.py`` / ``modality_level.py``).
+        execution: ``duplicate`` (units appended to the data, faithful) or ``weighted``
+            (units as weighted unimodal loss terms, fast).
+        normalize: ``weighted`` only: divide by the batch size (``batch``) or by the
+            number of units in the batch (``units``); see the module docstring.
+        value: coalition value function passed to :func:`mmcoop.valuation.valuate_dataset`.
+        valuation_batch_size: batch size of the valuation passes.
+    """
+
+    warmup: int = 5
+    execution: str = "duplicate"
+    normalize: str = "batch"
+    value: str = "paper"
+    valuation_batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ConfigError(f"method_options.warmup must be an integer >= 0; got {self.warmup!r}")
+        check_choice("execution", self.execution, EXECUTIONS)
+        check_choice("normalize", self.normalize, NORMALIZATIONS)
+        check_choice("value", self.value, tuple(_valuation.VALUE_FUNCTIONS.names()))
+        if int(self.valuation_batch_size) < 1:
+            raise ConfigError(f"method_options.valuation_batch_size must be >= 1; got {self.valuation_batch_size}")
+
+
+def train_rows(data: MultimodalDataset) -> Tensor:
+    """Distinct storage rows of a training view (sorted, CPU): the samples that are valued."""
+    return torch.unique(data.rows.cpu())
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class ResamplingMethod(Method):
+    """Base class: valuate -> plan -> execute (duplicate or weighted). Subclasses define :meth:`build_plan`."""
+
+    name = "resampling"
+    Options = ResamplingOptions
+    options: ResamplingOptions
+
+    def __init__(self, options: ResamplingOptions | None = None) -> None:
+        super().__init__(options)
+        self.plan: ResamplingPlan | None = None
+        self.plan_epoch: int = -1
+        self.stats: dict[str, Any] = {}
+        self.num_samples: int = 0  # storage rows of the training split the plan refers to
+        self._copies: Tensor | None = None  # int64 [N_storage, M], weighted execution
+
+    # -- to implement -------------------------------------------------------------------
+    def build_plan(self, ctx: MethodContext) -> tuple[ResamplingPlan, Any, dict[str, Any]]:
+        """Valuate and plan for ``ctx.epoch``: ``(plan, valuation table, extra stats)``."""
+        raise NotImplementedError
+
+    # -- helpers --------------------------------------------------------------------------
+    def valuate(self, ctx: MethodContext, rows: Tensor | None) -> tuple[Any, float]:
+        """Value storage ``rows`` of the training split (eval mode); returns ``(table, seconds)``."""
+        _sync(ctx.device)
+        t0 = time.perf_counter()
+        model = getattr(ctx.model, "module", ctx.model)  # unwrap DDP
+        table = _valuation.valuate_dataset(
+            model, ctx.train_data, batch_size=int(self.options.valuation_batch_size),
+            value=self.options.value, device=ctx.device, rows=rows,
+        )
+        _sync(ctx.device)
+        return table, time.perf_counter() - t0
+
+    # -- hooks ----------------------------------------------------------------------------
+    def setup(self, ctx: MethodContext) -> None:
+        if ctx.train_data.num_modalities < 2:
+            raise ConfigError(f"method {self.name!r} needs at least 2 modalities; the data has {ctx.train_data.modalities}")
+
+    def on_epoch_start(self, ctx: MethodContext) -> None:
+        if ctx.epoch < self.options.warmup:  # plain joint training
+            self.plan, self.plan_epoch, self._copies = None, -1, None
+            ctx.log["train_size"] = len(ctx.train_data)
+            return
+        if self.plan is not None and self.plan_epoch == ctx.epoch:  # restored mid-epoch: keep the plan
+            ctx.log.update(self.stats)
+            return
+        plan, table, extra = self.build_plan(ctx)
+        self._set_plan(plan, ctx.epoch, ctx.train_data.num_samples)
+        mods = ctx.train_data.modalities
+        phi = table.phi.double().mean(0).tolist() if len(table.phi) else [float("nan")] * len(mods)
+        units = plan.units_per_modality().tolist()
+        stats: dict[str, Any] = {f"contrib_{m}": float(v) for m, v in zip(mods, phi)}
+        stats.update({f"copies_{m}": int(c) for m, c in zip(mods, units)})
+        stats["train_size"] = len(ctx.train_data) + len(plan)
+        stats["valued_samples"] = int(len(table.index))
+        stats.update(extra)
+        self.stats = stats
+        ctx.log.update(stats)
+        # per valued sample: the units planned for it (parquet column ``copies_<modality>``)
+        copies = plan.copies_per_sample(ctx.train_data.num_samples)[table.index.long().cpu()]
+        for k, m in enumerate(mods):
+            table.extras[f"copies_{m}"] = copies[:, k]
+        table.info.update({"epoch": ctx.epoch, "method": self.name})
+        ctx.log["valuation_table"] = table
+
+    def _set_plan(self, plan: ResamplingPlan, epoch: int, num_samples: int) -> None:
+        self.plan, self.plan_epoch, self.num_samples = plan, epoch, int(num_samples)
+        self._copies = plan.copies_per_sample(num_samples) if self.options.execution == "weighted" else None
+
+    def train_set(self, ctx: MethodContext) -> MultimodalDataset:
+        if self.plan is None or self.options.execution == "weighted" or len(self.plan) == 0:
+            return ctx.train_data
+        dev = ctx.train_data.rows.device
+        return ctx.train_data.with_units(self.plan.rows.to(dev), self.plan.keep.to(dev))
+
+    def loss(self, ctx: MethodContext, batch: Batch, feats: Tensor, logits: Tensor) -> Tensor:
+        if self._copies is None:
+            return super().loss(ctx, batch, feats, logits)
+        copies = self._copies_on(batch["index"].device)[batch["index"]]  # [B, M]
+        return weighted_unit_loss(ctx.model, feats, logits, batch["label"], copies, self.options.normalize)
+
+    def _copies_on(self, device: torch.device) -> Tensor:
+        assert self._copies is not None
+        if self._copies.device != device:
+            self._copies = self._copies.to(device)
+        return self._copies
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "plan": None if self.plan is None else self.plan.state_dict(),
+            "plan_epoch": self.plan_epoch,
+            "stats": dict(self.stats),
+            "num_samples": self.num_samples,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.stats = dict(state.get("stats", {}))
+        if state.get("plan") is None:
+            self.plan, self.plan_epoch, self._copies = None, -1, None
+            return
+        self._set_plan(ResamplingPlan.from_state_dict(state["plan"]), int(state["plan_epoch"]), int(state["num_samples"]))
+
+
+def weighted_unit_loss(
+    model: torch.nn.Module,
+    feats: Tensor,
+    logits: Tensor,
+    label: Tensor,
+    copies: Tensor,
+    normalize: str = "batch",
+) -> Tensor:
+    """Originals' CE plus ``copies``-weighted unimodal CE terms, from one forward pass.
+
+    Args:
+        model: the classifier (or a DDP wrapper of it); its ``head`` and ``fill`` are used.
+        feats: ``[B, M, d]`` features of the originals.
+        logits: ``[B, C]`` fused logits of the originals.
+        label: int64 ``[B]``.
+        copies: ``[B, M]`` units planned for each original keeping each modality.
+        normalize: ``batch`` (divide by ``B``) or ``units`` (divide by ``B + copies.sum()``).
+
+    Returns:
+        Scalar loss; ``loss * D`` is the summed CE of the originals and their units.
+    """
+    net = getattr(model, "module", model)
+    b, m, _ = feats.shape
+    masks = torch.eye(m, dtype=torch.bool, device=feats.device)  # one-hot coalitions [M, M]
+    uni = net.head.coalition_logits(feats, masks, net.fill).float()  # [B, M, C]
+    ce = F.cross_entropy(logits.float(), label, reduction="none")  # [B]
+    ce_uni = F.cross_entropy(uni.reshape(b * m, -1), label.repeat_interleave(m), reduction="none").view(b, m)
+    w = copies.to(ce_uni.dtype)
+    total = ce.sum() + (w * ce_uni).sum()
+    denom = (w.sum() + b) if normalize == "units" else torch.tensor(float(b), device=total.device)
+    return total / denom

@@ -1,0 +1,44 @@
+"""Report layer: tables and pictures of a run or a comparison, from run directories only.
+
+Reads the files a run leaves (``config.yaml``, ``dataset.json``, ``metrics.jsonl``,
+``results.json``, ``valuation/*.parquet``) and a comparison's ``compare.csv`` /
+``summary.csv``; never imports the training stack.
+
+- :func:`write_report`: ``<dir>/report.html`` (self-contained, PNGs embedded) and
+  ``<dir>/plots/*.png`` for a run or a compare directory.
+- :func:`degraded_auc`: how well per-sample Shapley values find the degraded modality
+  of a debiased dataset (AUC per modality, lowest-phi hit rate).
+- :func:`summarize_contributions`, :func:`per_class_contributions`: per-modality and
+  per-class summaries of a valuation parquet.
+- :func:`rank_auc`: rank-based (Mann–Whitney) ROC AUC with averaged ties.
+"""
+
+from mmcoop.report.html import write_report
+from mmcoop.report.loaders import (
+    CompareData,
+    RunData,
+    degraded_auc,
+    list_valuations,
+    load_compare_dir,
+    load_run_dir,
+    per_class_contributions,
+    rank_auc,
+    read_metrics,
+    read_valuation,
+    summarize_contributions,
+)
+
+__all__ = [
+    "CompareData",
+    "RunData",
+    "degraded_auc",
+    "list_valuations",
+    "load_compare_dir",
+    "load_run_dir",
+    "per_class_contributions",
+    "rank_auc",
+    "read_metrics",
+    "read_valuation",
+    "summarize_contributions",
+    "write_report",
+]

@@ -1,0 +1,397 @@
+"""``ValuationTable``: per-sample valuations of one split, with summaries and parquet I/O.
+
+One row per sample: storage row ``index``, ``label``, the prediction under every
+coalition (the fused prediction is the full coalition), the Shapley value of every
+modality, the coalition values and any batch extras (e.g. which modality was
+degraded). Unimodal accuracy comes for free from the singleton coalitions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mmcoop.utils.io import atomic_write_bytes
+from mmcoop.valuation.coalitions import coalition_masks, coalition_names, find_coalition
+
+_META_KEY = b"mmcoop.valuation"
+_FORMAT_VERSION = 1
+
+
+def _np(t: Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+@dataclass
+class ValuationTable:
+    """Valuations of ``N`` samples over ``M`` modalities and ``K`` coalitions (CPU tensors).
+
+    Attributes:
+        modalities: the ``M`` modality names, in model order.
+        index: int64 ``[N]`` storage row of each sample (the sample index in its split).
+        label: int64 ``[N]`` true class.
+        phi: ``[N, M]`` Shapley value of each modality.
+        values: ``[N, K]`` value of each coalition.
+        coalition_preds: int64 ``[N, K]`` predicted class under each coalition.
+        masks: bool ``[K, M]`` coalitions of the columns; ``None`` = all ``2**M`` in
+            bitmask order (row ``c`` contains modality ``k`` iff ``(c >> k) & 1``).
+        extras: name -> ``[N]`` per-sample extras from the batches (e.g. ``degraded``).
+        stderr: ``[N, M]`` standard error of ``phi`` (permutation estimator) or ``None``.
+        value: value function name.
+        empty: ``v(empty)`` convention (``zero`` / ``model``).
+        removal: feature removal (``zero`` / ``mean``).
+        split: split name, if known.
+        method: ``exact`` or ``permutation``.
+        info: free JSON-serialisable metadata (e.g. ``{"epoch": 3}``).
+    """
+
+    modalities: list[str]
+    index: Tensor
+    label: Tensor
+    phi: Tensor
+    values: Tensor
+    coalition_preds: Tensor
+    masks: Tensor | None = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
+    stderr: Tensor | None = None
+    value: str = "paper"
+    empty: str = "zero"
+    removal: str = "zero"
+    split: str | None = None
+    method: str = "exact"
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.modalities = list(self.modalities)
+        m = len(self.modalities)
+        if self.masks is None:
+            self.masks = coalition_masks(m).clone()
+        self.masks = self.masks.to(torch.bool, copy=True)  # never alias the cached coalition table
+        n, k = int(self.index.shape[0]), int(self.masks.shape[0])
+        if self.masks.shape[1] != m:
+            raise ValueError(f"masks have {self.masks.shape[1]} columns but there are {m} modalities")
+        expect = {
+            "label": (self.label, (n,)), "phi": (self.phi, (n, m)), "values": (self.values, (n, k)),
+            "coalition_preds": (self.coalition_preds, (n, k)),
+        }
+        if self.stderr is not None:
+            expect["stderr"] = (self.stderr, (n, m))
+        for name, t in self.extras.items():
+            expect[f"extras[{name!r}]"] = (t, (n,))
+        for name, (t, shape) in expect.items():
+            if tuple(t.shape) != shape:
+                raise ValueError(f"ValuationTable.{name} must have shape {list(shape)}, got {list(t.shape)}")
+
+    # -- shape and names -------------------------------------------------------
+    @property
+    def num_samples(self) -> int:
+        return int(self.index.shape[0])
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    @property
+    def num_modalities(self) -> int:
+        return len(self.modalities)
+
+    @property
+    def coalitions(self) -> list[str]:
+        """Column names of the coalitions, e.g. ``["empty", "audio", "visual", "audio+visual"]``."""
+        return coalition_names(self.modalities, self.masks)
+
+    def coalition_column(self, members: Sequence[str | int]) -> int:
+        """Column of the coalition made of ``members`` (names or indices)."""
+        idx = [self.modalities.index(x) if isinstance(x, str) else int(x) for x in members]
+        return find_coalition(self.masks, idx)  # type: ignore[arg-type]
+
+    # -- predictions and accuracies -------------------------------------------
+    @property
+    def fused_pred(self) -> Tensor:
+        """int64 ``[N]``: prediction with all modalities (the full coalition)."""
+        return self.coalition_preds[:, self.coalition_column(range(self.num_modalities))]
+
+    def unimodal_pred(self, modality: str | int) -> Tensor:
+        """int64 ``[N]``: prediction from one modality alone (the others removed)."""
+        return self.coalition_preds[:, self.coalition_column([modality])]
+
+    def accuracy(self) -> float:
+        """Accuracy of the fused prediction (NaN for an empty table)."""
+        return float((self.fused_pred == self.label).double().mean()) if self.num_samples else float("nan")
+
+    def unimodal_accuracy(self) -> dict[str, float]:
+        """Accuracy of each modality alone, from the singleton coalitions' predictions."""
+        if not self.num_samples:
+            return {name: float("nan") for name in self.modalities}
+        return {name: float((self.unimodal_pred(name) == self.label).double().mean()) for name in self.modalities}
+
+    # -- contributions -----------------------------------------------------------
+    def mean_contribution(self) -> dict[str, float]:
+        """Mean Shapley value of each modality over the samples."""
+        mean = self.phi.double().mean(0) if self.num_samples else torch.full((self.num_modalities,), float("nan"))
+        return dict(zip(self.modalities, mean.tolist()))
+
+    def per_class_contribution(self) -> "Any":
+        """Mean Shapley value per class: ``pandas.DataFrame`` ``[classes x modalities]`` (index ``label``)."""
+        import pandas as pd
+
+        df = pd.DataFrame(_np(self.phi.double()), columns=self.modalities)
+        df["label"] = _np(self.label)
+        return df.groupby("label").mean().sort_index()
+
+    def least_share(self, ties: Literal["split", "all"] = "split") -> dict[str, float]:
+        """Share of samples in which each modality has the smallest Shapley value.
+
+        Args:
+            ties: ``"split"`` (default): a sample whose minimum is shared by ``t``
+                modalities counts ``1/t`` for each, so the shares sum to 1 (a balanced
+                sample with ``phi = (1, 1)`` counts half for each). ``"all"``: it counts
+                fully for every tied modality (shares may sum to more than 1).
+
+        Returns:
+            modality -> share in ``[0, 1]`` (NaN for an empty table).
+        """
+        if ties not in ("split", "all"):
+            raise ValueError(f"ties must be 'split' or 'all', got {ties!r}")
+        if not self.num_samples:
+            return {name: float("nan") for name in self.modalities}
+        is_min = self.phi == self.phi.min(1, keepdim=True).values  # [N, M]
+        w = is_min.double()
+        if ties == "split":
+            w = w / w.sum(1, keepdim=True)
+        return dict(zip(self.modalities, w.mean(0).tolist()))
+
+    def contribution_differences(self) -> Tensor:
+        """``phi_0 - phi_1`` ``[N]`` for M=2; else ``phi_k - mean of the others`` ``[N, M]``."""
+        phi = self.phi.double()
+        m = self.num_modalities
+        if m == 2:
+            return phi[:, 0] - phi[:, 1]
+        if m == 1:
+            return phi.clone()
+        return phi - (phi.sum(1, keepdim=True) - phi) / (m - 1)
+
+    def difference_histogram(
+        self, bins: int | Sequence[float] = 20, range: tuple[float, float] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Histogram of contribution differences (see :meth:`contribution_differences`).
+
+        Args:
+            bins: number of equal bins or the bin edges (as ``numpy.histogram``).
+            range: ``(low, high)`` of the bins (default: data range).
+
+        Returns:
+            ``(counts, edges)``: counts ``[bins]`` for M=2 (``phi_0 - phi_1``), else
+            ``[M, bins]`` (row k: ``phi_k`` minus the mean of the others); edges
+            ``[bins + 1]`` shared by all rows.
+        """
+        d = _np(self.contribution_differences())
+        edges = np.histogram_bin_edges(d.reshape(-1), bins=bins, range=range)
+        if d.ndim == 1:
+            return np.histogram(d, bins=edges)[0], edges
+        return np.stack([np.histogram(d[:, k], bins=edges)[0] for k in np.arange(d.shape[1])]), edges
+
+    def text_histogram(self, modality: str | int, bins: int = 10, width: int = 40) -> str:
+        """A small ASCII histogram of one modality's Shapley values (for the CLI).
+
+        Discrete values (at most ``bins`` distinct, as with the ``paper`` value
+        function) get one line each; otherwise ``bins`` equal-width bins.
+
+        Args:
+            modality: name or index.
+            bins: maximum number of lines.
+            width: characters of the longest bar.
+
+        Returns:
+            Multi-line string: a header, then ``label | bar count`` lines.
+        """
+        k = self.modalities.index(modality) if isinstance(modality, str) else int(modality)
+        x = _np(self.phi[:, k].double())
+        name = self.modalities[k]
+        if x.size == 0:
+            return f"phi[{name}]: no samples"
+        uniq, cnt = np.unique(x, return_counts=True)
+        if uniq.size <= bins:
+            labels = [f"{u:+.2f}" for u in uniq]
+            counts = cnt
+        else:
+            counts, edges = np.histogram(x, bins=bins)
+            closing = [")"] * (bins - 1) + ["]"]
+            labels = [f"[{lo:+.3g}, {hi:+.3g}{c}" for lo, hi, c in zip(edges[:-1], edges[1:], closing)]
+        lw = max(len(s) for s in labels)
+        top = max(int(counts.max()), 1)
+        lines = [f"phi[{name}]  n={x.size}  mean={x.mean():+.3f}"]
+        for lab, c in zip(labels, counts):
+            bar = "#" * int(round(width * int(c) / top))
+            lines.append(f"{lab:>{lw}} | {bar} {int(c)}")
+        return "\n".join(lines)
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers: fused and unimodal accuracy, mean contribution, least share."""
+        return {
+            "samples": self.num_samples,
+            "accuracy": self.accuracy(),
+            "unimodal_accuracy": self.unimodal_accuracy(),
+            "mean_contribution": self.mean_contribution(),
+            "least_share": self.least_share(),
+        }
+
+    # -- selection -----------------------------------------------------------------
+    def subset(self, select: Tensor) -> "ValuationTable":
+        """Rows selected by a bool mask ``[N]`` or int64 positions."""
+        sel = select.cpu()
+        if sel.dtype == torch.bool:
+            sel = sel.nonzero(as_tuple=True)[0]
+        return replace(
+            self,
+            index=self.index[sel], label=self.label[sel], phi=self.phi[sel], values=self.values[sel],
+            coalition_preds=self.coalition_preds[sel], masks=self.masks.clone(),
+            extras={k: v[sel] for k, v in self.extras.items()},
+            stderr=None if self.stderr is None else self.stderr[sel], info=dict(self.info),
+        )
+
+    @classmethod
+    def concat(cls, tables: Sequence["ValuationTable"]) -> "ValuationTable":
+        """Concatenate tables of the same modalities, coalitions and settings (e.g. from several ranks)."""
+        if not tables:
+            raise ValueError("concat needs at least one table")
+        first = tables[0]
+        for t in tables[1:]:
+            same = (
+                t.modalities == first.modalities and torch.equal(t.masks, first.masks)
+                and (t.value, t.empty, t.removal, t.method) == (first.value, first.empty, first.removal, first.method)
+                and set(t.extras) == set(first.extras) and (t.stderr is None) == (first.stderr is None)
+            )
+            if not same:
+                raise ValueError("cannot concatenate valuation tables with different modalities, coalitions or settings")
+        cat = lambda get: torch.cat([get(t) for t in tables])  # noqa: E731
+        return replace(
+            first,
+            index=cat(lambda t: t.index), label=cat(lambda t: t.label), phi=cat(lambda t: t.phi),
+            values=cat(lambda t: t.values), coalition_preds=cat(lambda t: t.coalition_preds),
+            masks=first.masks.clone(),
+            extras={k: cat(lambda t, k=k: t.extras[k]) for k in first.extras},
+            stderr=None if first.stderr is None else cat(lambda t: t.stderr),
+            info=dict(first.info),
+        )
+
+    # -- pandas / parquet ----------------------------------------------------------------
+    def _columns(self, values: bool, stderr: bool) -> dict[str, dict[str, str] | list[str]]:
+        names = self.coalitions
+        cols: dict[str, Any] = {
+            "pred": [f"pred_{c}" for c in names],
+            "phi": [f"phi_{m}" for m in self.modalities],
+            "values": [f"value_{c}" for c in names] if values else [],
+            "stderr": [f"stderr_{m}" for m in self.modalities] if stderr and self.stderr is not None else [],
+            "extras": list(self.extras),
+        }
+        groups = ("pred", "phi", "values", "stderr", "extras")
+        flat = ["index", "label", "fused_pred"] + [c for key in groups for c in cols[key]]
+        dup = sorted({c for c in flat if flat.count(c) > 1})
+        if dup:
+            raise ValueError(f"column name clash in the valuation table: {dup}; rename the modality or extra")
+        return cols
+
+    def _arrays(self, values: bool = False, stderr: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        cols = self._columns(values, stderr)
+        data: dict[str, np.ndarray] = {
+            "index": _np(self.index), "label": _np(self.label), "fused_pred": _np(self.fused_pred),
+        }
+        preds, phi = _np(self.coalition_preds), _np(self.phi)
+        for j, c in enumerate(cols["pred"]):
+            data[c] = preds[:, j]
+        for j, c in enumerate(cols["phi"]):
+            data[c] = phi[:, j]
+        if cols["values"]:
+            vals = _np(self.values)
+            for j, c in enumerate(cols["values"]):
+                data[c] = vals[:, j]
+        if cols["stderr"]:
+            se = _np(self.stderr)  # type: ignore[arg-type]
+            for j, c in enumerate(cols["stderr"]):
+                data[c] = se[:, j]
+        for k, v in self.extras.items():
+            data[k] = _np(v)
+        return data, cols
+
+    def to_pandas(self, values: bool = False, stderr: bool = True) -> "Any":
+        """One row per sample: ``pandas.DataFrame``.
+
+        Columns: ``index``, ``label``, ``fused_pred``, ``pred_<coalition>`` (e.g.
+        ``pred_audio+visual``, ``pred_empty``), ``phi_<modality>``, optionally
+        ``value_<coalition>`` (``values=True``) and ``stderr_<modality>``, then extras.
+        """
+        import pandas as pd
+
+        data, _ = self._arrays(values, stderr)
+        return pd.DataFrame(data)
+
+    def meta(self) -> dict[str, Any]:
+        """Settings and layout (JSON-serialisable), as stored in the parquet metadata."""
+        return {
+            "format": _FORMAT_VERSION, "modalities": self.modalities, "masks": self.masks.int().tolist(),
+            "value": self.value, "empty": self.empty, "removal": self.removal, "split": self.split,
+            "method": self.method, "info": self.info,
+        }
+
+    def to_parquet(self, path: str | os.PathLike) -> Path:
+        """Write the table (all columns incl. values) atomically to a parquet file.
+
+        Settings, coalition masks and column layout go to the file's key-value
+        metadata (key ``mmcoop.valuation``), so :meth:`from_parquet` round-trips exactly.
+
+        Returns:
+            The path written.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        data, cols = self._arrays(values=True, stderr=True)
+        meta = self.meta()
+        meta["columns"] = cols
+        table = pa.table(data)
+        table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode("utf-8")})
+        buf = pa.BufferOutputStream()
+        pq.write_table(table, buf)
+        return atomic_write_bytes(path, buf.getvalue().to_pybytes())
+
+    @classmethod
+    def from_parquet(cls, path: str | os.PathLike) -> "ValuationTable":
+        """Read a table written by :meth:`to_parquet`."""
+        import pyarrow.parquet as pq
+
+        from mmcoop.errors import DataError
+
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read valuation table {os.fspath(path)!r}: {exc}") from exc
+        raw = (table.schema.metadata or {}).get(_META_KEY)
+        if raw is None:
+            raise DataError(f"{os.fspath(path)!r} is not a valuation table (no {_META_KEY.decode()} metadata)")
+        meta = json.loads(raw)
+        cols = meta["columns"]
+        col = lambda name: torch.from_numpy(np.array(table.column(name).to_numpy(), copy=True))  # noqa: E731
+
+        def mat(names: list[str]) -> Tensor:
+            return torch.stack([col(c) for c in names], 1)
+
+        return cls(
+            modalities=meta["modalities"],
+            index=col("index"),
+            label=col("label"),
+            phi=mat(cols["phi"]),
+            values=mat(cols["values"]),
+            coalition_preds=mat(cols["pred"]),
+            masks=torch.tensor(meta["masks"], dtype=torch.bool).reshape(-1, len(meta["modalities"])),
+            extras={k: col(k) for k in cols["extras"]},
+            stderr=mat(cols["stderr"]) if cols["stderr"] else None,
+            value=meta["value"], empty=meta["empty"], removal=meta["removal"], split=meta["split"],
+            method=meta["method"], info=meta.get("info", {}),
+        )

@@ -1,0 +1,459 @@
+"""The modality valuator: per-sample Shapley values of modalities for a model.
+
+One encoder pass per batch (features ``[B, M, d]``), then every coalition through
+the fusion head in one call (:meth:`FusionHead.coalition_logits`); removed
+modalities' features are replaced by zeros (the paper) or a training-mean feature.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal
+
+import torch
+from torch import Tensor, nn
+
+from mmcoop.errors import ConfigError, DataError
+from mmcoop.valuation.coalitions import coalition_masks
+from mmcoop.valuation.permutation import shapley_permutation
+from mmcoop.valuation.shapley import shapley_from_coalitions
+from mmcoop.valuation.table import ValuationTable
+from mmcoop.valuation.values import ValueFunction, get_value_function
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mmcoop.data.base import MultimodalDataset
+    from mmcoop.models.classifier import MultimodalClassifier
+
+Removal = Literal["zero", "mean"]
+Method = Literal["auto", "exact", "permutation"]
+REMOVALS: tuple[str, ...] = ("zero", "mean")
+METHODS: tuple[str, ...] = ("auto", "exact", "permutation")
+
+#: Logit elements (B x K x C) evaluated per head call in the exact path.
+_LOGIT_CHUNK = 1 << 24
+_BATCH_KEYS = ("inputs", "label", "index", "keep")
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode and restore every submodule's own mode afterwards."""
+    modes = [(mod, mod.training) for mod in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for mod, training in modes:
+            mod.training = training
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The classifier inside DDP / DataParallel / ``torch.compile`` wrappers (``encode`` and ``head`` live there)."""
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and not hasattr(model, "encode"):
+            model = model._orig_mod  # type: ignore[assignment]
+        else:
+            return model
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+@dataclass
+class ValuationResult:
+    """Valuation of one batch.
+
+    Attributes:
+        phi: ``[B, M]`` Shapley value of each modality per sample.
+        values: ``[B, K]`` value of each coalition in ``masks``.
+        coalition_preds: int64 ``[B, K]`` predicted class under each coalition.
+        masks: bool ``[K, M]`` the coalitions: all ``2**M`` in bitmask order for exact
+            valuation (and for the permutation estimator when ``M <= max_exact``);
+            otherwise the empty coalition, the ``M`` singletons and the full one.
+            In both layouts the first row is the empty and the last row the full coalition.
+        stderr: ``[B, M]`` standard error of ``phi`` (permutation estimator), else ``None``.
+        method: ``"exact"`` or ``"permutation"``.
+    """
+
+    phi: Tensor
+    values: Tensor
+    coalition_preds: Tensor
+    masks: Tensor
+    stderr: Tensor | None = None
+    method: str = "exact"
+
+    @property
+    def fused_pred(self) -> Tensor:
+        """int64 ``[B]``: prediction with all modalities (the last coalition in both layouts)."""
+        return self.coalition_preds[:, -1]
+
+
+def _reported_masks(m: int, device: torch.device) -> Tensor:
+    """Empty coalition, singletons and the full coalition: bool ``[M+2, M]``."""
+    eye = torch.eye(m, dtype=torch.bool, device=device)
+    none, full = torch.zeros(1, m, dtype=torch.bool, device=device), torch.ones(1, m, dtype=torch.bool, device=device)
+    return torch.cat([none, eye, full])
+
+
+def _per_sample_coalition_logits(head: nn.Module, feats: Tensor, masks: Tensor, fill: Tensor | None) -> Tensor:
+    """Logits ``[B, K, C]`` for per-sample coalitions ``masks bool[B, K, M]`` (or shared ``[1, K, M]``)."""
+    if masks.shape[0] == 1:
+        return head.coalition_logits(feats, masks[0], fill)
+    b, m, d = feats.shape
+    k = masks.shape[1]
+    try:
+        part, bias = head.partial_logits(feats)  # [B, M, C], [C]
+    except NotImplementedError:
+        x = feats.unsqueeze(1).expand(b, k, m, d).reshape(b * k, m, d)
+        return head(x, masks.reshape(b * k, m), fill).reshape(b, k, -1)
+    w = masks.to(part.dtype)
+    out = torch.einsum("bkm,bmc->bkc", w, part) + bias
+    if fill is not None:
+        fill_part, _ = head.partial_logits(fill.unsqueeze(0).to(feats.dtype))  # [1, M, C]
+        out = out + torch.einsum("bkm,mc->bkc", 1.0 - w, fill_part[0])
+    return out
+
+
+class ModalityValuator:
+    """Sample-level modality valuation of a :class:`~mmcoop.models.MultimodalClassifier`.
+
+    Every batch is encoded once; all coalitions of modalities are evaluated by the
+    fusion head on the cached features; coalition values (``value``) give exact
+    Shapley values (``M <= max_exact``) or a permutation-sampling estimate.
+
+    Args:
+        model: the classifier (``encode``, ``head.coalition_logits``, ``modalities``).
+        value: value function name (see :data:`~mmcoop.valuation.VALUE_FUNCTIONS`):
+            ``paper`` (default), ``correct``, ``prob``, ``logprob``; or a ``ValueFunction``.
+        empty: ``v(empty)`` convention, ``"zero"`` or ``"model"``; ``None`` = the value
+            function's default.
+        removal: what replaces a removed modality's feature: ``"zero"`` (the paper) or
+            ``"mean"`` (a training-mean feature, from ``fill`` or :meth:`fit_fill`).
+        fill: ``[M, d]`` mean features for ``removal="mean"``.
+        method: ``"auto"`` (exact when ``M <= max_exact``), ``"exact"`` or ``"permutation"``.
+        max_exact: the largest ``M`` valued exactly under ``"auto"`` (default 12).
+        num_permutations: orderings per sample for the permutation estimator.
+        antithetic: pair each sampled ordering with its reverse.
+        generator: random source of the permutation estimator (``None``: global RNG).
+
+    Example:
+        >>> valuator = ModalityValuator(model, value="paper")
+        >>> res = valuator.attribute(batch["inputs"], batch["label"])
+        >>> res.phi.shape, res.values.shape          # [B, M], [B, 2**M]
+        >>> res.coalition_preds[:, -1]               # fused prediction
+        >>> mean_val = ModalityValuator(model, removal="mean").fit_fill(train_loader)
+    """
+
+    def __init__(
+        self,
+        model: "MultimodalClassifier",
+        value: str | ValueFunction = "paper",
+        empty: str | None = None,
+        removal: str = "zero",
+        fill: Tensor | None = None,
+        *,
+        method: str = "auto",
+        max_exact: int = 12,
+        num_permutations: int = 128,
+        antithetic: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        model = unwrap_model(model)
+        self.model = model
+        self.value_fn = get_value_function(value)
+        self.empty = self.value_fn.resolve_empty(empty)
+        if removal not in REMOVALS:
+            raise ConfigError(f"unknown removal {removal!r}; valid: {', '.join(REMOVALS)}")
+        if removal == "zero" and fill is not None:
+            raise ConfigError("fill is only used with removal='mean'; drop fill or set removal='mean'")
+        if method not in METHODS:
+            raise ConfigError(f"unknown valuation method {method!r}; valid: {', '.join(METHODS)}")
+        if max_exact < 1:
+            raise ConfigError(f"max_exact must be >= 1, got {max_exact}")
+        if num_permutations < 1:
+            raise ConfigError(f"num_permutations must be >= 1, got {num_permutations}")
+        m = model.num_modalities
+        if fill is not None and tuple(fill.shape) != (m, model.head.dim):
+            raise ConfigError(f"fill must have shape [M, d] = [{m}, {model.head.dim}], got {tuple(fill.shape)}")
+        self.removal = removal
+        self.fill = fill
+        self.method = method
+        self.max_exact = int(max_exact)
+        self.num_permutations = int(num_permutations)
+        self.antithetic = antithetic
+        self.generator = generator
+
+    # -- configuration -----------------------------------------------------
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.model.modalities)
+
+    @property
+    def num_modalities(self) -> int:
+        return self.model.num_modalities
+
+    @property
+    def value_name(self) -> str:
+        return self.value_fn.name
+
+    def resolved_method(self) -> str:
+        """``"exact"`` or ``"permutation"`` for this model."""
+        if self.method == "auto":
+            return "exact" if self.num_modalities <= self.max_exact else "permutation"
+        return self.method
+
+    def coalitions(self, device: torch.device | str | None = None) -> Tensor:
+        """The coalitions reported in results: bool ``[K, M]`` (see :class:`ValuationResult`)."""
+        m = self.num_modalities
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        return coalition_masks(m, dev) if self._full_table() else _reported_masks(m, dev)
+
+    def _full_table(self) -> bool:
+        """Whether all ``2**M`` coalitions are evaluated (exact, or permutations on the table)."""
+        return self.num_modalities <= self.max_exact or self.resolved_method() == "exact"
+
+    def fit_fill(self, loader: Iterable[dict[str, Any]], device: torch.device | str | None = None) -> "ModalityValuator":
+        """Set ``fill`` to the mean feature per modality over ``loader``'s batches.
+
+        Args:
+            loader: batches (dicts with ``"inputs"``), e.g. ``make_loader(train_split, 256)``.
+            device: where to encode (default: the model's device).
+
+        Returns:
+            ``self`` (for chaining).
+        """
+        if self.removal != "mean":
+            raise ConfigError("fit_fill computes the fill of removal='mean'; construct the valuator with removal='mean'")
+        self.fill = _mean_features(self.model, loader, device)
+        return self
+
+    def _active_fill(self, feats: Tensor) -> Tensor | None:
+        if self.removal == "zero":
+            return None
+        if self.fill is None:
+            raise ConfigError(
+                "removal='mean' needs the training-mean features: pass fill=mean_features(model, train_split) "
+                "or call valuator.fit_fill(train_loader)"
+            )
+        return self.fill.to(device=feats.device, dtype=feats.dtype)
+
+    # -- valuation -----------------------------------------------------------
+    def attribute(self, inputs: dict[str, Tensor], labels: Tensor) -> ValuationResult:
+        """Value every modality of every sample of a batch.
+
+        Runs ``model.encode`` once (eval mode, no grad; the model's modes are restored).
+
+        Args:
+            inputs: modality name -> ``[B, *shape]``, on the model's device.
+            labels: int64 ``[B]``.
+
+        Returns:
+            :class:`ValuationResult` with ``phi [B, M]``, ``values``/``coalition_preds``
+            ``[B, K]`` and ``masks [K, M]`` (``K = 2**M`` unless ``M > max_exact``).
+        """
+        with eval_mode(self.model), torch.no_grad():
+            feats = self.model.encode(inputs)
+            return self._attribute_features(feats, labels)
+
+    def attribute_features(self, feats: Tensor, labels: Tensor) -> ValuationResult:
+        """Like :meth:`attribute` from already-encoded features ``[B, M, d]``."""
+        with eval_mode(self.model), torch.no_grad():
+            return self._attribute_features(feats, labels)
+
+    def _attribute_features(self, feats: Tensor, labels: Tensor) -> ValuationResult:
+        b, m, _ = feats.shape
+        if m != self.num_modalities:
+            raise ValueError(f"features have {m} modalities, the model has {self.num_modalities}")
+        labels = labels.to(feats.device).long()
+        if labels.shape != (b,):
+            raise ValueError(f"labels must be [B] = [{b}], got shape {tuple(labels.shape)}")
+        fill = self._active_fill(feats)
+        head = self.model.head
+        method = self.resolved_method()
+        masks = self.coalitions(feats.device)
+        full_table = self._full_table()
+        values, preds = self._values_and_preds(feats, labels, masks, fill)
+        if method == "exact":
+            return ValuationResult(shapley_from_coalitions(values), values, preds, masks, None, "exact")
+
+        if full_table:
+            source: Any = values
+        else:
+            def source(sample_masks: Tensor) -> Tensor:
+                sample_masks = sample_masks.to(feats.device)
+                logits = _per_sample_coalition_logits(head, feats, sample_masks, fill)
+                return self.value_fn(logits, labels, sample_masks, self.empty)
+
+        phi, stderr = shapley_permutation(
+            source, self.num_permutations, num_modalities=m, antithetic=self.antithetic, generator=self.generator
+        )
+        return ValuationResult(phi, values, preds, masks, stderr, "permutation")
+
+    def _values_and_preds(self, feats: Tensor, labels: Tensor, masks: Tensor, fill: Tensor | None) -> tuple[Tensor, Tensor]:
+        b, k = feats.shape[0], masks.shape[0]
+        c = self.model.head.num_classes
+        step = max(1, _LOGIT_CHUNK // max(1, b * c))
+        vals, preds = [], []
+        for s in range(0, k, step):
+            mk = masks[s : s + step]
+            logits = self.model.head.coalition_logits(feats, mk, fill)  # [B, Kc, C]
+            vals.append(self.value_fn(logits, labels, mk, self.empty))
+            preds.append(logits.argmax(-1))
+        if len(vals) == 1:
+            return vals[0], preds[0]
+        return torch.cat(vals, 1), torch.cat(preds, 1)
+
+
+def _progress(it: Any, desc: str) -> Any:
+    """``it`` wrapped in a tqdm bar on stderr when tqdm is installed, else unchanged."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return it
+    import sys
+
+    return tqdm(it, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+
+
+def _mean_features(model: nn.Module, batches: Iterable[dict[str, Any]], device: torch.device | str | None) -> Tensor:
+    from mmcoop.data.base import batch_to
+
+    dev = torch.device(device) if device is not None else _model_device(model)
+    total: Tensor | None = None
+    count = 0
+    with eval_mode(model), torch.no_grad():
+        for batch in batches:
+            batch = batch_to(batch, dev)
+            f = model.encode(batch["inputs"])  # [B, M, d]
+            s = f.double().sum(0)
+            total = s if total is None else total + s
+            count += f.shape[0]
+    if total is None or count == 0:
+        raise DataError("cannot compute mean features: the data has no samples")
+    return (total / count).float()
+
+
+def mean_features(
+    model: "MultimodalClassifier",
+    dataset: "MultimodalDataset",
+    *,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Mean feature per modality over a dataset (the ``fill`` of ``removal="mean"``).
+
+    Encodes every row of the view with all modalities (the view's keep-masks are
+    ignored), in eval mode without gradients; pass the plain training split.
+
+    Args:
+        model: the classifier.
+        dataset: a :class:`~mmcoop.data.MultimodalDataset` (usually the training split).
+        batch_size: samples per encoder pass.
+        device: where to encode (default: the model's device).
+
+    Returns:
+        float32 ``[M, d]`` on ``device``.
+    """
+    from mmcoop.data.base import make_loader
+
+    return _mean_features(unwrap_model(model), make_loader(dataset, batch_size), device)
+
+
+def valuate_dataset(
+    model: "MultimodalClassifier",
+    dataset: "MultimodalDataset",
+    *,
+    batch_size: int = 256,
+    value: str | ValueFunction = "paper",
+    empty: str | None = None,
+    removal: str = "zero",
+    fill: Tensor | None = None,
+    device: torch.device | str | None = None,
+    rows: Tensor | None = None,
+    progress: bool = False,
+    split: str | None = None,
+    method: str = "auto",
+    max_exact: int = 12,
+    num_permutations: int = 128,
+    generator: torch.Generator | None = None,
+) -> ValuationTable:
+    """Value every sample of a dataset (eval mode, no augmentation, no gradients).
+
+    Args:
+        model: the classifier (its train/eval modes are restored afterwards).
+        dataset: a :class:`~mmcoop.data.MultimodalDataset`; every row of the view is
+            valued with all modalities (keep-masks of the view are ignored).
+        batch_size: samples per encoder pass.
+        value, empty, removal, fill, method, max_exact, num_permutations, generator:
+            see :class:`ModalityValuator`. ``removal="mean"`` needs ``fill``
+            (:func:`mean_features` of the training split).
+        device: where to compute (default: the model's device).
+        rows: int64 storage rows to value (e.g. the random subset Z of the
+            modality-level method); default: the dataset's rows.
+        progress: show a progress bar (tqdm, on stderr).
+        split: split name recorded in the table.
+
+    Returns:
+        :class:`ValuationTable` on the CPU, one row per valued sample, in loader order.
+    """
+    from mmcoop.data.base import batch_to, make_loader
+
+    model = unwrap_model(model)
+    valuator = ModalityValuator(
+        model, value, empty, removal, fill, method=method, max_exact=max_exact,
+        num_permutations=num_permutations, generator=generator,
+    )
+    dev = torch.device(device) if device is not None else _model_device(model)
+    view = dataset if rows is None else dataset.view(torch.as_tensor(rows, dtype=torch.long).to(dataset.rows.device))
+    loader: Iterable[dict[str, Any]] = make_loader(view, batch_size)
+    if progress:
+        loader = _progress(loader, f"valuating {split or 'samples'}")
+
+    parts: dict[str, list[Tensor]] = {"index": [], "label": [], "phi": [], "values": [], "preds": [], "stderr": []}
+    extras: dict[str, list[Tensor]] = {}
+    masks: Tensor | None = None
+    result_method = valuator.resolved_method()
+    for batch in loader:
+        batch = batch_to(batch, dev)
+        res = valuator.attribute(batch["inputs"], batch["label"])
+        masks, result_method = res.masks, res.method
+        parts["index"].append(batch["index"])
+        parts["label"].append(batch["label"])
+        parts["phi"].append(res.phi)
+        parts["values"].append(res.values)
+        parts["preds"].append(res.coalition_preds)
+        if res.stderr is not None:
+            parts["stderr"].append(res.stderr)
+        for key, val in batch.items():
+            if key not in _BATCH_KEYS and isinstance(val, Tensor):
+                extras.setdefault(key, []).append(val)
+
+    if masks is None:  # no rows: an empty table with the right shapes
+        masks = valuator.coalitions()
+        m, k = masks.shape[1], masks.shape[0]
+        parts.update(
+            index=[torch.zeros(0, dtype=torch.long)], label=[torch.zeros(0, dtype=torch.long)], phi=[torch.zeros(0, m)],
+            values=[torch.zeros(0, k)], preds=[torch.zeros(0, k, dtype=torch.long)],
+        )
+    out = {key: torch.cat(v).cpu() for key, v in parts.items() if v}
+    return ValuationTable(
+        modalities=list(model.modalities),
+        index=out["index"],
+        label=out["label"],
+        phi=out["phi"],
+        values=out["values"],
+        coalition_preds=out["preds"],
+        masks=masks.cpu(),
+        extras={key: torch.cat(v).cpu() for key, v in extras.items()},
+        stderr=out.get("stderr"),
+        value=valuator.value_name,
+        empty=valuator.empty,
+        removal=removal,
+        split=split,
+        method=result_method,
+    )
