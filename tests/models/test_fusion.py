@@ -69,3 +69,23 @@ def test_encode_single_training_row_with_batchnorm():
 def test_unknown_fusion_lists_valid():
     with pytest.raises(Exception, match="valid fusions: concat, sum"):
         build_model(SPECS, 4, fusion="attention")
+
+
+@pytest.mark.parametrize("fusion", ["concat", "sum"])
+def test_coalition_logits_per_sample_masks(fusion):
+    torch.manual_seed(4)
+    model = build_model(SPECS, 4, dim=6, fusion=fusion).eval()
+    feats = model.encode(_inputs(b=5))
+    masks = torch.rand(5, 7, 3, generator=torch.Generator().manual_seed(0)) < 0.5  # [B, K, M]
+    fill = torch.randn(3, 6)
+    for f in (None, fill):
+        got = model.head.coalition_logits(feats, masks, f)
+        want = torch.stack([torch.stack([model.head(feats[i : i + 1], masks[i, j], f)[0] for j in range(7)]) for i in range(5)])
+        assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_encode_with_nothing_kept_uses_model_dtype():
+    model = build_model(SPECS[:2], 3, dim=4).double().eval()
+    x = {k: v.double() for k, v in _inputs(b=2).items() if k in ("a", "b")}
+    feats = model.encode(x, torch.zeros(2, 2, dtype=torch.bool))
+    assert feats.dtype == torch.float64 and torch.all(feats == 0)

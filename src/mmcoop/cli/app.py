@@ -42,9 +42,13 @@ def _table(rows: list[dict[str, Any]], title: str) -> Table:
 
 
 def build_config(
-    config: Optional[Path], overrides: list[str], **flags: Any
+    config: Optional[Path], overrides: list[str], shared_method_options: Optional[dict[str, Any]] = None, **flags: Any
 ) -> "Any":
-    """Merge a YAML file, explicit flags and ``--set key=value`` overrides into a RunConfig."""
+    """Merge a YAML file, explicit flags and ``--set key=value`` overrides into a RunConfig.
+
+    With ``shared_method_options`` (a comparison), ``method_options`` are moved there
+    instead: each compared method takes the keys it accepts.
+    """
     import yaml
 
     from mmcoop.experiment import RunConfig, apply_overrides
@@ -71,6 +75,9 @@ def build_config(
         else:
             data[key] = value
     apply_overrides(data, overrides)
+    if shared_method_options is not None:
+        shared_method_options.update(data.pop("method_options", None) or {})
+        data.pop("method", None)
     return RunConfig.from_dict(data)
 
 
@@ -140,11 +147,13 @@ def compare(
     from mmcoop.experiment import format_summary, parse_methods, parse_seeds, run_compare
 
     def go() -> None:
+        shared: dict[str, Any] = {}
         base = build_config(config, set_, dataset=dataset, epochs=epochs, lr=lr, batch_size=batch_size,
-                            out_dir=out_dir, data_root=data_root, device=device, debiased_strength=debiased_strength)
+                            out_dir=out_dir, data_root=data_root, device=device, debiased_strength=debiased_strength,
+                            shared_method_options=shared)
         specs, seed_list = parse_methods(methods), parse_seeds(seeds)
         cdir, _, summary = run_compare(
-            base, specs, seed_list, name=name, overwrite=overwrite,
+            base, specs, seed_list, name=name, overwrite=overwrite, shared_options=shared,
             on_run=lambda row: console.print(
                 f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}%", highlight=False),
         )
@@ -246,13 +255,11 @@ def demo(
             "train": {"epochs": epochs, "progress": False},
         })
         specs = parse_methods(methods)
-        for s in specs:  # the shared warm-up applies to every re-sampling method
-            if s.name in ("sample-level", "modality-level"):
-                s.options.setdefault("warmup", max(1, epochs // 3))
         console.print(f"[bold]mmcoop demo[/]: {name} with one modality degraded per sample (strength {strength}), "
                       f"{epochs} epochs, methods {methods}")
         cdir, df, summary = run_compare(
             base, specs, parse_seeds(seeds), name=f"demo_{name}", overwrite=True,
+            shared_options={"warmup": max(1, epochs // 3)},
             on_run=lambda row: console.print(
                 f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
                 f"({row['seconds_per_epoch']:.1f} s/epoch)", highlight=False),

@@ -8,6 +8,7 @@ best-validation model.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import pandas as pd
 from mmcoop.errors import ConfigError
 from mmcoop.experiment.config import RunConfig
 from mmcoop.experiment.run import load_splits, run_experiment
+from mmcoop.methods import METHODS
 from mmcoop.utils.io import atomic_write_text
 
 
@@ -85,20 +87,29 @@ def run_compare(
     name: str | None = None,
     overwrite: bool = False,
     on_run: Callable[[dict[str, Any]], None] | None = None,
+    shared_options: dict[str, Any] | None = None,
 ) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
     """Run every (method, seed) pair of ``base`` and write the comparison directory.
+
+    ``shared_options`` (e.g. ``{"warmup": 2}``) go to every method that has such an
+    option; a key that no compared method accepts is a :class:`ConfigError`.
 
     Returns:
         ``(compare_dir, per_run_table, summary_table)``.
     """
     ds_label = base.dataset + ("-debiased" if base.debiased else "")
     cdir = Path(base.out_dir) / (name or f"compare_{ds_label}")
+    shared = dict(shared_options or {})
+    accepted = {m.label: {f.name for f in dataclasses.fields(METHODS.get(m.name).Options)} for m in methods}
+    unused = sorted(k for k in shared if not any(k in a for a in accepted.values()))
+    if unused:
+        raise ConfigError(f"method_options {unused} are accepted by none of the methods {[m.label for m in methods]}")
     rows: list[dict[str, Any]] = []
     for seed in seeds:
         seed_cfg = base.replace(seed=seed)
         splits = load_splits(seed_cfg)  # the same data for every method of a seed
         for m in methods:
-            opts = dict(base.method_options if m.name == base.method else {})
+            opts = {k: v for k, v in shared.items() if k in accepted[m.label]}
             opts.update(m.options)
             cfg = base.replace(
                 seed=seed, method=m.name, method_options=opts, out_dir=str(cdir),

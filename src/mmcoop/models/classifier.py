@@ -54,15 +54,15 @@ class MultimodalClassifier(nn.Module):
                 parts.append((rows, enc(x.index_select(0, pair))[:1]))
             else:
                 parts.append((rows, enc(x.index_select(0, rows))))
-        ref = next(f for _, f in parts if f is not None) if any(f is not None for _, f in parts) else None
+        computed = [f for _, f in parts if f is not None]
+        param = next(self.head.parameters())
+        dtype, dev = (computed[0].dtype, computed[0].device) if computed else (param.dtype, param.device)
         b = next(iter(inputs.values())).shape[0]
         out = []
         for rows, f in parts:
             if rows is None:
                 out.append(f)
                 continue
-            dtype = ref.dtype if ref is not None else torch.float32
-            dev = ref.device if ref is not None else next(iter(inputs.values())).device
             z = torch.zeros(b, self.head.dim, dtype=dtype, device=dev)
             out.append(z if f is None else z.index_copy(0, rows, f.to(dtype)))
         return torch.stack(out, dim=1)

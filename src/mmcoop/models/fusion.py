@@ -50,24 +50,28 @@ class FusionHead(nn.Module):
         raise NotImplementedError
 
     def coalition_logits(self, feats: Tensor, masks: Tensor, fill: Tensor | None = None) -> Tensor:
-        """Logits of every coalition: ``feats [B, M, d]``, ``masks bool[K, M]`` -> ``[B, K, C]``.
+        """Logits of coalitions: ``feats [B, M, d]``, ``masks bool[K, M]`` (shared) or
+        ``[B, K, M]`` (per sample) -> ``[B, K, C]``.
 
         Generic path: one batched call of the head on ``B*K`` masked feature sets.
-        Linear heads override :meth:`partial_logits` and take the fast path.
+        Heads linear in the features implement :meth:`partial_logits` and take the
+        fast path: per-modality logits once, then one product with the masks.
         """
+        b, m, d = feats.shape
+        per_sample = masks.dim() == 3
         try:
-            part, bias = self.partial_logits(feats)
+            part, bias = self.partial_logits(feats)  # [B, M, C], [C]
         except NotImplementedError:
-            b, m, d = feats.shape
-            k = masks.shape[0]
+            k = masks.shape[-2]
             x = feats.unsqueeze(1).expand(b, k, m, d).reshape(b * k, m, d)
-            keep = masks.unsqueeze(0).expand(b, k, m).reshape(b * k, m)
+            keep = (masks if per_sample else masks.unsqueeze(0).expand(b, k, m)).reshape(b * k, m)
             return self.forward(x, keep, fill).reshape(b, k, -1)
-        w = masks.to(part.dtype)  # [K, M]
-        out = torch.einsum("km,bmc->bkc", w, part) + bias
+        w = masks.to(part.dtype)
+        out = torch.einsum("bkm,bmc->bkc" if per_sample else "km,bmc->bkc", w, part) + bias
         if fill is not None:
             fill_part, _ = self.partial_logits(fill.unsqueeze(0).to(feats.dtype))  # [1, M, C]
-            out = out + torch.einsum("km,mc->kc", 1.0 - w, fill_part[0]).unsqueeze(0)
+            absent = torch.einsum("...km,mc->...kc", 1.0 - w, fill_part[0])
+            out = out + (absent if per_sample else absent.unsqueeze(0))
         return out
 
 

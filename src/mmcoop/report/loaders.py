@@ -253,7 +253,7 @@ def _resolve_run(cdir: Path, run_dir: Any) -> Path | None:
         return None
     raw = Path(run_dir)
     for cand in (cdir / raw.name, raw if raw.is_absolute() else cdir / raw, raw):
-        if cand.is_dir():
+        if cand.is_dir() and is_run_dir(cand) and cand.resolve() != cdir.resolve():
             return cand
     return None
 

@@ -257,7 +257,7 @@ def degraded_epochs_figure(table: pd.DataFrame, modalities: Sequence[str]) -> by
     ax.set_ylabel("AUC / share")
     ax.set_title("finding the degraded modality from phi (train set)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return figure_png(fig)
 
 

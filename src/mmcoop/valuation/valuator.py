@@ -100,25 +100,6 @@ def _reported_masks(m: int, device: torch.device) -> Tensor:
     return torch.cat([none, eye, full])
 
 
-def _per_sample_coalition_logits(head: nn.Module, feats: Tensor, masks: Tensor, fill: Tensor | None) -> Tensor:
-    """Logits ``[B, K, C]`` for per-sample coalitions ``masks bool[B, K, M]`` (or shared ``[1, K, M]``)."""
-    if masks.shape[0] == 1:
-        return head.coalition_logits(feats, masks[0], fill)
-    b, m, d = feats.shape
-    k = masks.shape[1]
-    try:
-        part, bias = head.partial_logits(feats)  # [B, M, C], [C]
-    except NotImplementedError:
-        x = feats.unsqueeze(1).expand(b, k, m, d).reshape(b * k, m, d)
-        return head(x, masks.reshape(b * k, m), fill).reshape(b, k, -1)
-    w = masks.to(part.dtype)
-    out = torch.einsum("bkm,bmc->bkc", w, part) + bias
-    if fill is not None:
-        fill_part, _ = head.partial_logits(fill.unsqueeze(0).to(feats.dtype))  # [1, M, C]
-        out = out + torch.einsum("bkm,mc->bkc", 1.0 - w, fill_part[0])
-    return out
-
-
 class ModalityValuator:
     """Sample-level modality valuation of a :class:`~mmcoop.models.MultimodalClassifier`.
 
@@ -286,7 +267,7 @@ class ModalityValuator:
         else:
             def source(sample_masks: Tensor) -> Tensor:
                 sample_masks = sample_masks.to(feats.device)
-                logits = _per_sample_coalition_logits(head, feats, sample_masks, fill)
+                logits = head.coalition_logits(feats, sample_masks if sample_masks.shape[0] > 1 else sample_masks[0], fill)
                 return self.value_fn(logits, labels, sample_masks, self.empty)
 
         phi, stderr = shapley_permutation(
