@@ -82,6 +82,10 @@ def build_config(
 
 
 def _print_results(result: Any) -> None:
+    from mmcoop.train.distributed import is_main
+
+    if not is_main():
+        return
     test = result.test
     rows = [{"split": "test", **{k: v for k, v in test.items()}}]
     console.print(_table(rows, f"{result.config.name}: best-validation model (epoch chosen on val)"))

@@ -27,7 +27,7 @@ from mmcoop.experiment.config import RunConfig
 from mmcoop.methods import build_method
 from mmcoop.models import MultimodalClassifier, build_model
 from mmcoop.train import Trainer
-from mmcoop.train.distributed import is_main
+from mmcoop.train.distributed import barrier, init_from_env, is_main
 from mmcoop.utils.io import append_line, atomic_torch_save, atomic_write_text
 from mmcoop.utils.seeding import seed_everything
 
@@ -92,11 +92,13 @@ def run_experiment(
     Returns:
         :class:`RunResult` with the best-validation model and its test metrics.
     """
+    init_from_env()  # no-op unless launched by torchrun
     run_dir = cfg.run_dir
     last = run_dir / "checkpoints" / "last.pt"
     if run_dir.exists() and not resume:
         if overwrite:
-            shutil.rmtree(run_dir)
+            if is_main():
+                shutil.rmtree(run_dir)
         elif (run_dir / "metrics.jsonl").exists() or last.exists():
             raise MMCoopError(
                 f"run directory {run_dir} already holds a run; pass --resume to continue it, "
@@ -119,7 +121,8 @@ def run_experiment(
     elif is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-        (run_dir / "dataset.json").write_text(json.dumps(_jsonable(splits.info) | {"name": splits.name}, indent=2))
+        atomic_write_text(run_dir / "dataset.json", json.dumps(_jsonable(splits.info) | {"name": splits.name}, indent=2))
+    barrier()
 
     def on_epoch_end(record: dict[str, Any], tr: Trainer) -> None:
         table = record.pop("valuation_table", None)

@@ -45,3 +45,48 @@ def average_gradients(params: list[torch.nn.Parameter]) -> None:
         n = g.numel()
         g.copy_(flat[offset : offset + n].view_as(g))
         offset += n
+
+
+def init_from_env() -> bool:
+    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1).
+
+    Uses NCCL when CUDA is available (one GPU per ``LOCAL_RANK``), else Gloo.
+    Returns True when running distributed.
+    """
+    import os
+
+    if is_distributed():
+        return True
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl")
+    else:
+        dist.init_process_group("gloo")
+    import atexit
+
+    atexit.register(shutdown)  # leave the group cleanly: Gloo aborts if threads outlive the interpreter
+    return True
+
+
+def shutdown() -> None:
+    """Wait for every rank, then destroy the process group (no-op when not distributed)."""
+    if is_distributed():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def local_device() -> torch.device:
+    """This process's default device: ``cuda:LOCAL_RANK`` when CUDA is available, else CPU."""
+    import os
+
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if is_distributed():
+        dist.barrier()

@@ -18,7 +18,7 @@ from mmcoop.data.base import DatasetSplits, MultimodalDataset, batch_to, make_lo
 from mmcoop.errors import MMCoopError
 from mmcoop.methods.base import Method, MethodContext
 from mmcoop.train.config import TrainConfig
-from mmcoop.train.distributed import average_gradients, is_distributed, is_main
+from mmcoop.train.distributed import all_reduce_sum, average_gradients, is_distributed, is_main, local_device
 from mmcoop.train.metrics import MultimodalMeter
 from mmcoop.train.progress import progress_bar
 from mmcoop.utils.seeding import rng_state, set_rng_state
@@ -27,9 +27,9 @@ EpochCallback = Callable[[dict[str, Any], "Trainer"], None]
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA if available else CPU; otherwise ``torch.device(name)``."""
+    """``auto`` -> ``cuda:LOCAL_RANK`` if CUDA is available else CPU; otherwise ``torch.device(name)``."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return local_device()
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise MMCoopError(f"train.device={name!r} but CUDA is not available here; use device: cpu or auto")
@@ -163,6 +163,8 @@ class Trainer:
             loss_sum += loss.detach().double() * n
             correct += (logits.detach().argmax(-1) == batch["label"]).sum()
             seen += n
+        totals = all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=self.device, dtype=torch.float64)]))
+        loss_sum, correct, seen = totals[0], totals[1], int(totals[2])
         if self.scheduler is not None:
             self.scheduler.step()
         if sync:

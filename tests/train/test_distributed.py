@@ -1,0 +1,28 @@
+"""Two processes under torchrun (Gloo on CPU): one set of files, metrics summed over ranks."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_torchrun_two_processes_write_one_run(tmp_path):
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), "-m", "mmcoop", "train",
+           "--dataset", "synthetic", "--epochs", "3", "--out-dir", str(tmp_path), "--name", "ddp",
+           "--set", "train.progress=false"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = tmp_path / "ddp"
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 3  # rank 0 writes, rank 1 does not duplicate
+    # training units are summed over both ranks (each rank sees half of the 400 samples)
+    assert json.loads(lines[0])["train_units"] == 400
+    assert json.loads((run / "results.json").read_text())["test_acc"] > 0.8
+    assert proc.stdout.count("run directory:") == 1
