@@ -5,17 +5,26 @@
   network. Tests that need their own cache monkeypatch ``MMCOOP_CACHE`` again.
 - ``data_root``: the real data kept beside the project (``$MMCOOP_DATA``, else
   ``<repo>/../shared/data``); tests using it are skipped only if that folder is absent.
+- ``one_thread``: one intra-op torch thread for a module of tiny-tensor tests; use it
+  with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+- Plain helpers shared by several modules live in ``tests/_helpers.py``; this file puts
+  ``tests/`` on ``sys.path`` so test modules can ``from _helpers import ...``.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,3 +46,12 @@ def data_root() -> Path:
     if not root.is_dir():
         pytest.skip(f"real data folder {root} is absent (set MMCOOP_DATA to a copy of ../shared/data)")
     return root
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: one intra-op thread avoids OpenMP spin contention on a shared CPU."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

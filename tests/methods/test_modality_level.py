@@ -3,66 +3,18 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pytest
 import torch
 
 import mmcoop.valuation
-from mmcoop.data.base import ModalitySpec, MultimodalDataset, make_loader
 from mmcoop.enhance import modality_level_ratio
 from mmcoop.errors import ConfigError
-from mmcoop.methods import METHODS, Method, MethodContext, build_method
-from mmcoop.models import build_model
+from mmcoop.methods import METHODS, MethodContext, build_method
 
+from _helpers import run_epochs, tiny_data, tiny_model
 
-# -- tiny data, model and a manual copy of the training loop's per-epoch protocol --
-NUM_CLASSES = 3
-
-
-def tiny_data(n: int = 96, seed: int = 0) -> MultimodalDataset:
-    """Two vector modalities: ``a`` clearly separable, ``b`` mostly noise (so ``b`` under-contributes)."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % NUM_CLASSES
-    onehot = torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
-    a = torch.cat([3.0 * onehot, torch.randn(n, 3, generator=g)], 1) + 0.3 * torch.randn(n, 6, generator=g)
-    b = torch.cat([0.4 * onehot[:, :1], torch.randn(n, 3, generator=g)], 1)
-    specs = [ModalitySpec("a", "vector", (6,)), ModalitySpec("b", "vector", (4,))]
-    return MultimodalDataset({"a": a, "b": b}, labels, NUM_CLASSES, specs)
-
-
-def tiny_model(data: MultimodalDataset, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return build_model(data.specs, NUM_CLASSES, dim=8, fusion="concat")
-
-
-def run_epochs(method: Method, data: MultimodalDataset, epochs: int, seed: int = 0, batch_size: int = 32) -> tuple[list[dict[str, Any]], MethodContext]:
-    """A minimal copy of the training loop's per-epoch protocol (see ``mmcoop.methods.base``)."""
-    model = tiny_model(data, seed)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    ctx = MethodContext(model=model, train_data=data, device=torch.device("cpu"), seed=seed, batch_size=batch_size, optimizer=opt)
-    method.setup(ctx)
-    logs = []
-    for epoch in range(epochs):
-        ctx.epoch, ctx.log = epoch, {}
-        model.train()
-        method.on_epoch_start(ctx)
-        assert model.training, "valuation must restore train mode"
-        ds = method.train_set(ctx)
-        ctx.log["_epoch_units"] = len(ds)
-        for batch in make_loader(ds, batch_size, shuffle=True, seed=seed, epoch=epoch):
-            keep = batch["keep"]
-            keep_arg = None if bool(keep.all()) else keep
-            feats = model.encode(batch["inputs"], keep_arg)
-            logits = model.fuse(feats, keep_arg)
-            loss = method.loss(ctx, batch, feats, logits)
-            assert torch.isfinite(loss)
-            opt.zero_grad()
-            loss.backward()
-            method.after_backward(ctx, batch, feats, logits)
-            opt.step()
-        logs.append(method.epoch_log(ctx))
-    return logs, ctx
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_registered_and_options_validated() -> None:
@@ -125,4 +77,4 @@ def test_short_run(execution: str) -> None:
         assert log["valued_samples"] == 18
         assert log["train_size"] == 90 + log["copies_a"] + log["copies_b"]
         assert min(log["copies_a"], log["copies_b"]) == 0  # M = 2: only the weaker modality is copied
-        assert log["_epoch_units"] == (log["train_size"] if execution == "duplicate" else 90)
+        assert log["train_units"] == (log["train_size"] if execution == "duplicate" else 90)

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator
 
 import pytest
 import torch
 
 from mmcoop.valuation import coalition_masks, masks_to_index, shapley_from_coalitions, shapley_permutation
 
+from _helpers import random_values
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread avoids OpenMP spin contention on a shared CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def random_values(m: int, b: int, seed: int) -> torch.Tensor:
-    return torch.randn(b, 2**m, generator=gen(seed), dtype=torch.float64)
 
 
 def test_one_modality_is_exact() -> None:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import math
-from typing import Iterator
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -13,45 +9,9 @@ from hypothesis import strategies as st
 
 from mmcoop.valuation import coalition_masks, shapley_from_coalitions, shapley_matrix
 
+from _helpers import HAND_TABLE, brute_force_shapley, random_values
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread avoids OpenMP spin contention on a shared CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def brute_force_shapley(values: torch.Tensor, m: int) -> torch.Tensor:
-    """Average marginal contribution over all M! orderings (the definition)."""
-    phi = torch.zeros(values.shape[0], m, dtype=torch.float64)
-    v = values.double()
-    for order in itertools.permutations(range(m)):
-        c = 0
-        for k in order:
-            phi[:, k] += v[:, c | (1 << k)] - v[:, c]
-            c |= 1 << k
-    return phi / math.factorial(m)
-
-
-def random_values(m: int, seed: int, b: int = 4) -> torch.Tensor:
-    return torch.randn(b, 2**m, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
-# (fused correct, audio-only correct, visual-only correct) -> (phi_a, phi_v), by hand with the paper's values
-# v(a) = 1 if a correct, v(v) = 1 if v correct, v(av) = 2 if fused correct, v(empty) = 0;
-# phi_a = (v(a) - v(0) + v(av) - v(v)) / 2.
-HAND_TABLE = {
-    (1, 1, 1): (1.0, 1.0),
-    (1, 1, 0): (1.5, 0.5),
-    (1, 0, 1): (0.5, 1.5),
-    (1, 0, 0): (1.0, 1.0),
-    (0, 1, 1): (0.0, 0.0),
-    (0, 1, 0): (0.5, -0.5),
-    (0, 0, 1): (-0.5, 0.5),
-    (0, 0, 0): (0.0, 0.0),
-}
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("case", sorted(HAND_TABLE))
@@ -65,7 +25,7 @@ def test_two_modalities_hand_table(case: tuple[int, int, int]) -> None:
 
 @pytest.mark.parametrize("m", [1, 2, 3, 4, 5])
 def test_matrix_equals_permutation_definition(m: int) -> None:
-    values = random_values(m, seed=m, b=6)
+    values = random_values(m, b=6, seed=m)
     torch.testing.assert_close(shapley_from_coalitions(values), brute_force_shapley(values, m), rtol=1e-12, atol=1e-12)
 
 
@@ -119,7 +79,7 @@ def test_twelve_modalities() -> None:
     torch.testing.assert_close(shapley_from_coalitions(values)[0], a)
     # paper game of a balanced, always-correct sample: v(S) = |S| -> phi_k = 1 exactly (float32 too)
     assert torch.equal(shapley_from_coalitions(masks.sum(1, keepdim=True).T.float())[0], torch.ones(m))
-    v = random_values(m, 0, b=3)
+    v = random_values(m, b=3, seed=0)
     phi = shapley_from_coalitions(v)
     torch.testing.assert_close(phi.sum(1), v[:, -1] - v[:, 0])
 
@@ -131,7 +91,7 @@ seeds = st.integers(min_value=0, max_value=2**31 - 1)
 @settings(max_examples=30, deadline=None)
 @given(m=ms, seed=seeds)
 def test_efficiency(m: int, seed: int) -> None:
-    v = random_values(m, seed)
+    v = random_values(m, seed=seed)
     torch.testing.assert_close(shapley_from_coalitions(v).sum(1), v[:, -1] - v[:, 0])
 
 
@@ -140,7 +100,7 @@ def test_efficiency(m: int, seed: int) -> None:
 def test_symmetry(m: int, seed: int, data: st.DataObject) -> None:
     i = data.draw(st.integers(0, m - 1))
     j = data.draw(st.integers(0, m - 1).filter(lambda x: x != i))
-    v = random_values(m, seed)
+    v = random_values(m, seed=seed)
     c = torch.arange(2**m)
     bi, bj = (c >> i) & 1, (c >> j) & 1
     swapped = c - (bi << i) - (bj << j) + (bi << j) + (bj << i)
@@ -153,7 +113,7 @@ def test_symmetry(m: int, seed: int, data: st.DataObject) -> None:
 @given(m=ms, seed=seeds, data=st.data())
 def test_null_player(m: int, seed: int, data: st.DataObject) -> None:
     k = data.draw(st.integers(0, m - 1))
-    v = random_values(m, seed)
+    v = random_values(m, seed=seed)
     c = torch.arange(2**m)
     v_null = v[:, c & ~(1 << k)]  # v(S + k) = v(S)
     phi = shapley_from_coalitions(v_null)
@@ -163,7 +123,7 @@ def test_null_player(m: int, seed: int, data: st.DataObject) -> None:
 @settings(max_examples=30, deadline=None)
 @given(m=ms, seed=seeds, a=st.floats(-5, 5), b=st.floats(-5, 5))
 def test_linearity(m: int, seed: int, a: float, b: float) -> None:
-    v1, v2 = random_values(m, seed), random_values(m, seed + 1)
+    v1, v2 = random_values(m, seed=seed), random_values(m, seed=seed + 1)
     lhs = shapley_from_coalitions(a * v1 + b * v2)
     rhs = a * shapley_from_coalitions(v1) + b * shapley_from_coalitions(v2)
     torch.testing.assert_close(lhs, rhs, atol=1e-10, rtol=1e-10)

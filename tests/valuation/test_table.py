@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -11,14 +10,7 @@ import torch
 from mmcoop.errors import DataError
 from mmcoop.valuation import ValuationTable, coalition_masks, coalition_values, shapley_from_coalitions
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread avoids OpenMP spin contention on a shared CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_table(n: int = 50, num_classes: int = 4, seed: int = 0) -> ValuationTable:

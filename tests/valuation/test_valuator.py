@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import math
-from typing import Iterator
-
 import pytest
 import torch
 from torch import Tensor, nn
@@ -21,14 +17,9 @@ from mmcoop.valuation import (
     valuate_dataset,
 )
 
+from _helpers import brute_force_shapley
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread avoids OpenMP spin contention on a shared CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SPECS = [ModalitySpec("a", "vector", (5,)), ModalitySpec("b", "vector", (3,)), ModalitySpec("c", "image", (1, 8, 8))]
@@ -52,16 +43,6 @@ def make_model(fusion: str, seed: int = 0) -> nn.Module:
         data = make_data(seed + 100)
         model(data.inputs)
     return model.eval()
-
-
-def brute_force_phi(values: Tensor, m: int) -> Tensor:
-    phi = torch.zeros(values.shape[0], m, dtype=torch.float64)
-    for order in itertools.permutations(range(m)):
-        c = 0
-        for k in order:
-            phi[:, k] += values[:, c | (1 << k)].double() - values[:, c].double()
-            c |= 1 << k
-    return phi / math.factorial(m)
 
 
 def reference(model: nn.Module, inputs: dict[str, Tensor], fill: Tensor | None) -> Tensor:
@@ -96,7 +77,7 @@ def test_matches_one_run_per_coalition(fusion: str, removal: str, value: str) ->
     assert torch.equal(res.masks, masks) and res.method == "exact" and res.stderr is None
     assert torch.equal(res.coalition_preds, logits.argmax(-1))
     torch.testing.assert_close(res.values, ref_values)
-    torch.testing.assert_close(res.phi, brute_force_phi(ref_values, 3))
+    torch.testing.assert_close(res.phi, brute_force_shapley(ref_values, 3))
     assert torch.equal(res.fused_pred, res.coalition_preds[:, -1])
     if value == "paper":
         assert set(res.values[:, 7].tolist()) <= {0.0, 3.0} and bool((res.values[:, 0] == 0).all())

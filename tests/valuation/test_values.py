@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import pytest
 import torch
 
@@ -16,21 +14,10 @@ from mmcoop.valuation import (
     shapley_from_coalitions,
 )
 
+from _helpers import HAND_TABLE  # (fused, audio, visual correct) -> (phi_a, phi_v), by hand
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread avoids OpenMP spin contention on a shared CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-# (fused correct, audio-only correct, visual-only correct) -> (phi_a, phi_v), computed by hand
-HAND_TABLE = {
-    (1, 1, 1): (1.0, 1.0), (1, 1, 0): (1.5, 0.5), (1, 0, 1): (0.5, 1.5), (1, 0, 0): (1.0, 1.0),
-    (0, 1, 1): (0.0, 0.0), (0, 1, 0): (0.5, -0.5), (0, 0, 1): (-0.5, 0.5), (0, 0, 0): (0.0, 0.0),
-}
 
 RIGHT, WRONG = [6.0, 1.0, 0.0], [1.0, 6.0, 0.0]  # label 0
 

@@ -1,0 +1,96 @@
+"""Plain helpers shared by several test modules.
+
+Importable as ``_helpers`` because ``tests/conftest.py`` puts the ``tests`` folder on
+``sys.path`` (test modules are imported with ``--import-mode=importlib`` and cannot
+import each other). Fixtures live in ``conftest.py``; this module holds functions and
+constants that are also needed at collection time (e.g. in ``parametrize``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mmcoop.data.base import DatasetSplits, ModalitySpec, MultimodalDataset
+from mmcoop.methods import Method, MethodContext
+from mmcoop.models import build_model
+from mmcoop.train import TrainConfig, Trainer
+
+# -- valuation: random games, the Shapley definition, the paper's two-modality cases --
+
+# (fused correct, audio-only correct, visual-only correct) -> (phi_a, phi_v), by hand with the paper's values
+# v(a) = 1 if a correct, v(v) = 1 if v correct, v(av) = 2 if fused correct, v(empty) = 0;
+# phi_a = (v(a) - v(0) + v(av) - v(v)) / 2.
+HAND_TABLE = {
+    (1, 1, 1): (1.0, 1.0),
+    (1, 1, 0): (1.5, 0.5),
+    (1, 0, 1): (0.5, 1.5),
+    (1, 0, 0): (1.0, 1.0),
+    (0, 1, 1): (0.0, 0.0),
+    (0, 1, 0): (0.5, -0.5),
+    (0, 0, 1): (-0.5, 0.5),
+    (0, 0, 0): (0.0, 0.0),
+}
+
+
+def random_values(m: int, b: int = 4, seed: int = 0) -> Tensor:
+    """A random game: float64 coalition values ``[b, 2**m]`` drawn from ``seed``."""
+    return torch.randn(b, 2**m, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def brute_force_shapley(values: Tensor, m: int) -> Tensor:
+    """Average marginal contribution over all M! orderings (the definition), float64 ``[B, M]``."""
+    phi = torch.zeros(values.shape[0], m, dtype=torch.float64)
+    v = values.double()
+    for order in itertools.permutations(range(m)):
+        c = 0
+        for k in order:
+            phi[:, k] += v[:, c | (1 << k)] - v[:, c]
+            c |= 1 << k
+    return phi / math.factorial(m)
+
+
+# -- methods: a tiny two-modality problem trained through the real loop --
+NUM_CLASSES = 3
+
+
+def tiny_data(n: int = 96, seed: int = 0) -> MultimodalDataset:
+    """Two vector modalities: ``a`` clearly separable, ``b`` mostly noise (so ``b`` under-contributes)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % NUM_CLASSES
+    onehot = torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
+    a = torch.cat([3.0 * onehot, torch.randn(n, 3, generator=g)], 1) + 0.3 * torch.randn(n, 6, generator=g)
+    b = torch.cat([0.4 * onehot[:, :1], torch.randn(n, 3, generator=g)], 1)
+    specs = [ModalitySpec("a", "vector", (6,)), ModalitySpec("b", "vector", (4,))]
+    return MultimodalDataset({"a": a, "b": b}, labels, NUM_CLASSES, specs)
+
+
+def tiny_model(data: MultimodalDataset, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return build_model(data.specs, NUM_CLASSES, dim=8, fusion="concat")
+
+
+def run_epochs(
+    method: Method, data: MultimodalDataset, epochs: int, seed: int = 0, batch_size: int = 32
+) -> tuple[list[dict[str, Any]], MethodContext]:
+    """Train a fresh :func:`tiny_model` on ``data`` with ``method`` for ``epochs`` via :meth:`Trainer.fit`.
+
+    Returns every epoch's record (the method's ``epoch_log`` merged in; ``train_units`` is
+    the number of units the loader yielded from ``method.train_set``) and the method context.
+    After each epoch the model must still be in train mode: valuation has to restore it.
+    """
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=1e-2, progress=False, device="cpu")
+    trainer = Trainer(tiny_model(data, seed), method, DatasetSplits("tiny", data, data, data), config, seed=seed)
+    records: list[dict[str, Any]] = []
+
+    def on_epoch_end(record: dict[str, Any], t: Trainer) -> None:
+        assert t.model.training, "valuation must restore train mode"
+        records.append(record)
+
+    trainer.fit(on_epoch_end)
+    assert len(records) == epochs
+    return records, trainer.ctx
