@@ -38,13 +38,14 @@ _BATCH_KEYS = ("inputs", "label", "index", "keep")
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Put ``model`` in eval mode and restore every submodule's own mode afterwards."""
-    modes = [(mod, mod.training) for mod in model.modules()]
-    model.eval()
+    training = [mod for mod in model.modules() if mod.training]
+    if training:
+        model.eval()
     try:
         yield model
     finally:
-        for mod, training in modes:
-            mod.training = training
+        for mod in training:
+            mod.training = True
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -283,8 +284,10 @@ class ModalityValuator:
         for s in range(0, k, step):
             mk = masks[s : s + step]
             logits = self.model.head.coalition_logits(feats, mk, fill)  # [B, Kc, C]
-            vals.append(self.value_fn(logits, labels, mk, self.empty))
-            preds.append(logits.argmax(-1))
+            pred = logits.argmax(-1)
+            v = self.value_fn.values_from_preds(pred, labels, mk, self.empty, logits.dtype)
+            vals.append(v if v is not None else self.value_fn(logits, labels, mk, self.empty))
+            preds.append(pred)
         if len(vals) == 1:
             return vals[0], preds[0]
         return torch.cat(vals, 1), torch.cat(preds, 1)
@@ -399,20 +402,22 @@ def valuate_dataset(
     extras: dict[str, list[Tensor]] = {}
     masks: Tensor | None = None
     result_method = valuator.resolved_method()
-    for batch in loader:
-        batch = batch_to(batch, dev)
-        res = valuator.attribute(batch["inputs"], batch["label"])
-        masks, result_method = res.masks, res.method
-        parts["index"].append(batch["index"])
-        parts["label"].append(batch["label"])
-        parts["phi"].append(res.phi)
-        parts["values"].append(res.values)
-        parts["preds"].append(res.coalition_preds)
-        if res.stderr is not None:
-            parts["stderr"].append(res.stderr)
-        for key, val in batch.items():
-            if key not in _BATCH_KEYS and isinstance(val, Tensor):
-                extras.setdefault(key, []).append(val)
+    # eval mode and no_grad entered once for the whole loop, not per batch (attribute() would).
+    with eval_mode(model), torch.no_grad():
+        for batch in loader:
+            batch = batch_to(batch, dev)
+            res = valuator._attribute_features(model.encode(batch["inputs"]), batch["label"])
+            masks, result_method = res.masks, res.method
+            parts["index"].append(batch["index"])
+            parts["label"].append(batch["label"])
+            parts["phi"].append(res.phi)
+            parts["values"].append(res.values)
+            parts["preds"].append(res.coalition_preds)
+            if res.stderr is not None:
+                parts["stderr"].append(res.stderr)
+            for key, val in batch.items():
+                if key not in _BATCH_KEYS and isinstance(val, Tensor):
+                    extras.setdefault(key, []).append(val)
 
     if masks is None:  # no rows: an empty table with the right shapes
         masks = valuator.coalitions()

@@ -65,6 +65,7 @@ class ValueFunction:
     fn: RawValueFn
     default_empty: EmptyConvention
     description: str = ""
+    from_preds: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
 
     def resolve_empty(self, empty: str | None) -> str:
         """The effective convention: ``empty`` or this function's default; validated."""
@@ -96,12 +97,32 @@ class ValueFunction:
             v = v.masked_fill(is_empty, 0.0)  # broadcasts over B for shared masks
         return v
 
+    def values_from_preds(
+        self, preds: Tensor, labels: Tensor, masks: Tensor, empty: str | None = None, dtype: torch.dtype = torch.float32
+    ) -> Tensor | None:
+        """Values ``[B, K]`` from predicted classes ``preds int64[B, K]`` (the argmax of the
+        coalition logits), for value functions that depend on the prediction only; ``None`` otherwise.
+
+        Equal to ``self(logits, labels, masks, empty)`` when ``preds == logits.argmax(-1)``; saves
+        the second pass over ``[B, K, C]`` when the caller needs the predictions anyway.
+        """
+        if self.from_preds is None:
+            return None
+        e = self.resolve_empty(empty)
+        if dtype in (torch.float16, torch.bfloat16) or not dtype.is_floating_point:
+            dtype = torch.float32
+        v = self.from_preds(preds, labels.to(preds.device).long(), masks.to(preds.device)).to(dtype)
+        if e == "zero":
+            v = v.masked_fill(~masks.to(v.device).bool().any(-1), 0.0)
+        return v
+
 
 VALUE_FUNCTIONS: Registry[ValueFunction] = Registry("value function")
 
 
 def register_value_function(
-    name: str, default_empty: EmptyConvention, description: str = ""
+    name: str, default_empty: EmptyConvention, description: str = "",
+    from_preds: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None,
 ) -> Callable[[RawValueFn], RawValueFn]:
     """Decorator registering a raw value function under ``name`` in :data:`VALUE_FUNCTIONS`.
 
@@ -115,7 +136,7 @@ def register_value_function(
         raise ValueError(f"default_empty must be one of {EMPTY_CONVENTIONS}, got {default_empty!r}")
 
     def deco(fn: RawValueFn) -> RawValueFn:
-        VALUE_FUNCTIONS.register(name)(ValueFunction(name, fn, default_empty, description))
+        VALUE_FUNCTIONS.register(name)(ValueFunction(name, fn, default_empty, description, from_preds))
         return fn
 
     return deco
@@ -135,13 +156,23 @@ def _correct(logits: Tensor, labels: Tensor) -> Tensor:
     return logits.argmax(-1) == labels.view(-1, 1)
 
 
-@register_value_function("paper", "zero", "|S| if the prediction from the modalities in S is correct, else 0 (CVPR 2024)")
+def _paper_from_preds(preds: Tensor, labels: Tensor, masks: Tensor) -> Tensor:
+    return (preds == labels.view(-1, 1)).to(torch.float32) * masks.to(torch.float32).sum(-1)
+
+
+def _correct_from_preds(preds: Tensor, labels: Tensor, masks: Tensor) -> Tensor:
+    return (preds == labels.view(-1, 1)).to(torch.float32)
+
+
+@register_value_function("paper", "zero", "|S| if the prediction from the modalities in S is correct, else 0 (CVPR 2024)",
+                         from_preds=_paper_from_preds)
 def _paper(logits: Tensor, labels: Tensor, masks: Tensor) -> Tensor:
     size = masks.to(logits.dtype).sum(-1)  # [K] or [B, K]
     return _correct(logits, labels).to(logits.dtype) * size
 
 
-@register_value_function("correct", "zero", "1 if the prediction from the modalities in S is correct, else 0")
+@register_value_function("correct", "zero", "1 if the prediction from the modalities in S is correct, else 0",
+                         from_preds=_correct_from_preds)
 def _correct_value(logits: Tensor, labels: Tensor, masks: Tensor) -> Tensor:
     return _correct(logits, labels).to(logits.dtype)
 
