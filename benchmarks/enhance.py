@@ -47,7 +47,7 @@ def main() -> None:
                   "progress": False},
     })
     specs = parse_methods(args.methods)
-    label = args.dataset + ("-debiased" if args.strength is not None else "")
+    label = args.dataset + (f"-debiased{args.strength:g}" if args.strength is not None else "")
     cdir, df, summary = run_compare(
         base, specs, parse_seeds(args.seeds), name=f"enhance_{label}", overwrite=True,
         shared_options={"warmup": args.warmup},

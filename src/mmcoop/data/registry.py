@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mmcoop.data.base import DatasetSplits
-from mmcoop.errors import ConfigError
+import torch
+
+from mmcoop.errors import ConfigError, DataError
 from mmcoop.utils.registry import Registry
 
 Loader = Callable[..., DatasetSplits]
@@ -44,4 +46,21 @@ def load_dataset(name: str, data_root: str | os.PathLike | None = None, seed: in
         raise ConfigError(
             f"unknown option(s) {unknown} for dataset {name!r}; valid options: {', '.join(sorted(valid)) or '(none)'}"
         )
-    return loader(data_root=resolve_data_root(data_root), seed=seed, **options)
+    splits = loader(data_root=resolve_data_root(data_root), seed=seed, **options)
+    check_finite(splits)
+    return splits
+
+
+def check_finite(splits: DatasetSplits) -> None:
+    """Raise :class:`DataError` naming the split, modality and first sample with NaN/inf inputs."""
+    for split in ("train", "val", "test"):
+        data = splits.split(split)
+        for modality, t in data.inputs.items():
+            bad = ~torch.isfinite(t.reshape(t.shape[0], -1)).all(1)
+            if bool(bad.any()):
+                first = int(bad.nonzero()[0, 0])
+                raise DataError(
+                    f"dataset {splits.name!r}: {int(bad.sum())} {split} sample(s) have NaN/inf {modality!r} inputs "
+                    f"(first: sample {first}); clean or drop them at the source "
+                    f"({splits.info.get('source', 'unknown source')})"
+                )

@@ -284,7 +284,7 @@ class ModalityValuator:
         for s in range(0, k, step):
             mk = masks[s : s + step]
             logits = self.model.head.coalition_logits(feats, mk, fill)  # [B, Kc, C]
-            pred = logits.argmax(-1)
+            pred = logits.max(-1).indices  # first maximal index, like argmax; faster on CPU
             v = self.value_fn.values_from_preds(pred, labels, mk, self.empty, logits.dtype)
             vals.append(v if v is not None else self.value_fn(logits, labels, mk, self.empty))
             preds.append(pred)

@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from mmcoop.data import DATASETS, DatasetSplits, ModalitySpec, MultimodalDataset, load_dataset
+from mmcoop.errors import ConfigError, DataError
+
+
+def _splits(bad_value: float | None) -> DatasetSplits:
+    x = torch.randn(6, 3)
+    if bad_value is not None:
+        x[4, 1] = bad_value
+    specs = [ModalitySpec("a", "vector", (3,)), ModalitySpec("b", "vector", (3,))]
+    ds = MultimodalDataset({"a": torch.randn(6, 3), "b": x}, torch.arange(6) % 2, 2, specs)
+    return DatasetSplits("tiny-nan", ds, ds, ds, {"source": "/somewhere/tiny"})
+
+
+@pytest.fixture(scope="module")
+def nan_dataset():
+    name = "_test_nan"
+    DATASETS.register(name)(lambda *, data_root, seed, bad=float("nan"): _splits(bad))
+    yield name
+    DATASETS._items.pop(name)  # keep the global registry as the package defines it
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_inf_inputs_are_named(nan_dataset, bad):
+    with pytest.raises(DataError, match=r"1 train sample\(s\) have NaN/inf 'b' inputs \(first: sample 4\).*/somewhere/tiny"):
+        load_dataset(nan_dataset, bad=bad)
+
+
+def test_finite_inputs_load(nan_dataset):
+    assert len(load_dataset(nan_dataset, bad=None).train) == 6
+
+
+def test_label_out_of_range_is_named():
+    specs = [ModalitySpec("a", "vector", (2,))]
+    with pytest.raises(DataError, match=r"label out of range: labels span \[0, 3\] but num_classes=3"):
+        MultimodalDataset({"a": torch.zeros(4, 2)}, torch.arange(4), 3, specs)
+
+
+def test_unknown_dataset_option():
+    with pytest.raises(ConfigError, match="unknown option"):
+        load_dataset("synthetic", colour="red")
