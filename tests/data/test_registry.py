@@ -41,3 +41,17 @@ def test_label_out_of_range_is_named():
 def test_unknown_dataset_option():
     with pytest.raises(ConfigError, match="unknown option"):
         load_dataset("synthetic", colour="red")
+
+
+def test_training_loader_never_yields_a_single_sample_batch():
+    from mmcoop.data import make_loader
+
+    specs = [ModalitySpec("a", "vector", (2,))]
+    for n in (1, 2, 65, 129, 64):
+        ds = MultimodalDataset({"a": torch.zeros(n, 2)}, torch.zeros(n, dtype=torch.long), 2, specs)
+        loader = make_loader(ds, 64, shuffle=True)
+        sizes = [len(b["label"]) for b in loader]
+        assert sum(sizes) == n and len(sizes) == len(loader)
+        assert n == 1 or min(sizes) > 1
+        rows = torch.cat([b["index"] for b in loader])
+        assert sorted(rows.tolist()) == list(range(n))

@@ -198,7 +198,36 @@ def make_loader(
     else:
         sampler = SequentialSampler(dataset)
     bs = BatchSampler(sampler, batch_size=batch_size, drop_last=drop_last)  # type: ignore[arg-type]
-    return DataLoader(dataset, batch_sampler=bs, collate_fn=_identity, num_workers=0)
+    batches = _NoSingletonBatches(bs) if shuffle else bs
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=_identity, num_workers=0)
+
+
+class _NoSingletonBatches:
+    """Batches of ``inner``, with a trailing batch of one sample merged into the one before.
+
+    BatchNorm cannot normalise a single training sample, and whether the last batch
+    holds one sample depends on the epoch's size (e.g. originals + re-sampled units).
+    """
+
+    def __init__(self, inner: BatchSampler) -> None:
+        self.inner = inner
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        prev: list[int] | None = None
+        for batch in self.inner:
+            if prev is not None:
+                if len(batch) == 1:
+                    batch = prev + batch
+                else:
+                    yield prev
+            prev = batch
+        if prev is not None:
+            yield prev
+
+    def __len__(self) -> int:
+        n = len(self.inner)
+        last = len(self.inner.sampler) % self.inner.batch_size  # type: ignore[arg-type]
+        return n - 1 if (n > 1 and last == 1 and not self.inner.drop_last) else n
 
 
 def batch_to(batch: Batch, device: torch.device | str, non_blocking: bool = True) -> Batch:
