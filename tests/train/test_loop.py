@@ -56,3 +56,21 @@ def test_existing_run_dir_is_not_overwritten(tmp_path):
         run_experiment(_cfg(tmp_path, train={"epochs": 1, "progress": False}))
     with pytest.raises(MMCoopError, match="cannot resume"):
         run_experiment(_cfg(tmp_path, name="nothing"), resume=True)
+
+
+@pytest.mark.parametrize("execution", ["duplicate", "weighted"])
+def test_bf16_autocast_with_resampling(tmp_path, execution):
+    cfg = _cfg(tmp_path, method="sample-level", method_options={"warmup": 1, "execution": execution})
+    cfg.train.amp = "bf16"
+    r = run_experiment(cfg)
+    assert r.test["acc"] > 0.8
+    assert all(torch.isfinite(torch.tensor(x["train_loss"])) for x in r.history)
+    assert r.history[-1]["copies_m0"] + r.history[-1]["copies_m1"] > 0
+
+
+def test_fp16_on_cpu_is_a_clear_error(tmp_path):
+    cfg = _cfg(tmp_path)
+    cfg.train.amp = "fp16"
+    cfg.train.device = "cpu"
+    with pytest.raises(MMCoopError, match="fp16 needs a CUDA device"):
+        run_experiment(cfg)
