@@ -63,7 +63,7 @@ def test_compare_writes_tables(tmp_path):
         "compare", "--dataset", "synthetic", "--methods", "joint,sample-level:weighted", "--seeds", "0,1",
         "--epochs", "2", "--out-dir", str(tmp_path), "--set", "method_options.warmup=1", "--set", "train.progress=false",
     ]))
-    assert "sample-level:weighted" in out
+    assert "sample-level:weighted" in out and "s/epoch" in out
     df = pd.read_csv(tmp_path / "compare_synthetic" / "compare.csv")
     assert len(df) == 4 and set(df["seed"]) == {0, 1}
     summary = pd.read_csv(tmp_path / "compare_synthetic" / "summary.csv")
@@ -75,3 +75,12 @@ def test_compare_writes_tables(tmp_path):
 def test_datasets_lists_where_data_was_found(data_root):
     out = _ok(runner.invoke(app, ["datasets", "--data-root", str(data_root)]))
     assert "avmnist" in out and "mfeat" in out and "synthetic" in out
+
+
+def test_value_on_debiased_run_scores_the_degraded_modality(tmp_path):
+    _ok(runner.invoke(app, ["train", "--dataset", "synthetic", "--epochs", "2", "--out-dir", str(tmp_path),
+                            "--debiased-strength", "1.0", "--name", "d", "--set", "train.progress=false"]))
+    out = " ".join(_ok(runner.invoke(app, ["value", str(tmp_path / "d"), "--split", "test"])).split())
+    assert "Does a low phi find the degraded modality? AUC per modality: m0" in out
+    table = pd.read_parquet(tmp_path / "d" / "valuation" / "test.parquet")
+    assert "degraded" in table.columns

@@ -177,6 +177,16 @@ def _print_valuation(table: Any) -> None:
     console.print(_table(rows, f"contribution per modality ({len(table)} samples, fused acc {table.accuracy():.4f})"))
     for m in table.modalities:
         console.print(f"phi_{m}:\n{table.text_histogram(m)}", highlight=False)
+    if "degraded" in table.extras:
+        from mmcoop.report import degraded_auc
+
+        auc = degraded_auc(table.to_pandas())
+        parts = ", ".join(f"{m} {auc[f'auc_{m}']:.3f}" for m in table.modalities)
+        console.print(
+            f"Does a low phi find the degraded modality? AUC per modality: {parts}; the lowest-phi modality "
+            f"is the degraded one for {100 * auc['lowest_is_degraded']:.1f}% of samples (chance {100 * auc['chance']:.0f}%)",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -200,10 +210,6 @@ def value(
                                 split=split, progress=True)
         path = table.to_parquet(run_dir / "valuation" / f"{split}.parquet")
         _print_valuation(table)
-        if "degraded" in table.extras:
-            from mmcoop.report import degraded_auc
-
-            console.print(f"identifying the degraded modality from phi: {degraded_auc(table.to_pandas())}")
         console.print(f"wrote {path}")
 
     _guard(go)

@@ -72,10 +72,13 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
     for _, r in summary.iterrows():
         row: dict[str, Any] = {"method": r["method"], "seeds": int(r["seeds"])}
         for col in summary.columns:
-            if col.endswith("_mean"):
-                base = col[: -len("_mean")]
-                scale = 1.0 if base == "seconds_per_epoch" else 100.0
-                row[base.replace("test_", "")] = f"{r[col] * scale:.2f} ± {r[base + '_std'] * scale:.2f}"
+            base = col[: -len("_mean")]
+            if not col.endswith("_mean") or base == "best_val_acc":
+                continue
+            if base == "seconds_per_epoch":
+                row["s/epoch"] = f"{r[col]:.1f}"
+            else:
+                row[base.replace("test_", "")] = f"{100 * r[col]:.1f} ± {100 * r[base + '_std']:.1f}"
         rows.append(row)
     return pd.DataFrame(rows)
 
