@@ -179,13 +179,14 @@ def command_line() -> str:
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA if available, else the CPU; an unavailable CUDA request is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda requested but torch.cuda.is_available() is False")
-    return dev
+    """The library's device resolution (``auto`` -> CUDA if available); a clean exit if unavailable."""
+    from mmcoop.errors import MMCoopError
+    from mmcoop.train import resolve_device as _resolve
+
+    try:
+        return _resolve(device)
+    except MMCoopError as e:
+        raise SystemExit(str(e)) from None
 
 
 # -- models ------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ best-validation model.
 from __future__ import annotations
 
 import dataclasses
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -131,7 +130,5 @@ def run_compare(
     summary = summarize(df)
     atomic_write_text(cdir / "compare.csv", df.to_csv(index=False))
     atomic_write_text(cdir / "summary.csv", summary.to_csv(index=False))
-    buf = io.StringIO()
-    buf.write(base.to_yaml())
-    atomic_write_text(cdir / "base_config.yaml", buf.getvalue())
+    atomic_write_text(cdir / "base_config.yaml", base.to_yaml())
     return cdir, df, summary

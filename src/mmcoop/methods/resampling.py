@@ -124,9 +124,8 @@ class ResamplingMethod(Method):
         """Value storage ``rows`` of the training split (eval mode); returns ``(table, seconds)``."""
         _sync(ctx.device)
         t0 = time.perf_counter()
-        model = getattr(ctx.model, "module", ctx.model)  # unwrap DDP
-        table = _valuation.valuate_dataset(
-            model, ctx.train_data, batch_size=int(self.options.valuation_batch_size),
+        table = _valuation.valuate_dataset(  # unwraps DDP/compile wrappers itself
+            ctx.model, ctx.train_data, batch_size=int(self.options.valuation_batch_size),
             value=self.options.value, device=ctx.device, rows=rows,
         )
         _sync(ctx.device)
@@ -223,7 +222,7 @@ def weighted_unit_loss(
     Returns:
         Scalar loss; ``loss * D`` is the summed CE of the originals and their units.
     """
-    net = getattr(model, "module", model)
+    net = _valuation.unwrap_model(model)
     b, m, _ = feats.shape
     masks = torch.eye(m, dtype=torch.bool, device=feats.device)  # one-hot coalitions [M, M]
     uni = net.head.coalition_logits(feats, masks, net.fill).float()  # [B, M, C]
