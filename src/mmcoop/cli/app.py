@@ -196,7 +196,7 @@ def value(
     value_fn: str = typer.Option("paper", "--value", help="Value function: paper, correct, prob, logprob."),
     removal: str = typer.Option("zero", help="Removed feature: zero (paper) or mean (training-mean feature)."),
     checkpoint: str = typer.Option("best", help="best or last."),
-    batch_size: int = typer.Option(512, help="Samples per encoder pass."),
+    batch_size: int = typer.Option(128, help="Samples per encoder pass."),
 ) -> None:
     """Shapley value of every modality for every sample of a split; writes valuation/<split>.parquet."""
     from mmcoop.experiment import load_run

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
@@ -70,14 +70,16 @@ class ResamplingOptions(MethodOptions):
         normalize: ``weighted`` only: divide by the batch size (``batch``) or by the
             number of units in the batch (``units``); see the module docstring.
         value: coalition value function passed to :func:`mmcoop.valuation.valuate_dataset`.
-        valuation_batch_size: batch size of the valuation passes.
+        valuation_batch_size: batch size of the valuation passes; ``None`` (default) = the
+            training batch size (fits in memory whenever training does; on CPU, batches of
+            64-128 valued avmnist about twice as fast as 512: ``BENCHMARKS.md``).
     """
 
     warmup: int = 5
     execution: str = "duplicate"
     normalize: str = "batch"
     value: str = "paper"
-    valuation_batch_size: int = 512
+    valuation_batch_size: Optional[int] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
@@ -85,7 +87,7 @@ class ResamplingOptions(MethodOptions):
         check_choice("execution", self.execution, EXECUTIONS)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
         check_choice("value", self.value, tuple(_valuation.VALUE_FUNCTIONS.names()))
-        if int(self.valuation_batch_size) < 1:
+        if self.valuation_batch_size is not None and int(self.valuation_batch_size) < 1:
             raise ConfigError(f"method_options.valuation_batch_size must be >= 1; got {self.valuation_batch_size}")
 
 
@@ -125,7 +127,7 @@ class ResamplingMethod(Method):
         _sync(ctx.device)
         t0 = time.perf_counter()
         table = _valuation.valuate_dataset(  # unwraps DDP/compile wrappers itself
-            ctx.model, ctx.train_data, batch_size=int(self.options.valuation_batch_size),
+            ctx.model, ctx.train_data, batch_size=int(self.options.valuation_batch_size or ctx.batch_size),
             value=self.options.value, device=ctx.device, rows=rows,
         )
         _sync(ctx.device)

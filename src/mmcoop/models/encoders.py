@@ -6,6 +6,7 @@ Registered by modality kind (``ENCODERS.get("image")``), so a dataset's
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from mmcoop.utils.registry import Registry
@@ -19,6 +20,11 @@ class CNNEncoder(nn.Module):
 
     Conv(3x3)-BN-ReLU-MaxPool blocks of widths ``widths``, global average pooling,
     then a linear projection to ``dim``.
+
+    Convolutions run in the channels-last memory format (weights and activations):
+    on CPU (oneDNN) this made training about 1.5x and inference about 2x faster for
+    the avmnist encoders (``benchmarks/valuation.py``), and cuDNN prefers it too.
+    Results are the same function; only the memory layout differs.
     """
 
     def __init__(self, shape: tuple[int, ...], dim: int = 64, widths: tuple[int, ...] = (16, 32, 64)) -> None:
@@ -32,8 +38,10 @@ class CNNEncoder(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.proj = nn.Linear(c, dim)
         self.out_dim = dim
+        self.body.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
         return self.proj(self.pool(self.body(x)).flatten(1))
 
 

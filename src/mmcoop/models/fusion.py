@@ -67,7 +67,13 @@ class FusionHead(nn.Module):
             keep = (masks if per_sample else masks.unsqueeze(0).expand(b, k, m)).reshape(b * k, m)
             return self.forward(x, keep, fill).reshape(b, k, -1)
         w = masks.to(part.dtype)
-        out = torch.einsum("bkm,bmc->bkc" if per_sample else "km,bmc->bkc", w, part) + bias
+        if per_sample:
+            out = torch.einsum("bkm,bmc->bkc", w, part) + bias
+        else:
+            # [B, C, M] @ [M, K] -> [B, C, K], returned as a [B, K, C] view: on CPU this
+            # product plus the argmax over C took a third of the time of the einsum
+            # layout for mfeat (B=512, K=64, C=10), the largest fixed cost of valuation.
+            out = torch.matmul(part.transpose(1, 2), w.T).add_(bias.unsqueeze(-1)).transpose(1, 2)
         if fill is not None:
             fill_part, _ = self.partial_logits(fill.unsqueeze(0).to(feats.dtype))  # [1, M, C]
             absent = torch.einsum("...km,mc->...kc", 1.0 - w, fill_part[0])

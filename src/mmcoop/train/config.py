@@ -15,7 +15,8 @@ class TrainConfig:
     Attributes:
         epochs: number of epochs.
         batch_size: training batch size (per process under DDP).
-        eval_batch_size: batch size for evaluation and valuation.
+        eval_batch_size: batch size for evaluation (default 128: on CPU the avmnist CNNs
+            infer about 2x faster in batches of 64-128 than of 512; raise it on a GPU).
         optimizer: ``adam`` or ``sgd``.
         lr: learning rate.
         momentum: SGD momentum.
@@ -30,7 +31,7 @@ class TrainConfig:
 
     epochs: int = 10
     batch_size: int = 64
-    eval_batch_size: int = 512
+    eval_batch_size: int = 128
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
