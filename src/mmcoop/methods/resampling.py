@@ -45,9 +45,10 @@ from torch.nn import functional as F
 
 from mmcoop.data.base import Batch, MultimodalDataset
 from mmcoop.enhance.plans import ResamplingPlan
-from mmcoop.errors import ConfigError
+from mmcoop.errors import ConfigError, MMCoopError
 from mmcoop.methods.base import Method, MethodContext, MethodOptions
 from mmcoop import valuation as _valuation
+from mmcoop.utils.dist import all_gather_objects, world_size
 
 EXECUTIONS: tuple[str, ...] = ("duplicate", "weighted")
 NORMALIZATIONS: tuple[str, ...] = ("batch", "units")
@@ -123,12 +124,16 @@ class ResamplingMethod(Method):
 
     # -- helpers --------------------------------------------------------------------------
     def valuate(self, ctx: MethodContext, rows: Tensor | None) -> tuple[Any, float]:
-        """Value storage ``rows`` of the training split (eval mode); returns ``(table, seconds)``."""
+        """Value storage ``rows`` of the training split (eval mode); returns ``(table, seconds)``.
+
+        Under DDP each rank values ``1/W`` of the rows and all ranks get the whole table,
+        so every rank builds the same plan.
+        """
         _sync(ctx.device)
         t0 = time.perf_counter()
         table = _valuation.valuate_dataset(  # unwraps DDP/compile wrappers itself
             ctx.model, ctx.train_data, batch_size=int(self.options.valuation_batch_size or ctx.batch_size),
-            value=self.options.value, device=ctx.device, rows=rows,
+            value=self.options.value, device=ctx.device, rows=rows, distributed=True,
         )
         _sync(ctx.device)
         return table, time.perf_counter() - t0
@@ -147,6 +152,7 @@ class ResamplingMethod(Method):
             ctx.log.update(self.stats)
             return
         plan, table, extra = self.build_plan(ctx)
+        _check_same_plan(plan, ctx.epoch)
         self._set_plan(plan, ctx.epoch, ctx.train_data.num_samples)
         mods = ctx.train_data.modalities
         phi = table.phi.double().mean(0).tolist() if len(table.phi) else [float("nan")] * len(mods)
@@ -201,6 +207,20 @@ class ResamplingMethod(Method):
             self.plan, self.plan_epoch, self._copies = None, -1, None
             return
         self._set_plan(ResamplingPlan.from_state_dict(state["plan"]), int(state["plan_epoch"]), int(state["num_samples"]))
+
+
+def _check_same_plan(plan: ResamplingPlan, epoch: int) -> None:
+    """Under DDP every rank must execute the same plan (else loaders differ in length and
+    the gradient all-reduce hangs): compare its size and checksum across ranks."""
+    if world_size() == 1:
+        return
+    key = (len(plan), int(plan.rows.long().sum()), int(plan.keep.long().sum()))
+    keys = all_gather_objects(key)
+    if len(set(keys)) > 1:
+        raise MMCoopError(
+            f"epoch {epoch + 1}: the ranks built different re-sampling plans {keys} (units, row sum, kept "
+            "modalities); valuation must see identical models and data on every rank"
+        )
 
 
 def weighted_unit_loss(

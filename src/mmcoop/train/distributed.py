@@ -5,17 +5,12 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from mmcoop.utils.dist import all_gather_rows, is_distributed, rank, world_size
 
-def is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
-
-
-def world_size() -> int:
-    return dist.get_world_size() if is_distributed() else 1
+__all__ = [
+    "all_gather_rows", "all_reduce_sum", "average_buffers", "average_gradients", "barrier", "init_from_env",
+    "is_distributed", "is_main", "local_device", "rank", "shutdown", "world_size",
+]
 
 
 def is_main() -> bool:
@@ -44,6 +39,29 @@ def average_gradients(params: list[torch.nn.Parameter]) -> None:
     for g in grads:
         n = g.numel()
         g.copy_(flat[offset : offset + n].view_as(g))
+        offset += n
+
+
+def average_buffers(module: torch.nn.Module) -> None:
+    """Average floating-point buffers (BatchNorm running statistics) over ranks, in place.
+
+    Gradients are averaged every step, but each rank updates its BatchNorm running
+    mean/variance from its own shard; without this the ranks' models would differ in
+    eval mode (validation, valuation, the saved checkpoint). Called once per epoch;
+    the result is the running statistics averaged over all ranks' data.
+    """
+    if not is_distributed():
+        return
+    bufs = [b for b in module.buffers() if b.is_floating_point()]
+    if not bufs:
+        return
+    flat = torch.cat([b.detach().reshape(-1).double() for b in bufs])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= world_size()
+    offset = 0
+    for b in bufs:
+        n = b.numel()
+        b.copy_(flat[offset : offset + n].view_as(b))
         offset += n
 
 

@@ -18,7 +18,9 @@ from mmcoop.data.base import DatasetSplits, MultimodalDataset, batch_to, make_lo
 from mmcoop.errors import MMCoopError
 from mmcoop.methods.base import Method, MethodContext
 from mmcoop.train.config import TrainConfig
-from mmcoop.train.distributed import all_reduce_sum, average_gradients, is_distributed, is_main, local_device
+from mmcoop.train.distributed import (
+    all_reduce_sum, average_buffers, average_gradients, is_distributed, is_main, local_device,
+)
 from mmcoop.train.metrics import MultimodalMeter
 from mmcoop.train.progress import progress_bar
 from mmcoop.utils.seeding import rng_state, set_rng_state
@@ -165,6 +167,7 @@ class Trainer:
             seen += n
         totals = all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=self.device, dtype=torch.float64)]))
         loss_sum, correct, seen = totals[0], totals[1], int(totals[2])
+        average_buffers(self.model)  # every rank evaluates, values and saves the same model
         if self.scheduler is not None:
             self.scheduler.step()
         if sync:

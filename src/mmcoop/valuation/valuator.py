@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from mmcoop.errors import ConfigError, DataError
+from mmcoop.utils.dist import all_gather_objects, all_gather_rows, rank, world_size
 from mmcoop.valuation.coalitions import coalition_masks
 from mmcoop.valuation.permutation import shapley_permutation
 from mmcoop.valuation.shapley import shapley_from_coalitions
@@ -322,6 +323,34 @@ def _mean_features(model: nn.Module, batches: Iterable[dict[str, Any]], device: 
     return (total / count).float()
 
 
+def _gather_shards(parts: dict[str, Tensor]) -> dict[str, Tensor]:
+    """All ranks' interleaved shares (rank r holds positions r, r+W, ...) -> the whole, in position order.
+
+    A rank with no rows may lack a key or have a placeholder shape; the layout of a
+    rank that has rows is used for it, so every rank makes the same collective calls.
+    """
+    layouts = all_gather_objects({k: (v.shape[0], tuple(v.shape[1:]), v.dtype) for k, v in parts.items()})
+    spec: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
+    for with_rows in (True, False):  # the first rank that has rows decides; else any rank
+        for layout in layouts:
+            for key, (n, shape, dtype) in layout.items():  # type: ignore[union-attr]
+                if key not in spec and (n > 0) == with_rows:
+                    spec[key] = (shape, dtype)
+    w = world_size()
+    dev = next(iter(parts.values())).device if parts else torch.device("cpu")
+    out: dict[str, Tensor] = {}
+    for key in sorted(spec):
+        shape, dtype = spec[key]
+        local = parts.get(key)
+        if local is None or local.shape[0] == 0:
+            local = torch.zeros((0, *shape), dtype=dtype, device=dev)
+        whole = all_gather_rows(local)
+        n = whole.shape[0]
+        order = torch.cat([torch.arange(r, n, w) for r in range(w)]).to(whole.device)
+        out[key] = torch.empty_like(whole).index_copy_(0, order, whole)
+    return out
+
+
 def mean_features(
     model: "MultimodalClassifier",
     dataset: "MultimodalDataset",
@@ -365,6 +394,7 @@ def valuate_dataset(
     max_exact: int = 12,
     num_permutations: int = 128,
     generator: torch.Generator | None = None,
+    distributed: bool = False,
 ) -> ValuationTable:
     """Value every sample of a dataset (eval mode, no augmentation, no gradients).
 
@@ -381,6 +411,10 @@ def valuate_dataset(
             modality-level method); default: the dataset's rows.
         progress: show a progress bar (tqdm, on stderr).
         split: split name recorded in the table.
+        distributed: inside a ``torch.distributed`` process group of ``W > 1`` ranks,
+            rank ``r`` values rows ``r, r+W, ...`` only and the shares are gathered, so
+            every rank returns the whole table (same rows, same order as in one
+            process) for ``1/W`` of the work. Every rank must call it. No-op otherwise.
 
     Returns:
         :class:`ValuationTable` on the CPU, one row per valued sample, in loader order.
@@ -394,6 +428,9 @@ def valuate_dataset(
     )
     dev = torch.device(device) if device is not None else _model_device(model)
     view = dataset if rows is None else dataset.view(torch.as_tensor(rows, dtype=torch.long).to(dataset.rows.device))
+    shard = distributed and world_size() > 1
+    if shard:
+        view = dataset.view(view.rows[rank() :: world_size()])
     loader: Iterable[dict[str, Any]] = make_loader(view, batch_size)
     if progress:
         loader = _progress(loader, f"valuating {split or 'samples'}")
@@ -426,7 +463,11 @@ def valuate_dataset(
             index=[torch.zeros(0, dtype=torch.long)], label=[torch.zeros(0, dtype=torch.long)], phi=[torch.zeros(0, m)],
             values=[torch.zeros(0, k)], preds=[torch.zeros(0, k, dtype=torch.long)],
         )
-    out = {key: torch.cat(v).cpu() for key, v in parts.items() if v}
+    out = {key: torch.cat(v) for key, v in parts.items() if v}
+    extra = {key: torch.cat(v) for key, v in extras.items()}
+    if shard:
+        out, extra = _gather_shards(out), _gather_shards(extra)
+    out = {key: v.cpu() for key, v in out.items()}
     return ValuationTable(
         modalities=list(model.modalities),
         index=out["index"],
@@ -435,7 +476,7 @@ def valuate_dataset(
         values=out["values"],
         coalition_preds=out["preds"],
         masks=masks.cpu(),
-        extras={key: torch.cat(v).cpu() for key, v in extras.items()},
+        extras={key: v.cpu() for key, v in extra.items()},
         stderr=out.get("stderr"),
         value=valuator.value_name,
         empty=valuator.empty,
