@@ -40,7 +40,8 @@ class MethodContext:
         device: where the model lives.
         epoch: current epoch (0-based).
         seed: run seed; derive every random draw from it (and ``epoch``) so all DDP ranks agree.
-        batch_size: training/inference batch size.
+        batch_size: training batch size.
+        eval_batch_size: inference batch size (evaluation; valuation by default).
         amp_dtype: autocast dtype or ``None``.
         log: scratch dict a method may fill during the epoch; merged into metrics.jsonl.
     """
@@ -51,6 +52,7 @@ class MethodContext:
     epoch: int = 0
     seed: int = 0
     batch_size: int = 64
+    eval_batch_size: int = 128
     amp_dtype: torch.dtype | None = None
     optimizer: Any = None
     log: dict[str, Any] = field(default_factory=dict)

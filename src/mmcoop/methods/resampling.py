@@ -72,8 +72,8 @@ class ResamplingOptions(MethodOptions):
             number of units in the batch (``units``); see the module docstring.
         value: coalition value function passed to :func:`mmcoop.valuation.valuate_dataset`.
         valuation_batch_size: batch size of the valuation passes; ``None`` (default) = the
-            training batch size (fits in memory whenever training does; on CPU, batches of
-            64-128 valued avmnist about twice as fast as 512: ``BENCHMARKS.md``).
+            run's ``train.eval_batch_size`` (an inference pass like evaluation; on CPU,
+            batches of 64-128 valued avmnist about twice as fast as 512).
     """
 
     warmup: int = 5
@@ -132,7 +132,7 @@ class ResamplingMethod(Method):
         _sync(ctx.device)
         t0 = time.perf_counter()
         table = _valuation.valuate_dataset(  # unwraps DDP/compile wrappers itself
-            ctx.model, ctx.train_data, batch_size=int(self.options.valuation_batch_size or ctx.batch_size),
+            ctx.model, ctx.train_data, batch_size=int(self.options.valuation_batch_size or ctx.eval_batch_size),
             value=self.options.value, device=ctx.device, rows=rows, distributed=True,
         )
         _sync(ctx.device)

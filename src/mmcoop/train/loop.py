@@ -81,7 +81,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")
         self.ctx = MethodContext(
             model=self.model, train_data=self.splits.train, device=self.device, seed=seed,
-            batch_size=config.batch_size, amp_dtype=self.amp_dtype, optimizer=self.optimizer,
+            batch_size=config.batch_size, eval_batch_size=config.eval_batch_size, amp_dtype=self.amp_dtype,
+            optimizer=self.optimizer,
         )
         self.epoch = 0  # next epoch to run
         self.best_val = -math.inf
