@@ -30,6 +30,8 @@ def test_registered_and_options_validated() -> None:
         build_method("sample-level", {"warmup": -1})
     with pytest.raises(ConfigError, match="valid options"):
         build_method("sample-level", {"part_ratio": 0.2})
+    with pytest.raises(ConfigError, match="valuation_every"):
+        build_method("sample-level", {"valuation_every": 0})
 
 
 def _grads(model: torch.nn.Module) -> list[torch.Tensor]:
@@ -117,3 +119,16 @@ def test_state_dict_resume_keeps_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     dup = build_method("sample-level", {"warmup": 0})
     dup.load_state_dict(method.state_dict())
     assert len(dup.train_set(ctx)) == 60 + len(method.plan)
+
+
+def test_valuation_every_reuses_the_plan_between_valuations() -> None:
+    data = tiny_data(96)
+    method = build_method("sample-level", {"warmup": 1, "valuation_every": 2, "execution": "duplicate"})
+    logs, _ = run_epochs(method, data, epochs=5)
+    assert [log.get("valued_samples") for log in logs] == [None, 96, 0, 96, 0]
+    assert [log.get("plan_epoch") for log in logs] == [None, 2, 2, 4, 4]
+    assert ["valuation_table" in log for log in logs] == [False, True, False, True, False]
+    for built, reused in ((logs[1], logs[2]), (logs[3], logs[4])):
+        assert reused["time_valuation_s"] == 0.0
+        assert reused["train_size"] == built["train_size"] == reused["train_units"]
+        assert reused["copies_a"] == built["copies_a"] and reused["contrib_b"] == built["contrib_b"]
