@@ -16,6 +16,10 @@ from mmcoop.errors import MMCoopError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Observe and improve multimodal cooperation.")
 console = Console()
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    # piped or captured output (CI logs, `| tee`): rich would assume 80 columns and fold the
+    # comparison tables; logs have no width limit, so use a wide one (COLUMNS overrides).
+    console = Console(width=140)
 
 
 def _fail(msg: str) -> None:
@@ -35,10 +39,19 @@ def _table(rows: list[dict[str, Any]], title: str) -> Table:
     if not rows:
         return t
     for col in rows[0]:
-        t.add_column(str(col), justify="right" if col != "method" else "left")
+        t.add_column(str(col), justify="right" if col != "method" else "left", no_wrap=col == "method")
     for r in rows:
         t.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r.values()])
     return t
+
+
+def _summary_table(summary: Any, label: str) -> Table:
+    """The comparison table of :func:`mmcoop.experiment.format_summary`, titled by what it shows."""
+    from mmcoop.experiment import format_summary
+
+    several = bool((summary["seeds"] > 1).any()) if len(summary) else False
+    return _table(format_summary(summary).to_dict("records"),
+                  f"{label}: test metrics (%)" + (", mean ± std over seeds" if several else ", one seed"))
 
 
 def build_config(
@@ -148,7 +161,7 @@ def compare(
     overwrite: bool = typer.Option(False, help="Replace existing runs of the same names."),
 ) -> None:
     """Run every (method, seed) pair; print mean ± std over seeds; write compare.csv and summary.csv."""
-    from mmcoop.experiment import format_summary, parse_methods, parse_seeds, run_compare
+    from mmcoop.experiment import parse_methods, parse_seeds, run_compare
 
     def go() -> None:
         shared: dict[str, Any] = {}
@@ -161,7 +174,7 @@ def compare(
             on_run=lambda row: console.print(
                 f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}%", highlight=False),
         )
-        console.print(_table(format_summary(summary).to_dict("records"), f"{base.dataset}: test metrics (%), mean ± std over seeds"))
+        console.print(_summary_table(summary, base.dataset))
         console.print(f"comparison directory: {cdir} (compare.csv, summary.csv)")
 
     _guard(go)
@@ -253,7 +266,7 @@ def demo(
 ) -> None:
     """The main job: compare joint training with the valuation-based methods on a real, debiased dataset,
     show per-sample modality contributions, and write an HTML report."""
-    from mmcoop.experiment import RunConfig, format_summary, parse_methods, parse_seeds, run_compare
+    from mmcoop.experiment import RunConfig, parse_methods, parse_seeds, run_compare
     from mmcoop.report import write_report
     from mmcoop.valuation import valuate_dataset
     from mmcoop.experiment import load_run
@@ -274,7 +287,7 @@ def demo(
                 f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
                 f"({row['seconds_per_epoch']:.1f} s/epoch)", highlight=False),
         )
-        console.print(_table(format_summary(summary).to_dict("records"), f"{name}-debiased: test metrics (%), mean ± std"))
+        console.print(_summary_table(summary, f"{name}-debiased"))
         joint_dir = Path(df.iloc[0]["run_dir"])
         _, model, splits = load_run(joint_dir)
         table = valuate_dataset(model, splits.test, split="test")

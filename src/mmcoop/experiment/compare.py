@@ -66,8 +66,9 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
-    """``mean ± std`` strings, accuracies in percent, for printing."""
+    """``mean ± std`` strings, accuracies in percent, for printing (plain means when every method has one seed)."""
     rows = []
+    single = bool((summary["seeds"] <= 1).all()) if len(summary) else False
     for _, r in summary.iterrows():
         row: dict[str, Any] = {"method": r["method"], "seeds": int(r["seeds"])}
         for col in summary.columns:
@@ -77,7 +78,8 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
             if base == "seconds_per_epoch":
                 row["s/epoch"] = f"{r[col]:.1f}"
             else:
-                row[base.replace("test_", "")] = f"{100 * r[col]:.1f} ± {100 * r[base + '_std']:.1f}"
+                mean = f"{100 * r[col]:.1f}"
+                row[base.replace("test_", "")] = mean if single else f"{mean} ± {100 * r[base + '_std']:.1f}"
         rows.append(row)
     return pd.DataFrame(rows)
 
