@@ -186,10 +186,12 @@ def phi_histogram_figure(sources: Mapping[str, pd.DataFrame], modalities: Sequen
         ax.grid(alpha=0.3, axis="y")
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    axes[0].legend(fontsize=7)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    # one legend for all panels, below them, so it never covers bars
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(len(labels), 3), frameon=False)
+    fig.tight_layout(rect=(0, 0.06 + 0.03 * ((len(labels) - 1) // 3), 1, 1))
     return figure_png(fig)
 
 
