@@ -132,3 +132,17 @@ def test_valuation_every_reuses_the_plan_between_valuations() -> None:
         assert reused["time_valuation_s"] == 0.0
         assert reused["train_size"] == built["train_size"] == reused["train_units"]
         assert reused["copies_a"] == built["copies_a"] and reused["contrib_b"] == built["contrib_b"]
+
+
+def test_ranks_with_different_plans_stop_with_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under DDP a plan that differs between ranks would hang the gradient all-reduce; it must raise instead."""
+    import mmcoop.methods.resampling as resampling
+    from mmcoop.errors import MMCoopError
+
+    plan = sample_level_plan(torch.tensor([[0.0, 1.5], [1.5, -0.5]]), torch.tensor([0, 1]))
+    monkeypatch.setattr(resampling, "world_size", lambda: 2)
+    monkeypatch.setattr(resampling, "all_gather_objects", lambda key: [key, key])
+    resampling._check_same_plan(plan, epoch=3)  # identical on both ranks: fine
+    monkeypatch.setattr(resampling, "all_gather_objects", lambda key: [key, (key[0] + 1, *key[1:])])
+    with pytest.raises(MMCoopError, match="epoch 4: the ranks built different re-sampling plans"):
+        resampling._check_same_plan(plan, epoch=3)
