@@ -174,7 +174,7 @@ def compare(
             on_run=lambda row: console.print(
                 f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}%", highlight=False),
         )
-        console.print(_summary_table(summary, base.dataset))
+        console.print(_summary_table(summary, base.dataset + ("-debiased" if base.debiased else "")))
         console.print(f"comparison directory: {cdir} (compare.csv, summary.csv)")
 
     _guard(go)
