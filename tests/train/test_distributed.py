@@ -48,3 +48,26 @@ def test_torchrun_sample_level_values_once_and_agrees(tmp_path):
         # DistributedSampler pads an odd total by one repeated unit
         assert r["train_units"] in (r["train_size"], r["train_size"] + 1)
         assert r["train_size"] > 400
+
+
+def test_an_error_on_one_rank_ends_the_job_instead_of_hanging(tmp_path):
+    """Rank 1 fails while rank 0 waits in a collective: torchrun must end with an error
+    (the exit hook destroys the group without waiting for the other ranks)."""
+    script = tmp_path / "fail.py"
+    script.write_text(
+        "import torch\n"
+        "from mmcoop.train.distributed import init_from_env, rank\n"
+        "from mmcoop.utils.dist import all_gather_rows\n"
+        "init_from_env()\n"
+        "if rank() == 1:\n"
+        "    raise RuntimeError('rank 1 fails on purpose')\n"
+        "all_gather_rows(torch.zeros(3))\n"
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), str(script)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode != 0
+    assert "rank 1 fails on purpose" in proc.stdout + proc.stderr

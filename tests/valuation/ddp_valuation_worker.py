@@ -14,6 +14,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests folder, for _helpers
 import _helpers  # noqa: E402
 
+from mmcoop.models import MultimodalClassifier  # noqa: E402
 from mmcoop.train.distributed import average_buffers, init_from_env, rank, shutdown  # noqa: E402
 from mmcoop.valuation import valuate_dataset  # noqa: E402
 
@@ -23,8 +24,13 @@ def main(out: Path) -> None:
     data = _helpers.tiny_data(n=45)
     model = _helpers.tiny_model(data)
     encoded = []  # rows this rank encoded: it must value only its share
-    encode = model.encode
-    model.encode = lambda inputs, keep=None: encoded.append(next(iter(inputs.values())).shape[0]) or encode(inputs, keep)
+    encode = MultimodalClassifier.encode
+
+    def counting_encode(self, inputs, keep=None):  # class-level: valuation runs on a folded copy
+        encoded.append(next(iter(inputs.values())).shape[0])
+        return encode(self, inputs, keep)
+
+    MultimodalClassifier.encode = counting_encode
     tables = {
         "all": valuate_dataset(model, data, batch_size=8, distributed=True),
         "subset": valuate_dataset(model, data, batch_size=4, rows=torch.tensor([40, 3, 17, 8, 29]), distributed=True),

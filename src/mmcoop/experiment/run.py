@@ -150,6 +150,7 @@ def run_experiment(
     )
     if is_main():
         atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2))
+    barrier()  # every rank returns after results.json exists
     return RunResult(run_dir, cfg, trainer.model, splits, history, test)
 
 

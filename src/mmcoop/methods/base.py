@@ -42,6 +42,7 @@ class MethodContext:
         seed: run seed; derive every random draw from it (and ``epoch``) so all DDP ranks agree.
         batch_size: training batch size.
         eval_batch_size: inference batch size (evaluation; valuation by default).
+        fold_batchnorm: run inference passes (valuation) on a BatchNorm-folded copy.
         amp_dtype: autocast dtype or ``None``.
         log: scratch dict a method may fill during the epoch; merged into metrics.jsonl.
     """
@@ -53,6 +54,7 @@ class MethodContext:
     seed: int = 0
     batch_size: int = 64
     eval_batch_size: int = 128
+    fold_batchnorm: bool = True
     amp_dtype: torch.dtype | None = None
     optimizer: Any = None
     log: dict[str, Any] = field(default_factory=dict)

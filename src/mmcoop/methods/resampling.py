@@ -141,7 +141,7 @@ class ResamplingMethod(Method):
         t0 = time.perf_counter()
         table = _valuation.valuate_dataset(  # unwraps DDP/compile wrappers itself
             ctx.model, ctx.train_data, batch_size=int(self.options.valuation_batch_size or ctx.eval_batch_size),
-            value=self.options.value, device=ctx.device, rows=rows, distributed=True,
+            value=self.options.value, device=ctx.device, rows=rows, distributed=True, fold_bn=ctx.fold_batchnorm,
         )
         _sync(ctx.device)
         return table, time.perf_counter() - t0

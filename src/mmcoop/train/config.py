@@ -27,6 +27,10 @@ class TrainConfig:
         device: ``auto`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:1``...
         progress: show progress bars.
         data_on_device: move the whole (in-memory) dataset to the device once.
+        fold_batchnorm: evaluate and value with an inference copy of the model whose
+            BatchNorm layers are folded into the preceding convolution
+            (:func:`mmcoop.models.fold_batchnorm`; same function, ~2x faster avmnist
+            inference on CPU, float rounding differs at the 1e-7 level).
     """
 
     epochs: int = 10
@@ -42,6 +46,7 @@ class TrainConfig:
     device: str = "auto"
     progress: bool = True
     data_on_device: bool = True
+    fold_batchnorm: bool = True
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "eval_batch_size"):

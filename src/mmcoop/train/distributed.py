@@ -84,8 +84,16 @@ def init_from_env() -> bool:
         dist.init_process_group("gloo")
     import atexit
 
-    atexit.register(shutdown)  # leave the group cleanly: Gloo aborts if threads outlive the interpreter
+    # leave the group cleanly at exit (Gloo aborts if its threads outlive the interpreter),
+    # without a barrier: a rank that exits on an error must not wait for ranks that are
+    # blocked in a collective it will never join; torchrun then stops them.
+    atexit.register(_destroy)
     return True
+
+
+def _destroy() -> None:
+    if is_distributed():
+        dist.destroy_process_group()
 
 
 def shutdown() -> None:

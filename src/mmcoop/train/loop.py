@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from mmcoop.data.base import DatasetSplits, MultimodalDataset, batch_to, make_loader
 from mmcoop.errors import MMCoopError
+from mmcoop.models.folding import inference_model
 from mmcoop.methods.base import Method, MethodContext
 from mmcoop.train.config import TrainConfig
 from mmcoop.train.distributed import (
@@ -82,7 +83,7 @@ class Trainer:
         self.ctx = MethodContext(
             model=self.model, train_data=self.splits.train, device=self.device, seed=seed,
             batch_size=config.batch_size, eval_batch_size=config.eval_batch_size, amp_dtype=self.amp_dtype,
-            optimizer=self.optimizer,
+            optimizer=self.optimizer, fold_batchnorm=config.fold_batchnorm,
         )
         self.epoch = 0  # next epoch to run
         self.best_val = -math.inf
@@ -108,15 +109,16 @@ class Trainer:
         """Accuracy, macro-F1, mean loss and every single modality's accuracy on ``dataset``."""
         was_training = self.model.training
         self.model.eval()
+        net = inference_model(self.model, self.config.fold_batchnorm)
         meter = MultimodalMeter(dataset.num_classes, dataset.modalities)
         masks = unimodal_masks(dataset.num_modalities, self.device)
         loader = make_loader(dataset, self.config.eval_batch_size, distributed=is_distributed())
         for batch in progress_bar(loader, desc, enabled=self.config.progress and is_main(), leave=False):
             batch = batch_to(batch, self.device)
             with self._autocast():
-                feats = self.model.encode(batch["inputs"])
-                logits = self.model.fuse(feats).float()
-                uni = self.model.head.coalition_logits(feats, masks, self.model.fill).float()
+                feats = net.encode(batch["inputs"])
+                logits = net.fuse(feats).float()
+                uni = net.head.coalition_logits(feats, masks, net.fill).float()
             loss = nn.functional.cross_entropy(logits, batch["label"], reduction="sum")
             meter.update(logits, batch["label"], uni, loss)
         meter.sync()

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from mmcoop.errors import ConfigError, DataError
+from mmcoop.models.folding import inference_model
 from mmcoop.utils.dist import all_gather_objects, all_gather_rows, rank, world_size
 from mmcoop.valuation.coalitions import coalition_masks
 from mmcoop.valuation.permutation import shapley_permutation
@@ -395,6 +396,7 @@ def valuate_dataset(
     num_permutations: int = 128,
     generator: torch.Generator | None = None,
     distributed: bool = False,
+    fold_bn: bool = True,
 ) -> ValuationTable:
     """Value every sample of a dataset (eval mode, no augmentation, no gradients).
 
@@ -415,6 +417,11 @@ def valuate_dataset(
             rank ``r`` values rows ``r, r+W, ...`` only and the shares are gathered, so
             every rank returns the whole table (same rows, same order as in one
             process) for ``1/W`` of the work. Every rank must call it. No-op otherwise.
+        fold_bn: value with an inference copy in which BatchNorm is folded into the
+            preceding convolution (:func:`mmcoop.models.fold_batchnorm`): the same
+            function with fewer passes over the activations (about 2x faster for the
+            avmnist CNNs on CPU); float rounding differs from the unfolded model at the
+            1e-7 level. ``False`` runs ``model`` itself.
 
     Returns:
         :class:`ValuationTable` on the CPU, one row per valued sample, in loader order.
@@ -422,6 +429,7 @@ def valuate_dataset(
     from mmcoop.data.base import batch_to, make_loader
 
     model = unwrap_model(model)
+    model = inference_model(model, fold_bn)
     valuator = ModalityValuator(
         model, value, empty, removal, fill, method=method, max_exact=max_exact,
         num_permutations=num_permutations, generator=generator,
