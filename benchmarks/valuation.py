@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 from mmcoop.data.base import batch_to, make_loader  # noqa: E402
-from mmcoop.models import fold_batchnorm  # noqa: E402
+from mmcoop.models import fold_batchnorm, inference_model  # noqa: E402
 from mmcoop.valuation import valuate_dataset  # noqa: E402
 from mmcoop.valuation.coalitions import coalition_masks  # noqa: E402
 
@@ -219,23 +219,24 @@ def bench_dataset(dataset: str, epochs: int, args: argparse.Namespace, device: t
 def breakdown(model: nn.Module, data: Any, bs: int, device: torch.device, args: argparse.Namespace) -> None:
     """Where the time of ``valuate_dataset`` goes: each stage it runs, over the whole split.
 
-    Every stage is timed alone on precomputed inputs (the same calls valuate_dataset
-    makes, per batch), so the stages add up to about ``t_ours``; ``infer`` = load +
-    encode + fuse.
+    Every stage is timed alone on precomputed inputs, making the calls valuate_dataset
+    makes per batch (on the same folded inference copy, one argmax over ``[B, K, C]``
+    whose result gives both the predictions and the ``paper`` values), so the stages add
+    up to about ``t_ours``; ``infer`` = load + encode + fuse.
     """
     from mmcoop.valuation import ModalityValuator
     from mmcoop.valuation.shapley import shapley_from_coalitions
     from mmcoop.valuation.table import ValuationTable
-    from mmcoop.valuation.valuator import eval_mode
 
-    val = ModalityValuator(model)
+    net = inference_model(model).eval()
+    val = ModalityValuator(net)
     masks = val.coalitions(device)
     batches = [batch_to(b, device) for b in make_loader(data, bs)]
     with torch.no_grad():
-        feats = [model.encode(b["inputs"]) for b in batches]
-        logits = [model.head.coalition_logits(f, masks) for f in feats]
-        values = [val.value_fn(lg, b["label"], masks, val.empty) for lg, b in zip(logits, batches)]
-        preds = [lg.argmax(-1) for lg in logits]
+        feats = [net.encode(b["inputs"]) for b in batches]
+        logits = [net.head.coalition_logits(f, masks) for f in feats]
+        preds = [lg.max(-1).indices for lg in logits]
+        values = [val.value_fn.values_from_preds(p, b["label"], masks, val.empty) for p, b in zip(preds, batches)]
         phis = [shapley_from_coalitions(v) for v in values]
 
     def load() -> None:
@@ -245,30 +246,28 @@ def breakdown(model: nn.Module, data: Any, bs: int, device: torch.device, args: 
     def encode() -> None:
         with torch.no_grad():
             for b in batches:
-                model.encode(b["inputs"])
+                net.encode(b["inputs"])
 
     def fuse() -> None:
         with torch.no_grad():
             for f in feats:
-                model.fuse(f)
+                net.fuse(f)
 
-    def eval_ctx() -> None:  # valuate_dataset enters eval_mode + no_grad once per batch (in attribute)
-        for _ in batches:
-            with eval_mode(model), torch.no_grad():
-                pass
+    def fold() -> None:  # once per valuate_dataset call
+        inference_model(model)
 
     def coalition_logits() -> None:
         with torch.no_grad():
             for f in feats:
-                model.head.coalition_logits(f, masks)
+                net.head.coalition_logits(f, masks)
 
-    def value_fn() -> None:  # includes one argmax over [B, K, C]
-        for lg, b in zip(logits, batches):
-            val.value_fn(lg, b["label"], masks, val.empty)
-
-    def argmax() -> None:  # the second argmax (coalition_preds)
+    def argmax() -> None:
         for lg in logits:
-            lg.argmax(-1)
+            lg.max(-1).indices
+
+    def values_from_preds() -> None:
+        for p, b in zip(preds, batches):
+            val.value_fn.values_from_preds(p, b["label"], masks, val.empty)
 
     def shapley() -> None:
         for v in values:
@@ -281,9 +280,9 @@ def breakdown(model: nn.Module, data: Any, bs: int, device: torch.device, args: 
                        label=cat([b["label"] for b in batches]), phi=cat(phis), values=cat(values),
                        coalition_preds=cat(preds), masks=masks.cpu(), extras=extras)
 
-    stages = {"load": load, "encode": encode, "fuse": fuse, "eval_mode x batches": eval_ctx,
-              "coalition_logits": coalition_logits, "value_fn (argmax #1)": value_fn, "argmax #2 (preds)": argmax,
-              "shapley_from_coalitions": shapley, "table assembly": table}
+    stages = {"load": load, "encode": encode, "fuse": fuse, "fold BatchNorm (per call)": fold,
+              "coalition_logits": coalition_logits, "argmax over classes": argmax,
+              "values_from_preds": values_from_preds, "shapley_from_coalitions": shapley, "table assembly": table}
     t = _common.bench_interleaved(stages, repeats=max(args.repeats, 7), warmup=1, device=device,
                                   min_sample_s=max(args.min_sample, 0.1))
     infer = t["load"].median + t["encode"].median + t["fuse"].median

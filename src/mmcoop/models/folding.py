@@ -3,7 +3,7 @@
 In eval mode a BatchNorm is a fixed per-channel affine map, so ``BN(conv(x))`` is
 itself a convolution with rescaled weights and a shifted bias. Folding removes one
 full pass over every activation tensor: on the CPU the avmnist CNN encoders inferred
-about 2x faster folded (``benchmarks/valuation.py``). The folded copy computes the
+1.4-2x faster folded (``benchmarks/valuation.py``). The folded copy computes the
 same function; only float rounding differs (features agree to about 1e-7).
 """
 

@@ -9,7 +9,7 @@ reports in one process leaks nothing.
 from __future__ import annotations
 
 import io
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib
 
@@ -62,6 +62,16 @@ def phi_bins(values: np.ndarray, bins: int = 20) -> tuple[np.ndarray, bool]:
     return np.linspace(lo, hi, bins + 1), False
 
 
+def _epoch_axis(ax: Any, ylabel: str, title: str, **legend: Any) -> None:
+    """Label a per-epoch panel: integer epoch ticks, y label, title, grid, legend (``fontsize=8`` unless given)."""
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(**({"fontsize": 8} | legend))
+
+
 def accuracy_figure(metrics: pd.DataFrame, modalities: Sequence[str], best_epoch: int | None = None) -> bytes | None:
     """Accuracy per epoch (validation, validation per modality, training) and the losses."""
     if metrics.empty or "epoch" not in metrics.columns:
@@ -86,23 +96,13 @@ def accuracy_figure(metrics: pd.DataFrame, modalities: Sequence[str], best_epoch
             label = {"val_acc": "val (fused)", "train_acc": "train"}.get(c, c.replace("val_acc_", "val ") + " alone")
             ax.plot(ep, 100 * pd.to_numeric(metrics[c], errors="coerce"), style, color=col, lw=lw, marker=marker,
                     ms=3, label=label)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("accuracy (%)")
-        ax.set_title("accuracy")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _epoch_axis(ax, "accuracy (%)", "accuracy")
     if loss_cols:
         ax = axes[i]
         for c, col in zip(loss_cols, _colors(len(loss_cols))):
             ax.plot(ep, pd.to_numeric(metrics[c], errors="coerce"), color=col, marker=marker, ms=3,
                     label=c.replace("_loss", ""))
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("loss")
-        ax.set_title("loss")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _epoch_axis(ax, "loss", "loss")
     if best_epoch is not None:
         for ax in axes:
             ax.axvline(best_epoch, color="grey", ls=":", lw=1)
@@ -131,12 +131,7 @@ def contribution_figure(metrics: pd.DataFrame, modalities: Sequence[str]) -> byt
             ax.plot(sel["epoch"], sel[c], marker="o" if len(sel) <= 30 else None, ms=3, color=colors[m], label=m)
         if title.startswith("dataset"):
             ax.axhline(1.0, color="grey", ls=":", lw=1)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _epoch_axis(ax, ylabel, title)
     return figure_png(fig)
 
 
@@ -254,12 +249,8 @@ def degraded_epochs_figure(table: pd.DataFrame, modalities: Sequence[str]) -> by
         ax.axhline(float(table["chance"].iloc[0]), color="grey", ls=":", lw=1, label="chance (share)")
     ax.axhline(0.5, color="grey", ls="-.", lw=0.8)
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("AUC / share")
-    ax.set_title("finding the degraded modality from phi (train set)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    _epoch_axis(ax, "AUC / share", "finding the degraded modality from phi (train set)",
+                fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return figure_png(fig)
 
 

@@ -29,7 +29,7 @@ class TrainConfig:
         data_on_device: move the whole (in-memory) dataset to the device once.
         fold_batchnorm: evaluate and value with an inference copy of the model whose
             BatchNorm layers are folded into the preceding convolution
-            (:func:`mmcoop.models.fold_batchnorm`; same function, ~2x faster avmnist
+            (:func:`mmcoop.models.fold_batchnorm`; same function, 1.4-2x faster avmnist
             inference on CPU, float rounding differs at the 1e-7 level).
     """
 

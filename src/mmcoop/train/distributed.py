@@ -25,21 +25,23 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def average_gradients(params: list[torch.nn.Parameter]) -> None:
-    """Average gradients over ranks with one flat all-reduce (DDP-equivalent update)."""
-    if not is_distributed():
+def _average_in_place(tensors: list[torch.Tensor], dtype: torch.dtype | None = None) -> None:
+    """Average ``tensors`` over ranks with one flat all-reduce (in ``dtype`` if given)."""
+    if not is_distributed() or not tensors:
         return
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    flat = torch.cat([t.detach().reshape(-1).to(dtype or t.dtype) for t in tensors])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     flat /= world_size()
     offset = 0
-    for g in grads:
-        n = g.numel()
-        g.copy_(flat[offset : offset + n].view_as(g))
+    for t in tensors:
+        n = t.numel()
+        t.copy_(flat[offset : offset + n].view_as(t))
         offset += n
+
+
+def average_gradients(params: list[torch.nn.Parameter]) -> None:
+    """Average gradients over ranks with one flat all-reduce (DDP-equivalent update)."""
+    _average_in_place([p.grad for p in params if p.grad is not None])
 
 
 def average_buffers(module: torch.nn.Module) -> None:
@@ -48,21 +50,9 @@ def average_buffers(module: torch.nn.Module) -> None:
     Gradients are averaged every step, but each rank updates its BatchNorm running
     mean/variance from its own shard; without this the ranks' models would differ in
     eval mode (validation, valuation, the saved checkpoint). Called once per epoch;
-    the result is the running statistics averaged over all ranks' data.
+    the result is the running statistics averaged over all ranks' data (in float64).
     """
-    if not is_distributed():
-        return
-    bufs = [b for b in module.buffers() if b.is_floating_point()]
-    if not bufs:
-        return
-    flat = torch.cat([b.detach().reshape(-1).double() for b in bufs])
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    flat /= world_size()
-    offset = 0
-    for b in bufs:
-        n = b.numel()
-        b.copy_(flat[offset : offset + n].view_as(b))
-        offset += n
+    _average_in_place([b for b in module.buffers() if b.is_floating_point()], torch.float64)
 
 
 def init_from_env() -> bool:
