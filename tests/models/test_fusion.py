@@ -67,7 +67,7 @@ def test_encode_single_training_row_with_batchnorm():
 
 
 def test_unknown_fusion_lists_valid():
-    with pytest.raises(Exception, match="valid fusions: concat, sum"):
+    with pytest.raises(Exception, match="valid fusions: concat, film, gated, sum"):
         build_model(SPECS, 4, fusion="attention")
 
 

@@ -5,21 +5,30 @@ The training loop (``mmcoop.train``) calls, per epoch::
     method.on_epoch_start(ctx)                 # e.g. valuate and build a re-sampling plan
     data = method.train_set(ctx)               # the epoch's training set (a dataset view)
     for batch in loader(data):
-        feats = model.encode(batch["inputs"], batch["keep"])    # [B, M, d]
-        logits = model.fuse(feats, batch["keep"])               # [B, C]
-        loss = method.loss(ctx, batch, feats, logits)           # scalar
-        loss.backward(); method.after_backward(ctx, batch, feats, logits); optimizer.step()
+        loss, logits = method.train_step(ctx, batch)   # default below
+    method.on_epoch_end(ctx)                   # e.g. a pass over ctx.val_data
     log = method.epoch_log(ctx)                # extra fields for metrics.jsonl
 
-A method never imports the training loop: everything it may touch is in
-:class:`MethodContext`.
+The default :meth:`Method.train_step` is::
+
+    ctx.zero_grad()
+    feats, logits = ctx.forward(batch["inputs"], keep)        # [B, M, D], [B, C]
+    loss = method.loss(ctx, batch, feats, logits)             # scalar
+    ctx.backward(loss); method.after_backward(ctx, batch, feats, logits); ctx.step()
+
+A method may replace all of it: call :meth:`MethodContext.forward` / ``backward`` /
+``step`` several times, use its own modules (:meth:`Method.modules`: their parameters
+join the optimizer, the device, the checkpoint and exact resume), read ``ctx.val_data``,
+run inference passes with :meth:`MethodContext.inference`, and change what evaluation
+predicts (:meth:`Method.predict`). A method never imports the training loop:
+everything it may touch is in :class:`MethodContext`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -30,40 +39,107 @@ from mmcoop.errors import ConfigError
 from mmcoop.utils.registry import Registry
 
 
-@dataclass
 class MethodContext:
-    """What a method may read during training.
+    """What a method may read and call during training (built by the training loop).
 
     Attributes:
-        model: the :class:`~mmcoop.models.MultimodalClassifier` being trained.
+        model: the model being trained (:mod:`mmcoop.models.protocol`; unwrapped).
         train_data: the original training split (storage of all training samples).
+        val_data: the validation split (a method may read it, e.g. once per epoch).
         device: where the model lives.
         epoch: current epoch (0-based).
         seed: run seed; derive every random draw from it (and ``epoch``) so all DDP ranks agree.
         batch_size: training batch size.
         eval_batch_size: inference batch size (evaluation; valuation by default).
-        fold_batchnorm: run inference passes (valuation) on a BatchNorm-folded copy.
+        fold_batchnorm: run inference passes on a BatchNorm-folded copy.
         amp_dtype: autocast dtype or ``None``.
+        optimizer: the optimizer over the model's and the method's module parameters.
         log: scratch dict a method may fill during the epoch; merged into metrics.jsonl.
+        optimizer_steps: optimizer steps taken so far in the run (all epochs).
     """
 
-    model: nn.Module
-    train_data: MultimodalDataset
-    device: torch.device
-    epoch: int = 0
-    seed: int = 0
-    batch_size: int = 64
-    eval_batch_size: int = 128
-    fold_batchnorm: bool = True
-    amp_dtype: torch.dtype | None = None
-    optimizer: Any = None
-    log: dict[str, Any] = field(default_factory=dict)
+    def __init__(
+        self,
+        model: nn.Module,
+        train_data: MultimodalDataset,
+        device: torch.device,
+        *,
+        val_data: MultimodalDataset | None = None,
+        epoch: int = 0,
+        seed: int = 0,
+        batch_size: int = 64,
+        eval_batch_size: int = 128,
+        fold_batchnorm: bool = True,
+        amp_dtype: torch.dtype | None = None,
+        optimizer: Any = None,
+        engine: Any = None,
+    ) -> None:
+        self.model = model
+        self.train_data = train_data
+        self.val_data = val_data
+        self.device = device
+        self.epoch = epoch
+        self.seed = seed
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.fold_batchnorm = fold_batchnorm
+        self.amp_dtype = amp_dtype
+        self.optimizer = optimizer
+        self.log: dict[str, Any] = {}
+        self.optimizer_steps = 0
+        self._engine = engine  # the loop's step engine (forward/backward/step under DDP and AMP)
 
     def generator(self, salt: int = 0) -> torch.Generator:
         """A CPU generator seeded by (seed, epoch, salt): identical on every rank and on resume."""
         g = torch.Generator()
         g.manual_seed((self.seed * 1_000_003 + self.epoch * 1009 + salt) % (2**63))
         return g
+
+    # -- the training step's building blocks (DDP- and AMP-aware) -------------------------
+    def forward(self, inputs: dict[str, Tensor], keep: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(features [B, M, D], logits [B, C])`` of a training batch, through the DDP wrapper
+        and under autocast; ``keep`` bool ``[B, M]`` removes modalities (``None`` = all kept)."""
+        return self._engine.forward(inputs, keep)
+
+    def autocast(self) -> Any:
+        """The run's autocast context (a no-op without ``train.amp``)."""
+        return self._engine.autocast()
+
+    def zero_grad(self) -> None:
+        """Clear the gradients of every trained parameter."""
+        self._engine.zero_grad()
+
+    def backward(self, loss: Tensor, retain_graph: bool = False) -> None:
+        """``loss.backward()`` with the AMP scaler; call it several times (with ``retain_graph``)
+        inside :meth:`no_sync` to combine several losses' gradients by hand."""
+        self._engine.backward(loss, retain_graph)
+
+    def no_sync(self) -> Any:
+        """Context in which backward passes do not all-reduce under DDP; the next :meth:`step`
+        averages the gradients over ranks itself. Needed for several backward passes per
+        forward (DDP reduces once per forward). A no-op in one process."""
+        return self._engine.no_sync()
+
+    def step(self) -> None:
+        """Average gradients over ranks where DDP did not, unscale (AMP) and take an optimizer step."""
+        self._engine.step()
+        self.optimizer_steps += 1
+
+    def check_loss(self, loss: Tensor) -> None:
+        """Stop with a clear error when the loss is non-finite or diverges."""
+        self._engine.check_loss(loss)
+
+    def inference(self, dataset: MultimodalDataset, batch_size: int | None = None) -> Iterator[tuple[Batch, Tensor]]:
+        """Batches of ``dataset`` with their features ``[B, M, D]``, in eval mode without gradients
+        (eval transforms, BatchNorm-folded copy when enabled); the model's modes are restored
+        after the loop. Use ``coalition_logits(ctx.inference_model, feats, masks)`` or
+        ``ctx.inference_model.fuse(feats)`` on the features."""
+        return self._engine.inference(dataset, batch_size or self.eval_batch_size)
+
+    @property
+    def inference_model(self) -> nn.Module:
+        """The model used by the current :meth:`inference` loop (folded copy or the model)."""
+        return self._engine.inference_net
 
 
 @dataclass
@@ -94,7 +170,14 @@ class Method:
 
     # -- hooks ------------------------------------------------------------------
     def setup(self, ctx: MethodContext) -> None:
-        """Called once before training (and again after resume, before load_state_dict)."""
+        """Called once before training (and again after resume, before load_state_dict).
+        Create the method's own modules here (see :meth:`modules`)."""
+
+    def modules(self) -> dict[str, nn.Module]:
+        """The method's own trainable modules (e.g. extra heads), created in :meth:`setup`:
+        moved to the device, their parameters added to the optimizer, saved in checkpoints
+        and restored exactly on resume. Default: none."""
+        return {}
 
     def on_epoch_start(self, ctx: MethodContext) -> None:
         """Called at the start of every epoch, model in train mode."""
@@ -103,19 +186,42 @@ class Method:
         """The dataset view iterated this epoch (default: the original training split)."""
         return ctx.train_data
 
+    def train_step(self, ctx: MethodContext, batch: Batch) -> tuple[Tensor, Tensor]:
+        """One optimisation step on ``batch``; returns ``(loss, fused logits [B, C])`` for the
+        epoch statistics (both may be detached). Default: forward, :meth:`loss`, backward,
+        :meth:`after_backward`, step."""
+        keep = batch["keep"]
+        keep_arg = None if bool(keep.all()) else keep
+        ctx.zero_grad()
+        feats, logits = ctx.forward(batch["inputs"], keep_arg)
+        with ctx.autocast():
+            loss = self.loss(ctx, batch, feats, logits)
+        ctx.check_loss(loss)
+        ctx.backward(loss)
+        self.after_backward(ctx, batch, feats, logits)
+        ctx.step()
+        return loss.detach(), logits.detach()
+
     def loss(self, ctx: MethodContext, batch: Batch, feats: Tensor, logits: Tensor) -> Tensor:
-        """Scalar loss of one batch: ``feats [B, M, d]``, ``logits [B, C]``."""
+        """Scalar loss of one batch: ``feats [B, M, D]``, ``logits [B, C]``."""
         return F.cross_entropy(logits.float(), batch["label"])
 
     def after_backward(self, ctx: MethodContext, batch: Batch, feats: Tensor, logits: Tensor) -> None:
-        """Called after ``loss.backward()``, before the optimizer step (gradient modulation)."""
+        """Called after the backward pass, before the optimizer step (gradient modulation)."""
+
+    def on_epoch_end(self, ctx: MethodContext) -> None:
+        """Called after the epoch's last step, before validation (model in train mode)."""
+
+    def predict(self, model: nn.Module, feats: Tensor, batch: Batch) -> Tensor:
+        """Logits ``[B, C]`` used at evaluation from features ``[B, M, D]`` (default: ``model.fuse``)."""
+        return model.fuse(feats)
 
     def epoch_log(self, ctx: MethodContext) -> dict[str, Any]:
         """Extra per-epoch fields for ``metrics.jsonl`` (default: ``ctx.log``)."""
         return dict(ctx.log)
 
     def state_dict(self) -> dict[str, Any]:
-        """State to checkpoint for exact resume."""
+        """State to checkpoint for exact resume (modules of :meth:`modules` are saved by the loop)."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -47,6 +47,7 @@ from mmcoop.data.base import Batch, MultimodalDataset
 from mmcoop.enhance.plans import ResamplingPlan
 from mmcoop.errors import ConfigError, MMCoopError
 from mmcoop.methods.base import Method, MethodContext, MethodOptions
+from mmcoop.models.protocol import unimodal_logits
 from mmcoop import valuation as _valuation
 from mmcoop.utils.dist import all_gather_objects, world_size
 
@@ -248,7 +249,7 @@ def weighted_unit_loss(
     """Originals' CE plus ``copies``-weighted unimodal CE terms, from one forward pass.
 
     Args:
-        model: the classifier (or a DDP wrapper of it); its ``head`` and ``fill`` are used.
+        model: the model (or a DDP wrapper of it); each modality alone is fused from ``feats``.
         feats: ``[B, M, d]`` features of the originals.
         logits: ``[B, C]`` fused logits of the originals.
         label: int64 ``[B]``.
@@ -260,8 +261,7 @@ def weighted_unit_loss(
     """
     net = _valuation.unwrap_model(model)
     b, m, _ = feats.shape
-    masks = torch.eye(m, dtype=torch.bool, device=feats.device)  # one-hot coalitions [M, M]
-    uni = net.head.coalition_logits(feats, masks, net.fill).float()  # [B, M, C]
+    uni = unimodal_logits(net, feats).float()  # [B, M, C]: each modality alone
     ce = F.cross_entropy(logits.float(), label, reduction="none")  # [B]
     ce_uni = F.cross_entropy(uni.reshape(b * m, -1), label.repeat_interleave(m), reduction="none").view(b, m)
     w = copies.to(ce_uni.dtype)

@@ -3,9 +3,10 @@
 A head maps stacked features ``[B, M, d]`` and a keep-mask (bool ``[B, M]`` or
 ``[M]``; ``None`` = keep all) to logits ``[B, C]``. A removed modality's feature is
 replaced by ``fill`` (``[M, d]``, default zeros: the paper's convention), never by
-re-running an encoder. Both built-in heads are linear in the features, so
+re-running an encoder. ``concat`` and ``sum`` are linear in the features, so
 :meth:`FusionHead.coalition_logits` evaluates all coalitions from per-modality
-partial logits with one matrix product.
+partial logits with one matrix product; ``film`` and ``gated`` (the OGM-GE set,
+two modalities) take the generic path: one batched call over all masked copies.
 """
 
 from __future__ import annotations
@@ -13,22 +14,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from mmcoop.errors import ConfigError
+from mmcoop.models.protocol import replace_removed
 from mmcoop.utils.registry import Registry
 
 FUSIONS: Registry[type["FusionHead"]] = Registry("fusion")
 
 
 def apply_keep(feats: Tensor, keep: Tensor | None, fill: Tensor | None = None) -> Tensor:
-    """Replace removed modalities' features: ``feats [B, M, d]``, ``keep [B, M]|[M]``, ``fill [M, d]``."""
-    if keep is None:
-        return feats
-    k = keep.to(torch.bool)
-    if k.dim() == 1:
-        k = k.unsqueeze(0)
-    k = k.unsqueeze(-1)
-    if fill is None:
-        return feats * k.to(feats.dtype)
-    return torch.where(k, feats, fill.to(feats.dtype).unsqueeze(0))
+    """Replace removed modalities' features: ``feats [B, M, d]``, ``keep [B, M]|[M]``, ``fill [M, d]``
+    (:func:`mmcoop.models.protocol.replace_removed`)."""
+    return replace_removed(feats, keep, fill)
 
 
 class FusionHead(nn.Module):
@@ -114,3 +110,57 @@ class SumFusion(FusionHead):
 
     def partial_logits(self, feats: Tensor) -> tuple[Tensor, Tensor]:
         return torch.einsum("bmd,mcd->bmc", feats, self.weight), self.bias.sum(0)
+
+
+class _PairFusion(FusionHead):
+    """Base of the two-modality heads of OGM-GE (``film``, ``gated``)."""
+
+    def __init__(self, num_modalities: int, dim: int, num_classes: int) -> None:
+        if num_modalities != 2:
+            raise ConfigError(
+                f"model.fusion={self.name!r} fuses exactly 2 modalities (one modulates the other); the data has "
+                f"{num_modalities}: use fusion concat or sum"
+            )
+        super().__init__(num_modalities, dim, num_classes)
+
+
+@FUSIONS.register("film")
+class FiLMFusion(_PairFusion):
+    """Feature-wise linear modulation: the first modality's feature ``x`` gives a scale and a
+    shift for the second's ``y``: ``fc_out(gamma(x) * y + beta(x))``.
+
+    As OGM-GE's ``FiLM`` (GeWu-Lab/OGM-GE_CVPR2022, ``models/fusion_modules.py``, with
+    ``x_film=True``: audio, the first modality there, modulates visual). A removed
+    modality's feature is replaced before the head (zeros: the removed ``x`` leaves
+    ``beta``'s bias as the shift).
+    """
+
+    name = "film"
+
+    def __init__(self, num_modalities: int, dim: int, num_classes: int) -> None:
+        super().__init__(num_modalities, dim, num_classes)
+        self.film = nn.Linear(dim, 2 * dim)
+        self.out = nn.Linear(dim, num_classes)
+
+    def fuse(self, feats: Tensor) -> Tensor:
+        gamma, beta = self.film(feats[:, 0]).chunk(2, dim=-1)
+        return self.out(gamma * feats[:, 1] + beta)
+
+
+@FUSIONS.register("gated")
+class GatedFusion(_PairFusion):
+    """Gated fusion: ``fc_out(sigmoid(fc_x(x)) * fc_y(y))``, the first modality gating the second.
+
+    As OGM-GE's ``GatedFusion`` (``models/fusion_modules.py``, ``x_gate=True``).
+    """
+
+    name = "gated"
+
+    def __init__(self, num_modalities: int, dim: int, num_classes: int) -> None:
+        super().__init__(num_modalities, dim, num_classes)
+        self.fc_x = nn.Linear(dim, dim)
+        self.fc_y = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, num_classes)
+
+    def fuse(self, feats: Tensor) -> Tensor:
+        return self.out(torch.sigmoid(self.fc_x(feats[:, 0])) * self.fc_y(feats[:, 1]))

@@ -5,11 +5,12 @@ Nothing here imports the training stack: a run directory is read through its fil
 ``valuation/*.parquet``) with PyYAML, pandas and pyarrow, so a report can be drawn
 on a machine without a GPU, or long after the code that wrote the run has changed.
 
-Valuation parquet layout (written by ``ValuationTable.to_parquet``): one row per
-sample with ``index``, ``label``, ``fused_pred``, ``pred_<coalition>``,
-``phi_<modality>`` (modality order = model order), optionally ``value_<coalition>``,
-``stderr_<modality>`` and extras such as ``degraded`` (index of the degraded
-modality, debiased datasets) or ``copies_<modality>``.
+File names and layouts come from :mod:`mmcoop.utils.rundir` (the one owner of the
+run-directory schema). Valuation parquet layout (written by
+``ValuationTable.to_parquet``): one row per sample with ``index``, ``label``,
+``fused_pred``, ``pred_<coalition>``, ``phi_<modality>`` (modality order = model
+order), optionally ``value_<coalition>``, ``stderr_<modality>`` and extras such as
+``degraded`` (index of the degraded modality, debiased datasets) or ``copies_<modality>``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,8 +25,25 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-_EPOCH_RE = re.compile(r"^epoch_(\d+)\.parquet$")
-_META_KEY = b"mmcoop.valuation"
+from mmcoop.utils.rundir import (
+    COMPARE_CSV,
+    SUMMARY_CSV,
+    RunPaths,
+    decode_valuation_meta,
+    is_compare_dir,
+    is_run_dir,
+    list_valuations,
+    modalities_from_columns,
+    phi_column,
+    read_metrics_file,
+)
+
+__all__ = [  # list_valuations, is_run_dir, is_compare_dir: re-exported from mmcoop.utils.rundir
+    "read_json", "read_config", "read_metrics", "modalities_from_metrics", "modalities_from_results",
+    "phi_columns", "modalities_of", "read_valuation", "list_valuations", "is_run_dir", "is_compare_dir",
+    "child_run_dirs", "RunData", "load_run_dir", "CompareData", "summarize_runs", "load_compare_dir",
+    "rank_auc", "degraded_auc", "summarize_contributions", "per_class_contributions",
+]
 
 
 # -- small readers ----------------------------------------------------------------------
@@ -53,26 +70,12 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
 def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
     """``metrics.jsonl`` as a DataFrame, one row per epoch, sorted by ``epoch``.
 
-    Lines that are not valid JSON objects (e.g. a half-written last line of a run in
-    progress) are skipped. A repeated epoch (a resumed run) keeps its last record.
-    Returns an empty DataFrame when the file is absent.
+    Read with :func:`mmcoop.utils.rundir.read_metrics_file` in its lenient mode: lines
+    that are not JSON objects (e.g. a half-written last line of a run in progress) are
+    skipped with a ``RuntimeWarning``. A repeated epoch (a resumed run) keeps its last
+    record. Returns an empty DataFrame when the file is absent or unreadable.
     """
-    records = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return pd.DataFrame()
-    for line in lines:
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict):
-            records.append(rec)
-    df = pd.DataFrame(records)
+    df = pd.DataFrame(read_metrics_file(path, strict=False))
     if df.empty:
         return df
     if "epoch" in df.columns:
@@ -92,15 +95,15 @@ def modalities_from_results(results: dict[str, Any]) -> list[str]:
 
 def phi_columns(df: pd.DataFrame) -> list[str]:
     """The ``phi_<modality>`` columns of a valuation table, in table (model) order."""
-    return [c for c in df.columns if c.startswith("phi_")]
+    return [phi_column(m) for m in modalities_from_columns(df.columns)]
 
 
 def modalities_of(df: pd.DataFrame) -> list[str]:
     """Modality names of a valuation table: ``df.attrs["modalities"]`` if set, else the ``phi_`` columns."""
     mods = df.attrs.get("modalities")
-    if mods and all(f"phi_{m}" in df.columns for m in mods):
+    if mods and all(phi_column(m) in df.columns for m in mods):
         return list(mods)
-    return [c[len("phi_"):] for c in phi_columns(df)]
+    return modalities_from_columns(df.columns)
 
 
 def read_valuation(path: str | os.PathLike) -> pd.DataFrame:
@@ -114,55 +117,14 @@ def read_valuation(path: str | os.PathLike) -> pd.DataFrame:
 
     table = pq.read_table(path)
     df = table.to_pandas()
-    raw = (table.schema.metadata or {}).get(_META_KEY)
-    meta: dict[str, Any] = {}
-    if raw:
-        try:
-            meta = json.loads(raw)
-        except ValueError:
-            meta = {}
+    meta = decode_valuation_meta(table.schema.metadata) or {}
     df.attrs["meta"] = meta
     mods = meta.get("modalities")
-    if isinstance(mods, list) and all(f"phi_{m}" in df.columns for m in mods):
+    if isinstance(mods, list) and all(phi_column(str(m)) in df.columns for m in mods):
         df.attrs["modalities"] = [str(m) for m in mods]
     else:
-        df.attrs["modalities"] = [c[len("phi_"):] for c in phi_columns(df)]
+        df.attrs["modalities"] = modalities_from_columns(df.columns)
     return df
-
-
-def list_valuations(run_dir: str | os.PathLike) -> tuple[dict[int, Path], dict[str, Path]]:
-    """Valuation files of a run: ``({epoch: path}, {split: path})``, both sorted.
-
-    Epoch files are ``valuation/epoch_XXX.parquet`` (training set, during training);
-    split files are any other ``valuation/<name>.parquet`` (``mmcoop value --split``).
-    """
-    vdir = Path(run_dir) / "valuation"
-    epochs: dict[int, Path] = {}
-    splits: dict[str, Path] = {}
-    if not vdir.is_dir():
-        return epochs, splits
-    for p in sorted(vdir.glob("*.parquet")):
-        if p.name.startswith("."):
-            continue
-        m = _EPOCH_RE.match(p.name)
-        if m:
-            epochs[int(m.group(1))] = p
-        else:
-            splits[p.stem] = p
-    order = {"train": 0, "val": 1, "test": 2}
-    return dict(sorted(epochs.items())), dict(sorted(splits.items(), key=lambda kv: (order.get(kv[0], 3), kv[0])))
-
-
-def is_run_dir(path: str | os.PathLike) -> bool:
-    """True for a run directory (it holds ``config.yaml``, ``metrics.jsonl`` or ``results.json``)."""
-    p = Path(path)
-    return any((p / f).is_file() for f in ("config.yaml", "metrics.jsonl", "results.json"))
-
-
-def is_compare_dir(path: str | os.PathLike) -> bool:
-    """True for a compare directory (it holds ``compare.csv`` or ``summary.csv``)."""
-    p = Path(path)
-    return (p / "compare.csv").is_file() or (p / "summary.csv").is_file()
 
 
 def child_run_dirs(path: str | os.PathLike) -> list[Path]:
@@ -218,8 +180,9 @@ class RunData:
 def load_run_dir(path: str | os.PathLike) -> RunData:
     """Read a run directory (see :class:`RunData`); never raises for missing files."""
     p = Path(path)
-    metrics = read_metrics(p / "metrics.jsonl")
-    results = read_json(p / "results.json")
+    files = RunPaths(p)
+    metrics = read_metrics(files.metrics)
+    results = read_json(files.results)
     epochs, splits = list_valuations(p)
     mods = modalities_from_metrics(metrics) or modalities_from_results(results)
     if not mods:
@@ -227,13 +190,13 @@ def load_run_dir(path: str | os.PathLike) -> RunData:
             try:
                 import pyarrow.parquet as pq
 
-                mods = [n[len("phi_"):] for n in pq.read_schema(f).names if n.startswith("phi_")]
+                mods = modalities_from_columns(pq.read_schema(f).names)
             except (OSError, ValueError):
                 continue
             if mods:
                 break
     return RunData(
-        path=p, config=read_config(p / "config.yaml"), dataset=read_json(p / "dataset.json"),
+        path=p, config=read_config(files.config), dataset=read_json(files.dataset),
         metrics=metrics, results=results, epoch_valuations=epochs, split_valuations=splits, modalities=mods,
     )
 
@@ -300,17 +263,17 @@ def load_compare_dir(path: str | os.PathLike) -> CompareData:
     """
     cdir = Path(path)
     runs = pd.DataFrame()
-    if (cdir / "compare.csv").is_file():
+    if (cdir / COMPARE_CSV).is_file():
         try:
-            runs = pd.read_csv(cdir / "compare.csv")
+            runs = pd.read_csv(cdir / COMPARE_CSV)
         except (OSError, ValueError, pd.errors.EmptyDataError):
             runs = pd.DataFrame()
     if runs.empty:
         runs = _rows_from_children(cdir)
     summary = pd.DataFrame()
-    if (cdir / "summary.csv").is_file():
+    if (cdir / SUMMARY_CSV).is_file():
         try:
-            summary = pd.read_csv(cdir / "summary.csv")
+            summary = pd.read_csv(cdir / SUMMARY_CSV)
         except (OSError, ValueError, pd.errors.EmptyDataError):
             summary = pd.DataFrame()
     if summary.empty and not runs.empty:

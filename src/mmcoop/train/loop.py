@@ -16,12 +16,11 @@ from torch import Tensor, nn
 
 from mmcoop.data.base import DatasetSplits, MultimodalDataset, batch_to, make_loader
 from mmcoop.errors import MMCoopError
-from mmcoop.models.folding import inference_model
 from mmcoop.methods.base import Method, MethodContext
+from mmcoop.models.protocol import unimodal_logits
 from mmcoop.train.config import TrainConfig
-from mmcoop.train.distributed import (
-    all_reduce_sum, average_buffers, average_gradients, is_distributed, is_main, local_device,
-)
+from mmcoop.train.distributed import all_reduce_sum, average_buffers, is_distributed, is_main, local_device
+from mmcoop.train.engine import StepEngine
 from mmcoop.train.metrics import MultimodalMeter
 from mmcoop.train.progress import progress_bar
 from mmcoop.utils.seeding import rng_state, set_rng_state
@@ -47,16 +46,20 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
-def unimodal_masks(m: int, device: torch.device) -> Tensor:
-    """bool ``[M, M]``: row k keeps only modality k."""
-    return torch.eye(m, dtype=torch.bool, device=device)
+def make_guard(config: TrainConfig) -> Any:
+    """The loss-divergence guard of ``config`` (see :mod:`mmcoop.train.divergence`), if available."""
+    try:
+        from mmcoop.train.divergence import guard_from_config
+    except ImportError:
+        return None
+    return guard_from_config(config)
 
 
 class Trainer:
     """Trains ``model`` on ``splits.train`` with ``method``; selects by validation accuracy.
 
     Args:
-        model: a :class:`~mmcoop.models.MultimodalClassifier`.
+        model: a model implementing :mod:`mmcoop.models.protocol`.
         method: a :class:`~mmcoop.methods.Method`.
         splits: the dataset splits (test is only touched by :meth:`evaluate` when asked).
         config: :class:`TrainConfig`.
@@ -75,54 +78,58 @@ class Trainer:
             self.splits = DatasetSplits(
                 splits.name, splits.train.to(self.device), splits.val.to(self.device), splits.test.to(self.device), splits.info
             )
+        self.ctx = MethodContext(
+            model=self.model, train_data=self.splits.train, val_data=self.splits.val, device=self.device, seed=seed,
+            batch_size=config.batch_size, eval_batch_size=config.eval_batch_size, amp_dtype=self.amp_dtype,
+            fold_batchnorm=config.fold_batchnorm,
+        )
+        self.method.setup(self.ctx)
+        self.extra = nn.ModuleDict(dict(self.method.modules())).to(self.device)
         self.optimizer = self._make_optimizer()
+        self.ctx.optimizer = self.optimizer
         self.scheduler = (
             torch.optim.lr_scheduler.StepLR(self.optimizer, config.step_size, config.gamma) if config.step_size > 0 else None
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")
-        self.ctx = MethodContext(
-            model=self.model, train_data=self.splits.train, device=self.device, seed=seed,
-            batch_size=config.batch_size, eval_batch_size=config.eval_batch_size, amp_dtype=self.amp_dtype,
-            optimizer=self.optimizer, fold_batchnorm=config.fold_batchnorm,
-        )
+        self.engine = StepEngine(self.model, self.extra, self.optimizer, self.scaler, self.device, self.amp_dtype,
+                                 config.fold_batchnorm, guard=make_guard(config))
+        self.ctx._engine = self.engine
         self.epoch = 0  # next epoch to run
         self.best_val = -math.inf
         self.best_epoch = -1
         self.best_state: dict[str, Tensor] | None = None
-        self.method.setup(self.ctx)
+        self.sample_visits = 0  # training units seen, all epochs (for compute-matched comparisons)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params = [p for p in list(self.model.parameters()) + list(self.extra.parameters()) if p.requires_grad]
+        if not params:
+            raise MMCoopError("the model has no trainable parameters (every parameter has requires_grad=False)")
         if c.optimizer == "sgd":
             return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
         return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return self.engine.autocast()
 
     # -- evaluation -----------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, dataset: MultimodalDataset, desc: str = "eval") -> dict[str, float]:
-        """Accuracy, macro-F1, mean loss and every single modality's accuracy on ``dataset``."""
-        was_training = self.model.training
-        self.model.eval()
-        net = inference_model(self.model, self.config.fold_batchnorm)
+        """Accuracy, macro-F1, mean loss and every single modality's accuracy on ``dataset``.
+
+        Under DDP each rank evaluates rows ``r, r+W, ...`` and the sums are reduced: exact,
+        no padded duplicates.
+        """
         meter = MultimodalMeter(dataset.num_classes, dataset.modalities)
-        masks = unimodal_masks(dataset.num_modalities, self.device)
-        loader = make_loader(dataset, self.config.eval_batch_size, distributed=is_distributed())
-        for batch in progress_bar(loader, desc, enabled=self.config.progress and is_main(), leave=False):
-            batch = batch_to(batch, self.device)
+        batches = self.engine.inference(dataset, self.config.eval_batch_size)
+        for batch, feats in progress_bar(batches, desc, enabled=self.config.progress and is_main(), leave=False):
+            net = self.engine.inference_net
             with self._autocast():
-                feats = net.encode(batch["inputs"])
-                logits = net.fuse(feats).float()
-                uni = net.head.coalition_logits(feats, masks, net.fill).float()
+                logits = self.method.predict(net, feats, batch).float()
+                uni = unimodal_logits(net, feats).float()
             loss = nn.functional.cross_entropy(logits, batch["label"], reduction="sum")
             meter.update(logits, batch["label"], uni, loss)
         meter.sync()
-        self.model.train(was_training)
         return meter.compute()
 
     # -- training ---------------------------------------------------------------------
@@ -132,14 +139,15 @@ class Trainer:
         ctx.epoch = self.epoch
         ctx.log = {}
         self.model.train()
+        self.extra.train()
         self.method.on_epoch_start(ctx)
         data = self.method.train_set(ctx)
         loader = make_loader(data, self.config.batch_size, shuffle=True, seed=self.seed, epoch=self.epoch,
                              distributed=is_distributed())
-        params = [p for p in self.model.parameters() if p.requires_grad]
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
+        steps0 = ctx.optimizer_steps
         sync = self.device.type == "cuda"
         if sync:
             torch.cuda.synchronize()
@@ -147,40 +155,30 @@ class Trainer:
         bar = progress_bar(loader, f"epoch {self.epoch + 1}/{self.config.epochs}", enabled=self.config.progress and is_main())
         for batch in bar:
             batch = batch_to(batch, self.device)
-            keep = batch["keep"]
-            keep_arg = None if bool(keep.all()) else keep
-            with self._autocast():
-                feats = self.model.encode(batch["inputs"], keep_arg)
-                logits = self.model.fuse(feats, keep_arg)
-                loss = self.method.loss(ctx, batch, feats, logits)
-            if not torch.isfinite(loss):
-                raise MMCoopError(
-                    f"loss became {float(loss)} at epoch {self.epoch + 1}; lower train.lr, disable amp, "
-                    "or check the inputs for NaN/inf"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.method.after_backward(ctx, batch, feats, logits)
-            average_gradients(params)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            loss, logits = self.method.train_step(ctx, batch)
             n = batch["label"].shape[0]
             loss_sum += loss.detach().double() * n
             correct += (logits.detach().argmax(-1) == batch["label"]).sum()
             seen += n
+        self.method.on_epoch_end(ctx)
         totals = all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=self.device, dtype=torch.float64)]))
         loss_sum, correct, seen = totals[0], totals[1], int(totals[2])
         average_buffers(self.model)  # every rank evaluates, values and saves the same model
+        average_buffers(self.extra)
         if self.scheduler is not None:
             self.scheduler.step()
         if sync:
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - t0
+        self.sample_visits += seen
         log = self.method.epoch_log(ctx)
         record = {
             "train_loss": float(loss_sum) / max(seen, 1),
             "train_acc": float(correct) / max(seen, 1),
             "train_units": seen,
+            "sample_visits": self.sample_visits,
+            "optimizer_steps": ctx.optimizer_steps,
+            "epoch_steps": ctx.optimizer_steps - steps0,
             "time_train_s": elapsed,
         }
         record.update(log)
@@ -209,6 +207,9 @@ class Trainer:
         """Everything needed to continue exactly: model, optimizer, scheduler, method, RNG, epoch."""
         return {
             "model": self.model.state_dict(),
+            "method_modules": self.extra.state_dict(),
+            "sample_visits": self.sample_visits,
+            "optimizer_steps": self.ctx.optimizer_steps,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "scaler": self.scaler.state_dict(),
@@ -222,6 +223,9 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
+        self.extra.load_state_dict(state.get("method_modules", {}))
+        self.sample_visits = int(state.get("sample_visits", 0))
+        self.ctx.optimizer_steps = int(state.get("optimizer_steps", 0))
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])

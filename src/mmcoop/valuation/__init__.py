@@ -17,6 +17,7 @@ from mmcoop.valuation.coalitions import (
     masks_to_index,
     singleton_index,
 )
+from mmcoop.valuation.inputs import InputValuator, valuate_inputs
 from mmcoop.valuation.permutation import CoalitionValueFn, shapley_permutation
 from mmcoop.valuation.shapley import MAX_EXACT_MODALITIES, shapley_from_coalitions, shapley_matrix
 from mmcoop.valuation.table import ValuationTable
@@ -40,6 +41,7 @@ from mmcoop.valuation.values import (
 __all__ = [
     "coalition_masks", "coalition_name", "coalition_names", "coalition_sizes", "find_coalition", "full_index",
     "index_to_masks", "masks_to_index", "singleton_index",
+    "InputValuator", "valuate_inputs",
     "CoalitionValueFn", "shapley_permutation",
     "MAX_EXACT_MODALITIES", "shapley_from_coalitions", "shapley_matrix",
     "ValuationTable",

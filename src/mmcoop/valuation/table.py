@@ -8,7 +8,6 @@ degraded). Unimodal accuracy comes for free from the singleton coalitions.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,10 +18,14 @@ import torch
 from torch import Tensor
 
 from mmcoop.utils.io import atomic_write_bytes
+from mmcoop.utils.rundir import (
+    VALUATION_FORMAT,
+    VALUATION_META_KEY,
+    decode_valuation_meta,
+    encode_valuation_meta,
+    valuation_columns,
+)
 from mmcoop.valuation.coalitions import coalition_masks, coalition_names, find_coalition
-
-_META_KEY = b"mmcoop.valuation"
-_FORMAT_VERSION = 1
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -282,21 +285,12 @@ class ValuationTable:
         )
 
     # -- pandas / parquet ----------------------------------------------------------------
-    def _columns(self, values: bool, stderr: bool) -> dict[str, dict[str, str] | list[str]]:
-        names = self.coalitions
-        cols: dict[str, Any] = {
-            "pred": [f"pred_{c}" for c in names],
-            "phi": [f"phi_{m}" for m in self.modalities],
-            "values": [f"value_{c}" for c in names] if values else [],
-            "stderr": [f"stderr_{m}" for m in self.modalities] if stderr and self.stderr is not None else [],
-            "extras": list(self.extras),
-        }
-        groups = ("pred", "phi", "values", "stderr", "extras")
-        flat = ["index", "label", "fused_pred"] + [c for key in groups for c in cols[key]]
-        dup = sorted({c for c in flat if flat.count(c) > 1})
-        if dup:
-            raise ValueError(f"column name clash in the valuation table: {dup}; rename the modality or extra")
-        return cols
+    def _columns(self, values: bool, stderr: bool) -> dict[str, list[str]]:
+        """Column groups (:func:`mmcoop.utils.rundir.valuation_columns`); ValueError on a name clash."""
+        return valuation_columns(
+            self.modalities, self.coalitions, list(self.extras), values=values,
+            stderr=stderr and self.stderr is not None,
+        )
 
     def _arrays(self, values: bool = False, stderr: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         cols = self._columns(values, stderr)
@@ -335,7 +329,7 @@ class ValuationTable:
     def meta(self) -> dict[str, Any]:
         """Settings and layout (JSON-serialisable), as stored in the parquet metadata."""
         return {
-            "format": _FORMAT_VERSION, "modalities": self.modalities, "masks": self.masks.int().tolist(),
+            "format": VALUATION_FORMAT, "modalities": self.modalities, "masks": self.masks.int().tolist(),
             "value": self.value, "empty": self.empty, "removal": self.removal, "split": self.split,
             "method": self.method, "info": self.info,
         }
@@ -356,7 +350,7 @@ class ValuationTable:
         meta = self.meta()
         meta["columns"] = cols
         table = pa.table(data)
-        table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode("utf-8")})
+        table = table.replace_schema_metadata(encode_valuation_meta(meta))
         buf = pa.BufferOutputStream()
         pq.write_table(table, buf)
         return atomic_write_bytes(path, buf.getvalue().to_pybytes())
@@ -372,10 +366,12 @@ class ValuationTable:
             table = pq.read_table(path)
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot read valuation table {os.fspath(path)!r}: {exc}") from exc
-        raw = (table.schema.metadata or {}).get(_META_KEY)
-        if raw is None:
-            raise DataError(f"{os.fspath(path)!r} is not a valuation table (no {_META_KEY.decode()} metadata)")
-        meta = json.loads(raw)
+        meta = decode_valuation_meta(table.schema.metadata)
+        if meta is None:
+            raise DataError(
+                f"{os.fspath(path)!r} is not a valuation table (no {VALUATION_META_KEY.decode()} metadata); "
+                "pass a file written by ValuationTable.to_parquet (valuation/*.parquet of a run)"
+            )
         cols = meta["columns"]
         col = lambda name: torch.from_numpy(np.array(table.column(name).to_numpy(), copy=True))  # noqa: E731
 

@@ -1,7 +1,7 @@
 """The modality valuator: per-sample Shapley values of modalities for a model.
 
 One encoder pass per batch (features ``[B, M, d]``), then every coalition through
-the fusion head in one call (:meth:`FusionHead.coalition_logits`); removed
+the fusion head in one call (:func:`mmcoop.models.coalition_logits`); removed
 modalities' features are replaced by zeros (the paper) or a training-mean feature.
 """
 
@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from mmcoop.errors import ConfigError, DataError
 from mmcoop.models.folding import inference_model
+from mmcoop.models.protocol import coalition_logits
 from mmcoop.utils.dist import all_gather_objects, all_gather_rows, rank, world_size
 from mmcoop.valuation.coalitions import coalition_masks
 from mmcoop.valuation.permutation import shapley_permutation
@@ -111,7 +112,8 @@ class ModalityValuator:
     Shapley values (``M <= max_exact``) or a permutation-sampling estimate.
 
     Args:
-        model: the classifier (``encode``, ``head.coalition_logits``, ``modalities``).
+        model: any model implementing :mod:`mmcoop.models.protocol` (``modalities``, ``encode``,
+            ``fuse``; ``coalition_logits`` is used when present).
         value: value function name (see :data:`~mmcoop.valuation.VALUE_FUNCTIONS`):
             ``paper`` (default), ``correct``, ``prob``, ``logprob``; or a ``ValueFunction``.
         empty: ``v(empty)`` convention, ``"zero"`` or ``"model"``; ``None`` = the value
@@ -161,9 +163,14 @@ class ModalityValuator:
             raise ConfigError(f"max_exact must be >= 1, got {max_exact}")
         if num_permutations < 1:
             raise ConfigError(f"num_permutations must be >= 1, got {num_permutations}")
-        m = model.num_modalities
-        if fill is not None and tuple(fill.shape) != (m, model.head.dim):
-            raise ConfigError(f"fill must have shape [M, d] = [{m}, {model.head.dim}], got {tuple(fill.shape)}")
+        m = len(model.modalities)
+        dims = getattr(model, "feature_dims", None)
+        width = max(dims) if dims and all(d is not None for d in dims) else None
+        if fill is not None and (fill.dim() != 2 or fill.shape[0] != m or (width is not None and fill.shape[1] != width)):
+            raise ConfigError(
+                f"fill must have the features' shape [M, D] = [{m}, {width if width is not None else 'D'}], "
+                f"got {tuple(fill.shape)}"
+            )
         self.removal = removal
         self.fill = fill
         self.method = method
@@ -179,7 +186,7 @@ class ModalityValuator:
 
     @property
     def num_modalities(self) -> int:
-        return self.model.num_modalities
+        return len(self.model.modalities)
 
     @property
     def value_name(self) -> str:
@@ -224,6 +231,8 @@ class ModalityValuator:
                 "removal='mean' needs the training-mean features: pass fill=mean_features(model, train_split) "
                 "or call valuator.fit_fill(train_loader)"
             )
+        if self.fill.shape[-1] != feats.shape[-1]:
+            raise ConfigError(f"fill has width {self.fill.shape[-1]} but the features have {feats.shape[-1]}")
         return self.fill.to(device=feats.device, dtype=feats.dtype)
 
     # -- valuation -----------------------------------------------------------
@@ -257,7 +266,6 @@ class ModalityValuator:
         if labels.shape != (b,):
             raise ValueError(f"labels must be [B] = [{b}], got shape {tuple(labels.shape)}")
         fill = self._active_fill(feats)
-        head = self.model.head
         method = self.resolved_method()
         masks = self.coalitions(feats.device)
         full_table = self._full_table()
@@ -270,7 +278,7 @@ class ModalityValuator:
         else:
             def source(sample_masks: Tensor) -> Tensor:
                 sample_masks = sample_masks.to(feats.device)
-                logits = head.coalition_logits(feats, sample_masks if sample_masks.shape[0] > 1 else sample_masks[0], fill)
+                logits = coalition_logits(self.model, feats, sample_masks if sample_masks.shape[0] > 1 else sample_masks[0], fill)
                 return self.value_fn(logits, labels, sample_masks, self.empty)
 
         phi, stderr = shapley_permutation(
@@ -280,12 +288,12 @@ class ModalityValuator:
 
     def _values_and_preds(self, feats: Tensor, labels: Tensor, masks: Tensor, fill: Tensor | None) -> tuple[Tensor, Tensor]:
         b, k = feats.shape[0], masks.shape[0]
-        c = self.model.head.num_classes
+        c = int(getattr(self.model, "num_classes", None) or 1024)  # unknown: assume many classes (smaller chunks)
         step = max(1, _LOGIT_CHUNK // max(1, b * c))
         vals, preds = [], []
         for s in range(0, k, step):
             mk = masks[s : s + step]
-            logits = self.model.head.coalition_logits(feats, mk, fill)  # [B, Kc, C]
+            logits = coalition_logits(self.model, feats, mk, fill)  # [B, Kc, C]
             pred = logits.max(-1).indices  # first maximal index, like argmax; faster on CPU
             v = self.value_fn.values_from_preds(pred, labels, mk, self.empty, logits.dtype)
             vals.append(v if v is not None else self.value_fn(logits, labels, mk, self.empty))

@@ -1,0 +1,136 @@
+"""The step engine: forward / backward / step under DDP and AMP, and inference passes.
+
+Methods reach it only through :class:`~mmcoop.methods.MethodContext`. Under
+``torchrun`` the model is wrapped in PyTorch's ``DistributedDataParallel`` (with
+``find_unused_parameters``: a batch whose keep-masks skip an encoder on one rank leaves
+its parameters unused there, and DDP then contributes zeros for them instead of
+desynchronising the gradient all-reduce). Parameters outside the wrapper (a method's
+own modules) and gradients made inside :meth:`StepEngine.no_sync` are averaged over
+ranks by :meth:`StepEngine.step` with one flat all-reduce.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from mmcoop.data.base import Batch, MultimodalDataset, batch_to, make_loader
+from mmcoop.errors import MMCoopError
+from mmcoop.models.folding import inference_model
+from mmcoop.train.distributed import average_gradients, is_distributed, rank, world_size
+
+
+class _EncodeFuse(nn.Module):
+    """``forward(inputs, keep) -> (features, logits)``: the one call DDP wraps."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: dict[str, Tensor], keep: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        feats = self.model.encode(inputs, keep)
+        return feats, self.model.fuse(feats, keep)
+
+
+def shard_for_rank(dataset: MultimodalDataset) -> MultimodalDataset:
+    """Rows ``r, r+W, ...`` of ``dataset`` for rank ``r`` (no padded duplicates: sums over
+    ranks are exact). The whole view in a single process."""
+    if world_size() == 1:
+        return dataset
+    return dataset.view(dataset.rows[rank() :: world_size()], dataset.keep[rank() :: world_size()])
+
+
+class StepEngine:
+    """Forward/backward/step of one run (see the module docstring).
+
+    Args:
+        model: the model (contract of :mod:`mmcoop.models.protocol`).
+        extra: the method's own modules (trained, not wrapped by DDP).
+        optimizer: over the parameters of ``model`` and ``extra``.
+        scaler: the AMP gradient scaler.
+        device: the run's device.
+        amp_dtype: autocast dtype or ``None``.
+        fold_batchnorm: inference passes on a BatchNorm-folded copy.
+        guard: an object with ``check(loss: float)`` raising on divergence (or ``None``).
+    """
+
+    def __init__(self, model: nn.Module, extra: nn.Module, optimizer: torch.optim.Optimizer,
+                 scaler: torch.amp.GradScaler, device: torch.device, amp_dtype: torch.dtype | None,
+                 fold_batchnorm: bool, guard: Any = None) -> None:
+        self.model, self.extra, self.optimizer, self.scaler = model, extra, optimizer, scaler
+        self.device, self.amp_dtype, self.fold_batchnorm, self.guard = device, amp_dtype, fold_batchnorm, guard
+        wrapped = _EncodeFuse(model)
+        if is_distributed() and any(p.requires_grad for p in model.parameters()):
+            ids = [device.index] if device.type == "cuda" else None
+            # BatchNorm statistics are averaged over ranks once per epoch by the loop (not
+            # broadcast from rank 0 each step), hence broadcast_buffers=False.
+            wrapped = nn.parallel.DistributedDataParallel(
+                wrapped, device_ids=ids, find_unused_parameters=True, broadcast_buffers=False
+            )
+        self.net = wrapped
+        self._unsynced = False
+        self.inference_net: nn.Module = model
+
+    # -- training ---------------------------------------------------------------------
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def forward(self, inputs: dict[str, Tensor], keep: Tensor | None) -> tuple[Tensor, Tensor]:
+        with self.autocast():
+            return self.net(inputs, keep)
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    @contextlib.contextmanager
+    def no_sync(self) -> Iterator[None]:
+        ctx = self.net.no_sync() if isinstance(self.net, nn.parallel.DistributedDataParallel) else contextlib.nullcontext()
+        with ctx:
+            self._unsynced = is_distributed()
+            yield
+
+    def backward(self, loss: Tensor, retain_graph: bool = False) -> None:
+        self.scaler.scale(loss).backward(retain_graph=retain_graph)
+
+    def step(self) -> None:
+        if is_distributed():
+            # the method's own parameters always; the model's when DDP did not reduce them
+            params = list(self.extra.parameters())
+            if self._unsynced or not isinstance(self.net, nn.parallel.DistributedDataParallel):
+                params += list(self.model.parameters())
+            average_gradients([p for p in params if p.requires_grad])
+            self._unsynced = False
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+    def check_loss(self, loss: Tensor) -> None:
+        value = float(loss.detach())
+        if self.guard is not None:
+            self.guard.check(value)
+        elif not torch.isfinite(torch.tensor(value)):
+            raise MMCoopError(
+                f"loss became {value}; lower train.lr, disable amp, or check the inputs for NaN/inf"
+            )
+
+    # -- inference ----------------------------------------------------------------------
+    def inference(self, dataset: MultimodalDataset, batch_size: int) -> Iterator[tuple[Batch, Tensor]]:
+        """Yield ``(batch, features)`` over ``dataset`` (this rank's share under DDP)."""
+        was = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+        self.inference_net = inference_model(self.model, self.fold_batchnorm)
+        try:
+            with torch.no_grad():
+                for batch in make_loader(shard_for_rank(dataset), batch_size):
+                    batch = batch_to(batch, self.device)
+                    with self.autocast():
+                        feats = self.inference_net.encode(batch["inputs"])
+                    yield batch, feats
+        finally:
+            for m, flag in was:
+                m.training = flag
+            self.inference_net = self.model

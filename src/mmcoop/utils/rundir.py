@@ -1,0 +1,431 @@
+"""The run-directory file schema: file names, ``metrics.jsonl`` records, valuation parquet layout.
+
+The one place that knows how a run directory is laid out; the valuation table
+(writing and reading its parquet files), the experiment runner (writing a run) and
+the report (reading it) all go through it. Lowest layer: imports neither torch nor
+pandas/pyarrow at module level. Run directory::
+
+    <run>/config.yaml                    resolved config (``mmcoop train --config``)
+    <run>/dataset.json                   dataset name and info
+    <run>/metrics.jsonl                  one JSON object per finished epoch (appended)
+    <run>/results.json                   test metrics of the best-validation model
+    <run>/checkpoints/last.pt            everything to resume exactly
+    <run>/checkpoints/best.pt            model weights of the best validation epoch
+    <run>/valuation/epoch_XXX.parquet    per-sample valuations during training (train set)
+    <run>/valuation/<split>.parquet      ``mmcoop value --split <split>``
+    <run>/report.html                    ``mmcoop report``
+
+A compare directory holds one run directory per (method, seed) plus ``compare.csv``,
+``summary.csv`` and ``base_config.yaml``.
+
+Valuation parquet (one row per sample): ``index``, ``label``, ``fused_pred``, then
+``pred_<coalition>``, ``phi_<modality>``, ``value_<coalition>``, ``stderr_<modality>``
+and extras; settings, coalition masks and the column groups are JSON under the
+key-value metadata key ``mmcoop.valuation`` (:func:`encode_valuation_meta`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from mmcoop.errors import DataError
+from mmcoop.utils.io import append_line, atomic_write_text
+
+# -- file names ------------------------------------------------------------------------------
+CONFIG_FILE = "config.yaml"
+DATASET_FILE = "dataset.json"
+METRICS_FILE = "metrics.jsonl"
+RESULTS_FILE = "results.json"
+REPORT_FILE = "report.html"
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+VALUATION_DIR = "valuation"
+VALUATION_SUFFIX = ".parquet"
+#: A directory holding any of these is a run directory.
+RUN_MARKERS: tuple[str, ...] = (CONFIG_FILE, METRICS_FILE, RESULTS_FILE)
+COMPARE_CSV = "compare.csv"
+SUMMARY_CSV = "summary.csv"
+BASE_CONFIG_FILE = "base_config.yaml"
+
+_EPOCH_RE = re.compile(r"^epoch_(\d+)\.parquet$")
+#: Order of the usual split files in listings; other names follow alphabetically.
+_SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
+
+
+def epoch_valuation_name(epoch: int) -> str:
+    """File name of the training-set valuation after ``epoch`` (1-based): ``epoch_003.parquet``."""
+    return f"epoch_{int(epoch):03d}{VALUATION_SUFFIX}"
+
+
+def split_valuation_name(split: str) -> str:
+    """File name of a split's valuation: ``test.parquet``.
+
+    Raises:
+        ValueError: ``split`` is empty, holds a path separator, or looks like an epoch file.
+    """
+    name = f"{split}{VALUATION_SUFFIX}"
+    if not split or "/" in split or os.sep in split or split.startswith(".") or _EPOCH_RE.match(name):
+        raise ValueError(f"invalid split name for a valuation file: {split!r}")
+    return name
+
+
+def parse_valuation_name(name: str) -> int | str | None:
+    """What a file in ``valuation/`` holds: the epoch (``int``), the split (``str``) or ``None``.
+
+    ``epoch_007.parquet`` -> ``7``; ``test.parquet`` -> ``"test"``; hidden files (temporary
+    files of an atomic write) and other suffixes -> ``None``.
+    """
+    if name.startswith(".") or not name.endswith(VALUATION_SUFFIX):
+        return None
+    m = _EPOCH_RE.match(name)
+    return int(m.group(1)) if m else name[: -len(VALUATION_SUFFIX)]
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Paths of the files of one run directory (nothing is created or checked).
+
+    Example:
+        >>> paths = RunPaths("runs/joint_seed0")
+        >>> paths.metrics, paths.epoch_valuation(3)
+        (PosixPath('runs/joint_seed0/metrics.jsonl'), PosixPath('runs/joint_seed0/valuation/epoch_003.parquet'))
+    """
+
+    root: Path
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        object.__setattr__(self, "root", Path(root))
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def dataset(self) -> Path:
+        return self.root / DATASET_FILE
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS_FILE
+
+    @property
+    def results(self) -> Path:
+        return self.root / RESULTS_FILE
+
+    @property
+    def report(self) -> Path:
+        return self.root / REPORT_FILE
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / CHECKPOINT_DIR
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / LAST_CHECKPOINT
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints / BEST_CHECKPOINT
+
+    def checkpoint(self, which: str) -> Path:
+        """``checkpoints/<which>.pt`` (``which`` = ``"best"`` or ``"last"``)."""
+        return self.checkpoints / f"{which}.pt"
+
+    @property
+    def valuation_dir(self) -> Path:
+        return self.root / VALUATION_DIR
+
+    def epoch_valuation(self, epoch: int) -> Path:
+        """``valuation/epoch_XXX.parquet``."""
+        return self.valuation_dir / epoch_valuation_name(epoch)
+
+    def split_valuation(self, split: str) -> Path:
+        """``valuation/<split>.parquet``."""
+        return self.valuation_dir / split_valuation_name(split)
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    """True for a run directory (it holds ``config.yaml``, ``metrics.jsonl`` or ``results.json``)."""
+    p = Path(path)
+    return any((p / f).is_file() for f in RUN_MARKERS)
+
+
+def is_compare_dir(path: str | os.PathLike) -> bool:
+    """True for a compare directory (it holds ``compare.csv`` or ``summary.csv``)."""
+    p = Path(path)
+    return (p / COMPARE_CSV).is_file() or (p / SUMMARY_CSV).is_file()
+
+
+def list_valuations(run_dir: str | os.PathLike) -> tuple[dict[int, Path], dict[str, Path]]:
+    """Valuation files of a run: ``({epoch: path}, {split: path})``.
+
+    Epochs ascending; splits ``train``, ``val``, ``test`` first, then the others by name.
+    Hidden files (an atomic write in progress) are ignored. Empty dicts without ``valuation/``.
+    """
+    vdir = RunPaths(run_dir).valuation_dir
+    epochs: dict[int, Path] = {}
+    splits: dict[str, Path] = {}
+    if not vdir.is_dir():
+        return epochs, splits
+    for p in vdir.iterdir():
+        kind = parse_valuation_name(p.name)
+        if isinstance(kind, int):
+            epochs[kind] = p
+        elif isinstance(kind, str):
+            splits[kind] = p
+    return (dict(sorted(epochs.items())),
+            dict(sorted(splits.items(), key=lambda kv: (_SPLIT_ORDER.get(kv[0], 3), kv[0]))))
+
+
+# -- metrics.jsonl -------------------------------------------------------------------------------
+def jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON-safe part of a metrics record (or of ``dataset.json``'s info).
+
+    One-element tensors and NumPy scalars become Python numbers; non-finite floats
+    (NaN, inf) become ``None`` (strict JSON has no NaN); ``int``, ``float``, ``str``,
+    ``bool``, ``None`` and lists are kept; everything else (tensors with several
+    elements, dicts, objects) is dropped.
+    """
+    torch = sys.modules.get("torch")  # never imported here: a tensor implies torch is loaded
+    np = sys.modules.get("numpy")
+    out: dict[str, Any] = {}
+    for k, v in record.items():
+        if torch is not None and isinstance(v, torch.Tensor) and v.numel() == 1:
+            v = v.item()
+        elif np is not None and isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        if isinstance(v, (int, float, str, bool, type(None), list)):
+            out[k] = v
+    return out
+
+
+def metrics_line(record: Mapping[str, Any]) -> str:
+    """One ``metrics.jsonl`` line (no newline) for ``record``, after :func:`jsonable`."""
+    return json.dumps(jsonable(record))
+
+
+def parse_metrics(text: str, source: str = METRICS_FILE, strict: bool = True) -> list[dict[str, Any]]:
+    """The records of ``metrics.jsonl`` text.
+
+    Blank lines are skipped. A last line that is not a JSON object (a run killed while
+    appending) is skipped with a warning. A bad line elsewhere is a :class:`DataError`
+    (``strict``) or skipped with a warning.
+
+    Args:
+        text: the file's content.
+        source: the file name shown in messages.
+        strict: raise on a bad line that is not the last one.
+
+    Returns:
+        One dict per good line, in file order.
+    """
+    lines = [(i + 1, line.strip()) for i, line in enumerate(text.splitlines()) if line.strip()]
+    records: list[dict[str, Any]] = []
+    for pos, (lineno, line) in enumerate(lines):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            rec = None
+        if isinstance(rec, dict):
+            records.append(rec)
+            continue
+        if pos == len(lines) - 1:
+            warnings.warn(f"{source}: skipping the incomplete last line {lineno} (a run interrupted while writing)",
+                          RuntimeWarning, stacklevel=2)
+        elif strict:
+            raise DataError(
+                f"{source}: line {lineno} is not a JSON object; repair or delete that line "
+                "(each line of metrics.jsonl is the record of one epoch)"
+            )
+        else:
+            warnings.warn(f"{source}: skipping line {lineno}, not a JSON object", RuntimeWarning, stacklevel=2)
+    return records
+
+
+def read_metrics_file(path: str | os.PathLike, strict: bool = True) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` file; ``[]`` when it is absent.
+
+    Tolerates a half-written last line (skipped with a ``RuntimeWarning``); see
+    :func:`parse_metrics` for the other lines.
+
+    Args:
+        path: the file.
+        strict: a bad line before the last, or an unreadable file, raises
+            :class:`DataError` (else it is skipped with a warning).
+
+    Returns:
+        One dict per record, in file order.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        if strict:
+            raise DataError(f"cannot read {path}: {exc}; repair or delete the file") from exc
+        warnings.warn(f"cannot read {path}: {exc}", RuntimeWarning, stacklevel=2)
+        return []
+    return parse_metrics(text, os.fspath(path), strict)
+
+
+def read_metrics(run_dir: str | os.PathLike, strict: bool = True) -> list[dict[str, Any]]:
+    """The epoch records of ``<run_dir>/metrics.jsonl`` (see :func:`read_metrics_file`).
+
+    Args:
+        run_dir: a run directory.
+        strict: a bad line before the last raises :class:`DataError` (else it is skipped).
+
+    Returns:
+        One dict per epoch record, in file order; ``[]`` when the file is absent.
+    """
+    return read_metrics_file(RunPaths(run_dir).metrics, strict)
+
+
+def _drop_partial_tail(path: Path) -> None:
+    """Cut an unterminated last line (a killed append) so the next record starts on its own line."""
+    try:
+        fh = open(path, "r+b")
+    except FileNotFoundError:
+        return
+    with fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        fh.seek(0)
+        data = fh.read()
+        keep = data.rfind(b"\n") + 1
+        warnings.warn(f"{path}: dropping an incomplete last line ({size - keep} bytes) before appending",
+                      RuntimeWarning, stacklevel=2)
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def append_metrics(run_dir: str | os.PathLike, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Append one epoch record to ``<run_dir>/metrics.jsonl`` (flushed and fsynced).
+
+    The record goes through :func:`jsonable`. An unterminated last line left by a
+    killed run is removed first (with a warning), so it cannot swallow this record.
+
+    Returns:
+        The record as written (after :func:`jsonable`).
+    """
+    path = RunPaths(run_dir).metrics
+    rec = jsonable(record)
+    _drop_partial_tail(path)
+    append_line(path, json.dumps(rec))
+    return rec
+
+
+def write_metrics(run_dir: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> Path:
+    """Replace ``<run_dir>/metrics.jsonl`` atomically by ``records`` (e.g. when resuming).
+
+    Returns:
+        The path written.
+    """
+    return atomic_write_text(RunPaths(run_dir).metrics, "".join(metrics_line(r) + "\n" for r in records))
+
+
+# -- valuation parquet layout --------------------------------------------------------------------
+VALUATION_META_KEY = b"mmcoop.valuation"
+VALUATION_FORMAT = 1
+#: Columns every valuation file starts with.
+FIXED_COLUMNS: tuple[str, ...] = ("index", "label", "fused_pred")
+PHI_PREFIX, PRED_PREFIX, VALUE_PREFIX, STDERR_PREFIX = "phi_", "pred_", "value_", "stderr_"
+
+
+def phi_column(modality: str) -> str:
+    """``phi_<modality>``: Shapley value of the modality."""
+    return f"{PHI_PREFIX}{modality}"
+
+
+def pred_column(coalition: str) -> str:
+    """``pred_<coalition>``: predicted class with that coalition (e.g. ``pred_audio+visual``, ``pred_empty``)."""
+    return f"{PRED_PREFIX}{coalition}"
+
+
+def value_column(coalition: str) -> str:
+    """``value_<coalition>``: the coalition's value."""
+    return f"{VALUE_PREFIX}{coalition}"
+
+
+def stderr_column(modality: str) -> str:
+    """``stderr_<modality>``: standard error of the permutation estimate of phi."""
+    return f"{STDERR_PREFIX}{modality}"
+
+
+def valuation_columns(
+    modalities: Sequence[str], coalitions: Sequence[str], extras: Sequence[str] = (),
+    values: bool = True, stderr: bool = False,
+) -> dict[str, list[str]]:
+    """Column groups of a valuation file (stored under ``"columns"`` in its metadata).
+
+    Args:
+        modalities: the ``M`` modality names (model order).
+        coalitions: the ``K`` coalition names (column order of the values).
+        extras: per-sample extra columns.
+        values: include the ``value_<coalition>`` group.
+        stderr: include the ``stderr_<modality>`` group.
+
+    Returns:
+        ``{"pred": [...], "phi": [...], "values": [...], "stderr": [...], "extras": [...]}``.
+
+    Raises:
+        ValueError: two columns would get the same name (a modality or extra named
+            like another column).
+    """
+    cols = {
+        "pred": [pred_column(c) for c in coalitions],
+        "phi": [phi_column(m) for m in modalities],
+        "values": [value_column(c) for c in coalitions] if values else [],
+        "stderr": [stderr_column(m) for m in modalities] if stderr else [],
+        "extras": list(extras),
+    }
+    flat = list(FIXED_COLUMNS) + [c for group in cols.values() for c in group]
+    dup = sorted({c for c in flat if flat.count(c) > 1})
+    if dup:
+        raise ValueError(f"column name clash in the valuation table: {dup}; rename the modality or extra")
+    return cols
+
+
+def modalities_from_columns(columns: Iterable[str]) -> list[str]:
+    """Modality names from the ``phi_<modality>`` columns, in column order."""
+    return [c[len(PHI_PREFIX):] for c in columns if c.startswith(PHI_PREFIX)]
+
+
+def encode_valuation_meta(meta: Mapping[str, Any]) -> dict[bytes, bytes]:
+    """Parquet key-value metadata holding ``meta`` as JSON under :data:`VALUATION_META_KEY`."""
+    return {VALUATION_META_KEY: json.dumps(dict(meta)).encode("utf-8")}
+
+
+def decode_valuation_meta(metadata: Mapping[bytes, bytes] | None) -> dict[str, Any] | None:
+    """The valuation settings from a parquet schema's key-value metadata.
+
+    Returns:
+        The JSON object, or ``None`` when the key is absent or its value is not a JSON
+        object (not a file written by ``ValuationTable.to_parquet``).
+    """
+    raw = (metadata or {}).get(VALUATION_META_KEY)
+    if not raw:
+        return None
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return None
+    return meta if isinstance(meta, dict) else None
