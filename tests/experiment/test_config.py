@@ -31,7 +31,7 @@ def test_type_and_choice_errors():
     with pytest.raises(ConfigError, match="valid values: adam, sgd"):
         RunConfig.from_dict({"train": {"optimizer": "lbfgs"}})
     with pytest.raises(ConfigError, match="valid fusions"):
-        RunConfig.from_dict({"model": {"fusion": "film"}})
+        RunConfig.from_dict({"model": {"fusion": "attention"}})
 
 
 def test_yaml_round_trip_and_overrides(tmp_path):

@@ -18,7 +18,7 @@ import pandas as pd
 from mmcoop.errors import ConfigError
 from mmcoop.experiment.config import RunConfig
 from mmcoop.experiment.run import load_splits, run_experiment
-from mmcoop.methods import METHODS
+from mmcoop.methods import METHODS, variant_options
 from mmcoop.utils.io import atomic_write_text
 
 
@@ -32,15 +32,15 @@ class MethodSpec:
 
 
 def parse_methods(spec: str | list[str]) -> list[MethodSpec]:
-    """Parse ``"joint,sample-level:weighted,modality-level"`` (``name[:execution]``)."""
+    """Parse ``"joint,sample-level:weighted,modality-level"`` (``name[:variant]``, the variant
+    setting the method's :attr:`~mmcoop.methods.Method.variant_option`)."""
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
     if not items:
         raise ConfigError("--methods is empty; give e.g. joint,sample-level,modality-level")
     out = []
     for item in items:
-        name, _, execution = item.partition(":")
-        opts = {"execution": execution} if execution else {}
-        out.append(MethodSpec(item, name, opts))
+        name, _, variant = item.partition(":")
+        out.append(MethodSpec(item, name, variant_options(name, variant)))
     return out
 
 

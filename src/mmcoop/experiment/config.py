@@ -5,27 +5,67 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import yaml
 
 from mmcoop.data.registry import DATASETS, dataset_options
 from mmcoop.errors import ConfigError
-from mmcoop.methods.base import METHODS, build_method
+from mmcoop.methods.base import METHODS, build_method, variant_of
 from mmcoop.models.fusion import FUSIONS
+from mmcoop.models.registry import MODELS
 from mmcoop.train.config import TrainConfig
 from mmcoop.utils.configs import from_dict, to_dict
+from mmcoop.utils.targets import resolve_target
 
 
 @dataclass
 class ModelConfig:
-    """Model settings: feature width ``dim`` of every encoder and the fusion head."""
+    """Which model to build (see :func:`mmcoop.models.create_model`).
 
+    Attributes:
+        name: a registered model (default ``late-fusion``: the paper's, one encoder per
+            modality by its kind, then ``fusion``).
+        target: ``"pkg.module:callable"``, a user builder called as
+            ``fn(modalities, num_classes, **options)``; overrides ``name``.
+        dim: feature width of the built-in encoders (``late-fusion`` only).
+        fusion: fusion head of ``late-fusion``: ``concat``, ``sum``, ``film``, ``gated``.
+        options: further keyword arguments of the builder (e.g. ``encoders: {audio:
+            resnet18-spectrogram}`` for ``late-fusion``, anything for a target).
+    """
+
+    name: str = "late-fusion"
+    target: Optional[str] = None
     dim: int = 64
     fusion: str = "concat"
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.target:
+            resolve_target(self.target, "model.target")
+            return
+        MODELS.get(self.name)  # raises ConfigError listing the valid models
         FUSIONS.get(self.fusion)  # raises ConfigError listing the valid heads
+        if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 1:
+            raise ConfigError(f"model.dim must be an integer >= 1, got {self.dim!r}")
+
+    def builder_options(self) -> dict[str, Any]:
+        """Keyword arguments for the builder: ``options`` (+ ``dim``/``fusion`` for built-ins)."""
+        if self.target:
+            return dict(self.options)
+        return {"dim": self.dim, "fusion": self.fusion, **self.options}
+
+
+@dataclass
+class DataConfig:
+    """User data: ``target`` (``"pkg.module:callable"``) called with ``seed=`` (when accepted)
+    and ``**options``; it returns the train/val/test splits (see :func:`mmcoop.experiment.user_splits`)."""
+
+    target: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        resolve_target(self.target, "data.target")
 
 
 @dataclass
@@ -52,6 +92,7 @@ class RunConfig:
     name: str = ""
     dataset: str = "avmnist"
     dataset_options: dict[str, Any] = field(default_factory=dict)
+    data: Optional[DataConfig] = None
     debiased: DebiasConfig | None = None
     method: str = "joint"
     method_options: dict[str, Any] = field(default_factory=dict)
@@ -62,6 +103,19 @@ class RunConfig:
     out_dir: str = "runs"
 
     def __post_init__(self) -> None:
+        if self.data is not None:  # user data: ``dataset`` is only its name in run names
+            if self.dataset_options:
+                raise ConfigError("dataset_options apply to registered datasets; with data.target use data.options")
+            if self.dataset == "avmnist":
+                self.dataset = "custom"
+        else:
+            self._check_dataset()
+        METHODS.get(self.method)
+        build_method(self.method, self.method_options)  # validates method_options
+        if not self.name:
+            self.name = default_run_name(self)
+
+    def _check_dataset(self) -> None:
         DATASETS.get(self.dataset)
         valid = dataset_options(self.dataset)
         unknown = sorted(set(self.dataset_options) - set(valid))
@@ -69,10 +123,6 @@ class RunConfig:
             raise ConfigError(
                 f"unknown dataset_options {unknown} for dataset {self.dataset!r}; valid: {', '.join(sorted(valid)) or '(none)'}"
             )
-        METHODS.get(self.method)
-        build_method(self.method, self.method_options)  # validates method_options
-        if not self.name:
-            self.name = default_run_name(self)
 
     # -- conversion -------------------------------------------------------------------
     @classmethod
@@ -111,8 +161,8 @@ class RunConfig:
 
 def default_run_name(cfg: RunConfig) -> str:
     ds = cfg.dataset + ("-debiased" if cfg.debiased else "")
-    execution = cfg.method_options.get("execution")
-    method = cfg.method + (f"-{execution}" if execution else "")
+    variant = variant_of(cfg.method, cfg.method_options)
+    method = cfg.method + (f"-{variant}" if variant else "")
     return f"{ds}_{method}_seed{cfg.seed}"
 
 
@@ -133,4 +183,4 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-__all__ = ["RunConfig", "ModelConfig", "DebiasConfig", "TrainConfig", "apply_overrides", "dataclasses"]
+__all__ = ["RunConfig", "ModelConfig", "DataConfig", "DebiasConfig", "TrainConfig", "apply_overrides", "dataclasses"]

@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from mmcoop.data import DatasetSplits, debias, load_dataset
 from mmcoop.errors import MMCoopError
 from mmcoop.experiment.config import RunConfig
 from mmcoop.methods import build_method
-from mmcoop.models import MultimodalClassifier, build_model
+from mmcoop.experiment.user import user_splits
+from mmcoop.models import create_model
 from mmcoop.train import Trainer
 from mmcoop.train.distributed import barrier, init_from_env, is_main
 from mmcoop.utils.io import append_line, atomic_torch_save, atomic_write_text
@@ -38,24 +40,29 @@ class RunResult:
 
     run_dir: Path
     config: RunConfig
-    model: MultimodalClassifier
+    model: nn.Module
     splits: DatasetSplits
     history: list[dict[str, Any]]
     test: dict[str, float]
 
 
 def load_splits(cfg: RunConfig) -> DatasetSplits:
-    """The dataset of ``cfg``, wrapped by the debiasing degradation when configured."""
-    splits = load_dataset(cfg.dataset, cfg.data_root, cfg.seed, **cfg.dataset_options)
+    """The dataset of ``cfg`` (registered, or the user's ``data.target``), wrapped by the
+    debiasing degradation when configured."""
+    if cfg.data is not None:
+        splits = user_splits(cfg.data.target, cfg.data.options, cfg.seed, name=cfg.dataset)
+    else:
+        splits = load_dataset(cfg.dataset, cfg.data_root, cfg.seed, **cfg.dataset_options)
     if cfg.debiased is not None:
         splits = debias(splits, strength=cfg.debiased.strength, mode=cfg.debiased.mode, seed=cfg.seed)
     return splits
 
 
-def build_for(cfg: RunConfig, splits: DatasetSplits) -> MultimodalClassifier:
-    """The model of ``cfg`` for ``splits`` (initialised from ``cfg.seed``)."""
+def build_for(cfg: RunConfig, splits: DatasetSplits) -> nn.Module:
+    """The model of ``cfg`` for ``splits`` (registered or ``model.target``; initialised from ``cfg.seed``)."""
     seed_everything(cfg.seed)
-    return build_model(splits.specs, splits.num_classes, dim=cfg.model.dim, fusion=cfg.model.fusion)
+    return create_model(cfg.model.name, splits.specs, splits.num_classes, target=cfg.model.target,
+                        **cfg.model.builder_options())
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -154,7 +161,7 @@ def run_experiment(
     return RunResult(run_dir, cfg, trainer.model, splits, history, test)
 
 
-def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[RunConfig, MultimodalClassifier, DatasetSplits]:
+def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[RunConfig, nn.Module, DatasetSplits]:
     """Config, model (``best`` or ``last`` weights) and data of an existing run directory."""
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.yaml"

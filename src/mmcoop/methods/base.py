@@ -152,6 +152,9 @@ class Method:
 
     name: ClassVar[str] = "base"
     Options: ClassVar[type[MethodOptions]] = MethodOptions
+    #: The option a short variant selects: ``compare --methods name:value`` and run names
+    #: (e.g. ``execution`` for the re-sampling methods); ``None`` = no variants.
+    variant_option: ClassVar[str | None] = None
 
     def __init__(self, options: MethodOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -229,6 +232,22 @@ class Method:
 
 
 METHODS: Registry[type[Method]] = Registry("method")
+
+
+def variant_options(name: str, variant: str) -> dict[str, Any]:
+    """Options selected by ``name:variant`` (the method's :attr:`Method.variant_option`)."""
+    cls = METHODS.get(name)
+    if not variant:
+        return {}
+    if cls.variant_option is None:
+        raise ConfigError(f"method {name!r} has no variants; write it without ':{variant}'")
+    return {cls.variant_option: variant}
+
+
+def variant_of(name: str, options: dict[str, Any]) -> str | None:
+    """The variant value set in ``options`` for method ``name`` (for run names), if any."""
+    key = METHODS.get(name).variant_option
+    return None if key is None else options.get(key)
 
 
 def build_method(name: str, options: dict[str, Any] | None = None) -> Method:

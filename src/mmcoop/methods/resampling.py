@@ -116,6 +116,7 @@ class ResamplingMethod(Method):
 
     name = "resampling"
     Options = ResamplingOptions
+    variant_option = "execution"
     options: ResamplingOptions
 
     def __init__(self, options: ResamplingOptions | None = None) -> None:
