@@ -1,14 +1,19 @@
-"""Data layer: in-memory multimodal datasets, the dataset registry, the debiasing wrapper."""
+"""Data layer: sources (in-memory, arrays, dict datasets, files), dataset views, loaders, the registry.
 
-from mmcoop.data.base import (
-    Batch,
-    DatasetSplits,
-    ModalitySpec,
-    MultimodalDataset,
-    batch_to,
-    make_loader,
-)
-from mmcoop.data.registry import DATASETS, dataset_options, load_dataset, resolve_data_root
+A :class:`Source` holds one split's samples and fetches rows as batches; a
+:class:`MultimodalDataset` is a view over a source (rows, keep-masks, train/eval
+mode) and is what the rest of mmcoop trains, evaluates and values on.
+"""
+
+from mmcoop.data.protocol import KIND_NDIM, ModalitySpec, Source, Transforms, infer_kind
+from mmcoop.data.tensor_source import TensorSource
+from mmcoop.data.array_source import ArraySource
+from mmcoop.data.dict_source import DictDatasetSource
+from mmcoop.data.file_source import FileSource
+from mmcoop.data.degraded_source import DegradedSource
+from mmcoop.data.base import Batch, DatasetSplits, MultimodalDataset, batch_to
+from mmcoop.data.loader import make_loader
+from mmcoop.data.registry import DATASETS, check_finite, dataset_options, load_dataset, resolve_data_root
 
 # Register built-in datasets (import for side effects).
 from mmcoop.data import avmnist as _avmnist  # noqa: F401,E402
@@ -18,5 +23,7 @@ from mmcoop.data.debiased import debias  # noqa: E402
 
 __all__ = [
     "Batch", "DatasetSplits", "ModalitySpec", "MultimodalDataset", "batch_to", "make_loader",
-    "DATASETS", "dataset_options", "load_dataset", "resolve_data_root", "debias",
+    "Source", "TensorSource", "ArraySource", "DictDatasetSource", "FileSource", "DegradedSource",
+    "Transforms", "KIND_NDIM", "infer_kind",
+    "DATASETS", "check_finite", "dataset_options", "load_dataset", "resolve_data_root", "debias",
 ]

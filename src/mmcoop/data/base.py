@@ -1,117 +1,171 @@
-"""In-memory multimodal datasets, batches and loaders.
+"""Multimodal dataset views, batches and splits.
 
-A :class:`MultimodalDataset` holds one tensor per modality (``[N, *shape]``), the
-labels ``[N]`` and optional per-sample extras (e.g. which modality was degraded).
-It is a *view*: ``rows`` selects storage rows and ``keep`` gives each row a
-modality keep-mask, so re-sampling units (sample, keep-mask) and subsets are cheap
-views of the same storage. Batches are fetched whole (``__getitems__``), so a
-``DataLoader`` with any batch sampler (incl. ``DistributedSampler``) feeds it
-without per-sample Python work.
+A :class:`MultimodalDataset` is a *view* over a :class:`~mmcoop.data.protocol.Source`
+(the ``N`` samples of one split): ``rows`` selects source rows and ``keep`` gives each
+row a modality keep-mask, so re-sampling units (sample, keep-mask) and subsets are
+cheap views of the same storage, over every kind of source. ``train`` says which
+transforms the source applies (``False``, the default: eval transforms; the training
+loop uses :meth:`MultimodalDataset.train_mode` for its loaders, valuation and
+evaluation never do). Batches are fetched whole (``__getitems__``), so a
+``DataLoader`` with any batch sampler feeds it without per-sample Python work
+(see :func:`~mmcoop.data.loader.make_loader`).
 
 A batch is a dict::
 
     {"inputs": {modality: Tensor[B, *shape]}, "label": int64[B],
-     "index": int64[B] (row in the split's storage = sample index),
+     "index": int64[B] (row in the split's source = sample index),
      "keep": bool[B, M], **extras (each [B])}
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import Dataset
 
+from mmcoop.data.loader import make_loader
+from mmcoop.data.protocol import KIND_NDIM, ModalitySpec, Source, Transforms
+from mmcoop.data.tensor_source import TensorSource
 from mmcoop.errors import DataError
 
 Batch = dict[str, Any]
 
-
-@dataclass(frozen=True)
-class ModalitySpec:
-    """What one modality looks like.
-
-    Attributes:
-        name: modality name, e.g. ``"audio"``.
-        kind: ``"image"`` (tensor ``[C, H, W]``) or ``"vector"`` (tensor ``[D]``).
-        shape: per-sample shape.
-    """
-
-    name: str
-    kind: Literal["image", "vector"]
-    shape: tuple[int, ...]
+__all__ = ["Batch", "DatasetSplits", "ModalitySpec", "MultimodalDataset", "batch_to", "make_loader",
+           "KIND_NDIM", "Source", "TensorSource", "Transforms"]
 
 
 class MultimodalDataset(Dataset):
-    """A view over in-memory modality tensors.
+    """A view (rows, keep-masks, train/eval mode) over a :class:`Source`.
+
+    Two ways to build one::
+
+        MultimodalDataset(inputs, labels, num_classes, specs, extras=None)  # in-memory tensors
+        MultimodalDataset.from_source(source, rows=None, keep=None, train=False)  # any source
 
     Args:
-        inputs: modality name -> tensor ``[N, *shape]`` (storage, all samples of the split).
-        labels: int64 ``[N]`` in ``[0, num_classes)``.
-        num_classes: number of classes.
-        specs: one :class:`ModalitySpec` per modality, in modality order.
-        extras: optional name -> tensor ``[N]`` carried into every batch.
-        rows: int64 ``[U]`` storage rows of this view (default: all, in order).
+        inputs: a :class:`Source`, or modality name -> tensor ``[N, *shape]`` (then a
+            :class:`TensorSource` is built from ``inputs, labels, num_classes, specs, extras``).
+        labels: int64 ``[N]`` in ``[0, num_classes)`` (tensor storage only).
+        num_classes: number of classes (tensor storage only).
+        specs: one :class:`ModalitySpec` per modality, in modality order (tensor storage only).
+        extras: optional name -> tensor ``[N]`` carried into every batch (tensor storage only).
+        rows: int64 ``[U]`` source rows of this view (default: all, in order).
         keep: bool ``[U, M]`` keep-mask per view row (default: all True).
+        train: fetch with the source's training transforms (default: eval transforms).
     """
 
     def __init__(
         self,
-        inputs: dict[str, Tensor],
-        labels: Tensor,
-        num_classes: int,
-        specs: Sequence[ModalitySpec],
-        extras: dict[str, Tensor] | None = None,
+        inputs: Mapping[str, Tensor] | Source,
+        labels: Tensor | None = None,
+        num_classes: int | None = None,
+        specs: Sequence[ModalitySpec] | None = None,
+        extras: Mapping[str, Tensor] | None = None,
         rows: Tensor | None = None,
         keep: Tensor | None = None,
+        *,
+        train: bool = False,
     ) -> None:
-        self.specs = list(specs)
-        self.modalities = [s.name for s in self.specs]
-        if set(inputs) != set(self.modalities):
-            raise DataError(f"inputs have modalities {sorted(inputs)} but specs name {self.modalities}")
-        n = int(labels.shape[0])
-        for name, t in inputs.items():
-            if t.shape[0] != n:
-                raise DataError(f"modality {name!r} has {t.shape[0]} samples but there are {n} labels")
-        if n and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-            raise DataError(
-                f"label out of range: labels span [{int(labels.min())}, {int(labels.max())}] "
-                f"but num_classes={num_classes}; fix the labels or num_classes"
-            )
-        self.inputs = inputs
-        self.labels = labels.long()
-        self.num_classes = int(num_classes)
-        self.extras = dict(extras or {})
-        self.rows = torch.arange(n) if rows is None else rows.long()
-        m = len(self.modalities)
-        self.keep = torch.ones(len(self.rows), m, dtype=torch.bool) if keep is None else keep.bool()
+        if isinstance(inputs, Mapping):
+            if labels is None or num_classes is None or specs is None:
+                raise TypeError("MultimodalDataset(inputs, labels, num_classes, specs): labels, num_classes "
+                                "and specs are required for in-memory tensors")
+            source: Source = TensorSource(inputs, labels, num_classes, specs, extras)
+        else:
+            if not isinstance(inputs, Source):
+                raise DataError(f"MultimodalDataset needs a Source (specs, num_classes, __len__, labels(), fetch()) "
+                                f"or a dict of tensors, got {type(inputs).__name__}")
+            if any(a is not None for a in (labels, num_classes, specs, extras)):
+                raise TypeError("MultimodalDataset(source, ...): labels, num_classes, specs and extras come from "
+                                "the source; pass rows=/keep= by keyword")
+            source = inputs
+        self._init_view(source, rows, keep, train)
 
-    # -- views -----------------------------------------------------------------
+    @classmethod
+    def from_source(
+        cls, source: Source, rows: Tensor | None = None, keep: Tensor | None = None, train: bool = False
+    ) -> "MultimodalDataset":
+        """A view over ``source`` (all rows, all modalities kept, eval transforms by default)."""
+        if not isinstance(source, Source):
+            raise DataError(f"MultimodalDataset.from_source needs a Source (specs, num_classes, __len__, labels(), "
+                            f"fetch()), got {type(source).__name__}")
+        ds = cls.__new__(cls)
+        ds._init_view(source, rows, keep, train)
+        return ds
+
+    def _init_view(self, source: Source, rows: Tensor | None, keep: Tensor | None, train: bool) -> None:
+        self.source = source
+        self.specs = list(source.specs)
+        self.modalities = [s.name for s in self.specs]
+        self.num_classes = int(source.num_classes)
+        self.train = bool(train)
+        n = len(source)
+        if rows is None:
+            rows = torch.arange(n)
+        self.rows = rows.long()
+        m = len(self.modalities)
+        if keep is None:
+            keep = torch.ones(len(self.rows), m, dtype=torch.bool, device=self.rows.device)
+        self.keep = keep.bool()
+        if self.keep.dim() != 2 or tuple(self.keep.shape) != (len(self.rows), m):
+            raise DataError(f"keep-masks must be [U, M] = [{len(self.rows)}, {m}], got {tuple(self.keep.shape)}")
+
+    # -- what the source holds -----------------------------------------------------
     @property
     def num_modalities(self) -> int:
         return len(self.modalities)
 
     @property
     def num_samples(self) -> int:
-        """Number of samples in storage (valuation tables are indexed by these)."""
-        return int(self.labels.shape[0])
+        """Number of samples in the source (valuation tables are indexed by these)."""
+        return len(self.source)
 
+    @property
+    def labels(self) -> Tensor:
+        """int64 ``[N]``: every source sample's class (not only this view's rows)."""
+        return self.source.labels()
+
+    @property
+    def extras(self) -> dict[str, Tensor]:
+        """Per-sample extras of the source (name -> ``[N]``), e.g. ``degraded``; ``{}`` if none."""
+        return getattr(self.source, "extras", None) or {}
+
+    @property
+    def inputs(self) -> dict[str, Tensor]:
+        """Modality -> ``[N, *shape]`` storage (in-memory sources only)."""
+        inputs = getattr(self.source, "inputs", None)
+        if not isinstance(inputs, dict):
+            raise AttributeError(f"{type(self.source).__name__} is not held in memory: it has no .inputs tensors; "
+                                 "read samples through a loader (make_loader) or source.fetch(rows, train)")
+        return inputs
+
+    @property
+    def in_memory(self) -> bool:
+        """True when the source can be moved with :meth:`to` (tensors in memory)."""
+        return callable(getattr(self.source, "to", None))
+
+    # -- views -----------------------------------------------------------------
     def view(self, rows: Tensor, keep: Tensor | None = None) -> "MultimodalDataset":
-        """A new view over the same storage with storage ``rows`` and optional ``keep`` ``[U, M]``."""
-        return MultimodalDataset(self.inputs, self.labels, self.num_classes, self.specs, self.extras, rows, keep)
+        """A new view over the same source with rows ``rows`` and optional ``keep`` ``[U, M]``."""
+        return MultimodalDataset.from_source(self.source, rows, keep, self.train)
 
     def with_units(self, rows: Tensor, keep: Tensor) -> "MultimodalDataset":
-        """This view plus extra training units (storage row, keep-mask) appended."""
+        """This view plus extra training units (source row, keep-mask) appended."""
         return self.view(torch.cat([self.rows, rows.long()]), torch.cat([self.keep, keep.bool()]))
 
+    def train_mode(self, flag: bool = True) -> "MultimodalDataset":
+        """The same rows and keep-masks, fetched with training (``True``) or eval (``False``) transforms."""
+        return MultimodalDataset.from_source(self.source, self.rows, self.keep, flag)
+
     def to(self, device: torch.device | str) -> "MultimodalDataset":
-        """Move storage to ``device`` (keeps data resident on the GPU: no per-epoch host copies)."""
-        move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
-        return MultimodalDataset(
-            move(self.inputs), self.labels.to(device), self.num_classes, self.specs, move(self.extras),
-            self.rows.to(device), self.keep.to(device),
+        """Move in-memory storage to ``device`` (no per-epoch host copies); a no-op for lazy sources."""
+        if not self.in_memory:
+            return self
+        return MultimodalDataset.from_source(
+            self.source.to(device), self.rows.to(device), self.keep.to(device), self.train  # type: ignore[attr-defined]
         )
 
     # -- Dataset protocol ----------------------------------------------------
@@ -121,27 +175,24 @@ class MultimodalDataset(Dataset):
     def __getitems__(self, positions: Sequence[int] | Tensor) -> Batch:
         pos = torch.as_tensor(positions, dtype=torch.long, device=self.rows.device)
         rows = self.rows[pos]
-        batch: Batch = {
-            "inputs": {k: v[rows] for k, v in self.inputs.items()},
-            "label": self.labels[rows],
-            "index": rows,
-            "keep": self.keep[pos],
-        }
-        for k, v in self.extras.items():
-            batch[k] = v[rows]
+        got = self.source.fetch(rows, self.train)
+        batch: Batch = {"inputs": got["inputs"], "label": got["label"], "index": rows, "keep": self.keep[pos]}
+        for k, v in got.items():
+            if k not in ("inputs", "label"):
+                batch[k] = v
         return batch
 
     def __getitem__(self, position: int) -> Batch:
         b = self.__getitems__([position])
         return _unbatch(b)
 
+    def __repr__(self) -> str:
+        return (f"MultimodalDataset({len(self)} rows over {type(self.source).__name__} of {self.num_samples}, "
+                f"modalities={self.modalities}, train={self.train})")
+
 
 def _unbatch(b: Batch) -> Batch:
     return {k: ({kk: vv[0] for kk, vv in v.items()} if isinstance(v, dict) else v[0]) for k, v in b.items()}
-
-
-def _identity(x: Batch) -> Batch:
-    return x
 
 
 @dataclass
@@ -170,64 +221,6 @@ class DatasetSplits:
         if name not in ("train", "val", "test"):
             raise DataError(f"unknown split {name!r}; valid splits: train, val, test")
         return getattr(self, name)
-
-
-def make_loader(
-    dataset: MultimodalDataset,
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int = 0,
-    epoch: int = 0,
-    distributed: bool = False,
-    drop_last: bool = False,
-) -> DataLoader:
-    """A ``DataLoader`` yielding whole batches fetched by ``__getitems__``.
-
-    Shuffling is seeded by ``(seed, epoch)`` so every rank and a resumed run draw the
-    same order. With ``distributed=True`` a ``DistributedSampler`` shards the data.
-    """
-    if distributed:
-        from torch.utils.data.distributed import DistributedSampler
-
-        sampler: Iterable[int] = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
-        sampler.set_epoch(epoch)  # type: ignore[attr-defined]
-    elif shuffle:
-        g = torch.Generator()
-        g.manual_seed(seed * 100_003 + epoch)
-        sampler = RandomSampler(dataset, generator=g)
-    else:
-        sampler = SequentialSampler(dataset)
-    bs = BatchSampler(sampler, batch_size=batch_size, drop_last=drop_last)  # type: ignore[arg-type]
-    batches = _NoSingletonBatches(bs) if shuffle else bs
-    return DataLoader(dataset, batch_sampler=batches, collate_fn=_identity, num_workers=0)
-
-
-class _NoSingletonBatches:
-    """Batches of ``inner``, with a trailing batch of one sample merged into the one before.
-
-    BatchNorm cannot normalise a single training sample, and whether the last batch
-    holds one sample depends on the epoch's size (e.g. originals + re-sampled units).
-    """
-
-    def __init__(self, inner: BatchSampler) -> None:
-        self.inner = inner
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        prev: list[int] | None = None
-        for batch in self.inner:
-            if prev is not None:
-                if len(batch) == 1:
-                    batch = prev + batch
-                else:
-                    yield prev
-            prev = batch
-        if prev is not None:
-            yield prev
-
-    def __len__(self) -> int:
-        n = len(self.inner)
-        last = len(self.inner.sampler) % self.inner.batch_size  # type: ignore[arg-type]
-        return n - 1 if (n > 1 and last == 1 and not self.inner.drop_last) else n
 
 
 def batch_to(batch: Batch, device: torch.device | str, non_blocking: bool = True) -> Batch:

@@ -14,6 +14,15 @@ be scored against ground truth. With ``s = strength``:
 - ``mode="blank"``: ``x' = (1 - s) * x`` (``s = 1`` -> zeros).
 
 ``strength=0`` returns the same values (the ``degraded`` extra is still recorded).
+
+Splits held in memory (:class:`~mmcoop.data.tensor_source.TensorSource`) are degraded
+once, up front. Any other source is wrapped in a
+:class:`~mmcoop.data.degraded_source.DegradedSource` that degrades each batch at fetch
+time, after the source's transforms, with the same assignment of ``degraded`` and
+noise that depends only on ``(seed, split, sample, element)`` (counter-based, so the
+same in every epoch, batch and worker; not the same numbers as the in-memory path).
+There ``sigma_k`` is estimated from at most ``sigma_samples`` evenly spaced training
+samples fetched in eval mode (``info["debias"]["noise_std_samples"]`` records how many).
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ from typing import Sequence
 import torch
 
 from mmcoop.data.base import DatasetSplits, MultimodalDataset
+from mmcoop.data.degraded_source import DegradedSource
+from mmcoop.data.tensor_source import TensorSource
 from mmcoop.data.sources import rng
 from mmcoop.errors import ConfigError
 
@@ -37,6 +48,7 @@ def debias(
     mode: str = "noise",
     seed: int = 0,
     modalities: Sequence[str] | None = None,
+    sigma_samples: int = 512,
 ) -> DatasetSplits:
     """Degrade one modality per sample (see the module docstring).
 
@@ -46,6 +58,7 @@ def debias(
         mode: ``"noise"`` or ``"blank"``.
         seed: seeds the choice of modality and the noise.
         modalities: modalities that may be degraded (default: all).
+        sigma_samples: lazy sources only: training samples used to estimate ``sigma_k``.
 
     Returns:
         New :class:`DatasetSplits` named ``"<name>-debiased"`` with ``extras["degraded"]``
@@ -67,8 +80,10 @@ def debias(
     if any("degraded" in splits.split(k).extras for k in _SPLITS):
         raise ConfigError(f"dataset {splits.name!r} is already debiased (it has a 'degraded' extra)")
     eligible = torch.tensor([names.index(m) for m in chosen], dtype=torch.long)
-    sigma = {m: float(splits.train.inputs[m].float().std()) if splits.train.num_samples > 1 else 1.0
-             for m in chosen}
+    lazy = not isinstance(splits.train.source, TensorSource)
+    sigma_n = min(int(sigma_samples), splits.train.num_samples) if lazy else splits.train.num_samples
+    sigma = _lazy_sigma(splits.train, chosen, sigma_n) if lazy else {
+        m: float(splits.train.inputs[m].float().std()) if splits.train.num_samples > 1 else 1.0 for m in chosen}
     s = float(strength)
     parts = {}
     for i, k in enumerate(_SPLITS):
@@ -76,6 +91,12 @@ def debias(
         n = ds.num_samples
         g = torch.Generator().manual_seed(int(rng(seed, 11, i).integers(2**62)))
         degraded = eligible[(torch.arange(n) % len(eligible))[torch.randperm(n, generator=g)]]
+        if not isinstance(ds.source, TensorSource):
+            key = int(rng(seed, 12, i).integers(2**62))
+            src = DegradedSource(ds.source, degraded, eligible.tolist(), mode, s,
+                                 {names.index(m): sigma[m] for m in chosen}, key)
+            parts[k] = MultimodalDataset.from_source(src, ds.rows, ds.keep, ds.train)
+            continue
         inputs = dict(ds.inputs)
         for m in chosen:
             x = ds.inputs[m].clone()
@@ -87,7 +108,30 @@ def debias(
                 x[mask] = (1 - s) * x[mask]
             inputs[m] = x
         extras = {**ds.extras, "degraded": degraded.to(ds.labels.device)}
-        parts[k] = MultimodalDataset(inputs, ds.labels, ds.num_classes, ds.specs, extras, ds.rows, ds.keep)
+        src = TensorSource(inputs, ds.labels, ds.num_classes, ds.specs, extras, ds.source.transforms)
+        parts[k] = MultimodalDataset.from_source(src, ds.rows, ds.keep, ds.train)
     info = {**splits.info, "base_name": splits.name,
-            "debias": {"strength": s, "mode": mode, "seed": seed, "modalities": chosen, "noise_std": sigma}}
+            "debias": {"strength": s, "mode": mode, "seed": seed, "modalities": chosen, "noise_std": sigma,
+                        **({"noise_std_samples": sigma_n} if lazy else {})}}
     return DatasetSplits(f"{splits.name}-debiased", parts["train"], parts["val"], parts["test"], info)
+
+
+def _lazy_sigma(train: MultimodalDataset, chosen: Sequence[str], count: int, chunk: int = 64) -> dict[str, float]:
+    """Std of each chosen modality over ``count`` evenly spaced training samples (eval transforms).
+
+    Fetched in chunks of ``chunk`` samples; sums in float64 (unbiased std, like ``Tensor.std``).
+    """
+    if count <= 1:
+        return {m: 1.0 for m in chosen}
+    rows = torch.linspace(0, train.num_samples - 1, count).round().long().unique()
+    acc = {m: torch.zeros(3, dtype=torch.float64) for m in chosen}  # count, sum, sum of squares
+    for start in range(0, len(rows), chunk):
+        got = train.source.fetch(rows[start:start + chunk], False)["inputs"]
+        for m in chosen:
+            x = got[m].double().cpu()
+            acc[m] += torch.stack([torch.tensor(float(x.numel()), dtype=torch.float64), x.sum(), (x * x).sum()])
+    out = {}
+    for m, (n, s1, s2) in acc.items():
+        var = (s2 - s1 * s1 / n) / max(float(n) - 1, 1.0)
+        out[m] = float(var.clamp_min(0).sqrt())
+    return out
