@@ -4,26 +4,34 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from mmcoop.data.base import DatasetSplits, MultimodalDataset
+from torch.utils.data import Dataset as TorchDataset
+
+from mmcoop.data import DatasetSplits, DictDatasetSource, MultimodalDataset, Source
 from mmcoop.errors import ConfigError, DataError, MMCoopError
 from mmcoop.utils.targets import call_with_supported, resolve_target
 
 SPLITS = ("train", "val", "test")
 
 
-def _as_view(obj: Any, split: str, key: str) -> MultimodalDataset:
-    """A split returned by user code as a dataset view (sources and plain ``Dataset``s are wrapped)."""
+def _as_view(obj: Any, split: str, key: str, reference: MultimodalDataset | None) -> MultimodalDataset:
+    """A split returned by user code as a dataset view: views pass, sources are viewed, plain
+    ``Dataset``s of dict items are wrapped (specs and classes from ``reference`` when given)."""
     if isinstance(obj, MultimodalDataset):
         return obj
-    from mmcoop import data as _data
-
-    as_dataset = getattr(_data, "as_dataset", None)
-    if as_dataset is not None:
-        try:
-            return as_dataset(obj)
-        except MMCoopError as e:
-            raise DataError(f"{key}: {split} split: {e}") from None
-    raise ConfigError(f"{key}: the {split} split is a {type(obj).__name__}; return mmcoop datasets")
+    try:
+        if isinstance(obj, Source):
+            return MultimodalDataset.from_source(obj)
+        if isinstance(obj, TorchDataset):
+            kw: dict[str, Any] = {"name": f"{split} split of {key}"}
+            if reference is not None:
+                kw.update(num_classes=reference.num_classes, specs=reference.specs)
+            return MultimodalDataset.from_source(DictDatasetSource(obj, **kw))
+    except MMCoopError as e:
+        raise DataError(f"{key}: {split} split: {e}") from None
+    raise ConfigError(
+        f"{key}: the {split} split is a {type(obj).__name__}; return a torch Dataset of "
+        '{"inputs": {name: Tensor}, "label": int} items, an mmcoop source or dataset'
+    )
 
 
 def user_splits(target: str, options: Mapping[str, Any], seed: int, name: str = "custom") -> DatasetSplits:
@@ -53,8 +61,9 @@ def user_splits(target: str, options: Mapping[str, Any], seed: int, name: str = 
             f"{key} returned {type(out).__name__}; return (train, val, test) datasets, a dict with those keys, "
             "or mmcoop.data.DatasetSplits"
         )
-    views = {s: _as_view(parts[s], s, key) for s in SPLITS}
-    ref = views["train"]
+    ref = _as_view(parts["train"], "train", key, None)
+    views = {"train": ref}
+    views.update({s: _as_view(parts[s], s, key, ref) for s in SPLITS[1:]})
     for s in SPLITS[1:]:
         v = views[s]
         if v.modalities != ref.modalities:

@@ -15,8 +15,10 @@ ENCODERS: Registry[type[nn.Module]] = Registry("encoder")
 
 
 @ENCODERS.register("image")
+@ENCODERS.register("spectrogram")
 class CNNEncoder(nn.Module):
-    """Small CNN for images/spectrograms ``[B, C, H, W]`` -> ``[B, dim]``.
+    """Small CNN for images and spectrograms ``[B, C, H, W]`` -> ``[B, dim]`` (kinds ``image``,
+    ``spectrogram``).
 
     Conv(3x3)-BN-ReLU-MaxPool blocks of widths ``widths``, global average pooling,
     then a linear projection to ``dim``.
@@ -59,3 +61,38 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+@ENCODERS.register("sequence")
+class SequenceEncoder(nn.Module):
+    """Sequences ``[B, T, D]`` -> ``[B, dim]``: two 1-D convolutions over time (kernel 3,
+    BatchNorm, ReLU), mean over time, then a linear projection."""
+
+    def __init__(self, shape: tuple[int, ...], dim: int = 64, hidden: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv1d(shape[1], hidden, 3, padding=1, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+            nn.Conv1d(hidden, hidden, 3, padding=1, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+        )
+        self.proj = nn.Linear(hidden, dim)
+        self.out_dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(self.net(x.transpose(1, 2)).mean(-1))
+
+
+@ENCODERS.register("frames")
+class FramesEncoder(nn.Module):
+    """Frame stacks ``[B, T, C, H, W]`` -> ``[B, dim]``: the :class:`CNNEncoder` body on every
+    frame, then the mean over frames and space (OGM-GE's temporal pooling), then a projection."""
+
+    def __init__(self, shape: tuple[int, ...], dim: int = 64, widths: tuple[int, ...] = (16, 32, 64)) -> None:
+        super().__init__()
+        self.frame = CNNEncoder(tuple(shape[1:]), dim=dim, widths=widths)
+        self.out_dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, t = x.shape[:2]
+        f = self.frame.body(x.flatten(0, 1).contiguous(memory_format=torch.channels_last))  # [B*T, c, h, w]
+        pooled = f.unflatten(0, (b, t)).mean(dim=(1, 3, 4))  # mean over frames and space
+        return self.frame.proj(pooled)

@@ -27,6 +27,9 @@ class TrainConfig:
         device: ``auto`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:1``...
         progress: show progress bars.
         data_on_device: move the whole (in-memory) dataset to the device once.
+        num_workers: DataLoader worker processes (for lazily decoded sources; 0 = in the main
+            process, right for in-memory data).
+        pin_memory: pinned host memory for faster host-to-GPU copies (CUDA only).
         fold_batchnorm: evaluate and value with an inference copy of the model whose
             BatchNorm layers are folded into the preceding convolution
             (:func:`mmcoop.models.fold_batchnorm`; same function, 1.4-2x faster avmnist
@@ -47,10 +50,14 @@ class TrainConfig:
     progress: bool = True
     data_on_device: bool = True
     fold_batchnorm: bool = True
+    num_workers: int = 0
+    pin_memory: bool = False
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        if self.num_workers < 0:
+            raise ConfigError(f"train.num_workers must be >= 0, got {self.num_workers}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")

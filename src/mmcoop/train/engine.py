@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from mmcoop.data.base import Batch, MultimodalDataset, batch_to, make_loader
 from mmcoop.errors import MMCoopError
 from mmcoop.models.folding import inference_model
-from mmcoop.train.distributed import average_gradients, is_distributed, rank, world_size
+from mmcoop.train.distributed import average_gradients, is_distributed
 
 
 class _EncodeFuse(nn.Module):
@@ -35,14 +35,6 @@ class _EncodeFuse(nn.Module):
         return feats, self.model.fuse(feats, keep)
 
 
-def shard_for_rank(dataset: MultimodalDataset) -> MultimodalDataset:
-    """Rows ``r, r+W, ...`` of ``dataset`` for rank ``r`` (no padded duplicates: sums over
-    ranks are exact). The whole view in a single process."""
-    if world_size() == 1:
-        return dataset
-    return dataset.view(dataset.rows[rank() :: world_size()], dataset.keep[rank() :: world_size()])
-
-
 class StepEngine:
     """Forward/backward/step of one run (see the module docstring).
 
@@ -55,11 +47,12 @@ class StepEngine:
         amp_dtype: autocast dtype or ``None``.
         fold_batchnorm: inference passes on a BatchNorm-folded copy.
         guard: an object with ``check(loss: float)`` raising on divergence (or ``None``).
+        loader_options: ``num_workers`` / ``pin_memory`` / ``persistent_workers`` of inference loaders.
     """
 
     def __init__(self, model: nn.Module, extra: nn.Module, optimizer: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler, device: torch.device, amp_dtype: torch.dtype | None,
-                 fold_batchnorm: bool, guard: Any = None) -> None:
+                 fold_batchnorm: bool, guard: Any = None, loader_options: dict[str, Any] | None = None) -> None:
         self.model, self.extra, self.optimizer, self.scaler = model, extra, optimizer, scaler
         self.device, self.amp_dtype, self.fold_batchnorm, self.guard = device, amp_dtype, fold_batchnorm, guard
         wrapped = _EncodeFuse(model)
@@ -71,6 +64,7 @@ class StepEngine:
                 wrapped, device_ids=ids, find_unused_parameters=True, broadcast_buffers=False
             )
         self.net = wrapped
+        self.loader_options = dict(loader_options or {})
         self._unsynced = False
         self.inference_net: nn.Module = model
 
@@ -125,7 +119,10 @@ class StepEngine:
         self.inference_net = inference_model(self.model, self.fold_batchnorm)
         try:
             with torch.no_grad():
-                for batch in make_loader(shard_for_rank(dataset), batch_size):
+                # under DDP rank r takes rows r, r+W, ... (no padded duplicates: sums are exact)
+                loader = make_loader(dataset.train_mode(False), batch_size, distributed_eval=is_distributed(),
+                                     **self.loader_options)
+                for batch in loader:
                     batch = batch_to(batch, self.device)
                     with self.autocast():
                         feats = self.inference_net.encode(batch["inputs"])

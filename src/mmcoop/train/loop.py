@@ -78,6 +78,8 @@ class Trainer:
             self.splits = DatasetSplits(
                 splits.name, splits.train.to(self.device), splits.val.to(self.device), splits.test.to(self.device), splits.info
             )
+        self.loader_options = {"num_workers": config.num_workers, "pin_memory": config.pin_memory,
+                               "persistent_workers": config.num_workers > 0}
         self.ctx = MethodContext(
             model=self.model, train_data=self.splits.train, val_data=self.splits.val, device=self.device, seed=seed,
             batch_size=config.batch_size, eval_batch_size=config.eval_batch_size, amp_dtype=self.amp_dtype,
@@ -92,7 +94,8 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")
         self.engine = StepEngine(self.model, self.extra, self.optimizer, self.scaler, self.device, self.amp_dtype,
-                                 config.fold_batchnorm, guard=make_guard(config))
+                                 config.fold_batchnorm, guard=make_guard(config),
+                                 loader_options=self.loader_options)
         self.ctx._engine = self.engine
         self.epoch = 0  # next epoch to run
         self.best_val = -math.inf
@@ -141,9 +144,9 @@ class Trainer:
         self.model.train()
         self.extra.train()
         self.method.on_epoch_start(ctx)
-        data = self.method.train_set(ctx)
+        data = self.method.train_set(ctx).train_mode(True)  # training transforms (augmentation)
         loader = make_loader(data, self.config.batch_size, shuffle=True, seed=self.seed, epoch=self.epoch,
-                             distributed=is_distributed())
+                             distributed=is_distributed(), **self.loader_options)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0

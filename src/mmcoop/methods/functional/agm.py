@@ -85,7 +85,7 @@ def agm_coefficients(
     """``k_m = exp(alpha * (opt_m - ratio_m))`` with ``ratio_m = exp(M/(M-1) (mean(s) - s_m))``."""
     m_tot = scores.shape[0]
     k = m_tot / (m_tot - 1)
-    ratio = torch.exp(k * (scores - scores.mean()))
+    ratio = torch.exp(k * (scores.mean() - scores))
     opt = torch.exp(k * (running.mean() - running))
     expo = opt - ratio
     if max_exponent is not None:
