@@ -4,13 +4,36 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from typing import Any, Callable
 
 from mmcoop.errors import ConfigError
 
 
+def _import(mod_name: str) -> Any:
+    """Import ``mod_name``; a module not found on ``sys.path`` is also looked up in the current
+    directory (as ``python -m`` does), so a project's own files work with the ``mmcoop`` command."""
+    try:
+        return importlib.import_module(mod_name)
+    except ModuleNotFoundError as e:
+        cwd = os.getcwd()
+        if e.name != mod_name.split(".")[0] or cwd in sys.path:
+            raise
+        sys.path.insert(0, cwd)
+        try:
+            return importlib.import_module(mod_name)
+        except ModuleNotFoundError as e2:
+            if e2.name == mod_name.split(".")[0]:
+                sys.path.remove(cwd)
+            raise
+
+
 def resolve_target(target: str, key: str) -> Callable[..., Any]:
     """Import ``"pkg.module:callable"`` (``callable`` may be dotted, e.g. ``Class.method``).
+
+    The module is imported from ``sys.path`` (``PYTHONPATH``) or, failing that, the current
+    directory.
 
     Args:
         target: the target string from the config.
@@ -23,7 +46,7 @@ def resolve_target(target: str, key: str) -> Callable[..., Any]:
         raise ConfigError(f"{key}={target!r} must look like 'package.module:callable' (e.g. mylab.models:build)")
     mod_name, attr = target.split(":")
     try:
-        obj: Any = importlib.import_module(mod_name)
+        obj: Any = _import(mod_name)
     except Exception as e:  # noqa: BLE001 - any import failure of user code is reported the same way
         raise ConfigError(
             f"{key}={target!r}: cannot import module {mod_name!r} ({type(e).__name__}: {e}); "
