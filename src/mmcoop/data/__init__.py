@@ -19,6 +19,7 @@ from mmcoop.data.registry import DATASETS, check_finite, dataset_options, load_d
 from mmcoop.data import avmnist as _avmnist  # noqa: F401,E402
 from mmcoop.data import synthetic as _synthetic  # noqa: F401,E402
 from mmcoop.data import mfeat as _mfeat  # noqa: F401,E402
+from mmcoop.data import paper as _paper  # noqa: F401,E402
 from mmcoop.data.debiased import debias  # noqa: E402
 
 __all__ = [

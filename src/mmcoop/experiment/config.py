@@ -101,6 +101,7 @@ class RunConfig:
     seed: int = 0
     data_root: str | None = None
     out_dir: str = "runs"
+    preset: Optional[str] = None  # the preset the values were taken from (informational)
 
     def __post_init__(self) -> None:
         if self.data is not None:  # user data: ``dataset`` is only its name in run names

@@ -1,0 +1,50 @@
+"""The paper datasets (Kinetics-Sounds, CREMA-D, AVE, VGGSound, UCF-101, MM-Debiased) as
+registered datasets over the readers in :mod:`mmcoop.data.readers`.
+
+Each is read lazily from ``root`` (``dataset_options.root``; default ``<data root>/<name>``)
+in the layout its reader documents (``LAYOUT``); options are the reader's keyword options.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Callable
+
+from mmcoop.data.base import DatasetSplits, MultimodalDataset
+from mmcoop.data.readers import READERS
+from mmcoop.data.registry import DATASETS
+from mmcoop.errors import DataError
+
+
+def _register(name: str, reader: Callable[..., dict[str, Any]]) -> None:
+    params = inspect.signature(reader).parameters
+    takes_seed = "seed" in params
+
+    def load(*, data_root: Path | None, seed: int, root: str = "", **options: Any) -> DatasetSplits:
+        where = Path(root).expanduser() if root else (data_root / name if data_root is not None else None)
+        if where is None:
+            raise DataError(
+                f"dataset {name!r}: no folder given; set dataset_options.root or a data root (--data-root / "
+                f"MMCOOP_DATA) holding {name}/ in the layout of mmcoop.data.readers ({reader.__module__}.LAYOUT)"
+            )
+        if takes_seed:
+            options["seed"] = seed
+        sources = reader(where, **options)
+        views = {k: MultimodalDataset.from_source(v) for k, v in sources.items()}
+        info = {"source": str(where), "reader": reader.__name__}
+        info.update({k: v for k, v in getattr(sources["train"], "info", {}).items() if isinstance(v, (int, str, float))})
+        return DatasetSplits(name, views["train"], views["val"], views["test"], info)
+
+    # expose the reader's keyword options (validated by the registry) plus ``root``
+    kw = [inspect.Parameter("root", inspect.Parameter.KEYWORD_ONLY, default="")]
+    kw += [p for k, p in params.items() if p.kind is p.KEYWORD_ONLY and k != "seed"]
+    base = [inspect.Parameter("data_root", inspect.Parameter.KEYWORD_ONLY),
+            inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY)]
+    load.__signature__ = inspect.Signature(base + kw)  # type: ignore[attr-defined]
+    load.__doc__ = f"{name}: {reader.__doc__.strip().splitlines()[0] if reader.__doc__ else ''}"
+    DATASETS.register(name)(load)
+
+
+for _name, _reader in READERS.items():
+    _register(_name, _reader)
