@@ -117,7 +117,8 @@ class MethodContext:
     def no_sync(self) -> Any:
         """Context in which backward passes do not all-reduce under DDP; the next :meth:`step`
         averages the gradients over ranks itself. Needed for several backward passes per
-        forward (DDP reduces once per forward). A no-op in one process."""
+        forward (DDP reduces once per forward): put the forward *and* the backward passes
+        inside it. A no-op in one process."""
         return self._engine.no_sync()
 
     def step(self) -> None:
