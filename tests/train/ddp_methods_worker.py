@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from mmcoop.experiment import RunConfig, run_experiment
+from mmcoop.methods import METHODS
 from mmcoop.train.distributed import init_from_env, is_main
 from mmcoop.valuation import valuate_dataset
 
@@ -18,8 +19,9 @@ for spec in specs:
     opts = {"execution": variant} if variant else {}
     if name in ("sample-level", "modality-level"):
         opts["warmup"] = 1
+    two_only = METHODS.get(name).max_modalities == 2  # 2-modality methods: two of the six views
     cfg = RunConfig.from_dict({
-        "dataset": "mfeat", "method": name, "method_options": opts, "name": f"{name}-{variant or 'default'}",
+        "dataset": "mfeat", "dataset_options": {"views": ["fou", "kar"]} if two_only else {}, "method": name, "method_options": opts, "name": f"{name}-{variant or 'default'}",
         "out_dir": str(out), "train": {"epochs": 2, "progress": False, "batch_size": 64},
     })
     result = run_experiment(cfg)

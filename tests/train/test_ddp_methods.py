@@ -1,6 +1,6 @@
 """Every registered method (and re-sampling execution) completes under 2-process torchrun on
-mfeat (M = 6; ranks' units skip different encoders) and its sharded valuation equals the
-single-process valuation of the same model."""
+mfeat (M = 6; ranks' units skip different encoders; two views for 2-modality methods) and its
+sharded valuation equals the single-process valuation of the same model."""
 
 from __future__ import annotations
 

@@ -22,6 +22,15 @@ if not console.is_terminal and "COLUMNS" not in os.environ:
     console = Console(width=140)
 
 
+def _mount_subcommands() -> None:
+    from mmcoop.cli.data_cmds import data_app
+
+    app.add_typer(data_app, name="data", help="Prepare paper datasets from raw videos.")
+
+
+_mount_subcommands()
+
+
 def _fail(msg: str) -> None:
     console.print(f"[bold red]error:[/] {msg}", highlight=False)
     raise typer.Exit(code=2)
@@ -55,7 +64,8 @@ def _summary_table(summary: Any, label: str) -> Table:
 
 
 def build_config(
-    config: Optional[Path], overrides: list[str], shared_method_options: Optional[dict[str, Any]] = None, **flags: Any
+    config: Optional[Path], overrides: list[str], shared_method_options: Optional[dict[str, Any]] = None,
+    preset: Optional[str] = None, **flags: Any
 ) -> "Any":
     """Merge a YAML file, explicit flags and ``--set key=value`` overrides into a RunConfig.
 
@@ -73,6 +83,11 @@ def build_config(
         data = yaml.safe_load(config.read_text()) or {}
         if not isinstance(data, dict):
             raise MMCoopError(f"config file {config} must hold a mapping of keys")
+    if preset:  # the paper's settings for a dataset; the file, flags and --set override them
+        from mmcoop.experiment.presets import apply_preset
+
+        data = apply_preset({**data, **({"method": flags["method"]} if flags.get("method") else {})}, preset)
+        data["preset"] = preset
     sections = {"epochs": "train", "lr": "train", "batch_size": "train", "device": "train", "amp": "train",
                 "optimizer": "train", "progress": "train"}
     for key, value in flags.items():
@@ -122,6 +137,7 @@ def train(
     amp: Optional[str] = typer.Option(None, help="Autocast: none, bf16, fp16."),
     debiased_strength: Optional[float] = typer.Option(None, help="Degrade one random modality per sample."),
     set_: list[str] = typer.Option([], "--set", help="Override any key: --set train.step_size=5"),
+    preset: Optional[str] = typer.Option(None, help="The paper's settings for a dataset (kinetics-sounds, cremad, ave, vggsound, ucf101, mm-debiased)."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from last.pt."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory of the same name."),
 ) -> None:
@@ -134,7 +150,7 @@ def train(
             cfg = cfg.replace(name=resume.name, out_dir=str(resume.parent))
             result = run_experiment(cfg, resume=True)
         else:
-            cfg = build_config(config, set_, dataset=dataset, method=method, execution=execution, epochs=epochs,
+            cfg = build_config(config, set_, preset=preset, dataset=dataset, method=method, execution=execution, epochs=epochs,
                                lr=lr, batch_size=batch_size, seed=seed, name=name, out_dir=out_dir,
                                data_root=data_root, device=device, amp=amp, debiased_strength=debiased_strength)
             result = run_experiment(cfg, overwrite=overwrite)
@@ -143,11 +159,33 @@ def train(
     _guard(go)
 
 
+def _gain_table(summary: Any, runs: Any) -> Table | None:
+    """The gain-over-joint table of :func:`mmcoop.experiment.compare.format_gains` (None without gains);
+    cells are never folded (an interval reads as one piece)."""
+    from mmcoop.experiment.compare import format_gains
+
+    rows = format_gains(summary, runs).to_dict("records")
+    if not rows:
+        return None
+    n = int(summary["seeds"].max())
+    t = Table(title=f"gain over joint training (test acc, points): mean over {n} paired seed{'s' * (n > 1)} "
+                    "[95% paired-t CI]",
+              caption="gain: at equal epochs; gain@visits / gain@steps: against joint trained for as many sample "
+                      "visits / optimizer steps (vs joint E ep)")
+    for col in rows[0]:
+        t.add_column(str(col), justify="left" if col == "method" else "right", no_wrap=True)
+    for r in rows:
+        t.add_row(*[str(v) for v in r.values()])
+    return t
+
+
 @app.command()
 def compare(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config for the shared settings."),
     dataset: Optional[str] = typer.Option(None, help="Dataset name."),
-    methods: str = typer.Option("joint,sample-level,modality-level", help="Comma list of method[:execution]."),
+    methods: str = typer.Option("joint,sample-level,modality-level",
+                                help="Comma list of method[:variant], or all (every registered method; "
+                                     "unimodal only when listed or given --set method_options.modality=...)."),
     seeds: str = typer.Option("0,1,2", help="Comma list of seeds."),
     epochs: Optional[int] = typer.Option(None, help="Epochs per run."),
     lr: Optional[float] = typer.Option(None, help="Learning rate."),
@@ -157,25 +195,40 @@ def compare(
     data_root: Optional[str] = typer.Option(None, help="Data root (default $MMCOOP_DATA)."),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda ..."),
     debiased_strength: Optional[float] = typer.Option(None, help="Degrade one random modality per sample."),
+    matched: str = typer.Option("visits", help="Compute-matched joint baselines: comma list of visits (same "
+                                               "training-sample visits), steps (same optimizer steps), or none."),
+    early_stop: Optional[int] = typer.Option(None, "--early-stop", metavar="PATIENCE",
+                                             help="Stop a run when val acc has not improved for PATIENCE epochs "
+                                                  "(train.patience; 0 = off). Test is still read from the best-val model."),
+    bootstrap: int = typer.Option(0, help="Also a percentile bootstrap CI over seeds with this many resamples."),
     set_: list[str] = typer.Option([], "--set", help="Override any key: --set train.step_size=5"),
     overwrite: bool = typer.Option(False, help="Replace existing runs of the same names."),
 ) -> None:
-    """Run every (method, seed) pair; print mean ± std over seeds; write compare.csv and summary.csv."""
+    """Run every (method, seed) pair and the compute-matched joint runs; print mean ± std over seeds and the
+    paired gain over joint training with its 95% interval; write compare.csv and summary.csv."""
     from mmcoop.experiment import parse_methods, parse_seeds, run_compare
+    from mmcoop.experiment.compare import parse_matched
 
     def go() -> None:
         shared: dict[str, Any] = {}
-        base = build_config(config, set_, dataset=dataset, epochs=epochs, lr=lr, batch_size=batch_size,
+        overrides = list(set_) + ([f"train.patience={early_stop}"] if early_stop is not None else [])
+        base = build_config(config, overrides, dataset=dataset, epochs=epochs, lr=lr, batch_size=batch_size,
                             out_dir=out_dir, data_root=data_root, device=device, debiased_strength=debiased_strength,
                             shared_method_options=shared)
-        specs, seed_list = parse_methods(methods), parse_seeds(seeds)
-        cdir, _, summary = run_compare(
+        specs, seed_list = parse_methods(methods, shared), parse_seeds(seeds)
+        cdir, df, summary = run_compare(
             base, specs, seed_list, name=name, overwrite=overwrite, shared_options=shared,
+            matched=parse_matched(matched), bootstrap=bootstrap,
             on_run=lambda row: console.print(
-                f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}%", highlight=False),
+                f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
+                f"({row['epochs_run']} epochs, {row['sample_visits']} sample visits, "
+                f"{row['optimizer_steps']} optimizer steps)", highlight=False),
         )
         console.print(_summary_table(summary, base.dataset + ("-debiased" if base.debiased else "")))
-        console.print(f"comparison directory: {cdir} (compare.csv, summary.csv)")
+        gains = _gain_table(summary, df)
+        if gains is not None:
+            console.print(gains)
+        console.print(f"comparison directory: {cdir} (compare.csv, summary.csv; `mmcoop report {cdir}` draws Figure 1)")
 
     _guard(go)
 

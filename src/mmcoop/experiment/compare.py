@@ -1,25 +1,54 @@
-"""Compare methods over seeds on one dataset: every (method, seed) is a run; a table summarises.
+"""Compare methods over seeds on one dataset: every (method, seed) is a run; tables summarise.
 
-Writes ``<out_dir>/<name>/`` holding one run directory per pair, ``compare.csv``
-(one row per run) and ``summary.csv`` (mean and std over seeds per method).
-Model selection is always on validation; test metrics are read from each run's
-best-validation model.
+Writes ``<out_dir>/<name>/`` holding one run directory per pair and:
+
+- ``compare.csv``: one row per run (``role`` ``method`` or ``matched``), with its test
+  metrics, ``epochs_run``, ``sample_visits`` (training units seen) and
+  ``optimizer_steps``, and for every compared method its paired gains over the
+  baseline on the same seed, in points: ``gain_epochs`` (equal epochs, the paper's
+  protocol), ``gain_visits`` / ``gain_steps`` (against the baseline trained for
+  ``baseline_epochs_visits`` / ``baseline_epochs_steps`` epochs, i.e. given the same number of
+  sample visits / optimizer steps);
+- ``summary.csv``: per method label, mean and std over seeds of every metric, and
+  per protocol ``gain_<p>_{n,mean,sd,low,high}`` (95% paired-t interval, see
+  :mod:`mmcoop.experiment.stats`; ``gain_<p>_boot_{low,high}`` with a bootstrap);
+- ``base_config.yaml``: the shared settings (``train.patience`` = early stopping).
+
+Compute matching: re-sampling methods train on more units per epoch than joint
+training, so at equal epochs they also get more optimizer steps. For each (method,
+seed) the baseline epochs giving the same total are ``floor(total / baseline per
+epoch + 0.5)``; when that exceeds the compared epochs, an extra baseline run
+``<baseline>@<E>ep_seed<s>`` is trained (one per distinct ``E`` and seed, shared by
+every method and protocol that needs it); otherwise the equal-epoch baseline is the
+match. Model selection is always on validation; test metrics are read from each
+run's best-validation model.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
 from mmcoop.errors import ConfigError
 from mmcoop.experiment.config import RunConfig
-from mmcoop.experiment.run import load_splits, run_experiment
+from mmcoop.experiment.run import RunResult, load_splits, run_experiment
+from mmcoop.experiment.stats import paired_gains, summarize_gains
 from mmcoop.methods import METHODS, variant_options
 from mmcoop.utils.io import atomic_write_text
+
+#: Gain protocols: equal epochs (always), and the baseline given the same sample visits / optimizer steps.
+PROTOCOLS: tuple[str, ...] = ("epochs", "visits", "steps")
+MATCHED: tuple[str, ...] = ("visits", "steps")
+#: Methods left out of ``--methods all`` unless listed or given the option they need.
+_ALL_NEEDS_OPTION = {"unimodal": "modality"}
+#: Run totals read from a run's last ``metrics.jsonl`` record.
+_TOTALS = ("sample_visits", "optimizer_steps")
+_TOTAL_OF = {"visits": "sample_visits", "steps": "optimizer_steps"}
 
 
 @dataclass(frozen=True)
@@ -31,14 +60,27 @@ class MethodSpec:
     options: dict[str, Any]
 
 
-def parse_methods(spec: str | list[str]) -> list[MethodSpec]:
+def parse_methods(spec: str | list[str], shared_options: dict[str, Any] | None = None) -> list[MethodSpec]:
     """Parse ``"joint,sample-level:weighted,modality-level"`` (``name[:variant]``, the variant
-    setting the method's :attr:`~mmcoop.methods.Method.variant_option`)."""
+    setting the method's :attr:`~mmcoop.methods.Method.variant_option`).
+
+    ``all`` stands for every registered method (``joint`` first, then by name); ``unimodal``
+    is left out of it unless listed too or ``shared_options`` holds its ``modality``.
+    Repeated labels are kept once.
+    """
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
     if not items:
-        raise ConfigError("--methods is empty; give e.g. joint,sample-level,modality-level")
-    out = []
+        raise ConfigError("--methods is empty; give e.g. joint,sample-level,modality-level (or all)")
+    shared = shared_options or {}
+    expanded: list[str] = []
     for item in items:
+        if item == "all":
+            names = sorted(METHODS.names(), key=lambda n: (n != "joint", n))
+            expanded += [n for n in names if _ALL_NEEDS_OPTION.get(n) is None or _ALL_NEEDS_OPTION[n] in shared]
+        else:
+            expanded.append(item)
+    out = []
+    for item in dict.fromkeys(expanded):
         name, _, variant = item.partition(":")
         out.append(MethodSpec(item, name, variant_options(name, variant)))
     return out
@@ -54,15 +96,69 @@ def parse_seeds(spec: str | list[int]) -> list[int]:
     return seeds
 
 
+def parse_matched(spec: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"visits,steps"`` -> ``("visits", "steps")``; ``""``/``"none"``/``None`` -> no matched baseline."""
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else (spec or ())) if s.strip()]
+    if items == ["none"]:
+        return ()
+    bad = [s for s in items if s not in MATCHED]
+    if bad:
+        raise ConfigError(f"--matched {bad} unknown; give a comma list of {', '.join(MATCHED)} (or none)")
+    return tuple(p for p in MATCHED if p in items)
+
+
+def matched_epochs(total: float, per_epoch: float, epochs: int) -> int:
+    """Baseline epochs giving ``total`` units at ``per_epoch`` units an epoch: ``floor(total/per_epoch + 0.5)``
+    (halves round up), never fewer than ``epochs`` (a method that spent no more than the
+    baseline is matched by the equal-epoch baseline)."""
+    if per_epoch <= 0 or not math.isfinite(total):
+        return epochs
+    return max(epochs, math.floor(total / per_epoch + 0.5))
+
+
+_SUMMARY_EXTRA = ("seconds_per_epoch", "best_val_acc", "epochs_run", *_TOTALS)
+
+
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds of every numeric column, per method label."""
-    metrics = [c for c in df.columns if c.startswith("test_") or c in ("seconds_per_epoch", "best_val_acc")]
+    """Mean and std over seeds of every test metric, time per epoch, best val accuracy and
+    (when logged) epochs run, sample visits and optimizer steps, per method label."""
+    metrics = [c for c in df.columns if c.startswith("test_") or c in _SUMMARY_EXTRA]
     g = df.groupby("method", sort=False)[metrics]
     mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
     out = pd.concat({"mean": mean, "std": std}, axis=1)
     out.columns = [f"{m}_{stat}" for stat, m in out.columns]
     out.insert(0, "seeds", g.size())
     return out.reset_index()
+
+
+def add_gain_summary(summary: pd.DataFrame, runs: pd.DataFrame, level: float = 0.95, bootstrap: int = 0,
+                     bootstrap_seed: int = 0) -> pd.DataFrame:
+    """``summary`` with ``gain_<p>_{n,mean,sd,low,high}`` (and ``_boot_{low,high}`` when
+    ``bootstrap > 0``) for every protocol column ``gain_<p>`` of ``runs`` (per-seed gains in
+    points); NaN for labels without gains (the baseline, the matched runs)."""
+    out = summary.copy()
+    for p in PROTOCOLS:
+        col = f"gain_{p}"
+        if col not in runs.columns:
+            continue
+        stats: dict[str, dict[str, float]] = {}
+        for label, grp in runs.groupby("method", sort=False):
+            vals = pd.to_numeric(grp[col], errors="coerce").dropna().to_list()
+            if vals:
+                stats[str(label)] = summarize_gains(vals, level, bootstrap, bootstrap_seed).to_dict()
+        keys = ["n", "mean", "sd", "low", "high"] + (["boot_low", "boot_high"] if bootstrap > 0 else [])
+        for k in keys:
+            out[f"{col}_{k}"] = [stats.get(str(m), {}).get(k, math.nan) for m in out["method"]]
+    return out
+
+
+def _fmt_gain(mean: float, low: float, high: float, n: float) -> str:
+    """``+2.0 [-0.5, +4.5]``; ``+2.0 (1 seed: no CI)`` when the interval is undefined."""
+    if not math.isfinite(mean):
+        return "–"
+    if math.isfinite(low):
+        return f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]"
+    return f"{mean:+.1f} (1 seed: no CI)" if n == 1 else f"{mean:+.1f} (no CI)"
 
 
 def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
@@ -73,7 +169,7 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
         row: dict[str, Any] = {"method": r["method"], "seeds": int(r["seeds"])}
         for col in summary.columns:
             base = col[: -len("_mean")]
-            if not col.endswith("_mean") or base == "best_val_acc":
+            if not col.endswith("_mean") or not (base.startswith("test_") or base == "seconds_per_epoch"):
                 continue
             if base == "seconds_per_epoch":
                 row["s/epoch"] = f"{r[col]:.1f}"
@@ -84,6 +180,69 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def format_gains(summary: pd.DataFrame, runs: pd.DataFrame | None = None, baseline: str = "joint") -> pd.DataFrame:
+    """Gain table for printing, one row per compared method (baseline and matched runs left out).
+
+    Columns: ``visits ×joint`` / ``steps ×joint`` / ``s/epoch ×joint`` (mean sample visits,
+    optimizer steps and seconds per epoch relative to the baseline), and per protocol ``gain`` (equal epochs) / ``gain@visits``
+    / ``gain@steps`` (same sample visits / optimizer steps): one cell of lines, the mean
+    gain in points with its 95% paired-t interval (``+2.0 [-0.5, +4.5]``, or ``+2.0 (1
+    seed: no CI)``), then ``boot [lo, hi]`` when a bootstrap was run, then for matched
+    protocols the baseline epochs matched (``vs joint 30 ep``, a range when seeds differ).
+    """
+    protos = [p for p in PROTOCOLS if f"gain_{p}_mean" in summary.columns]
+    if not protos:
+        return pd.DataFrame()
+    by = summary.set_index("method")
+    rows = []
+    for _, r in summary.iterrows():
+        if not math.isfinite(float(r.get("gain_epochs_mean", math.nan))):
+            continue
+        row: dict[str, Any] = {"method": r["method"], "seeds": int(r["seeds"])}
+        for key, name in (("sample_visits", "visits"), ("optimizer_steps", "steps"), ("seconds_per_epoch", "s/epoch")):
+            col = f"{key}_mean"
+            if col in by.columns and baseline in by.index and by.loc[baseline, col] > 0:
+                ratio = float(r[col]) / float(by.loc[baseline, col])
+                row[f"{name} ×{baseline}"] = f"{ratio:.2f}" if math.isfinite(ratio) else "–"
+        for p in protos:
+            lines = [_fmt_gain(float(r[f"gain_{p}_mean"]), float(r[f"gain_{p}_low"]), float(r[f"gain_{p}_high"]),
+                               float(r[f"gain_{p}_n"]))]
+            if f"gain_{p}_boot_low" in summary.columns:
+                lo, hi = float(r[f"gain_{p}_boot_low"]), float(r[f"gain_{p}_boot_high"])
+                lines.append(f"boot [{lo:+.1f}, {hi:+.1f}]" if math.isfinite(lo) else "boot n/a")
+            ecol = f"baseline_epochs_{p}"
+            if p != "epochs" and runs is not None and ecol in runs.columns:
+                e = pd.to_numeric(runs.loc[runs["method"] == r["method"], ecol], errors="coerce").dropna()
+                if len(e):
+                    lo_e, hi_e = int(e.min()), int(e.max())
+                    lines.append(f"vs {baseline} {lo_e if lo_e == hi_e else f'{lo_e}-{hi_e}'} ep")
+            row["gain" if p == "epochs" else f"gain@{p}"] = "\n".join(lines)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _run_row(label: str, seed: int, role: str, result: RunResult) -> dict[str, Any]:
+    """The compare.csv row of a finished run."""
+    hist = result.history
+    row: dict[str, Any] = {"method": label, "seed": seed, "role": role, "run_dir": str(result.run_dir)}
+    row.update({f"test_{k}": v for k, v in result.test.items() if k != "loss"})
+    secs = [r["seconds"] for r in hist]
+    row["seconds_per_epoch"] = sum(secs) / len(secs)
+    best = max(hist, key=lambda r: (r["val_acc"], -r["epoch"]))
+    row["best_val_acc"], row["best_epoch"] = best["val_acc"], best["epoch"]
+    row["epochs"] = result.config.train.epochs
+    row["epochs_run"] = len(hist)
+    for k in _TOTALS:
+        row[k] = hist[-1].get(k, math.nan)
+    return row
+
+
+def _per_epoch(result: RunResult) -> dict[str, float]:
+    """Units the baseline spends in one epoch: sample visits and optimizer steps of its first epoch."""
+    first = result.history[0]
+    return {"visits": float(first.get("train_units", math.nan)), "steps": float(first.get("epoch_steps", math.nan))}
+
+
 def run_compare(
     base: RunConfig,
     methods: list[MethodSpec],
@@ -92,44 +251,101 @@ def run_compare(
     overwrite: bool = False,
     on_run: Callable[[dict[str, Any]], None] | None = None,
     shared_options: dict[str, Any] | None = None,
+    matched: Sequence[str] = ("visits",),
+    baseline: str | None = "joint",
+    level: float = 0.95,
+    bootstrap: int = 0,
+    bootstrap_seed: int = 0,
 ) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
-    """Run every (method, seed) pair of ``base`` and write the comparison directory.
+    """Run every (method, seed) pair of ``base``, the compute-matched baselines, and write
+    the comparison directory.
 
-    ``shared_options`` (e.g. ``{"warmup": 2}``) go to every method that has such an
-    option; a key that no compared method accepts is a :class:`ConfigError`.
+    Args:
+        base: shared settings (``train.epochs``: the compared epochs; ``train.patience``:
+            early stopping, applied to every run including the matched ones).
+        methods: the methods (see :func:`parse_methods`).
+        seeds: seeds; a method and the baseline with the same seed form one paired gain.
+        name: folder name under ``base.out_dir`` (default ``compare_<dataset>``).
+        overwrite: replace existing run directories of the same names.
+        on_run: called with each finished run's compare.csv row.
+        shared_options: method options (e.g. ``{"warmup": 2}``) given to every method that
+            has such an option; a key that no compared method accepts is a :class:`ConfigError`.
+        matched: protocols of the compute-matched baseline: ``visits`` and/or ``steps``
+            (empty: equal epochs only).
+        baseline: label of the baseline method (prepended when missing from ``methods``);
+            ``None`` = no gains and no matched runs.
+        level: confidence level of the intervals.
+        bootstrap: resamples of a percentile bootstrap over seeds (0 = paired t only).
+        bootstrap_seed: seed of the bootstrap draws.
 
     Returns:
-        ``(compare_dir, per_run_table, summary_table)``.
+        ``(compare_dir, per_run_table, summary_table)`` (the tables of compare.csv and summary.csv).
     """
     ds_label = base.dataset + ("-debiased" if base.debiased else "")
     cdir = Path(base.out_dir) / (name or f"compare_{ds_label}")
     shared = dict(shared_options or {})
+    matched = parse_matched(matched)
+    methods = list(methods)
+    if baseline is not None and baseline not in [m.label for m in methods]:
+        methods.insert(0, parse_methods(baseline)[0])
     accepted = {m.label: {f.name for f in dataclasses.fields(METHODS.get(m.name).Options)} for m in methods}
     unused = sorted(k for k in shared if not any(k in a for a in accepted.values()))
     if unused:
         raise ConfigError(f"method_options {unused} are accepted by none of the methods {[m.label for m in methods]}")
+
+    def config_for(m: MethodSpec, seed: int, run_name: str, epochs: int | None = None) -> RunConfig:
+        opts = {k: v for k, v in shared.items() if k in accepted[m.label]}
+        opts.update(m.options)
+        changes: dict[str, Any] = {}
+        if epochs is not None:
+            changes["train"] = dict(base.to_dict()["train"], epochs=epochs)
+        return base.replace(seed=seed, method=m.name, method_options=opts, out_dir=str(cdir), name=run_name,
+                            **changes)
+
+    def finish(row: dict[str, Any]) -> None:
+        rows.append(row)
+        if on_run is not None:
+            on_run(row)
+
     rows: list[dict[str, Any]] = []
+    base_epochs = base.train.epochs
     for seed in seeds:
         seed_cfg = base.replace(seed=seed)
         splits = load_splits(seed_cfg)  # the same data for every method of a seed
+        results: dict[str, RunResult] = {}
+        seed_rows: dict[str, dict[str, Any]] = {}
         for m in methods:
-            opts = {k: v for k, v in shared.items() if k in accepted[m.label]}
-            opts.update(m.options)
-            cfg = base.replace(
-                seed=seed, method=m.name, method_options=opts, out_dir=str(cdir),
-                name=f"{m.label.replace(':', '-')}_seed{seed}",
-            )
-            result = run_experiment(cfg, overwrite=overwrite, splits=splits)
-            row = {"method": m.label, "seed": seed, "run_dir": str(result.run_dir)}
-            row.update({f"test_{k}": v for k, v in result.test.items() if k != "loss"})
-            secs = [r["seconds"] for r in result.history]
-            row["seconds_per_epoch"] = sum(secs) / len(secs)
-            row["best_val_acc"] = max(r["val_acc"] for r in result.history)
-            rows.append(row)
-            if on_run is not None:
-                on_run(row)
+            cfg = config_for(m, seed, f"{m.label.replace(':', '-')}_seed{seed}")
+            results[m.label] = run_experiment(cfg, overwrite=overwrite, splits=splits)
+            seed_rows[m.label] = _run_row(m.label, seed, "method", results[m.label])
+            finish(seed_rows[m.label])
+        if baseline is None:
+            continue
+        spec = next(m for m in methods if m.label == baseline)
+        per_epoch = _per_epoch(results[baseline])
+        acc = {base_epochs: seed_rows[baseline]["test_acc"]}  # baseline test accuracy by epochs trained
+        need: dict[str, dict[str, int]] = {}
+        for m in methods:
+            if m.label == baseline:
+                continue
+            r = seed_rows[m.label]
+            need[m.label] = {p: matched_epochs(float(r[_TOTAL_OF[p]]), per_epoch[p], base_epochs) for p in matched}
+        for e in sorted({e for d in need.values() for e in d.values()} - {base_epochs}):
+            label = f"{baseline}@{e}ep"
+            cfg = config_for(spec, seed, f"{label.replace(':', '-')}_seed{seed}", epochs=e)
+            row = _run_row(label, seed, "matched", run_experiment(cfg, overwrite=overwrite, splits=splits))
+            acc[e] = row["test_acc"]
+            finish(row)
+        for m_label, eps in need.items():
+            r = seed_rows[m_label]
+            r["gain_epochs"] = paired_gains({seed: r["test_acc"]}, {seed: acc[base_epochs]})[seed]
+            for p, e in eps.items():
+                r[f"baseline_epochs_{p}"] = e
+                r[f"gain_{p}"] = paired_gains({seed: r["test_acc"]}, {seed: acc[e]})[seed]
     df = pd.DataFrame(rows)
     summary = summarize(df)
+    if baseline is not None and "gain_epochs" in df.columns:
+        summary = add_gain_summary(summary, df, level, bootstrap, bootstrap_seed)
     atomic_write_text(cdir / "compare.csv", df.to_csv(index=False))
     atomic_write_text(cdir / "summary.csv", summary.to_csv(index=False))
     atomic_write_text(cdir / "base_config.yaml", base.to_yaml())

@@ -36,6 +36,7 @@ from torch.nn import functional as F
 
 from mmcoop.data.base import Batch, MultimodalDataset
 from mmcoop.errors import ConfigError
+from mmcoop.models.protocol import unimodal_logits
 from mmcoop.utils.registry import Registry
 
 
@@ -156,6 +157,9 @@ class Method:
     #: The option a short variant selects: ``compare --methods name:value`` and run names
     #: (e.g. ``execution`` for the re-sampling methods); ``None`` = no variants.
     variant_option: ClassVar[str | None] = None
+    #: The most modalities the method is defined for (``None`` = any M >= 2); the loop refuses
+    #: more with a clear error before training starts.
+    max_modalities: ClassVar[int | None] = None
 
     def __init__(self, options: MethodOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -219,6 +223,11 @@ class Method:
     def predict(self, model: nn.Module, feats: Tensor, batch: Batch) -> Tensor:
         """Logits ``[B, C]`` used at evaluation from features ``[B, M, D]`` (default: ``model.fuse``)."""
         return model.fuse(feats)
+
+    def unimodal_logits(self, model: nn.Module, feats: Tensor) -> Tensor:
+        """Each modality alone ``[B, M, C]`` at evaluation (per-modality accuracies); default:
+        the model's fusion head with the other modalities removed."""
+        return unimodal_logits(model, feats)
 
     def epoch_log(self, ctx: MethodContext) -> dict[str, Any]:
         """Extra per-epoch fields for ``metrics.jsonl`` (default: ``ctx.log``)."""

@@ -286,3 +286,79 @@ def compare_figure(summary: pd.DataFrame, runs: pd.DataFrame, modalities: Sequen
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return figure_png(fig)
+
+
+#: Gain protocols of a comparison (``gain_<p>_*`` columns of summary.csv) and their legend labels.
+GAIN_PROTOCOLS: dict[str, str] = {
+    "epochs": "equal epochs",
+    "visits": "joint given the same sample visits",
+    "steps": "joint given the same optimizer steps",
+}
+
+
+def gain_methods(summary: pd.DataFrame) -> list[str]:
+    """Methods of ``summary`` with a paired gain (the compared methods; not the baseline or matched runs)."""
+    if summary.empty or "gain_epochs_mean" not in summary.columns or "method" not in summary.columns:
+        return []
+    ok = pd.to_numeric(summary["gain_epochs_mean"], errors="coerce").notna()
+    return summary.loc[ok, "method"].astype(str).tolist()
+
+
+def gain_bars(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The bars of :func:`gain_figure`: per protocol present, a frame indexed by method with
+    ``mean``, ``low``, ``high`` (the 95% interval, NaN where undefined) and ``n`` (seeds)."""
+    methods = gain_methods(summary)
+    if not methods:
+        return {}
+    s = summary.assign(method=summary["method"].astype(str)).set_index("method").loc[methods]
+    out = {}
+    for p in GAIN_PROTOCOLS:
+        if f"gain_{p}_mean" not in s.columns:
+            continue
+        cols = {k: pd.to_numeric(s[f"gain_{p}_{k}"], errors="coerce") if f"gain_{p}_{k}" in s.columns
+                else pd.Series(np.nan, index=s.index) for k in ("mean", "low", "high", "n")}
+        out[p] = pd.DataFrame(cols, index=pd.Index(methods, name="method"))
+    return out
+
+
+def gain_figure(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> bytes | None:
+    """Figure 1 of the paper for a comparison: mean gain over joint training per method (points).
+
+    Grouped bars per method, one per protocol present (``gain_<p>_mean`` columns of
+    summary.csv: equal epochs, and joint given the same sample visits / optimizer steps;
+    see :func:`gain_bars`), error bars over the 95% interval (none where it is undefined,
+    i.e. one seed), and the per-seed gains (``gain_<p>`` columns of ``runs``) as dots.
+    """
+    bars = gain_bars(summary)
+    if not bars:
+        return None
+    methods = list(next(iter(bars.values())).index)
+    x = np.arange(len(methods))
+    width = 0.8 / len(bars)
+    fig = Figure(figsize=(max(5.0, 0.9 * len(methods) * len(bars) + 2.5), 4.0))
+    ax = fig.subplots()
+    for j, ((p, b), col) in enumerate(zip(bars.items(), _colors(len(bars)))):
+        mean, low, high = (b[k].to_numpy(dtype=np.float64) for k in ("mean", "low", "high"))
+        ok = np.isfinite(low) & np.isfinite(high)
+        pos = x + (j - (len(bars) - 1) / 2) * width
+        ax.bar(pos, mean, width=width * 0.95, color=col, alpha=0.9, label=GAIN_PROTOCOLS[p])
+        if ok.any():
+            err = np.stack([mean[ok] - low[ok], high[ok] - mean[ok]])
+            ax.errorbar(pos[ok], mean[ok], yerr=err, fmt="none", ecolor="black", capsize=4, lw=1.2)
+        if runs is not None and not runs.empty and f"gain_{p}" in runs.columns and "method" in runs.columns:
+            for i, meth in enumerate(methods):
+                pts = pd.to_numeric(runs.loc[runs["method"].astype(str) == meth, f"gain_{p}"], errors="coerce")
+                pts = pts.dropna().to_numpy()
+                if pts.size > 1:
+                    ax.scatter(np.full(pts.size, pos[i]), pts, s=9, color="black", zorder=3)
+    ax.axhline(0.0, color="grey", lw=1)
+    ax.set_xticks(x)
+    ax.set_xticklabels(methods, rotation=20 if len(methods) > 3 else 0, ha="right" if len(methods) > 3 else "center")
+    ax.set_ylabel("gain over joint (points)")
+    n = bars["epochs"]["n"] if "epochs" in bars else pd.Series(dtype=float)
+    single = bool(len(n)) and bool((n <= 1).all())
+    ax.set_title("test-accuracy gain over joint training" +
+                 (" (one seed: no interval)" if single else ": mean, 95% interval, seeds"))
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return figure_png(fig)

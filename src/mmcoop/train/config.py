@@ -34,6 +34,9 @@ class TrainConfig:
             BatchNorm layers are folded into the preceding convolution
             (:func:`mmcoop.models.fold_batchnorm`; same function, 1.4-2x faster avmnist
             inference on CPU, float rounding differs at the 1e-7 level).
+        patience: early stopping: stop when the validation accuracy has not improved for
+            this many epochs (0 = off, train all ``epochs``). The test split is still
+            evaluated once, at the end, on the best-validation model.
     """
 
     epochs: int = 10
@@ -52,11 +55,14 @@ class TrainConfig:
     fold_batchnorm: bool = True
     num_workers: int = 0
     pin_memory: bool = False
+    patience: int = 0
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        if self.patience < 0:
+            raise ConfigError(f"train.patience must be >= 0 (0 = no early stopping), got {self.patience}")
         if self.num_workers < 0:
             raise ConfigError(f"train.num_workers must be >= 0, got {self.num_workers}")
         if self.lr <= 0:

@@ -15,9 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from mmcoop.data.base import DatasetSplits, MultimodalDataset, batch_to, make_loader
-from mmcoop.errors import MMCoopError
+from mmcoop.errors import ConfigError, MMCoopError
 from mmcoop.methods.base import Method, MethodContext
-from mmcoop.models.protocol import unimodal_logits
 from mmcoop.train.config import TrainConfig
 from mmcoop.train.distributed import all_reduce_sum, average_buffers, is_distributed, is_main, local_device
 from mmcoop.train.engine import StepEngine
@@ -85,6 +84,13 @@ class Trainer:
             batch_size=config.batch_size, eval_batch_size=config.eval_batch_size, amp_dtype=self.amp_dtype,
             fold_batchnorm=config.fold_batchnorm,
         )
+        limit = type(method).max_modalities
+        mods = self.splits.train.modalities
+        if limit is not None and len(mods) > limit:
+            raise ConfigError(
+                f"method {method.name!r} is defined for at most {limit} modalities; the data has {len(mods)} "
+                f"({', '.join(mods)}): pick another method or fewer modalities"
+            )
         self.method.setup(self.ctx)
         self.extra = nn.ModuleDict(dict(self.method.modules())).to(self.device)
         self.optimizer = self._make_optimizer()
@@ -129,7 +135,7 @@ class Trainer:
             net = self.engine.inference_net
             with self._autocast():
                 logits = self.method.predict(net, feats, batch).float()
-                uni = unimodal_logits(net, feats).float()
+                uni = self.method.unimodal_logits(net, feats).float()
             loss = nn.functional.cross_entropy(logits, batch["label"], reduction="sum")
             meter.update(logits, batch["label"], uni, loss)
         meter.sync()
@@ -187,9 +193,18 @@ class Trainer:
         record.update(log)
         return record
 
+    @property
+    def stopped_early(self) -> bool:
+        """Whether early stopping ends training now: ``config.patience > 0`` and the last
+        ``patience`` finished epochs did not improve the best validation accuracy."""
+        p = self.config.patience
+        return p > 0 and self.best_epoch >= 1 and self.epoch - self.best_epoch >= p
+
     def fit(self, on_epoch_end: EpochCallback | None = None) -> None:
-        """Train from :attr:`epoch` to ``config.epochs``, evaluating on validation each epoch."""
-        while self.epoch < self.config.epochs:
+        """Train from :attr:`epoch` to ``config.epochs``, evaluating on validation each epoch;
+        with ``config.patience`` stop once that many epochs passed without a better validation
+        accuracy (checked from the restored state too, so a resumed run stops where it would have)."""
+        while self.epoch < self.config.epochs and not self.stopped_early:
             t0 = time.perf_counter()
             record: dict[str, Any] = {"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
             record.update(self.train_epoch())
@@ -198,10 +213,15 @@ class Trainer:
             record["is_best"] = val["acc"] > self.best_val
             if record["is_best"]:
                 self.best_val, self.best_epoch = val["acc"], self.epoch + 1
-                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                self.best_state = {
+                    "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                    "method_modules": {k: v.detach().clone() for k, v in self.extra.state_dict().items()},
+                }
             record["best_val_acc"] = self.best_val
             record["seconds"] = time.perf_counter() - t0
             self.epoch += 1
+            if self.config.patience > 0:
+                record["stopped_early"] = self.stopped_early and self.epoch < self.config.epochs
             if on_epoch_end is not None:
                 on_epoch_end(record, self)
 
@@ -243,4 +263,5 @@ class Trainer:
     def load_best(self) -> None:
         """Load the weights of the epoch with the best validation accuracy."""
         if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
+            self.model.load_state_dict(self.best_state["model"])
+            self.extra.load_state_dict(self.best_state["method_modules"])

@@ -1,0 +1,71 @@
+"""Every preset trains 1 epoch on a tiny fixture in its dataset's layout (real MNIST frames and
+FSDD audio), through `mmcoop train --preset`, with its ResNet-18 encoders; the preset's values
+are recorded in config.yaml."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mmcoop.cli.app import app
+from mmcoop.experiment.presets import PRESETS, preset_config
+
+READERS_TESTS = Path(__file__).resolve().parents[1] / "data" / "readers"
+DATA = Path(os.environ.get("MMCOOP_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+pytestmark = pytest.mark.skipif(not (DATA / "mnist").is_dir(), reason=f"real data folder {DATA} absent (set MMCOOP_DATA)")
+
+
+def _fixtures():
+    sys.path.insert(0, str(READERS_TESTS))
+    import av_fixtures
+
+    return av_fixtures
+
+
+BUILD = {  # preset -> (fixture builder, extra dataset options)
+    "kinetics-sounds": ("build_kinetics_sounds", {}),
+    "cremad": ("build_cremad", {"val_fraction": 0.5}),
+    "ave": ("build_ave_pmr", {}),
+    "vggsound": ("build_vggsound", {}),
+    "ucf101": ("build_ucf101", {"val_fraction": 1 / 3}),
+    "mm-debiased": ("build_mm_debiased", {}),
+}
+
+
+def test_every_preset_has_a_fixture():
+    assert set(PRESETS.names()) == set(BUILD)
+
+
+@pytest.mark.parametrize("preset", sorted(BUILD))
+def test_preset_trains_one_epoch(preset, tmp_path, monkeypatch):
+    fx = _fixtures()
+    builder, extra = BUILD[preset]
+    root = tmp_path / "data"
+    root.mkdir()
+    content = fx.Content(DATA)
+    if preset == "mm-debiased":
+        split_json = DATA / "mm-debiased" / "MM-Debiased.json"
+        getattr(fx, builder)(root, content, split_json)
+        extra = {"split_json": str(split_json)}
+    else:
+        getattr(fx, builder)(root, content)
+    monkeypatch.chdir(tmp_path)
+    sets = ["dataset_options.root=" + str(root), "dataset_options.image_size=32", "train.epochs=1",
+            "train.batch_size=4", "train.eval_batch_size=8", "train.progress=false", "model.dim=16"]
+    sets += [f"dataset_options.{k}={v}" for k, v in extra.items()]
+    args = ["train", "--preset", preset, "--name", "p"]
+    for s in sets:
+        args += ["--set", s]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    cfg = yaml.safe_load((tmp_path / "runs/p/config.yaml").read_text())
+    want = preset_config(preset)
+    assert cfg["preset"] == preset and cfg["dataset"] == want["dataset"]
+    assert cfg["train"]["optimizer"] == want["train"]["optimizer"] and cfg["train"]["lr"] == want["train"]["lr"]
+    assert cfg["model"]["options"]["encoders"] == want["model"]["options"]["encoders"]
+    assert (tmp_path / "runs/p/results.json").is_file()
