@@ -17,6 +17,9 @@ from mmcoop.train.config import TrainConfig
 from mmcoop.utils.configs import from_dict, to_dict
 
 
+MAX_SEED = 2**32 - 1  # NumPy's legacy seeding and every torch generator accept it
+
+
 @dataclass
 class ModelConfig:
     """Model settings: feature width ``dim`` of every encoder and the fusion head."""
@@ -25,6 +28,8 @@ class ModelConfig:
     fusion: str = "concat"
 
     def __post_init__(self) -> None:
+        if self.dim < 1:
+            raise ConfigError(f"model.dim must be >= 1 (the feature width of every encoder), got {self.dim}")
         FUSIONS.get(self.fusion)  # raises ConfigError listing the valid heads
 
 
@@ -34,6 +39,10 @@ class DebiasConfig:
 
     strength: float = 0.8
     mode: Literal["noise", "blank"] = "noise"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength <= 1.0:
+            raise ConfigError(f"debiased.strength must be in [0, 1], got {self.strength}")
 
 
 @dataclass
@@ -62,6 +71,8 @@ class RunConfig:
     out_dir: str = "runs"
 
     def __post_init__(self) -> None:
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be an integer in [0, {MAX_SEED}], got {self.seed}")
         DATASETS.get(self.dataset)
         valid = dataset_options(self.dataset)
         unknown = sorted(set(self.dataset_options) - set(valid))
@@ -87,14 +98,7 @@ class RunConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "RunConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; pass an existing YAML file")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(load_yaml_mapping(path))
 
     def replace(self, **changes: Any) -> "RunConfig":
         """A copy with top-level fields changed and the name re-derived unless given."""
@@ -116,21 +120,62 @@ def default_run_name(cfg: RunConfig) -> str:
     return f"{ds}_{method}_seed{cfg.seed}"
 
 
+def load_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping; every way it can be wrong is one :class:`ConfigError`.
+
+    Args:
+        path: the file.
+        what: how to call it in messages.
+
+    Returns:
+        The mapping (empty for an empty file).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a folder; pass a YAML file (e.g. {path / 'config.yaml'})")
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist; pass an existing YAML file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not a text file (not UTF-8); pass a YAML file") from None
+    except OSError as e:
+        raise ConfigError(f"{what} {path} cannot be read ({e.strerror or e})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} {path} is not valid YAML: {' '.join(str(e).split())}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must hold a mapping of keys (key: value lines), got {type(data).__name__}")
+    return data
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` overrides (values parsed as YAML) to a config dict."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.sub=value (e.g. train.epochs=5)")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"override {item!r}: the value {raw!r} is not valid YAML (quote strings, "
+                              "write lists as [1, 2])") from None
         parts = key.split(".")
+        if not all(parts):
+            raise ConfigError(f"override {item!r} has an empty key part; write e.g. train.epochs=5")
         node = data
         for p in parts[:-1]:
-            node = node.setdefault(p, {})
+            if node.get(p) is None:  # absent, or an empty / disabled section (debiased: null)
+                node[p] = {}
+            node = node[p]
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {p!r} is not a section")
         node[parts[-1]] = value
     return data
 
 
-__all__ = ["RunConfig", "ModelConfig", "DebiasConfig", "TrainConfig", "apply_overrides", "dataclasses"]
+__all__ = ["RunConfig", "ModelConfig", "DebiasConfig", "TrainConfig", "apply_overrides", "load_yaml_mapping",
+           "MAX_SEED", "dataclasses"]

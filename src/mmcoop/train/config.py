@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,7 +31,9 @@ class TrainConfig:
         fold_batchnorm: evaluate and value with an inference copy of the model whose
             BatchNorm layers are folded into the preceding convolution
             (:func:`mmcoop.models.fold_batchnorm`; same function, 1.4-2x faster avmnist
-            inference on CPU, float rounding differs at the 1e-7 level).
+            inference on CPU, float rounding differs at the 1e-7 level).        divergence_factor: stop with an error when a training loss exceeds this many times
+            the run's first loss (see :class:`mmcoop.train.divergence.DivergenceGuard`);
+            ``null`` disables the check (a non-finite loss always stops training).
     """
 
     epochs: int = 10
@@ -47,10 +50,43 @@ class TrainConfig:
     progress: bool = True
     data_on_device: bool = True
     fold_batchnorm: bool = True
+    divergence_factor: float | None = 1e4
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
-        if self.lr <= 0:
-            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if self.step_size < 0:
+            raise ConfigError(f"train.step_size must be >= 0 (0 disables the scheduler), got {self.step_size}")
+        checks = {
+            "lr": (self.lr > 0, "> 0"),
+            "momentum": (self.momentum >= 0, ">= 0"),
+            "weight_decay": (self.weight_decay >= 0, ">= 0"),
+            "gamma": (self.gamma > 0, "> 0"),
+        }
+        for key, (ok, rule) in checks.items():
+            value = getattr(self, key)
+            if not (math.isfinite(value) and ok):
+                raise ConfigError(f"train.{key} must be a finite number {rule}, got {value}")
+        f = self.divergence_factor
+        if f is not None and not (math.isfinite(f) and f > 1):
+            raise ConfigError(f"train.divergence_factor must be a number > 1, or null to disable the check, got {f}")
+        check_device_name(self.device)
+
+
+def check_device_name(name: str) -> None:
+    """Raise :class:`ConfigError` unless ``name`` is ``auto`` or a device string torch understands.
+
+    Only the spelling is checked here (a config written on a GPU machine stays loadable
+    on a CPU one); whether the device exists is checked when training starts.
+    """
+    if name == "auto":
+        return
+    import torch
+
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(
+            f"train.device={name!r} is not a device; use auto, cpu, cuda, cuda:N (or another torch device type)"
+        ) from None
