@@ -17,7 +17,8 @@ import pandas as pd
 
 from mmcoop.errors import ConfigError
 from mmcoop.experiment.config import RunConfig
-from mmcoop.experiment.run import load_splits, run_experiment
+from mmcoop.experiment.rundir import check_run_path, prepare_compare_dir
+from mmcoop.experiment.run import check_new_run, load_splits, run_experiment
 from mmcoop.methods import METHODS
 from mmcoop.utils.io import atomic_write_text
 
@@ -41,16 +42,24 @@ def parse_methods(spec: str | list[str]) -> list[MethodSpec]:
         name, _, execution = item.partition(":")
         opts = {"execution": execution} if execution else {}
         out.append(MethodSpec(item, name, opts))
+    labels = [m.label for m in out]
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise ConfigError(f"--methods names {', '.join(dup)} more than once; give each method once")
     return out
 
 
 def parse_seeds(spec: str | list[int]) -> list[int]:
+    """Parse ``"0,1,2"``; each seed once."""
     try:
         seeds = [int(s) for s in spec.split(",") if s.strip()] if isinstance(spec, str) else [int(s) for s in spec]
     except ValueError:
         raise ConfigError(f"--seeds must be comma-separated integers, got {spec!r}") from None
     if not seeds:
         raise ConfigError("--seeds is empty; give e.g. 0,1,2")
+    dup = sorted({s for s in seeds if seeds.count(s) > 1})
+    if dup:
+        raise ConfigError(f"--seeds repeats {', '.join(map(str, dup))}; give each seed once (e.g. 0,1,2)")
     return seeds
 
 
@@ -102,24 +111,30 @@ def run_compare(
         ``(compare_dir, per_run_table, summary_table)``.
     """
     ds_label = base.dataset + ("-debiased" if base.debiased else "")
-    cdir = Path(base.out_dir) / (name or f"compare_{ds_label}")
+    cdir = check_run_path(base.out_dir, name or f"compare_{ds_label}", what="comparison")
     shared = dict(shared_options or {})
     accepted = {m.label: {f.name for f in dataclasses.fields(METHODS.get(m.name).Options)} for m in methods}
     unused = sorted(k for k in shared if not any(k in a for a in accepted.values()))
     if unused:
         raise ConfigError(f"method_options {unused} are accepted by none of the methods {[m.label for m in methods]}")
+    def run_cfg(m: MethodSpec, seed: int) -> RunConfig:
+        opts = {k: v for k, v in shared.items() if k in accepted[m.label]}
+        opts.update(m.options)
+        return base.replace(seed=seed, method=m.name, method_options=opts, out_dir=str(cdir),
+                            name=f"{m.label.replace(':', '-')}_seed{seed}")
+
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds {seeds} repeat a seed; give each seed once")
+    for seed in seeds:  # refuse before training anything, not after the first runs
+        for m in methods:
+            check_new_run(run_cfg(m, seed), overwrite)
+    prepare_compare_dir(cdir)
     rows: list[dict[str, Any]] = []
     for seed in seeds:
         seed_cfg = base.replace(seed=seed)
         splits = load_splits(seed_cfg)  # the same data for every method of a seed
         for m in methods:
-            opts = {k: v for k, v in shared.items() if k in accepted[m.label]}
-            opts.update(m.options)
-            cfg = base.replace(
-                seed=seed, method=m.name, method_options=opts, out_dir=str(cdir),
-                name=f"{m.label.replace(':', '-')}_seed{seed}",
-            )
-            result = run_experiment(cfg, overwrite=overwrite, splits=splits)
+            result = run_experiment(run_cfg(m, seed), overwrite=overwrite, splits=splits)
             row = {"method": m.label, "seed": seed, "run_dir": str(result.run_dir)}
             row.update({f"test_{k}": v for k, v in result.test.items() if k != "loss"})
             secs = [r["seconds"] for r in result.history]
