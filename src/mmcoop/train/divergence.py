@@ -64,7 +64,7 @@ class DivergenceGuard:
         Raises:
             MMCoopError: the loss is non-finite, or above ``factor`` times the reference.
         """
-        value = float(loss)
+        value = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)
         where = f"epoch {epoch}, step {step}"
         if not math.isfinite(value):
             raise MMCoopError(

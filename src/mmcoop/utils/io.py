@@ -29,6 +29,7 @@ _ADVICE = {
     errno.EACCES: "permission denied: make the folder writable or write elsewhere (e.g. --out-dir)",
     errno.EPERM: "operation not permitted: make the folder writable or write elsewhere (e.g. --out-dir)",
     errno.ENOTDIR: "a path component is a file, not a folder: move that file away",
+    errno.EEXIST: "a file stands where a folder is needed: move that file away",
 }
 
 
