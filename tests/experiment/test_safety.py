@@ -164,3 +164,13 @@ def test_the_lock_is_held_for_the_run_and_released_after(tmp_path, monkeypatch):
     r = run_experiment(tiny_cfg(tmp_path, train={"epochs": 1}))
     assert seen == [r.run_dir]
     FolderLock(r.run_dir).acquire().release()  # free again afterwards
+
+
+def test_a_new_run_directory_gets_the_usual_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        r = run_experiment(tiny_cfg(tmp_path, train={"epochs": 1}))
+    finally:
+        os.umask(umask)
+    assert r.run_dir.stat().st_mode & 0o777 == 0o755
+    assert not [p for p in tmp_path.iterdir() if p.name != "r"]  # no temporary folder left beside it

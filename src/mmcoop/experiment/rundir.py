@@ -170,6 +170,9 @@ def create_run_dir(
     try:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", suffix=_TMP_DIR_SUFFIX, dir=run_dir.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a run directory gets the usual permissions
     except OSError as e:
         raise storage_error(e, run_dir.parent, "create a run directory in") from None
     lock = FolderLock(tmp).acquire()
