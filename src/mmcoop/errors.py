@@ -13,3 +13,23 @@ class ConfigError(MMCoopError, ValueError):
 
 class DataError(MMCoopError):
     """Missing, corrupt or inconsistent data (file named in the message)."""
+
+
+class RunDirError(MMCoopError):
+    """A run directory that cannot be used as asked: not a run, locked by another process,
+    unsafe to delete, or inconsistent with what a resume asks for."""
+
+
+class StorageError(MMCoopError, OSError):
+    """Writing a file failed for a reason outside mmcoop (full disk, read-only folder, permissions).
+
+    Also an :class:`OSError` (with the original ``errno``), so code that tolerates I/O
+    failures (e.g. the preprocessed-data cache, which warns and continues) still catches it.
+    """
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        OSError.__init__(self, errno, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message

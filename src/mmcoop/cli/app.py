@@ -29,18 +29,51 @@ def _mount_subcommands() -> None:
 
 
 _mount_subcommands()
+_STATE = {"debug": False}
 
 
-def _fail(msg: str) -> None:
+@app.callback()
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of any error (for bug reports)."),
+) -> None:
+    """Observe and improve multimodal cooperation."""
+    _STATE["debug"] = debug
+
+
+def _fail(msg: str, code: int = 2) -> None:
     console.print(f"[bold red]error:[/] {msg}", highlight=False)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=code)
 
 
 def _guard(fn: Callable[[], Any]) -> Any:
+    """Run a command; print one message (no traceback) for any error unless ``--debug`` is given.
+
+    User errors (bad config, data, paths, a full disk, ...) exit with status 2; anything
+    unexpected exits with status 1 and says how to see the traceback.
+    """
+    import yaml
+
+    from mmcoop.utils.io import storage_error
+
     try:
         return fn()
-    except MMCoopError as e:
-        _fail(str(e))
+    except (typer.Exit, typer.Abort):
+        raise
+    except KeyboardInterrupt:
+        if _STATE["debug"]:
+            raise
+        _fail("interrupted; a run can be continued with `mmcoop train --resume <run directory>`", 130)
+    except Exception as e:  # noqa: BLE001 - the CLI's one place that turns errors into messages
+        if _STATE["debug"]:
+            raise
+        if isinstance(e, MMCoopError):
+            _fail(str(e))
+        if isinstance(e, OSError):
+            _fail(str(storage_error(e, e.filename or "a file", "use")))
+        if isinstance(e, (yaml.YAMLError, UnicodeDecodeError)):
+            _fail(f"could not read a YAML/text file: {' '.join(str(e).split())}")
+        _fail(f"unexpected {type(e).__name__}: {e}. This is a bug or a case mmcoop does not handle yet; rerun "
+              "with `mmcoop --debug ...` to see the traceback, and please report it", 1)
 
 
 def _table(rows: list[dict[str, Any]], title: str) -> Table:
@@ -63,6 +96,33 @@ def _summary_table(summary: Any, label: str) -> Table:
                   f"{label}: test metrics (%)" + (", mean ± std over seeds" if several else ", one seed"))
 
 
+_FLAG_SECTIONS = {"epochs": "train", "lr": "train", "batch_size": "train", "device": "train", "amp": "train",
+                  "optimizer": "train", "progress": "train"}
+
+
+def config_data(config: Optional[Path], overrides: list[str], **flags: Any) -> dict[str, Any]:
+    """The nested config dict given by a YAML file, explicit flags and ``--set key=value`` overrides.
+
+    Only what is given appears (flags left at ``None`` are absent); later sources win.
+    """
+    from mmcoop.experiment import apply_overrides, load_yaml_mapping
+
+    data: dict[str, Any] = load_yaml_mapping(config) if config is not None else {}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key == "debiased_strength":
+            data["debiased"] = dict(data.get("debiased") or {}, strength=value)
+        elif key == "execution":
+            data["method_options"] = dict(data.get("method_options") or {}, execution=value)
+        elif key in _FLAG_SECTIONS:
+            data[_FLAG_SECTIONS[key]] = dict(data.get(_FLAG_SECTIONS[key]) or {}, **{key: value})
+        else:
+            data[key] = value
+    apply_overrides(data, overrides)
+    return data
+
+
 def build_config(
     config: Optional[Path], overrides: list[str], shared_method_options: Optional[dict[str, Any]] = None,
     preset: Optional[str] = None, **flags: Any
@@ -72,37 +132,14 @@ def build_config(
     With ``shared_method_options`` (a comparison), ``method_options`` are moved there
     instead: each compared method takes the keys it accepts.
     """
-    import yaml
+    from mmcoop.experiment import RunConfig
 
-    from mmcoop.experiment import RunConfig, apply_overrides
-
-    data: dict[str, Any] = {}
-    if config is not None:
-        if not config.is_file():
-            raise MMCoopError(f"config file {config} does not exist; pass an existing YAML file")
-        data = yaml.safe_load(config.read_text()) or {}
-        if not isinstance(data, dict):
-            raise MMCoopError(f"config file {config} must hold a mapping of keys")
+    data = config_data(config, overrides, **flags)
     if preset:  # the paper's settings for a dataset; the file, flags and --set override them
         from mmcoop.experiment.presets import apply_preset
 
-        data = apply_preset({**data, **({"method": flags["method"]} if flags.get("method") else {})}, preset)
+        data = apply_preset(data, preset)
         data["preset"] = preset
-    sections = {"epochs": "train", "lr": "train", "batch_size": "train", "device": "train", "amp": "train",
-                "optimizer": "train", "progress": "train"}
-    for key, value in flags.items():
-        if value is None:
-            continue
-        if key == "debiased_strength":
-            data.setdefault("debiased", {})
-            data["debiased"] = dict(data["debiased"] or {}, strength=value)
-        elif key == "execution":
-            data.setdefault("method_options", {})["execution"] = value
-        elif key in sections:
-            data.setdefault(sections[key], {})[key] = value
-        else:
-            data[key] = value
-    apply_overrides(data, overrides)
     if shared_method_options is not None:
         shared_method_options.update(data.pop("method_options", None) or {})
         data.pop("method", None)
@@ -137,18 +174,27 @@ def train(
     amp: Optional[str] = typer.Option(None, help="Autocast: none, bf16, fp16."),
     debiased_strength: Optional[float] = typer.Option(None, help="Degrade one random modality per sample."),
     set_: list[str] = typer.Option([], "--set", help="Override any key: --set train.step_size=5"),
-    preset: Optional[str] = typer.Option(None, help="The paper's settings for a dataset (kinetics-sounds, cremad, ave, vggsound, ucf101, mm-debiased)."),
-    resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from last.pt."),
-    overwrite: bool = typer.Option(False, help="Replace an existing run directory of the same name."),
+    preset: Optional[str] = typer.Option(
+        None, help="The paper's settings for a dataset (kinetics-sounds, cremad, ave, vggsound, ucf101, mm-debiased)."),
+    resume: Optional[Path] = typer.Option(
+        None, help="Continue the run in this directory from its last epoch. With --epochs N it trains to N epochs; "
+                   "other options that would change the run are refused with a diff."),
+    overwrite: bool = typer.Option(
+        False, help="Replace an existing run directory of the same name (only a folder mmcoop marked as a run)."),
 ) -> None:
     """Train one model; writes runs/<name>/ (config.yaml, metrics.jsonl, checkpoints/, results.json)."""
-    from mmcoop.experiment import RunConfig, run_experiment
+    from mmcoop.experiment import resume_experiment, run_experiment
 
     def go() -> None:
         if resume is not None:
-            cfg = RunConfig.from_yaml(resume / "config.yaml")
-            cfg = cfg.replace(name=resume.name, out_dir=str(resume.parent))
-            result = run_experiment(cfg, resume=True)
+            if overwrite:
+                raise MMCoopError("--resume continues a run and --overwrite replaces it; pass only one")
+            if name is not None or out_dir is not None:
+                raise MMCoopError("--resume takes the run directory itself; drop --name/--out-dir")
+            changes = config_data(config, set_, dataset=dataset, method=method, execution=execution, epochs=epochs,
+                                  lr=lr, batch_size=batch_size, seed=seed, data_root=data_root, device=device,
+                                  amp=amp, debiased_strength=debiased_strength)
+            result = resume_experiment(resume, changes)
         else:
             cfg = build_config(config, set_, preset=preset, dataset=dataset, method=method, execution=execution, epochs=epochs,
                                lr=lr, batch_size=batch_size, seed=seed, name=name, out_dir=out_dir,
@@ -266,9 +312,19 @@ def value(
 ) -> None:
     """Shapley value of every modality for every sample of a split; writes valuation/<split>.parquet."""
     from mmcoop.experiment import load_run
+    from mmcoop.utils.io import check_writable
     from mmcoop.valuation import mean_features, valuate_dataset
 
     def go() -> None:
+        if batch_size < 1:
+            raise MMCoopError(f"--batch-size must be >= 1, got {batch_size}")
+        if split not in ("train", "val", "test"):
+            raise MMCoopError(f"--split must be train, val or test, got {split!r}")
+        if checkpoint not in ("best", "last"):
+            raise MMCoopError(f"--checkpoint must be best or last, got {checkpoint!r}")
+        if not (run_dir / "config.yaml").is_file():
+            raise MMCoopError(f"{run_dir} is not a run directory (no config.yaml); pass a directory made by `mmcoop train`")
+        check_writable(run_dir / "valuation")  # before the expensive part, not after it
         _, model, splits = load_run(run_dir, checkpoint)
         data = splits.split(split)
         fill = mean_features(model, splits.train, batch_size=batch_size) if removal == "mean" else None

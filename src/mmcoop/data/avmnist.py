@@ -245,6 +245,13 @@ def load_avmnist(
     rest = np.flatnonzero(take >= TEST_TAKES)
     val_pos, train_pos = stratified_split(digit[rest], [val_fraction], rng(seed, 1))
     idx = {"train": rest[train_pos], "val": rest[val_pos], "test": test}
+    empty = [k for k, v in idx.items() if len(v) == 0]
+    if empty:
+        raise DataError(
+            f"avmnist: the {' and '.join(empty)} split would be empty with the {len(clips)} recording(s) in {rec_dir} "
+            f"(test = takes 0-{TEST_TAKES - 1}, val = val_fraction {val_fraction} of the other takes of each digit, "
+            f"train = the rest). Use the full FSDD recordings (several takes per digit), or raise val_fraction. {HINT}"
+        )
     if limit is not None:
         sub = rng(seed, 2)
         idx = {k: np.sort(sub.choice(v, limit, replace=False)) if len(v) > limit else v for k, v in idx.items()}

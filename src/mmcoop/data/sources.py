@@ -14,8 +14,9 @@ and how to fix it.
 
 Preprocessed tensors are cached in ``<cache>/processed/<dataset>-<key>.pt``; the key
 hashes everything the tensors depend on (see :func:`cache_key`). The cache is off
-when ``MMCOOP_NO_CACHE=1`` or a loader is called with ``cache=False``; a corrupt
-or unwritable cache is ignored with a warning.
+when ``MMCOOP_NO_CACHE=1`` or a loader is called with ``cache=False``; a corrupt,
+damaged (tensor shapes or checksums wrong) or unwritable cache (full disk included)
+is ignored with a warning and rebuilt.
 
 Also small helpers shared by loaders: seeded generators (:func:`rng`) and
 stratified splits (:func:`stratified_split`).
@@ -177,8 +178,30 @@ def _split_state(ds: MultimodalDataset) -> dict[str, Any]:
     return {"inputs": ds.inputs, "labels": ds.labels, "extras": ds.extras}
 
 
+def tensor_digest(t: torch.Tensor) -> str:
+    """SHA-256 of a tensor's dtype, shape and bytes (detects truncated, reshaped or zeroed tensors)."""
+    t = t.detach().cpu().contiguous()
+    h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
+    h.update(t.reshape(-1).view(torch.uint8).numpy().data)
+    return h.hexdigest()
+
+
+def _digests(state: dict[str, Any]) -> dict[str, str]:
+    """``{"train/inputs/audio": sha, ...}`` over every tensor of the saved splits."""
+    out = {}
+    for split, part in state["splits"].items():
+        for group in ("inputs", "extras"):
+            for name, t in part[group].items():
+                out[f"{split}/{group}/{name}"] = tensor_digest(t)
+        out[f"{split}/labels"] = tensor_digest(part["labels"])
+    return out
+
+
 def save_processed(splits: DatasetSplits, path: Path) -> bool:
-    """Save ``splits`` (storage only, not views) atomically; returns False (with a warning) on failure."""
+    """Save ``splits`` (storage only, not views) atomically; returns False (with a warning) on failure.
+
+    The file also holds a SHA-256 of every tensor, checked by :func:`load_processed`.
+    """
     state = {
         "name": splits.name,
         "num_classes": splits.num_classes,
@@ -186,29 +209,63 @@ def save_processed(splits: DatasetSplits, path: Path) -> bool:
         "splits": {k: _split_state(splits.split(k)) for k in ("train", "val", "test")},
         "info": json.loads(json.dumps(splits.info, default=str)),
     }
+    state["digests"] = _digests(state)
     try:
         atomic_torch_save(state, path)
         return True
-    except OSError as e:
+    except OSError as e:  # includes mmcoop's StorageError (full disk, read-only cache folder)
         warnings.warn(f"could not write the preprocessed-data cache {path} ({e}); continuing without it",
                       stacklevel=2)
         return False
 
 
+def _validate_processed(state: dict[str, Any]) -> None:
+    """Raise ``ValueError`` unless every tensor has its spec's shape and its recorded digest."""
+    specs = {n: tuple(s) for n, _, s in state["specs"]}
+    if set(state["splits"]) != {"train", "val", "test"}:
+        raise ValueError(f"splits {sorted(state['splits'])}, expected train, val, test")
+    for split, part in state["splits"].items():
+        n = int(part["labels"].shape[0])
+        if part["labels"].dim() != 1:
+            raise ValueError(f"{split} labels have shape {tuple(part['labels'].shape)}, expected [{n}]")
+        if set(part["inputs"]) != set(specs):
+            raise ValueError(f"{split} holds modalities {sorted(part['inputs'])}, expected {sorted(specs)}")
+        for name, t in part["inputs"].items():
+            if tuple(t.shape) != (n, *specs[name]):
+                raise ValueError(f"{split} {name} has shape {tuple(t.shape)}, expected {(n, *specs[name])}")
+        for name, t in part["extras"].items():
+            if t.shape[0] != n:
+                raise ValueError(f"{split} extra {name} has {t.shape[0]} rows for {n} samples")
+    recorded = state.get("digests")
+    if recorded is None:
+        raise ValueError("no tensor checksums (written by an older mmcoop)")
+    actual = _digests(state)
+    bad = sorted(k for k, v in actual.items() if recorded.get(k) != v)
+    if bad or set(recorded) != set(actual):
+        raise ValueError(f"tensor contents differ from their checksums ({', '.join(bad[:4]) or 'tensor set'})")
+
+
 def load_processed(path: Path) -> DatasetSplits | None:
-    """Load splits saved by :func:`save_processed`; ``None`` if absent or unreadable (warns)."""
+    """Load splits saved by :func:`save_processed`; ``None`` if absent, unreadable or damaged (warns).
+
+    A file whose tensors do not have their specs' shapes or their recorded SHA-256
+    (truncated, edited, zeroed, or written by an older version) is a miss: the caller
+    rebuilds the tensors and writes the cache again.
+    """
     if not path.is_file():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+        _validate_processed(state)
         specs = [ModalitySpec(n, k, tuple(s)) for n, k, s in state["specs"]]
         parts = {
             k: MultimodalDataset(v["inputs"], v["labels"], state["num_classes"], specs, v["extras"])
             for k, v in state["splits"].items()
         }
         return DatasetSplits(state["name"], parts["train"], parts["val"], parts["test"], state["info"])
-    except Exception as e:  # noqa: BLE001 - any unreadable cache file is just a miss
-        warnings.warn(f"ignoring unreadable preprocessed-data cache {path} ({e}); it will be rebuilt", stacklevel=2)
+    except Exception as e:  # noqa: BLE001 - any unreadable or damaged cache file is just a miss
+        warnings.warn(f"ignoring the unreadable or damaged preprocessed-data cache {path} ({e}); it will be rebuilt",
+                      stacklevel=2)
         return None
 
 

@@ -36,7 +36,8 @@ import pandas as pd
 
 from mmcoop.errors import ConfigError
 from mmcoop.experiment.config import RunConfig
-from mmcoop.experiment.run import RunResult, load_splits, run_experiment
+from mmcoop.experiment.rundir import check_run_path, prepare_compare_dir
+from mmcoop.experiment.run import RunResult, check_new_run, load_splits, run_experiment
 from mmcoop.experiment.stats import paired_gains, summarize_gains
 from mmcoop.methods import METHODS, variant_options
 from mmcoop.utils.io import atomic_write_text
@@ -79,20 +80,28 @@ def parse_methods(spec: str | list[str], shared_options: dict[str, Any] | None =
             expanded += [n for n in names if _ALL_NEEDS_OPTION.get(n) is None or _ALL_NEEDS_OPTION[n] in shared]
         else:
             expanded.append(item)
+    given = [x for x in items if x != "all"]
+    dup = sorted({x for x in given if given.count(x) > 1})
+    if dup:
+        raise ConfigError(f"--methods names {', '.join(dup)} more than once; give each method once")
     out = []
-    for item in dict.fromkeys(expanded):
+    for item in dict.fromkeys(expanded):  # "all" may repeat a method also named explicitly
         name, _, variant = item.partition(":")
         out.append(MethodSpec(item, name, variant_options(name, variant)))
     return out
 
 
 def parse_seeds(spec: str | list[int]) -> list[int]:
+    """Parse ``"0,1,2"``; each seed once."""
     try:
         seeds = [int(s) for s in spec.split(",") if s.strip()] if isinstance(spec, str) else [int(s) for s in spec]
     except ValueError:
         raise ConfigError(f"--seeds must be comma-separated integers, got {spec!r}") from None
     if not seeds:
         raise ConfigError("--seeds is empty; give e.g. 0,1,2")
+    dup = sorted({s for s in seeds if seeds.count(s) > 1})
+    if dup:
+        raise ConfigError(f"--seeds repeats {', '.join(map(str, dup))}; give each seed once (e.g. 0,1,2)")
     return seeds
 
 
@@ -282,7 +291,7 @@ def run_compare(
         ``(compare_dir, per_run_table, summary_table)`` (the tables of compare.csv and summary.csv).
     """
     ds_label = base.dataset + ("-debiased" if base.debiased else "")
-    cdir = Path(base.out_dir) / (name or f"compare_{ds_label}")
+    cdir = check_run_path(base.out_dir, name or f"compare_{ds_label}", what="comparison")
     shared = dict(shared_options or {})
     matched = parse_matched(matched)
     methods = list(methods)
@@ -307,6 +316,12 @@ def run_compare(
         if on_run is not None:
             on_run(row)
 
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds {seeds} repeat a seed; give each seed once")
+    for seed in seeds:  # refuse before training anything, not after the first runs
+        for m in methods:
+            check_new_run(config_for(m, seed, f"{m.label.replace(':', '-')}_seed{seed}"), overwrite)
+    prepare_compare_dir(cdir)
     rows: list[dict[str, Any]] = []
     base_epochs = base.train.epochs
     for seed in seeds:

@@ -19,6 +19,9 @@ from mmcoop.utils.configs import from_dict, to_dict
 from mmcoop.utils.targets import resolve_target
 
 
+MAX_SEED = 2**32 - 1  # NumPy's legacy seeding and every torch generator accept it
+
+
 @dataclass
 class ModelConfig:
     """Which model to build (see :func:`mmcoop.models.create_model`).
@@ -47,7 +50,7 @@ class ModelConfig:
         MODELS.get(self.name)  # raises ConfigError listing the valid models
         FUSIONS.get(self.fusion)  # raises ConfigError listing the valid heads
         if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 1:
-            raise ConfigError(f"model.dim must be an integer >= 1, got {self.dim!r}")
+            raise ConfigError(f"model.dim must be >= 1 (the feature width of every encoder), got {self.dim!r}")
 
     def builder_options(self) -> dict[str, Any]:
         """Keyword arguments for the builder: ``options`` (+ ``dim``/``fusion`` for built-ins)."""
@@ -74,6 +77,10 @@ class DebiasConfig:
 
     strength: float = 0.8
     mode: Literal["noise", "blank"] = "noise"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength <= 1.0:
+            raise ConfigError(f"debiased.strength must be in [0, 1], got {self.strength}")
 
 
 @dataclass
@@ -104,6 +111,8 @@ class RunConfig:
     preset: Optional[str] = None  # the preset the values were taken from (informational)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be an integer in [0, {MAX_SEED}], got {self.seed}")
         if self.data is not None:  # user data: ``dataset`` is only its name in run names
             if self.dataset_options:
                 raise ConfigError("dataset_options apply to registered datasets; with data.target use data.options")
@@ -138,14 +147,7 @@ class RunConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "RunConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; pass an existing YAML file")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(load_yaml_mapping(path))
 
     def replace(self, **changes: Any) -> "RunConfig":
         """A copy with top-level fields changed and the name re-derived unless given."""
@@ -167,21 +169,62 @@ def default_run_name(cfg: RunConfig) -> str:
     return f"{ds}_{method}_seed{cfg.seed}"
 
 
+def load_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping; every way it can be wrong is one :class:`ConfigError`.
+
+    Args:
+        path: the file.
+        what: how to call it in messages.
+
+    Returns:
+        The mapping (empty for an empty file).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a folder; pass a YAML file (e.g. {path / 'config.yaml'})")
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist; pass an existing YAML file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not a text file (not UTF-8); pass a YAML file") from None
+    except OSError as e:
+        raise ConfigError(f"{what} {path} cannot be read ({e.strerror or e})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} {path} is not valid YAML: {' '.join(str(e).split())}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must hold a mapping of keys (key: value lines), got {type(data).__name__}")
+    return data
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` overrides (values parsed as YAML) to a config dict."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.sub=value (e.g. train.epochs=5)")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"override {item!r}: the value {raw!r} is not valid YAML (quote strings, "
+                              "write lists as [1, 2])") from None
         parts = key.split(".")
+        if not all(parts):
+            raise ConfigError(f"override {item!r} has an empty key part; write e.g. train.epochs=5")
         node = data
         for p in parts[:-1]:
-            node = node.setdefault(p, {})
+            if node.get(p) is None:  # absent, or an empty / disabled section (debiased: null)
+                node[p] = {}
+            node = node[p]
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {p!r} is not a section")
         node[parts[-1]] = value
     return data
 
 
-__all__ = ["RunConfig", "ModelConfig", "DataConfig", "DebiasConfig", "TrainConfig", "apply_overrides", "dataclasses"]
+__all__ = ["RunConfig", "ModelConfig", "DataConfig", "DebiasConfig", "TrainConfig", "apply_overrides",
+           "load_yaml_mapping", "MAX_SEED", "dataclasses"]

@@ -2,36 +2,52 @@
 
 Run directory::
 
+    .mmcoop-run            marker: this folder was made by mmcoop (only such folders are overwritten)
+    .mmcoop.lock           advisory lock held by the process writing the run (names it)
     config.yaml            resolved config (repeat the run with `mmcoop train --config`)
+    dataset.json           where the data came from, split sizes, preprocessing
     metrics.jsonl          one JSON line per epoch
-    checkpoints/last.pt    everything to resume exactly (written atomically every epoch)
+    checkpoints/last.pt    the commit record: everything to resume exactly, written atomically
+                           after every other file of the epoch (see :mod:`mmcoop.experiment.integrity`)
     checkpoints/best.pt    model weights of the best validation epoch
     valuation/epoch_XXX.parquet   per-sample valuations, for methods that valuate
     results.json           test metrics of the best-validation model (never used for selection)
+    resumes.jsonl          one line per resume that changed a setting (what, from, to)
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
-import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from mmcoop.data import DatasetSplits, debias, load_dataset
-from mmcoop.errors import MMCoopError
-from mmcoop.experiment.config import RunConfig
+from mmcoop.errors import ConfigError, DataError, MMCoopError, RunDirError
+from mmcoop.experiment.config import RunConfig, load_yaml_mapping
+from mmcoop.experiment.integrity import (
+    BEST, LAST, METRICS, RESULTS, committed_history, load_commit, read_metrics, repair_run_dir,
+)
+from mmcoop.experiment.resume import flatten, plan_resume
+from mmcoop.experiment.rundir import check_run_path, create_run_dir, is_run_dir, open_run_dir
 from mmcoop.methods import build_method
 from mmcoop.experiment.user import user_splits
 from mmcoop.models import create_model
 from mmcoop.train import Trainer
 from mmcoop.train.distributed import barrier, init_from_env, is_main
+from mmcoop.utils.dist import all_gather_objects
 from mmcoop.utils.io import append_line, atomic_torch_save, atomic_write_text
+from mmcoop.utils.lock import FolderLock
 from mmcoop.utils.seeding import seed_everything
+
+__all__ = ["RunResult", "load_splits", "build_for", "check_new_run", "read_metrics", "run_experiment",
+           "resume_experiment", "load_run"]
 
 
 @dataclass
@@ -46,6 +62,17 @@ class RunResult:
     test: dict[str, float]
 
 
+def check_splits(splits: DatasetSplits) -> None:
+    """Raise :class:`DataError` if a split is empty (training, selection and testing each need samples)."""
+    sizes = {k: len(splits.split(k)) for k in ("train", "val", "test")}
+    empty = [k for k, n in sizes.items() if n == 0]
+    if empty:
+        raise DataError(
+            f"dataset {splits.name!r}: the {' and '.join(empty)} split is empty (sizes {sizes}); every split needs "
+            "samples (check the data folder and the dataset_options that size the splits)"
+        )
+
+
 def load_splits(cfg: RunConfig) -> DatasetSplits:
     """The dataset of ``cfg`` (registered, or the user's ``data.target``), wrapped by the
     debiasing degradation when configured."""
@@ -53,6 +80,7 @@ def load_splits(cfg: RunConfig) -> DatasetSplits:
         splits = user_splits(cfg.data.target, cfg.data.options, cfg.seed, name=cfg.dataset)
     else:
         splits = load_dataset(cfg.dataset, cfg.data_root, cfg.seed, **cfg.dataset_options)
+    check_splits(splits)
     if cfg.debiased is not None:
         splits = debias(splits, strength=cfg.debiased.strength, mode=cfg.debiased.mode, seed=cfg.seed)
     return splits
@@ -65,12 +93,24 @@ def build_for(cfg: RunConfig, splits: DatasetSplits) -> nn.Module:
                         **cfg.model.builder_options())
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of ``metrics.jsonl`` (empty if absent)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def check_device_available(name: str) -> None:
+    """Raise :class:`ConfigError` if ``train.device`` names a device this machine does not have."""
+    if name == "auto":
+        return
+    dev = torch.device(name)
+    if dev.type in ("cpu", "meta"):
+        return
+    if dev.type == "mps":
+        available, count = torch.backends.mps.is_available(), 1
+    else:
+        backend = getattr(torch, dev.type, None)
+        available = bool(backend is not None and getattr(backend, "is_available", lambda: False)())
+        count = int(getattr(backend, "device_count", lambda: 1)()) if available else 0
+    if not available:
+        raise ConfigError(f"train.device={name!r} but no {dev.type} device is available here; use device: cpu or auto")
+    if dev.index is not None and dev.index >= count:
+        raise ConfigError(f"train.device={name!r} but this machine has {count} {dev.type} device(s) "
+                          f"(indices 0-{count - 1})")
 
 
 def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +125,37 @@ def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _on_main(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on rank 0 only; if it fails there, every rank raises (no rank waits forever)."""
+    result, error = None, None
+    if is_main():
+        try:
+            result = fn()
+        except MMCoopError as e:
+            error = e
+    errors = all_gather_objects(None if error is None else str(error))
+    if error is not None:
+        raise error
+    if errors[0] is not None:
+        raise RunDirError(f"rank 0 stopped: {errors[0]}")
+    return result
+
+
+# -- starting and resuming -----------------------------------------------------------
+def check_new_run(cfg: RunConfig, overwrite: bool = False) -> None:
+    """Cheap refusals before any data is loaded (the same checks run again under the lock).
+
+    Raises:
+        RunDirError: unsafe path, or a run already there and ``overwrite`` not given.
+    """
+    run_dir = check_run_path(cfg.out_dir, cfg.name)
+    if is_run_dir(run_dir) and not overwrite:
+        raise RunDirError(
+            f"run directory {run_dir} already holds a run; pass --resume to continue it, "
+            "--overwrite to replace it, or --name to start another"
+        )
+
+
 def run_experiment(
     cfg: RunConfig, resume: bool = False, overwrite: bool = False, splits: DatasetSplits | None = None
 ) -> RunResult:
@@ -92,88 +163,240 @@ def run_experiment(
 
     Args:
         cfg: the run configuration.
-        resume: continue from ``checkpoints/last.pt`` of an existing run directory.
-        overwrite: delete an existing run directory of the same name first.
+        resume: continue ``cfg.run_dir`` from its commit record; ``cfg`` is the requested
+            configuration, checked against the stored one (see :func:`resume_experiment`).
+        overwrite: replace an existing run directory of the same name (only one mmcoop
+            marked as a run; see :mod:`mmcoop.experiment.rundir`).
         splits: pre-loaded data (e.g. shared across the runs of a comparison).
 
     Returns:
         :class:`RunResult` with the best-validation model and its test metrics.
-    """
-    init_from_env()  # no-op unless launched by torchrun
-    run_dir = cfg.run_dir
-    last = run_dir / "checkpoints" / "last.pt"
-    if run_dir.exists() and not resume:
-        if overwrite:
-            if is_main():
-                shutil.rmtree(run_dir)
-        elif (run_dir / "metrics.jsonl").exists() or last.exists():
-            raise MMCoopError(
-                f"run directory {run_dir} already holds a run; pass --resume to continue it, "
-                "--overwrite to replace it, or --name to start another"
-            )
-    if resume and not last.exists():
-        raise MMCoopError(f"cannot resume: {last} does not exist (start the run without --resume)")
 
+    Raises:
+        RunDirError: the run directory is unsafe, taken, or held by another process.
+    """
+    if resume and overwrite:
+        raise ConfigError("--resume continues a run and --overwrite replaces it; pass only one")
+    if resume:
+        return resume_experiment(cfg.run_dir, config=cfg, splits=splits)
+    init_from_env()  # no-op unless launched by torchrun
+    check_new_run(cfg, overwrite)
+    check_device_available(cfg.train.device)
     splits = splits if splits is not None else load_splits(cfg)
+    trainer = _build_trainer(cfg, splits)
+
+    def create() -> tuple[Path, FolderLock]:
+        run_dir, lock = create_run_dir(cfg.out_dir, cfg.name, cfg.to_yaml(), overwrite=overwrite)
+        try:
+            atomic_write_text(run_dir / "dataset.json",
+                              json.dumps(_jsonable(splits.info) | {"name": splits.name}, indent=2))
+        except BaseException:
+            lock.release()
+            raise
+        return run_dir, lock
+
+    created = _on_main(create)
+    lock = created[1] if created else None
+    barrier()
+    return _train(cfg, cfg.run_dir, trainer, splits, [], lock)
+
+
+def resume_experiment(
+    run_dir: str | Path,
+    changes: dict[str, Any] | None = None,
+    *,
+    config: RunConfig | None = None,
+    sources: dict[str, str] | None = None,
+    splits: DatasetSplits | None = None,
+) -> RunResult:
+    """Continue the run in ``run_dir`` from its commit record (``checkpoints/last.pt``).
+
+    The stored config (the one the run was trained with, kept in ``last.pt``) is compared
+    with what is asked for: an edited ``config.yaml`` and ``changes``, or a whole
+    ``config``. Changes that define the run are refused with a diff; ``train.epochs``
+    may extend it; a few harmless keys (device, progress, ...) are applied and recorded
+    (see :mod:`mmcoop.experiment.resume`). Files left ahead of the commit by a kill are
+    repaired first, stale temporary files removed. A run killed before its first
+    epoch was committed starts again from epoch 0.
+
+    Args:
+        run_dir: the run directory.
+        changes: nested config keys to change, e.g. ``{"train": {"epochs": 20}}``.
+        config: instead of ``changes``, the full requested configuration.
+        sources: ``{dotted key: where it came from}`` for messages (the CLI's options).
+        splits: pre-loaded data.
+
+    Raises:
+        RunDirError: not a run directory, or held by another process.
+        ConfigError: refused changes (all listed).
+    """
+    init_from_env()
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir) and not (run_dir / "config.yaml").is_file():
+        raise RunDirError(f"cannot resume: {run_dir} is not a run directory (no config.yaml); "
+                          "start the run without --resume, or pass a directory made by `mmcoop train`")
+    lock = _on_main(lambda: open_run_dir(run_dir))
+    try:
+        state = load_commit(run_dir)
+        cfg, applied = _resolve_resume(run_dir, state, changes, config, sources)
+        check_device_available(cfg.train.device)
+
+        def repair() -> None:
+            repair_run_dir(run_dir, state)
+            yaml_path = run_dir / "config.yaml"
+            if not yaml_path.is_file() or yaml_path.read_text(encoding="utf-8", errors="replace") != cfg.to_yaml():
+                atomic_write_text(yaml_path, cfg.to_yaml())
+            if applied:
+                done = 0 if state is None else int(state["epoch"])
+                append_line(run_dir / "resumes.jsonl", json.dumps({
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "after_epoch": done,
+                    "changes": {k: [old, new] for k, (old, new) in applied.items()}}))
+
+        _on_main(repair)
+        barrier()
+        splits = splits if splits is not None else load_splits(cfg)
+        if is_main() and not (run_dir / "dataset.json").is_file():
+            atomic_write_text(run_dir / "dataset.json", json.dumps(_jsonable(splits.info) | {"name": splits.name}, indent=2))
+        trainer = _build_trainer(cfg, splits)
+        history: list[dict[str, Any]] = []
+        if state is not None:
+            trainer.load_state_dict(state)
+            history = committed_history(state, run_dir)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return _train(cfg, run_dir, trainer, splits, history, lock)
+
+
+def _deep_update(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    for k, v in changes.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _deep_update(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
+
+
+def _resolve_resume(
+    run_dir: Path, state: dict[str, Any] | None, changes: dict[str, Any] | None, config: RunConfig | None,
+    sources: dict[str, str] | None,
+) -> tuple[RunConfig, dict[str, tuple[Any, Any]]]:
+    """The config to continue with and the applied changes (refused ones raise)."""
+    location = {"name": run_dir.name, "out_dir": str(run_dir.parent)}
+    yaml_path = run_dir / "config.yaml"
+    on_disk = load_yaml_mapping(yaml_path) if yaml_path.is_file() else None
+    if state is not None and "config" in state:
+        stored = RunConfig.from_dict({**state["config"], **location}).to_dict()
+    elif on_disk is not None:  # before the first commit, or a run made by an older mmcoop
+        stored = RunConfig.from_dict({**on_disk, **location}).to_dict()
+    else:
+        raise RunDirError(f"cannot resume: {yaml_path} is missing; start the run again with --overwrite")
+    srcs: dict[str, str] = {}
+    if config is not None:
+        requested = {**config.to_dict(), **location}
+    else:
+        requested = copy.deepcopy(stored)
+        if on_disk is not None:
+            edited = RunConfig.from_dict({**on_disk, **location}).to_dict()
+            srcs.update({k: "edited config.yaml" for k, v in flatten(edited).items() if flatten(stored).get(k) != v})
+            requested = edited
+        if changes:
+            _deep_update(requested, changes)
+            srcs.update({k: "command line" for k in flatten(changes)})
+        requested = RunConfig.from_dict({**requested, **location}).to_dict()
+    srcs.update(sources or {})
+    done = 0 if state is None else int(state["epoch"])
+    applied = plan_resume(stored, requested, done, srcs, where=str(run_dir))
+    return RunConfig.from_dict(requested), applied
+
+
+# -- training and the per-epoch commit -------------------------------------------------------
+def _build_trainer(cfg: RunConfig, splits: DatasetSplits) -> Trainer:
     model = build_for(cfg, splits)
     method = build_method(cfg.method, cfg.method_options)
-    trainer = Trainer(model, method, splits, cfg.train, seed=cfg.seed)
-    history: list[dict[str, Any]] = []
-    if resume:
-        state = torch.load(last, map_location=trainer.device, weights_only=False)
-        trainer.load_state_dict(state)
-        history = [r for r in read_metrics(run_dir) if r["epoch"] <= trainer.epoch]
-        if is_main():  # drop lines of an epoch whose checkpoint was never written
-            atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
-    elif is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-        atomic_write_text(run_dir / "dataset.json", json.dumps(_jsonable(splits.info) | {"name": splits.name}, indent=2))
-    barrier()
+    return Trainer(model, method, splits, cfg.train, seed=cfg.seed)
 
-    def on_epoch_end(record: dict[str, Any], tr: Trainer) -> None:
-        table = record.pop("valuation_table", None)
-        if not is_main():
-            return
-        if table is not None:
-            table.to_parquet(run_dir / "valuation" / f"epoch_{record['epoch']:03d}.parquet")
-        rec = _jsonable(record)
-        history.append(rec)
-        append_line(run_dir / "metrics.jsonl", json.dumps(rec))
-        atomic_torch_save(tr.state_dict(), last)
-        if record["is_best"]:
-            atomic_torch_save({"model": tr.model.state_dict(), "epoch": record["epoch"]}, run_dir / "checkpoints" / "best.pt")
 
-    trainer.fit(on_epoch_end)
-    trainer.load_best()
-    test = trainer.evaluate(trainer.splits.test, "test")
-    secs = [r["seconds"] for r in history if "seconds" in r]
-    results = {f"test_{k}": v for k, v in test.items()}
-    results.update(
-        best_epoch=trainer.best_epoch,
-        best_val_acc=trainer.best_val,
-        seconds_per_epoch=sum(secs) / len(secs) if secs else None,
-        epochs=len(history),
-    )
-    if is_main():
-        atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2))
-    barrier()  # every rank returns after results.json exists
+def _train(
+    cfg: RunConfig, run_dir: Path, trainer: Trainer, splits: DatasetSplits, history: list[dict[str, Any]],
+    lock: FolderLock | None,
+) -> RunResult:
+    """Fit, committing every epoch, then write ``results.json``; releases ``lock`` at the end."""
+    try:
+        stored_config = cfg.to_dict()
+
+        def on_epoch_end(record: dict[str, Any], tr: Trainer) -> None:
+            table = record.pop("valuation_table", None)
+            if not is_main():
+                return
+            epoch = record["epoch"]
+            if table is not None:
+                table.to_parquet(run_dir / "valuation" / f"epoch_{epoch:03d}.parquet")
+            if record["is_best"]:  # before the commit: a kill here leaves a pending best.pt, repaired on resume
+                atomic_torch_save({"model": tr.model.state_dict(), "method_modules": tr.extra.state_dict(),
+                                   "epoch": epoch}, run_dir / BEST)
+            rec = _jsonable(record)
+            append_line(run_dir / METRICS, json.dumps(rec))
+            history.append(rec)
+            state = tr.state_dict()
+            state.update(config=stored_config, history=list(history), format=2)
+            atomic_torch_save(state, run_dir / LAST)  # the commit point of this epoch
+
+        trainer.fit(on_epoch_end)
+        trainer.load_best()
+        test = trainer.evaluate(trainer.splits.test, "test")
+        secs = [r["seconds"] for r in history if r.get("seconds") is not None]
+        results = {f"test_{k}": v for k, v in test.items()}
+        results.update(
+            best_epoch=trainer.best_epoch,
+            best_val_acc=trainer.best_val,
+            seconds_per_epoch=sum(secs) / len(secs) if secs else None,
+            epochs=len(history),
+        )
+        if is_main():
+            atomic_write_text(run_dir / RESULTS, json.dumps(results, indent=2))
+        barrier()  # every rank returns after results.json exists
+    finally:
+        if lock is not None:
+            lock.release()
     return RunResult(run_dir, cfg, trainer.model, splits, history, test)
 
 
+# -- reading a run ---------------------------------------------------------------------------
 def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[RunConfig, nn.Module, DatasetSplits]:
-    """Config, model (``best`` or ``last`` weights) and data of an existing run directory."""
+    """Config, model (``best`` or ``last`` weights) and data of an existing run directory.
+
+    The weights are those of the run's commit record: when ``best.pt`` names another
+    epoch than ``last.pt`` (a run killed between the two writes), the committed best
+    weights kept in ``last.pt`` are used.
+    """
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.exists():
         raise MMCoopError(f"{run_dir} is not a run directory (no config.yaml); pass a directory made by `mmcoop train`")
-    cfg = RunConfig.from_yaml(cfg_path)
+    if checkpoint not in ("best", "last"):
+        raise ConfigError(f"checkpoint must be best or last, got {checkpoint!r}")
+    commit = load_commit(run_dir)
+    if commit is not None and "config" in commit:  # the config it was trained with, whatever config.yaml says now
+        cfg = RunConfig.from_dict({**commit["config"], "name": run_dir.name, "out_dir": str(run_dir.parent)})
+    else:
+        cfg = RunConfig.from_yaml(cfg_path)
     ckpt = run_dir / "checkpoints" / f"{checkpoint}.pt"
     if not ckpt.exists():
         raise MMCoopError(f"checkpoint {ckpt} does not exist; has the run finished an epoch?")
+    try:
+        state = commit if checkpoint == "last" and commit is not None else torch.load(
+            ckpt, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001
+        raise DataError(f"checkpoint {ckpt} cannot be read ({e}); resume the run (mmcoop train --resume) "
+                        "to rewrite it") from None
+    weights = state["model"]
+    if (checkpoint == "best" and commit is not None and commit.get("best_state") is not None
+            and int(commit["best_epoch"]) != int(state["epoch"])):
+        weights = commit["best_state"]["model"]  # best.pt is ahead of the commit (killed between the two writes)
     splits = load_splits(cfg)
     model = build_for(cfg, splits)
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(weights)
     model.eval()
     return cfg, model, splits

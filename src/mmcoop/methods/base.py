@@ -128,8 +128,8 @@ class MethodContext:
         self.optimizer_steps += 1
 
     def check_loss(self, loss: Tensor) -> None:
-        """Stop with a clear error when the loss is non-finite or diverges."""
-        self._engine.check_loss(loss)
+        """Stop with a clear error when the loss is non-finite or explodes (``train.divergence_factor``)."""
+        self._engine.check_loss(loss, self.epoch, self.optimizer_steps)
 
     def inference(self, dataset: MultimodalDataset, batch_size: int | None = None) -> Iterator[tuple[Batch, Tensor]]:
         """Batches of ``dataset`` with their features ``[B, M, D]``, in eval mode without gradients

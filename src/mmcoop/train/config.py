@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,6 +38,9 @@ class TrainConfig:
         patience: early stopping: stop when the validation accuracy has not improved for
             this many epochs (0 = off, train all ``epochs``). The test split is still
             evaluated once, at the end, on the best-validation model.
+        divergence_factor: stop with an error when a training loss exceeds this many times
+            the run's first loss (see :class:`mmcoop.train.divergence.DivergenceGuard`);
+            ``null`` disables the check (a non-finite loss always stops training).
     """
 
     epochs: int = 10
@@ -56,6 +60,7 @@ class TrainConfig:
     num_workers: int = 0
     pin_memory: bool = False
     patience: int = 0
+    divergence_factor: float | None = 1e4
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "eval_batch_size"):
@@ -65,5 +70,37 @@ class TrainConfig:
             raise ConfigError(f"train.patience must be >= 0 (0 = no early stopping), got {self.patience}")
         if self.num_workers < 0:
             raise ConfigError(f"train.num_workers must be >= 0, got {self.num_workers}")
-        if self.lr <= 0:
-            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if self.step_size < 0:
+            raise ConfigError(f"train.step_size must be >= 0 (0 disables the scheduler), got {self.step_size}")
+        checks = {
+            "lr": (self.lr > 0, "> 0"),
+            "momentum": (self.momentum >= 0, ">= 0"),
+            "weight_decay": (self.weight_decay >= 0, ">= 0"),
+            "gamma": (self.gamma > 0, "> 0"),
+        }
+        for key, (ok, rule) in checks.items():
+            value = getattr(self, key)
+            if not (math.isfinite(value) and ok):
+                raise ConfigError(f"train.{key} must be a finite number {rule}, got {value}")
+        f = self.divergence_factor
+        if f is not None and not (math.isfinite(f) and f > 1):
+            raise ConfigError(f"train.divergence_factor must be a number > 1, or null to disable the check, got {f}")
+        check_device_name(self.device)
+
+
+def check_device_name(name: str) -> None:
+    """Raise :class:`ConfigError` unless ``name`` is ``auto`` or a device string torch understands.
+
+    Only the spelling is checked here (a config written on a GPU machine stays loadable
+    on a CPU one); whether the device exists is checked when training starts.
+    """
+    if name == "auto":
+        return
+    import torch
+
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(
+            f"train.device={name!r} is not a device; use auto, cpu, cuda, cuda:N (or another torch device type)"
+        ) from None

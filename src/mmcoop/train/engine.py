@@ -18,7 +18,6 @@ import torch
 from torch import Tensor, nn
 
 from mmcoop.data.base import Batch, MultimodalDataset, batch_to, make_loader
-from mmcoop.errors import MMCoopError
 from mmcoop.models.folding import inference_model
 from mmcoop.train.distributed import average_gradients, is_distributed
 
@@ -46,13 +45,13 @@ class StepEngine:
         device: the run's device.
         amp_dtype: autocast dtype or ``None``.
         fold_batchnorm: inference passes on a BatchNorm-folded copy.
-        guard: an object with ``check(loss: float)`` raising on divergence (or ``None``).
+        guard: a :class:`~mmcoop.train.divergence.DivergenceGuard` (non-finite or exploding losses).
         loader_options: ``num_workers`` / ``pin_memory`` / ``persistent_workers`` of inference loaders.
     """
 
     def __init__(self, model: nn.Module, extra: nn.Module, optimizer: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler, device: torch.device, amp_dtype: torch.dtype | None,
-                 fold_batchnorm: bool, guard: Any = None, loader_options: dict[str, Any] | None = None) -> None:
+                 fold_batchnorm: bool, guard: Any, loader_options: dict[str, Any] | None = None) -> None:
         self.model, self.extra, self.optimizer, self.scaler = model, extra, optimizer, scaler
         self.device, self.amp_dtype, self.fold_batchnorm, self.guard = device, amp_dtype, fold_batchnorm, guard
         wrapped = _EncodeFuse(model)
@@ -102,14 +101,8 @@ class StepEngine:
         self.scaler.step(self.optimizer)
         self.scaler.update()
 
-    def check_loss(self, loss: Tensor) -> None:
-        value = float(loss.detach())
-        if self.guard is not None:
-            self.guard.check(value)
-        elif not torch.isfinite(torch.tensor(value)):
-            raise MMCoopError(
-                f"loss became {value}; lower train.lr, disable amp, or check the inputs for NaN/inf"
-            )
+    def check_loss(self, loss: Tensor, epoch: int, step: int) -> None:
+        self.guard.check(loss, epoch + 1, step)
 
     # -- inference ----------------------------------------------------------------------
     def inference(self, dataset: MultimodalDataset, batch_size: int) -> Iterator[tuple[Batch, Tensor]]:

@@ -19,6 +19,7 @@ from mmcoop.errors import ConfigError, MMCoopError
 from mmcoop.methods.base import Method, MethodContext
 from mmcoop.train.config import TrainConfig
 from mmcoop.train.distributed import all_reduce_sum, average_buffers, is_distributed, is_main, local_device
+from mmcoop.train.divergence import DivergenceGuard
 from mmcoop.train.engine import StepEngine
 from mmcoop.train.metrics import MultimodalMeter
 from mmcoop.train.progress import progress_bar
@@ -43,15 +44,6 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "fp16" and device.type != "cuda":
         raise MMCoopError("train.amp=fp16 needs a CUDA device; use amp: bf16 or none on CPU")
     return torch.bfloat16 if amp == "bf16" else torch.float16
-
-
-def make_guard(config: TrainConfig) -> Any:
-    """The loss-divergence guard of ``config`` (see :mod:`mmcoop.train.divergence`), if available."""
-    try:
-        from mmcoop.train.divergence import guard_from_config
-    except ImportError:
-        return None
-    return guard_from_config(config)
 
 
 class Trainer:
@@ -100,7 +92,7 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")
         self.engine = StepEngine(self.model, self.extra, self.optimizer, self.scaler, self.device, self.amp_dtype,
-                                 config.fold_batchnorm, guard=make_guard(config),
+                                 config.fold_batchnorm, guard=DivergenceGuard.from_config(config),
                                  loader_options=self.loader_options)
         self.ctx._engine = self.engine
         self.epoch = 0  # next epoch to run
@@ -231,6 +223,7 @@ class Trainer:
         return {
             "model": self.model.state_dict(),
             "method_modules": self.extra.state_dict(),
+            "divergence": self.engine.guard.state_dict(),
             "sample_visits": self.sample_visits,
             "optimizer_steps": self.ctx.optimizer_steps,
             "optimizer": self.optimizer.state_dict(),
@@ -247,6 +240,7 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.extra.load_state_dict(state.get("method_modules", {}))
+        self.engine.guard.load_state_dict(state.get("divergence", {}))
         self.sample_visits = int(state.get("sample_visits", 0))
         self.ctx.optimizer_steps = int(state.get("optimizer_steps", 0))
         self.optimizer.load_state_dict(state["optimizer"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, TypeVar, Union
@@ -54,6 +55,19 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, path: str = "") -> T:
     return cls(**kwargs)
 
 
+def _to_float(value: Any, key: str) -> float:
+    """A finite float from a number or a numeric string (YAML reads ``1e-3`` as a string)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
+    try:
+        out = float(value)
+    except (ValueError, OverflowError):
+        raise ConfigError(f"config key {key!r} must be a number, got {value!r}") from None
+    if not math.isfinite(out):
+        raise ConfigError(f"config key {key!r} must be a finite number, got {value!r}")
+    return out
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is Any or origin is typing.Literal:
@@ -61,8 +75,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             valid = ", ".join(map(str, typing.get_args(tp)))
             raise ConfigError(f"config key {key!r} = {value!r} is invalid; valid values: {valid}")
         return value
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    if tp is float:
+        return _to_float(value, key)
     if tp in (int, str, bool) and not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
         raise ConfigError(f"config key {key!r} must be {tp.__name__}, got {value!r}")
     if origin is dict and not isinstance(value, dict):

@@ -1,19 +1,52 @@
-"""Atomic file writes: write to a temporary file in the same folder, then rename."""
+"""Atomic file writes: write to a temporary file in the same folder, then rename.
+
+Temporary files are named ``.<name>.<random>.tmp`` beside their target, so a process
+killed mid-write leaves at most such a file (never a half-written target);
+:func:`remove_stale_temps` deletes them when the folder's owner starts again.
+
+Failures of the file system (full disk, read-only folder, missing permission) are
+raised as one :class:`~mmcoop.errors.StorageError` naming the path and what to do,
+instead of the raw ``OSError`` (or the cryptic error ``torch.save`` gives on a full disk).
+"""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from mmcoop.errors import StorageError
+
+TEMP_SUFFIX = ".tmp"
+
+_ADVICE = {
+    errno.ENOSPC: "the disk is full: free some space or write elsewhere (e.g. --out-dir on another disk)",
+    errno.EDQUOT: "the disk quota is exceeded: free some space or write elsewhere (e.g. --out-dir)",
+    errno.EROFS: "the file system is read-only: write elsewhere (e.g. --out-dir)",
+    errno.EACCES: "permission denied: make the folder writable or write elsewhere (e.g. --out-dir)",
+    errno.EPERM: "operation not permitted: make the folder writable or write elsewhere (e.g. --out-dir)",
+    errno.ENOTDIR: "a path component is a file, not a folder: move that file away",
+    errno.EEXIST: "a file stands where a folder is needed: move that file away",
+}
+
+
+def storage_error(exc: OSError, path: str | os.PathLike, action: str = "write") -> StorageError:
+    """One clear :class:`StorageError` for an ``OSError`` raised while touching ``path``."""
+    if isinstance(exc, StorageError):
+        return exc
+    advice = _ADVICE.get(exc.errno or -1, "check that the folder exists and is writable")
+    return StorageError(f"cannot {action} {path}: {exc.strerror or exc} ({advice})", exc.errno)
+
 
 def _atomic(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
@@ -22,15 +55,21 @@ def _atomic(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None])
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise storage_error(e, path) from None
         raise
     return path
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (readers see the old or the new file, never half)."""
+    """Write ``data`` to ``path`` atomically (readers see the old or the new file, never half).
+
+    Raises:
+        StorageError: the file system refused the write (message names ``path``).
+    """
     return _atomic(path, lambda fh: fh.write(data))
 
 
@@ -40,17 +79,66 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``path`` atomically."""
+    """``torch.save`` to ``path`` atomically.
+
+    The object is serialised in memory first, so a full disk raises a
+    :class:`StorageError` naming ``path`` (``torch.save`` writing to the file itself
+    reports it as an opaque "enforce fail" RuntimeError).
+    """
     import torch
 
-    return _atomic(path, lambda fh: torch.save(obj, fh))
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getbuffer())
 
 
 def append_line(path: str | os.PathLike, line: str) -> None:
     """Append one line (e.g. a JSON record) to a text file, flushed and fsynced."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line.rstrip("\n") + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line.rstrip("\n") + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as e:
+        raise storage_error(e, path) from None
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and prove it writable by creating and removing a temporary file.
+
+    Cheap check to run before expensive work whose result goes to ``folder``
+    (``os.access`` is not enough: it says yes to root on a read-only mount).
+
+    Raises:
+        StorageError: the folder cannot be created or written (message names it).
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".mmcoop-probe.", suffix=TEMP_SUFFIX, dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise storage_error(e, folder) from None
+    return folder
+
+
+def remove_stale_temps(root: str | os.PathLike) -> list[Path]:
+    """Delete the ``.<name>.<random>.tmp`` files :func:`atomic_write_bytes` leaves when killed.
+
+    Only call this on a folder no other process is writing (e.g. under the run's lock).
+
+    Returns:
+        The paths removed.
+    """
+    removed = []
+    for p in Path(root).rglob(f".*{TEMP_SUFFIX}"):
+        if p.is_file() and not p.is_symlink():
+            try:
+                p.unlink()
+                removed.append(p)
+            except FileNotFoundError:
+                pass
+    return sorted(removed)

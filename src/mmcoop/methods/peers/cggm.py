@@ -33,6 +33,9 @@ Deliberate differences, and why:
   across optimizer steps and resumes exactly. As in the official code only the fusion head
   receives its gradient (the official ``cls_optimizer.zero_grad()`` discards the classifiers'
   share; here the classifier weights enter detached).
+* Each classifier is one linear layer on the pooled feature (official ``Classifier``: a small
+  transformer over the encoder's token sequence, ``proj1`` and ``out_layer``); mmcoop's
+  encoders output pooled features, and the direction term compares only ``out_layer`` anyway.
 * The classifiers share the run's optimizer and learning rate (official: a separate optimizer
   with ``cls_lr`` 5e-4); gradient clipping (official ``clip`` 0.8) is not applied.
 * Batch accuracies are averaged over DDP ranks before ``B`` is formed, so every rank scales

@@ -40,8 +40,8 @@ updated from the visual excitation, a copy-paste slip not copied here); it is av
 DDP ranks so every rank curates with the same values. A parameter without a gradient counts
 zero (the official ``parameter.grad.data`` would fail).
 
-``M``: exactly 2 (the official bypass joins two branches); other ``M`` raise a ConfigError in
-:meth:`Greedy.setup`.
+``M``: exactly 2 (the official bypass joins two branches): ``max_modalities = 2`` makes the
+training loop refuse ``M > 2`` with a ConfigError before training, :meth:`Greedy.setup` ``M < 2``.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ class Greedy(Method):
     name = "greedy"
     Options = GreedyOptions
     options: GreedyOptions
+    max_modalities = 2  # the loop refuses M > 2 before training; setup refuses M < 2
 
     def __init__(self, options: GreedyOptions | None = None) -> None:
         super().__init__(options)

@@ -34,6 +34,8 @@ Deliberate differences, and why:
   official encoders have only the latter two). Under ``train.amp: fp16`` the accumulated
   squared gradients carry the loss scale squared (``k`` is a ratio, so only scale changes
   inside the window matter).
+* Under DDP each rank takes ``beta`` from its own batch (as a single process of the same batch
+  size would); the proximal gradients are averaged with the rest, so ranks stay identical.
 
 ``M >= 2``: a modality is regulated when its score exceeds the mean of the others'
 (for ``M = 2`` exactly the official comparison).

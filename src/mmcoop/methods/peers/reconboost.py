@@ -17,15 +17,15 @@ learnable scale ``boost_rate`` (:meth:`ReconBoost.modules`). Epochs are grouped 
 
 * phase 1 (``epochs_per_stage`` epochs): only learner ``k`` is trained, with
   ``reconboost_loss(f_k, boost_rate * sum_{j != k} f_j, y, weight1, weight2)`` where the other
-  learners' logits carry no gradient (their features are detached);
+  learners' logits carry no gradient (their encoders run in a second, gradient-free pass);
 * phase 2 (``correct_epochs`` epochs): cross-entropy of ``boost_rate * sum_j f_j`` trains all
   learners that joined the ensemble, the shared head and ``boost_rate``.
 
 A learner joins the ensemble at its first stage (official ``net_ensemble.add`` after phase 1;
 before, ``DynamicNet.forward`` returns a constant and the loss weight is ``w1 - w2``).
-Evaluation predicts with the ensemble (:meth:`ReconBoost.predict`). The model's own fusion
-head is not used: it stays at its initialisation, so the per-modality accuracies that the
-training loop logs from it (``val_acc_<m>``) say nothing about this method.
+Evaluation predicts with the ensemble (:meth:`ReconBoost.predict`) and reports each learner
+alone as the per-modality accuracies (:meth:`ReconBoost.unimodal_logits`). The model's own
+fusion head is not used: it stays at its initialisation.
 
 Deliberate differences, and why:
 
@@ -35,9 +35,14 @@ Deliberate differences, and why:
   the optimizer leaves them, and their momentum, untouched.
 * Official per-stage learning-rate decay (``/10`` every 30 stages on CREMA-D) is left to
   ``train.step_size``/``gamma`` (per epoch).
-* The other learners' encoders run in train mode in the same forward as the picked one (as
-  the official ``net_ensemble.to_train()``), so their BatchNorm statistics move during a
-  stage; their parameters do not.
+* Encoders outside the current phase get their gradients cleared (``None``) before the step,
+  so a model whose ``encode`` runs every encoder (zero gradients through the stacked
+  features) does not move them through momentum or Adam's moments.
+* The other learners' encoders run in train mode (as the official ``net_ensemble.to_train()``),
+  so their BatchNorm statistics move during a stage; their parameters do not.
+
+Needs the model's per-modality encoders (``model.encoders``: built-in and ``from_modules``
+models); the model's ``encode`` should skip removed modalities for speed (built-in models do).
 
 ``M >= 2``: native; stages cycle through the modalities in order and the ensemble sums all
 learners that have had a stage.
@@ -196,6 +201,12 @@ class ReconBoost(Method):
         assert self.ensemble is not None
         learners = self.ensemble.learner_logits(feats[:, : max(self.members, 1)])
         return reconboost_ensemble_logits(learners, None, self.ensemble.boost_rate)  # type: ignore[arg-type]
+
+    def unimodal_logits(self, model: nn.Module, feats: Tensor) -> Tensor:
+        """Each learner alone ``[B, M, C]`` (shared head on each modality's feature) for the
+        per-modality accuracies of evaluation; the model's fusion head is not a learner."""
+        assert self.ensemble is not None
+        return self.ensemble.learner_logits(feats).transpose(0, 1)
 
     def state_dict(self) -> dict[str, Any]:
         return {"members": self.members}

@@ -1,0 +1,244 @@
+"""Run directories that are safe to create, lock, overwrite and resume.
+
+Every run directory carries a marker file, :data:`RUN_MARKER`, written when mmcoop
+creates it; only a directory holding the marker is ever deleted by ``--overwrite``.
+A directory is also refused when its path is not strictly inside ``out_dir``, when
+its name contains ``..`` or is absolute, or when it is (or contains) the working
+directory or the home directory.
+
+Each run is written under a :class:`~mmcoop.utils.lock.FolderLock` held for the
+run's life, so a second process writing the same run gets an error naming the first.
+
+A new run directory is born complete: the marker, the lock and ``config.yaml`` are
+written in a temporary sibling folder which is then renamed into place, so a kill at
+any moment leaves either no run directory or one that ``--resume`` understands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+from mmcoop.errors import RunDirError
+from mmcoop.utils.io import atomic_write_text, remove_stale_temps, storage_error
+from mmcoop.utils.lock import LOCK_NAME, FolderLock
+
+RUN_MARKER = ".mmcoop-run"
+COMPARE_MARKER = ".mmcoop-compare"
+_TMP_DIR_SUFFIX = ".mmcoop-new"
+
+
+def _contains(parent: Path, child: Path) -> bool:
+    """``child`` is ``parent`` or lies below it (both resolved)."""
+    return child == parent or parent in child.parents
+
+
+def check_run_path(out_dir: str | os.PathLike, name: str, what: str = "run") -> Path:
+    """The run directory ``out_dir/name``, refused when using it could harm other files.
+
+    Args:
+        out_dir: the parent folder of runs.
+        name: the run name (may contain ``/`` for nested folders, never ``..``).
+        what: ``"run"`` or ``"comparison"``, for messages.
+
+    Returns:
+        ``out_dir / name`` (unresolved, as the user wrote it).
+
+    Raises:
+        RunDirError: an empty or absolute name, a ``..`` part, a path outside
+            ``out_dir``, or a path that is, or contains, the working or home directory.
+    """
+    if not name or not str(name).strip():
+        raise RunDirError(f"the {what} name is empty; pass --name with a folder name")
+    parts = Path(name).parts
+    if Path(name).is_absolute() or ".." in parts or name in (".", "./"):
+        raise RunDirError(
+            f"{what} name {name!r} must be a plain folder name inside --out-dir (no '..', '.' or absolute path); "
+            "pass --out-dir to choose where runs go"
+        )
+    run_dir = Path(out_dir) / name
+    parent, target = Path(out_dir).resolve(), run_dir.resolve()
+    if target == parent or parent not in target.parents:
+        raise RunDirError(f"{what} directory {run_dir} resolves to {target}, outside --out-dir {parent}; "
+                          "pick another --name")
+    for label, protected in (("working directory", Path.cwd().resolve()), ("home directory", Path.home().resolve())):
+        if _contains(target, protected):
+            raise RunDirError(f"{what} directory {run_dir} is (or contains) the {label} {protected}; "
+                              "pick another --name or --out-dir")
+    return run_dir
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` carries the run marker written by mmcoop."""
+    return (Path(path) / RUN_MARKER).is_file()
+
+
+def looks_like_legacy_run(path: str | os.PathLike) -> bool:
+    """A run written before markers existed: ``config.yaml`` plus metrics or a checkpoint."""
+    p = Path(path)
+    return (p / "config.yaml").is_file() and ((p / "metrics.jsonl").is_file() or (p / "checkpoints" / "last.pt").is_file())
+
+
+def _marker_text(kind: str) -> str:
+    return json.dumps({"mmcoop": kind, "format": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                       "host": socket.gethostname(), "pid": os.getpid()}, indent=2)
+
+
+def write_marker(path: str | os.PathLike, marker: str = RUN_MARKER) -> None:
+    """Mark ``path`` as written by mmcoop (``--overwrite`` deletes only marked folders)."""
+    atomic_write_text(Path(path) / marker, _marker_text("run" if marker == RUN_MARKER else "compare"))
+
+
+def _foreign_entries(path: Path, allowed: set[str]) -> list[str]:
+    try:
+        return sorted(e.name for e in path.iterdir() if e.name not in allowed)
+    except OSError as e:
+        raise storage_error(e, path, "list") from None
+
+
+def _clear(path: Path, keep: set[str]) -> None:
+    """Delete everything in ``path`` except the names in ``keep``."""
+    for entry in path.iterdir():
+        if entry.name in keep:
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError as e:
+            raise storage_error(e, entry, "delete") from None
+
+
+def _refuse_foreign(path: Path, names: list[str], overwrite: bool, what: str) -> RunDirError:
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    action = "delete" if overwrite else "write into"
+    legacy = " (it looks like a run made by an older mmcoop: delete it yourself, or resume it with --resume)" \
+        if looks_like_legacy_run(path) else ""
+    return RunDirError(
+        f"{path} exists and holds files mmcoop did not mark as a {what} ({shown}); refusing to {action} it{legacy}. "
+        "Pick another --name or --out-dir"
+    )
+
+
+def create_run_dir(
+    out_dir: str | os.PathLike, name: str, config_yaml: str, overwrite: bool = False
+) -> tuple[Path, FolderLock]:
+    """Create (or, with ``overwrite``, empty) the run directory and lock it.
+
+    Args:
+        out_dir: parent folder.
+        name: run name.
+        config_yaml: text of ``config.yaml``, written before the directory appears.
+        overwrite: replace an existing *marked* run directory (never an unmarked one).
+
+    Returns:
+        ``(run_dir, lock)``; the caller releases ``lock`` when the run ends.
+
+    Raises:
+        RunDirError: unsafe path, a run already there without ``overwrite``, a folder
+            mmcoop did not create, or another process holding the run.
+    """
+    run_dir = check_run_path(out_dir, name)
+    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+        raise RunDirError(f"{run_dir} exists and is not a folder; pick another --name")
+    if run_dir.is_dir():
+        marked = is_run_dir(run_dir)
+        foreign = _foreign_entries(run_dir, {LOCK_NAME})
+        if not marked and foreign:
+            raise _refuse_foreign(run_dir, foreign, overwrite, "run")
+        lock = FolderLock(run_dir).acquire()
+        try:
+            if marked and not overwrite:
+                raise RunDirError(
+                    f"run directory {run_dir} already holds a run; pass --resume to continue it, "
+                    "--overwrite to replace it, or --name to start another"
+                )
+            _clear(run_dir, {LOCK_NAME, RUN_MARKER})
+            write_marker(run_dir)
+            atomic_write_text(run_dir / "config.yaml", config_yaml)
+        except BaseException:
+            lock.release()
+            raise
+        return run_dir, lock
+    # a new directory: assemble it beside its final place, then rename it there in one step
+    try:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", suffix=_TMP_DIR_SUFFIX, dir=run_dir.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a run directory gets the usual permissions
+    except OSError as e:
+        raise storage_error(e, run_dir.parent, "create a run directory in") from None
+    lock = FolderLock(tmp).acquire()
+    try:
+        write_marker(tmp)
+        atomic_write_text(tmp / "config.yaml", config_yaml)
+        try:
+            os.rename(tmp, run_dir)
+        except OSError as e:
+            if run_dir.exists():
+                raise RunDirError(f"run directory {run_dir} was just created by another process; "
+                                  "pick another --name") from None
+            raise storage_error(e, run_dir, "create") from None
+    except BaseException:
+        lock.release()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    lock.folder, lock.path = run_dir, run_dir / LOCK_NAME
+    return run_dir, lock
+
+
+def open_run_dir(run_dir: str | os.PathLike) -> FolderLock:
+    """Lock an existing run directory to continue it (``--resume``) and remove stale temp files.
+
+    A run made by an older mmcoop (no marker, but ``config.yaml`` and metrics or a
+    checkpoint) is accepted and marked.
+
+    Raises:
+        RunDirError: not a run directory, or another process holds it.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"cannot resume: {run_dir} is not a folder; pass a run directory made by `mmcoop train`")
+    legacy = not is_run_dir(run_dir)
+    if legacy and not looks_like_legacy_run(run_dir):
+        raise RunDirError(f"cannot resume: {run_dir} is not a run directory (no {RUN_MARKER} marker); "
+                          "pass a directory made by `mmcoop train`")
+    lock = FolderLock(run_dir).acquire()
+    try:
+        if legacy:
+            write_marker(run_dir)
+        remove_stale_temps(run_dir)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def prepare_compare_dir(cdir: str | os.PathLike) -> Path:
+    """Create or reuse a comparison folder; refuse one holding files mmcoop did not mark.
+
+    A comparison made by an older mmcoop (``compare.csv`` or ``base_config.yaml``
+    present, no marker) is accepted and marked.
+    """
+    cdir = Path(cdir)
+    if cdir.is_symlink() or (cdir.exists() and not cdir.is_dir()):
+        raise RunDirError(f"{cdir} exists and is not a folder; pick another --name")
+    if cdir.is_dir() and not (cdir / COMPARE_MARKER).is_file():
+        legacy = (cdir / "compare.csv").is_file() or (cdir / "base_config.yaml").is_file()
+        foreign = _foreign_entries(cdir, set())
+        if foreign and not legacy:
+            raise _refuse_foreign(cdir, foreign, False, "comparison")
+    try:
+        cdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error(e, cdir, "create") from None
+    if not (cdir / COMPARE_MARKER).is_file():
+        write_marker(cdir, COMPARE_MARKER)
+    return cdir

@@ -1,0 +1,177 @@
+"""Fault injection: SIGKILL at random moments of training, resuming, valuation and report writing.
+
+Each victim is a forked process (the parent has imported and warmed everything, so a
+child spends its life in mmcoop's own work, not in imports) killed with ``kill -9``
+after a random delay drawn across the uninterrupted duration. After every kill:
+
+- every file in the run directory is complete (parses/loads; only the last line of
+  ``metrics.jsonl`` may be cut, and it is then an uncommitted epoch);
+- every file agrees with the commit record ``last.pt``, except files written for the
+  one epoch after it (:func:`mmcoop.experiment.verify_run_dir` with ``allow_pending``);
+- ``--resume`` (itself killed again at random) finally reproduces the uninterrupted
+  run exactly: metrics, results, best weights, and a directory with nothing pending.
+
+The random delays are seeded, but where each kill lands depends on the machine's
+speed, so the test repeats until enough kills hit a live process (>= 22 in all:
+>= 16 in training/resuming, >= 3 in valuation, >= 3 in report writing).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import random
+import signal
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from _runs import strip_times, tiny_cfg
+from mmcoop.cli.app import app
+from mmcoop.experiment import RUN_MARKER, read_metrics, resume_experiment, run_experiment, verify_run_dir
+from mmcoop.report import write_report
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+CTX = mp.get_context("fork")
+
+
+def _cfg(out: Path, name: str):
+    # sample-level re-sampling values the training set every epoch from epoch 1: valuation files are written too
+    return tiny_cfg(out, name, method="sample-level", method_options={"warmup": 1}, train={"epochs": 3})
+
+
+def _child(work: Callable[[], object]) -> None:
+    try:
+        warnings.simplefilter("ignore")
+        work()
+    except BaseException:  # noqa: BLE001 - report and fail the child
+        traceback.print_exc()
+        os._exit(1)
+    os._exit(0)
+
+
+def _run(work: Callable[[], object], kill_after: float | None) -> bool:
+    """Run ``work`` in a forked child; SIGKILL it after ``kill_after`` s. Returns whether a live child was killed."""
+    p = CTX.Process(target=_child, args=(work,))
+    p.start()
+    killed = False
+    if kill_after is not None:
+        p.join(kill_after)
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGKILL)
+            killed = True
+    p.join(60)
+    assert killed or p.exitcode == 0, f"the child failed (exit {p.exitcode}); its traceback is in the captured output"
+    return killed
+
+
+def _timed(work: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    _run(work, None)
+    return time.perf_counter() - t0
+
+
+def _complete(run_dir: Path, seen: dict[str, int]) -> None:
+    """Every file present can be read whole and agrees with the commit; ``seen`` counts the states met."""
+    if not run_dir.exists():
+        seen["no directory yet"] += 1
+        return
+    assert (run_dir / RUN_MARKER).is_file() and (run_dir / "config.yaml").is_file()  # the directory is born complete
+    yaml.safe_load((run_dir / "config.yaml").read_text())
+    json.loads((run_dir / RUN_MARKER).read_text())
+    for name in ("dataset.json", "results.json"):
+        if (run_dir / name).exists():
+            json.loads((run_dir / name).read_text())
+    for ckpt in (run_dir / "checkpoints").glob("*.pt"):
+        torch.load(ckpt, weights_only=False)
+    for table in (run_dir / "valuation").glob("*.parquet"):
+        pd.read_parquet(table)
+    read_metrics(run_dir)  # tolerates only a cut last line
+    problems = verify_run_dir(run_dir, allow_pending=True)
+    assert problems == [], problems
+    if not (run_dir / "checkpoints" / "last.pt").exists():
+        seen["nothing committed"] += 1
+    elif verify_run_dir(run_dir, allow_pending=False):
+        seen["files pending after the commit"] += 1
+    else:
+        seen["clean"] += 1
+
+
+def _same_as(run_dir: Path, ref: Path) -> None:
+    assert strip_times(read_metrics(run_dir, strict=True)) == strip_times(read_metrics(ref, strict=True))
+    a, b = (json.loads((d / "results.json").read_text()) for d in (run_dir, ref))
+    a.pop("seconds_per_epoch"), b.pop("seconds_per_epoch")
+    assert a == b
+    wa, wb = (torch.load(d / "checkpoints" / "best.pt", weights_only=False) for d in (run_dir, ref))
+    assert wa["epoch"] == wb["epoch"] and all(torch.equal(wa["model"][k], wb["model"][k]) for k in wb["model"])
+    for table in (ref / "valuation").glob("epoch_*.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "valuation" / table.name), pd.read_parquet(table))
+    assert verify_run_dir(run_dir, allow_pending=False) == []
+    assert not list(run_dir.rglob("*.tmp"))
+
+
+def test_kill_9_at_random_moments(tmp_path):
+    rng = random.Random(9)
+    # warm every lazy import and first-call cost in the parent, so children start hot
+    warm = run_experiment(_cfg(tmp_path / "warm", "w"))
+    app(["value", str(warm.run_dir)], standalone_mode=False)
+    write_report(warm.run_dir)
+
+    ref_cfg = _cfg(tmp_path, "ref")
+    span = _timed(lambda: run_experiment(ref_cfg))
+    ref = ref_cfg.run_dir
+    kills = {"train": 0, "resume": 0, "value": 0, "report": 0}
+    seen = dict.fromkeys(["no directory yet", "nothing committed", "files pending after the commit", "clean"], 0)
+
+    for trial in range(40):  # until >= 16 kills hit training or resuming (most trials take 2-3)
+        if kills["train"] + kills["resume"] >= 16:
+            break
+        cfg = _cfg(tmp_path, f"t{trial}")
+        kills["train"] += _run(lambda: run_experiment(cfg), rng.uniform(0.0, span))
+        _complete(cfg.run_dir, seen)
+        for attempt in range(20):  # resume (or start again, if killed before the directory appeared) until done
+            if cfg.run_dir.exists():
+                work = lambda: resume_experiment(cfg.run_dir)  # noqa: E731
+            else:
+                work = lambda: run_experiment(cfg)  # noqa: E731
+            delay = rng.uniform(0.0, span) if attempt < 2 else None  # killed again, at most twice
+            if not _run(work, delay):
+                break
+            kills["resume"] += 1
+            _complete(cfg.run_dir, seen)
+        _same_as(cfg.run_dir, ref)
+
+    # valuation and report writing: the output is absent or complete after a kill, then written in full
+    value_span = _timed(lambda: app(["value", str(ref)], standalone_mode=False))
+    full_table = pd.read_parquet(ref / "valuation" / "test.parquet")
+    for _ in range(30):
+        if kills["value"] >= 3:
+            break
+        (ref / "valuation" / "test.parquet").unlink(missing_ok=True)
+        kills["value"] += _run(lambda: app(["value", str(ref)], standalone_mode=False), rng.uniform(0, value_span))
+        if (ref / "valuation" / "test.parquet").exists():
+            pd.testing.assert_frame_equal(pd.read_parquet(ref / "valuation" / "test.parquet"), full_table)
+    report_span = _timed(lambda: write_report(ref))
+    full_report = (ref / "report.html").read_text()
+    for _ in range(30):
+        if kills["report"] >= 3:
+            break
+        (ref / "report.html").unlink(missing_ok=True)
+        kills["report"] += _run(lambda: write_report(ref), rng.uniform(0, report_span))
+        if (ref / "report.html").exists():
+            assert (ref / "report.html").read_text() == full_report
+    _run(lambda: app(["value", str(ref)], standalone_mode=False), None)
+    pd.testing.assert_frame_equal(pd.read_parquet(ref / "valuation" / "test.parquet"), full_table)
+    assert verify_run_dir(ref, allow_pending=False) == []
+
+    print("kills", kills, "states after a kill", seen)
+    assert kills["train"] + kills["resume"] >= 16 and kills["value"] >= 3 and kills["report"] >= 3, kills
+    assert sum(kills.values()) >= 22, kills
