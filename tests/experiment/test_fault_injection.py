@@ -36,7 +36,7 @@ import yaml
 
 from _runs import strip_times, tiny_cfg
 from mmcoop.cli.app import app
-from mmcoop.experiment import RUN_MARKER, read_metrics, resume_experiment, run_experiment, verify_run_dir
+from mmcoop.experiment import RUN_MARKER, is_run_dir, read_metrics, resume_experiment, run_experiment, verify_run_dir
 from mmcoop.report import write_report
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -58,6 +58,17 @@ def _child(work: Callable[[], object]) -> None:
     os._exit(0)
 
 
+@pytest.fixture
+def fork_safe(monkeypatch):
+    """No helper threads that hold locks a forked child would inherit locked (tqdm's monitor thread)."""
+    import tqdm
+
+    if tqdm.tqdm.monitor is not None:  # started by an earlier test's progress bar
+        tqdm.tqdm.monitor.exit()
+        tqdm.tqdm.monitor = None
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)
+
+
 def _run(work: Callable[[], object], kill_after: float | None) -> bool:
     """Run ``work`` in a forked child; SIGKILL it after ``kill_after`` s. Returns whether a live child was killed."""
     p = CTX.Process(target=_child, args=(work,))
@@ -68,7 +79,11 @@ def _run(work: Callable[[], object], kill_after: float | None) -> bool:
         if p.is_alive():
             os.kill(p.pid, signal.SIGKILL)
             killed = True
-    p.join(60)
+    p.join(120)
+    if p.is_alive():  # never leave a stuck child behind
+        os.kill(p.pid, signal.SIGKILL)
+        p.join()
+        pytest.fail("a child did not finish within 120 s")
     assert killed or p.exitcode == 0, f"the child failed (exit {p.exitcode}); its traceback is in the captured output"
     return killed
 
@@ -118,7 +133,7 @@ def _same_as(run_dir: Path, ref: Path) -> None:
     assert not list(run_dir.rglob("*.tmp"))
 
 
-def test_kill_9_at_random_moments(tmp_path):
+def test_kill_9_at_random_moments(tmp_path, fork_safe):
     rng = random.Random(9)
     # warm every lazy import and first-call cost in the parent, so children start hot
     warm = run_experiment(_cfg(tmp_path / "warm", "w"))
@@ -148,6 +163,8 @@ def test_kill_9_at_random_moments(tmp_path):
             kills["resume"] += 1
             _complete(cfg.run_dir, seen)
         _same_as(cfg.run_dir, ref)
+        # a kill while the directory was being assembled leaves a marked temporary folder; the next start removes it
+        assert not [p for p in tmp_path.glob(f".t{trial}.*.mmcoop-new") if is_run_dir(p)]
 
     # valuation and report writing: the output is absent or complete after a kill, then written in full
     value_span = _timed(lambda: app(["value", str(ref)], standalone_mode=False))

@@ -43,7 +43,10 @@ def _one_message(res, needle: str) -> str:
     return text
 
 
-def test_overwrite_refuses_a_folder_mmcoop_did_not_create(tmp_path):
+def test_overwrite_refuses_a_folder_mmcoop_did_not_create(tmp_path, monkeypatch):
+    import mmcoop.experiment.run as run_mod
+
+    monkeypatch.setattr(run_mod, "load_splits", lambda cfg: pytest.fail("refuse before loading data"))
     runs = tmp_path / "runs"
     thesis = _decoy(runs / "mydata" / "thesis.tex")
     res = _train(runs, "--name", "mydata", "--overwrite")
@@ -174,3 +177,23 @@ def test_a_new_run_directory_gets_the_usual_permissions(tmp_path):
         os.umask(umask)
     assert r.run_dir.stat().st_mode & 0o777 == 0o755
     assert not [p for p in tmp_path.iterdir() if p.name != "r"]  # no temporary folder left beside it
+
+
+def test_half_assembled_run_folders_left_by_a_kill_are_removed(tmp_path):
+    from mmcoop.experiment.rundir import remove_stale_new_dirs, write_marker
+
+    stale = tmp_path / ".r.k1ll3d.mmcoop-new"  # killed after its marker was written
+    stale.mkdir()
+    write_marker(stale)
+    (stale / "config.yaml").write_text("dataset: synthetic\n")
+    fresh = tmp_path / ".r.b0rn.mmcoop-new"  # no marker yet, seconds old: may be a live creator's
+    fresh.mkdir()
+    held = tmp_path / ".r.l1ve.mmcoop-new"
+    held.mkdir()
+    write_marker(held)
+    other = _decoy(tmp_path / ".other.x.mmcoop-new" / "keep.txt")  # another run's name
+    with FolderLock(held):
+        r = run_experiment(tiny_cfg(tmp_path, train={"epochs": 1}))
+        assert not stale.exists() and fresh.is_dir() and held.is_dir() and other.read_bytes() == DECOY
+    assert remove_stale_new_dirs(r.run_dir) == [held]
+    assert remove_stale_new_dirs(r.run_dir, min_age_s=0.0) == [fresh]

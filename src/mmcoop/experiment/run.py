@@ -35,7 +35,7 @@ from mmcoop.experiment.integrity import (
     BEST, LAST, METRICS, RESULTS, committed_history, load_commit, read_metrics, repair_run_dir,
 )
 from mmcoop.experiment.resume import flatten, plan_resume
-from mmcoop.experiment.rundir import check_run_path, create_run_dir, is_run_dir, open_run_dir
+from mmcoop.experiment.rundir import create_run_dir, is_run_dir, open_run_dir, precheck_new_run_dir
 from mmcoop.methods import build_method
 from mmcoop.experiment.user import user_splits
 from mmcoop.models import create_model
@@ -148,12 +148,7 @@ def check_new_run(cfg: RunConfig, overwrite: bool = False) -> None:
     Raises:
         RunDirError: unsafe path, or a run already there and ``overwrite`` not given.
     """
-    run_dir = check_run_path(cfg.out_dir, cfg.name)
-    if is_run_dir(run_dir) and not overwrite:
-        raise RunDirError(
-            f"run directory {run_dir} already holds a run; pass --resume to continue it, "
-            "--overwrite to replace it, or --name to start another"
-        )
+    precheck_new_run_dir(cfg.out_dir, cfg.name, overwrite)
 
 
 def run_experiment(

@@ -126,6 +126,58 @@ def _refuse_foreign(path: Path, names: list[str], overwrite: bool, what: str) ->
     )
 
 
+def remove_stale_new_dirs(run_dir: str | os.PathLike, min_age_s: float = 60.0) -> list[Path]:
+    """Delete the half-assembled ``.<name>.<random>.mmcoop-new`` folders a kill left beside ``run_dir``.
+
+    A folder is removed when no process holds its lock and it either carries the run
+    marker or is older than ``min_age_s`` (a creator killed before writing the marker).
+
+    Returns:
+        The folders removed.
+    """
+    run_dir = Path(run_dir)
+    removed = []
+    if not run_dir.parent.is_dir():
+        return removed
+    for stale in run_dir.parent.glob(f".{run_dir.name}.*{_TMP_DIR_SUFFIX}"):
+        if not stale.is_dir() or stale.is_symlink():
+            continue
+        try:
+            old = time.time() - stale.stat().st_mtime > min_age_s
+            if not (is_run_dir(stale) or old):
+                continue
+            with FolderLock(stale):
+                shutil.rmtree(stale)
+            removed.append(stale)
+        except (RunDirError, OSError):
+            continue  # held by a live creator, or already gone
+    return sorted(removed)
+
+
+def precheck_new_run_dir(out_dir: str | os.PathLike, name: str, overwrite: bool = False) -> Path:
+    """The refusals of :func:`create_run_dir` that need no lock, to run before any expensive work.
+
+    Raises:
+        RunDirError: unsafe path, not a folder, a folder mmcoop did not mark, or a
+            marked run without ``overwrite``.
+    """
+    run_dir = check_run_path(out_dir, name)
+    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+        raise RunDirError(f"{run_dir} exists and is not a folder; pick another --name")
+    if run_dir.is_dir():
+        if is_run_dir(run_dir):
+            if not overwrite:
+                raise RunDirError(
+                    f"run directory {run_dir} already holds a run; pass --resume to continue it, "
+                    "--overwrite to replace it, or --name to start another"
+                )
+        else:
+            foreign = _foreign_entries(run_dir, {LOCK_NAME})
+            if foreign:
+                raise _refuse_foreign(run_dir, foreign, overwrite, "run")
+    return run_dir
+
+
 def create_run_dir(
     out_dir: str | os.PathLike, name: str, config_yaml: str, overwrite: bool = False
 ) -> tuple[Path, FolderLock]:
@@ -147,6 +199,7 @@ def create_run_dir(
     run_dir = check_run_path(out_dir, name)
     if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
         raise RunDirError(f"{run_dir} exists and is not a folder; pick another --name")
+    remove_stale_new_dirs(run_dir)
     if run_dir.is_dir():
         marked = is_run_dir(run_dir)
         foreign = _foreign_entries(run_dir, {LOCK_NAME})
@@ -215,6 +268,7 @@ def open_run_dir(run_dir: str | os.PathLike) -> FolderLock:
         if legacy:
             write_marker(run_dir)
         remove_stale_temps(run_dir)
+        remove_stale_new_dirs(run_dir)
     except BaseException:
         lock.release()
         raise
