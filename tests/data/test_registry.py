@@ -55,3 +55,13 @@ def test_training_loader_never_yields_a_single_sample_batch():
         assert n == 1 or min(sizes) > 1
         rows = torch.cat([b["index"] for b in loader])
         assert sorted(rows.tolist()) == list(range(n))
+
+
+def test_empty_split_is_named_not_a_crash():
+    import pytest
+
+    from mmcoop.data import load_dataset
+    from mmcoop.errors import DataError
+
+    with pytest.raises(DataError, match="the val split is empty"):
+        load_dataset("mfeat", val_fraction=0.0)

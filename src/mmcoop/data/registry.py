@@ -61,6 +61,11 @@ def check_finite(splits: DatasetSplits, lazy_samples: int = 256, chunk: int = 64
     """
     for split in ("train", "val", "test"):
         data = splits.split(split)
+        if len(data) == 0:
+            raise DataError(
+                f"dataset {splits.name!r}: the {split} split is empty; check the data folder and the options "
+                "that size the splits"
+            )
         if data.in_memory:
             for modality, t in data.inputs.items():
                 _raise_if_bad(splits, split, modality, ~torch.isfinite(t.reshape(t.shape[0], -1)).all(1), None, "")

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from mmcoop.errors import ConfigError
@@ -235,8 +236,9 @@ def _run_row(label: str, seed: int, role: str, result: RunResult) -> dict[str, A
     hist = result.history
     row: dict[str, Any] = {"method": label, "seed": seed, "role": role, "run_dir": str(result.run_dir)}
     row.update({f"test_{k}": v for k, v in result.test.items() if k != "loss"})
-    secs = [r["seconds"] for r in hist]
-    row["seconds_per_epoch"] = sum(secs) / len(secs)
+    # the median epoch: the first epoch of a process also pays one-off warm-up (allocator,
+    # oneDNN kernels), which would make whichever method runs first look slow
+    row["seconds_per_epoch"] = float(np.median([r["seconds"] for r in hist]))
     best = max(hist, key=lambda r: (r["val_acc"], -r["epoch"]))
     row["best_val_acc"], row["best_epoch"] = best["val_acc"], best["epoch"]
     row["epochs"] = result.config.train.epochs
