@@ -216,11 +216,22 @@ def test_twelve_modalities_exact() -> None:
     torch.testing.assert_close(res.phi.sum(1), res.values[:, -1] - res.values[:, 0])
 
 
-def test_thirteen_modalities_use_permutations() -> None:
+def test_thirteen_modalities_stay_exact_and_estimates_are_announced() -> None:
     model, inputs, y = many_modality_model(13)
-    res = ModalityValuator(model, value="prob", num_permutations=16, generator=torch.Generator().manual_seed(0)).attribute(
-        inputs, y
-    )
+    res = ModalityValuator(model, value="prob").attribute(inputs, y)
+    # exact beyond the full-table layout: all 2**13 coalitions valued, 15 reported columns kept
+    assert res.method == "exact" and res.stderr is None
+    assert res.masks.shape == (15, 13) and res.values.shape == (6, 15)
+    torch.testing.assert_close(res.phi.sum(1), res.values[:, -1] - res.values[:, 0])
+    full = ModalityValuator(model, value="prob", max_exact=13).attribute(inputs, y)  # the whole table, one pass
+    torch.testing.assert_close(res.phi, full.phi)
+    tiny = ModalityValuator(model, value="prob", max_exact=2, memory_budget=3 * (1 << 13) * 20).attribute(inputs, y)
+    torch.testing.assert_close(tiny.phi, full.phi)  # rows in chunks of 3: same values
+    # when the table does not fit, auto switches to an estimate, says so, and gives its standard error
+    with pytest.warns(UserWarning, match="permutation estimate"):
+        est = ModalityValuator(model, value="prob", num_permutations=16, memory_budget=1000,
+                               generator=torch.Generator().manual_seed(0))
+    res = est.attribute(inputs, y)
     assert res.method == "permutation" and res.stderr is not None
     assert res.masks.shape == (15, 13) and res.values.shape == (6, 15)
     torch.testing.assert_close(res.phi.sum(1), res.values[:, -1] - res.values[:, 0])

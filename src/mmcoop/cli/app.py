@@ -289,6 +289,10 @@ def _print_valuation(table: Any) -> None:
     console.print(_table(rows, f"contribution per modality ({len(table)} samples, fused acc {table.accuracy():.4f})"))
     for m in table.modalities:
         console.print(f"phi_{m}:\n{table.text_histogram(m)}", highlight=False)
+    if table.method == "permutation" and table.stderr is not None:
+        console.print(
+            f"[yellow]note:[/] phi is a permutation estimate (too many modalities for the exact table); mean standard "
+            f"error {float(table.stderr.mean()):.4f}, per sample in the stderr_<modality> columns", highlight=False)
     if "degraded" in table.extras:
         from mmcoop.report import degraded_auc
 

@@ -8,6 +8,7 @@ modalities' features are replaced by zeros (the paper) or a training-mean featur
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal
 
@@ -20,7 +21,7 @@ from mmcoop.models.protocol import coalition_logits
 from mmcoop.utils.dist import all_gather_objects, all_gather_rows, rank, world_size
 from mmcoop.valuation.coalitions import coalition_masks
 from mmcoop.valuation.permutation import shapley_permutation
-from mmcoop.valuation.shapley import shapley_from_coalitions
+from mmcoop.valuation.shapley import MAX_EXACT_MODALITIES, shapley_from_coalitions
 from mmcoop.valuation.table import ValuationTable
 from mmcoop.valuation.values import ValueFunction, get_value_function
 
@@ -35,6 +36,8 @@ METHODS: tuple[str, ...] = ("auto", "exact", "permutation")
 
 #: Logit elements (B x K x C) evaluated per head call in the exact path.
 _LOGIT_CHUNK = 1 << 24
+#: Bytes per (sample, coalition) of exact valuation: value (4), prediction (8), float64 product (8).
+_BYTES_PER_COALITION = 20
 _BATCH_KEYS = ("inputs", "label", "index", "keep")
 
 
@@ -77,8 +80,10 @@ class ValuationResult:
         values: ``[B, K]`` value of each coalition in ``masks``.
         coalition_preds: int64 ``[B, K]`` predicted class under each coalition.
         masks: bool ``[K, M]`` the coalitions: all ``2**M`` in bitmask order for exact
-            valuation (and for the permutation estimator when ``M <= max_exact``);
-            otherwise the empty coalition, the ``M`` singletons and the full one.
+            valuation and the permutation estimator when ``M <= max_exact``; otherwise
+            the empty coalition, the ``M`` singletons and the full one (exact valuation
+            of more modalities still evaluates all ``2**M`` coalitions, in row chunks, and
+            keeps only these columns).
             In both layouts the first row is the empty and the last row the full coalition.
         stderr: ``[B, M]`` standard error of ``phi`` (permutation estimator), else ``None``.
         method: ``"exact"`` or ``"permutation"``.
@@ -109,7 +114,10 @@ class ModalityValuator:
 
     Every batch is encoded once; all coalitions of modalities are evaluated by the
     fusion head on the cached features; coalition values (``value``) give exact
-    Shapley values (``M <= max_exact``) or a permutation-sampling estimate.
+    Shapley values (every ``M`` up to :data:`~mmcoop.valuation.MAX_EXACT_MODALITIES` whose
+    coalition table of one sample fits ``memory_budget``; rows are processed in chunks that
+    fit it) or, beyond that or when asked, a permutation-sampling estimate with its standard
+    error (announced with a warning when ``method="auto"`` falls back to it).
 
     Args:
         model: any model implementing :mod:`mmcoop.models.protocol` (``modalities``, ``encode``,
@@ -121,8 +129,10 @@ class ModalityValuator:
         removal: what replaces a removed modality's feature: ``"zero"`` (the paper) or
             ``"mean"`` (a training-mean feature, from ``fill`` or :meth:`fit_fill`).
         fill: ``[M, d]`` mean features for ``removal="mean"``.
-        method: ``"auto"`` (exact when ``M <= max_exact``), ``"exact"`` or ``"permutation"``.
-        max_exact: the largest ``M`` valued exactly under ``"auto"`` (default 12).
+        method: ``"auto"`` (exact whenever it fits, see above), ``"exact"`` or ``"permutation"``.
+        max_exact: the largest ``M`` whose full ``2**M``-column table is returned (default 12);
+            for more modalities the result keeps the empty, singleton and full coalitions.
+        memory_budget: bytes the per-batch coalition table may take (default 1 GiB).
         num_permutations: orderings per sample for the permutation estimator.
         antithetic: pair each sampled ordering with its reverse.
         generator: random source of the permutation estimator (``None``: global RNG).
@@ -148,6 +158,7 @@ class ModalityValuator:
         num_permutations: int = 128,
         antithetic: bool = True,
         generator: torch.Generator | None = None,
+        memory_budget: int = 1 << 30,
     ) -> None:
         model = unwrap_model(model)
         self.model = model
@@ -175,6 +186,15 @@ class ModalityValuator:
         self.fill = fill
         self.method = method
         self.max_exact = int(max_exact)
+        self.memory_budget = int(memory_budget)
+        if self.method == "auto" and self.resolved_method() == "permutation":
+            warnings.warn(
+                f"valuation of M = {m} modalities: the exact coalition table (2**{m} per sample) exceeds "
+                f"{'the exact limit M <= %d' % MAX_EXACT_MODALITIES if m > MAX_EXACT_MODALITIES else 'memory_budget'}; "
+                f"using a permutation estimate ({num_permutations} orderings per sample; the table records method "
+                "'permutation' and each phi's standard error)",
+                UserWarning, stacklevel=2,
+            )
         self.num_permutations = int(num_permutations)
         self.antithetic = antithetic
         self.generator = generator
@@ -195,7 +215,9 @@ class ModalityValuator:
     def resolved_method(self) -> str:
         """``"exact"`` or ``"permutation"`` for this model."""
         if self.method == "auto":
-            return "exact" if self.num_modalities <= self.max_exact else "permutation"
+            m = self.num_modalities
+            fits = m <= MAX_EXACT_MODALITIES and (1 << m) * _BYTES_PER_COALITION <= self.memory_budget
+            return "exact" if fits else "permutation"
         return self.method
 
     def coalitions(self, device: torch.device | str | None = None) -> Tensor:
@@ -206,7 +228,7 @@ class ModalityValuator:
 
     def _full_table(self) -> bool:
         """Whether all ``2**M`` coalitions are evaluated (exact, or permutations on the table)."""
-        return self.num_modalities <= self.max_exact or self.resolved_method() == "exact"
+        return self.num_modalities <= self.max_exact
 
     def fit_fill(self, loader: Iterable[dict[str, Any]], device: torch.device | str | None = None) -> "ModalityValuator":
         """Set ``fill`` to the mean feature per modality over ``loader``'s batches.
@@ -269,6 +291,8 @@ class ModalityValuator:
         method = self.resolved_method()
         masks = self.coalitions(feats.device)
         full_table = self._full_table()
+        if method == "exact" and not full_table:
+            return self._exact_in_row_chunks(feats, labels, masks, fill)
         values, preds = self._values_and_preds(feats, labels, masks, fill)
         if method == "exact":
             return ValuationResult(shapley_from_coalitions(values), values, preds, masks, None, "exact")
@@ -285,6 +309,24 @@ class ModalityValuator:
             source, self.num_permutations, num_modalities=m, antithetic=self.antithetic, generator=self.generator
         )
         return ValuationResult(phi, values, preds, masks, stderr, "permutation")
+
+    def _exact_in_row_chunks(self, feats: Tensor, labels: Tensor, reported: Tensor, fill: Tensor | None) -> ValuationResult:
+        """Exact Shapley values of ``M > max_exact`` modalities: all ``2**M`` coalitions for as
+        many rows at a time as ``memory_budget`` allows; only the ``reported`` columns are kept."""
+        m = self.num_modalities
+        every = coalition_masks(m, feats.device)
+        cols = torch.tensor([0, *[1 << k for k in range(m)], (1 << m) - 1], device=feats.device)  # bitmask order
+        rows = max(1, self.memory_budget // ((1 << m) * _BYTES_PER_COALITION))
+        phi, vals, preds = [], [], []
+        for r in range(0, feats.shape[0], rows):
+            v, p = self._values_and_preds(feats[r : r + rows], labels[r : r + rows], every, fill)
+            phi.append(shapley_from_coalitions(v))
+            vals.append(v[:, cols])
+            preds.append(p[:, cols])
+        if not phi:
+            return ValuationResult(feats.new_zeros(0, m), feats.new_zeros(0, len(cols)),
+                                   torch.zeros(0, len(cols), dtype=torch.long, device=feats.device), reported, None, "exact")
+        return ValuationResult(torch.cat(phi), torch.cat(vals), torch.cat(preds), reported, None, "exact")
 
     def _values_and_preds(self, feats: Tensor, labels: Tensor, masks: Tensor, fill: Tensor | None) -> tuple[Tensor, Tensor]:
         b, k = feats.shape[0], masks.shape[0]
@@ -403,6 +445,7 @@ def valuate_dataset(
     max_exact: int = 12,
     num_permutations: int = 128,
     generator: torch.Generator | None = None,
+    memory_budget: int = 1 << 30,
     distributed: bool = False,
     fold_bn: bool = True,
 ) -> ValuationTable:
@@ -413,7 +456,7 @@ def valuate_dataset(
         dataset: a :class:`~mmcoop.data.MultimodalDataset`; every row of the view is
             valued with all modalities (keep-masks of the view are ignored).
         batch_size: samples per encoder pass.
-        value, empty, removal, fill, method, max_exact, num_permutations, generator:
+        value, empty, removal, fill, method, max_exact, num_permutations, generator, memory_budget:
             see :class:`ModalityValuator`. ``removal="mean"`` needs ``fill``
             (:func:`mean_features` of the training split).
         device: where to compute (default: the model's device).
@@ -440,7 +483,7 @@ def valuate_dataset(
     model = inference_model(model, fold_bn)
     valuator = ModalityValuator(
         model, value, empty, removal, fill, method=method, max_exact=max_exact,
-        num_permutations=num_permutations, generator=generator,
+        num_permutations=num_permutations, generator=generator, memory_budget=memory_budget,
     )
     dev = torch.device(device) if device is not None else _model_device(model)
     view = dataset if rows is None else dataset.view(torch.as_tensor(rows, dtype=torch.long).to(dataset.rows.device))
