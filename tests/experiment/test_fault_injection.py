@@ -36,7 +36,9 @@ import yaml
 
 from _runs import strip_times, tiny_cfg
 from mmcoop.cli.app import app
-from mmcoop.experiment import RUN_MARKER, is_run_dir, read_metrics, resume_experiment, run_experiment, verify_run_dir
+from mmcoop.experiment import (
+    RUN_MARKER, is_marked_run_dir, read_metrics, resume_experiment, run_experiment, verify_run_dir,
+)
 from mmcoop.report import write_report
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -164,7 +166,7 @@ def test_kill_9_at_random_moments(tmp_path, fork_safe):
             _complete(cfg.run_dir, seen)
         _same_as(cfg.run_dir, ref)
         # a kill while the directory was being assembled leaves a marked temporary folder; the next start removes it
-        assert not [p for p in tmp_path.glob(f".t{trial}.*.mmcoop-new") if is_run_dir(p)]
+        assert not [p for p in tmp_path.glob(f".t{trial}.*.mmcoop-new") if is_marked_run_dir(p)]
 
     # valuation and report writing: the output is absent or complete after a kill, then written in full
     value_span = _timed(lambda: app(["value", str(ref)], standalone_mode=False))

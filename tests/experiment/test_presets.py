@@ -31,7 +31,7 @@ BUILD = {  # preset -> (fixture builder, extra dataset options)
     "kinetics-sounds": ("build_kinetics_sounds", {}),
     "cremad": ("build_cremad", {"val_fraction": 0.5}),
     "ave": ("build_ave_pmr", {}),
-    "vggsound": ("build_vggsound", {}),
+    "vggsound": ("build_vggsound", {"val_fraction": 0.5}),
     "ucf101": ("build_ucf101", {"val_fraction": 1 / 3}),
     "mm-debiased": ("build_mm_debiased", {}),
 }

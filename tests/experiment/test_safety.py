@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from _runs import TINY_ARGS, tiny_cfg
 from mmcoop.cli.app import app
 from mmcoop.errors import RunDirError
-from mmcoop.experiment import RUN_MARKER, check_run_path, is_run_dir, run_experiment
+from mmcoop.experiment import RUN_MARKER, check_run_path, is_marked_run_dir, run_experiment
 from mmcoop.utils.lock import FolderLock
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -101,7 +101,7 @@ def test_overwrite_replaces_a_marked_run_and_nothing_beside_it(tmp_path):
     runs = tmp_path / "runs"
     sibling = _decoy(runs / "notes.txt")
     first = run_experiment(tiny_cfg(runs, train={"epochs": 2}))
-    assert is_run_dir(first.run_dir) and (first.run_dir / RUN_MARKER).is_file()
+    assert is_marked_run_dir(first.run_dir) and (first.run_dir / RUN_MARKER).is_file()
     (first.run_dir / "valuation").mkdir()
     (first.run_dir / "valuation" / "old.parquet").write_bytes(b"x")
     with pytest.raises(RunDirError, match="--overwrite"):  # refused without the flag
@@ -109,14 +109,14 @@ def test_overwrite_replaces_a_marked_run_and_nothing_beside_it(tmp_path):
     second = run_experiment(tiny_cfg(runs, train={"epochs": 1}), overwrite=True)
     assert len(second.history) == 1
     assert not (second.run_dir / "valuation").exists()  # the old run's files are gone ...
-    assert is_run_dir(second.run_dir)  # ... the new one is marked ...
+    assert is_marked_run_dir(second.run_dir)  # ... the new one is marked ...
     assert sibling.read_bytes() == DECOY  # ... and the folder beside it untouched
 
 
 def test_an_empty_existing_folder_is_used(tmp_path):
     (tmp_path / "runs" / "r").mkdir(parents=True)
     r = run_experiment(tiny_cfg(tmp_path / "runs", train={"epochs": 1}))
-    assert is_run_dir(r.run_dir) and (r.run_dir / "results.json").is_file()
+    assert is_marked_run_dir(r.run_dir) and (r.run_dir / "results.json").is_file()
 
 
 def _hold_lock(folder: str, ready, release) -> None:
@@ -180,7 +180,7 @@ def test_a_new_run_directory_gets_the_usual_permissions(tmp_path):
 
 
 def test_half_assembled_run_folders_left_by_a_kill_are_removed(tmp_path):
-    from mmcoop.experiment.rundir import remove_stale_new_dirs, write_marker
+    from mmcoop.experiment.safety import remove_stale_new_dirs, write_marker
 
     stale = tmp_path / ".r.k1ll3d.mmcoop-new"  # killed after its marker was written
     stale.mkdir()

@@ -317,6 +317,7 @@ def value(
     """Shapley value of every modality for every sample of a split; writes valuation/<split>.parquet."""
     from mmcoop.experiment import load_run
     from mmcoop.utils.io import check_writable
+    from mmcoop.utils.rundir import RunPaths
     from mmcoop.valuation import mean_features, valuate_dataset
 
     def go() -> None:
@@ -326,15 +327,17 @@ def value(
             raise MMCoopError(f"--split must be train, val or test, got {split!r}")
         if checkpoint not in ("best", "last"):
             raise MMCoopError(f"--checkpoint must be best or last, got {checkpoint!r}")
-        if not (run_dir / "config.yaml").is_file():
-            raise MMCoopError(f"{run_dir} is not a run directory (no config.yaml); pass a directory made by `mmcoop train`")
-        check_writable(run_dir / "valuation")  # before the expensive part, not after it
+        paths = RunPaths(run_dir)
+        if not paths.config.is_file():
+            raise MMCoopError(f"{run_dir} is not a run directory (no {paths.config.name}); "
+                              "pass a directory made by `mmcoop train`")
+        check_writable(paths.valuation_dir)  # before the expensive part, not after it
         _, model, splits = load_run(run_dir, checkpoint)
         data = splits.split(split)
         fill = mean_features(model, splits.train, batch_size=batch_size) if removal == "mean" else None
         table = valuate_dataset(model, data, batch_size=batch_size, value=value_fn, removal=removal, fill=fill,
                                 split=split, progress=True)
-        path = table.to_parquet(run_dir / "valuation" / f"{split}.parquet")
+        path = table.to_parquet(paths.split_valuation(split))
         _print_valuation(table)
         console.print(f"wrote {path}")
 
@@ -383,6 +386,7 @@ def demo(
     from mmcoop.report import write_report
     from mmcoop.valuation import valuate_dataset
     from mmcoop.experiment import load_run
+    from mmcoop.utils.rundir import RunPaths
 
     def go() -> None:
         name = _demo_dataset(dataset, data_root)
@@ -404,7 +408,7 @@ def demo(
         joint_dir = Path(df.iloc[0]["run_dir"])
         _, model, splits = load_run(joint_dir)
         table = valuate_dataset(model, splits.test, split="test")
-        table.to_parquet(joint_dir / "valuation" / "test.parquet")
+        table.to_parquet(RunPaths(joint_dir).split_valuation("test"))
         console.print(f"[bold]Per-sample contributions of the {df.iloc[0]['method']} model on the test split[/]")
         _print_valuation(table)
         console.print(f"report: {write_report(cdir)}")

@@ -38,9 +38,11 @@ What is equal and what is approximated:
   within a quarter of a grey level on average (tested; PIL differs only within half
   a source pixel of the box edge, where it clamps to the crop).
 
-Frame selection (:func:`segment_frame_numbers`) is the official one: ``seg = n // 3``
-for ``n`` files in the clip folder; train picks ``randint(i*seg + 1, i*seg + seg)``
-capped at 9, eval ``i*seg + max(seg // 2, 1)``; clips with ``n <= 6`` use frame 1.
+Frame selection (:func:`segment_frames`, the one rule the readers' per-item decode uses
+too) defaults to the official one: ``seg = n // 3`` for the ``n`` frame images of the
+clip folder (the official loader counts ``os.listdir``, the same for a folder of frames);
+train picks ``randint(i*seg + 1, i*seg + seg)`` capped at 9, eval ``i*seg + max(seg // 2, 1)``;
+clips with ``n <= 6`` use frame 1.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
@@ -65,34 +67,108 @@ from mmcoop.utils.io import atomic_write_text
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 JPEG_SUFFIXES = (".jpg", ".jpeg")
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")  # what the readers list as frames
 LAYOUT_HINT = "expected <visual root>/<clip id>/frame_00001.jpg, frame_00002.jpg, ... (one folder per clip)"
 
 
 # -- frame selection ---------------------------------------------------------------------
-def segment_frame_numbers(num_files: Tensor, pick: int = 3, train: bool = False,
-                          generator: torch.Generator | None = None, cap: int = 9) -> Tensor:
-    """1-based frame numbers the official KS loader opens, for a batch of clips.
+TrainChoice = Literal["random", "fixed", "ks-official"]
+EvalChoice = Literal["centre", "start", "ks-official"]
+TRAIN_CHOICES: tuple[str, ...] = ("random", "fixed", "ks-official")
+EVAL_CHOICES: tuple[str, ...] = ("centre", "start", "ks-official")
+
+
+def segment_frames(num_files: Tensor, num: int = 3, train: bool = False, generator: torch.Generator | None = None,
+                   train_choice: TrainChoice = "ks-official", eval_choice: EvalChoice = "ks-official") -> Tensor:
+    """0-based indices of the ``num`` frames taken from each clip's ``n`` sorted frames, for a batch of clips.
+
+    The one frame-choice rule of the package (the readers' per-item decode and the
+    frame cache both call it). The frames are cut into ``num`` segments of
+    ``seg = n // num`` frames (the last ``n % num`` frames are never used, as in the
+    official code):
+
+    - train, ``train_choice="random"``: a uniformly random frame of each segment
+      (official: ``random.randint(i*seg + 1, i*seg + seg)``, 1-based);
+    - train, ``train_choice="ks-official"``: the same draw with the official KS loader's
+      quirks: frame 1 if ``n <= 6``, and 1-based frame numbers ``>= 10`` become 9 (its
+      ``'frame_0000' + str(t)`` names only exist below 10);
+    - otherwise (eval, or ``train_choice="fixed"``) ``eval_choice``:
+      ``"centre"``: ``i*seg + seg//2``, the middle frame of each segment;
+      ``"start"``: ``i*seg``, its first frame (OGM-GE ``AVDataset``: ``t = seg*i + 1``, 1-based);
+      ``"ks-official"``: exactly the official KS eval choice, 1-based
+      ``i*seg + max(seg//2, 1)`` if ``n > 6`` else frame 1 (for ``seg = 3`` this is the first
+      frame of each third, one before the middle).
+
+    The official KS rule (GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation
+    ``code/datasets/dataloader.py`` ``AV_KS_Dataset.__getitem__``) sends clips of ``n <= 6``
+    frames to frame 1 under both ``ks-official`` choices; otherwise, with fewer frames than
+    ``num`` (``seg = 0``), frames repeat: ``floor(i * n / num)``.
+
+    Random draws: ``torch.randint(0, seg, (rows, num), generator=generator)`` for the
+    rows of each distinct ``seg > 0`` in increasing ``seg`` order (one clip: exactly
+    ``randint(0, seg, (num,))``, what the per-item reference draws).
 
     Args:
-        num_files: int ``[B]`` entries in each clip's frame folder (``len(os.listdir)``).
+        num_files: int ``[B]`` frames in each clip folder (sorted image files).
+        num: frames per sample ``T``.
+        train: training choice (random unless ``train_choice="fixed"``).
+        generator: random source (default: torch's global generator).
+        train_choice / eval_choice: see above.
+
+    Returns:
+        int64 ``[B, num]`` 0-based positions in each clip's sorted frame list.
+
+    Raises:
+        DataError: an unknown choice.
+    """
+    if train_choice not in TRAIN_CHOICES:
+        raise DataError(f"unknown train frame choice {train_choice!r}; valid: {', '.join(TRAIN_CHOICES)}")
+    if eval_choice not in EVAL_CHOICES:
+        raise DataError(f"unknown eval frame choice {eval_choice!r}; valid: {', '.join(EVAL_CHOICES)}")
+    n = torch.as_tensor(num_files, dtype=torch.long).reshape(-1, 1).cpu()
+    seg = n // num
+    i = torch.arange(num, dtype=torch.long).unsqueeze(0)
+    random = train and train_choice != "fixed"
+    if random:
+        offsets = torch.zeros(n.shape[0], num, dtype=torch.long)
+        flat = seg.reshape(-1)
+        for s in torch.unique(flat[flat > 0]).tolist():
+            rows = (flat == s).nonzero().reshape(-1)
+            offsets[rows] = torch.randint(0, int(s), (rows.numel(), num), generator=generator)
+        picked = i * seg + offsets
+        official = train_choice == "ks-official"
+        if official:
+            picked = picked.clamp_max(8)
+    else:
+        official = eval_choice == "ks-official"
+        if eval_choice == "centre":
+            picked = i * seg + seg // 2
+        elif eval_choice == "start":
+            picked = i * seg
+        else:
+            picked = i * seg + (seg // 2).clamp_min(1) - 1
+    picked = torch.where(seg > 0, picked, i * n // num)
+    if official:
+        picked = torch.where(n > 6, picked, torch.zeros_like(picked))
+    return picked
+
+
+def segment_frame_numbers(num_files: Tensor, pick: int = 3, train: bool = False,
+                          generator: torch.Generator | None = None) -> Tensor:
+    """1-based frame numbers the official KS loader opens, for a batch of clips.
+
+    :func:`segment_frames` with ``ks-official`` choices, plus one.
+
+    Args:
+        num_files: int ``[B]`` frames in each clip's folder.
         pick: frames per sample (3 in the paper).
         train: random frame within each segment (else the fixed eval frame).
         generator: random source for ``train``.
-        cap: train frame numbers ``>= cap + 1`` become ``cap`` (the official ``if t[i] >= 10: t[i] = 9``).
 
     Returns:
-        int64 ``[B, pick]``.
+        int64 ``[B, pick]`` (``frame_0000N.jpg`` -> ``N`` for the official file names).
     """
-    n = num_files.long().reshape(-1, 1)
-    seg = n // pick
-    i = torch.arange(pick, dtype=torch.long).unsqueeze(0)
-    if train:
-        u = torch.rand(n.shape[0], pick, generator=generator, dtype=torch.float64)
-        t = i * seg + 1 + (u * seg.double()).floor().long()
-        t = t.clamp_max(cap)
-    else:
-        t = i * seg + (seg // 2).clamp_min(1)
-    return torch.where(n > 6, t, torch.ones_like(t))
+    return segment_frames(num_files, pick, train, generator, "ks-official", "ks-official") + 1
 
 
 # -- augmentation (batched, any device) ----------------------------------------------------
@@ -202,7 +278,8 @@ def resized_crop_batch(images: Tensor, boxes: Tensor, size: int = 224, flip: Ten
 def random_resized_crop_batch(frames: Tensor, generator: torch.Generator | None = None, orig_hw: Tensor | None = None,
                               size: int = 224, scale: tuple[float, float] = (0.08, 1.0),
                               ratio: tuple[float, float] = (3 / 4, 4 / 3), flip_p: float = 0.5,
-                              normalize: bool = True) -> Tensor:
+                              normalize: bool = True, mean: Sequence[float] = IMAGENET_MEAN,
+                              std: Sequence[float] = IMAGENET_STD) -> Tensor:
     """The official train transform on a batch of cached frames, on their device.
 
     ``RandomResizedCrop(size, scale, ratio)`` + ``RandomHorizontalFlip(flip_p)`` +
@@ -215,7 +292,8 @@ def random_resized_crop_batch(frames: Tensor, generator: torch.Generator | None 
         frames: uint8 ``[B, T, 3, Hc, Wc]`` cached frames (any device).
         generator: CPU random source (boxes and flips).
         orig_hw: int ``[B, 2]`` original ``(H, W)`` per clip; default ``(Hc, Wc)``.
-        normalize: apply ``Normalize`` (else values in ``[0, 1]``).
+        normalize: apply ``Normalize(mean, std)`` (else values in ``[0, 1]``).
+        mean / std: per-channel normalisation (ImageNet by default).
 
     Returns:
         float32 ``[B, T, 3, size, size]``.
@@ -230,19 +308,19 @@ def random_resized_crop_batch(frames: Tensor, generator: torch.Generator | None 
     xyxy = torch.stack([box[:, 1] * sx, box[:, 0] * sy, (box[:, 1] + box[:, 3]) * sx, (box[:, 0] + box[:, 2]) * sy], 1)
     out = resized_crop_batch(frames.reshape(b * t, c, hc, wc), xyxy, size, flip).round_().div_(255)
     if normalize:
-        out = _normalize_(out, IMAGENET_MEAN, IMAGENET_STD)
+        out = _normalize_(out, mean, std)
     return out.reshape(b, t, c, size, size)
 
 
 # -- the cache ------------------------------------------------------------------------------
 def _clip_frames(folder: Path) -> tuple[list[Path], int]:
-    """Sorted JPEG files of one clip folder and the folder's entry count."""
+    """Sorted frame images (``.jpg``, ``.jpeg``, ``.png``) of one clip folder and the folder's entry count."""
     if not folder.is_dir():
         raise DataError(f"missing frame folder {folder}; {LAYOUT_HINT}")
     names = sorted(os.listdir(folder))
-    jpgs = [folder / n for n in names if n.lower().endswith(JPEG_SUFFIXES)]
+    jpgs = [folder / n for n in names if n.lower().endswith(FRAME_SUFFIXES)]
     if not jpgs:
-        raise DataError(f"no JPEG frames in {folder}; {LAYOUT_HINT}")
+        raise DataError(f"no .jpg/.png frames in {folder}; {LAYOUT_HINT}")
     return jpgs, len(names)
 
 
@@ -367,18 +445,19 @@ class FrameCache:
         return out
 
     def batch(self, clips: Tensor | Sequence[int], train: bool, generator: torch.Generator | None = None,
-              device: torch.device | str | None = None, pick: int = 3, size: int = 224) -> Tensor:
+              device: torch.device | str | None = None, pick: int = 3, size: int = 224,
+              train_choice: TrainChoice = "ks-official", eval_choice: EvalChoice = "ks-official") -> Tensor:
         """The visual input of a batch as the official KS loader builds it, from the cache.
 
-        Frames chosen by :func:`segment_frame_numbers`; eval: :func:`normalize_frames`
-        (bit-identical to the per-item decode); train: :func:`random_resized_crop_batch`.
+        Frames chosen by :func:`segment_frames` over each clip's cached frames; eval:
+        :func:`normalize_frames` (bit-identical to the per-item decode); train:
+        :func:`random_resized_crop_batch`.
 
         Returns:
             float32 ``[B, pick, 3, size, size]`` on ``device``.
         """
         idx = torch.as_tensor(clips, dtype=torch.long).reshape(-1)
-        fn = segment_frame_numbers(self.num_files[idx], pick, train, generator)
-        fn = torch.minimum(fn, self.num_frames[idx].unsqueeze(1))  # folders with non-JPEG entries
+        fn = segment_frames(self.num_frames[idx], pick, train, generator, train_choice, eval_choice) + 1
         frames = self.gather(idx, fn)
         if device is not None and torch.device(device).type == "cuda":
             frames = frames.pin_memory().to(device, non_blocking=True)
@@ -391,9 +470,9 @@ class FrameCache:
 
     # building ---------------------------------------------------------------------------
     @classmethod
-    def build(cls, visual_root: str | os.PathLike, clip_ids: Sequence[str], path: str | os.PathLike, *,
+    def build(cls, visual_root: str | os.PathLike | None, clip_ids: Sequence[str], path: str | os.PathLike, *,
               size: tuple[int, int] | None = (224, 224), max_frames: int | None = None, workers: int = 2,
-              progress: bool = False) -> "FrameCache":
+              progress: bool = False, folders: Sequence[str | os.PathLike] | None = None) -> "FrameCache":
         """Decode ``<visual_root>/<clip>/*.jpg`` for ``clip_ids`` into a cache at ``path``.
 
         Each frame is decoded with PIL, converted to RGB and resized to ``size`` (PIL
@@ -404,22 +483,34 @@ class FrameCache:
         existing cache built from the same inputs is opened instead of rebuilt.
 
         Args:
-            visual_root: folder of clip folders.
+            visual_root: folder of clip folders (``None`` with ``folders``).
             clip_ids: clips to cache, in order (cache index = position).
             path: cache folder to create.
             size: ``(H, W)`` of cached frames.
             max_frames: cache at most this many frames per clip (default: all).
             workers: decoding threads.
             progress: show a tqdm progress bar.
+            folders: the frame folder of each clip (default ``<visual_root>/<clip id>``).
 
         Raises:
             DataError: a missing clip folder, a folder without JPEGs, an unreadable frame.
         """
-        root, path = Path(visual_root), Path(path)
-        listing = [_clip_frames(root / c) for c in clip_ids]
+        path = Path(path)
+        if folders is None:
+            if visual_root is None:
+                raise DataError("FrameCache.build needs visual_root or folders")
+            root = Path(visual_root)
+            dirs = [root / c for c in clip_ids]
+        else:
+            dirs = [Path(f) for f in folders]
+            if len(dirs) != len(clip_ids):
+                raise DataError(f"FrameCache.build: {len(dirs)} folders for {len(clip_ids)} clips")
+            root = Path(os.path.commonpath([str(d.resolve()) for d in dirs])) if dirs else Path(".")
+        listing = [_clip_frames(d) for d in dirs]
         files = [f[: max_frames] if max_frames else f for f, _ in listing]
         key = hashlib.sha256(json.dumps({
             "root": str(root.resolve()), "clips": list(clip_ids), "size": list(size) if size else None,
+            "folders": None if folders is None else [str(d.resolve()) for d in dirs],
             "files": [[p.name for p in f] for f in files], "stamp": [[p.stat().st_mtime_ns for p in f] for f in files],
         }).encode()).hexdigest()
         if (path / cls.INDEX_FILE).is_file():
@@ -490,6 +581,7 @@ class FrameCache:
 
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "FrameCache", "segment_frame_numbers", "normalize_frames",
+    "IMAGENET_MEAN", "IMAGENET_STD", "EVAL_CHOICES", "TRAIN_CHOICES", "EvalChoice", "FrameCache", "TrainChoice",
+    "segment_frames", "segment_frame_numbers", "normalize_frames",
     "sample_crop_boxes", "resized_crop_batch", "random_resized_crop_batch",
 ]

@@ -2,7 +2,11 @@
 registered datasets over the readers in :mod:`mmcoop.data.readers`.
 
 Each is read lazily from ``root`` (``dataset_options.root``; default ``<data root>/<name>``)
-in the layout its reader documents (``LAYOUT``); options are the reader's keyword options.
+in the layout its reader documents (``LAYOUT``); options are the reader's keyword options,
+plus ``frame_cache`` (default ``false``): ``true`` decodes the RGB frames of every split
+once into a memory-mapped uint8 cache under the mmcoop cache dir and serves batches from
+it (eval bit-identical to the per-item decode, train crops from the cached frames; see
+:mod:`mmcoop.data.cached`).
 """
 
 from __future__ import annotations
@@ -14,14 +18,15 @@ from typing import Any, Callable
 from mmcoop.data.base import DatasetSplits, MultimodalDataset
 from mmcoop.data.readers import READERS
 from mmcoop.data.registry import DATASETS
-from mmcoop.errors import DataError
+from mmcoop.errors import ConfigError, DataError
 
 
 def _register(name: str, reader: Callable[..., dict[str, Any]]) -> None:
     params = inspect.signature(reader).parameters
     takes_seed = "seed" in params
 
-    def load(*, data_root: Path | None, seed: int, root: str = "", **options: Any) -> DatasetSplits:
+    def load(*, data_root: Path | None, seed: int, root: str = "", frame_cache: bool = False,
+             **options: Any) -> DatasetSplits:
         where = Path(root).expanduser() if root else (data_root / name if data_root is not None else None)
         if where is None:
             raise DataError(
@@ -30,14 +35,22 @@ def _register(name: str, reader: Callable[..., dict[str, Any]]) -> None:
             )
         if takes_seed:
             options["seed"] = seed
+        if not isinstance(frame_cache, bool):
+            raise ConfigError(f"dataset_options.frame_cache must be true or false, got {frame_cache!r}")
         sources = reader(where, **options)
+        if frame_cache:
+            from mmcoop.data.cached import cache_sources
+
+            sources = cache_sources(sources)
         views = {k: MultimodalDataset.from_source(v) for k, v in sources.items()}
         info = {"source": str(where), "reader": reader.__name__}
         info.update({k: v for k, v in getattr(sources["train"], "info", {}).items() if isinstance(v, (int, str, float))})
+        info["frame_cache"] = frame_cache
         return DatasetSplits(name, views["train"], views["val"], views["test"], info)
 
     # expose the reader's keyword options (validated by the registry) plus ``root``
-    kw = [inspect.Parameter("root", inspect.Parameter.KEYWORD_ONLY, default="")]
+    kw = [inspect.Parameter("root", inspect.Parameter.KEYWORD_ONLY, default=""),
+          inspect.Parameter("frame_cache", inspect.Parameter.KEYWORD_ONLY, default=False)]
     kw += [p for k, p in params.items() if p.kind is p.KEYWORD_ONLY and k != "seed"]
     base = [inspect.Parameter("data_root", inspect.Parameter.KEYWORD_ONLY),
             inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY)]

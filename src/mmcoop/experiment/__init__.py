@@ -2,7 +2,7 @@
 
 from mmcoop.experiment.config import DebiasConfig, ModelConfig, RunConfig, apply_overrides, load_yaml_mapping
 from mmcoop.experiment.integrity import repair_run_dir, verify_run_dir
-from mmcoop.experiment.rundir import RUN_MARKER, check_run_path, is_run_dir
+from mmcoop.experiment.safety import check_run_path, is_marked_run_dir
 from mmcoop.experiment.run import (
     RunResult, check_new_run, load_run, load_splits, read_metrics, resume_experiment, run_experiment,
 )
@@ -11,10 +11,11 @@ from mmcoop.experiment.compare import (
     summarize,
 )
 from mmcoop.experiment.stats import GainSummary, paired_gains, summarize_gains, t_interval, t_quantile
+from mmcoop.utils.rundir import RUN_MARKER
 
 __all__ = [
     "DebiasConfig", "ModelConfig", "RunConfig", "apply_overrides", "load_yaml_mapping",
-    "repair_run_dir", "verify_run_dir", "RUN_MARKER", "check_run_path", "is_run_dir",
+    "repair_run_dir", "verify_run_dir", "RUN_MARKER", "check_run_path", "is_marked_run_dir",
     "RunResult", "check_new_run", "load_run", "load_splits", "read_metrics", "resume_experiment", "run_experiment",
     "MethodSpec", "add_gain_summary", "format_gains", "format_summary", "parse_matched", "parse_methods", "parse_seeds",
     "run_compare", "summarize", "GainSummary", "paired_gains", "summarize_gains", "t_interval", "t_quantile",

@@ -37,11 +37,12 @@ import pandas as pd
 
 from mmcoop.errors import ConfigError
 from mmcoop.experiment.config import RunConfig
-from mmcoop.experiment.rundir import check_run_path, prepare_compare_dir
+from mmcoop.experiment.safety import check_run_path, prepare_compare_dir
 from mmcoop.experiment.run import RunResult, check_new_run, load_splits, run_experiment
 from mmcoop.experiment.stats import paired_gains, summarize_gains
 from mmcoop.methods import METHODS, variant_options
 from mmcoop.utils.io import atomic_write_text
+from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, SUMMARY_CSV
 
 #: Gain protocols: equal epochs (always), and the baseline given the same sample visits / optimizer steps.
 PROTOCOLS: tuple[str, ...] = ("epochs", "visits", "steps")
@@ -363,7 +364,7 @@ def run_compare(
     summary = summarize(df)
     if baseline is not None and "gain_epochs" in df.columns:
         summary = add_gain_summary(summary, df, level, bootstrap, bootstrap_seed)
-    atomic_write_text(cdir / "compare.csv", df.to_csv(index=False))
-    atomic_write_text(cdir / "summary.csv", summary.to_csv(index=False))
-    atomic_write_text(cdir / "base_config.yaml", base.to_yaml())
+    atomic_write_text(cdir / COMPARE_CSV, df.to_csv(index=False))
+    atomic_write_text(cdir / SUMMARY_CSV, summary.to_csv(index=False))
+    atomic_write_text(cdir / BASE_CONFIG_FILE, base.to_yaml())
     return cdir, df, summary

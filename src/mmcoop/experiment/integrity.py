@@ -12,12 +12,13 @@ every file either committed (agreeing with ``last.pt``) or *pending*: written fo
 epoch after the commit, which a resumed run discards and redoes. :func:`repair_run_dir`
 brings the derived files back to the commit (run under the run's lock when resuming);
 :func:`verify_run_dir` lists every disagreement (used by tests and by ``mmcoop value``).
+
+File names and the ``metrics.jsonl`` reader/writer are :mod:`mmcoop.utils.rundir`'s.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,55 +26,32 @@ from typing import Any
 import torch
 
 from mmcoop.errors import DataError, RunDirError
-from mmcoop.utils.io import atomic_torch_save, atomic_write_text
+from mmcoop.utils import rundir
+from mmcoop.utils.io import atomic_torch_save
+from mmcoop.utils.rundir import METRICS_FILE, RESULTS_FILE, RunPaths, list_valuations, metrics_text, write_metrics
 
-LAST = Path("checkpoints") / "last.pt"
-BEST = Path("checkpoints") / "best.pt"
-METRICS = "metrics.jsonl"
-RESULTS = "results.json"
-_EPOCH_FILE = re.compile(r"epoch_(\d+)\.parquet$")
+_BAD_RECORD = ("{source} line {lineno} is not a metrics record; the file was edited or damaged. "
+               "Resuming rewrites it from checkpoints/last.pt")
 
 
 def read_metrics(run_dir: str | Path, strict: bool = False) -> list[dict[str, Any]]:
-    """The records of ``metrics.jsonl`` (empty if absent).
+    """The epoch records of ``metrics.jsonl`` as the commit logic reads them (empty if absent).
 
-    A half-written *last* line (a run killed while appending) is skipped; with
-    ``strict`` it is an error like any other unreadable line.
+    :func:`mmcoop.utils.rundir.read_metrics` with every record needing an ``epoch``: a
+    half-written *last* line (a run killed while appending: that epoch was never
+    committed) is skipped silently; with ``strict`` it is an error like any other bad line.
 
     Raises:
-        DataError: a line other than the last is not a JSON object (file and line named).
+        DataError: a line other than the last (any line, with ``strict``) is not a
+            metrics record (file and line named), or the file cannot be read.
     """
-    path = Path(run_dir) / METRICS
-    if not path.exists():
-        return []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    out = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict) or "epoch" not in rec:
-                raise ValueError("not a metrics record")
-        except ValueError:
-            if i == len(lines) - 1 and not strict:
-                continue  # a line cut short by a kill: the epoch was never committed
-            raise DataError(f"{path} line {i + 1} is not a metrics record; the file was edited or damaged. "
-                            "Resuming rewrites it from checkpoints/last.pt") from None
-        out.append(rec)
-    return out
-
-
-def metrics_text(history: list[dict[str, Any]]) -> str:
-    """The exact ``metrics.jsonl`` text for ``history`` (one JSON object per line)."""
-    return "".join(json.dumps(r) + "\n" for r in history)
+    return rundir.read_metrics(run_dir, strict=True, last_line="error" if strict else "skip",
+                               required=("epoch",), error=_BAD_RECORD)
 
 
 def load_commit(run_dir: str | Path) -> dict[str, Any] | None:
     """The commit record ``checkpoints/last.pt`` (``None`` before the first epoch ends)."""
-    path = Path(run_dir) / LAST
+    path = RunPaths(run_dir).last_checkpoint
     if not path.is_file():
         return None
     try:
@@ -99,15 +77,6 @@ def _best_epoch_on_disk(path: Path) -> int | None:
         return None
 
 
-def _valuation_epochs(run_dir: Path) -> dict[int, Path]:
-    out = {}
-    for p in (run_dir / "valuation").glob("epoch_*.parquet"):
-        m = _EPOCH_FILE.search(p.name)
-        if m:
-            out[int(m.group(1))] = p
-    return out
-
-
 def repair_run_dir(run_dir: str | Path, state: dict[str, Any] | None) -> list[str]:
     """Bring every derived file back to the commit ``state`` (``None``: nothing committed yet).
 
@@ -120,19 +89,19 @@ def repair_run_dir(run_dir: str | Path, state: dict[str, Any] | None) -> list[st
         One line per file repaired (empty when everything already agreed); also warned.
     """
     run_dir = Path(run_dir)
+    paths = RunPaths(run_dir)
     changed: list[str] = []
     committed = 0 if state is None else int(state["epoch"])
     history = [] if state is None else committed_history(state, run_dir)
-    metrics = run_dir / METRICS
-    want = metrics_text(history)
+    metrics = paths.metrics
     have = metrics.read_text(encoding="utf-8", errors="replace") if metrics.exists() else ""
-    if have != want:
-        if want:
-            atomic_write_text(metrics, want)
+    if have != metrics_text(history):
+        if history:
+            write_metrics(run_dir, history)
         else:
             metrics.unlink(missing_ok=True)
-        changed.append(f"{METRICS}: kept the {len(history)} committed epoch(s)")
-    best = run_dir / BEST
+        changed.append(f"{METRICS_FILE}: kept the {len(history)} committed epoch(s)")
+    best = paths.best_checkpoint
     best_epoch = -1 if state is None else int(state.get("best_epoch", -1))
     if best_epoch < 1:
         if best.exists():
@@ -140,15 +109,15 @@ def repair_run_dir(run_dir: str | Path, state: dict[str, Any] | None) -> list[st
             changed.append("checkpoints/best.pt: removed (no epoch committed)")
     elif _best_epoch_on_disk(best) != best_epoch:
         if state.get("best_state") is None:
-            raise RunDirError(f"{best} does not hold the committed best epoch {best_epoch} and {run_dir / LAST} "
+            raise RunDirError(f"{best} does not hold the committed best epoch {best_epoch} and {paths.last_checkpoint} "
                               "has no copy of its weights; start the run again with --overwrite")
         atomic_torch_save({**state["best_state"], "epoch": best_epoch}, best)
         changed.append(f"checkpoints/best.pt: rewritten for the committed best epoch {best_epoch}")
-    for epoch, path in sorted(_valuation_epochs(run_dir).items()):
+    for epoch, path in list_valuations(run_dir)[0].items():
         if epoch > committed:
             path.unlink()
             changed.append(f"valuation/{path.name}: removed (epoch {epoch} was not committed)")
-    (run_dir / RESULTS).unlink(missing_ok=True)  # written again when the run ends
+    paths.results.unlink(missing_ok=True)  # written again when the run ends
     if changed:
         warnings.warn(f"{run_dir}: repaired after an interruption: " + "; ".join(changed), stacklevel=2)
     return changed
@@ -166,6 +135,7 @@ def verify_run_dir(run_dir: str | Path, allow_pending: bool = True) -> list[str]
         Human-readable problems; empty when the directory is consistent.
     """
     run_dir = Path(run_dir)
+    paths = RunPaths(run_dir)
     problems: list[str] = []
     state = load_commit(run_dir)
     committed = 0 if state is None else int(state["epoch"])
@@ -176,28 +146,28 @@ def verify_run_dir(run_dir: str | Path, allow_pending: bool = True) -> list[str]
         return [str(e)]
     history = [] if state is None else committed_history(state, run_dir)
     if records[: len(history)] != history:
-        problems.append(f"{METRICS} disagrees with the {len(history)} committed records")
+        problems.append(f"{METRICS_FILE} disagrees with the {len(history)} committed records")
     extra = [r["epoch"] for r in records[len(history):]]
     if extra and extra != [pending] or (extra and not allow_pending):
-        problems.append(f"{METRICS} has records for uncommitted epochs {extra}")
+        problems.append(f"{METRICS_FILE} has records for uncommitted epochs {extra}")
     best_epoch = -1 if state is None else int(state.get("best_epoch", -1))
-    on_disk = _best_epoch_on_disk(run_dir / BEST)
-    if (run_dir / BEST).exists() and on_disk is None:
+    on_disk = _best_epoch_on_disk(paths.best_checkpoint)
+    if paths.best_checkpoint.exists() and on_disk is None:
         problems.append("checkpoints/best.pt cannot be read")
     elif on_disk != (best_epoch if best_epoch >= 1 else None) and not (allow_pending and on_disk == pending):
         problems.append(f"checkpoints/best.pt holds epoch {on_disk}, the commit names best epoch {best_epoch}")
-    late = [e for e in _valuation_epochs(run_dir) if e > pending]
+    late = [e for e in list_valuations(run_dir)[0] if e > pending]
     if late:
         problems.append(f"valuation files of uncommitted epochs {sorted(late)}")
-    results = run_dir / RESULTS
+    results = paths.results
     if results.exists():
         try:
             res = json.loads(results.read_text())
         except ValueError:
-            return problems + [f"{RESULTS} is not valid JSON"]
+            return problems + [f"{RESULTS_FILE} is not valid JSON"]
         if state is None or res.get("best_epoch") != best_epoch or res.get("epochs") != committed:
-            problems.append(f"{RESULTS} (best epoch {res.get('best_epoch')}, {res.get('epochs')} epochs) "
+            problems.append(f"{RESULTS_FILE} (best epoch {res.get('best_epoch')}, {res.get('epochs')} epochs) "
                             f"disagrees with the commit (best epoch {best_epoch}, {committed} epochs)")
         if on_disk != best_epoch:
-            problems.append(f"{RESULTS} names best epoch {best_epoch} but checkpoints/best.pt holds {on_disk}")
+            problems.append(f"{RESULTS_FILE} names best epoch {best_epoch} but checkpoints/best.pt holds {on_disk}")
     return problems

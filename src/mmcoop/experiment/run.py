@@ -13,13 +13,15 @@ Run directory::
     valuation/epoch_XXX.parquet   per-sample valuations, for methods that valuate
     results.json           test metrics of the best-validation model (never used for selection)
     resumes.jsonl          one line per resume that changed a setting (what, from, to)
+
+File names, the ``metrics.jsonl`` writer and the record sanitiser are :mod:`mmcoop.utils.rundir`'s;
+markers and locks :mod:`mmcoop.experiment.safety`'s.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +33,9 @@ from torch import nn
 from mmcoop.data import DatasetSplits, debias, load_dataset
 from mmcoop.errors import ConfigError, DataError, MMCoopError, RunDirError
 from mmcoop.experiment.config import RunConfig, load_yaml_mapping
-from mmcoop.experiment.integrity import (
-    BEST, LAST, METRICS, RESULTS, committed_history, load_commit, read_metrics, repair_run_dir,
-)
+from mmcoop.experiment.integrity import committed_history, load_commit, read_metrics, repair_run_dir
 from mmcoop.experiment.resume import flatten, plan_resume
-from mmcoop.experiment.rundir import create_run_dir, is_run_dir, open_run_dir, precheck_new_run_dir
+from mmcoop.experiment.safety import create_run_dir, is_marked_run_dir, open_run_dir, precheck_new_run_dir
 from mmcoop.methods import build_method
 from mmcoop.experiment.user import user_splits
 from mmcoop.models import create_model
@@ -44,6 +44,7 @@ from mmcoop.train.distributed import barrier, init_from_env, is_main
 from mmcoop.utils.dist import all_gather_objects
 from mmcoop.utils.io import append_line, atomic_torch_save, atomic_write_text
 from mmcoop.utils.lock import FolderLock
+from mmcoop.utils.rundir import RunPaths, append_metrics, jsonable
 from mmcoop.utils.seeding import seed_everything
 
 __all__ = ["RunResult", "load_splits", "build_for", "check_new_run", "read_metrics", "run_experiment",
@@ -113,16 +114,9 @@ def check_device_available(name: str) -> None:
                           f"(indices 0-{count - 1})")
 
 
-def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in record.items():
-        if isinstance(v, torch.Tensor) and v.numel() == 1:
-            v = v.item()
-        if isinstance(v, float) and not math.isfinite(v):
-            v = None
-        if isinstance(v, (int, float, str, bool, type(None), list)):
-            out[k] = v
-    return out
+def _write_dataset_json(run_dir: Path, splits: DatasetSplits) -> None:
+    """``dataset.json``: the JSON-safe part of ``splits.info`` plus the dataset name."""
+    atomic_write_text(RunPaths(run_dir).dataset, json.dumps(jsonable(splits.info) | {"name": splits.name}, indent=2))
 
 
 def _on_main(fn: Callable[[], Any]) -> Any:
@@ -161,7 +155,7 @@ def run_experiment(
         resume: continue ``cfg.run_dir`` from its commit record; ``cfg`` is the requested
             configuration, checked against the stored one (see :func:`resume_experiment`).
         overwrite: replace an existing run directory of the same name (only one mmcoop
-            marked as a run; see :mod:`mmcoop.experiment.rundir`).
+            marked as a run; see :mod:`mmcoop.experiment.safety`).
         splits: pre-loaded data (e.g. shared across the runs of a comparison).
 
     Returns:
@@ -183,8 +177,7 @@ def run_experiment(
     def create() -> tuple[Path, FolderLock]:
         run_dir, lock = create_run_dir(cfg.out_dir, cfg.name, cfg.to_yaml(), overwrite=overwrite)
         try:
-            atomic_write_text(run_dir / "dataset.json",
-                              json.dumps(_jsonable(splits.info) | {"name": splits.name}, indent=2))
+            _write_dataset_json(run_dir, splits)
         except BaseException:
             lock.release()
             raise
@@ -227,7 +220,8 @@ def resume_experiment(
     """
     init_from_env()
     run_dir = Path(run_dir)
-    if not is_run_dir(run_dir) and not (run_dir / "config.yaml").is_file():
+    paths = RunPaths(run_dir)
+    if not is_marked_run_dir(run_dir) and not paths.config.is_file():
         raise RunDirError(f"cannot resume: {run_dir} is not a run directory (no config.yaml); "
                           "start the run without --resume, or pass a directory made by `mmcoop train`")
     lock = _on_main(lambda: open_run_dir(run_dir))
@@ -238,20 +232,20 @@ def resume_experiment(
 
         def repair() -> None:
             repair_run_dir(run_dir, state)
-            yaml_path = run_dir / "config.yaml"
+            yaml_path = paths.config
             if not yaml_path.is_file() or yaml_path.read_text(encoding="utf-8", errors="replace") != cfg.to_yaml():
                 atomic_write_text(yaml_path, cfg.to_yaml())
             if applied:
                 done = 0 if state is None else int(state["epoch"])
-                append_line(run_dir / "resumes.jsonl", json.dumps({
+                append_line(paths.resumes, json.dumps({
                     "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "after_epoch": done,
                     "changes": {k: [old, new] for k, (old, new) in applied.items()}}))
 
         _on_main(repair)
         barrier()
         splits = splits if splits is not None else load_splits(cfg)
-        if is_main() and not (run_dir / "dataset.json").is_file():
-            atomic_write_text(run_dir / "dataset.json", json.dumps(_jsonable(splits.info) | {"name": splits.name}, indent=2))
+        if is_main() and not paths.dataset.is_file():
+            _write_dataset_json(run_dir, splits)
         trainer = _build_trainer(cfg, splits)
         history: list[dict[str, Any]] = []
         if state is not None:
@@ -279,7 +273,7 @@ def _resolve_resume(
 ) -> tuple[RunConfig, dict[str, tuple[Any, Any]]]:
     """The config to continue with and the applied changes (refused ones raise)."""
     location = {"name": run_dir.name, "out_dir": str(run_dir.parent)}
-    yaml_path = run_dir / "config.yaml"
+    yaml_path = RunPaths(run_dir).config
     on_disk = load_yaml_mapping(yaml_path) if yaml_path.is_file() else None
     if state is not None and "config" in state:
         stored = RunConfig.from_dict({**state["config"], **location}).to_dict()
@@ -318,6 +312,7 @@ def _train(
     lock: FolderLock | None,
 ) -> RunResult:
     """Fit, committing every epoch, then write ``results.json``; releases ``lock`` at the end."""
+    paths = RunPaths(run_dir)
     try:
         stored_config = cfg.to_dict()
 
@@ -327,16 +322,14 @@ def _train(
                 return
             epoch = record["epoch"]
             if table is not None:
-                table.to_parquet(run_dir / "valuation" / f"epoch_{epoch:03d}.parquet")
+                table.to_parquet(paths.epoch_valuation(epoch))
             if record["is_best"]:  # before the commit: a kill here leaves a pending best.pt, repaired on resume
                 atomic_torch_save({"model": tr.model.state_dict(), "method_modules": tr.extra.state_dict(),
-                                   "epoch": epoch}, run_dir / BEST)
-            rec = _jsonable(record)
-            append_line(run_dir / METRICS, json.dumps(rec))
-            history.append(rec)
+                                   "epoch": epoch}, paths.best_checkpoint)
+            history.append(append_metrics(run_dir, record))
             state = tr.state_dict()
             state.update(config=stored_config, history=list(history), format=2)
-            atomic_torch_save(state, run_dir / LAST)  # the commit point of this epoch
+            atomic_torch_save(state, paths.last_checkpoint)  # the commit point of this epoch
 
         trainer.fit(on_epoch_end)
         trainer.load_best()
@@ -350,7 +343,7 @@ def _train(
             epochs=len(history),
         )
         if is_main():
-            atomic_write_text(run_dir / RESULTS, json.dumps(results, indent=2))
+            atomic_write_text(paths.results, json.dumps(results, indent=2))
         barrier()  # every rank returns after results.json exists
     finally:
         if lock is not None:
@@ -367,7 +360,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[RunConfig, 
     weights kept in ``last.pt`` are used.
     """
     run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.yaml"
+    paths = RunPaths(run_dir)
+    cfg_path = paths.config
     if not cfg_path.exists():
         raise MMCoopError(f"{run_dir} is not a run directory (no config.yaml); pass a directory made by `mmcoop train`")
     if checkpoint not in ("best", "last"):
@@ -377,7 +371,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[RunConfig, 
         cfg = RunConfig.from_dict({**commit["config"], "name": run_dir.name, "out_dir": str(run_dir.parent)})
     else:
         cfg = RunConfig.from_yaml(cfg_path)
-    ckpt = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    ckpt = paths.checkpoint(checkpoint)
     if not ckpt.exists():
         raise MMCoopError(f"checkpoint {ckpt} does not exist; has the run finished an epoch?")
     try:

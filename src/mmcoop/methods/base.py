@@ -26,6 +26,7 @@ everything it may touch is in :class:`MethodContext`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator
@@ -104,6 +105,10 @@ class MethodContext:
 
     def autocast(self) -> Any:
         """The run's autocast context (a no-op without ``train.amp``)."""
+        if self._engine is None:  # a context built outside the loop (tests, scripts)
+            if self.amp_dtype is None:
+                return contextlib.nullcontext()
+            return torch.autocast(self.device.type, dtype=self.amp_dtype)
         return self._engine.autocast()
 
     def zero_grad(self) -> None:

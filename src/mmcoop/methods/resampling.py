@@ -141,10 +141,11 @@ class ResamplingMethod(Method):
         """
         _sync(ctx.device)
         t0 = time.perf_counter()
-        table = _valuation.valuate_dataset(  # unwraps DDP/compile wrappers itself
-            ctx.model, ctx.train_data, batch_size=int(self.options.valuation_batch_size or ctx.eval_batch_size),
-            value=self.options.value, device=ctx.device, rows=rows, distributed=True, fold_bn=ctx.fold_batchnorm,
-        )
+        with ctx.autocast():  # the run's precision (bf16 valuation under train.amp=bf16)
+            table = _valuation.valuate_dataset(  # unwraps DDP/compile wrappers itself
+                ctx.model, ctx.train_data, batch_size=int(self.options.valuation_batch_size or ctx.eval_batch_size),
+                value=self.options.value, device=ctx.device, rows=rows, distributed=True, fold_bn=ctx.fold_batchnorm,
+            )
         _sync(ctx.device)
         return table, time.perf_counter() - t0
 

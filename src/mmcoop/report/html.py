@@ -36,9 +36,8 @@ from mmcoop.report.loaders import (
     summarize_contributions,
 )
 from mmcoop.utils.io import atomic_write_bytes, atomic_write_text
+from mmcoop.utils.rundir import BASE_CONFIG_FILE, PLOTS_DIR, REPORT_FILE
 
-REPORT_NAME = "report.html"
-PLOTS_DIR = "plots"
 _MAX_EPOCH_SCAN = 60  # at most this many epoch files are read for the per-epoch degraded plot
 
 _CSS = """
@@ -172,7 +171,7 @@ class _Page:
                         old.unlink()
                     except OSError:
                         pass
-        return atomic_write_text(self.root / REPORT_NAME, self.render(subtitle))
+        return atomic_write_text(self.root / REPORT_FILE, self.render(subtitle))
 
 
 # -- run report -----------------------------------------------------------------------------
@@ -534,7 +533,7 @@ def _compare_sections(page: _Page, cmp: CompareData) -> None:
 def _compare_report(path: Path) -> Path:
     cmp = load_compare_dir(path)
     page = _Page(path, f"mmcoop comparison: {path.name}")
-    base = read_config(path / "base_config.yaml")
+    base = read_config(path / BASE_CONFIG_FILE)
     bits = []
     if base:
         ds = str(base.get("dataset", "?")) + ("-debiased" if base.get("debiased") else "")

@@ -5,18 +5,22 @@ The one place that knows how a run directory is laid out; the valuation table
 the report (reading it) all go through it. Lowest layer: imports neither torch nor
 pandas/pyarrow at module level. Run directory::
 
+    <run>/.mmcoop-run                    marker: made by mmcoop (only marked folders are overwritten)
     <run>/config.yaml                    resolved config (``mmcoop train --config``)
     <run>/dataset.json                   dataset name and info
     <run>/metrics.jsonl                  one JSON object per finished epoch (appended)
     <run>/results.json                   test metrics of the best-validation model
+    <run>/resumes.jsonl                  one line per resume that changed a setting
     <run>/checkpoints/last.pt            everything to resume exactly
     <run>/checkpoints/best.pt            model weights of the best validation epoch
     <run>/valuation/epoch_XXX.parquet    per-sample valuations during training (train set)
     <run>/valuation/<split>.parquet      ``mmcoop value --split <split>``
-    <run>/report.html                    ``mmcoop report``
+    <run>/report.html                    ``mmcoop report`` (its plots also under ``<run>/plots/``)
 
 A compare directory holds one run directory per (method, seed) plus ``compare.csv``,
-``summary.csv`` and ``base_config.yaml``.
+``summary.csv``, ``base_config.yaml`` and its marker ``.mmcoop-compare``. What may be
+overwritten, locked or resumed (the markers' meaning) is :mod:`mmcoop.experiment.safety`'s;
+the commit order of an epoch's files is :mod:`mmcoop.experiment.integrity`'s.
 
 Valuation parquet (one row per sample): ``index``, ``label``, ``fused_pred``, then
 ``pred_<coalition>``, ``phi_<modality>``, ``value_<coalition>``, ``stderr_<modality>``
@@ -44,17 +48,22 @@ CONFIG_FILE = "config.yaml"
 DATASET_FILE = "dataset.json"
 METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
+RESUMES_FILE = "resumes.jsonl"
 REPORT_FILE = "report.html"
+PLOTS_DIR = "plots"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 VALUATION_DIR = "valuation"
 VALUATION_SUFFIX = ".parquet"
-#: A directory holding any of these is a run directory.
-RUN_MARKERS: tuple[str, ...] = (CONFIG_FILE, METRICS_FILE, RESULTS_FILE)
+#: A directory holding any of these is a run directory (:func:`is_run_dir`, for reading).
+RUN_FILES: tuple[str, ...] = (CONFIG_FILE, METRICS_FILE, RESULTS_FILE)
 COMPARE_CSV = "compare.csv"
 SUMMARY_CSV = "summary.csv"
 BASE_CONFIG_FILE = "base_config.yaml"
+#: Marker files written by mmcoop into the folders it creates (see :mod:`mmcoop.experiment.safety`).
+RUN_MARKER = ".mmcoop-run"
+COMPARE_MARKER = ".mmcoop-compare"
 
 _EPOCH_RE = re.compile(r"^epoch_(\d+)\.parquet$")
 #: Order of the usual split files in listings; other names follow alphabetically.
@@ -122,8 +131,20 @@ class RunPaths:
         return self.root / RESULTS_FILE
 
     @property
+    def resumes(self) -> Path:
+        return self.root / RESUMES_FILE
+
+    @property
+    def marker(self) -> Path:
+        return self.root / RUN_MARKER
+
+    @property
     def report(self) -> Path:
         return self.root / REPORT_FILE
+
+    @property
+    def plots(self) -> Path:
+        return self.root / PLOTS_DIR
 
     @property
     def checkpoints(self) -> Path:
@@ -155,9 +176,13 @@ class RunPaths:
 
 
 def is_run_dir(path: str | os.PathLike) -> bool:
-    """True for a run directory (it holds ``config.yaml``, ``metrics.jsonl`` or ``results.json``)."""
+    """True for a run directory to read (it holds ``config.yaml``, ``metrics.jsonl`` or ``results.json``).
+
+    Not the safety check: whether mmcoop may overwrite or resume a folder is
+    :func:`mmcoop.experiment.safety.is_marked_run_dir` (the :data:`RUN_MARKER` file).
+    """
     p = Path(path)
-    return any((p / f).is_file() for f in RUN_MARKERS)
+    return any((p / f).is_file() for f in RUN_FILES)
 
 
 def is_compare_dir(path: str | os.PathLike) -> bool:
@@ -216,21 +241,42 @@ def metrics_line(record: Mapping[str, Any]) -> str:
     return json.dumps(jsonable(record))
 
 
-def parse_metrics(text: str, source: str = METRICS_FILE, strict: bool = True) -> list[dict[str, Any]]:
+#: How a bad *last* line of ``metrics.jsonl`` is treated (see :func:`parse_metrics`).
+LAST_LINE_MODES: tuple[str, ...] = ("warn", "skip", "error")
+_BAD_LINE = ("{source}: line {lineno} is not a JSON object; repair or delete that line "
+             "(each line of metrics.jsonl is the record of one epoch)")
+
+
+def parse_metrics(
+    text: str, source: str = METRICS_FILE, strict: bool = True, *,
+    last_line: str = "warn", required: Sequence[str] = (), error: str = _BAD_LINE,
+) -> list[dict[str, Any]]:
     """The records of ``metrics.jsonl`` text.
 
-    Blank lines are skipped. A last line that is not a JSON object (a run killed while
-    appending) is skipped with a warning. A bad line elsewhere is a :class:`DataError`
-    (``strict``) or skipped with a warning.
+    Blank lines are skipped. A line is good when it is a JSON object holding every key
+    of ``required``. A bad last line (a run killed while appending) is handled by
+    ``last_line``; a bad line elsewhere is a :class:`DataError` (``strict``) or skipped
+    with a warning.
 
     Args:
         text: the file's content.
         source: the file name shown in messages.
         strict: raise on a bad line that is not the last one.
+        last_line: a bad last line is skipped with a ``RuntimeWarning`` (``"warn"``),
+            skipped silently (``"skip"``), or raises like any other bad line (``"error"``,
+            regardless of ``strict``).
+        required: keys every record must hold (e.g. ``("epoch",)``).
+        error: the :class:`DataError` message, a format string with ``{source}`` and ``{lineno}``.
 
     Returns:
         One dict per good line, in file order.
+
+    Raises:
+        DataError: a bad line (see above), naming ``source`` and the line.
+        ValueError: ``last_line`` is not one of :data:`LAST_LINE_MODES`.
     """
+    if last_line not in LAST_LINE_MODES:
+        raise ValueError(f"last_line must be one of {LAST_LINE_MODES}, got {last_line!r}")
     lines = [(i + 1, line.strip()) for i, line in enumerate(text.splitlines()) if line.strip()]
     records: list[dict[str, Any]] = []
     for pos, (lineno, line) in enumerate(lines):
@@ -238,27 +284,30 @@ def parse_metrics(text: str, source: str = METRICS_FILE, strict: bool = True) ->
             rec = json.loads(line)
         except ValueError:
             rec = None
-        if isinstance(rec, dict):
+        if isinstance(rec, dict) and all(k in rec for k in required):
             records.append(rec)
             continue
-        if pos == len(lines) - 1:
+        is_last = pos == len(lines) - 1
+        if is_last and last_line == "skip":
+            continue
+        if is_last and last_line == "warn":
             warnings.warn(f"{source}: skipping the incomplete last line {lineno} (a run interrupted while writing)",
                           RuntimeWarning, stacklevel=2)
-        elif strict:
-            raise DataError(
-                f"{source}: line {lineno} is not a JSON object; repair or delete that line "
-                "(each line of metrics.jsonl is the record of one epoch)"
-            )
+        elif strict or is_last:
+            raise DataError(error.format(source=source, lineno=lineno))
         else:
             warnings.warn(f"{source}: skipping line {lineno}, not a JSON object", RuntimeWarning, stacklevel=2)
     return records
 
 
-def read_metrics_file(path: str | os.PathLike, strict: bool = True) -> list[dict[str, Any]]:
+def read_metrics_file(
+    path: str | os.PathLike, strict: bool = True, *,
+    last_line: str = "warn", required: Sequence[str] = (), error: str = _BAD_LINE,
+) -> list[dict[str, Any]]:
     """The records of a ``metrics.jsonl`` file; ``[]`` when it is absent.
 
-    Tolerates a half-written last line (skipped with a ``RuntimeWarning``); see
-    :func:`parse_metrics` for the other lines.
+    Tolerates a half-written last line (by default skipped with a ``RuntimeWarning``);
+    see :func:`parse_metrics` for the other lines and the keyword arguments.
 
     Args:
         path: the file.
@@ -278,20 +327,24 @@ def read_metrics_file(path: str | os.PathLike, strict: bool = True) -> list[dict
             raise DataError(f"cannot read {path}: {exc}; repair or delete the file") from exc
         warnings.warn(f"cannot read {path}: {exc}", RuntimeWarning, stacklevel=2)
         return []
-    return parse_metrics(text, os.fspath(path), strict)
+    return parse_metrics(text, os.fspath(path), strict, last_line=last_line, required=required, error=error)
 
 
-def read_metrics(run_dir: str | os.PathLike, strict: bool = True) -> list[dict[str, Any]]:
+def read_metrics(
+    run_dir: str | os.PathLike, strict: bool = True, *,
+    last_line: str = "warn", required: Sequence[str] = (), error: str = _BAD_LINE,
+) -> list[dict[str, Any]]:
     """The epoch records of ``<run_dir>/metrics.jsonl`` (see :func:`read_metrics_file`).
 
     Args:
         run_dir: a run directory.
         strict: a bad line before the last raises :class:`DataError` (else it is skipped).
+        last_line, required, error: see :func:`parse_metrics`.
 
     Returns:
         One dict per epoch record, in file order; ``[]`` when the file is absent.
     """
-    return read_metrics_file(RunPaths(run_dir).metrics, strict)
+    return read_metrics_file(RunPaths(run_dir).metrics, strict, last_line=last_line, required=required, error=error)
 
 
 def _drop_partial_tail(path: Path) -> None:
@@ -333,13 +386,18 @@ def append_metrics(run_dir: str | os.PathLike, record: Mapping[str, Any]) -> dic
     return rec
 
 
+def metrics_text(records: Iterable[Mapping[str, Any]]) -> str:
+    """The exact ``metrics.jsonl`` text for ``records``: one :func:`metrics_line` per record, newline-ended."""
+    return "".join(metrics_line(r) + "\n" for r in records)
+
+
 def write_metrics(run_dir: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> Path:
     """Replace ``<run_dir>/metrics.jsonl`` atomically by ``records`` (e.g. when resuming).
 
     Returns:
         The path written.
     """
-    return atomic_write_text(RunPaths(run_dir).metrics, "".join(metrics_line(r) + "\n" for r in records))
+    return atomic_write_text(RunPaths(run_dir).metrics, metrics_text(records))
 
 
 # -- valuation parquet layout --------------------------------------------------------------------

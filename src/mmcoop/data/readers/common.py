@@ -26,7 +26,8 @@ Facts shared by the official pipelines (cited per reader):
   the frames equal torchvision's output bit for bit.
 - Frame choice: ``T`` frames, one per equal segment ("third" for ``T = 3``) of the
   clip's sorted frame files; train: uniformly random within each segment, eval: a
-  fixed frame of each segment (see :func:`frame_indices`).
+  fixed frame of each segment (see :func:`frame_indices`, one clip of
+  :func:`mmcoop.data.frames.segment_frames`, which the frame cache uses as well).
 - Wav spectrograms: ``librosa.load(sr=...)`` (resample, mono), tile, clip to ``[-1, 1]``,
   ``log(|STFT| + 1e-7)`` with a periodic Hann window, ``center=True`` and reflect padding
   (librosa < 0.10 defaults, the versions of the 2022-2023 official code). Resampling is
@@ -51,6 +52,7 @@ from torch import Tensor
 
 from mmcoop.data.audio import read_wav
 from mmcoop.data.base import ModalitySpec
+from mmcoop.data.frames import EVAL_CHOICES, TRAIN_CHOICES, EvalChoice, TrainChoice, segment_frames
 from mmcoop.data.sources import rng, stratified_split
 from mmcoop.errors import DataError
 
@@ -60,8 +62,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 SPLITS = ("train", "val", "test")
 MAX_LISTED = 10  # missing clip ids quoted in warnings / info
 
-TrainChoice = Literal["random", "fixed", "ks-official"]
-EvalChoice = Literal["centre", "start", "ks-official"]
 Crop = Literal["random-resized", "resize"]
 OnMissing = Literal["skip", "error"]
 
@@ -269,43 +269,24 @@ def probe_shape(clips: Iterable[Clip], modality: str, layout: str) -> tuple[int,
 # -- frame choice and image transforms ----------------------------------------------------
 def frame_indices(n: int, num: int, train: bool, gen: torch.Generator | None = None,
                   train_choice: TrainChoice = "random", eval_choice: EvalChoice = "centre") -> list[int]:
-    """0-based indices of the ``num`` frames taken from ``n`` sorted frames.
+    """0-based indices of the ``num`` frames taken from ``n`` sorted frames of one clip.
 
-    The frames are cut into ``num`` segments of ``seg = n // num`` frames (the last
-    ``n % num`` frames are never used, as in the official code).
+    One clip of :func:`mmcoop.data.frames.segment_frames`, the package's one frame-choice
+    rule (the frame cache uses it too): ``seg = n // num`` frames per segment; train
+    ``random`` (a uniform frame of each segment, drawn as ``torch.randint(0, seg, (num,))``)
+    or ``ks-official`` (the same draw with the official KS quirks: frame 1 if ``n <= 6``,
+    1-based numbers ``>= 10`` become 9); eval (or train ``fixed``) ``centre``
+    (``i*seg + seg//2``), ``start`` (``i*seg``) or ``ks-official`` (1-based
+    ``i*seg + max(seg//2, 1)``, frame 1 if ``n <= 6``). With fewer frames than ``num``
+    frames repeat: ``floor(i * n / num)``.
 
-    - train, ``train_choice="random"``: a uniformly random frame of each segment
-      (official: ``random.randint(i*seg + 1, i*seg + seg)``, 1-based);
-    - train, ``train_choice="ks-official"``: the same draw with the official KS loader's
-      quirks: frame 1 if ``n <= 6``, and 1-based frame numbers ``>= 10`` become 9 (its
-      ``'frame_0000' + str(t)`` names only exist below 10);
-    - otherwise (eval, or ``train_choice="fixed"``) ``eval_choice``:
-      ``"centre"``: ``i*seg + seg//2``, the middle frame of each segment;
-      ``"start"``: ``i*seg``, its first frame (OGM-GE ``AVDataset``: ``t = seg*i + 1``, 1-based);
-      ``"ks-official"``: exactly the official KS eval choice, 1-based ``i*seg + max(seg//2, 1)``
-      if ``n > 6`` else frame 1 (for ``seg = 3`` this is the first frame of each third,
-      one before the middle).
-
-    With fewer frames than ``num`` (``seg = 0``) frames repeat: ``floor(i * n / num)``.
+    Raises:
+        ValueError: ``n < 1``.
+        DataError: an unknown choice.
     """
     if n < 1:
         raise ValueError("no frames")
-    seg = n // num
-    if seg == 0:
-        return [i * n // num for i in range(num)]
-    if train and train_choice in ("random", "ks-official"):
-        offsets = torch.randint(0, seg, (num,), generator=gen).tolist()
-        picked = [i * seg + o for i, o in enumerate(offsets)]
-        if train_choice == "ks-official":
-            picked = [min(p, 8) if n > 6 else 0 for p in picked]
-        return picked
-    if eval_choice == "centre":
-        return [i * seg + seg // 2 for i in range(num)]
-    if eval_choice == "start":
-        return [i * seg for i in range(num)]
-    if eval_choice == "ks-official":
-        return [i * seg + max(seg // 2, 1) - 1 if n > 6 else 0 for i in range(num)]
-    raise DataError(f"unknown eval frame choice {eval_choice!r}; valid: centre, start, ks-official")
+    return segment_frames(torch.tensor([n]), num, train, gen, train_choice, eval_choice)[0].tolist()
 
 
 def resized_crop_params(width: int, height: int, gen: torch.Generator | None,
@@ -475,8 +456,8 @@ def check_frame_options(num_frames: int, image_size: int, train_choice: str, eva
     """Validate frame options (a :class:`DataError` names the bad value and the valid ones)."""
     if int(num_frames) < 1 or int(image_size) < 1:
         raise DataError(f"num_frames and image_size must be >= 1, got {num_frames} and {image_size}")
-    for key, value, valid in (("train_frames", train_choice, ("random", "fixed", "ks-official")),
-                              ("eval_frames", eval_choice, ("centre", "start", "ks-official")),
+    for key, value, valid in (("train_frames", train_choice, TRAIN_CHOICES),
+                              ("eval_frames", eval_choice, EVAL_CHOICES),
                               ("train_crop", crop, ("random-resized", "resize"))):
         if value not in valid:
             raise DataError(f"{key} must be one of {', '.join(valid)}; got {value!r}")

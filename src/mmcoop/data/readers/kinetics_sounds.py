@@ -21,7 +21,7 @@ Source of the facts: GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation,
 By default the frames are the official ones exactly (``train_frames`` /
 ``eval_frames="ks-official"``: incl. frame 1 for clips of <= 6 frames and train frame
 numbers >= 10 clamped to 9), indexed in the sorted file list, the same choice as the
-frame cache (:func:`mmcoop.data.frames.segment_frame_numbers`). For ``seg = 3`` the
+frame cache (:func:`mmcoop.data.frames.segment_frames`). For ``seg = 3`` the
 official eval frame is the *first* of each third; ``eval_frames="centre"`` takes the
 middle one and ``train_frames="random"`` drops the quirks (see
 :func:`~mmcoop.data.readers.common.frame_indices`).

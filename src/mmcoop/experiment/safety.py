@@ -1,4 +1,7 @@
-"""Run directories that are safe to create, lock, overwrite and resume.
+"""Run directories that are safe to create, lock, overwrite and resume (markers, path checks, locks).
+
+File names (the markers included) are :mod:`mmcoop.utils.rundir`'s, the one owner of
+the run-directory schema; this module decides what may be created, deleted or resumed.
 
 Every run directory carries a marker file, :data:`RUN_MARKER`, written when mmcoop
 creates it; only a directory holding the marker is ever deleted by ``--overwrite``.
@@ -27,9 +30,8 @@ from pathlib import Path
 from mmcoop.errors import RunDirError
 from mmcoop.utils.io import atomic_write_text, remove_stale_temps, storage_error
 from mmcoop.utils.lock import LOCK_NAME, FolderLock
+from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, COMPARE_MARKER, RUN_MARKER, RunPaths
 
-RUN_MARKER = ".mmcoop-run"
-COMPARE_MARKER = ".mmcoop-compare"
 _TMP_DIR_SUFFIX = ".mmcoop-new"
 
 
@@ -73,15 +75,19 @@ def check_run_path(out_dir: str | os.PathLike, name: str, what: str = "run") -> 
     return run_dir
 
 
-def is_run_dir(path: str | os.PathLike) -> bool:
-    """Whether ``path`` carries the run marker written by mmcoop."""
-    return (Path(path) / RUN_MARKER).is_file()
+def is_marked_run_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` carries the run marker written by mmcoop (:data:`RUN_MARKER`).
+
+    The safety check (what ``--overwrite`` may delete); for "holds run files, can be
+    read" see :func:`mmcoop.utils.rundir.is_run_dir`.
+    """
+    return RunPaths(path).marker.is_file()
 
 
 def looks_like_legacy_run(path: str | os.PathLike) -> bool:
     """A run written before markers existed: ``config.yaml`` plus metrics or a checkpoint."""
-    p = Path(path)
-    return (p / "config.yaml").is_file() and ((p / "metrics.jsonl").is_file() or (p / "checkpoints" / "last.pt").is_file())
+    p = RunPaths(path)
+    return p.config.is_file() and (p.metrics.is_file() or p.last_checkpoint.is_file())
 
 
 def _marker_text(kind: str) -> str:
@@ -144,7 +150,7 @@ def remove_stale_new_dirs(run_dir: str | os.PathLike, min_age_s: float = 60.0) -
             continue
         try:
             old = time.time() - stale.stat().st_mtime > min_age_s
-            if not (is_run_dir(stale) or old):
+            if not (is_marked_run_dir(stale) or old):
                 continue
             with FolderLock(stale):
                 shutil.rmtree(stale)
@@ -165,7 +171,7 @@ def precheck_new_run_dir(out_dir: str | os.PathLike, name: str, overwrite: bool 
     if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
         raise RunDirError(f"{run_dir} exists and is not a folder; pick another --name")
     if run_dir.is_dir():
-        if is_run_dir(run_dir):
+        if is_marked_run_dir(run_dir):
             if not overwrite:
                 raise RunDirError(
                     f"run directory {run_dir} already holds a run; pass --resume to continue it, "
@@ -201,7 +207,7 @@ def create_run_dir(
         raise RunDirError(f"{run_dir} exists and is not a folder; pick another --name")
     remove_stale_new_dirs(run_dir)
     if run_dir.is_dir():
-        marked = is_run_dir(run_dir)
+        marked = is_marked_run_dir(run_dir)
         foreign = _foreign_entries(run_dir, {LOCK_NAME})
         if not marked and foreign:
             raise _refuse_foreign(run_dir, foreign, overwrite, "run")
@@ -214,7 +220,7 @@ def create_run_dir(
                 )
             _clear(run_dir, {LOCK_NAME, RUN_MARKER})
             write_marker(run_dir)
-            atomic_write_text(run_dir / "config.yaml", config_yaml)
+            atomic_write_text(RunPaths(run_dir).config, config_yaml)
         except BaseException:
             lock.release()
             raise
@@ -231,7 +237,7 @@ def create_run_dir(
     lock = FolderLock(tmp).acquire()
     try:
         write_marker(tmp)
-        atomic_write_text(tmp / "config.yaml", config_yaml)
+        atomic_write_text(RunPaths(tmp).config, config_yaml)
         try:
             os.rename(tmp, run_dir)
         except OSError as e:
@@ -259,7 +265,7 @@ def open_run_dir(run_dir: str | os.PathLike) -> FolderLock:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"cannot resume: {run_dir} is not a folder; pass a run directory made by `mmcoop train`")
-    legacy = not is_run_dir(run_dir)
+    legacy = not is_marked_run_dir(run_dir)
     if legacy and not looks_like_legacy_run(run_dir):
         raise RunDirError(f"cannot resume: {run_dir} is not a run directory (no {RUN_MARKER} marker); "
                           "pass a directory made by `mmcoop train`")
@@ -285,7 +291,7 @@ def prepare_compare_dir(cdir: str | os.PathLike) -> Path:
     if cdir.is_symlink() or (cdir.exists() and not cdir.is_dir()):
         raise RunDirError(f"{cdir} exists and is not a folder; pick another --name")
     if cdir.is_dir() and not (cdir / COMPARE_MARKER).is_file():
-        legacy = (cdir / "compare.csv").is_file() or (cdir / "base_config.yaml").is_file()
+        legacy = (cdir / COMPARE_CSV).is_file() or (cdir / BASE_CONFIG_FILE).is_file()
         foreign = _foreign_entries(cdir, set())
         if foreign and not legacy:
             raise _refuse_foreign(cdir, foreign, False, "comparison")
