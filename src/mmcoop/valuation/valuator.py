@@ -1,4 +1,7 @@
-"""The modality valuator: per-sample Shapley values of modalities for a model.
+"""The per-batch core of valuation: per-sample Shapley values of modalities for a model.
+
+:func:`mmcoop.valuation.valuate_dataset` (:mod:`mmcoop.valuation.runner`) runs it over a
+whole split.
 
 One encoder pass per batch (features ``[B, M, d]``), then every coalition through
 the fusion head in one call (:func:`mmcoop.models.coalition_logits`); removed
@@ -16,18 +19,15 @@ import torch
 from torch import Tensor, nn
 
 from mmcoop.errors import ConfigError, DataError
-from mmcoop.models.folding import inference_model
 from mmcoop.models.protocol import coalition_logits
-from mmcoop.utils.dist import all_gather_objects, all_gather_rows, rank, world_size
 from mmcoop.valuation.coalitions import coalition_masks
 from mmcoop.valuation.permutation import shapley_permutation
 from mmcoop.valuation.shapley import MAX_EXACT_MODALITIES, shapley_from_coalitions
-from mmcoop.valuation.table import ValuationTable
 from mmcoop.valuation.values import ValueFunction, get_value_function
 
 if TYPE_CHECKING:  # pragma: no cover
     from mmcoop.data.base import MultimodalDataset
-    from mmcoop.models.classifier import MultimodalClassifier
+    from mmcoop.models.protocol import MultimodalModel
 
 Removal = Literal["zero", "mean"]
 Method = Literal["auto", "exact", "permutation"]
@@ -38,7 +38,6 @@ METHODS: tuple[str, ...] = ("auto", "exact", "permutation")
 _LOGIT_CHUNK = 1 << 24
 #: Bytes per (sample, coalition) of exact valuation: value (4), prediction (8), float64 product (8).
 _BYTES_PER_COALITION = 20
-_BATCH_KEYS = ("inputs", "label", "index", "keep")
 
 
 @contextlib.contextmanager
@@ -110,7 +109,7 @@ def _reported_masks(m: int, device: torch.device) -> Tensor:
 
 
 class ModalityValuator:
-    """Sample-level modality valuation of a :class:`~mmcoop.models.MultimodalClassifier`.
+    """Sample-level modality valuation of a model (:class:`~mmcoop.models.MultimodalModel`).
 
     Every batch is encoded once; all coalitions of modalities are evaluated by the
     fusion head on the cached features; coalition values (``value``) give exact
@@ -147,7 +146,7 @@ class ModalityValuator:
 
     def __init__(
         self,
-        model: "MultimodalClassifier",
+        model: "MultimodalModel",
         value: str | ValueFunction = "paper",
         empty: str | None = None,
         removal: str = "zero",
@@ -345,17 +344,6 @@ class ModalityValuator:
         return torch.cat(vals, 1), torch.cat(preds, 1)
 
 
-def _progress(it: Any, desc: str) -> Any:
-    """``it`` wrapped in a tqdm bar on stderr when tqdm is installed, else unchanged."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        return it
-    import sys
-
-    return tqdm(it, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
-
-
 def _mean_features(model: nn.Module, batches: Iterable[dict[str, Any]], device: torch.device | str | None) -> Tensor:
     from mmcoop.data.base import batch_to
 
@@ -372,174 +360,3 @@ def _mean_features(model: nn.Module, batches: Iterable[dict[str, Any]], device: 
     if total is None or count == 0:
         raise DataError("cannot compute mean features: the data has no samples")
     return (total / count).float()
-
-
-def _gather_shards(parts: dict[str, Tensor]) -> dict[str, Tensor]:
-    """All ranks' interleaved shares (rank r holds positions r, r+W, ...) -> the whole, in position order.
-
-    A rank with no rows may lack a key or have a placeholder shape; the layout of a
-    rank that has rows is used for it, so every rank makes the same collective calls.
-    """
-    layouts = all_gather_objects({k: (v.shape[0], tuple(v.shape[1:]), v.dtype) for k, v in parts.items()})
-    spec: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
-    for with_rows in (True, False):  # the first rank that has rows decides; else any rank
-        for layout in layouts:
-            for key, (n, shape, dtype) in layout.items():  # type: ignore[union-attr]
-                if key not in spec and (n > 0) == with_rows:
-                    spec[key] = (shape, dtype)
-    w = world_size()
-    dev = next(iter(parts.values())).device if parts else torch.device("cpu")
-    out: dict[str, Tensor] = {}
-    for key in sorted(spec):
-        shape, dtype = spec[key]
-        local = parts.get(key)
-        if local is None or local.shape[0] == 0:
-            local = torch.zeros((0, *shape), dtype=dtype, device=dev)
-        whole = all_gather_rows(local)
-        n = whole.shape[0]
-        order = torch.cat([torch.arange(r, n, w) for r in range(w)]).to(whole.device)
-        out[key] = torch.empty_like(whole).index_copy_(0, order, whole)
-    return out
-
-
-def mean_features(
-    model: "MultimodalClassifier",
-    dataset: "MultimodalDataset",
-    *,
-    batch_size: int = 256,
-    device: torch.device | str | None = None,
-) -> Tensor:
-    """Mean feature per modality over a dataset (the ``fill`` of ``removal="mean"``).
-
-    Encodes every row of the view with all modalities (the view's keep-masks are
-    ignored), in eval mode without gradients; pass the plain training split.
-
-    Args:
-        model: the classifier.
-        dataset: a :class:`~mmcoop.data.MultimodalDataset` (usually the training split).
-        batch_size: samples per encoder pass.
-        device: where to encode (default: the model's device).
-
-    Returns:
-        float32 ``[M, d]`` on ``device``.
-    """
-    from mmcoop.data.base import make_loader
-
-    return _mean_features(unwrap_model(model), make_loader(dataset, batch_size), device)
-
-
-def valuate_dataset(
-    model: "MultimodalClassifier",
-    dataset: "MultimodalDataset",
-    *,
-    batch_size: int = 256,
-    value: str | ValueFunction = "paper",
-    empty: str | None = None,
-    removal: str = "zero",
-    fill: Tensor | None = None,
-    device: torch.device | str | None = None,
-    rows: Tensor | None = None,
-    progress: bool = False,
-    split: str | None = None,
-    method: str = "auto",
-    max_exact: int = 12,
-    num_permutations: int = 128,
-    generator: torch.Generator | None = None,
-    memory_budget: int = 1 << 30,
-    distributed: bool = False,
-    fold_bn: bool = True,
-) -> ValuationTable:
-    """Value every sample of a dataset (eval mode, no augmentation, no gradients).
-
-    Args:
-        model: the classifier (its train/eval modes are restored afterwards).
-        dataset: a :class:`~mmcoop.data.MultimodalDataset`; every row of the view is
-            valued with all modalities (keep-masks of the view are ignored).
-        batch_size: samples per encoder pass.
-        value, empty, removal, fill, method, max_exact, num_permutations, generator, memory_budget:
-            see :class:`ModalityValuator`. ``removal="mean"`` needs ``fill``
-            (:func:`mean_features` of the training split).
-        device: where to compute (default: the model's device).
-        rows: int64 storage rows to value (e.g. the random subset Z of the
-            modality-level method); default: the dataset's rows.
-        progress: show a progress bar (tqdm, on stderr).
-        split: split name recorded in the table.
-        distributed: inside a ``torch.distributed`` process group of ``W > 1`` ranks,
-            rank ``r`` values rows ``r, r+W, ...`` only and the shares are gathered, so
-            every rank returns the whole table (same rows, same order as in one
-            process) for ``1/W`` of the work. Every rank must call it. No-op otherwise.
-        fold_bn: value with an inference copy in which BatchNorm is folded into the
-            preceding convolution (:func:`mmcoop.models.fold_batchnorm`): the same
-            function with fewer passes over the activations (about 2x faster for the
-            avmnist CNNs on CPU); float rounding differs from the unfolded model at the
-            1e-7 level. ``False`` runs ``model`` itself.
-
-    Returns:
-        :class:`ValuationTable` on the CPU, one row per valued sample, in loader order.
-    """
-    from mmcoop.data.base import batch_to, make_loader
-
-    model = unwrap_model(model)
-    model = inference_model(model, fold_bn)
-    valuator = ModalityValuator(
-        model, value, empty, removal, fill, method=method, max_exact=max_exact,
-        num_permutations=num_permutations, generator=generator, memory_budget=memory_budget,
-    )
-    dev = torch.device(device) if device is not None else _model_device(model)
-    view = dataset if rows is None else dataset.view(torch.as_tensor(rows, dtype=torch.long).to(dataset.rows.device))
-    shard = distributed and world_size() > 1
-    if shard:
-        view = dataset.view(view.rows[rank() :: world_size()])
-    loader: Iterable[dict[str, Any]] = make_loader(view, batch_size)
-    if progress:
-        loader = _progress(loader, f"valuating {split or 'samples'}")
-
-    parts: dict[str, list[Tensor]] = {"index": [], "label": [], "phi": [], "values": [], "preds": [], "stderr": []}
-    extras: dict[str, list[Tensor]] = {}
-    masks: Tensor | None = None
-    result_method = valuator.resolved_method()
-    # eval mode and no_grad entered once for the whole loop, not per batch (attribute() would).
-    with eval_mode(model), torch.no_grad():
-        for batch in loader:
-            batch = batch_to(batch, dev)
-            res = valuator._attribute_features(model.encode(batch["inputs"]), batch["label"])
-            masks, result_method = res.masks, res.method
-            parts["index"].append(batch["index"])
-            parts["label"].append(batch["label"])
-            parts["phi"].append(res.phi)
-            parts["values"].append(res.values)
-            parts["preds"].append(res.coalition_preds)
-            if res.stderr is not None:
-                parts["stderr"].append(res.stderr)
-            for key, val in batch.items():
-                if key not in _BATCH_KEYS and isinstance(val, Tensor):
-                    extras.setdefault(key, []).append(val)
-
-    if masks is None:  # no rows: an empty table with the right shapes
-        masks = valuator.coalitions()
-        m, k = masks.shape[1], masks.shape[0]
-        parts.update(
-            index=[torch.zeros(0, dtype=torch.long)], label=[torch.zeros(0, dtype=torch.long)], phi=[torch.zeros(0, m)],
-            values=[torch.zeros(0, k)], preds=[torch.zeros(0, k, dtype=torch.long)],
-        )
-    out = {key: torch.cat(v) for key, v in parts.items() if v}
-    extra = {key: torch.cat(v) for key, v in extras.items()}
-    if shard:
-        out, extra = _gather_shards(out), _gather_shards(extra)
-    out = {key: v.cpu() for key, v in out.items()}
-    return ValuationTable(
-        modalities=list(model.modalities),
-        index=out["index"],
-        label=out["label"],
-        phi=out["phi"],
-        values=out["values"],
-        coalition_preds=out["preds"],
-        masks=masks.cpu(),
-        extras={key: v.cpu() for key, v in extra.items()},
-        stderr=out.get("stderr"),
-        value=valuator.value_name,
-        empty=valuator.empty,
-        removal=removal,
-        split=split,
-        method=result_method,
-    )
