@@ -71,3 +71,20 @@ def test_an_error_on_one_rank_ends_the_job_instead_of_hanging(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode != 0
     assert "rank 1 fails on purpose" in proc.stdout + proc.stderr
+
+
+def test_torchrun_compare_writes_one_table(tmp_path):
+    """`mmcoop compare` under 2 processes: every rank trains each run, rank 0 writes the tables."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), "-m", "mmcoop", "compare",
+           "--dataset", "synthetic", "--methods", "joint,sample-level:weighted", "--seeds", "0", "--epochs", "2",
+           "--out-dir", str(tmp_path), "--name", "cmp", "--set", "train.progress=false",
+           "--set", "method_options.warmup=1", "--matched", "none"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = (tmp_path / "cmp" / "compare.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[1].startswith("joint,0") and rows[2].startswith("sample-level:weighted,0")

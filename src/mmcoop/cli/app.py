@@ -254,6 +254,7 @@ def compare(
     paired gain over joint training with its 95% interval; write compare.csv and summary.csv."""
     from mmcoop.experiment import parse_methods, parse_seeds, run_compare
     from mmcoop.experiment.compare import parse_matched
+    from mmcoop.train.distributed import is_main
 
     def go() -> None:
         shared: dict[str, Any] = {}
@@ -265,11 +266,13 @@ def compare(
         cdir, df, summary = run_compare(
             base, specs, seed_list, name=name, overwrite=overwrite, shared_options=shared,
             matched=parse_matched(matched), bootstrap=bootstrap,
-            on_run=lambda row: console.print(
+            on_run=lambda row: is_main() and console.print(
                 f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
                 f"({row['epochs_run']} epochs, {row['sample_visits']} sample visits, "
                 f"{row['optimizer_steps']} optimizer steps)", highlight=False),
         )
+        if not is_main():  # under torchrun: rank 0 prints
+            return
         console.print(_summary_table(summary, base.dataset + ("-debiased" if base.debiased else "")))
         gains = _gain_table(summary, df)
         if gains is not None:

@@ -41,6 +41,7 @@ from mmcoop.experiment.safety import check_run_path, prepare_compare_dir
 from mmcoop.experiment.run import RunResult, check_new_run, load_splits, run_experiment
 from mmcoop.experiment.stats import paired_gains, summarize_gains
 from mmcoop.methods import METHODS, variant_options
+from mmcoop.train.distributed import barrier, init_from_env, is_main
 from mmcoop.utils.io import atomic_write_text
 from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, SUMMARY_CSV
 
@@ -293,6 +294,7 @@ def run_compare(
     Returns:
         ``(compare_dir, per_run_table, summary_table)`` (the tables of compare.csv and summary.csv).
     """
+    init_from_env()  # no-op unless launched by torchrun
     ds_label = base.dataset + ("-debiased" if base.debiased else "")
     cdir = check_run_path(base.out_dir, name or f"compare_{ds_label}", what="comparison")
     shared = dict(shared_options or {})
@@ -324,7 +326,9 @@ def run_compare(
     for seed in seeds:  # refuse before training anything, not after the first runs
         for m in methods:
             check_new_run(config_for(m, seed, f"{m.label.replace(':', '-')}_seed{seed}"), overwrite)
-    prepare_compare_dir(cdir)
+    if is_main():  # under torchrun every rank runs the comparison; rank 0 writes its files
+        prepare_compare_dir(cdir)
+    barrier()
     rows: list[dict[str, Any]] = []
     base_epochs = base.train.epochs
     for seed in seeds:
@@ -364,7 +368,9 @@ def run_compare(
     summary = summarize(df)
     if baseline is not None and "gain_epochs" in df.columns:
         summary = add_gain_summary(summary, df, level, bootstrap, bootstrap_seed)
-    atomic_write_text(cdir / COMPARE_CSV, df.to_csv(index=False))
-    atomic_write_text(cdir / SUMMARY_CSV, summary.to_csv(index=False))
-    atomic_write_text(cdir / BASE_CONFIG_FILE, base.to_yaml())
+    if is_main():
+        atomic_write_text(cdir / COMPARE_CSV, df.to_csv(index=False))
+        atomic_write_text(cdir / SUMMARY_CSV, summary.to_csv(index=False))
+        atomic_write_text(cdir / BASE_CONFIG_FILE, base.to_yaml())
+    barrier()
     return cdir, df, summary

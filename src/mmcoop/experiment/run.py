@@ -318,7 +318,8 @@ def _train(
 
         def on_epoch_end(record: dict[str, Any], tr: Trainer) -> None:
             table = record.pop("valuation_table", None)
-            if not is_main():
+            if not is_main():  # every rank keeps the history (compare reads it); rank 0 writes
+                history.append(jsonable(record))
                 return
             epoch = record["epoch"]
             if table is not None:
