@@ -38,6 +38,8 @@ class TrainConfig:
         patience: early stopping: stop when the validation accuracy has not improved for
             this many epochs (0 = off, train all ``epochs``). The test split is still
             evaluated once, at the end, on the best-validation model.
+        compile: run the training forward pass through ``torch.compile`` (worth it for large
+            models on a GPU; the first epoch pays the compilation, tens of seconds).
         divergence_factor: stop with an error when a training loss exceeds this many times
             the run's first loss (see :class:`mmcoop.train.divergence.DivergenceGuard`);
             ``null`` disables the check (a non-finite loss always stops training).
@@ -60,6 +62,7 @@ class TrainConfig:
     num_workers: int = 0
     pin_memory: bool = False
     patience: int = 0
+    compile: bool = False
     divergence_factor: float | None = 1e4
 
     def __post_init__(self) -> None:

@@ -47,11 +47,13 @@ class StepEngine:
         fold_batchnorm: inference passes on a BatchNorm-folded copy.
         guard: a :class:`~mmcoop.train.divergence.DivergenceGuard` (non-finite or exploding losses).
         loader_options: ``num_workers`` / ``pin_memory`` / ``persistent_workers`` of inference loaders.
+        compile_model: run the training forward through ``torch.compile`` (``train.compile``).
     """
 
     def __init__(self, model: nn.Module, extra: nn.Module, optimizer: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler, device: torch.device, amp_dtype: torch.dtype | None,
-                 fold_batchnorm: bool, guard: Any, loader_options: dict[str, Any] | None = None) -> None:
+                 fold_batchnorm: bool, guard: Any, loader_options: dict[str, Any] | None = None,
+                 compile_model: bool = False) -> None:
         self.model, self.extra, self.optimizer, self.scaler = model, extra, optimizer, scaler
         self.device, self.amp_dtype, self.fold_batchnorm, self.guard = device, amp_dtype, fold_batchnorm, guard
         wrapped = _EncodeFuse(model)
@@ -62,6 +64,10 @@ class StepEngine:
             wrapped = nn.parallel.DistributedDataParallel(
                 wrapped, device_ids=ids, find_unused_parameters=True, broadcast_buffers=False
             )
+        if compile_model:
+            # compiled once here; keep-masks that skip encoders are data-dependent branches, which
+            # torch.compile handles with graph breaks (the dense joint path stays one graph)
+            wrapped = torch.compile(wrapped, dynamic=True)
         self.net = wrapped
         self.loader_options = dict(loader_options or {})
         self._unsynced = False
@@ -82,7 +88,8 @@ class StepEngine:
 
     @contextlib.contextmanager
     def no_sync(self) -> Iterator[None]:
-        ctx = self.net.no_sync() if isinstance(self.net, nn.parallel.DistributedDataParallel) else contextlib.nullcontext()
+        ddp = getattr(self.net, "_orig_mod", self.net)  # under torch.compile the DDP module is inside
+        ctx = ddp.no_sync() if isinstance(ddp, nn.parallel.DistributedDataParallel) else contextlib.nullcontext()
         with ctx:
             self._unsynced = is_distributed()
             yield
@@ -94,7 +101,8 @@ class StepEngine:
         if is_distributed():
             # the method's own parameters always; the model's when DDP did not reduce them
             params = list(self.extra.parameters())
-            if self._unsynced or not isinstance(self.net, nn.parallel.DistributedDataParallel):
+            ddp = getattr(self.net, "_orig_mod", self.net)
+            if self._unsynced or not isinstance(ddp, nn.parallel.DistributedDataParallel):
                 params += list(self.model.parameters())
             average_gradients([p for p in params if p.requires_grad])
             self._unsynced = False
