@@ -185,3 +185,18 @@ def test_methods_all_runs_every_registered_method():
     assert "unimodal" in [m.label for m in parse_methods("all", {"modality": "m0"})]
     assert [m.label for m in parse_methods("all,unimodal")].count("unimodal") == 1
     assert [m.label for m in parse_methods("joint,all")].count("joint") == 1
+
+
+def test_methods_all_skips_methods_defined_for_fewer_modalities(tmp_path):
+    import pytest
+
+    from mmcoop.experiment import RunConfig, parse_methods, run_compare
+
+    base = RunConfig.from_dict({"dataset": "synthetic", "dataset_options": {"num_modalities": 3},
+                                "train": {"epochs": 1, "progress": False}, "out_dir": str(tmp_path)})
+    specs = [m for m in parse_methods("all") if m.name in ("joint", "greedy")]
+    with pytest.warns(UserWarning, match="skipping greedy"):
+        _, df, _ = run_compare(base, specs, [0], name="c", matched=())
+    assert list(df["method"]) == ["joint"]
+    with pytest.raises(Exception, match="defined for fewer modalities"):  # named explicitly: refused up front
+        run_compare(base, parse_methods("joint,greedy"), [0], name="d", matched=())

@@ -27,6 +27,7 @@ run's best-validation model.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,8 @@ class MethodSpec:
     label: str
     name: str
     options: dict[str, Any]
+    #: came from ``all``: skipped (with a note) when the data has more modalities than it supports
+    optional: bool = False
 
 
 def parse_methods(spec: str | list[str], shared_options: dict[str, Any] | None = None) -> list[MethodSpec]:
@@ -90,7 +93,7 @@ def parse_methods(spec: str | list[str], shared_options: dict[str, Any] | None =
     out = []
     for item in dict.fromkeys(expanded):  # "all" may repeat a method also named explicitly
         name, _, variant = item.partition(":")
-        out.append(MethodSpec(item, name, variant_options(name, variant)))
+        out.append(MethodSpec(item, name, variant_options(name, variant), optional=item not in given))
     return out
 
 
@@ -302,6 +305,16 @@ def run_compare(
     methods = list(methods)
     if baseline is not None and baseline not in [m.label for m in methods]:
         methods.insert(0, parse_methods(baseline)[0])
+    num_modalities = len(load_splits(base.replace(seed=seeds[0])).modalities) if seeds else 0
+    skipped = [m for m in methods if m.optional and (METHODS.get(m.name).max_modalities or num_modalities) < num_modalities]
+    for m in skipped:  # `--methods all` on data with more modalities than a method is defined for
+        warnings.warn(f"compare: skipping {m.label} (defined for at most {METHODS.get(m.name).max_modalities} "
+                      f"modalities; the data has {num_modalities})", UserWarning, stacklevel=2)
+    methods = [m for m in methods if m not in skipped]
+    too_few = [m.label for m in methods if (METHODS.get(m.name).max_modalities or num_modalities) < num_modalities]
+    if too_few:  # named explicitly: refuse before training anything
+        raise ConfigError(f"--methods {', '.join(too_few)}: defined for fewer modalities than the data's "
+                          f"{num_modalities}; drop them or use fewer modalities")
     accepted = {m.label: {f.name for f in dataclasses.fields(METHODS.get(m.name).Options)} for m in methods}
     unused = sorted(k for k in shared if not any(k in a for a in accepted.values()))
     if unused:
