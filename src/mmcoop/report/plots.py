@@ -335,7 +335,8 @@ def gain_figure(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> byte
     methods = list(next(iter(bars.values())).index)
     x = np.arange(len(methods))
     width = 0.8 / len(bars)
-    fig = Figure(figsize=(max(5.0, 0.9 * len(methods) * len(bars) + 2.5), 4.0))
+    # about 0.35 inch per bar, capped so a 14-method comparison stays a readable page width
+    fig = Figure(figsize=(min(16.0, max(5.0, 0.35 * len(methods) * len(bars) + 2.5)), 4.5))
     ax = fig.subplots()
     for j, ((p, b), col) in enumerate(zip(bars.items(), _colors(len(bars)))):
         mean, low, high = (b[k].to_numpy(dtype=np.float64) for k in ("mean", "low", "high"))
@@ -360,5 +361,5 @@ def gain_figure(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> byte
     ax.set_title("test-accuracy gain over joint training" +
                  (" (one seed: no interval)" if single else ": mean, 95% interval, seeds"))
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(bars), frameon=False)
     return figure_png(fig)
