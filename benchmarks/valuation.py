@@ -1,6 +1,6 @@
 """Benchmark: exact Shapley valuation of every training sample vs one inference pass.
 
-    export MMCOOP_DATA=/work/shared/data
+    export MMCOOP_DATA=../shared/data
     .venv/bin/python benchmarks/valuation.py [--device cpu|cuda] [--repeats 5] [--out-dir runs/bench]
 
 For each dataset (avmnist, M=2; mfeat, all 6 views, M=6), on the same trained joint
