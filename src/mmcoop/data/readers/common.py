@@ -43,7 +43,7 @@ import pickle
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Protocol, Sequence
+from typing import Any, ClassVar, Iterable, Literal, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -371,20 +371,10 @@ def normalize(batch: Tensor, mean: Sequence[float] | None, std: Sequence[float] 
 
 
 @dataclass
-class FrameFolder:
-    """RGB frames of a clip folder -> uint8 ``[T, 3, S, S]``, normalised per batch to float.
+class _Frames:
+    """Fields, validation, spec and normalisation shared by :class:`FrameFolder` and :class:`FlowFolders`."""
 
-    Attributes:
-        name: modality name.
-        layout: the reader's layout text (error messages).
-        num_frames: ``T``.
-        image_size: ``S``.
-        train_choice / eval_choice: see :func:`frame_indices`.
-        crop: training crop (``random-resized`` or ``resize``).
-        flip: random horizontal flip in training.
-        mean / std: per-channel normalisation (ImageNet by default; ``None`` keeps ``[0, 1]``).
-    """
-
+    channels: ClassVar[int] = 3
     name: str
     layout: str
     num_frames: int = 3
@@ -399,7 +389,27 @@ class FrameFolder:
 
     def __post_init__(self) -> None:
         check_frame_options(self.num_frames, self.image_size, self.train_choice, self.eval_choice, self.crop)
-        self.spec = ModalitySpec(self.name, "frames", (self.num_frames, 3, self.image_size, self.image_size))  # type: ignore[arg-type]
+        shape = (self.num_frames, self.channels, self.image_size, self.image_size)
+        self.spec = ModalitySpec(self.name, "frames", shape)  # type: ignore[arg-type]
+
+    def finish(self, batch: Tensor) -> Tensor:
+        return normalize(batch, self.mean, self.std)
+
+
+@dataclass
+class FrameFolder(_Frames):
+    """RGB frames of a clip folder -> uint8 ``[T, 3, S, S]``, normalised per batch to float.
+
+    Attributes:
+        name: modality name.
+        layout: the reader's layout text (error messages).
+        num_frames: ``T``.
+        image_size: ``S``.
+        train_choice / eval_choice: see :func:`frame_indices`.
+        crop: training crop (``random-resized`` or ``resize``).
+        flip: random horizontal flip in training.
+        mean / std: per-channel normalisation (ImageNet by default; ``None`` keeps ``[0, 1]``).
+    """
 
     def load(self, path: Path, train: bool, gen: torch.Generator | None) -> Tensor:
         files = list_frames(path, self.layout)
@@ -408,12 +418,9 @@ class FrameFolder:
                                   self.crop, self.flip)[0] for i in idx]
         return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
 
-    def finish(self, batch: Tensor) -> Tensor:
-        return normalize(batch, self.mean, self.std)
-
 
 @dataclass
-class FlowFolders:
+class FlowFolders(_Frames):
     """Optical flow as paired greyscale u/v frame folders -> ``[T, 2, S, S]`` (u, v channels).
 
     The u and v images of a frame share one crop/flip draw. Flipping does not negate u
@@ -421,21 +428,10 @@ class FlowFolders:
     if given (BalanceBenchmark: no flow normalisation by default).
     """
 
-    name: str
-    layout: str
-    num_frames: int = 3
-    image_size: int = 224
-    train_choice: TrainChoice = "random"
-    eval_choice: EvalChoice = "centre"
+    channels: ClassVar[int] = 2
     crop: Crop = "resize"
-    flip: bool = True
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
-    spec: ModalitySpec = field(init=False)
-
-    def __post_init__(self) -> None:
-        check_frame_options(self.num_frames, self.image_size, self.train_choice, self.eval_choice, self.crop)
-        self.spec = ModalitySpec(self.name, "frames", (self.num_frames, 2, self.image_size, self.image_size))  # type: ignore[arg-type]
 
     def load(self, path: tuple[Path, Path], train: bool, gen: torch.Generator | None) -> Tensor:
         u_files, v_files = list_frames(path[0], self.layout), list_frames(path[1], self.layout)
@@ -447,9 +443,6 @@ class FlowFolders:
                                    self.image_size, train, gen, self.crop, self.flip)
             frames.append(np.concatenate([u, v], axis=2))
         return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
-
-    def finish(self, batch: Tensor) -> Tensor:
-        return normalize(batch, self.mean, self.std)
 
 
 def check_frame_options(num_frames: int, image_size: int, train_choice: str, eval_choice: str, crop: str) -> None:
