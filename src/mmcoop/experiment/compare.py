@@ -305,7 +305,8 @@ def run_compare(
     methods = list(methods)
     if baseline is not None and baseline not in [m.label for m in methods]:
         methods.insert(0, parse_methods(baseline)[0])
-    num_modalities = len(load_splits(base.replace(seed=seeds[0])).modalities) if seeds else 0
+    first = load_splits(base.replace(seed=seeds[0])) if seeds else None  # reused for the first seed's runs
+    num_modalities = len(first.modalities) if first is not None else 0
     skipped = [m for m in methods if m.optional and (METHODS.get(m.name).max_modalities or num_modalities) < num_modalities]
     for m in skipped:  # `--methods all` on data with more modalities than a method is defined for
         warnings.warn(f"compare: skipping {m.label} (defined for at most {METHODS.get(m.name).max_modalities} "
@@ -346,7 +347,7 @@ def run_compare(
     base_epochs = base.train.epochs
     for seed in seeds:
         seed_cfg = base.replace(seed=seed)
-        splits = load_splits(seed_cfg)  # the same data for every method of a seed
+        splits = first if seed == seeds[0] else load_splits(seed_cfg)  # the same data for every method of a seed
         results: dict[str, RunResult] = {}
         seed_rows: dict[str, dict[str, Any]] = {}
         for m in methods:
