@@ -7,7 +7,7 @@ and measures, with batches of 64 clips and 3 frames per sample:
 1. the official per-item path (``AV_KS_Dataset.__getitem__``: PIL decode +
    RandomResizedCrop/flip or Resize + ToTensor + Normalize, per frame, every epoch)
    and a ``torchvision.io.decode_jpeg`` variant, in samples/s;
-2. the cached path (:class:`mmcoop.data.frames.FrameCache`: decode once, then
+2. the cached path (:class:`mmcoop.media.frames.FrameCache`: decode once, then
    gather + batched augmentation on ``--device``), in samples/s, and its one-off build;
 3. ``mmcoop data prepare`` (Kinetics-Sounds) on 10 s 340 x 256 25 fps videos with
    AAC stereo audio, in clips/s, with 1 and 2 workers;
@@ -37,8 +37,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
-from mmcoop.data.frames import IMAGENET_MEAN, IMAGENET_STD, FrameCache, segment_frame_numbers  # noqa: E402
-from mmcoop.data.prepare import mux_video, prepare_videos  # noqa: E402
+from mmcoop.media.frames import IMAGENET_MEAN, IMAGENET_STD, FrameCache, segment_frame_numbers  # noqa: E402
+from mmcoop.media.prepare import mux_video, prepare_videos  # noqa: E402
 
 BATCH = 64
 

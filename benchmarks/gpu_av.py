@@ -18,8 +18,8 @@ What it measures (issue 10, "Must show", GPU):
   ``[1, 1024, 128]`` (the official fbank ``.npy``), ``visual`` 3 frames stored as uint8
   ``[3, 3, 224, 224]`` in a cache-like tensor held on the device
   (:class:`~mmcoop.data.tensor_source.TensorSource`, ``train.data_on_device``), augmented
-  on the device per batch by :func:`mmcoop.data.cached.uint8_frame_transforms`
-  (train: :func:`mmcoop.data.frames.random_resized_crop_batch`: RandomResizedCrop 224 +
+  on the device per batch by :func:`mmcoop.media.frame_cache.uint8_frame_transforms`
+  (train: :func:`mmcoop.media.frames.random_resized_crop_batch`: RandomResizedCrop 224 +
   flip + ImageNet normalisation; eval: ``normalize_frames``).
 - **Training samples/s, end to end**: the real :class:`mmcoop.train.Trainer`
   (``train_epoch``: loader, device augmentation, forward/backward/step, method hooks,
@@ -66,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import _common  # noqa: E402
 
 from mmcoop.data.base import DatasetSplits, MultimodalDataset  # noqa: E402
-from mmcoop.data.cached import uint8_frame_transforms  # noqa: E402
+from mmcoop.media.frame_cache import uint8_frame_transforms  # noqa: E402
 from mmcoop.data.protocol import ModalitySpec  # noqa: E402
 from mmcoop.data.tensor_source import TensorSource  # noqa: E402
 from mmcoop.methods import build_method  # noqa: E402

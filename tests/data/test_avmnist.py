@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from mmcoop.data import load_dataset
-from mmcoop.data.audio import fit_length, log_spectrogram, read_wav
-from mmcoop.data.avmnist import FSDD_DIGEST, MNIST_FILES, recordings_digest
+from mmcoop.media.audio import fit_length, log_spectrogram, read_wav
+from mmcoop.datasets.avmnist import FSDD_DIGEST, MNIST_FILES, recordings_digest
 from mmcoop.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")

@@ -10,7 +10,7 @@ import torch
 
 import mmcoop.utils.io as io_mod
 from mmcoop.data.base import DatasetSplits, ModalitySpec, MultimodalDataset
-from mmcoop.data.sources import load_processed, processed_path, save_processed, tensor_digest
+from mmcoop.data.storage import load_processed, processed_path, save_processed, tensor_digest
 
 
 def _toy() -> DatasetSplits:

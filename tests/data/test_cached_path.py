@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmcoop.data.cached import CachedClipSource, cache_sources, frame_cache_path
-from mmcoop.data.frames import FrameCache
-from mmcoop.data.readers import load_kinetics_sounds_sources
+from mmcoop.media.frame_cache import CachedClipSource, cache_sources, frame_cache_path
+from mmcoop.media.frames import FrameCache
+from mmcoop.datasets.readers import load_kinetics_sounds_sources
 from mmcoop.data.registry import load_dataset
 from mmcoop.errors import ConfigError
 

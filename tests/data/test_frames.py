@@ -20,8 +20,8 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.transforms import functional as TF
 
-from mmcoop.data.avmnist import read_mnist
-from mmcoop.data.frames import (
+from mmcoop.datasets.avmnist import read_mnist
+from mmcoop.media.frames import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     FrameCache,

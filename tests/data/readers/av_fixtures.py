@@ -79,7 +79,7 @@ def write_frames(folder: Path, content: Content, count: int, pattern: str = "fra
 
 def fsdd_spectrogram(wav: Path, shape: tuple[int, int] = SPEC_SHAPE) -> np.ndarray:
     """``log(1 + |rfft|)`` of 128-sample frames (hop 64) of a recording, cropped/padded to ``shape``."""
-    from mmcoop.data.audio import read_wav
+    from mmcoop.media.audio import read_wav
 
     x, _ = read_wav(wav)
     x = np.pad(x, (0, max(0, 128 + 64 * shape[0] - len(x))))

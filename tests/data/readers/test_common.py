@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from mmcoop.data.readers.common import (
+from mmcoop.media.clips import (
     IMAGENET_MEAN, IMAGENET_STD, WavSpectrogram, frame_indices, log_stft, normalize, resample, resized_crop_params,
     transform_group,
 )
@@ -137,7 +137,7 @@ def test_resample_same_rate_is_identity() -> None:
 
 
 def test_wav_spectrogram_tiles_windows_and_clips(data_root: Path) -> None:
-    from mmcoop.data.audio import read_wav
+    from mmcoop.media.audio import read_wav
 
     wav = data_root / "fsdd" / "recordings" / "3_theo_7.wav"
     x, rate = read_wav(wav)

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from av_fixtures import Built, Content, build_cremad, reference_eval_frames
-from mmcoop.data.audio import read_wav
-from mmcoop.data.readers import load_cremad_sources
-from mmcoop.data.readers.common import log_stft, resample
+from mmcoop.media.audio import read_wav
+from mmcoop.datasets.readers import load_cremad_sources
+from mmcoop.media.clips import log_stft, resample
 from mmcoop.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

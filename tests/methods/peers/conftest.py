@@ -19,7 +19,7 @@ import torch
 
 import mmcoop.methods.peers  # noqa: F401  (registers the peer methods)
 from mmcoop.data.base import Batch, batch_to, make_loader
-from mmcoop.data.synthetic import load_synthetic
+from mmcoop.datasets.synthetic import load_synthetic
 from mmcoop.experiment import RunConfig, RunResult, run_experiment
 from mmcoop.methods import build_method
 from mmcoop.models import build_model

@@ -17,7 +17,7 @@ and ``main.py`` (``--fps 1``):
 
 Differences: the official loader takes the *first* ``fps`` files in ``os.listdir``
 order (its random ``select_index`` is unused); here frames follow
-:func:`~mmcoop.data.readers.common.frame_indices` on the sorted files (train random
+:func:`~mmcoop.media.clips.frame_indices` on the sorted files (train random
 per segment, eval middle). Clips shorter than 1 s are tiled to 3 s (``np.tile(x, 3)``
 would leave them short). PMR (fanyunfeng-bit/Modal-Imbalance-PMR ``bash.sh``) trains
 with ``--num_frame 3``; BalanceBenchmark (``configs/dataset_config.yaml``) with 2 frames:
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmcoop.data.readers.common import (
+from mmcoop.media.clips import (
     Clip, ClipSource, Crop, EvalChoice, FrameFolder, OnMissing, TrainChoice, WavSpectrogram, carve_val,
     fill, keep_present, layout_error, read_csv_rows, split_sources,
 )
@@ -72,7 +72,7 @@ def load_cremad_sources(
         root: dataset folder.
         num_frames: frames per clip (OGM-GE 1, PMR 3).
         image_size / train_frames / eval_frames / train_crop: frame options (see
-            :class:`~mmcoop.data.readers.common.FrameFolder`).
+            :class:`~mmcoop.media.clips.FrameFolder`).
         train_csv / test_csv / audio / visual: paths relative to ``root`` (``{id}`` = clip).
         val_fraction / seed: the carved validation split.
         on_missing: ``skip`` (warn and count) or ``error``.

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmcoop.data.readers.common import (
+from mmcoop.media.clips import (
     IMAGENET_MEAN, IMAGENET_STD, Clip, ClipSource, Crop, EvalChoice, FlowFolders, FrameFolder, OnMissing, TrainChoice,
     carve_val, fill, keep_present, layout_error, read_lines, split_sources,
 )

@@ -6,7 +6,7 @@ and ``MM-Debiased/MM-Debiased.json``: 14,025 entries
 (11,368 / 1,185 / 1,472), 10 classes; ids are Kinetics-400 clips (``<ytid>_<n>``) or
 VGGSound clips (``<ytid>_<start:06d>_<end:06d>``). The README points to OGM-GE for the
 preprocessing, i.e. media prepared as for Kinetics-Sounds (see
-:mod:`mmcoop.data.readers.kinetics_sounds`): a spectrogram ``.npy`` and a 1 fps frame
+:mod:`mmcoop.datasets.readers.kinetics_sounds`): a spectrogram ``.npy`` and a 1 fps frame
 folder per clip, the same 3-frame choice and transforms.
 
 Many clips of the json are no longer downloadable; clips listed but absent are
@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mmcoop.data.readers.common import Crop, EvalChoice, OnMissing, ClipSource, TrainChoice, layout_error
-from mmcoop.data.readers.kinetics_sounds import AUDIO, VISUAL, media_sources
+from mmcoop.media.clips import Crop, EvalChoice, OnMissing, ClipSource, TrainChoice, layout_error
+from mmcoop.datasets.readers.kinetics_sounds import AUDIO, VISUAL, media_sources
 
 NAME = "mm-debiased"
 JSON_NAME = "MM-Debiased.json"
@@ -81,7 +81,7 @@ def load_mm_debiased_sources(
         root: media folder.
         split_json: the split file (default ``<root>/MM-Debiased.json``).
         num_frames / image_size / train_frames / eval_frames / train_crop / audio / visual:
-            as for :func:`~mmcoop.data.readers.kinetics_sounds.load_kinetics_sounds_sources`;
+            as for :func:`~mmcoop.datasets.readers.kinetics_sounds.load_kinetics_sounds_sources`;
             ``{split}`` in the templates is ``train``, ``val`` or ``test``.
         on_missing: ``skip`` (default: report and skip absent clips) or ``error``.
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmcoop.data.readers.common import (
+from mmcoop.media.clips import (
     Clip, ClipSource, Crop, EvalChoice, FrameFolder, OnMissing, TrainChoice, audio_loader, carve_val, class_index,
     fill, keep_present, layout_error, read_csv_rows, split_sources,
 )

@@ -1,12 +1,12 @@
 """The paper datasets (Kinetics-Sounds, CREMA-D, AVE, VGGSound, UCF-101, MM-Debiased) as
-registered datasets over the readers in :mod:`mmcoop.data.readers`.
+registered datasets over the readers in :mod:`mmcoop.datasets.readers`.
 
 Each is read lazily from ``root`` (``dataset_options.root``; default ``<data root>/<name>``)
 in the layout its reader documents (``LAYOUT``); options are the reader's keyword options,
 plus ``frame_cache`` (default ``false``): ``true`` decodes the RGB frames of every split
 once into a memory-mapped uint8 cache under the mmcoop cache dir and serves batches from
 it (eval bit-identical to the per-item decode, train crops from the cached frames; see
-:mod:`mmcoop.data.cached`).
+:mod:`mmcoop.media.frame_cache`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mmcoop.data.base import DatasetSplits, MultimodalDataset
-from mmcoop.data.readers import READERS
+from mmcoop.datasets.readers import READERS
 from mmcoop.data.registry import DATASETS
 from mmcoop.errors import ConfigError, DataError
 
@@ -31,7 +31,7 @@ def _register(name: str, reader: Callable[..., dict[str, Any]]) -> None:
         if where is None:
             raise DataError(
                 f"dataset {name!r}: no folder given; set dataset_options.root or a data root (--data-root / "
-                f"MMCOOP_DATA) holding {name}/ in the layout of mmcoop.data.readers ({reader.__module__}.LAYOUT)"
+                f"MMCOOP_DATA) holding {name}/ in the layout of mmcoop.datasets.readers ({reader.__module__}.LAYOUT)"
             )
         if takes_seed:
             options["seed"] = seed
@@ -39,7 +39,7 @@ def _register(name: str, reader: Callable[..., dict[str, Any]]) -> None:
             raise ConfigError(f"dataset_options.frame_cache must be true or false, got {frame_cache!r}")
         sources = reader(where, **options)
         if frame_cache:
-            from mmcoop.data.cached import cache_sources
+            from mmcoop.media.frame_cache import cache_sources
 
             sources = cache_sources(sources)
         views = {k: MultimodalDataset.from_source(v) for k, v in sources.items()}

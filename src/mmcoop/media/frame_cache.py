@@ -1,11 +1,11 @@
 """The fast frame path as a dataset option: clip sources served from a decoded frame cache.
 
-``dataset_options.frame_cache: true`` (any reader of :mod:`mmcoop.data.readers` whose
+``dataset_options.frame_cache: true`` (any reader of :mod:`mmcoop.datasets.readers` whose
 clips have RGB frame folders: Kinetics-Sounds, MM-Debiased, VGGSound, CREMA-D, AVE,
 UCF-101's ``rgb``) decodes every frame of every clip of a split once, at the eval
 resolution ``image_size`` x ``image_size`` (PIL decode, RGB, bilinear ``Resize``: the
-per-item eval transform), into a :class:`~mmcoop.data.frames.FrameCache` under
-``<mmcoop cache dir>/frames/`` (:func:`mmcoop.data.sources.cache_dir`; ``$MMCOOP_CACHE``
+per-item eval transform), into a :class:`~mmcoop.media.frames.FrameCache` under
+``<mmcoop cache dir>/frames/`` (:func:`mmcoop.data.storage.cache_dir`; ``$MMCOOP_CACHE``
 moves it). A cache is keyed by the dataset, split, modality, the list of clip folders
 and the size; it is built once, under a file lock (concurrent processes, e.g. DDP
 ranks, wait and then open it) and atomically (a killed build leaves no cache), and
@@ -14,16 +14,16 @@ rebuilt when a frame file changes (the cache's own key holds file names and mtim
 :class:`CachedClipSource` then serves ``fetch(rows, train)`` with one memory-mapped
 gather per batch and batched transforms:
 
-- **eval: bit-identical** to the per-item decode (:class:`~mmcoop.data.readers.common.ClipSource`):
-  the same frames (:func:`~mmcoop.data.frames.segment_frames`, the one frame-choice
+- **eval: bit-identical** to the per-item decode (:class:`~mmcoop.media.clips.ClipSource`):
+  the same frames (:func:`~mmcoop.media.frames.segment_frames`, the one frame-choice
   rule), the same PIL resize, the same float32 ``x / 255``, ``(x - mean) / std``;
 - **train: same parameter distribution, approximated pixels.** Frame choice draws as
   the reader does; ``RandomResizedCrop`` boxes follow torchvision's ``get_params``
   distribution in the *original* frame's pixels and flips are Bernoulli(0.5) per frame
-  (:func:`~mmcoop.data.frames.random_resized_crop_batch`), but the box is resampled
+  (:func:`~mmcoop.media.frames.random_resized_crop_batch`), but the box is resampled
   from the cached eval-resolution frame (bilinear ``grid_sample``, rounded to uint8
   levels) instead of PIL's antialiased crop of the original: detail finer than the
-  eval resize is lost (see :mod:`mmcoop.data.frames`). The random draws are made in a
+  eval resize is lost (see :mod:`mmcoop.media.frames`). The random draws are made in a
   different order than the per-item path, so equal seeds give equally distributed,
   not equal, crops. ``train_crop: resize`` is exact (the cached frame, then the flip).
 
@@ -45,12 +45,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmcoop.data.frames import (
+from mmcoop.media.frames import (
     IMAGENET_MEAN, IMAGENET_STD, FrameCache, normalize_frames, random_resized_crop_batch, segment_frames,
 )
 from mmcoop.data.protocol import Transforms
-from mmcoop.data.readers.common import ClipSource, FrameFolder, SpectrogramFile
-from mmcoop.data.sources import cache_dir
+from mmcoop.media.clips import ClipSource, FrameFolder, SpectrogramFile
+from mmcoop.data.storage import cache_dir
 from mmcoop.errors import ConfigError, DataError
 
 CACHE_SUBDIR = "frames"
@@ -74,7 +74,7 @@ def build_frame_cache(source: ClipSource, modality: str, workers: int | None = N
 
     Args:
         source: a reader's split.
-        modality: a :class:`~mmcoop.data.readers.common.FrameFolder` modality of it.
+        modality: a :class:`~mmcoop.media.clips.FrameFolder` modality of it.
         workers: decoding threads (default ``min(8, cpu count)``).
         progress: progress bar (default: when stderr is a terminal).
 
@@ -259,9 +259,9 @@ def uint8_frame_transforms(modalities: Sequence[str], size: int = 224, flip_p: f
     of the frames to use): the transforms run on the batch's device, so frames moved to the
     GPU (``train.data_on_device``) are augmented there.
 
-    - train: :func:`~mmcoop.data.frames.random_resized_crop_batch` (``RandomResizedCrop(size)``
+    - train: :func:`~mmcoop.media.frames.random_resized_crop_batch` (``RandomResizedCrop(size)``
       boxes in the stored frame's pixels, flip with ``flip_p``, ``Normalize(mean, std)``);
-    - eval: :func:`~mmcoop.data.frames.normalize_frames` (``ToTensor`` + ``Normalize``,
+    - eval: :func:`~mmcoop.media.frames.normalize_frames` (``ToTensor`` + ``Normalize``,
       bit-identical to torchvision's on the same frames).
 
     Other modalities pass through unchanged.

@@ -21,10 +21,10 @@ Source of the facts: GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation,
 By default the frames are the official ones exactly (``train_frames`` /
 ``eval_frames="ks-official"``: incl. frame 1 for clips of <= 6 frames and train frame
 numbers >= 10 clamped to 9), indexed in the sorted file list, the same choice as the
-frame cache (:func:`mmcoop.data.frames.segment_frames`). For ``seg = 3`` the
+frame cache (:func:`mmcoop.media.frames.segment_frames`). For ``seg = 3`` the
 official eval frame is the *first* of each third; ``eval_frames="centre"`` takes the
 middle one and ``train_frames="random"`` drops the quirks (see
-:func:`~mmcoop.data.readers.common.frame_indices`).
+:func:`~mmcoop.media.clips.frame_indices`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from mmcoop.data.readers.common import (
+from mmcoop.media.clips import (
     SPLITS, Clip, ClipSource, Crop, EvalChoice, FrameFolder, OnMissing, TrainChoice, audio_loader, carve_val,
     fill, keep_present, layout_error, read_lines, split_sources,
 )

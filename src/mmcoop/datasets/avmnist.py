@@ -23,7 +23,7 @@ two splits and no image is used twice. Extras per sample: ``image_index`` (row i
 the MNIST t10k files), ``take``, ``speaker`` (index into ``info["speakers"]``),
 ``clip`` (index into the sorted recordings list).
 
-Data is found by :mod:`mmcoop.data.sources` (data root, cache, download) and the
+Data is found by :mod:`mmcoop.data.storage` (data root, cache, download) and the
 processed tensors are cached, so a second load takes about a second.
 """
 
@@ -42,10 +42,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmcoop.data.audio import fit_length, log_spectrogram, read_wav
+from mmcoop.media.audio import fit_length, log_spectrogram, read_wav
 from mmcoop.data.base import DatasetSplits, ModalitySpec, MultimodalDataset
 from mmcoop.data.registry import DATASETS
-from mmcoop.data.sources import (
+from mmcoop.data.storage import (
     Component, cache_key, check_sha256, fetch, fingerprint, load_processed, locate, processed_cache_enabled,
     processed_path, rng, save_processed, stratified_split,
 )

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from mmcoop.data.readers.ave_ogmge import load_ave_ogmge_sources
-from mmcoop.data.readers.ave_pmr import load_ave_pmr_sources
-from mmcoop.data.readers.common import ClipSource
-from mmcoop.data.readers.cremad import load_cremad_sources
-from mmcoop.data.readers.kinetics_sounds import load_kinetics_sounds_sources
-from mmcoop.data.readers.mm_debiased import load_mm_debiased_sources
-from mmcoop.data.readers.ucf101 import load_ucf101_sources
-from mmcoop.data.readers.vggsound import load_vggsound_sources
+from mmcoop.datasets.readers.ave_ogmge import load_ave_ogmge_sources
+from mmcoop.datasets.readers.ave_pmr import load_ave_pmr_sources
+from mmcoop.media.clips import ClipSource
+from mmcoop.datasets.readers.cremad import load_cremad_sources
+from mmcoop.datasets.readers.kinetics_sounds import load_kinetics_sounds_sources
+from mmcoop.datasets.readers.mm_debiased import load_mm_debiased_sources
+from mmcoop.datasets.readers.ucf101 import load_ucf101_sources
+from mmcoop.datasets.readers.vggsound import load_vggsound_sources
 
 #: dataset name -> ``load_<name>_sources(root, **options)``.
 READERS: dict[str, Callable[..., dict[str, Any]]] = {

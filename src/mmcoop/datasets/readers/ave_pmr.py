@@ -18,7 +18,7 @@ in fanyunfeng-bit/DI-MML ``dataset/AVEDataset.py``:
 
 Differences: PMR takes the first ``num_frame`` files in ``os.listdir`` order (DI-MML a
 fixed random subset, ``np.random.seed(999)``); here frames follow
-:func:`~mmcoop.data.readers.common.frame_indices` on the sorted files (train random per
+:func:`~mmcoop.media.clips.frame_indices` on the sorted files (train random per
 segment, eval middle). Class names absent from ``testSet.txt`` are appended in order
 of appearance in train, then val.
 """
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmcoop.data.readers.common import (
+from mmcoop.media.clips import (
     SPLITS, Clip, ClipSource, Crop, EvalChoice, FrameFolder, OnMissing, TrainChoice, audio_loader, class_index,
     fill, keep_present, layout_error, read_lines, split_sources,
 )

@@ -32,7 +32,7 @@ import torch
 
 from mmcoop.data.base import DatasetSplits, ModalitySpec, MultimodalDataset
 from mmcoop.data.registry import DATASETS
-from mmcoop.data.sources import rng, stratified_split
+from mmcoop.data.storage import rng, stratified_split
 from mmcoop.errors import ConfigError, DataError
 
 VIEWS: dict[str, int] = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}

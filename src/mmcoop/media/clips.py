@@ -27,7 +27,7 @@ Facts shared by the official pipelines (cited per reader):
 - Frame choice: ``T`` frames, one per equal segment ("third" for ``T = 3``) of the
   clip's sorted frame files; train: uniformly random within each segment, eval: a
   fixed frame of each segment (see :func:`frame_indices`, one clip of
-  :func:`mmcoop.data.frames.segment_frames`, which the frame cache uses as well).
+  :func:`mmcoop.media.frames.segment_frames`, which the frame cache uses as well).
 - Wav spectrograms: ``librosa.load(sr=...)`` (resample, mono), tile, clip to ``[-1, 1]``,
   ``log(|STFT| + 1e-7)`` with a periodic Hann window, ``center=True`` and reflect padding
   (librosa < 0.10 defaults, the versions of the 2022-2023 official code). Resampling is
@@ -50,10 +50,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from mmcoop.data.audio import read_wav
+from mmcoop.media.audio import read_wav
 from mmcoop.data.base import ModalitySpec
-from mmcoop.data.frames import EVAL_CHOICES, TRAIN_CHOICES, EvalChoice, TrainChoice, segment_frames
-from mmcoop.data.sources import rng, stratified_split
+from mmcoop.media.frames import EVAL_CHOICES, TRAIN_CHOICES, EvalChoice, TrainChoice, segment_frames
+from mmcoop.data.storage import rng, stratified_split
 from mmcoop.errors import DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -249,7 +249,7 @@ def keep_present(name: str, split: str, clips: Sequence[Clip], index_file: Path 
 def carve_val(clips: Sequence[Clip], fraction: float, seed: int, tag: int) -> tuple[list[Clip], list[Clip]]:
     """Split ``clips`` into ``(train, val)``: a seeded, class-stratified ``fraction`` goes to val.
 
-    Uses :func:`mmcoop.data.sources.stratified_split` with ``rng(seed, tag)`` (per class,
+    Uses :func:`mmcoop.data.storage.stratified_split` with ``rng(seed, tag)`` (per class,
     ``round(fraction * n_class)`` clips), so the carve is the same on every machine and rank.
     """
     if not 0.0 <= fraction < 1.0:
@@ -271,7 +271,7 @@ def frame_indices(n: int, num: int, train: bool, gen: torch.Generator | None = N
                   train_choice: TrainChoice = "random", eval_choice: EvalChoice = "centre") -> list[int]:
     """0-based indices of the ``num`` frames taken from ``n`` sorted frames of one clip.
 
-    One clip of :func:`mmcoop.data.frames.segment_frames`, the package's one frame-choice
+    One clip of :func:`mmcoop.media.frames.segment_frames`, the package's one frame-choice
     rule (the frame cache uses it too): ``seg = n // num`` frames per segment; train
     ``random`` (a uniform frame of each segment, drawn as ``torch.randint(0, seg, (num,))``)
     or ``ks-official`` (the same draw with the official KS quirks: frame 1 if ``n <= 6``,
