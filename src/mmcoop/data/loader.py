@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -11,12 +11,19 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, S
 from mmcoop.errors import ConfigError
 from mmcoop.utils.dist import rank, world_size
 
-if TYPE_CHECKING:
-    from mmcoop.data.base import MultimodalDataset
+
+class View(Protocol):
+    """What a loader needs of a dataset view (:class:`~mmcoop.data.base.MultimodalDataset` has it)."""
+
+    rows: torch.Tensor
+
+    def __len__(self) -> int: ...
+
+    def __getitems__(self, idx: list[int]) -> Any: ...
 
 
 def make_loader(
-    dataset: "MultimodalDataset",
+    dataset: View,
     batch_size: int,
     shuffle: bool = False,
     seed: int = 0,
@@ -36,7 +43,10 @@ def make_loader(
     before: BatchNorm cannot normalise one sample), and refuses ``batch_size=1``.
 
     Args:
-        dataset: the view to load (its ``train`` flag picks the transforms).
+        dataset: the view to load, a :class:`~mmcoop.data.base.MultimodalDataset` (its ``train`` flag
+            picks the transforms; its ``rows`` say where the samples live). Typed by the
+            :class:`View` protocol so that this module does not import :mod:`mmcoop.data.base`,
+            which re-exports it (no import cycle).
         batch_size: samples per batch (``>= 2`` when ``shuffle``).
         shuffle: seeded random order (training).
         seed, epoch: seed the order (and the workers' RNGs).
