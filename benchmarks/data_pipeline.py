@@ -37,8 +37,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
-from mmcoop.media.frames import IMAGENET_MEAN, IMAGENET_STD, FrameCache, segment_frame_numbers  # noqa: E402
-from mmcoop.media.prepare import mux_video, prepare_videos  # noqa: E402
+from mmcoop.media.frames import FrameCache, segment_frame_numbers  # noqa: E402
+from mmcoop.media.prepare import prepare_videos  # noqa: E402
+from mmcoop.media.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _video import mux_video  # noqa: E402  (the tests' video writer: mmcoop itself never writes videos)
 
 BATCH = 64
 

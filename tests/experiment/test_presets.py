@@ -15,13 +15,13 @@ from typer.testing import CliRunner
 from mmcoop.cli.app import app
 from mmcoop.experiment.presets import PRESETS, preset_config
 
-READERS_TESTS = Path(__file__).resolve().parents[1] / "data" / "readers"
+FIXTURES = Path(__file__).resolve().parents[1]  # av_fixtures.py
 DATA = Path(os.environ.get("MMCOOP_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 pytestmark = pytest.mark.skipif(not (DATA / "mnist").is_dir(), reason=f"real data folder {DATA} absent (set MMCOOP_DATA)")
 
 
 def _fixtures():
-    sys.path.insert(0, str(READERS_TESTS))
+    sys.path.insert(0, str(FIXTURES))
     import av_fixtures
 
     return av_fixtures

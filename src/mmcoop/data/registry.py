@@ -64,7 +64,8 @@ def check_finite(splits: DatasetSplits, lazy_samples: int = 256, chunk: int = 64
         if len(data) == 0:
             raise DataError(
                 f"dataset {splits.name!r}: the {split} split is empty; check the data folder and the options "
-                "that size the splits"
+                "that size the splits" + (" (a val split carved from train: dataset_options.val_fraction)"
+                                          if split == "val" else "")
             )
         if data.in_memory:
             for modality, t in data.inputs.items():

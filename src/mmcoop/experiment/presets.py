@@ -1,7 +1,9 @@
 """Presets: the published training settings per dataset, as RunConfig-shaped dicts.
 
 A preset holds the dataset (and its reader options), the model (ResNet-18 encoders,
-512-d features, concat fusion), the optimiser and schedule, and per-method options.
+512-d features, concat fusion), the optimiser and schedule, and per-method options. The
+dataset's part is registered beside the dataset (:func:`mmcoop.data.presets.register_preset`
+in e.g. :mod:`mmcoop.datasets.kinetics_sounds`); the methods' options are added here.
 :func:`preset_config` picks the options of one method and returns a plain dict in
 :class:`~mmcoop.experiment.config.RunConfig` shape; :func:`apply_preset` lays a user's
 config dict over it (the user's keys win), so ``--preset NAME`` plus overrides gives a
@@ -40,64 +42,25 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from mmcoop.data.presets import PRESETS
 from mmcoop.errors import ConfigError
-from mmcoop.utils.registry import Registry
 
-PRESETS: Registry[dict[str, Any]] = Registry("preset")
-
-_PAPER_SOURCE = ("GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation code/sample_level.py, "
-                 "code/modality_level.py, code/baseline.py argument defaults; code/models/backbone.py")
-_OGMGE_SOURCE = "GeWu-Lab/OGM-GE_CVPR2022 main.py argument defaults and README.md (alpha), utils/utils.py weight_init"
-_PMR_SOURCE = "fanyunfeng-bit/Modal-Imbalance-PMR main_CE_test_grad.py argument defaults and bash.sh (AVE runs)"
-
-#: The CVPR 2024 code's optimiser and schedule (Adam 5e-5, weight decay 1e-4, StepLR 30 x 0.1, 60 epochs, batch 64).
-PAPER_TRAIN = {"optimizer": "adam", "lr": 5e-5, "weight_decay": 1e-4, "step_size": 30, "gamma": 0.1,
-               "epochs": 60, "batch_size": 64}
-#: OGM-GE / PMR: SGD 1e-3, momentum 0.9, weight decay 1e-4, StepLR 70 x 0.1, 100 epochs, batch 64.
-PEER_TRAIN = {"optimizer": "sgd", "lr": 1e-3, "momentum": 0.9, "weight_decay": 1e-4, "step_size": 70, "gamma": 0.1,
-              "epochs": 100, "batch_size": 64}
 #: The paper's two methods (``--warmup 5``; modality-level ``--part_ratio 0.2 --alpha 1``, linear ratio).
 PAPER_METHODS = {
     "sample-level": {"warmup": 5},
     "modality-level": {"warmup": 5, "part_ratio": 0.2, "alpha": 1.0, "func": "linear"},
 }
+#: OGM-GE's alpha per dataset (its README), modulation over epochs 0-50.
+OGM_GE_ALPHA = {"cremad": 0.8, "vggsound": 0.1}
 
 
-def _model(modalities: dict[str, str], bn_weight_std: float) -> dict[str, Any]:
-    """``late-fusion`` with ResNet-18 encoders per modality, 512-d features, concat fusion."""
-    options: dict[str, Any] = {"encoders": dict(modalities)}
-    if bn_weight_std:
-        options["encoder_options"] = {m: {"bn_weight_std": bn_weight_std} for m in modalities}
-    return {"name": "late-fusion", "dim": 512, "fusion": "concat", "options": options}
-
-
-AUDIO_VISUAL = {"audio": "resnet18-spectrogram", "visual": "resnet18-frames"}
-
-def _register(name: str, *, num_frames: int, num_classes: int, train: dict[str, Any], model: dict[str, Any],
-              source: str, ogm_alpha: float | None = None) -> None:
-    """One dataset's preset: the dataset with ``num_frames`` frames at 224 px, and the settings."""
+def _method_options(name: str) -> dict[str, dict[str, Any]]:
+    """Per-method options of preset ``name``."""
     methods = copy.deepcopy(PAPER_METHODS)
-    if ogm_alpha is not None:  # OGM-GE's alpha per dataset (its README), modulation over epochs 0-50
-        methods["ogm-ge"] = {"alpha": ogm_alpha, "modulation_starts": 0, "modulation_ends": 50}
-    PRESETS.register(name)({
-        "dataset": name, "dataset_options": {"num_frames": num_frames, "image_size": 224},
-        "num_classes": num_classes, "train": dict(train), "model": model, "method_options": methods,
-        "source": source,
-    })
+    if name in OGM_GE_ALPHA:
+        methods["ogm-ge"] = {"alpha": OGM_GE_ALPHA[name], "modulation_starts": 0, "modulation_ends": 50}
+    return methods
 
-
-_register("kinetics-sounds", num_frames=3, num_classes=31, train=PAPER_TRAIN, model=_model(AUDIO_VISUAL, 0.02),
-          source=_PAPER_SOURCE)
-_register("mm-debiased", num_frames=3, num_classes=10, train=PAPER_TRAIN, model=_model(AUDIO_VISUAL, 0.02),
-          source=_PAPER_SOURCE + " (Kinetics-Sounds settings; README.md: MM-Debiased prepared as for OGM-GE)")
-_register("ucf101", num_frames=3, num_classes=101, train=PAPER_TRAIN,
-          model=_model({"rgb": "resnet18-frames", "flow": "resnet18-frames"}, 0.02),
-          source=_PAPER_SOURCE + " (Kinetics-Sounds settings: the released code has no UCF-101 script)")
-_register("cremad", num_frames=1, num_classes=6, train=PEER_TRAIN, model=_model(AUDIO_VISUAL, 0.0),
-          source=_OGMGE_SOURCE, ogm_alpha=0.8)
-_register("vggsound", num_frames=3, num_classes=309, train=PEER_TRAIN, model=_model(AUDIO_VISUAL, 0.0),
-          source=_OGMGE_SOURCE, ogm_alpha=0.1)
-_register("ave", num_frames=4, num_classes=28, train=PEER_TRAIN, model=_model(AUDIO_VISUAL, 0.0), source=_PMR_SOURCE)
 
 RUN_KEYS = ("dataset", "dataset_options", "train", "model")
 
@@ -117,8 +80,9 @@ def preset_config(name: str, method: str = "joint") -> dict[str, Any]:
     """
     preset = PRESETS.get(name)
     out = {k: copy.deepcopy(preset[k]) for k in RUN_KEYS}
+    out["dataset_options"]["expect_classes"] = preset["num_classes"]  # warns at load if the data has another count
     out["method"] = method
-    out["method_options"] = copy.deepcopy(preset["method_options"].get(method, {}))
+    out["method_options"] = copy.deepcopy(_method_options(name).get(method, {}))
     return out
 
 
@@ -131,6 +95,35 @@ def apply_preset(data: dict[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"a config must be a mapping to apply preset {name!r}, got {type(data).__name__}")
     return _merge(preset_config(name, data.get("method", "joint")), data)
+
+
+def describe_preset(data: dict[str, Any], name: str) -> str:
+    """One line saying what preset ``name`` sets for ``data`` (a user's config dict) and which of its values the user overrides.
+
+    Example:
+        >>> describe_preset({"train": {"epochs": 2}}, "kinetics-sounds")  # doctest: +SKIP
+        'preset kinetics-sounds sets dataset_options.num_frames=3, ...; you override train.epochs (60 -> 2)'
+    """
+    base = preset_config(name, data.get("method", "joint") if isinstance(data, dict) else "joint")
+    given = dict(_flat(data)) if isinstance(data, dict) else {}
+    sets, over = [], []
+    for key, value in _flat(base):
+        if key in given and given[key] != value:
+            over.append(f"{key} ({value} -> {given[key]})")
+        elif key not in ("dataset", "method"):
+            sets.append(f"{key}={value}")
+    text = f"preset {name} sets " + ", ".join(sets)
+    return text + (f"; you override {', '.join(over)}" if over else "")
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out += _flat(v, f"{prefix}{k}.")
+        else:
+            out.append((f"{prefix}{k}", v))
+    return out
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

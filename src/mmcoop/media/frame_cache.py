@@ -1,6 +1,6 @@
 """The fast frame path as a dataset option: clip sources served from a decoded frame cache.
 
-``dataset_options.frame_cache: true`` (any reader of :mod:`mmcoop.datasets.readers` whose
+``dataset_options.frame_cache: true`` (any paper-dataset reader of :mod:`mmcoop.datasets` whose
 clips have RGB frame folders: Kinetics-Sounds, MM-Debiased, VGGSound, CREMA-D, AVE,
 UCF-101's ``rgb``) decodes every frame of every clip of a split once, at the eval
 resolution ``image_size`` x ``image_size`` (PIL decode, RGB, bilinear ``Resize``: the
@@ -45,13 +45,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmcoop.media.frames import (
-    IMAGENET_MEAN, IMAGENET_STD, FrameCache, normalize_frames, random_resized_crop_batch, segment_frames,
-)
 from mmcoop.data.protocol import Transforms
-from mmcoop.media.clips import ClipSource, FrameFolder, SpectrogramFile
 from mmcoop.data.storage import cache_dir
 from mmcoop.errors import ConfigError, DataError
+from mmcoop.media.clips import ClipSource
+from mmcoop.media.frame_folders import FrameFolder
+from mmcoop.media.frames import FrameCache, segment_frames
+from mmcoop.media.spectrograms import SpectrogramFile
+from mmcoop.media.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_frames, random_resized_crop_batch
 
 CACHE_SUBDIR = "frames"
 

@@ -62,13 +62,12 @@ import torch
 from torch import Tensor
 
 from mmcoop.errors import DataError
+from mmcoop.media.clips import layout_error
+from mmcoop.media.transforms import normalize_frames, random_resized_crop_batch
 from mmcoop.utils.io import atomic_write_text
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-JPEG_SUFFIXES = (".jpg", ".jpeg")
-FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")  # what the readers list as frames
-LAYOUT_HINT = "expected <visual root>/<clip id>/frame_00001.jpg, frame_00002.jpg, ... (one folder per clip)"
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")  # what a frame folder's images are
+LAYOUT_HINT = "<visual root>/<clip id>/frame_00001.jpg, frame_00002.jpg, ... (one folder per clip)"
 
 
 # -- frame selection ---------------------------------------------------------------------
@@ -171,157 +170,44 @@ def segment_frame_numbers(num_files: Tensor, pick: int = 3, train: bool = False,
     return segment_frames(num_files, pick, train, generator, "ks-official", "ks-official") + 1
 
 
-# -- augmentation (batched, any device) ----------------------------------------------------
-def normalize_frames(frames: Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Tensor:
-    """``ToTensor`` + ``Normalize`` on uint8 frames, bit-identical to torchvision's.
+def frame_indices(n: int, num: int, train: bool, gen: torch.Generator | None = None,
+                  train_choice: TrainChoice = "random", eval_choice: EvalChoice = "centre") -> list[int]:
+    """0-based indices of the ``num`` frames taken from ``n`` sorted frames of one clip.
 
-    Args:
-        frames: uint8 ``[..., 3, H, W]`` (or float in ``[0, 255]``, left unchanged).
+    One clip of :func:`mmcoop.media.frames.segment_frames`, the package's one frame-choice
+    rule (the frame cache uses it too): ``seg = n // num`` frames per segment; train
+    ``random`` (a uniform frame of each segment, drawn as ``torch.randint(0, seg, (num,))``)
+    or ``ks-official`` (the same draw with the official KS quirks: frame 1 if ``n <= 6``,
+    1-based numbers ``>= 10`` become 9); eval (or train ``fixed``) ``centre``
+    (``i*seg + seg//2``), ``start`` (``i*seg``) or ``ks-official`` (1-based
+    ``i*seg + max(seg//2, 1)``, frame 1 if ``n <= 6``). With fewer frames than ``num``
+    frames repeat: ``floor(i * n / num)``.
 
-    Returns:
-        float32 ``[..., 3, H, W]``: ``(x / 255 - mean) / std`` (the same three float32
-        operations, done in place on one new tensor).
+    Raises:
+        ValueError: ``n < 1``.
+        DataError: an unknown choice.
     """
-    x = frames.to(torch.float32, copy=True)
-    return _normalize_(x.div_(255), mean, std)
+    if n < 1:
+        raise ValueError("no frames")
+    return segment_frames(torch.tensor([n]), num, train, gen, train_choice, eval_choice)[0].tolist()
 
 
-def _normalize_(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """In place: ``x`` float in ``[0, 1]`` ``[..., 3, H, W]`` -> ``(x - mean) / std``."""
-    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-    return x.sub_(m).div_(s)
-
-
-def sample_crop_boxes(hw: Tensor, generator: torch.Generator | None = None, scale: tuple[float, float] = (0.08, 1.0),
-                      ratio: tuple[float, float] = (3 / 4, 4 / 3), attempts: int = 10) -> Tensor:
-    """RandomResizedCrop boxes for many images at once (``RandomResizedCrop.get_params``'s distribution).
-
-    Each image gets ``attempts`` candidate boxes with area ``H * W * U(scale)`` and aspect
-    ratio ``exp(U(log ratio))``, ``w = round(sqrt(area * r))``, ``h = round(sqrt(area / r))``
-    (round half to even, as Python's ``round``); the first candidate that fits is used
-    with ``top ~ U{0..H-h}``, ``left ~ U{0..W-w}``; if none fits, the centre crop with
-    the ratio clamped into ``ratio``.
-
-    Args:
-        hw: int ``[K, 2]`` image heights and widths (original pixels).
-        generator: random source (on the CPU).
-
-    Returns:
-        int64 ``[K, 4]`` boxes ``(top, left, h, w)``.
-    """
-    hw = hw.to("cpu").long()
-    k = hw.shape[0]
-    H, W = hw[:, 0:1].double(), hw[:, 1:2].double()
-    area = H * W
-    target = area * (scale[0] + (scale[1] - scale[0]) * torch.rand(k, attempts, generator=generator, dtype=torch.float64))
-    lo, hi = np.log(ratio[0]), np.log(ratio[1])
-    aspect = torch.exp(lo + (hi - lo) * torch.rand(k, attempts, generator=generator, dtype=torch.float64))
-    w = torch.round(torch.sqrt(target * aspect))
-    h = torch.round(torch.sqrt(target / aspect))
-    ok = (w > 0) & (w <= W) & (h > 0) & (h <= H)
-    first = ok.to(torch.uint8).argmax(1, keepdim=True)
-    found = ok.any(1)
-    w_s, h_s = w.gather(1, first).squeeze(1), h.gather(1, first).squeeze(1)
-    H1, W1 = H.squeeze(1), W.squeeze(1)
-    u = torch.rand(k, 2, generator=generator, dtype=torch.float64)
-    top = (u[:, 0] * (H1 - h_s + 1)).floor()
-    left = (u[:, 1] * (W1 - w_s + 1)).floor()
-    # fallback: centre crop, ratio clamped into [min(ratio), max(ratio)]
-    in_ratio = W1 / H1
-    rmin, rmax = min(ratio), max(ratio)
-    fw = torch.where(in_ratio > rmax, torch.round(H1 * rmax), W1)
-    fh = torch.where(in_ratio < rmin, torch.round(W1 / rmin), H1)
-    ftop, fleft = torch.div(H1 - fh, 2, rounding_mode="floor"), torch.div(W1 - fw, 2, rounding_mode="floor")
-    out = torch.stack([torch.where(found, top, ftop), torch.where(found, left, fleft),
-                       torch.where(found, h_s, fh), torch.where(found, w_s, fw)], dim=1)
-    return out.long()
-
-
-def resized_crop_batch(images: Tensor, boxes: Tensor, size: int = 224, flip: Tensor | None = None) -> Tensor:
-    """Crop boxes out of images and resize them to ``size`` x ``size``, bilinearly, in one batched call.
-
-    Output pixel ``(r, c)`` of image ``k`` is the bilinear sample of ``images[k]`` at the
-    centre of its cell in the box: ``x = x1 + (c + 0.5) (x2 - x1) / size - 0.5`` (pixel
-    indices; likewise ``y``), the sampling grid of ``torch.nn.functional.interpolate``
-    (``align_corners=False``) and of PIL's bilinear upscaling, with coordinates clamped
-    to the image. ``flip`` mirrors the grid (a horizontal flip of the output, free).
-    Boxes larger than ``size`` pixels are point-sampled (no antialiasing).
-
-    Args:
-        images: uint8 or float ``[K, C, H, W]`` (any device).
-        boxes: float ``[K, 4]`` ``(x1, y1, x2, y2)`` in continuous pixel coordinates of
-            ``images`` (pixel ``j`` spans ``[j, j + 1)``).
-        size: output height and width.
-        flip: bool ``[K]``: mirror these outputs horizontally.
-
-    Returns:
-        float32 ``[K, C, size, size]`` on ``images.device``, in the input's value range.
-    """
-    import torch.nn.functional as F
-
-    x = images.to(torch.float32)
-    k, _, h, w = x.shape
-    b = boxes.to(device=x.device, dtype=torch.float32)
-    cell = (torch.arange(size, device=x.device, dtype=torch.float32) + 0.5) / size  # [S]
-    if flip is not None:
-        cell_x = torch.where(flip.to(x.device).view(-1, 1), cell.flip(0).view(1, -1), cell.view(1, -1))
-    else:
-        cell_x = cell.view(1, -1)
-    xs = b[:, 0:1] + cell_x * (b[:, 2:3] - b[:, 0:1])  # continuous coordinates [K, S]
-    ys = b[:, 1:2] + cell.view(1, -1) * (b[:, 3:4] - b[:, 1:2])
-    gx, gy = xs * (2.0 / w) - 1.0, ys * (2.0 / h) - 1.0  # grid_sample, align_corners=False
-    grid = torch.stack([gx.unsqueeze(1).expand(k, size, size), gy.unsqueeze(2).expand(k, size, size)], dim=-1)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def random_resized_crop_batch(frames: Tensor, generator: torch.Generator | None = None, orig_hw: Tensor | None = None,
-                              size: int = 224, scale: tuple[float, float] = (0.08, 1.0),
-                              ratio: tuple[float, float] = (3 / 4, 4 / 3), flip_p: float = 0.5,
-                              normalize: bool = True, mean: Sequence[float] = IMAGENET_MEAN,
-                              std: Sequence[float] = IMAGENET_STD) -> Tensor:
-    """The official train transform on a batch of cached frames, on their device.
-
-    ``RandomResizedCrop(size, scale, ratio)`` + ``RandomHorizontalFlip(flip_p)`` +
-    ``ToTensor`` + ``Normalize(ImageNet)``, parameters drawn independently per frame.
-    Boxes are drawn in the original frame's pixels (``orig_hw``) and mapped to the
-    cached resolution (see the module docstring for what this approximates); values
-    are rounded to uint8 levels as PIL's output.
-
-    Args:
-        frames: uint8 ``[B, T, 3, Hc, Wc]`` cached frames (any device).
-        generator: CPU random source (boxes and flips).
-        orig_hw: int ``[B, 2]`` original ``(H, W)`` per clip; default ``(Hc, Wc)``.
-        normalize: apply ``Normalize(mean, std)`` (else values in ``[0, 1]``).
-        mean / std: per-channel normalisation (ImageNet by default).
-
-    Returns:
-        float32 ``[B, T, 3, size, size]``.
-    """
-    b, t, c, hc, wc = frames.shape
-    if orig_hw is None:
-        orig_hw = torch.tensor([[hc, wc]]).expand(b, 2)
-    hw = orig_hw.to("cpu").long().repeat_interleave(t, dim=0)  # [B*T, 2]
-    box = sample_crop_boxes(hw, generator, scale, ratio).double()  # (top, left, h, w) original pixels
-    flip = torch.rand(b * t, generator=generator) < flip_p
-    sy, sx = hc / hw[:, 0].double(), wc / hw[:, 1].double()
-    xyxy = torch.stack([box[:, 1] * sx, box[:, 0] * sy, (box[:, 1] + box[:, 3]) * sx, (box[:, 0] + box[:, 2]) * sy], 1)
-    out = resized_crop_batch(frames.reshape(b * t, c, hc, wc), xyxy, size, flip).round_().div_(255)
-    if normalize:
-        out = _normalize_(out, mean, std)
-    return out.reshape(b, t, c, size, size)
+def list_frames(folder: Path, layout: str) -> list[Path]:
+    """Image files of a frame folder, sorted by name (time order for zero-padded names)."""
+    try:
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+    except (FileNotFoundError, NotADirectoryError):
+        raise layout_error(f"missing frame folder {folder}", layout) from None
+    if not files:
+        raise layout_error(f"frame folder {folder} holds no .jpg/.png frames", layout)
+    return files
 
 
 # -- the cache ------------------------------------------------------------------------------
 def _clip_frames(folder: Path) -> tuple[list[Path], int]:
-    """Sorted frame images (``.jpg``, ``.jpeg``, ``.png``) of one clip folder and the folder's entry count."""
-    if not folder.is_dir():
-        raise DataError(f"missing frame folder {folder}; {LAYOUT_HINT}")
-    names = sorted(os.listdir(folder))
-    jpgs = [folder / n for n in names if n.lower().endswith(FRAME_SUFFIXES)]
-    if not jpgs:
-        raise DataError(f"no .jpg/.png frames in {folder}; {LAYOUT_HINT}")
-    return jpgs, len(names)
+    """Sorted frame images of one clip folder (:func:`list_frames`) and the folder's entry count."""
+    files = list_frames(folder, LAYOUT_HINT)
+    return files, len(os.listdir(folder))
 
 
 def _decode(path: Path, size: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
@@ -579,9 +465,3 @@ class FrameCache:
             raise
         return cls(path)
 
-
-__all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "EVAL_CHOICES", "TRAIN_CHOICES", "EvalChoice", "FrameCache", "TrainChoice",
-    "segment_frames", "segment_frame_numbers", "normalize_frames",
-    "sample_crop_boxes", "resized_crop_batch", "random_resized_crop_batch",
-]

@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from mmcoop.media.clips import (
-    IMAGENET_MEAN, IMAGENET_STD, WavSpectrogram, frame_indices, log_stft, normalize, resample, resized_crop_params,
-    transform_group,
-)
+from mmcoop.media.audio import log_stft, resample
+from mmcoop.media.frames import frame_indices
+from mmcoop.media.spectrograms import WavSpectrogram
+from mmcoop.media.transforms import IMAGENET_MEAN, IMAGENET_STD, resized_crop_params, transform_group
+from mmcoop.media.transforms import normalize_frames as normalize
 from av_fixtures import frame_image, read_mnist_images
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from av_fixtures import Built, Content, build_ave_ogmge, build_ave_pmr, reference_eval_frames
-from mmcoop.datasets.readers import load_ave_ogmge_sources, load_ave_pmr_sources
+from mmcoop.datasets.ave_ogmge import load_ave_ogmge_sources
+from mmcoop.datasets.ave_pmr import load_ave_pmr_sources
 from mmcoop.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -12,8 +12,8 @@ import torch
 
 from av_fixtures import Built, Content, build_cremad, reference_eval_frames
 from mmcoop.media.audio import read_wav
-from mmcoop.datasets.readers import load_cremad_sources
-from mmcoop.media.clips import log_stft, resample
+from mmcoop.datasets.cremad import load_cremad_sources
+from mmcoop.media.audio import log_stft, resample
 from mmcoop.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

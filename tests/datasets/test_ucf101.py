@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 from av_fixtures import Built, Content, build_ucf101, reference_eval_frames
-from mmcoop.datasets.readers import load_ucf101_sources
+from mmcoop.datasets.ucf101 import load_ucf101_sources
 from mmcoop.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

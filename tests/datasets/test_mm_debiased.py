@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from av_fixtures import Built, Content, build_mm_debiased, reference_eval_frames
-from mmcoop.datasets.readers import load_mm_debiased_sources
+from mmcoop.datasets.mm_debiased import load_mm_debiased_sources
 from mmcoop.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -27,10 +27,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmcoop.media.clips import (
-    SPLITS, Clip, ClipSource, Crop, EvalChoice, FrameFolder, OnMissing, TrainChoice, audio_loader, class_index,
-    fill, keep_present, layout_error, read_lines, split_sources,
-)
+from mmcoop.datasets._layout import SPLITS, OnMissing, class_index, fill, keep_present, read_lines, split_sources
+from mmcoop.datasets.paper import paper_dataset
+from mmcoop.media.clips import Clip, ClipSource, layout_error
+from mmcoop.media.frame_folders import FrameFolder
+from mmcoop.media.frames import EvalChoice, TrainChoice
+from mmcoop.media.spectrograms import audio_loader
+from mmcoop.media.transforms import Crop
+from mmcoop.data.presets import AUDIO_VISUAL, PEER_TRAIN, PMR_SOURCE, register_preset, resnet18_model
 
 NAME = "ave"
 LAYOUT = """
@@ -60,6 +64,7 @@ def parse_split_file(path: Path) -> list[tuple[str, str]]:
     return out
 
 
+@paper_dataset(NAME)
 def load_ave_pmr_sources(
     root: Path | str,
     *,
@@ -106,3 +111,7 @@ def load_ave_pmr_sources(
     common = {"dataset": NAME, "root": str(root), "num_frames": num_frames, "image_size": image_size,
               "train_frames": train_frames, "eval_frames": eval_frames}
     return split_sources(NAME, parts, infos, len(classes), loaders, classes, common)
+
+
+register_preset(NAME, num_frames=4, num_classes=28, train=PEER_TRAIN, model=resnet18_model(AUDIO_VISUAL, 0.0),
+                source=PMR_SOURCE)

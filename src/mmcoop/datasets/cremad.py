@@ -29,10 +29,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmcoop.media.clips import (
-    Clip, ClipSource, Crop, EvalChoice, FrameFolder, OnMissing, TrainChoice, WavSpectrogram, carve_val,
-    fill, keep_present, layout_error, read_csv_rows, split_sources,
-)
+from mmcoop.datasets._layout import OnMissing, carve_val, fill, keep_present, read_csv_rows, split_sources
+from mmcoop.datasets.paper import paper_dataset
+from mmcoop.media.clips import Clip, ClipSource, layout_error
+from mmcoop.media.frame_folders import FrameFolder
+from mmcoop.media.frames import EvalChoice, TrainChoice
+from mmcoop.media.spectrograms import WavSpectrogram
+from mmcoop.media.transforms import Crop
+from mmcoop.data.presets import AUDIO_VISUAL, OGMGE_SOURCE, PEER_TRAIN, register_preset, resnet18_model
+from mmcoop.media.prepare import PrepareSpec, register_prepare_spec
 
 NAME = "cremad"
 CLASSES = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
@@ -50,6 +55,7 @@ VAL_TAG = 0xC4E3
 WAV = {"sample_rate": 22050, "window_s": 3.0, "tile_s": 3.0, "n_fft": 512, "hop_length": 353}
 
 
+@paper_dataset(NAME)
 def load_cremad_sources(
     root: Path | str,
     *,
@@ -102,3 +108,12 @@ def load_cremad_sources(
     common = {"dataset": NAME, "root": str(root), "num_frames": num_frames, "image_size": image_size,
               "train_frames": train_frames, "eval_frames": eval_frames, "audio_params": dict(WAV)}
     return split_sources(NAME, parts, infos, len(CLASSES), loaders, CLASSES, common)
+
+
+register_preset(NAME, num_frames=1, num_classes=6, train=PEER_TRAIN, model=resnet18_model(AUDIO_VISUAL, 0.0),
+                source=OGMGE_SOURCE)
+register_prepare_spec(PrepareSpec(
+    NAME, "Image-01-FPS", "AudioWAV", "wav", 16000, None, "start", None, 95, "mean",
+    "frames: OGM-GE data/CREMAD/video_preprocessing.py; audio: 16 kHz mono wav as CREMA-D's AudioWAV, "
+    "log-STFT at load (dataset/CramedDataset.py; SPECTROGRAMS['cremad-stft'])",
+))

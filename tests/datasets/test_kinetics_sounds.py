@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from av_fixtures import Built, Content, build_kinetics_sounds, reference_eval_frames, reference_train_frames
-from mmcoop.datasets.readers import load_kinetics_sounds_sources
+from mmcoop.datasets.kinetics_sounds import load_kinetics_sounds_sources
 from mmcoop.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -32,11 +32,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from mmcoop.media.clips import (
-    SPLITS, Clip, ClipSource, Crop, EvalChoice, FrameFolder, OnMissing, TrainChoice, audio_loader, carve_val,
-    fill, keep_present, layout_error, read_lines, split_sources,
-)
+from mmcoop.datasets._layout import SPLITS, OnMissing, carve_val, fill, keep_present, read_lines, split_sources
+from mmcoop.datasets.paper import paper_dataset
+from mmcoop.media.clips import Clip, ClipSource, layout_error
+from mmcoop.media.frame_folders import FrameFolder
+from mmcoop.media.frames import EvalChoice, TrainChoice
+from mmcoop.media.spectrograms import audio_loader
+from mmcoop.media.transforms import Crop
+from mmcoop.data.presets import AUDIO_VISUAL, PAPER_SOURCE, PAPER_TRAIN, register_preset, resnet18_model
 from mmcoop.errors import DataError
+from mmcoop.media.prepare import CLASSES_FILE, PrepareSpec, register_prepare_spec
 
 NAME = "kinetics-sounds"
 LAYOUT = """
@@ -47,13 +52,61 @@ LAYOUT = """
                                    clip id = last '/' component of <path>, <label> an int
   audio/<split>/<id>.npy           2-D spectrogram per clip (official: fbank 1024 x 128)
   visual/<split>/<id>/frame_00001.jpg, frame_00002.jpg, ...   frames at 1 fps, sorted by name
-(official names: split_file="ks_audio/{split}_1fps_path.txt", audio="ks_audio/{split}/{id}.npy",
- visual="ks_visual/{split}/{id}")
+  classes.json                     optional, beside the split files: {"classes": [name of label 0, ...]}
+                                   (written by `mmcoop data prepare`)
+or the official names, detected when <root>/ks_audio/train_1fps_path.txt exists (layout="official"):
+  ks_audio/{split}_1fps_path.txt, ks_audio/<split>/<id>.npy, ks_visual/<split>/<id>/frame_00001.jpg ...
 """
 SPLIT_FILE = "{split}_1fps_path.txt"
 AUDIO = "audio/{split}/{id}.npy"
 VISUAL = "visual/{split}/{id}"
+OFFICIAL_AUDIO_DIR, OFFICIAL_VISUAL_DIR = "ks_audio", "ks_visual"
+OFFICIAL_SPLIT_FILE = OFFICIAL_AUDIO_DIR + "/" + SPLIT_FILE
+#: layout name -> (split_file, audio, visual) templates.
+LAYOUTS = {
+    "mmcoop": (SPLIT_FILE, AUDIO, VISUAL),
+    "official": (OFFICIAL_SPLIT_FILE, OFFICIAL_AUDIO_DIR + "/{split}/{id}.npy", OFFICIAL_VISUAL_DIR + "/{split}/{id}"),
+}
 VAL_TAG = 0x4B53  # rng stream of the carved val split
+
+
+def pick_layout(root: Path, layout: str, templates: tuple[str, str, str]) -> tuple[str, tuple[str, str, str]]:
+    """The layout name and ``(split_file, audio, visual)`` templates to read ``root`` with.
+
+    Templates other than the default ones are used as given (``custom``); otherwise ``auto``
+    picks ``official`` when ``ks_audio/train_1fps_path.txt`` exists and the default split file
+    does not.
+
+    Raises:
+        DataError: an unknown layout name.
+    """
+    if templates != LAYOUTS["mmcoop"]:
+        return "custom", templates
+    if layout == "auto":
+        official = (root / fill(OFFICIAL_SPLIT_FILE, split="train")).is_file()
+        layout = "official" if official and not (root / fill(SPLIT_FILE, split="train")).is_file() else "mmcoop"
+    if layout not in LAYOUTS:
+        raise DataError(f"{NAME}: layout must be one of auto, {', '.join(LAYOUTS)}; got {layout!r}")
+    return layout, LAYOUTS[layout]
+
+
+def read_classes(path: Path) -> list[str] | None:
+    """Class names of a ``classes.json`` (``{"classes": [...]}``), or ``None`` if there is none.
+
+    Raises:
+        DataError: an unreadable file or not a list of names (file named).
+    """
+    if not path.is_file():
+        return None
+    import json
+
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))["classes"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(f"unreadable class list {path} ({e!r}); expected {{\"classes\": [\"name\", ...]}}") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise DataError(f"class list {path}: \"classes\" must be a list of names")
+    return names
 
 
 def parse_split_file(path: Path, layout: str = LAYOUT) -> list[tuple[str, int]]:
@@ -130,6 +183,7 @@ def media_sources(
     return split_sources(name, parts, infos, num_classes, loaders, classes, common)
 
 
+@paper_dataset(NAME)
 def load_kinetics_sounds_sources(
     root: Path | str,
     *,
@@ -141,6 +195,7 @@ def load_kinetics_sounds_sources(
     split_file: str = SPLIT_FILE,
     audio: str = AUDIO,
     visual: str = VISUAL,
+    layout: str = "auto",
     num_classes: int | None = None,
     val_fraction: float = 0.1,
     seed: int = 0,
@@ -158,7 +213,11 @@ def load_kinetics_sounds_sources(
         train_crop: ``random-resized`` (official) or ``resize``.
         split_file / audio / visual: path templates relative to ``root`` with ``{split}``
             (and ``{id}``) placeholders.
-        num_classes: classes (default: largest label in the split files + 1; official 31).
+        layout: ``auto`` (the official names when ``ks_audio/train_1fps_path.txt`` exists and
+            ``train_1fps_path.txt`` does not), ``mmcoop`` or ``official`` (ignored when the
+            templates are changed).
+        num_classes: classes (default: the names in ``classes.json`` beside the split files,
+            else the largest label in the split files + 1; official 31).
         val_fraction: fraction of train carved as val (per class, seeded) when the val
             split file is absent.
         seed: seed of that carve.
@@ -172,6 +231,7 @@ def load_kinetics_sounds_sources(
         DataError: missing/malformed split file, no clip present, bad spectrogram/frames.
     """
     root = Path(root)
+    layout, (split_file, audio, visual) = pick_layout(root, layout, (split_file, audio, visual))
     index, files = {}, {}
     for split in SPLITS:
         path = root / fill(split_file, split=split)
@@ -181,12 +241,30 @@ def load_kinetics_sounds_sources(
     labels = [lab for rows in index.values() for _, lab in rows]
     if min(labels, default=0) < 0:
         raise layout_error(f"negative label in the split files under {root}", LAYOUT)
-    n_classes = int(num_classes) if num_classes is not None else max(labels, default=-1) + 1
+    names = read_classes(files["train"].parent / CLASSES_FILE)
+    if num_classes is not None:
+        n_classes = int(num_classes)
+    else:
+        n_classes = len(names) if names else max(labels, default=-1) + 1
+    classes = names if names and len(names) == n_classes else [str(i) for i in range(n_classes)]
     options = {"num_frames": num_frames, "image_size": image_size, "train_frames": train_frames,
-               "eval_frames": eval_frames, "train_crop": train_crop}
+               "eval_frames": eval_frames, "train_crop": train_crop, "layout": layout}
     return media_sources(
-        NAME, root, index, files, n_classes, [str(i) for i in range(n_classes)], LAYOUT,
+        NAME, root, index, files, n_classes, classes, LAYOUT,
         audio=audio, visual=visual, split_dirs={s: s for s in SPLITS}, num_frames=num_frames, image_size=image_size,
         train_frames=train_frames, eval_frames=eval_frames, train_crop=train_crop, on_missing=on_missing,
         carved={"fraction": val_fraction, "seed": seed}, options=options,
     )
+
+
+register_preset(NAME, num_frames=3, num_classes=31, train=PAPER_TRAIN, model=resnet18_model(AUDIO_VISUAL, 0.02),
+                source=PAPER_SOURCE)
+register_prepare_spec(PrepareSpec(
+    NAME, "visual", "audio", "npy", 16000, "ks-fbank", "centre", 10, 75, "first",
+    "frames: OGM-GE pre-processing/AVE&CREMAD/video2frame-1fps.py; audio: OGM-GE pre-processing/VGG&KS/mp4_to_wav.py "
+    "(16 kHz s16) + data/KineticSound/process_audio.py; layout: Valuate-and-Enhance-Multimodal-Cooperation "
+    "code/datasets/dataloader.py AV_KS_Dataset",
+    index_file=SPLIT_FILE, index_line="{split}/{id} {label}",
+    layouts={"official": {"visual_dir": OFFICIAL_VISUAL_DIR, "audio_dir": OFFICIAL_AUDIO_DIR,
+                          "index_file": OFFICIAL_SPLIT_FILE}},
+))

@@ -23,10 +23,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmcoop.media.clips import (
-    Clip, ClipSource, Crop, EvalChoice, FrameFolder, OnMissing, TrainChoice, audio_loader, carve_val, fill,
-    keep_present, layout_error, read_csv_rows, split_sources,
-)
+from mmcoop.datasets._layout import OnMissing, carve_val, fill, keep_present, read_csv_rows, split_sources
+from mmcoop.datasets.paper import paper_dataset
+from mmcoop.media.clips import Clip, ClipSource, layout_error
+from mmcoop.media.frame_folders import FrameFolder
+from mmcoop.media.frames import EvalChoice, TrainChoice
+from mmcoop.media.spectrograms import audio_loader
+from mmcoop.media.transforms import Crop
+from mmcoop.media.prepare import PrepareSpec, register_prepare_spec
 
 NAME = "ave-ogmge"
 LAYOUT = """
@@ -41,6 +45,7 @@ VISUAL = "visual/{id}"
 VAL_TAG = 0xA7E0
 
 
+@paper_dataset(NAME)
 def load_ave_ogmge_sources(
     root: Path | str,
     *,
@@ -99,3 +104,11 @@ def load_ave_ogmge_sources(
     common = {"dataset": NAME, "root": str(root), "num_frames": num_frames, "image_size": image_size,
               "train_frames": train_frames, "eval_frames": eval_frames}
     return split_sources(NAME, parts, infos, len(classes), loaders, classes, common)
+
+
+# ``mmcoop data prepare --dataset ave`` writes this (OGM-GE) layout: the official AVE preprocessing is OGM-GE's.
+register_prepare_spec(PrepareSpec(
+    "ave", "visual", "audio_spec", "pkl", 22050, "ave-psd", "centre", 10, 75, "mean",
+    "frames: OGM-GE pre-processing/AVE&CREMAD/video2frame-1fps.py; audio: preprocess_audio.py + "
+    "pre-processing/obtain_audio_spectrogram.py; layout: OGM-GE dataset/dataset.py AVDataset",
+))

@@ -20,8 +20,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mmcoop.media.clips import Crop, EvalChoice, OnMissing, ClipSource, TrainChoice, layout_error
-from mmcoop.datasets.readers.kinetics_sounds import AUDIO, VISUAL, media_sources
+from mmcoop.datasets._layout import OnMissing
+from mmcoop.datasets.paper import paper_dataset
+from mmcoop.media.clips import ClipSource, layout_error
+from mmcoop.media.frames import EvalChoice, TrainChoice
+from mmcoop.media.transforms import Crop
+from mmcoop.datasets.kinetics_sounds import AUDIO, VISUAL, media_sources
+from mmcoop.data.presets import AUDIO_VISUAL, PAPER_SOURCE, PAPER_TRAIN, register_preset, resnet18_model
 
 NAME = "mm-debiased"
 JSON_NAME = "MM-Debiased.json"
@@ -62,6 +67,7 @@ def read_split_json(path: Path) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
+@paper_dataset(NAME)
 def load_mm_debiased_sources(
     root: Path | str,
     *,
@@ -103,3 +109,7 @@ def load_mm_debiased_sources(
         train_frames=train_frames, eval_frames=eval_frames, train_crop=train_crop, on_missing=on_missing,
         options=options,
     )
+
+
+register_preset(NAME, num_frames=3, num_classes=10, train=PAPER_TRAIN, model=resnet18_model(AUDIO_VISUAL, 0.02),
+                source=PAPER_SOURCE + " (Kinetics-Sounds settings; README.md: MM-Debiased prepared as for OGM-GE)")

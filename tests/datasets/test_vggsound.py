@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from av_fixtures import Built, Content, build_vggsound
-from mmcoop.datasets.readers import load_vggsound_sources
+from mmcoop.datasets.vggsound import load_vggsound_sources
 from mmcoop.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -16,11 +16,10 @@ import torch
 
 from mmcoop.media.frame_cache import CachedClipSource, cache_sources, frame_cache_path
 from mmcoop.media.frames import FrameCache
-from mmcoop.datasets.readers import load_kinetics_sounds_sources
+from mmcoop.datasets.kinetics_sounds import load_kinetics_sounds_sources
 from mmcoop.data.registry import load_dataset
 from mmcoop.errors import ConfigError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "readers"))
 from av_fixtures import Built, Content, build_kinetics_sounds, build_mm_debiased  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -33,10 +33,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmcoop.media.clips import (
-    Clip, ClipSource, Crop, EvalChoice, FrameFolder, OnMissing, TrainChoice, audio_loader, carve_val, class_index,
-    fill, keep_present, layout_error, read_csv_rows, split_sources,
-)
+from mmcoop.datasets._layout import OnMissing, carve_val, class_index, fill, keep_present, read_csv_rows, split_sources
+from mmcoop.datasets.paper import paper_dataset
+from mmcoop.media.clips import Clip, ClipSource, layout_error
+from mmcoop.media.frame_folders import FrameFolder
+from mmcoop.media.frames import EvalChoice, TrainChoice
+from mmcoop.media.spectrograms import audio_loader
+from mmcoop.media.transforms import Crop
+from mmcoop.data.presets import AUDIO_VISUAL, OGMGE_SOURCE, PEER_TRAIN, register_preset, resnet18_model
+from mmcoop.media.prepare import PrepareSpec, register_prepare_spec
 
 NAME = "vggsound"
 LAYOUT = """
@@ -58,6 +63,7 @@ VAL_TAG = 0x7665
 WAV = {"sample_rate": 16000, "window_s": 5.0, "tile_s": 10.0, "n_fft": 256, "hop_length": 128, "random_window": True}
 
 
+@paper_dataset(NAME)
 def load_vggsound_sources(
     root: Path | str,
     *,
@@ -119,3 +125,12 @@ def load_vggsound_sources(
     common = {"dataset": NAME, "root": str(root), "num_frames": num_frames, "image_size": image_size,
               "train_frames": train_frames, "eval_frames": eval_frames, "audio_params": dict(WAV)}
     return split_sources(NAME, parts, infos, len(to_index), loaders, list(to_index), common)
+
+
+register_preset(NAME, num_frames=3, num_classes=309, train=PEER_TRAIN, model=resnet18_model(AUDIO_VISUAL, 0.0),
+                source=OGMGE_SOURCE)
+register_prepare_spec(PrepareSpec(
+    NAME, "visual", "audio", "npy", 16000, "vggsound-stft", "start", None, 95, "mean",
+    "frames: OGM-GE data/VGGSound/video_preprocessing.py; audio: data/VGGSound/mp4_to_wav.py + "
+    "dataset/VGGSoundDataset.py (5 s window fixed at offset 0)",
+))

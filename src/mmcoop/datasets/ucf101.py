@@ -28,10 +28,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmcoop.media.clips import (
-    IMAGENET_MEAN, IMAGENET_STD, Clip, ClipSource, Crop, EvalChoice, FlowFolders, FrameFolder, OnMissing, TrainChoice,
-    carve_val, fill, keep_present, layout_error, read_lines, split_sources,
-)
+from mmcoop.datasets._layout import OnMissing, carve_val, fill, keep_present, read_lines, split_sources
+from mmcoop.datasets.paper import paper_dataset
+from mmcoop.media.clips import Clip, ClipSource, layout_error
+from mmcoop.media.frame_folders import FlowFolders, FrameFolder
+from mmcoop.media.frames import EvalChoice, TrainChoice
+from mmcoop.media.transforms import IMAGENET_MEAN, IMAGENET_STD, Crop
+from mmcoop.data.presets import PAPER_SOURCE, PAPER_TRAIN, register_preset, resnet18_model
 
 NAME = "ucf101"
 LAYOUT = """
@@ -80,6 +83,7 @@ def parse_list(path: Path, classes: dict[str, int]) -> list[tuple[str, int]]:
     return out
 
 
+@paper_dataset(NAME)
 def load_ucf101_sources(
     root: Path | str,
     *,
@@ -141,3 +145,8 @@ def load_ucf101_sources(
     common = {"dataset": NAME, "root": str(root), "fold": int(fold), "num_frames": num_frames,
               "image_size": image_size, "train_frames": train_frames, "eval_frames": eval_frames}
     return split_sources(NAME, parts, infos, max(classes.values()) + 1, loaders, names, common)
+
+
+register_preset(NAME, num_frames=3, num_classes=101, train=PAPER_TRAIN,
+                model=resnet18_model({"rgb": "resnet18-frames", "flow": "resnet18-frames"}, 0.02),
+                source=PAPER_SOURCE + " (Kinetics-Sounds settings: the released code has no UCF-101 script)")

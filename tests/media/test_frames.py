@@ -21,15 +21,14 @@ from torchvision import transforms
 from torchvision.transforms import functional as TF
 
 from mmcoop.datasets.avmnist import read_mnist
-from mmcoop.media.frames import (
+from mmcoop.media.frames import FrameCache, segment_frame_numbers
+from mmcoop.media.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    FrameCache,
     normalize_frames,
     random_resized_crop_batch,
     resized_crop_batch,
     sample_crop_boxes,
-    segment_frame_numbers,
 )
 from mmcoop.errors import DataError
 

@@ -23,18 +23,10 @@ from typer.testing import CliRunner
 
 from mmcoop.cli.data_cmds import data_app
 from mmcoop.datasets.avmnist import read_mnist
-from mmcoop.media.prepare import (
-    REPORT_FILE,
-    TMP_DIR,
-    ave_psd,
-    centre_frames,
-    cremad_stft,
-    mux_video,
-    prepare_videos,
-    resample_audio,
-    start_frames,
-    vggsound_stft,
-)
+from mmcoop.media.features import ave_psd, cremad_stft, vggsound_stft
+from mmcoop.media.frame_policies import centre_frames, start_frames
+from mmcoop.media.prepare import REPORT_FILE, TMP_DIR, prepare_videos
+from _video import mux_video, resample_audio
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,0 +1,110 @@
+"""Frame-folder loaders: RGB frames and optical-flow pairs of one clip -> ``[T, C, S, S]``.
+
+:class:`FrameFolder` reads a folder of RGB frame images, :class:`FlowFolders` a pair of
+greyscale u/v folders. Frames are chosen by :func:`mmcoop.media.frames.frame_indices`
+(the package's one frame-choice rule) and transformed per frame as the official
+pipelines do (:func:`mmcoop.media.transforms.transform_group`: ``RandomResizedCrop`` +
+flip in training, ``Resize`` in evaluation); normalisation is applied once per batch
+(:func:`mmcoop.media.transforms.normalize_frames`, ImageNet mean/std by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mmcoop.data.base import ModalitySpec
+from mmcoop.errors import DataError
+from mmcoop.media.frames import EVAL_CHOICES, TRAIN_CHOICES, EvalChoice, TrainChoice, frame_indices, list_frames
+from mmcoop.media.transforms import IMAGENET_MEAN, IMAGENET_STD, Crop, normalize_frames, open_image, transform_group
+
+
+@dataclass
+class _Frames:
+    """Fields, validation, spec and normalisation shared by :class:`FrameFolder` and :class:`FlowFolders`."""
+
+    channels: ClassVar[int] = 3
+    name: str
+    layout: str
+    num_frames: int = 3
+    image_size: int = 224
+    train_choice: TrainChoice = "random"
+    eval_choice: EvalChoice = "centre"
+    crop: Crop = "random-resized"
+    flip: bool = True
+    mean: tuple[float, ...] | None = IMAGENET_MEAN
+    std: tuple[float, ...] | None = IMAGENET_STD
+    spec: ModalitySpec = field(init=False)
+
+    def __post_init__(self) -> None:
+        check_frame_options(self.num_frames, self.image_size, self.train_choice, self.eval_choice, self.crop)
+        shape = (self.num_frames, self.channels, self.image_size, self.image_size)
+        self.spec = ModalitySpec(self.name, "frames", shape)  # type: ignore[arg-type]
+
+    def finish(self, batch: Tensor) -> Tensor:
+        return normalize_frames(batch, self.mean, self.std)
+
+
+@dataclass
+class FrameFolder(_Frames):
+    """RGB frames of a clip folder -> uint8 ``[T, 3, S, S]``, normalised per batch to float.
+
+    Attributes:
+        name: modality name.
+        layout: the reader's layout text (error messages).
+        num_frames: ``T``.
+        image_size: ``S``.
+        train_choice / eval_choice: see :func:`frame_indices`.
+        crop: training crop (``random-resized`` or ``resize``).
+        flip: random horizontal flip in training.
+        mean / std: per-channel normalisation (ImageNet by default; ``None`` keeps ``[0, 1]``).
+    """
+
+    def load(self, path: Path, train: bool, gen: torch.Generator | None) -> Tensor:
+        files = list_frames(path, self.layout)
+        idx = frame_indices(len(files), self.num_frames, train, gen, self.train_choice, self.eval_choice)
+        frames = [transform_group([open_image(files[i], "RGB", self.layout)], self.image_size, train, gen,
+                                  self.crop, self.flip)[0] for i in idx]
+        return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+
+
+@dataclass
+class FlowFolders(_Frames):
+    """Optical flow as paired greyscale u/v frame folders -> ``[T, 2, S, S]`` (u, v channels).
+
+    The u and v images of a frame share one crop/flip draw. Flipping does not negate u
+    (as in the official UCF-101 loader). Values are ``x / 255``, then ``(x - mean) / std``
+    if given (BalanceBenchmark: no flow normalisation by default).
+    """
+
+    channels: ClassVar[int] = 2
+    crop: Crop = "resize"
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def load(self, path: tuple[Path, Path], train: bool, gen: torch.Generator | None) -> Tensor:
+        u_files, v_files = list_frames(path[0], self.layout), list_frames(path[1], self.layout)
+        n = min(len(u_files), len(v_files))
+        idx = frame_indices(n, self.num_frames, train, gen, self.train_choice, self.eval_choice)
+        frames = []
+        for i in idx:
+            u, v = transform_group([open_image(u_files[i], "L", self.layout), open_image(v_files[i], "L", self.layout)],
+                                   self.image_size, train, gen, self.crop, self.flip)
+            frames.append(np.concatenate([u, v], axis=2))
+        return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+
+
+def check_frame_options(num_frames: int, image_size: int, train_choice: str, eval_choice: str, crop: str) -> None:
+    """Validate frame options (a :class:`DataError` names the bad value and the valid ones)."""
+    if int(num_frames) < 1 or int(image_size) < 1:
+        raise DataError(f"num_frames and image_size must be >= 1, got {num_frames} and {image_size}")
+    for key, value, valid in (("train_frames", train_choice, TRAIN_CHOICES),
+                              ("eval_frames", eval_choice, EVAL_CHOICES),
+                              ("train_crop", crop, ("random-resized", "resize"))):
+        if value not in valid:
+            raise DataError(f"{key} must be one of {', '.join(valid)}; got {value!r}")
