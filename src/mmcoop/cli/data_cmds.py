@@ -37,8 +37,16 @@ def prepare(
     num_frames: int = typer.Option(-1, "--num-frames", help="Frames per clip at 1 fps: -1 the dataset's default "
                                    "(10 for KS/AVE), 0 one per second of video."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="CSV of id,label[,split] rows (default: the class "
+                                          "folders of VIDEOS/<split>/<class>/<id>.mp4)."),
+    layout: str = typer.Option("default", "--layout", help="File names to write: default, or official "
+                               "(Kinetics-Sounds: ks_audio/, ks_visual/ as the official code)."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="With labels and no val videos: the fraction "
+                                       "of train (per class, seeded) moved to val."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the val carve."),
 ) -> None:
-    """Raw videos -> JPEG frames at 1 fps + the dataset's audio spectrogram (resumable, parallel, atomic per clip).
+    """Raw videos -> JPEG frames at 1 fps + the dataset's audio spectrogram (resumable, parallel, atomic per clip),
+    plus split files and classes.json when labels are known.
 
     Videos that cannot be read are listed in OUT/prepare_report.json and skipped;
     clips whose outputs exist are skipped, so a killed run can simply be rerun.
@@ -47,10 +55,15 @@ def prepare(
 
     try:
         report = prepare_videos(dataset, videos, out, workers=workers, fps=fps, sample_rate=sample_rate,
-                                num_frames=num_frames, progress=progress)
+                                num_frames=num_frames, progress=progress, labels=labels, layout=layout,
+                                val_fraction=val_fraction, seed=seed)
     except MMCoopError as e:
         console.print(f"[bold red]error:[/] {e}", highlight=False)
         raise typer.Exit(code=2)
+    except KeyboardInterrupt:
+        console.print(f"interrupted: finished clips are kept in {out}; run the same command again to resume",
+                      highlight=False)
+        raise typer.Exit(code=130)
     console.print(
         f"{dataset}: {report.prepared} clip(s) prepared, {report.skipped} already done, {report.failed} failed "
         f"of {report.total} in {report.seconds:.1f} s ({report.clips_per_s:.2f} clips/s); "
@@ -59,6 +72,14 @@ def prepare(
         console.print(f"  [yellow]skipped[/] {f['video']}: {f['error']}", highlight=False)
     if report.failed > 10:
         console.print(f"  ... and {report.failed - 10} more (see the report)", highlight=False)
+    for note in report.notes:
+        console.print(f"  note: {note}", highlight=False)
+    if report.index_files:
+        counts = ", ".join(f"{k} {v}" for k, v in report.splits.items())
+        console.print(f"  split files ({counts}; {len(report.classes)} classes): "
+                      f"{', '.join(report.index_files)}", highlight=False)
+        console.print(f"  train with: mmcoop train --dataset {dataset} --set dataset_options.root={out}",
+                      highlight=False)
 
 
 __all__ = ["data_app"]

@@ -275,7 +275,8 @@ def rng(seed: int, *tags: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed) % 2**63, *tags]))
 
 
-def stratified_split(labels: np.ndarray, fractions: Sequence[float], gen: np.random.Generator) -> list[np.ndarray]:
+def stratified_split(labels: np.ndarray, fractions: Sequence[float], gen: np.random.Generator,
+                     min_count: int = 0) -> list[np.ndarray]:
     """Split indices into ``len(fractions) + 1`` groups, per class.
 
     Args:
@@ -283,6 +284,8 @@ def stratified_split(labels: np.ndarray, fractions: Sequence[float], gen: np.ran
         fractions: fraction of each class in each leading group (rounded per class);
             the last group gets the rest.
         gen: seeded generator.
+        min_count: at least this many of a class in each leading group with a fraction > 0,
+            as long as the class keeps one sample in the last group.
 
     Returns:
         Sorted int64 index arrays, one per group (leading groups, then the rest).
@@ -292,7 +295,10 @@ def stratified_split(labels: np.ndarray, fractions: Sequence[float], gen: np.ran
         idx = gen.permutation(np.flatnonzero(labels == c))
         start = 0
         for g, f in enumerate(fractions):
-            n = min(int(round(f * len(idx))), len(idx) - start)
+            n = int(round(f * len(idx)))
+            if f > 0 and n < min_count and len(idx) - start > min_count:
+                n = min_count
+            n = min(n, len(idx) - start)
             groups[g].append(idx[start:start + n])
             start += n
         groups[-1].append(idx[start:])

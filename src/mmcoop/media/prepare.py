@@ -316,11 +316,12 @@ def _apply_labels(jobs: list[ClipJob], labels: dict[str, tuple[str, str]], sourc
 
 
 def _carve_val(jobs: list[ClipJob], fraction: float, seed: int) -> tuple[list[ClipJob], int]:
-    """Move a seeded, class-stratified ``fraction`` of the train jobs to val (:func:`~mmcoop.data.storage.stratified_split`)."""
+    """Move a seeded, class-stratified ``fraction`` of the train jobs to val (:func:`~mmcoop.data.storage.stratified_split`;
+    at least one clip of every class with two or more)."""
     train = [i for i, j in enumerate(jobs) if j.split == "train"]
     names = sorted({jobs[i].label for i in train})
     y = np.array([names.index(jobs[i].label) for i in train], dtype=np.int64)
-    val_idx, _ = stratified_split(y, [fraction], rng(seed, VAL_TAG))
+    val_idx, _ = stratified_split(y, [fraction], rng(seed, VAL_TAG), min_count=1)
     out = list(jobs)
     for k in val_idx:
         out[train[int(k)]] = replace(out[train[int(k)]], split="val")
@@ -381,7 +382,8 @@ def prepare_videos(dataset: str, videos: str | os.PathLike, out: str | os.PathLi
         progress: show a tqdm progress bar.
         labels: CSV of ``id,label[,split]`` rows (gives or overrides class folders and splits).
         layout: ``default`` or a name in the spec's ``layouts`` (Kinetics-Sounds: ``official``).
-        val_fraction: with labels and no val videos, this fraction of train (per class) goes to val.
+        val_fraction: with labels and no val videos, this fraction of train (per class, at least one
+            clip of a class with two or more) goes to val.
         seed: seed of that carve.
 
     Returns:
