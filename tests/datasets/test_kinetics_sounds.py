@@ -139,3 +139,54 @@ def test_source_pickles_for_dataloader_workers(ks: Built) -> None:
     src = load(ks.root)["test"]
     clone = pickle.loads(pickle.dumps(src))
     assert torch.equal(clone.fetch([0, 1], False)["inputs"]["visual"], src.fetch([0, 1], False)["inputs"]["visual"])
+
+
+def _official_copy(ks: Built, dst: Path) -> Path:
+    """The fixture rearranged into the official names (ks_audio/, ks_visual/)."""
+    (dst / "ks_audio").mkdir(parents=True)
+    for split in ("train", "val", "test"):
+        shutil.copy(ks.root / f"{split}_1fps_path.txt", dst / "ks_audio" / f"{split}_1fps_path.txt")
+        shutil.copytree(ks.root / "audio" / split, dst / "ks_audio" / split)
+    shutil.copytree(ks.root / "visual", dst / "ks_visual")
+    return dst
+
+
+def test_official_names_are_detected_without_options(ks: Built, tmp_path: Path) -> None:
+    root = _official_copy(ks, tmp_path / "official")
+    ours, official = load(ks.root), load(root)
+    assert official["train"].info["layout"] == "official" and ours["train"].info["layout"] == "mmcoop"
+    for split in ("train", "val", "test"):
+        assert official[split].ids == ours[split].ids
+        assert torch.equal(official[split].labels(), ours[split].labels())
+        a = official[split].fetch(torch.arange(len(official[split])), train=False)["inputs"]
+        b = ours[split].fetch(torch.arange(len(ours[split])), train=False)["inputs"]
+        assert all(torch.equal(a[m], b[m]) for m in a)
+    with pytest.raises(DataError, match="missing split file"):
+        load(root, layout="mmcoop")
+
+
+def test_classes_json_names_the_classes(ks: Built, tmp_path: Path) -> None:
+    root = tmp_path / "named"
+    shutil.copytree(ks.root, root)
+    (root / "classes.json").write_text('{"classes": ["zero", "one", "two", "three"]}')
+    src = load(root)
+    assert src["train"].classes == ["zero", "one", "two", "three"] and src["train"].num_classes == 4
+    (root / "classes.json").write_text('{"classes": "zero"}')
+    with pytest.raises(DataError, match="classes.json"):
+        load(root)
+
+
+def test_empty_carved_val_names_val_fraction_and_preset_class_count_warns(ks: Built, tmp_path: Path) -> None:
+    from mmcoop.data.registry import load_dataset
+
+    root = tmp_path / "noval"
+    shutil.copytree(ks.root, root)
+    (root / "val_1fps_path.txt").unlink()
+    opts = {"root": str(root), "image_size": S}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(DataError, match=r"val split is empty: val_fraction=0.0 .*dataset_options.val_fraction"):
+            load_dataset("kinetics-sounds", val_fraction=0.0, **opts)
+    with pytest.warns(UserWarning, match="the preset expects 31 classes but the data at .* has 3"):
+        splits = load_dataset("kinetics-sounds", val_fraction=0.5, expect_classes=31, **opts)
+    assert splits.train.num_classes == 3 and len(splits.val) == 3  # one carved clip per class
