@@ -90,6 +90,6 @@ def test_labels_csv_splits_and_resume(tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
     (other / "test_1fps_path.txt").write_text("mine\n")  # a file prepare did not write: left alone
-    text = run(*args[:6], str(other), *args[7:])
+    text = run(*args[:7], str(other), *args[8:])
     assert (other / "test_1fps_path.txt").read_text() == "mine\n"
     assert "test_1fps_path.txt exists and was not written by prepare" in text
