@@ -49,8 +49,6 @@ from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, SUMMARY_CSV
 #: Gain protocols: equal epochs (always), and the baseline given the same sample visits / optimizer steps.
 PROTOCOLS: tuple[str, ...] = ("epochs", "visits", "steps")
 MATCHED: tuple[str, ...] = ("visits", "steps")
-#: Methods left out of ``--methods all`` unless listed or given the option they need.
-_ALL_NEEDS_OPTION = {"unimodal": "modality"}
 #: Run totals read from a run's last ``metrics.jsonl`` record.
 _TOTALS = ("sample_visits", "optimizer_steps")
 _TOTAL_OF = {"visits": "sample_visits", "steps": "optimizer_steps"}
@@ -71,8 +69,9 @@ def parse_methods(spec: str | list[str], shared_options: dict[str, Any] | None =
     """Parse ``"joint,sample-level:weighted,modality-level"`` (``name[:variant]``, the variant
     setting the method's :attr:`~mmcoop.methods.Method.variant_option`).
 
-    ``all`` stands for every registered method (``joint`` first, then by name); ``unimodal``
-    is left out of it unless listed too or ``shared_options`` holds its ``modality``.
+    ``all`` stands for every registered method (``joint`` first, then by name); a method with a
+    :attr:`~mmcoop.methods.Method.all_needs_option` (``unimodal``: ``modality``) is left out of it
+    unless listed too or ``shared_options`` holds that option.
     Repeated labels are kept once.
     """
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
@@ -83,7 +82,7 @@ def parse_methods(spec: str | list[str], shared_options: dict[str, Any] | None =
     for item in items:
         if item == "all":
             names = sorted(METHODS.names(), key=lambda n: (n != "joint", n))
-            expanded += [n for n in names if _ALL_NEEDS_OPTION.get(n) is None or _ALL_NEEDS_OPTION[n] in shared]
+            expanded += [n for n in names if METHODS.get(n).all_needs_option in (None, *shared)]
         else:
             expanded.append(item)
     given = [x for x in items if x != "all"]

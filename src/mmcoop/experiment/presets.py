@@ -31,8 +31,9 @@ Where the numbers come from (each preset's ``source`` says the same):
   0.001`` (bash), ``StepLR(70, 0.1)``, ``--epochs 100``, ``--batch_size 64``,
   ``--num_frame 4`` (the AVE prototype runs; other AVE runs use 3 frames and 130-150 epochs).
 
-The CVPR 2024 method options (``warmup`` 5, ``part_ratio`` 0.2, ``alpha`` 1) are used for
-the paper's two methods on every dataset.
+A method's options per preset live beside the method (:meth:`mmcoop.methods.Method.preset_options`):
+the CVPR 2024 options (``warmup`` 5, ``part_ratio`` 0.2, ``alpha`` 1) for the paper's two methods
+on every dataset, OGM-GE's ``alpha`` per dataset.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import copy
 from typing import Any
 
 from mmcoop.errors import ConfigError
+from mmcoop.methods import METHODS
 from mmcoop.utils.registry import Registry
 
 PRESETS: Registry[dict[str, Any]] = Registry("preset")
@@ -56,11 +58,6 @@ PAPER_TRAIN = {"optimizer": "adam", "lr": 5e-5, "weight_decay": 1e-4, "step_size
 #: OGM-GE / PMR: SGD 1e-3, momentum 0.9, weight decay 1e-4, StepLR 70 x 0.1, 100 epochs, batch 64.
 PEER_TRAIN = {"optimizer": "sgd", "lr": 1e-3, "momentum": 0.9, "weight_decay": 1e-4, "step_size": 70, "gamma": 0.1,
               "epochs": 100, "batch_size": 64}
-#: The paper's two methods (``--warmup 5``; modality-level ``--part_ratio 0.2 --alpha 1``, linear ratio).
-PAPER_METHODS = {
-    "sample-level": {"warmup": 5},
-    "modality-level": {"warmup": 5, "part_ratio": 0.2, "alpha": 1.0, "func": "linear"},
-}
 
 
 def _model(modalities: dict[str, str], bn_weight_std: float) -> dict[str, Any]:
@@ -74,15 +71,11 @@ def _model(modalities: dict[str, str], bn_weight_std: float) -> dict[str, Any]:
 AUDIO_VISUAL = {"audio": "resnet18-spectrogram", "visual": "resnet18-frames"}
 
 def _register(name: str, *, num_frames: int, num_classes: int, train: dict[str, Any], model: dict[str, Any],
-              source: str, ogm_alpha: float | None = None) -> None:
+              source: str) -> None:
     """One dataset's preset: the dataset with ``num_frames`` frames at 224 px, and the settings."""
-    methods = copy.deepcopy(PAPER_METHODS)
-    if ogm_alpha is not None:  # OGM-GE's alpha per dataset (its README), modulation over epochs 0-50
-        methods["ogm-ge"] = {"alpha": ogm_alpha, "modulation_starts": 0, "modulation_ends": 50}
     PRESETS.register(name)({
         "dataset": name, "dataset_options": {"num_frames": num_frames, "image_size": 224},
-        "num_classes": num_classes, "train": dict(train), "model": model, "method_options": methods,
-        "source": source,
+        "num_classes": num_classes, "train": dict(train), "model": model, "source": source,
     })
 
 
@@ -94,9 +87,9 @@ _register("ucf101", num_frames=3, num_classes=101, train=PAPER_TRAIN,
           model=_model({"rgb": "resnet18-frames", "flow": "resnet18-frames"}, 0.02),
           source=_PAPER_SOURCE + " (Kinetics-Sounds settings: the released code has no UCF-101 script)")
 _register("cremad", num_frames=1, num_classes=6, train=PEER_TRAIN, model=_model(AUDIO_VISUAL, 0.0),
-          source=_OGMGE_SOURCE, ogm_alpha=0.8)
+          source=_OGMGE_SOURCE)
 _register("vggsound", num_frames=3, num_classes=309, train=PEER_TRAIN, model=_model(AUDIO_VISUAL, 0.0),
-          source=_OGMGE_SOURCE, ogm_alpha=0.1)
+          source=_OGMGE_SOURCE)
 _register("ave", num_frames=4, num_classes=28, train=PEER_TRAIN, model=_model(AUDIO_VISUAL, 0.0), source=_PMR_SOURCE)
 
 RUN_KEYS = ("dataset", "dataset_options", "train", "model")
@@ -107,7 +100,8 @@ def preset_config(name: str, method: str = "joint") -> dict[str, Any]:
 
     Args:
         name: a registered preset (:data:`PRESETS`).
-        method: the method to run; its options come from the preset (``{}`` if it has none).
+        method: the method to run; its options for this preset come from the method itself
+            (:meth:`mmcoop.methods.Method.preset_options`, ``{}`` if it has none).
 
     Returns:
         ``{"dataset", "dataset_options", "method", "method_options", "model", "train"}`` (a deep copy).
@@ -118,7 +112,7 @@ def preset_config(name: str, method: str = "joint") -> dict[str, Any]:
     preset = PRESETS.get(name)
     out = {k: copy.deepcopy(preset[k]) for k in RUN_KEYS}
     out["method"] = method
-    out["method_options"] = copy.deepcopy(preset["method_options"].get(method, {}))
+    out["method_options"] = METHODS.get(method).preset_options(name)
     return out
 
 

@@ -49,8 +49,9 @@ class ModalityLevelOptions(ResamplingOptions):
 class ModalityLevel(ResamplingMethod):
     """Modality-level re-sampling: one global ratio from the subset Z, the weaker modality kept."""
 
-    name = "modality-level"
     Options = ModalityLevelOptions
+    #: the CVPR 2024 code's --warmup 5 --part_ratio 0.2 --alpha 1, linear ratio, every preset
+    presets = {"*": {"warmup": 5, "part_ratio": 0.2, "alpha": 1.0, "func": "linear"}}
     options: ModalityLevelOptions
 
     def build_plan(self, ctx: MethodContext) -> tuple[ResamplingPlan, Any, dict[str, Any]]:

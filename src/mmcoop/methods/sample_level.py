@@ -40,8 +40,8 @@ class SampleLevelOptions(ResamplingOptions):
 class SampleLevel(ResamplingMethod):
     """Sample-level re-sampling: per sample, extra unimodal units for low-contributing modalities."""
 
-    name = "sample-level"
     Options = SampleLevelOptions
+    presets = {"*": {"warmup": 5}}  # the CVPR 2024 code's --warmup 5, every preset
     options: SampleLevelOptions
 
     def build_plan(self, ctx: MethodContext) -> tuple[ResamplingPlan, Any, dict[str, Any]]:

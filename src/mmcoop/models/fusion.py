@@ -18,7 +18,7 @@ from mmcoop.errors import ConfigError
 from mmcoop.models.protocol import replace_removed
 from mmcoop.utils.registry import Registry
 
-FUSIONS: Registry[type["FusionHead"]] = Registry("fusion")
+FUSIONS: Registry[type["FusionHead"]] = Registry("fusion", builtins="mmcoop.models")
 
 
 def apply_keep(feats: Tensor, keep: Tensor | None, fill: Tensor | None = None) -> Tensor:

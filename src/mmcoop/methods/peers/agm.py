@@ -52,9 +52,7 @@ from torch.nn import functional as F
 from mmcoop.data.base import Batch
 from mmcoop.errors import ConfigError
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
-from mmcoop.methods.functional import (
-    agm_coefficients, agm_fuse, agm_mono_responses, agm_scores, agm_update_running,
-)
+from mmcoop.methods.functional.agm import agm_coefficients, agm_fuse, agm_mono_responses, agm_scores, agm_update_running
 from mmcoop.methods.peers._wiring import (
     EpochMeans, check_bool, check_number, check_window, in_window, non_encoder_parameters, sum_over_ranks,
 )
@@ -99,7 +97,6 @@ class AGM(Method):
     over ``2^M`` coalitions, ``M <= 12``): see the module docstring. Logs per epoch ``coeff_<modality>``
     (mean coefficient, 1 outside the window) and ``score_<modality>`` (mean mono-modal loss ``s_u``)."""
 
-    name = "agm"
     Options = AGMOptions
     options: AGMOptions
 

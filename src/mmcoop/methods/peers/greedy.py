@@ -61,8 +61,7 @@ from mmcoop.methods.functional.greedy import (
     greedy_curation,
     learning_speed,
 )
-from mmcoop.methods.peers._support import check_int, linear_head_slices, require_modalities, stacked_width
-from mmcoop.methods.peers._wiring import check_bool, check_number, encoder_groups, sum_over_ranks
+from mmcoop.methods.peers._wiring import check_bool, check_int, check_number, encoder_groups, linear_head_slices, require_modalities, stacked_width, sum_over_ranks
 
 
 @dataclass
@@ -92,7 +91,6 @@ class GreedyOptions(MethodOptions):
 class Greedy(Method):
     """Greedy (ICML 2022) curation schedule over a late-fusion model's learning speeds (2 modalities)."""
 
-    name = "greedy"
     Options = GreedyOptions
     options: GreedyOptions
     max_modalities = 2  # the loop refuses M > 2 before training; setup refuses M < 2

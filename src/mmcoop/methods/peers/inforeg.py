@@ -55,8 +55,7 @@ from mmcoop.errors import ConfigError
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional._common import true_class_scores
 from mmcoop.methods.functional.inforeg import inforeg_acquisition_rate, inforeg_coefficients, inforeg_fisher_trace
-from mmcoop.methods.peers._support import check_int, require_modalities
-from mmcoop.methods.peers._wiring import check_bool, check_number, encoder_groups, modality_logits
+from mmcoop.methods.peers._wiring import check_bool, check_int, check_number, encoder_groups, modality_logits, require_modalities
 
 RATES = ("first", "each")
 OFFICIAL_BASE = (0.95, 0.1)  # audio, visual (main.py)
@@ -99,7 +98,6 @@ class InfoRegOptions(MethodOptions):
 class InfoReg(Method):
     """InfoReg (CVPR 2025): a proximal pull to the epoch-start weights for the leading modality."""
 
-    name = "inforeg"
     Options = InfoRegOptions
     options: InfoRegOptions
 

@@ -46,7 +46,8 @@ from torch import Tensor
 from mmcoop.data.base import Batch
 from mmcoop.errors import ConfigError
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
-from mmcoop.methods.functional import one_vs_others_ratio, ogm_ge_coefficients, ogm_ge_modulate, true_class_scores
+from mmcoop.methods.functional._common import one_vs_others_ratio, true_class_scores
+from mmcoop.methods.functional.ogm_ge import ogm_ge_coefficients, ogm_ge_modulate
 from mmcoop.methods.peers._wiring import (
     EpochMeans, check_bool, check_number, check_window, encoder_groups, in_window, modality_logits,
     step_generator, sum_over_ranks,
@@ -96,9 +97,11 @@ class OGMGE(Method):
     ``coeff_<modality>`` (mean applied coefficient, 1 outside the window) and ``ratio_<modality>`` (mean
     discrepancy ratio, inside the window)."""
 
-    name = "ogm-ge"
     Options = OGMGEOptions
     options: OGMGEOptions
+    #: README: alpha 0.8 on CREMA-D, 0.1 on VGGSound; ``main.py`` modulates epochs 0-50.
+    presets = {"cremad": {"alpha": 0.8, "modulation_starts": 0, "modulation_ends": 50},
+               "vggsound": {"alpha": 0.1, "modulation_starts": 0, "modulation_ends": 50}}
 
     def setup(self, ctx: MethodContext) -> None:
         self.modalities = list(ctx.model.modalities)
