@@ -111,6 +111,12 @@ class SumFusion(FusionHead):
     def partial_logits(self, feats: Tensor) -> tuple[Tensor, Tensor]:
         return torch.einsum("bmd,mcd->bmc", feats, self.weight), self.bias.sum(0)
 
+    @property
+    def modality_bias(self) -> Tensor:
+        """Each modality's own bias ``[M, C]`` (the fused bias is their sum): the bias of a
+        modality's own logits ``W_m z_m + b_m`` (OGM-GE ``main.py`` ``train_epoch``, ``sum`` fusion)."""
+        return self.bias
+
 
 class _PairFusion(FusionHead):
     """Base of the two-modality heads of OGM-GE (``film``, ``gated``)."""

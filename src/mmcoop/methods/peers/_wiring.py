@@ -118,13 +118,16 @@ def feature_widths(ctx: MethodContext) -> list[int]:
 
 
 def modality_logits(model: nn.Module, feats: Tensor) -> Tensor:
-    """Each modality's own logits as the OGM-GE family computes them: ``[M, B, C]``.
+    """Each modality's own logits as the official OGM-GE ``train_epoch`` computes them: ``[M, B, C]``.
 
     ``f({m}) - (1 - 1/M) f({})``: the fusion head on modality ``m`` alone minus the part of
     the empty coalition's output (the bias) that belongs to the other modalities. For heads
     linear in the features this is ``W_m z_m + b / M`` -- for ``M = 2`` exactly the official
-    ``W[:, half] z + b / 2`` (GeWu-Lab/OGM-GE_CVPR2022 ``main.py`` ``train_epoch``) -- and the
-    ``M`` rows sum to the fused logits.
+    ``W[:, half] z + b / 2`` of ``concat`` fusion (GeWu-Lab/OGM-GE_CVPR2022 ``main.py``
+    ``train_epoch``) -- and the ``M`` rows sum to the fused logits. A head with one bias per
+    modality (``modality_bias [M, C]``, e.g. ``sum`` fusion) gives each modality its *own full*
+    bias, ``W_m z_m + b_m``, as the official ``train_epoch`` does with ``fc_x.bias`` /
+    ``fc_y.bias`` (only its ``valid`` halves them; training follows ``train_epoch``).
 
     Args:
         model: the model (``coalition_logits`` fast path or ``fuse``).
@@ -134,7 +137,12 @@ def modality_logits(model: nn.Module, feats: Tensor) -> Tensor:
     masks = torch.cat([torch.eye(m, dtype=torch.bool, device=feats.device),
                        torch.zeros(1, m, dtype=torch.bool, device=feats.device)])
     out = coalition_logits(model, feats, masks)  # [B, M + 1, C]
-    uni = out[:, :m] - (1.0 - 1.0 / m) * out[:, m:]
+    own = getattr(getattr(model, "head", None), "modality_bias", None)
+    if isinstance(own, Tensor) and own.shape == (m, out.shape[-1]):
+        # f({m}) - f({}) = W_m z_m, plus the modality's own bias
+        uni = out[:, :m] - out[:, m:] + own.to(out.dtype)
+    else:
+        uni = out[:, :m] - (1.0 - 1.0 / m) * out[:, m:]
     return uni.transpose(0, 1)
 
 

@@ -6,7 +6,9 @@ nyukat/greedy_multimodal_learning ``src/callbacks.py`` ``Bias_Mitigation_Strong`
 (``compute_BDR``, ``on_backward_end``, ``on_epoch_begin``), ``src/balanced_mmtm.py``
 ``MMTM_mitigate.forward`` (curation: one stream's excitation replaced by its running
 average), ``configs/training_guided.gin`` (``epsilon=0.01``, ``curation_windowsize=5``,
-``starting_epoch=2``). The arithmetic is :mod:`mmcoop.methods.functional.greedy`
+``starting_epoch=2``, counted from 1: ``src/framework.py`` loops ``for epoch in range(1, epochs + 1)``
+and ``src/callbacks.py`` unlocks curation ``if epoch >= self.starting_epoch``, i.e. from the
+second epoch; mmcoop counts epochs from 0, so its default ``starting_epoch`` is 1). The arithmetic is :mod:`mmcoop.methods.functional.greedy`
 (:func:`learning_speed`, :func:`greedy_bdr_difference`, :func:`greedy_curation`,
 :func:`conditional_utilization_rate`).
 
@@ -71,13 +73,14 @@ class GreedyOptions(MethodOptions):
     Attributes:
         epsilon: curate when ``|d_BDR| > epsilon`` (official 0.01).
         window: curation steps per episode (official ``curation_windowsize``: 5).
-        starting_epoch: first epoch (0-based) that may curate (official 2).
+        starting_epoch: first epoch (0-based) that may curate: 1 = the second epoch, as the official
+            ``starting_epoch=2`` counted from 1.
         log_utilization: log the conditional utilisation rates on the validation split each epoch.
     """
 
     epsilon: float = 0.01
     window: int = 5
-    starting_epoch: int = 2
+    starting_epoch: int = 1
     log_utilization: bool = True
 
     def __post_init__(self) -> None:

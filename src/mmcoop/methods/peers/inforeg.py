@@ -31,9 +31,8 @@ Deliberate differences, and why:
 * ``base`` defaults to the official ``(0.95, 0.1)`` for two modalities (audio, then visual, on
   CREMA-D); with ``M != 2`` to ``0.95`` for every modality.
 * ``Conv1d``/``Conv3d`` weights count in the Fisher trace with ``Conv2d`` and ``Linear`` (the
-  official encoders have only the latter two). Under ``train.amp: fp16`` the accumulated
-  squared gradients carry the loss scale squared (``k`` is a ratio, so only scale changes
-  inside the window matter).
+  official encoders have only the latter two). Under ``train.amp: fp16`` the squared gradients
+  are of true gradients (the training step unscales them before :meth:`InfoReg.after_backward`).
 * Under DDP each rank takes ``beta`` from its own batch (as a single process of the same batch
   size would); the proximal gradients are averaged with the rest, so ranks stay identical.
 
