@@ -44,6 +44,7 @@ from mmcoop.experiment.stats import paired_gains, summarize_gains
 from mmcoop.methods import METHODS, variant_options
 from mmcoop.train.distributed import barrier, init_from_env, is_main
 from mmcoop.utils.io import atomic_write_text
+from mmcoop.utils.summaries import summarize_over_seeds
 from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, SUMMARY_CSV
 
 #: Gain protocols: equal epochs (always), and the baseline given the same sample visits / optimizer steps.
@@ -130,19 +131,11 @@ def matched_epochs(total: float, per_epoch: float, epochs: int) -> int:
     return max(epochs, math.floor(total / per_epoch + 0.5))
 
 
-_SUMMARY_EXTRA = ("seconds_per_epoch", "best_val_acc", "epochs_run", *_TOTALS)
-
-
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds of every test metric, time per epoch, best val accuracy and
-    (when logged) epochs run, sample visits and optimizer steps, per method label."""
-    metrics = [c for c in df.columns if c.startswith("test_") or c in _SUMMARY_EXTRA]
-    g = df.groupby("method", sort=False)[metrics]
-    mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
-    out = pd.concat({"mean": mean, "std": std}, axis=1)
-    out.columns = [f"{m}_{stat}" for stat, m in out.columns]
-    out.insert(0, "seeds", g.size())
-    return out.reset_index()
+    (when logged) epochs run, sample visits and optimizer steps, per method label
+    (:func:`mmcoop.utils.summaries.summarize_over_seeds`, which the report shares)."""
+    return summarize_over_seeds(df, "method")
 
 
 def add_gain_summary(summary: pd.DataFrame, runs: pd.DataFrame, level: float = 0.95, bootstrap: int = 0,
