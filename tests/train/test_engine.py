@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from _helpers import tiny_data, tiny_model
+
 from mmcoop.data import DatasetSplits, batch_to, make_loader
 from mmcoop.methods import Method, build_method
 from mmcoop.train import TrainConfig, Trainer

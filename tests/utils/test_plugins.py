@@ -13,8 +13,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 METHOD = '''
@@ -75,7 +73,7 @@ def _plugin(root: Path, name: str, files: dict[str, str], entry_points: str) -> 
 def _mmcoop(args: list[str], plugin_root: Path, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(plugin_root), str(SRC)]))
     return subprocess.run([sys.executable, "-m", "mmcoop", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, check=False)
 
 
 def test_a_plugin_method_and_model_train_through_the_cli(tmp_path) -> None:
@@ -96,9 +94,10 @@ def test_a_plugin_method_and_model_train_through_the_cli(tmp_path) -> None:
     config = (run / "config.yaml").read_text()
     assert "plug-smooth" in config and "plug-mlp" in config
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(SRC)]))
-    listed = subprocess.run([sys.executable, "-c", "from mmcoop.methods import METHODS; from mmcoop.models import MODELS; "
-                             "print(METHODS.get('plug-smooth').name, MODELS.names())"],
-                            env=env, capture_output=True, text=True, timeout=120)
+    code = ("from mmcoop.methods import METHODS; from mmcoop.models import MODELS; "
+            "print(METHODS.get('plug-smooth').name, MODELS.names())")
+    listed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                            check=False)
     assert listed.stdout.split()[0] == "plug-smooth" and "plug-mlp" in listed.stdout, listed.stderr
 
 

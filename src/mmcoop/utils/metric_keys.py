@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 CONTRIB = "contrib"
 COPIES = "copies"

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import torch
 
-
 #: Multiplier of :func:`mix_seed` (prime; the data loader's shuffle seed ``seed * 100_003 + epoch``).
 SEED_MIX = 100_003
 

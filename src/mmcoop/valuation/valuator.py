@@ -11,8 +11,9 @@ modalities' features are replaced by zeros (the paper) or a training-mean featur
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +27,6 @@ from mmcoop.valuation.shapley import MAX_EXACT_MODALITIES, shapley_from_coalitio
 from mmcoop.valuation.values import ValueFunction, get_value_function
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mmcoop.data.base import MultimodalDataset
     from mmcoop.models.protocol import MultimodalModel
 
 Removal = Literal["zero", "mean"]

@@ -11,7 +11,8 @@ every rank and on resume, modulation windows, and per-epoch means for ``metrics.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn

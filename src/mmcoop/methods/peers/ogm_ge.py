@@ -40,6 +40,7 @@ Deliberate differences:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -101,8 +102,10 @@ class OGMGE(Method):
     Options = OGMGEOptions
     options: OGMGEOptions
     #: README: alpha 0.8 on CREMA-D, 0.1 on VGGSound; ``main.py`` modulates epochs 0-50.
-    presets = {"cremad": {"alpha": 0.8, "modulation_starts": 0, "modulation_ends": 50},
-               "vggsound": {"alpha": 0.1, "modulation_starts": 0, "modulation_ends": 50}}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "cremad": {"alpha": 0.8, "modulation_starts": 0, "modulation_ends": 50},
+        "vggsound": {"alpha": 0.1, "modulation_starts": 0, "modulation_ends": 50},
+    }
 
     def setup(self, ctx: MethodContext) -> None:
         self.modalities = list(ctx.model.modalities)
