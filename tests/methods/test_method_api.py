@@ -125,3 +125,28 @@ def test_validation_pass_each_epoch(tmp_path):
     assert [x["toy_val_seen"] for x in lines] == [len(r.splits.val)] * 3
     # the method's own pass agrees with the loop's validation of the same model
     assert [x["toy_val_acc"] for x in lines] == pytest.approx([x["val_acc"] for x in lines])
+
+
+def test_a_model_without_encoders_gets_a_clear_error_from_per_encoder_peers(tmp_path) -> None:
+    """The contract's optional ``encoders``: a bare protocol model is refused by name, before training."""
+    from mmcoop.datasets.synthetic import load_synthetic
+    from mmcoop.errors import ConfigError
+    from mmcoop.train import TrainConfig, Trainer
+
+    class Bare(nn.Module):  # modalities / encode / fuse only
+        def __init__(self) -> None:
+            super().__init__()
+            self.modalities = ["m0", "m1"]
+            self.lin = nn.Linear(8, 4)
+
+        def encode(self, inputs, keep=None):
+            return torch.stack([inputs["m0"], inputs["m1"]], 1)
+
+        def fuse(self, feats, keep=None):
+            return self.lin(feats.sum(1))
+
+    splits = load_synthetic(data_root=None, seed=0, sizes=[16, 8, 8])
+    config = TrainConfig(epochs=1, batch_size=8, progress=False, device="cpu")
+    for name in ("ogm-ge", "mmpareto", "inforeg"):
+        with pytest.raises(ConfigError, match="needs `encoders`.*from_modules"):
+            Trainer(Bare(), METHODS.get(name)(), splits, config, seed=0)

@@ -10,6 +10,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, S
 
 from mmcoop.errors import ConfigError
 from mmcoop.utils.dist import rank, world_size
+from mmcoop.utils.seeding import mix_seed
 
 
 class View(Protocol):
@@ -81,7 +82,7 @@ def make_loader(
     if num_workers < 0:
         raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
     g = torch.Generator()
-    g.manual_seed(seed * 100_003 + epoch)
+    g.manual_seed(mix_seed(seed, epoch))
     sampler: Sampler[int] | Any
     if distributed_eval:
         order = torch.randperm(len(dataset), generator=g) if shuffle else torch.arange(len(dataset))

@@ -44,13 +44,12 @@ from mmcoop.experiment.stats import paired_gains, summarize_gains
 from mmcoop.methods import METHODS, variant_options
 from mmcoop.train.distributed import barrier, init_from_env, is_main
 from mmcoop.utils.io import atomic_write_text
+from mmcoop.utils.summaries import summarize_over_seeds
 from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, SUMMARY_CSV
 
 #: Gain protocols: equal epochs (always), and the baseline given the same sample visits / optimizer steps.
 PROTOCOLS: tuple[str, ...] = ("epochs", "visits", "steps")
 MATCHED: tuple[str, ...] = ("visits", "steps")
-#: Methods left out of ``--methods all`` unless listed or given the option they need.
-_ALL_NEEDS_OPTION = {"unimodal": "modality"}
 #: Run totals read from a run's last ``metrics.jsonl`` record.
 _TOTALS = ("sample_visits", "optimizer_steps")
 _TOTAL_OF = {"visits": "sample_visits", "steps": "optimizer_steps"}
@@ -71,8 +70,9 @@ def parse_methods(spec: str | list[str], shared_options: dict[str, Any] | None =
     """Parse ``"joint,sample-level:weighted,modality-level"`` (``name[:variant]``, the variant
     setting the method's :attr:`~mmcoop.methods.Method.variant_option`).
 
-    ``all`` stands for every registered method (``joint`` first, then by name); ``unimodal``
-    is left out of it unless listed too or ``shared_options`` holds its ``modality``.
+    ``all`` stands for every registered method (``joint`` first, then by name); a method with a
+    :attr:`~mmcoop.methods.Method.all_needs_option` (``unimodal``: ``modality``) is left out of it
+    unless listed too or ``shared_options`` holds that option.
     Repeated labels are kept once.
     """
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
@@ -83,7 +83,7 @@ def parse_methods(spec: str | list[str], shared_options: dict[str, Any] | None =
     for item in items:
         if item == "all":
             names = sorted(METHODS.names(), key=lambda n: (n != "joint", n))
-            expanded += [n for n in names if _ALL_NEEDS_OPTION.get(n) is None or _ALL_NEEDS_OPTION[n] in shared]
+            expanded += [n for n in names if METHODS.get(n).all_needs_option in (None, *shared)]
         else:
             expanded.append(item)
     given = [x for x in items if x != "all"]
@@ -131,19 +131,11 @@ def matched_epochs(total: float, per_epoch: float, epochs: int) -> int:
     return max(epochs, math.floor(total / per_epoch + 0.5))
 
 
-_SUMMARY_EXTRA = ("seconds_per_epoch", "best_val_acc", "epochs_run", *_TOTALS)
-
-
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds of every test metric, time per epoch, best val accuracy and
-    (when logged) epochs run, sample visits and optimizer steps, per method label."""
-    metrics = [c for c in df.columns if c.startswith("test_") or c in _SUMMARY_EXTRA]
-    g = df.groupby("method", sort=False)[metrics]
-    mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
-    out = pd.concat({"mean": mean, "std": std}, axis=1)
-    out.columns = [f"{m}_{stat}" for stat, m in out.columns]
-    out.insert(0, "seeds", g.size())
-    return out.reset_index()
+    (when logged) epochs run, sample visits and optimizer steps, per method label
+    (:func:`mmcoop.utils.summaries.summarize_over_seeds`, which the report shares)."""
+    return summarize_over_seeds(df, "method")
 
 
 def add_gain_summary(summary: pd.DataFrame, runs: pd.DataFrame, level: float = 0.95, bootstrap: int = 0,

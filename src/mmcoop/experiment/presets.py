@@ -33,8 +33,9 @@ Where the numbers come from (each preset's ``source`` says the same):
   0.001`` (bash), ``StepLR(70, 0.1)``, ``--epochs 100``, ``--batch_size 64``,
   ``--num_frame 4`` (the AVE prototype runs; other AVE runs use 3 frames and 130-150 epochs).
 
-The CVPR 2024 method options (``warmup`` 5, ``part_ratio`` 0.2, ``alpha`` 1) are used for
-the paper's two methods on every dataset.
+A method's options per preset live beside the method (:meth:`mmcoop.methods.Method.preset_options`):
+the CVPR 2024 options (``warmup`` 5, ``part_ratio`` 0.2, ``alpha`` 1) for the paper's two methods
+on every dataset, OGM-GE's ``alpha`` per dataset.
 """
 
 from __future__ import annotations
@@ -44,23 +45,7 @@ from typing import Any
 
 from mmcoop.data.presets import PRESETS
 from mmcoop.errors import ConfigError
-
-#: The paper's two methods (``--warmup 5``; modality-level ``--part_ratio 0.2 --alpha 1``, linear ratio).
-PAPER_METHODS = {
-    "sample-level": {"warmup": 5},
-    "modality-level": {"warmup": 5, "part_ratio": 0.2, "alpha": 1.0, "func": "linear"},
-}
-#: OGM-GE's alpha per dataset (its README), modulation over epochs 0-50.
-OGM_GE_ALPHA = {"cremad": 0.8, "vggsound": 0.1}
-
-
-def _method_options(name: str) -> dict[str, dict[str, Any]]:
-    """Per-method options of preset ``name``."""
-    methods = copy.deepcopy(PAPER_METHODS)
-    if name in OGM_GE_ALPHA:
-        methods["ogm-ge"] = {"alpha": OGM_GE_ALPHA[name], "modulation_starts": 0, "modulation_ends": 50}
-    return methods
-
+from mmcoop.methods import METHODS
 
 RUN_KEYS = ("dataset", "dataset_options", "train", "model")
 
@@ -70,7 +55,8 @@ def preset_config(name: str, method: str = "joint") -> dict[str, Any]:
 
     Args:
         name: a registered preset (:data:`PRESETS`).
-        method: the method to run; its options come from the preset (``{}`` if it has none).
+        method: the method to run; its options for this preset come from the method itself
+            (:meth:`mmcoop.methods.Method.preset_options`, ``{}`` if it has none).
 
     Returns:
         ``{"dataset", "dataset_options", "method", "method_options", "model", "train"}`` (a deep copy).
@@ -82,7 +68,7 @@ def preset_config(name: str, method: str = "joint") -> dict[str, Any]:
     out = {k: copy.deepcopy(preset[k]) for k in RUN_KEYS}
     out["dataset_options"]["expect_classes"] = preset["num_classes"]  # warns at load if the data has another count
     out["method"] = method
-    out["method_options"] = copy.deepcopy(_method_options(name).get(method, {}))
+    out["method_options"] = METHODS.get(method).preset_options(name)
     return out
 
 

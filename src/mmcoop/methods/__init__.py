@@ -1,11 +1,12 @@
-"""Training strategies registered by name (``METHODS``)."""
+"""Training strategies registered by name (``METHODS``).
+
+Each method is one module (under :mod:`mmcoop.methods`, peers under :mod:`mmcoop.methods.peers`
+with their pure cores in :mod:`mmcoop.methods.functional`) whose class registers itself with
+``@METHODS.register(name)``; the registry imports them on first read (no list to keep here).
+"""
 
 from mmcoop.methods.base import (
     METHODS, Method, MethodContext, MethodOptions, build_method, variant_of, variant_options,
 )
-from mmcoop.methods import joint as _joint  # noqa: F401,E402
-from mmcoop.methods import sample_level as _sample_level  # noqa: F401,E402
-from mmcoop.methods import modality_level as _modality_level  # noqa: F401,E402
-from mmcoop.methods import peers as _peers  # noqa: F401,E402 (OGM-GE, PMR, AGM, MLA, ... registered)
 
 __all__ = ["METHODS", "Method", "MethodContext", "MethodOptions", "build_method", "variant_of", "variant_options"]

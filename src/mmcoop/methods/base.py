@@ -14,7 +14,8 @@ The default :meth:`Method.train_step` is::
     ctx.zero_grad()
     feats, logits = ctx.forward(batch["inputs"], keep)        # [B, M, D], [B, C]
     loss = method.loss(ctx, batch, feats, logits)             # scalar
-    ctx.backward(loss); method.after_backward(ctx, batch, feats, logits); ctx.step()
+    ctx.backward(loss); ctx.unscale_gradients()           # true gradients (fp16 AMP), once
+    method.after_backward(ctx, batch, feats, logits); ctx.step()
 
 A method may replace all of it: call :meth:`MethodContext.forward` / ``backward`` /
 ``step`` several times, use its own modules (:meth:`Method.modules`: their parameters
@@ -27,6 +28,7 @@ everything it may touch is in :class:`MethodContext`.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator
@@ -39,6 +41,7 @@ from mmcoop.data.base import Batch, MultimodalDataset
 from mmcoop.errors import ConfigError
 from mmcoop.models.protocol import unimodal_logits
 from mmcoop.utils.registry import Registry
+from mmcoop.utils.seeding import mix_seed
 
 
 class MethodContext:
@@ -91,17 +94,32 @@ class MethodContext:
         self.optimizer_steps = 0
         self._engine = engine  # the loop's step engine (forward/backward/step under DDP and AMP)
 
+    def attach(self, engine: Any) -> None:
+        """Give the context the loop's step engine (called by the loop once the optimizer over
+        the method's modules exists, i.e. after :meth:`Method.setup`): from then on
+        :meth:`forward`, :meth:`backward`, :meth:`step` and :meth:`inference` work."""
+        self._engine = engine
+
+    def _require_engine(self) -> Any:
+        if self._engine is None:
+            raise RuntimeError(
+                "this MethodContext has no step engine yet: forward/backward/step/inference work from "
+                "on_epoch_start on (Method.setup runs before the loop builds the optimizer and engine), "
+                "or attach one with ctx.attach(engine)"
+            )
+        return self._engine
+
     def generator(self, salt: int = 0) -> torch.Generator:
         """A CPU generator seeded by (seed, epoch, salt): identical on every rank and on resume."""
         g = torch.Generator()
-        g.manual_seed((self.seed * 1_000_003 + self.epoch * 1009 + salt) % (2**63))
+        g.manual_seed(mix_seed(self.seed, self.epoch, salt))
         return g
 
     # -- the training step's building blocks (DDP- and AMP-aware) -------------------------
     def forward(self, inputs: dict[str, Tensor], keep: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(features [B, M, D], logits [B, C])`` of a training batch, through the DDP wrapper
         and under autocast; ``keep`` bool ``[B, M]`` removes modalities (``None`` = all kept)."""
-        return self._engine.forward(inputs, keep)
+        return self._require_engine().forward(inputs, keep)
 
     def autocast(self) -> Any:
         """The run's autocast context (a no-op without ``train.amp``)."""
@@ -113,40 +131,49 @@ class MethodContext:
 
     def zero_grad(self) -> None:
         """Clear the gradients of every trained parameter."""
-        self._engine.zero_grad()
+        self._require_engine().zero_grad()
 
     def backward(self, loss: Tensor, retain_graph: bool = False) -> None:
         """``loss.backward()`` with the AMP scaler; call it several times (with ``retain_graph``)
         inside :meth:`no_sync` to combine several losses' gradients by hand."""
-        self._engine.backward(loss, retain_graph)
+        self._require_engine().backward(loss, retain_graph)
 
     def no_sync(self) -> Any:
         """Context in which backward passes do not all-reduce under DDP; the next :meth:`step`
         averages the gradients over ranks itself. Needed for several backward passes per
         forward (DDP reduces once per forward): put the forward *and* the backward passes
         inside it. A no-op in one process."""
-        return self._engine.no_sync()
+        return self._require_engine().no_sync()
+
+    def unscale_gradients(self) -> None:
+        """Make every ``.grad`` final before a hook reads or edits it: under fp16 AMP divided by the
+        GradScaler's loss scale (once per step; :meth:`step` does not divide again) and averaged
+        over ranks; otherwise a no-op. The default :meth:`Method.train_step` calls it before
+        :meth:`Method.after_backward`, so every method's hook sees true gradients; a method with
+        its own ``train_step`` that edits gradients calls it between its last backward and step."""
+        if self._engine is not None:
+            self._engine.unscale_()
 
     def step(self) -> None:
         """Average gradients over ranks where DDP did not, unscale (AMP) and take an optimizer step."""
-        self._engine.step()
+        self._require_engine().step()
         self.optimizer_steps += 1
 
     def check_loss(self, loss: Tensor) -> None:
         """Stop with a clear error when the loss is non-finite or explodes (``train.divergence_factor``)."""
-        self._engine.check_loss(loss, self.epoch, self.optimizer_steps)
+        self._require_engine().check_loss(loss, self.epoch, self.optimizer_steps)
 
     def inference(self, dataset: MultimodalDataset, batch_size: int | None = None) -> Iterator[tuple[Batch, Tensor]]:
         """Batches of ``dataset`` with their features ``[B, M, D]``, in eval mode without gradients
         (eval transforms, BatchNorm-folded copy when enabled); the model's modes are restored
         after the loop. Use ``coalition_logits(ctx.inference_model, feats, masks)`` or
         ``ctx.inference_model.fuse(feats)`` on the features."""
-        return self._engine.inference(dataset, batch_size or self.eval_batch_size)
+        return self._require_engine().inference(dataset, batch_size or self.eval_batch_size)
 
     @property
     def inference_model(self) -> nn.Module:
         """The model used by the current :meth:`inference` loop (folded copy or the model)."""
-        return self._engine.inference_net
+        return self._require_engine().inference_net
 
 
 @dataclass
@@ -157,6 +184,7 @@ class MethodOptions:
 class Method:
     """Base training strategy: plain cross-entropy on the fused logits (``joint``)."""
 
+    #: The registered name (set by ``@METHODS.register(name)``: written once).
     name: ClassVar[str] = "base"
     Options: ClassVar[type[MethodOptions]] = MethodOptions
     #: The option a short variant selects: ``compare --methods name:value`` and run names
@@ -165,6 +193,12 @@ class Method:
     #: The most modalities the method is defined for (``None`` = any M >= 2); the loop refuses
     #: more with a clear error before training starts.
     max_modalities: ClassVar[int | None] = None
+    #: An option without which ``compare --methods all`` leaves the method out (``unimodal``:
+    #: ``modality``, since "all" should not silently pick one); ``None`` = always included.
+    all_needs_option: ClassVar[str | None] = None
+    #: Published options per preset name (``--preset``); ``"*"`` applies to every preset (the
+    #: preset's own entry wins). Read through :meth:`preset_options`.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, options: MethodOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -180,6 +214,16 @@ class Method:
                 f"unknown option(s) {unknown} for method {cls.name!r}; valid options: {', '.join(sorted(valid)) or '(none)'}"
             )
         return cls(cls.Options(**options))
+
+    @classmethod
+    def preset_options(cls, preset: str) -> dict[str, Any]:
+        """The method's published options for preset ``preset`` (a fresh dict; ``{}`` if none).
+
+        Example:
+            >>> METHODS.get("ogm-ge").preset_options("cremad")["alpha"]
+            0.8
+        """
+        return copy.deepcopy({**cls.presets.get("*", {}), **cls.presets.get(preset, {})})
 
     # -- hooks ------------------------------------------------------------------
     def setup(self, ctx: MethodContext) -> None:
@@ -211,6 +255,7 @@ class Method:
             loss = self.loss(ctx, batch, feats, logits)
         ctx.check_loss(loss)
         ctx.backward(loss)
+        ctx.unscale_gradients()
         self.after_backward(ctx, batch, feats, logits)
         ctx.step()
         return loss.detach(), logits.detach()
@@ -220,7 +265,11 @@ class Method:
         return F.cross_entropy(logits.float(), batch["label"])
 
     def after_backward(self, ctx: MethodContext, batch: Batch, feats: Tensor, logits: Tensor) -> None:
-        """Called after the backward pass, before the optimizer step (gradient modulation)."""
+        """Called after the backward pass, before the optimizer step (gradient modulation).
+
+        The gradients are final here: averaged over ranks and, under fp16 AMP, already divided
+        by the loss scale (:meth:`MethodContext.unscale_gradients`), so norms, clipping and noise
+        need no AMP special case."""
 
     def on_epoch_end(self, ctx: MethodContext) -> None:
         """Called after the epoch's last step, before validation (model in train mode)."""
@@ -246,7 +295,11 @@ class Method:
         """Restore :meth:`state_dict`."""
 
 
-METHODS: Registry[type[Method]] = Registry("method", group="mmcoop.methods")
+#: Every method, by name. Built-ins register themselves with ``@METHODS.register(name)`` (which
+#: also sets the class's :attr:`Method.name`) in their module under :mod:`mmcoop.methods`, imported
+#: on the first read; installed packages add theirs through the ``mmcoop.methods`` entry-point group.
+METHODS: Registry[type[Method]] = Registry("method", builtins="mmcoop.methods", group="mmcoop.methods",
+                                           name_attr="name")
 
 
 def variant_options(name: str, variant: str) -> dict[str, Any]:

@@ -15,8 +15,6 @@ from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 class Joint(Method):
     """Joint training: all modalities fused, one cross-entropy (the paper's baseline)."""
 
-    name = "joint"
-
 
 @dataclass
 class UnimodalOptions(MethodOptions):
@@ -27,8 +25,8 @@ class UnimodalOptions(MethodOptions):
 class Unimodal(Method):
     """Train with one modality only (others removed by the keep-mask): a unimodal reference."""
 
-    name = "unimodal"
     Options = UnimodalOptions
+    all_needs_option = "modality"
 
     def setup(self, ctx: MethodContext) -> None:
         mods = list(ctx.model.modalities)

@@ -10,7 +10,7 @@ M > 2: every modality whose gap exceeds the smallest one gets its own ratio).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from mmcoop.enhance.plans import RATIO_FUNCS, ResamplingPlan, modality_level_plan, modality_level_ratio, subset_for_valuation
 from mmcoop.errors import ConfigError
@@ -49,8 +49,11 @@ class ModalityLevelOptions(ResamplingOptions):
 class ModalityLevel(ResamplingMethod):
     """Modality-level re-sampling: one global ratio from the subset Z, the weaker modality kept."""
 
-    name = "modality-level"
     Options = ModalityLevelOptions
+    #: the CVPR 2024 code's --warmup 5 --part_ratio 0.2 --alpha 1, linear ratio, every preset
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "*": {"warmup": 5, "part_ratio": 0.2, "alpha": 1.0, "func": "linear"},
+    }
     options: ModalityLevelOptions
 
     def build_plan(self, ctx: MethodContext) -> tuple[ResamplingPlan, Any, dict[str, Any]]:

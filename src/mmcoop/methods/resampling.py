@@ -50,6 +50,7 @@ from mmcoop.methods.base import Method, MethodContext, MethodOptions
 from mmcoop.models.protocol import unimodal_logits
 from mmcoop import valuation as _valuation
 from mmcoop.utils.dist import all_gather_objects, world_size
+from mmcoop.utils.metric_keys import CONTRIB, COPIES, modality_key
 
 EXECUTIONS: tuple[str, ...] = ("duplicate", "weighted")
 NORMALIZATIONS: tuple[str, ...] = ("batch", "units")
@@ -173,8 +174,8 @@ class ResamplingMethod(Method):
         mods = ctx.train_data.modalities
         phi = table.phi.double().mean(0).tolist() if len(table.phi) else [float("nan")] * len(mods)
         units = plan.units_per_modality().tolist()
-        stats: dict[str, Any] = {f"contrib_{m}": float(v) for m, v in zip(mods, phi)}
-        stats.update({f"copies_{m}": int(c) for m, c in zip(mods, units)})
+        stats: dict[str, Any] = {modality_key(CONTRIB, m): float(v) for m, v in zip(mods, phi)}
+        stats.update({modality_key(COPIES, m): int(c) for m, c in zip(mods, units)})
         stats["train_size"] = len(ctx.train_data) + len(plan)
         stats["valued_samples"] = int(len(table.index))
         stats["plan_epoch"] = ctx.epoch + 1  # 1-based, like the metrics' "epoch"
@@ -184,7 +185,7 @@ class ResamplingMethod(Method):
         # per valued sample: the units planned for it (parquet column ``copies_<modality>``)
         copies = plan.copies_per_sample(ctx.train_data.num_samples)[table.index.long().cpu()]
         for k, m in enumerate(mods):
-            table.extras[f"copies_{m}"] = copies[:, k]
+            table.extras[modality_key(COPIES, m)] = copies[:, k]
         table.info.update({"epoch": ctx.epoch, "method": self.name})
         ctx.log["valuation_table"] = table
 

@@ -9,7 +9,7 @@ add ``copies(phi[i, k])`` units of the sample keeping only k (bands in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from mmcoop.enhance.plans import DEFAULT_MAX_COPIES, DEFAULT_THRESHOLDS, ResamplingPlan, check_thresholds, sample_level_plan
 from mmcoop.methods.base import METHODS, MethodContext
@@ -40,8 +40,9 @@ class SampleLevelOptions(ResamplingOptions):
 class SampleLevel(ResamplingMethod):
     """Sample-level re-sampling: per sample, extra unimodal units for low-contributing modalities."""
 
-    name = "sample-level"
     Options = SampleLevelOptions
+    #: the CVPR 2024 code's --warmup 5, every preset
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"*": {"warmup": 5}}
     options: SampleLevelOptions
 
     def build_plan(self, ctx: MethodContext) -> tuple[ResamplingPlan, Any, dict[str, Any]]:

@@ -3,7 +3,6 @@
 from mmcoop.models.builder import build_model
 from mmcoop.models.classifier import MultimodalClassifier
 from mmcoop.models.encoders import ENCODERS, CNNEncoder, MLPEncoder
-from mmcoop.models import resnet as _resnet  # noqa: F401 (registers the ResNet-18 encoders)
 from mmcoop.models.folding import fold_batchnorm, inference_model
 from mmcoop.models.fusion import (
     FUSIONS, ConcatFusion, FiLMFusion, FusionHead, GatedFusion, SumFusion, apply_keep,

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from mmcoop.models.protocol import replace_removed
+from mmcoop.utils.modes import eval_mode
 
 
 class MultimodalClassifier(nn.Module):
@@ -47,12 +48,8 @@ class MultimodalClassifier(nn.Module):
         """Feature width of modality ``k``; probed in eval mode on two rows if never seen."""
         if self.feature_dims[k] is None:
             enc = self.encoders[self.modalities[k]]
-            was = [(mod, mod.training) for mod in enc.modules()]
-            enc.eval()
-            with torch.no_grad():
+            with eval_mode(enc), torch.no_grad():
                 self.feature_dims[k] = int(enc(x[:1].expand(2, *x.shape[1:])).shape[-1])
-            for mod, flag in was:
-                mod.training = flag
         return int(self.feature_dims[k])  # type: ignore[arg-type]
 
     def encode(self, inputs: dict[str, Tensor], keep: Tensor | None = None) -> Tensor:

@@ -11,7 +11,9 @@ from torch import Tensor, nn
 
 from mmcoop.utils.registry import Registry
 
-ENCODERS: Registry[type[nn.Module]] = Registry("encoder")
+#: Per-modality encoders by name (built-ins in any module of :mod:`mmcoop.models`, e.g. the
+#: ResNet-18s in :mod:`mmcoop.models.resnet`, imported on first read).
+ENCODERS: Registry[type[nn.Module]] = Registry("encoder", builtins="mmcoop.models")
 
 
 @ENCODERS.register("image")

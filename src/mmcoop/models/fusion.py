@@ -18,7 +18,7 @@ from mmcoop.errors import ConfigError
 from mmcoop.models.protocol import replace_removed
 from mmcoop.utils.registry import Registry
 
-FUSIONS: Registry[type["FusionHead"]] = Registry("fusion")
+FUSIONS: Registry[type["FusionHead"]] = Registry("fusion", builtins="mmcoop.models")
 
 
 def apply_keep(feats: Tensor, keep: Tensor | None, fill: Tensor | None = None) -> Tensor:
@@ -110,6 +110,12 @@ class SumFusion(FusionHead):
 
     def partial_logits(self, feats: Tensor) -> tuple[Tensor, Tensor]:
         return torch.einsum("bmd,mcd->bmc", feats, self.weight), self.bias.sum(0)
+
+    @property
+    def modality_bias(self) -> Tensor:
+        """Each modality's own bias ``[M, C]`` (the fused bias is their sum): the bias of a
+        modality's own logits ``W_m z_m + b_m`` (OGM-GE ``main.py`` ``train_epoch``, ``sum`` fusion)."""
+        return self.bias
 
 
 class _PairFusion(FusionHead):

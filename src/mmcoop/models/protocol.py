@@ -26,8 +26,28 @@ for ``masks`` bool ``[K, M]`` (shared) or ``[B, K, M]`` (per sample), where ``fi
 :func:`coalition_logits` below runs the model's ``fuse`` once on all ``B*K``
 masked feature sets (exact, one batched call).
 
+Optional attributes some training methods read (the peers that act per encoder):
+
+``encoders: Mapping[str, nn.Module]``
+    Modality name -> that modality's encoder. Needed by the methods that modulate or
+    regularise each encoder's parameters (``ogm-ge``, ``cggm``, ``inforeg``, ``greedy``,
+    ``reconboost``, ``relearning``, ``mmpareto``); everything outside it counts as the
+    fusion head (``agm``'s clipping test). Without it those methods stop before training
+    with a :class:`~mmcoop.errors.ConfigError` saying to wrap the model with
+    :func:`~mmcoop.models.from_modules`.
+
+``head: nn.Module``
+    The fusion head. When it is one of the built-in linear heads (``concat``: modality
+    ``k``'s columns of ``fc.weight``; ``sum``: its own matrix and ``modality_bias [M, C]``)
+    methods that need each modality's share of the head use it (``cggm``, ``greedy``, and
+    the OGM-GE family's per-modality logits); any other head takes their generic path.
+
+``feature_dims: list[int | None]``
+    Each modality's feature width ``d_k``; probed on two training rows when absent.
+
 Built-in models (:class:`~mmcoop.models.MultimodalClassifier`) and wrapped user
-models (:func:`~mmcoop.models.from_modules`) implement all of it. A model that only
+models (:func:`~mmcoop.models.from_modules`) implement all of it, the optional
+attributes included. A model that only
 exposes ``forward(inputs) -> logits`` can still be valued at the input level with
 :func:`mmcoop.valuation.valuate_inputs`.
 """

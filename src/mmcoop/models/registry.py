@@ -17,7 +17,10 @@ from mmcoop.utils.registry import Registry
 from mmcoop.utils.targets import call_with_supported, resolve_target
 
 ModelBuilder = Callable[..., Any]
-MODELS: Registry[ModelBuilder] = Registry("model", group="mmcoop.models")
+#: Every model builder, by name: built-ins register with ``@register_model(name)`` in a module of
+#: :mod:`mmcoop.models` (imported on first read); installed packages through the ``mmcoop.models``
+#: entry-point group.
+MODELS: Registry[ModelBuilder] = Registry("model", builtins="mmcoop.models", group="mmcoop.models")
 
 
 def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:

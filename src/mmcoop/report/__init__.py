@@ -26,7 +26,7 @@ from mmcoop.report.loaders import (
     load_run_dir,
     per_class_contributions,
     rank_auc,
-    read_metrics,
+    metrics_frame,
     read_valuation,
     summarize_contributions,
 )
@@ -40,7 +40,7 @@ __all__ = [
     "load_run_dir",
     "per_class_contributions",
     "rank_auc",
-    "read_metrics",
+    "metrics_frame",
     "read_valuation",
     "summarize_contributions",
     "write_report",

@@ -25,6 +25,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from mmcoop.enhance.plans import DEFAULT_THRESHOLDS
+from mmcoop.utils.metric_keys import ACC, COPIES, TEST, VAL, modalities_in, modality_key, split_key
 from mmcoop.utils.rundir import (
     COMPARE_CSV,
     SUMMARY_CSV,
@@ -37,9 +39,10 @@ from mmcoop.utils.rundir import (
     phi_column,
     read_metrics_file,
 )
+from mmcoop.utils.summaries import summarize_over_seeds
 
 __all__ = [  # list_valuations, is_run_dir, is_compare_dir: re-exported from mmcoop.utils.rundir
-    "read_json", "read_config", "read_metrics", "modalities_from_metrics", "modalities_from_results",
+    "read_json", "read_config", "metrics_frame", "modalities_from_metrics", "modalities_from_results",
     "phi_columns", "modalities_of", "read_valuation", "list_valuations", "is_run_dir", "is_compare_dir",
     "child_run_dirs", "RunData", "load_run_dir", "CompareData", "summarize_runs", "load_compare_dir",
     "rank_auc", "degraded_auc", "summarize_contributions", "per_class_contributions",
@@ -67,8 +70,9 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
-    """``metrics.jsonl`` as a DataFrame, one row per epoch, sorted by ``epoch``.
+def metrics_frame(path: str | os.PathLike) -> pd.DataFrame:
+    """``metrics.jsonl`` as a DataFrame, one row per epoch, sorted by ``epoch`` (the records of
+    :func:`mmcoop.utils.rundir.read_metrics_file`, the one reader of metrics files).
 
     Read with :func:`mmcoop.utils.rundir.read_metrics_file` in its lenient mode: lines
     that are not JSON objects (e.g. a half-written last line of a run in progress) are
@@ -85,12 +89,12 @@ def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
 
 def modalities_from_metrics(metrics: pd.DataFrame) -> list[str]:
     """Modality names from the ``val_acc_<m>`` columns (in column order)."""
-    return [c[len("val_acc_"):] for c in metrics.columns if c.startswith("val_acc_")]
+    return modalities_in(split_key(VAL, ACC), metrics.columns)
 
 
 def modalities_from_results(results: dict[str, Any]) -> list[str]:
     """Modality names from the ``test_acc_<m>`` keys of ``results.json``."""
-    return [k[len("test_acc_"):] for k in results if k.startswith("test_acc_")]
+    return modalities_in(split_key(TEST, ACC), results)
 
 
 def phi_columns(df: pd.DataFrame) -> list[str]:
@@ -181,7 +185,7 @@ def load_run_dir(path: str | os.PathLike) -> RunData:
     """Read a run directory (see :class:`RunData`); never raises for missing files."""
     p = Path(path)
     files = RunPaths(p)
-    metrics = read_metrics(files.metrics)
+    metrics = metrics_frame(files.metrics)
     results = read_json(files.results)
     epochs, splits = list_valuations(p)
     mods = modalities_from_metrics(metrics) or modalities_from_results(results)
@@ -222,21 +226,9 @@ def _resolve_run(cdir: Path, run_dir: Any) -> Path | None:
 
 
 def summarize_runs(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean and (sample) std over seeds of the metric columns, per ``method`` (as ``summary.csv``)."""
-    metrics = [c for c in df.columns if (c.startswith("test_") or c in ("seconds_per_epoch", "best_val_acc"))
-               and pd.api.types.is_numeric_dtype(df[c])]
-    if df.empty or "method" not in df.columns:
-        return pd.DataFrame()
-    g = df.groupby("method", sort=False)
-    size = g.size()
-    out = pd.DataFrame({"method": size.index.to_list(), "seeds": size.to_numpy()})
-    if metrics:
-        mean = g[metrics].mean().reindex(size.index)
-        std = g[metrics].std(ddof=1).fillna(0.0).reindex(size.index)
-        for m in metrics:
-            out[f"{m}_mean"] = mean[m].to_numpy()
-            out[f"{m}_std"] = std[m].to_numpy()
-    return out
+    """Mean and (sample) std over seeds of the metric columns, per ``method`` (as ``summary.csv``:
+    the same function, :func:`mmcoop.utils.summaries.summarize_over_seeds`)."""
+    return summarize_over_seeds(df, "method")
 
 
 def _rows_from_children(cdir: Path) -> pd.DataFrame:
@@ -385,6 +377,11 @@ def _as_frame(source: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
     return source if isinstance(source, pd.DataFrame) else read_valuation(source)
 
 
+#: Upper bound of the phi bands given 2 or more copies by the paper's sample-level rule (0.4),
+#: read from :data:`mmcoop.enhance.plans.DEFAULT_THRESHOLDS` (the band of 1 copy starts above it).
+LOW_PHI: float = next(bound for bound, copies in DEFAULT_THRESHOLDS if copies == 1)
+
+
 def summarize_contributions(source: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
     """Per-modality summary of a valuation table (a parquet path or its DataFrame).
 
@@ -393,8 +390,8 @@ def summarize_contributions(source: pd.DataFrame | str | os.PathLike) -> pd.Data
         ``mean_phi``, ``std_phi``, ``unimodal_acc`` (accuracy of the modality alone,
         from ``pred_<m>``; NaN if absent), ``lowest_share`` (share of samples in which
         the modality has the smallest value, ties split evenly, sums to 1),
-        ``low_share`` (share with ``phi <= 0.4``, which the paper's sample-level rule
-        re-samples with 2 or 3 copies) and ``mean_copies`` (from ``copies_<m>``
+        ``low_share`` (share with ``phi <= 0.4`` (:data:`LOW_PHI`), which the paper's sample-level
+        rule re-samples with 2 or 3 copies) and ``mean_copies`` (from ``copies_<m>``
         columns, NaN if absent).
     """
     df = _as_frame(source)
@@ -409,14 +406,15 @@ def summarize_contributions(source: pd.DataFrame | str | os.PathLike) -> pd.Data
         acc = float("nan")
         if f"pred_{m}" in df.columns and "label" in df.columns and n:
             acc = float((df[f"pred_{m}"].to_numpy() == df["label"].to_numpy()).mean())
-        copies = float(df[f"copies_{m}"].mean()) if f"copies_{m}" in df.columns and n else float("nan")
+        col = modality_key(COPIES, m)
+        copies = float(df[col].mean()) if col in df.columns and n else float("nan")
         rows.append({
             "modality": m, "samples": n,
             "mean_phi": float(np.nanmean(x)) if n else float("nan"),
             "std_phi": float(np.nanstd(x, ddof=1)) if n > 1 else float("nan"),
             "unimodal_acc": acc,
             "lowest_share": float(w[:, k].mean()) if n else float("nan"),
-            "low_share": float((x <= 0.4).mean()) if n else float("nan"),
+            "low_share": float((x <= LOW_PHI).mean()) if n else float("nan"),
             "mean_copies": copies,
         })
     return pd.DataFrame(rows).set_index("modality")

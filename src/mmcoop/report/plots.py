@@ -20,6 +20,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from mmcoop.utils.metric_keys import CONTRIB, COPIES, modality_key  # noqa: E402
+
 DPI = 100
 _GRID_STEPS = (1.0, 0.5, 1 / 3, 0.25, 1 / 6, 1 / 12)  # value grids of the paper value function (largest first)
 _MAX_GRID_BINS = 40
@@ -114,9 +116,9 @@ def contribution_figure(metrics: pd.DataFrame, modalities: Sequence[str]) -> byt
     if metrics.empty or "epoch" not in metrics.columns:
         return None
     groups = []
-    for prefix, title, ylabel in (("contrib_", "dataset-level contribution (mean phi)", "mean phi"),
-                                  ("copies_", "planned re-sampling copies", "copies")):
-        cols = [(m, f"{prefix}{m}") for m in modalities if f"{prefix}{m}" in metrics.columns]
+    for prefix, title, ylabel in ((CONTRIB, "dataset-level contribution (mean phi)", "mean phi"),
+                                  (COPIES, "planned re-sampling copies", "copies")):
+        cols = [(m, modality_key(prefix, m)) for m in modalities if modality_key(prefix, m) in metrics.columns]
         cols = [(m, c) for m, c in cols if metrics[c].notna().any()]
         if cols:
             groups.append((cols, title, ylabel))

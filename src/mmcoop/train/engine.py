@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from mmcoop.data.base import Batch, MultimodalDataset, batch_to, make_loader
 from mmcoop.models.folding import inference_model
 from mmcoop.train.distributed import average_gradients, is_distributed
+from mmcoop.utils.modes import eval_mode
 
 
 class _EncodeFuse(nn.Module):
@@ -71,6 +72,8 @@ class StepEngine:
         self.net = wrapped
         self.loader_options = dict(loader_options or {})
         self._unsynced = False
+        self._reduced = False  # gradients already averaged over ranks this step (by unscale_)
+        self._unscaled = False  # gradients already divided by the loss scale this step
         self.inference_net: nn.Module = model
 
     # -- training ---------------------------------------------------------------------
@@ -97,17 +100,36 @@ class StepEngine:
     def backward(self, loss: Tensor, retain_graph: bool = False) -> None:
         self.scaler.scale(loss).backward(retain_graph=retain_graph)
 
-    def step(self) -> None:
-        if is_distributed():
+    def _reduce(self) -> None:
+        """Average over ranks the gradients DDP did not (once per step; no-op in one process)."""
+        if is_distributed() and not self._reduced:
             # the method's own parameters always; the model's when DDP did not reduce them
             params = list(self.extra.parameters())
             ddp = getattr(self.net, "_orig_mod", self.net)
             if self._unsynced or not isinstance(ddp, nn.parallel.DistributedDataParallel):
                 params += list(self.model.parameters())
             average_gradients([p for p in params if p.requires_grad])
-            self._unsynced = False
+        self._unsynced = False
+        self._reduced = True
+
+    def unscale_(self) -> None:
+        """Make ``.grad`` the true gradients before a hook reads or edits them (fp16 AMP only).
+
+        With an enabled GradScaler the gradients are divided by the loss scale now, once per
+        step (:meth:`step` then does not divide again), after averaging over ranks (so the
+        scaler's inf/nan check sees the averaged gradients on every rank). Without fp16 a no-op.
+        """
+        if not self.scaler.is_enabled() or self._unscaled:
+            return
+        self._reduce()
+        self.scaler.unscale_(self.optimizer)
+        self._unscaled = True
+
+    def step(self) -> None:
+        self._reduce()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self._reduced = self._unscaled = False
 
     def check_loss(self, loss: Tensor, epoch: int, step: int) -> None:
         self.guard.check(loss, epoch + 1, step)
@@ -115,20 +137,16 @@ class StepEngine:
     # -- inference ----------------------------------------------------------------------
     def inference(self, dataset: MultimodalDataset, batch_size: int) -> Iterator[tuple[Batch, Tensor]]:
         """Yield ``(batch, features)`` over ``dataset`` (this rank's share under DDP)."""
-        was = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-        self.inference_net = inference_model(self.model, self.fold_batchnorm)
         try:
-            with torch.no_grad():
+            with eval_mode(self.model):
+                self.inference_net = inference_model(self.model, self.fold_batchnorm)
                 # under DDP rank r takes rows r, r+W, ... (no padded duplicates: sums are exact)
                 loader = make_loader(dataset.train_mode(False), batch_size, distributed_eval=is_distributed(),
                                      **self.loader_options)
                 for batch in loader:
                     batch = batch_to(batch, self.device)
-                    with self.autocast():
+                    with torch.no_grad(), self.autocast():
                         feats = self.inference_net.encode(batch["inputs"])
                     yield batch, feats
         finally:
-            for m, flag in was:
-                m.training = flag
             self.inference_net = self.model

@@ -94,7 +94,7 @@ class Trainer:
         self.engine = StepEngine(self.model, self.extra, self.optimizer, self.scaler, self.device, self.amp_dtype,
                                  config.fold_batchnorm, guard=DivergenceGuard.from_config(config),
                                  loader_options=self.loader_options, compile_model=config.compile)
-        self.ctx._engine = self.engine
+        self.ctx.attach(self.engine)
         self.epoch = 0  # next epoch to run
         self.best_val = -math.inf
         self.best_epoch = -1

@@ -38,6 +38,8 @@ class Registry(Generic[T]):
         kind: what is registered ("dataset", "method", ...), used in error messages.
         builtins: package whose modules register the built-ins (imported on first read).
         group: entry-point group of third-party plugins (loaded on first read).
+        name_attr: attribute that :meth:`register` sets on the registered object to its name
+            (e.g. ``"name"`` for methods: the name is written once, in the decorator).
 
     Example:
         >>> METHODS = Registry("method")
@@ -47,10 +49,12 @@ class Registry(Generic[T]):
         True
     """
 
-    def __init__(self, kind: str, builtins: str | None = None, group: str | None = None) -> None:
+    def __init__(self, kind: str, builtins: str | None = None, group: str | None = None,
+                 name_attr: str | None = None) -> None:
         self.kind = kind
         self.builtins = builtins
         self.group = group
+        self.name_attr = name_attr
         self._items: dict[str, T] = {}
         self._discovered = builtins is None and group is None
 
@@ -58,6 +62,8 @@ class Registry(Generic[T]):
         def deco(obj: T) -> T:
             if name in self._items and self._items[name] is not obj:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
+            if self.name_attr is not None:
+                setattr(obj, self.name_attr, name)
             self._items[name] = obj
             return obj
 

@@ -8,6 +8,33 @@ from typing import Any
 import numpy as np
 import torch
 
+#: Multiplier of :func:`mix_seed` (prime; the data loader's shuffle seed ``seed * 100_003 + epoch``).
+SEED_MIX = 100_003
+
+
+def mix_seed(seed: int, *parts: int) -> int:
+    """One integer seed from the run seed and the draw's coordinates (epoch, step, salt, rank, ...).
+
+    ``h = seed``, then ``h = h * 100_003 + part`` for each part, modulo ``2**63``: every random
+    draw of a run (loader shuffles, method generators, per-step noise) is seeded by this one
+    function, so the same coordinates give the same draws on every rank and after a resume.
+
+    Args:
+        seed: the run seed.
+        parts: non-negative integers naming the draw, most significant first.
+
+    Returns:
+        A seed in ``[0, 2**63)`` for ``torch.Generator.manual_seed``.
+
+    Example:
+        >>> mix_seed(2, 5) == 2 * 100_003 + 5
+        True
+    """
+    h = int(seed)
+    for part in parts:
+        h = h * SEED_MIX + int(part)
+    return h % (2**63)
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and all CUDA devices)."""

@@ -21,7 +21,8 @@ from mmcoop.valuation.inputs import InputValuator, valuate_inputs
 from mmcoop.valuation.permutation import CoalitionValueFn, shapley_permutation
 from mmcoop.valuation.shapley import MAX_EXACT_MODALITIES, shapley_from_coalitions, shapley_matrix
 from mmcoop.valuation.table import ValuationTable
-from mmcoop.valuation.valuator import ModalityValuator, ValuationResult, eval_mode, unwrap_model
+from mmcoop.utils.modes import eval_mode
+from mmcoop.valuation.valuator import ModalityValuator, ValuationResult, unwrap_model
 from mmcoop.valuation.runner import mean_features, valuate_dataset
 from mmcoop.valuation.values import (
     EMPTY_CONVENTIONS,

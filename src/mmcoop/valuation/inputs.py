@@ -21,15 +21,16 @@ encoders map the baseline to a zero feature both give the same values.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from mmcoop.errors import ConfigError, MMCoopError
+from mmcoop.utils.modes import eval_mode
 from mmcoop.valuation.coalitions import coalition_masks
 from mmcoop.valuation.shapley import MAX_EXACT_MODALITIES, shapley_from_coalitions
-from mmcoop.valuation.valuator import ValuationResult, eval_mode
+from mmcoop.valuation.valuator import ValuationResult
 from mmcoop.valuation.values import ValueFunction, get_value_function
 
 ForwardFunc = Callable[[dict[str, Tensor]], Tensor]

@@ -11,9 +11,10 @@ from torch import Tensor
 
 from mmcoop.models.folding import inference_model
 from mmcoop.utils.dist import all_gather_objects, all_gather_rows, rank, world_size
+from mmcoop.utils.modes import eval_mode
 from mmcoop.valuation.table import ValuationTable
 from mmcoop.valuation.valuator import (
-    ModalityValuator, _mean_features, _model_device, eval_mode, unwrap_model,
+    ModalityValuator, mean_features_of, model_device, unwrap_model,
 )
 from mmcoop.valuation.values import ValueFunction
 
@@ -86,7 +87,7 @@ def mean_features(
     """
     from mmcoop.data.base import make_loader
 
-    return _mean_features(unwrap_model(model), make_loader(dataset, batch_size), device)
+    return mean_features_of(unwrap_model(model), make_loader(dataset, batch_size), device)
 
 
 def valuate_dataset(
@@ -146,7 +147,7 @@ def valuate_dataset(
         model, value, empty, removal, fill, method=method, max_exact=max_exact,
         num_permutations=num_permutations, generator=generator, memory_budget=memory_budget,
     )
-    dev = torch.device(device) if device is not None else _model_device(model)
+    dev = torch.device(device) if device is not None else model_device(model)
     view = dataset if rows is None else dataset.view(torch.as_tensor(rows, dtype=torch.long).to(dataset.rows.device))
     shard = distributed and world_size() > 1
     if shard:
@@ -159,11 +160,11 @@ def valuate_dataset(
     extras: dict[str, list[Tensor]] = {}
     masks: Tensor | None = None
     result_method = valuator.resolved_method()
-    # eval mode and no_grad entered once for the whole loop, not per batch (attribute() would).
+    # eval mode and no_grad for the whole loop (attribute_features re-enters them: a flag loop).
     with eval_mode(model), torch.no_grad():
         for batch in loader:
             batch = batch_to(batch, dev)
-            res = valuator._attribute_features(model.encode(batch["inputs"]), batch["label"])
+            res = valuator.attribute_features(model.encode(batch["inputs"]), batch["label"])
             masks, result_method = res.masks, res.method
             parts["index"].append(batch["index"])
             parts["label"].append(batch["label"])

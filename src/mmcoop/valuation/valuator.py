@@ -10,47 +10,35 @@ modalities' features are replaced by zeros (the paper) or a training-mean featur
 
 from __future__ import annotations
 
-import contextlib
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from mmcoop.errors import ConfigError, DataError
 from mmcoop.models.protocol import coalition_logits
+from mmcoop.utils.modes import eval_mode
 from mmcoop.valuation.coalitions import coalition_masks
 from mmcoop.valuation.permutation import shapley_permutation
 from mmcoop.valuation.shapley import MAX_EXACT_MODALITIES, shapley_from_coalitions
 from mmcoop.valuation.values import ValueFunction, get_value_function
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mmcoop.data.base import MultimodalDataset
     from mmcoop.models.protocol import MultimodalModel
 
 Removal = Literal["zero", "mean"]
-Method = Literal["auto", "exact", "permutation"]
+ValuationMethod = Literal["auto", "exact", "permutation"]
 REMOVALS: tuple[str, ...] = ("zero", "mean")
-METHODS: tuple[str, ...] = ("auto", "exact", "permutation")
+#: Ways to compute Shapley values (``method=``; not the training methods of :mod:`mmcoop.methods`).
+VALUATION_METHODS: tuple[str, ...] = ("auto", "exact", "permutation")
 
 #: Logit elements (B x K x C) evaluated per head call in the exact path.
 _LOGIT_CHUNK = 1 << 24
 #: Bytes per (sample, coalition) of exact valuation: value (4), prediction (8), float64 product (8).
 _BYTES_PER_COALITION = 20
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode and restore every submodule's own mode afterwards."""
-    training = [mod for mod in model.modules() if mod.training]
-    if training:
-        model.eval()
-    try:
-        yield model
-    finally:
-        for mod in training:
-            mod.training = True
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -64,7 +52,8 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
-def _model_device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
     for p in model.parameters():
         return p.device
     return torch.device("cpu")
@@ -167,8 +156,8 @@ class ModalityValuator:
             raise ConfigError(f"unknown removal {removal!r}; valid: {', '.join(REMOVALS)}")
         if removal == "zero" and fill is not None:
             raise ConfigError("fill is only used with removal='mean'; drop fill or set removal='mean'")
-        if method not in METHODS:
-            raise ConfigError(f"unknown valuation method {method!r}; valid: {', '.join(METHODS)}")
+        if method not in VALUATION_METHODS:
+            raise ConfigError(f"unknown valuation method {method!r}; valid: {', '.join(VALUATION_METHODS)}")
         if max_exact < 1:
             raise ConfigError(f"max_exact must be >= 1, got {max_exact}")
         if num_permutations < 1:
@@ -241,7 +230,7 @@ class ModalityValuator:
         """
         if self.removal != "mean":
             raise ConfigError("fit_fill computes the fill of removal='mean'; construct the valuator with removal='mean'")
-        self.fill = _mean_features(self.model, loader, device)
+        self.fill = mean_features_of(self.model, loader, device)
         return self
 
     def _active_fill(self, feats: Tensor) -> Tensor | None:
@@ -275,7 +264,8 @@ class ModalityValuator:
             return self._attribute_features(feats, labels)
 
     def attribute_features(self, feats: Tensor, labels: Tensor) -> ValuationResult:
-        """Like :meth:`attribute` from already-encoded features ``[B, M, d]``."""
+        """Like :meth:`attribute` from already-encoded features ``[B, M, d]`` (the fusion head in
+        eval mode, no grad; the model's modes are restored)."""
         with eval_mode(self.model), torch.no_grad():
             return self._attribute_features(feats, labels)
 
@@ -344,10 +334,11 @@ class ModalityValuator:
         return torch.cat(vals, 1), torch.cat(preds, 1)
 
 
-def _mean_features(model: nn.Module, batches: Iterable[dict[str, Any]], device: torch.device | str | None) -> Tensor:
+def mean_features_of(model: nn.Module, batches: Iterable[dict[str, Any]], device: torch.device | str | None) -> Tensor:
+    """Mean feature per modality ``[M, D]`` over ``batches`` (eval mode, no grad, float64 sums)."""
     from mmcoop.data.base import batch_to
 
-    dev = torch.device(device) if device is not None else _model_device(model)
+    dev = torch.device(device) if device is not None else model_device(model)
     total: Tensor | None = None
     count = 0
     with eval_mode(model), torch.no_grad():

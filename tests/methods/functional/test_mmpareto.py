@@ -88,3 +88,23 @@ def test_min_norm_laws(a: list[float], b: list[float]) -> None:
     if float(new.norm()) > 1e-12 * float(g1.norm() + g2.norm()):
         expected = 1.5 * max(float((g1 + g2).norm()), float(new.norm()))
         assert float(out.norm()) == pytest.approx(expected, rel=1e-9)
+
+
+def test_factor_two_shows_with_several_tensors_per_encoder() -> None:
+    # The official code (code/MMPareto.py train_epoch) picks the weights on the whole encoder's
+    # flattened gradient but rescales each parameter tensor by its own norms. With one tensor the
+    # rescale hides the factor 2 of new = 2 (w_mm g_mm + w_u g_u); with two it shows where a
+    # tensor's summed gradient is shorter than its new one.
+    mm = [torch.tensor([1.0, 0.0]), torch.tensor([3.0])]   # encoder tensor 1, tensor 2
+    uni = [torch.tensor([-1.0, 1.0]), torch.tensor([-3.0])]
+    w = mmpareto_weights(torch.cat(mm), torch.cat(uni))
+    # flattened g_mm = (1, 0, 3), g_u = (-1, 1, -3): cos < 0; c = (11 + 10) / (4 + 1 + 36) = 21/41
+    c = 21 / 41
+    assert w.tolist() == pytest.approx([c, 1 - c])
+    # tensor 2: g_mm + g_u = 0, so max(1, 0 / ||new||) = 1 and the result is gamma * 2 * (c*3 - (1-c)*3)
+    out2 = mmpareto_combine(mm[1], uni[1], w, gamma=1.5)
+    assert out2.tolist() == pytest.approx([1.5 * 2 * (3 * c - 3 * (1 - c))])
+    # tensor 1: new = 2 (2c - 1, 1 - c), shorter than g_mm + g_u = (0, 1): rescaled up to norm 1
+    new1 = torch.tensor([2 * (2 * c - 1), 2 * (1 - c)])
+    want1 = 1.5 * new1 * max(1.0, 1.0 / float(new1.norm()))
+    torch.testing.assert_close(mmpareto_combine(mm[0], uni[0], w, gamma=1.5), want1)

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_options_validated() -> None:
     o = build_method("agm").options
-    assert (o.alpha, o.modulation_starts, o.modulation_ends, o.clip_grad, o.max_exponent) == (1.0, 0, 20, True, None)
+    # official window 0..20 over epochs counted from 1 = 0-based epochs 0..19 (20 epochs)
+    assert (o.alpha, o.modulation_starts, o.modulation_ends, o.clip_grad, o.max_exponent) == (1.0, 0, 19, True, None)
     with pytest.raises(ConfigError, match="alpha"):
         build_method("agm", {"alpha": -2})
     with pytest.raises(ConfigError, match="clip_grad"):
@@ -79,3 +80,30 @@ def test_three_modalities_and_too_many(run_peer, tmp_path) -> None:
                                "method": "agm", "train": {"epochs": 1, "progress": False}, "out_dir": str(tmp_path / "m13")})
     with pytest.raises(ConfigError, match="2 to 12 modalities"):
         run_experiment(cfg)
+
+
+def test_default_window_modulates_twenty_epochs(peer_trainer, batch_of) -> None:
+    # official run/AVMNIST_main.py: for epoch in range(1, EPOCHS), modulated while 0 <= epoch <= 20,
+    # i.e. its first 20 epochs; here epochs are 0-based, so epoch 19 is the last modulated one
+    trainer = peer_trainer("agm", {"alpha": 2.0})
+    method, ctx, model = trainer.method, trainer.ctx, trainer.model
+    batch = batch_of(trainer)
+    feats = model.encode(batch["inputs"]).detach()
+    modulated = {}
+    for epoch in (0, 19, 20, 21):
+        ctx.epoch = epoch
+        method.running.zero_()
+        method.steps = 0
+        method.loss(ctx, batch, feats, model.fuse(feats))
+        modulated[epoch] = bool((method.last_coeffs != 1.0).any())
+    assert modulated == {0: True, 19: True, 20: False, 21: False}
+
+
+def test_max_exponent_caps_as_the_official_cremad_script(peer_trainer, batch_of) -> None:
+    # run/CREMAD_main.py: coeff = exp(alpha * min(opt - ratio, 10)); no cap in run/AVMNIST_main.py
+    trainer = peer_trainer("agm", {"alpha": 1.0, "max_exponent": 0.0})
+    method, ctx, model = trainer.method, trainer.ctx, trainer.model
+    batch = batch_of(trainer)
+    feats = model.encode(batch["inputs"]).detach()
+    method.loss(ctx, batch, feats, model.fuse(feats))
+    assert float(method.last_coeffs.max()) <= 1.0 and float(method.last_coeffs.min()) < 1.0

@@ -30,7 +30,7 @@ def _stable(records):
 
 def test_options_validated_and_two_modalities_only(tmp_path) -> None:
     o = build_method("greedy").options
-    assert (o.epsilon, o.window, o.starting_epoch) == (0.01, 5, 2)
+    assert (o.epsilon, o.window, o.starting_epoch) == (0.01, 5, 1)  # official 2, counted from 1
     for bad in ({"epsilon": -1}, {"window": 0}, {"starting_epoch": -1}, {"log_utilization": 0}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             build_method("greedy", bad)
@@ -93,3 +93,11 @@ def test_mfeat_is_refused(tmp_path) -> None:
                                "train": {"epochs": 1, "progress": False, "device": "cpu"}, "out_dir": str(tmp_path)})
     with pytest.raises(ConfigError, match="at most 2 modalities; the data has 6"):
         run_experiment(cfg)
+
+
+def test_default_curates_from_the_second_epoch_as_official(tmp_path) -> None:
+    # official: epochs counted from 1 (src/framework.py range(1, epochs + 1)), curation unlocked
+    # when epoch >= starting_epoch = 2, i.e. in the second epoch (0-based epoch 1 here)
+    r = run_experiment(_cfg(tmp_path, epsilon=0.0, window=2))
+    first, second = r.history
+    assert first["curation_steps"] == 0 and second["curation_steps"] > 0

@@ -107,3 +107,28 @@ def test_three_modalities_one_vs_others(run_peer) -> None:
     coeffs = [last[f"coeff_m{k}"] for k in range(3)]
     assert all(0.0 <= c <= 1.0 for c in coeffs) and min(coeffs) < 1.0
     assert last["ratio_m0"] > 1.0 and r.test["acc"] > 0.5
+
+
+def test_sum_fusion_scores_use_each_modality_full_bias_as_official_train_epoch() -> None:
+    # official main.py train_epoch, sum fusion: out_a = a @ fc_x.weight.T + fc_x.bias (full bias;
+    # only valid() halves it). concat: half the shared bias (checked above).
+    from mmcoop.data.base import batch_to, make_loader
+    from mmcoop.datasets.synthetic import load_synthetic
+    from mmcoop.models import build_model
+    from mmcoop.train import TrainConfig, Trainer
+
+    splits = load_synthetic(data_root=None, seed=0, num_modalities=2, sizes=[64, 32, 32], noise=[1.0, 2.0])
+    torch.manual_seed(0)
+    model = build_model(splits.specs, splits.num_classes, dim=8, fusion="sum")
+    with torch.no_grad():
+        model.head.bias.copy_(torch.randn_like(model.head.bias) * 3)  # biases that matter
+    trainer = Trainer(model, build_method("ogm-ge"), splits, TrainConfig(epochs=1, batch_size=32, progress=False,
+                                                                          device="cpu"), seed=0)
+    trainer.model.eval()
+    batch = batch_to(next(iter(make_loader(splits.train, 32))), trainer.device)
+    feats = trainer.model.encode(batch["inputs"]).detach()
+    y = batch["label"]
+    w, b = trainer.model.head.weight.detach(), trainer.model.head.bias.detach()
+    want = [float((feats[:, m] @ w[m].T + b[m]).softmax(-1)[torch.arange(len(y)), y].sum()) for m in range(2)]
+    got = trainer.method.scores(trainer.ctx, batch, feats)
+    torch.testing.assert_close(got, torch.tensor(want), rtol=1e-5, atol=1e-6)

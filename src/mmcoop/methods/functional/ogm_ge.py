@@ -7,7 +7,8 @@ Modulation", CVPR 2022 (Eq. 8-10). Code read: GeWu-Lab/OGM-GE_CVPR2022 ``main.py
 GeWu-Lab/BalanceBenchmark ``balancemm/trainer/OGM_trainer.py`` ``training_step``.
 
 Official arithmetic: ``s_u = sum_i softmax(out_u)_i[y_i]`` from each modality's half of the
-fusion head (bias halved), ``rho_u = s_u / s_other``; ``k_u = 1 - tanh(alpha * relu(rho_u))`` if
+fusion head (``concat``: bias halved; ``sum``: the modality's own full bias in ``train_epoch``,
+halved only in ``valid``), ``rho_u = s_u / s_other``; ``k_u = 1 - tanh(alpha * relu(rho_u))`` if
 ``rho_u > 1`` else ``1``; after ``loss.backward()`` each 4-D (conv) weight gradient of encoder
 ``u`` becomes ``g * k_u + N(0, std(g) + 1e-8)`` (GE), during epochs
 ``modulation_starts <= epoch <= modulation_ends``. Defaults: CVPR ``alpha`` required

@@ -1,7 +1,8 @@
-"""Wiring shared by the gradient-level peer methods (no method arithmetic here).
+"""Wiring shared by the peer methods (no method arithmetic here).
 
 What several peers need to hook their pure cores (:mod:`mmcoop.methods.functional`) into
-the training step: per-modality encoder parameters, feature widths, the official
+the training step: option checks, the modality count, per-modality encoder parameters,
+feature widths, per-modality slices of linear fusion heads, the official
 per-modality logits of a fusion head, sums over DDP ranks (so every rank computes the same
 coefficients from the whole distributed batch), per-step random generators that agree on
 every rank and on resume, modulation windows, and per-epoch means for ``metrics.jsonl``.
@@ -10,6 +11,7 @@ every rank and on resume, modulation windows, and per-epoch means for ``metrics.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Optional
 
 import torch
@@ -18,8 +20,11 @@ from torch import Tensor, nn
 from mmcoop.data.base import batch_to
 from mmcoop.errors import ConfigError
 from mmcoop.methods.base import MethodContext
+from mmcoop.models.fusion import ConcatFusion, SumFusion
 from mmcoop.models.protocol import coalition_logits
 from mmcoop.utils.dist import all_gather_rows, rank, world_size
+from mmcoop.utils.modes import eval_mode
+from mmcoop.utils.seeding import mix_seed
 
 
 # -- options ---------------------------------------------------------------------------
@@ -63,6 +68,13 @@ def check_bool(name: str, value: Any) -> bool:
     return value
 
 
+def check_int(name: str, value: Any, low: int) -> int:
+    """``method_options.<name>`` as an integer ``>= low`` (bools refused), else :class:`ConfigError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"method_options.{name} must be an integer >= {low}; got {value!r}")
+    return int(value)
+
+
 # -- the model ---------------------------------------------------------------------------
 def encoder_groups(model: nn.Module, method: str) -> list[list[nn.Parameter]]:
     """Trainable parameters of each modality's encoder, in modality order.
@@ -98,14 +110,8 @@ def feature_widths(ctx: MethodContext) -> list[int]:
         return [int(d) for d in dims]
     data = ctx.train_data
     batch = batch_to(data.__getitems__(list(range(min(2, len(data))))), ctx.device)
-    modes = [(mod, mod.training) for mod in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            feats = model.encode(batch["inputs"])
-    finally:
-        for mod, flag in modes:
-            mod.training = flag
+    with eval_mode(model), torch.no_grad():
+        feats = model.encode(batch["inputs"])
     dims = list(getattr(model, "feature_dims", None) or [])
     if len(dims) == m and all(d is not None for d in dims):
         return [int(d) for d in dims]
@@ -113,13 +119,16 @@ def feature_widths(ctx: MethodContext) -> list[int]:
 
 
 def modality_logits(model: nn.Module, feats: Tensor) -> Tensor:
-    """Each modality's own logits as the OGM-GE family computes them: ``[M, B, C]``.
+    """Each modality's own logits as the official OGM-GE ``train_epoch`` computes them: ``[M, B, C]``.
 
     ``f({m}) - (1 - 1/M) f({})``: the fusion head on modality ``m`` alone minus the part of
     the empty coalition's output (the bias) that belongs to the other modalities. For heads
     linear in the features this is ``W_m z_m + b / M`` -- for ``M = 2`` exactly the official
-    ``W[:, half] z + b / 2`` (GeWu-Lab/OGM-GE_CVPR2022 ``main.py`` ``train_epoch``) -- and the
-    ``M`` rows sum to the fused logits.
+    ``W[:, half] z + b / 2`` of ``concat`` fusion (GeWu-Lab/OGM-GE_CVPR2022 ``main.py``
+    ``train_epoch``) -- and the ``M`` rows sum to the fused logits. A head with one bias per
+    modality (``modality_bias [M, C]``, e.g. ``sum`` fusion) gives each modality its *own full*
+    bias, ``W_m z_m + b_m``, as the official ``train_epoch`` does with ``fc_x.bias`` /
+    ``fc_y.bias`` (only its ``valid`` halves them; training follows ``train_epoch``).
 
     Args:
         model: the model (``coalition_logits`` fast path or ``fuse``).
@@ -129,8 +138,48 @@ def modality_logits(model: nn.Module, feats: Tensor) -> Tensor:
     masks = torch.cat([torch.eye(m, dtype=torch.bool, device=feats.device),
                        torch.zeros(1, m, dtype=torch.bool, device=feats.device)])
     out = coalition_logits(model, feats, masks)  # [B, M + 1, C]
-    uni = out[:, :m] - (1.0 - 1.0 / m) * out[:, m:]
+    own = getattr(getattr(model, "head", None), "modality_bias", None)
+    if isinstance(own, Tensor) and own.shape == (m, out.shape[-1]):
+        # f({m}) - f({}) = W_m z_m, plus the modality's own bias
+        uni = out[:, :m] - out[:, m:] + own.to(out.dtype)
+    else:
+        uni = out[:, :m] - (1.0 - 1.0 / m) * out[:, m:]
     return uni.transpose(0, 1)
+
+
+def require_modalities(model: nn.Module, method: str, exactly: int | None = None) -> int:
+    """Number of modalities ``M``; :class:`ConfigError` unless ``M >= 2`` (or ``M == exactly``)."""
+    m = len(model.modalities)
+    if exactly is not None and m != exactly:
+        raise ConfigError(
+            f"method {method!r} is defined for exactly {exactly} modalities; the data has {m} "
+            f"({', '.join(model.modalities)}): pick another method or a {exactly}-modality dataset"
+        )
+    if m < 2:
+        raise ConfigError(f"method {method!r} balances several modalities; the data has only {m}")
+    return m
+
+
+def stacked_width(ctx: MethodContext) -> int:
+    """Width ``D`` of the stacked features ``[B, M, D]`` (the widest modality)."""
+    return max(feature_widths(ctx))
+
+
+def linear_head_slices(model: nn.Module) -> tuple[nn.Parameter, Callable[[Tensor], Tensor]] | None:
+    """For a fusion head linear per modality, its weight and a map to per-modality slices.
+
+    Returns ``(weight, per_modality)`` where ``per_modality(t)`` views a tensor shaped like
+    ``weight`` (the weight or its gradient) as ``[M, C, D]``: for ``concat`` modality ``m``'s
+    columns of ``fc.weight [C, M*D]``, for ``sum`` its own matrix ``weight[m]``. ``None`` for
+    any other head (``film``, ``gated``, a user head).
+    """
+    head = getattr(model, "head", None)
+    if isinstance(head, ConcatFusion):
+        c, m, d = head.num_classes, head.num_modalities, head.dim
+        return head.fc.weight, lambda t: t.view(c, m, d).transpose(0, 1)
+    if isinstance(head, SumFusion):
+        return head.weight, lambda t: t
+    return None
 
 
 # -- distributed -------------------------------------------------------------------------
@@ -155,10 +204,7 @@ def step_generator(ctx: MethodContext, salt: int, device: torch.device | None = 
     the same draws on every rank (unless ``per_rank``) and after a resume."""
     dev = torch.device(device) if device is not None else torch.device("cpu")
     g = torch.Generator(device=dev)
-    seed = ctx.seed * 1_000_003 + ctx.optimizer_steps * 7_919 + salt * 104_729
-    if per_rank:
-        seed += rank() * 15_485_863
-    g.manual_seed(seed % (2**63))
+    g.manual_seed(mix_seed(ctx.seed, ctx.optimizer_steps, salt, *((rank(),) if per_rank else ())))
     return g
 
 

@@ -18,7 +18,12 @@ modulation window the loss ``CE(sum_u m_u)`` is backpropagated with the gradient
 clipped to norm 1. Evaluation predicts with the fused output (``= sum_u m_u``).
 
 Defaults (``run/AVMNIST_main.py`` and its config): ``alpha = 1.0`` (README example on
-AV-MNIST: 2.5), modulation epochs ``0..20``, gradient clipping on.
+AV-MNIST: 2.5), gradient clipping on, modulation while ``modulation_starts <= epoch <=
+modulation_ends`` with the official ``0`` and ``20`` over epochs counted from 1
+(``for epoch in range(1, cfgs.EPOCHS)``): the first 20 epochs, which are mmcoop's 0-based
+epochs ``0..19`` (default ``modulation_ends = 19``). No cap on the exponent (``max_exponent:
+null``) as in ``run/AVMNIST_main.py``; the official ``run/CREMAD_main.py`` caps it at 10
+(``exp(alpha * min(opt - ratio, 10))``): set ``max_exponent: 10`` to reproduce its CREMA-D runs.
 
 Deliberate differences:
 
@@ -33,8 +38,8 @@ Deliberate differences:
   the last coefficients set inside the window. The running means are updated on every step
   (as official).
 * The clipping test reads every gradient outside the encoders (the fusion head), not only the
-  official head's last ``fc.weight``. Under fp16 AMP the gradients are still scaled when the test
-  runs, so clipping is off with ``train.amp: fp16``.
+  official head's last ``fc.weight``. Under fp16 AMP it reads true gradients: the training step
+  divides them by the loss scale before :meth:`AGM.after_backward` (``ctx.unscale_gradients``).
 * DDP: the loss is computed from the DDP forward's features (DDP averages the gradients in
   the backward pass, so the clipping test sees the averaged gradients); scores are averaged
   over the whole distributed batch, so every rank keeps the same running means and coefficients.
@@ -52,9 +57,7 @@ from torch.nn import functional as F
 from mmcoop.data.base import Batch
 from mmcoop.errors import ConfigError
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
-from mmcoop.methods.functional import (
-    agm_coefficients, agm_fuse, agm_mono_responses, agm_scores, agm_update_running,
-)
+from mmcoop.methods.functional.agm import agm_coefficients, agm_fuse, agm_mono_responses, agm_scores, agm_update_running
 from mmcoop.methods.peers._wiring import (
     EpochMeans, check_bool, check_number, check_window, in_window, non_encoder_parameters, sum_over_ranks,
 )
@@ -71,14 +74,16 @@ class AGMOptions(MethodOptions):
     Attributes:
         alpha: modulation strength (official 1.0), ``>= 0``.
         modulation_starts: first modulated epoch (0-based, official 0).
-        modulation_ends: last modulated epoch (inclusive, official 20); ``null`` = no end.
+        modulation_ends: last modulated epoch (0-based, inclusive): 19 = the official 20 counted
+            from 1 (20 epochs); ``null`` = no end.
         clip_grad: clip all gradients to norm 1 when a fusion-head gradient leaves ``[-1, 1]`` (official).
-        max_exponent: optional cap on ``opt - ratio`` (BalanceBenchmark 7); ``null`` = none (official).
+        max_exponent: optional cap on ``opt - ratio``: ``null`` = none (official AV-MNIST script),
+            10 in the official CREMA-D script, 7 in BalanceBenchmark.
     """
 
     alpha: float = 1.0
     modulation_starts: int = 0
-    modulation_ends: int | None = 20
+    modulation_ends: int | None = 19
     clip_grad: bool = True
     max_exponent: float | None = None
 
@@ -99,7 +104,6 @@ class AGM(Method):
     over ``2^M`` coalitions, ``M <= 12``): see the module docstring. Logs per epoch ``coeff_<modality>``
     (mean coefficient, 1 outside the window) and ``score_<modality>`` (mean mono-modal loss ``s_u``)."""
 
-    name = "agm"
     Options = AGMOptions
     options: AGMOptions
 
@@ -146,7 +150,7 @@ class AGM(Method):
         return F.cross_entropy(out, labels)
 
     def after_backward(self, ctx: MethodContext, batch: Batch, feats: Tensor, logits: Tensor) -> None:
-        if not self.options.clip_grad or ctx.amp_dtype == torch.float16:
+        if not self.options.clip_grad:
             return
         grads = [p.grad for p in self.head_params if p.grad is not None]
         if grads and max(float(g.detach().abs().max()) for g in grads) > 1.0:

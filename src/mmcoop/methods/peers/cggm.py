@@ -58,8 +58,7 @@ from mmcoop.data.base import Batch
 from mmcoop.errors import ConfigError
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional.cggm import cggm_coefficients, cggm_direction_loss
-from mmcoop.methods.peers._support import linear_head_slices, require_modalities, stacked_width
-from mmcoop.methods.peers._wiring import check_number, encoder_groups, sum_over_ranks
+from mmcoop.methods.peers._wiring import check_number, encoder_groups, linear_head_slices, require_modalities, stacked_width, sum_over_ranks
 
 
 @dataclass
@@ -83,7 +82,6 @@ class CGGMOptions(MethodOptions):
 class CGGM(Method):
     """CGGM (NeurIPS 2024): encoder gradients scaled by unimodal-classifier accuracy changes."""
 
-    name = "cggm"
     Options = CGGMOptions
     options: CGGMOptions
 

@@ -48,8 +48,7 @@ from mmcoop.data.base import Batch, MultimodalDataset
 from mmcoop.errors import ConfigError
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional.gblending import gblend_loss, gblend_weights
-from mmcoop.methods.peers._support import check_int, require_modalities, stacked_width
-from mmcoop.methods.peers._wiring import check_number, sum_over_ranks
+from mmcoop.methods.peers._wiring import check_int, check_number, require_modalities, stacked_width, sum_over_ranks
 
 FUSED = "fused"  # name of the fused head in logs
 
@@ -75,7 +74,6 @@ class GBlendingOptions(MethodOptions):
 class GBlending(Method):
     """Gradient-Blending (CVPR 2020): side unimodal heads, losses blended by estimated weights."""
 
-    name = "gblending"
     Options = GBlendingOptions
     options: GBlendingOptions
 

@@ -6,7 +6,9 @@ nyukat/greedy_multimodal_learning ``src/callbacks.py`` ``Bias_Mitigation_Strong`
 (``compute_BDR``, ``on_backward_end``, ``on_epoch_begin``), ``src/balanced_mmtm.py``
 ``MMTM_mitigate.forward`` (curation: one stream's excitation replaced by its running
 average), ``configs/training_guided.gin`` (``epsilon=0.01``, ``curation_windowsize=5``,
-``starting_epoch=2``). The arithmetic is :mod:`mmcoop.methods.functional.greedy`
+``starting_epoch=2``, counted from 1: ``src/framework.py`` loops ``for epoch in range(1, epochs + 1)``
+and ``src/callbacks.py`` unlocks curation ``if epoch >= self.starting_epoch``, i.e. from the
+second epoch; mmcoop counts epochs from 0, so its default ``starting_epoch`` is 1). The arithmetic is :mod:`mmcoop.methods.functional.greedy`
 (:func:`learning_speed`, :func:`greedy_bdr_difference`, :func:`greedy_curation`,
 :func:`conditional_utilization_rate`).
 
@@ -61,8 +63,7 @@ from mmcoop.methods.functional.greedy import (
     greedy_curation,
     learning_speed,
 )
-from mmcoop.methods.peers._support import check_int, linear_head_slices, require_modalities, stacked_width
-from mmcoop.methods.peers._wiring import check_bool, check_number, encoder_groups, sum_over_ranks
+from mmcoop.methods.peers._wiring import check_bool, check_int, check_number, encoder_groups, linear_head_slices, require_modalities, stacked_width, sum_over_ranks
 
 
 @dataclass
@@ -72,13 +73,14 @@ class GreedyOptions(MethodOptions):
     Attributes:
         epsilon: curate when ``|d_BDR| > epsilon`` (official 0.01).
         window: curation steps per episode (official ``curation_windowsize``: 5).
-        starting_epoch: first epoch (0-based) that may curate (official 2).
+        starting_epoch: first epoch (0-based) that may curate: 1 = the second epoch, as the official
+            ``starting_epoch=2`` counted from 1.
         log_utilization: log the conditional utilisation rates on the validation split each epoch.
     """
 
     epsilon: float = 0.01
     window: int = 5
-    starting_epoch: int = 2
+    starting_epoch: int = 1
     log_utilization: bool = True
 
     def __post_init__(self) -> None:
@@ -92,7 +94,6 @@ class GreedyOptions(MethodOptions):
 class Greedy(Method):
     """Greedy (ICML 2022) curation schedule over a late-fusion model's learning speeds (2 modalities)."""
 
-    name = "greedy"
     Options = GreedyOptions
     options: GreedyOptions
     max_modalities = 2  # the loop refuses M > 2 before training; setup refuses M < 2

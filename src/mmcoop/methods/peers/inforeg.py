@@ -31,9 +31,8 @@ Deliberate differences, and why:
 * ``base`` defaults to the official ``(0.95, 0.1)`` for two modalities (audio, then visual, on
   CREMA-D); with ``M != 2`` to ``0.95`` for every modality.
 * ``Conv1d``/``Conv3d`` weights count in the Fisher trace with ``Conv2d`` and ``Linear`` (the
-  official encoders have only the latter two). Under ``train.amp: fp16`` the accumulated
-  squared gradients carry the loss scale squared (``k`` is a ratio, so only scale changes
-  inside the window matter).
+  official encoders have only the latter two). Under ``train.amp: fp16`` the squared gradients
+  are of true gradients (the training step unscales them before :meth:`InfoReg.after_backward`).
 * Under DDP each rank takes ``beta`` from its own batch (as a single process of the same batch
   size would); the proximal gradients are averaged with the rest, so ranks stay identical.
 
@@ -55,8 +54,7 @@ from mmcoop.errors import ConfigError
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional._common import true_class_scores
 from mmcoop.methods.functional.inforeg import inforeg_acquisition_rate, inforeg_coefficients, inforeg_fisher_trace
-from mmcoop.methods.peers._support import check_int, require_modalities
-from mmcoop.methods.peers._wiring import check_bool, check_number, encoder_groups, modality_logits
+from mmcoop.methods.peers._wiring import check_bool, check_int, check_number, encoder_groups, modality_logits, require_modalities
 
 RATES = ("first", "each")
 OFFICIAL_BASE = (0.95, 0.1)  # audio, visual (main.py)
@@ -99,7 +97,6 @@ class InfoRegOptions(MethodOptions):
 class InfoReg(Method):
     """InfoReg (CVPR 2025): a proximal pull to the epoch-start weights for the leading modality."""
 
-    name = "inforeg"
     Options = InfoRegOptions
     options: InfoRegOptions
 

@@ -49,7 +49,7 @@ from torch.nn import functional as F
 
 from mmcoop.data.base import Batch
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
-from mmcoop.methods.functional import mla_fuse, mla_project_grad, mla_projection_alpha, mla_update_projector
+from mmcoop.methods.functional.mla import mla_fuse, mla_project_grad, mla_projection_alpha, mla_update_projector
 from mmcoop.methods.peers._wiring import EpochMeans, batches_per_epoch, check_bool, feature_widths, mean_over_ranks
 
 
@@ -80,7 +80,6 @@ class MLA(Method):
     epoch ``loss_<modality>`` (mean unimodal loss); ``epoch_steps`` (from the loop) is ``M`` times the
     number of batches."""
 
-    name = "mla"
     Options = MLAOptions
     options: MLAOptions
 

@@ -45,7 +45,7 @@ from torch.nn import functional as F
 
 from mmcoop.data.base import Batch
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
-from mmcoop.methods.functional import mmpareto_combine, mmpareto_weights
+from mmcoop.methods.functional.mmpareto import mmpareto_combine, mmpareto_weights
 from mmcoop.methods.peers._wiring import (
     EpochMeans, check_number, encoder_groups, feature_widths, mean_over_ranks,
 )
@@ -75,7 +75,6 @@ class MMPareto(Method):
     (fraction of steps with ``cos <= 0``) and ``w_mm_<modality>`` (mean weight of the multimodal
     gradient)."""
 
-    name = "mmpareto"
     Options = MMParetoOptions
     options: MMParetoOptions
 

@@ -6,8 +6,8 @@ Modulation", CVPR 2022 (Eq. 8-10). Code: GeWu-Lab/OGM-GE_CVPR2022 ``main.py`` ``
 :func:`mmcoop.methods.functional.ogm_ge_coefficients` and :func:`~mmcoop.methods.functional.ogm_ge_modulate`.
 
 Per batch, as the official code: one forward, ``loss = CE(fused)``, backward; the scores
-``s_m`` (batch sum of true-class probabilities of each modality's own logits, bias shared
-``b / M``: :func:`~mmcoop.methods.peers._wiring.modality_logits`) give coefficients
+``s_m`` (batch sum of true-class probabilities of each modality's own logits, with the
+official bias share: :func:`~mmcoop.methods.peers._wiring.modality_logits`) give coefficients
 ``k_m``; inside the modulation window each encoder's gradients become
 ``g * k_m + N(0, std(g) + 1e-8)``; then the optimizer step.
 
@@ -22,10 +22,11 @@ Deliberate differences:
   sequence encoders (mfeat, MLPs, LSTMs) that filter would modulate nothing, so the default
   ``params: all`` modulates every parameter of the encoder; ``params: conv`` is the
   official filter.
-* Bias share: the official per-modality logits add ``b / 2`` (concat) or the modality's own
-  ``fc`` bias halved (``sum`` fusion); we use ``f({m}) - (1 - 1/M) f({})`` for every head
-  (``b / M`` for linear heads: exactly the official value for concat, the mean of the
-  per-modality biases for ``sum``).
+* Bias share (as the official ``train_epoch``, which is what trains; its ``valid`` differs):
+  ``concat`` fusion adds ``b / 2`` to each modality's half of the layer (``b / M`` for ``M``
+  modalities); ``sum`` fusion adds each modality's own full bias ``b_m`` (``fc_x.bias``,
+  ``fc_y.bias``; only the official ``valid`` halves it); other heads get
+  ``f({m}) - (1 - 1/M) f({})``. See :func:`~mmcoop.methods.peers._wiring.modality_logits`.
 * ``M > 2``: one-vs-others ratios averaged pairwise (the maintainers' suggestion,
   GeWu-Lab/OGM-GE_CVPR2022 issue #16), see :func:`~mmcoop.methods.functional.one_vs_others_ratio`;
   ``eps = 1e-5`` guards a zero score (a tie then modulates no one; the CVPR code modulates
@@ -39,6 +40,7 @@ Deliberate differences:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -46,7 +48,8 @@ from torch import Tensor
 from mmcoop.data.base import Batch
 from mmcoop.errors import ConfigError
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
-from mmcoop.methods.functional import one_vs_others_ratio, ogm_ge_coefficients, ogm_ge_modulate, true_class_scores
+from mmcoop.methods.functional._common import one_vs_others_ratio, true_class_scores
+from mmcoop.methods.functional.ogm_ge import ogm_ge_coefficients, ogm_ge_modulate
 from mmcoop.methods.peers._wiring import (
     EpochMeans, check_bool, check_number, check_window, encoder_groups, in_window, modality_logits,
     step_generator, sum_over_ranks,
@@ -96,9 +99,13 @@ class OGMGE(Method):
     ``coeff_<modality>`` (mean applied coefficient, 1 outside the window) and ``ratio_<modality>`` (mean
     discrepancy ratio, inside the window)."""
 
-    name = "ogm-ge"
     Options = OGMGEOptions
     options: OGMGEOptions
+    #: README: alpha 0.8 on CREMA-D, 0.1 on VGGSound; ``main.py`` modulates epochs 0-50.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "cremad": {"alpha": 0.8, "modulation_starts": 0, "modulation_ends": 50},
+        "vggsound": {"alpha": 0.1, "modulation_starts": 0, "modulation_ends": 50},
+    }
 
     def setup(self, ctx: MethodContext) -> None:
         self.modalities = list(ctx.model.modalities)

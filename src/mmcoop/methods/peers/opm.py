@@ -40,7 +40,8 @@ from torch.nn import functional as F
 
 from mmcoop.data.base import Batch
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
-from mmcoop.methods.functional import opm_drop_features, opm_drop_probabilities, opm_keep_mask, true_class_scores
+from mmcoop.methods.functional._common import true_class_scores
+from mmcoop.methods.functional.opm import opm_drop_features, opm_drop_probabilities, opm_keep_mask
 from mmcoop.methods.peers._wiring import (
     EpochMeans, check_number, check_window, feature_widths, in_window, modality_logits, step_generator,
     sum_over_ranks,
@@ -85,7 +86,6 @@ class OPM(Method):
     (mean drop probability over modulated batches), ``dropped_<modality>`` (fraction of samples whose
     feature was dropped) and ``modulated_batches`` (fraction of batches that drew ``p_exe``)."""
 
-    name = "opm"
     Options = OPMOptions
     options: OPMOptions
 

@@ -43,9 +43,8 @@ from torch.nn import functional as F
 
 from mmcoop.data.base import Batch
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
-from mmcoop.methods.functional import (
-    pmr_loss, pmr_loss_weights, pmr_prototype_logits, pmr_update_prototypes, true_class_scores,
-)
+from mmcoop.methods.functional._common import true_class_scores
+from mmcoop.methods.functional.pmr import pmr_loss, pmr_loss_weights, pmr_prototype_logits, pmr_update_prototypes
 from mmcoop.methods.peers._wiring import EpochMeans, check_number, check_window, in_window, sum_over_ranks
 from mmcoop.utils.dist import all_gather_rows
 
@@ -87,7 +86,6 @@ class PMR(Method):
     ``proto_weight_<modality>`` (mean weight of its prototype loss) and ``proto_acc_<modality>``
     (training accuracy of its prototype classifier)."""
 
-    name = "pmr"
     Options = PMROptions
     options: PMROptions
 

@@ -60,8 +60,7 @@ from torch.nn import functional as F
 from mmcoop.data.base import Batch
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional.reconboost import reconboost_ensemble_logits, reconboost_loss
-from mmcoop.methods.peers._support import check_int, require_modalities, stacked_width
-from mmcoop.methods.peers._wiring import check_bool, check_number, encoder_groups
+from mmcoop.methods.peers._wiring import check_bool, check_int, check_number, encoder_groups, require_modalities, stacked_width
 
 
 @dataclass
@@ -116,7 +115,6 @@ class ReconBoostEnsemble(nn.Module):
 class ReconBoost(Method):
     """ReconBoost (ICML 2024): per-modality learners boosted in alternating stages."""
 
-    name = "reconboost"
     Options = ReconBoostOptions
     options: ReconBoostOptions
 

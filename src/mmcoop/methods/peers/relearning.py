@@ -43,8 +43,7 @@ from mmcoop.data.base import MultimodalDataset
 from mmcoop.errors import ConfigError
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional.relearning import learning_state_purity, relearn_blend, relearning_strength
-from mmcoop.methods.peers._support import check_int, require_modalities
-from mmcoop.methods.peers._wiring import check_bool, check_number, encoder_groups
+from mmcoop.methods.peers._wiring import check_bool, check_int, check_number, encoder_groups, require_modalities
 from mmcoop.utils.dist import all_gather_rows
 
 SALT_KMEANS = 0x4E1  # generator salt of the k-means draws (plus 2 * modality + split)
@@ -78,7 +77,6 @@ class RelearningOptions(MethodOptions):
 class Relearning(Method):
     """Diagnosing & Re-learning (ECCV 2024): encoders pulled back towards their initial weights."""
 
-    name = "relearning"
     Options = RelearningOptions
     options: RelearningOptions
 
