@@ -74,6 +74,26 @@ def tiny_model(data: MultimodalDataset, seed: int = 0) -> nn.Module:
     return build_model(data.specs, NUM_CLASSES, dim=8, fusion="concat")
 
 
+class ValuationEvents:
+    """A loop callback collecting the ``after_valuation`` events: ``tables[epoch (1-based)] = (table, plan)``."""
+
+    def __init__(self) -> None:
+        self.tables: dict[int, tuple[Any, Any]] = {}
+
+    def after_valuation(self, trainer: Any, table: Any, plan: Any) -> None:
+        self.tables[trainer.epoch + 1] = (table, plan)
+
+
+class ContextListener:
+    """A :class:`MethodContext` listener (``ctx.listener = ContextListener()``): the last ``(table, plan)``."""
+
+    def __init__(self) -> None:
+        self.last: tuple[Any, Any] | None = None
+
+    def after_valuation(self, table: Any, plan: Any = None) -> None:
+        self.last = (table, plan)
+
+
 def run_epochs(
     method: Method, data: MultimodalDataset, epochs: int, seed: int = 0, batch_size: int = 32
 ) -> tuple[list[dict[str, Any]], MethodContext]:
@@ -84,11 +104,15 @@ def run_epochs(
     After each epoch the model must still be in train mode: valuation has to restore it.
     """
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=1e-2, progress=False, device="cpu")
-    trainer = Trainer(tiny_model(data, seed), method, DatasetSplits("tiny", data, data, data), config, seed=seed)
+    valuations = ValuationEvents()
+    trainer = Trainer(tiny_model(data, seed), method, DatasetSplits("tiny", data, data, data), config, seed=seed,
+                      callbacks=[valuations])
     records: list[dict[str, Any]] = []
 
     def on_epoch_end(record: dict[str, Any], t: Trainer) -> None:
         assert t.model.training, "valuation must restore train mode"
+        if t.epoch in valuations.tables:  # the after_valuation event of this epoch (trainer.epoch is 1-based here)
+            record["valuation_table"], record["valuation_plan"] = valuations.tables.pop(t.epoch)
         records.append(record)
 
     trainer.fit(on_epoch_end)

@@ -12,7 +12,7 @@ from mmcoop.enhance import modality_level_ratio
 from mmcoop.errors import ConfigError
 from mmcoop.methods import METHODS, MethodContext, build_method
 
-from _helpers import run_epochs, tiny_data, tiny_model
+from _helpers import ContextListener, run_epochs, tiny_data, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -43,10 +43,12 @@ def test_values_only_the_subset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mmcoop.valuation, "valuate_dataset", spy)
     method = build_method("modality-level", {"warmup": 0, "part_ratio": 0.2})
     ctx = MethodContext(model=model, train_data=data, device=torch.device("cpu"), seed=7, epoch=3)
+    ctx.listener = ContextListener()
     method.setup(ctx)
     method.on_epoch_start(ctx)
     assert seen == [20] and ctx.log["valued_samples"] == 20
-    table = ctx.log["valuation_table"]
+    table, plan = ctx.listener.last
+    assert plan is method.plan  # the event carries the plan being executed
     assert table.index.unique().numel() == 20
     # the plan follows the rule from Z's mean contribution
     mean_phi = table.phi.double().mean(0)
@@ -59,8 +61,10 @@ def test_values_only_the_subset(monkeypatch: pytest.MonkeyPatch) -> None:
     # same seed and epoch -> same subset and the same plan (every DDP rank agrees)
     other = build_method("modality-level", {"warmup": 0, "part_ratio": 0.2})
     ctx2 = MethodContext(model=model, train_data=data, device=torch.device("cpu"), seed=7, epoch=3)
+    ctx2.listener = ContextListener()
+    other.setup(ctx2)
     other.on_epoch_start(ctx2)
-    assert torch.equal(ctx2.log["valuation_table"].index, table.index)
+    assert torch.equal(ctx2.listener.last[0].index, table.index)
     assert torch.equal(other.plan.rows, method.plan.rows)
 
 

@@ -60,10 +60,10 @@ def test_two_modalities_paper_matches_hand_table() -> None:
     # s0: a -0.5, v 0.5, av 1.5 -> (1, 0, 1);  s1: a 0.5, v -0.5, av 1.5 -> (1, 1, 0)
     # s2 (label 0): a -0.5 right, v 0.5 wrong, av 1.5 wrong -> (0, 1, 0);  s3: all negative -> (0, 0, 0)
     expect = torch.tensor([HAND_TABLE[(1, 0, 1)], HAND_TABLE[(1, 1, 0)], HAND_TABLE[(0, 1, 0)], HAND_TABLE[(0, 0, 0)]])
-    phi = valuate_inputs(fwd, {"a": a, "v": v}, y)
+    phi = valuate_inputs(fwd, {"a": a, "v": v}, y).phi
     assert torch.equal(phi, expect)
     # modality order follows the dict's insertion order
-    assert torch.equal(valuate_inputs(fwd, {"v": v, "a": a}, y), expect.flip(1))
+    assert torch.equal(valuate_inputs(fwd, {"v": v, "a": a}, y).phi, expect.flip(1))
 
 
 def test_two_modalities_correct_with_model_empty() -> None:
@@ -77,7 +77,7 @@ def test_two_modalities_correct_with_model_empty() -> None:
     assert torch.equal(res.phi, torch.tensor([[0.0, -1.0]]))
     # the zero convention (default for "correct") drops v(empty): phi_a = (1 + 0) / 2, phi_v = (0 - 1) / 2
     assert torch.equal(valuate_inputs(fwd, {"a": torch.tensor([[1.0]]), "v": torch.tensor([[1.0]])}, torch.tensor([0]),
-                                      value="correct"), torch.tensor([[0.5, -0.5]]))
+                                      value="correct").phi, torch.tensor([[0.5, -0.5]]))
 
 
 def test_two_modalities_prob_with_baselines_by_hand() -> None:
@@ -87,7 +87,7 @@ def test_two_modalities_prob_with_baselines_by_hand() -> None:
     sig = lambda s: 1.0 / (1.0 + math.exp(-s))  # noqa: E731  P(class 1) for logits [0, s]
     p0, pa, pv, pav = sig(ba + 2 * bv - 1.5), sig(1 + 2 * bv - 1.5), sig(ba + 2 - 1.5), sig(1 + 2 - 1.5)
     expect = torch.tensor([[((pa - p0) + (pav - pv)) / 2, ((pv - p0) + (pav - pa)) / 2]], dtype=torch.float64)
-    phi = valuate_inputs(fwd, {"a": a, "v": v}, y, baselines={"a": ba, "v": torch.tensor([bv])}, value="prob")
+    phi = valuate_inputs(fwd, {"a": a, "v": v}, y, baselines={"a": ba, "v": torch.tensor([bv])}, value="prob").phi
     torch.testing.assert_close(phi, expect, rtol=0, atol=1e-14)
 
 
@@ -98,7 +98,7 @@ def test_three_modalities_paper_by_hand() -> None:
     # second sample a = b = c = 1: v(S) = |S| iff |S| >= 2: symmetric, phi_k = 3/3 = 1 exactly
     fwd = score_forward({"a": 1.0, "b": 1.0, "c": 1.0}, 1.5)
     x = {"a": torch.tensor([[2.0], [1.0]]), "b": torch.tensor([[1.0], [1.0]]), "c": torch.tensor([[1.0], [1.0]])}
-    phi = valuate_inputs(fwd, x, torch.tensor([1, 1]))
+    phi = valuate_inputs(fwd, x, torch.tensor([1, 1])).phi
     torch.testing.assert_close(phi[0], torch.tensor([4 / 3, 5 / 6, 5 / 6]), rtol=0, atol=1e-7)
     assert torch.equal(phi[1], torch.ones(3))
 
@@ -154,7 +154,7 @@ def test_equals_feature_level_valuation(value: str, empty: str | None) -> None:
     if value in ("paper", "correct"):  # integer games: identical phi
         assert torch.equal(inp.values, feat.values)
         assert torch.equal(inp.phi, feat.phi)
-        assert torch.equal(valuate_inputs(model, inputs, labels, value=value, empty=empty), feat.phi)
+        assert torch.equal(valuate_inputs(model, inputs, labels, value=value, empty=empty).phi, feat.phi)
     else:  # same game up to the float rounding of two summation orders
         torch.testing.assert_close(inp.values, feat.values, rtol=0, atol=1e-12)
         torch.testing.assert_close(inp.phi, feat.phi, rtol=0, atol=1e-12)
@@ -268,3 +268,52 @@ def test_empty_batch() -> None:
     fwd = score_forward({"a": 1.0, "v": 1.0}, 0.0)
     res = InputValuator(fwd).attribute({"a": torch.ones(0, 2), "v": torch.ones(0, 2)}, torch.zeros(0, dtype=torch.long))
     assert res.phi.shape == (0, 2) and res.values.shape == (0, 4) and res.coalition_preds.shape == (0, 4)
+
+
+def test_returns_a_valuation_table_like_valuate_dataset() -> None:
+    fwd = score_forward({"a": 1.0, "v": 2.0}, 1.5)
+    a = torch.tensor([[1.0], [2.0], [1.0], [0.1]])
+    v = torch.tensor([[1.0], [0.5], [1.0], [0.1]])
+    y = torch.tensor([1, 1, 0, 1])
+    table = valuate_inputs(fwd, {"a": a, "v": v}, y, index=torch.tensor([10, 11, 12, 13]))
+    assert table.modalities == ["a", "v"] and len(table) == 4
+    assert table.values.shape == (4, 4) and table.coalition_preds.shape == (4, 4)
+    assert table.index.tolist() == [10, 11, 12, 13] and torch.equal(table.label, y)
+    # the hand-computed cases of test_two_modalities_paper_by_hand: fused correct on s0 and s1 only
+    assert table.accuracy() == 0.5 and table.unimodal_accuracy() == {"a": 0.5, "v": 0.25}
+    df = table.to_pandas()
+    assert len(df) == 4 and {"phi_a", "phi_v"} <= set(df.columns)
+    assert df["phi_a"].tolist() == table.phi[:, 0].tolist()
+
+
+@pytest.mark.parametrize("m", [2, 3])
+@pytest.mark.parametrize("value", ["prob", "correct"])
+def test_matches_captum_shapley_values(m: int, value: str) -> None:
+    """Captum's ShapleyValues with one feature group per modality enumerates all M! orders: exact."""
+    captum_attr = pytest.importorskip("captum.attr")  # a dev dependency; CI installs it
+    g = torch.Generator().manual_seed(10 + m)
+    names = [f"x{k}" for k in range(m)]
+    dims = [3 + k for k in range(m)]
+    w = [torch.randn(d, 5, generator=g, dtype=torch.float64) for d in dims]
+
+    def logits_of(xs: list[Tensor]) -> Tensor:
+        return torch.tanh(sum(x @ wk for x, wk in zip(xs, w)))  # [B, 5], non-linear in the coalition
+
+    inputs = {n: torch.randn(12, d, generator=g, dtype=torch.float64) for n, d in zip(names, dims)}
+    labels = torch.randint(0, 5, (12,), generator=g)
+    base = {n: 0.1 * torch.randn(1, d, generator=g, dtype=torch.float64) for n, d in zip(names, dims)}
+
+    def score(*xs: Tensor) -> Tensor:  # Captum's forward: one value per row (the coalition's value)
+        out = logits_of(list(xs))
+        if value == "prob":
+            return out.softmax(-1).gather(1, labels.view(-1, 1)).squeeze(1)
+        return (out.argmax(-1) == labels).double()
+
+    masks = tuple(torch.full((1, d), k) for k, d in enumerate(dims))  # one group per modality
+    ref = captum_attr.ShapleyValues(score).attribute(
+        tuple(inputs[n] for n in names), baselines=tuple(base[n] for n in names), feature_mask=masks)
+    ref_phi = torch.stack([r[:, 0] for r in ref], 1)
+    table = valuate_inputs(lambda d: logits_of([d[n] for n in names]), inputs, labels, baselines=base,
+                           value=value, empty="model")
+    # Captum accumulates its attributions in float32: agreement to float32 rounding
+    torch.testing.assert_close(table.phi.double(), ref_phi.double(), rtol=0, atol=1e-6)

@@ -41,7 +41,9 @@ def _options(
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {msg}", highlight=False)
+    from rich.markup import escape  # messages are plain text: "[1, 2]" or "mmcoop[mlflow]" are not markup
+
+    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
     raise typer.Exit(code=code)
 
 

@@ -1,5 +1,12 @@
-"""Enhancement: re-sampling plans from valuations (sample-level and modality-level)."""
+"""Enhancement: re-sampling plans from valuations, and the pieces that execute them in any loop.
 
+* plans (pure): :func:`sample_level_plan`, :func:`modality_level_plan` -> :class:`ResamplingPlan`;
+* schedules: :class:`SampleLevelResampler`, :class:`ModalityLevelResampler` (value -> plan, per epoch);
+* execution: :class:`ResampledDataset` + :func:`collate_units` (``duplicate``), :func:`weighted_unit_loss`
+  (``weighted``).
+"""
+
+from mmcoop.enhance.execute import EXECUTIONS, NORMALIZATIONS, ResampledDataset, collate_units, weighted_unit_loss
 from mmcoop.enhance.plans import (
     DEFAULT_MAX_COPIES,
     DEFAULT_THRESHOLDS,
@@ -12,8 +19,17 @@ from mmcoop.enhance.plans import (
     sample_level_plan,
     subset_for_valuation,
 )
+from mmcoop.enhance.resampler import (
+    ModalityLevelResampler,
+    Resampler,
+    SampleLevelResampler,
+    as_multimodal,
+    epoch_generator,
+)
 
 __all__ = [
     "DEFAULT_MAX_COPIES", "DEFAULT_THRESHOLDS", "RATIO_FUNCS", "ResamplingPlan", "check_thresholds",
     "modality_level_plan", "modality_level_ratio", "sample_copies", "sample_level_plan", "subset_for_valuation",
+    "EXECUTIONS", "NORMALIZATIONS", "ResampledDataset", "collate_units", "weighted_unit_loss",
+    "Resampler", "SampleLevelResampler", "ModalityLevelResampler", "as_multimodal", "epoch_generator",
 ]

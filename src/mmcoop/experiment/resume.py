@@ -25,6 +25,7 @@ from mmcoop.errors import ConfigError
 APPLIED = frozenset({
     "train.epochs", "train.device", "train.progress", "train.eval_batch_size", "train.data_on_device",
     "train.fold_batchnorm", "train.divergence_factor", "data_root",
+    "train.loggers",  # where the epochs are also logged (TensorBoard, W&B, ...); never what is computed
 })
 #: keys that only say where the run lives (the resumed directory decides them).
 LOCATION = frozenset({"name", "out_dir"})

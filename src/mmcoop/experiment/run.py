@@ -25,7 +25,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -39,7 +39,9 @@ from mmcoop.experiment.safety import create_run_dir, is_marked_run_dir, open_run
 from mmcoop.methods import build_method
 from mmcoop.experiment.user import user_splits
 from mmcoop.models import create_model
+from mmcoop.integrations.loggers import build_loggers, check_loggers
 from mmcoop.train import Trainer
+from mmcoop.train.callbacks import Callback, EpochEndFunction
 from mmcoop.train.distributed import barrier, init_from_env, is_main
 from mmcoop.utils.dist import all_gather_objects
 from mmcoop.utils.io import append_line, atomic_torch_save, atomic_write_text
@@ -146,7 +148,8 @@ def check_new_run(cfg: RunConfig, overwrite: bool = False) -> None:
 
 
 def run_experiment(
-    cfg: RunConfig, resume: bool = False, overwrite: bool = False, splits: DatasetSplits | None = None
+    cfg: RunConfig, resume: bool = False, overwrite: bool = False, splits: DatasetSplits | None = None,
+    callbacks: Sequence[Any] | None = None,
 ) -> RunResult:
     """Train ``cfg`` end to end and write its run directory.
 
@@ -157,6 +160,9 @@ def run_experiment(
         overwrite: replace an existing run directory of the same name (only one mmcoop
             marked as a run; see :mod:`mmcoop.experiment.safety`).
         splits: pre-loaded data (e.g. shared across the runs of a comparison).
+        callbacks: objects receiving the training loop's events (:mod:`mmcoop.train.callbacks`),
+            after the run's own writer and the ``train.loggers``; on resume they see the
+            remaining epochs.
 
     Returns:
         :class:`RunResult` with the best-validation model and its test metrics.
@@ -167,10 +173,11 @@ def run_experiment(
     if resume and overwrite:
         raise ConfigError("--resume continues a run and --overwrite replaces it; pass only one")
     if resume:
-        return resume_experiment(cfg.run_dir, config=cfg, splits=splits)
+        return resume_experiment(cfg.run_dir, config=cfg, splits=splits, callbacks=callbacks)
     init_from_env()  # no-op unless launched by torchrun
     check_new_run(cfg, overwrite)
     check_device_available(cfg.train.device)
+    check_loggers(cfg.train.loggers)  # unknown names and missing extras, before any data is loaded
     splits = splits if splits is not None else load_splits(cfg)
     trainer = _build_trainer(cfg, splits)
 
@@ -186,7 +193,7 @@ def run_experiment(
     created = _on_main(create)
     lock = created[1] if created else None
     barrier()
-    return _train(cfg, cfg.run_dir, trainer, splits, [], lock)
+    return _train(cfg, cfg.run_dir, trainer, splits, [], lock, callbacks)
 
 
 def resume_experiment(
@@ -196,6 +203,7 @@ def resume_experiment(
     config: RunConfig | None = None,
     sources: dict[str, str] | None = None,
     splits: DatasetSplits | None = None,
+    callbacks: Sequence[Any] | None = None,
 ) -> RunResult:
     """Continue the run in ``run_dir`` from its commit record (``checkpoints/last.pt``).
 
@@ -213,6 +221,7 @@ def resume_experiment(
         config: instead of ``changes``, the full requested configuration.
         sources: ``{dotted key: where it came from}`` for messages (the CLI's options).
         splits: pre-loaded data.
+        callbacks: see :func:`run_experiment`.
 
     Raises:
         RunDirError: not a run directory, or held by another process.
@@ -229,6 +238,7 @@ def resume_experiment(
         state = load_commit(run_dir)
         cfg, applied = _resolve_resume(run_dir, state, changes, config, sources)
         check_device_available(cfg.train.device)
+        check_loggers(cfg.train.loggers)
 
         def repair() -> None:
             repair_run_dir(run_dir, state)
@@ -255,7 +265,7 @@ def resume_experiment(
         if lock is not None:
             lock.release()
         raise
-    return _train(cfg, run_dir, trainer, splits, history, lock)
+    return _train(cfg, run_dir, trainer, splits, history, lock, callbacks)
 
 
 def _deep_update(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -307,17 +317,32 @@ def _build_trainer(cfg: RunConfig, splits: DatasetSplits) -> Trainer:
     return Trainer(model, method, splits, cfg.train, seed=cfg.seed)
 
 
+class _Valuations(Callback):
+    """Keeps the epoch's valuation table (the ``after_valuation`` event) until its commit."""
+
+    def __init__(self) -> None:
+        self.table: Any = None
+
+    def after_valuation(self, trainer: Trainer, table: Any, plan: Any) -> None:
+        self.table = table
+
+    def pop(self) -> Any:
+        table, self.table = self.table, None
+        return table
+
+
 def _train(
     cfg: RunConfig, run_dir: Path, trainer: Trainer, splits: DatasetSplits, history: list[dict[str, Any]],
-    lock: FolderLock | None,
+    lock: FolderLock | None, callbacks: Sequence[Any] | None = None,
 ) -> RunResult:
     """Fit, committing every epoch, then write ``results.json``; releases ``lock`` at the end."""
     paths = RunPaths(run_dir)
     try:
         stored_config = cfg.to_dict()
+        valuations = _Valuations()
 
         def on_epoch_end(record: dict[str, Any], tr: Trainer) -> None:
-            table = record.pop("valuation_table", None)
+            table = valuations.pop()
             if not is_main():  # every rank keeps the history (compare reads it); rank 0 writes
                 history.append(jsonable(record))
                 return
@@ -332,7 +357,11 @@ def _train(
             state.update(config=stored_config, history=list(history), format=2)
             atomic_torch_save(state, paths.last_checkpoint)  # the commit point of this epoch
 
-        trainer.fit(on_epoch_end)
+        # the run's commit first, then the train.loggers, the console line and the caller's callbacks
+        trainer.callbacks.callbacks[:0] = [valuations, EpochEndFunction(on_epoch_end),
+                                           *build_loggers(cfg.train.loggers, run_dir, stored_config)]
+        trainer.callbacks.callbacks.extend(callbacks or [])
+        trainer.fit()
         trainer.load_best()
         test = trainer.evaluate(trainer.splits.test, "test")
         secs = [r["seconds"] for r in history if r.get("seconds") is not None]

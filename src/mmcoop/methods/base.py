@@ -41,7 +41,7 @@ from mmcoop.data.base import Batch, MultimodalDataset
 from mmcoop.errors import ConfigError
 from mmcoop.models.protocol import unimodal_logits
 from mmcoop.utils.registry import Registry
-from mmcoop.utils.seeding import mix_seed
+from mmcoop.utils.seeding import epoch_generator
 
 
 class MethodContext:
@@ -93,6 +93,7 @@ class MethodContext:
         self.log: dict[str, Any] = {}
         self.optimizer_steps = 0
         self._engine = engine  # the loop's step engine (forward/backward/step under DDP and AMP)
+        self.listener: Any = None  # the loop's event dispatcher (mmcoop.train.callbacks); None outside a loop
 
     def attach(self, engine: Any) -> None:
         """Give the context the loop's step engine (called by the loop once the optimizer over
@@ -111,9 +112,14 @@ class MethodContext:
 
     def generator(self, salt: int = 0) -> torch.Generator:
         """A CPU generator seeded by (seed, epoch, salt): identical on every rank and on resume."""
-        g = torch.Generator()
-        g.manual_seed(mix_seed(self.seed, self.epoch, salt))
-        return g
+        return epoch_generator(self.seed, self.epoch, salt)
+
+    def after_valuation(self, table: Any, plan: Any = None) -> None:
+        """Tell the loop's callbacks that the method valued the data (a
+        :class:`~mmcoop.valuation.ValuationTable`) and planned (a ``ResamplingPlan`` or ``None``);
+        the run writes the table as ``valuation/epoch_XXX.parquet``. A no-op outside a loop."""
+        if self.listener is not None:
+            self.listener.after_valuation(table, plan)
 
     # -- the training step's building blocks (DDP- and AMP-aware) -------------------------
     def forward(self, inputs: dict[str, Tensor], keep: Tensor | None = None) -> tuple[Tensor, Tensor]:

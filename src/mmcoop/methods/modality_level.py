@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from mmcoop.enhance.plans import RATIO_FUNCS, ResamplingPlan, modality_level_plan, modality_level_ratio, subset_for_valuation
+from mmcoop.enhance.plans import RATIO_FUNCS
+from mmcoop.enhance.resampler import SALT_DRAW, SALT_SUBSET, ModalityLevelResampler
 from mmcoop.errors import ConfigError
 from mmcoop.methods.base import METHODS, MethodContext
-from mmcoop.methods.resampling import ResamplingMethod, ResamplingOptions, check_choice, train_rows
+from mmcoop.methods.resampling import ResamplingMethod, ResamplingOptions, check_choice
 
-SALT_SUBSET = 0x5A  # generator salt of the subset Z
-SALT_DRAW = 0xD7  # generator salt of the re-sampled samples
+__all__ = ["ModalityLevel", "ModalityLevelOptions", "SALT_DRAW", "SALT_SUBSET"]
 
 
 @dataclass
@@ -56,15 +56,6 @@ class ModalityLevel(ResamplingMethod):
     }
     options: ModalityLevelOptions
 
-    def build_plan(self, ctx: MethodContext) -> tuple[ResamplingPlan, Any, dict[str, Any]]:
-        rows = train_rows(ctx.train_data)
-        z = subset_for_valuation(len(rows), self.options.part_ratio, ctx.generator(SALT_SUBSET))
-        table, seconds = self.valuate(ctx, rows[z])
-        mean_phi = table.phi.double().mean(0).cpu()
-        mods = list(ctx.train_data.modalities)
+    def make_resampler(self, ctx: MethodContext, **common: Any) -> ModalityLevelResampler:
         o = self.options
-        plan = modality_level_plan(mean_phi, len(rows), rows, o.alpha, o.func, ctx.generator(SALT_DRAW), modalities=mods)
-        ratio = modality_level_ratio(mean_phi, o.alpha, o.func).tolist()
-        extra: dict[str, Any] = {"time_valuation_s": seconds}
-        extra.update({f"resample_ratio_{m}": float(p) for m, p in zip(mods, ratio)})
-        return plan, table, extra
+        return ModalityLevelResampler(o.part_ratio, o.alpha, o.func, **common)

@@ -35,30 +35,24 @@ re-sampled set from epoch ``warmup`` on; valuing at the start of epoch ``warmup`
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from mmcoop.data.base import Batch, MultimodalDataset
+from mmcoop.enhance.execute import EXECUTIONS, NORMALIZATIONS, check_choice, weighted_unit_loss
 from mmcoop.enhance.plans import ResamplingPlan
+from mmcoop.enhance.resampler import Resampler
 from mmcoop.errors import ConfigError, MMCoopError
 from mmcoop.methods.base import Method, MethodContext, MethodOptions
-from mmcoop.models.protocol import unimodal_logits
 from mmcoop import valuation as _valuation
 from mmcoop.utils.dist import all_gather_objects, world_size
 from mmcoop.utils.metric_keys import CONTRIB, COPIES, modality_key
 
-EXECUTIONS: tuple[str, ...] = ("duplicate", "weighted")
-NORMALIZATIONS: tuple[str, ...] = ("batch", "units")
-
-
-def check_choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise ConfigError(f"method_options.{name}={value!r} is not valid; valid values: {', '.join(valid)}")
+__all__ = ["EXECUTIONS", "NORMALIZATIONS", "ResamplingMethod", "ResamplingOptions", "check_choice", "train_rows",
+           "weighted_unit_loss"]
 
 
 @dataclass
@@ -107,13 +101,9 @@ def train_rows(data: MultimodalDataset) -> Tensor:
     return torch.unique(data.rows.cpu())
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 class ResamplingMethod(Method):
-    """Base class: valuate -> plan -> execute (duplicate or weighted). Subclasses define :meth:`build_plan`."""
+    """Base class: valuate -> plan -> execute (duplicate or weighted). Subclasses define
+    :meth:`make_resampler` (the :mod:`mmcoop.enhance` schedule that values and plans)."""
 
     name = "resampling"
     Options = ResamplingOptions
@@ -127,33 +117,39 @@ class ResamplingMethod(Method):
         self.stats: dict[str, Any] = {}
         self.num_samples: int = 0  # storage rows of the training split the plan refers to
         self._copies: Tensor | None = None  # int64 [N_storage, M], weighted execution
+        self.resampler: Resampler | None = None
 
     # -- to implement -------------------------------------------------------------------
-    def build_plan(self, ctx: MethodContext) -> tuple[ResamplingPlan, Any, dict[str, Any]]:
-        """Valuate and plan for ``ctx.epoch``: ``(plan, valuation table, extra stats)``."""
+    def make_resampler(self, ctx: MethodContext, **common: Any) -> Resampler:
+        """The :mod:`mmcoop.enhance` re-sampler of this method, built from the options and ``common``
+        (the schedule and valuation settings of :meth:`resampler_options`)."""
         raise NotImplementedError
 
-    # -- helpers --------------------------------------------------------------------------
-    def valuate(self, ctx: MethodContext, rows: Tensor | None) -> tuple[Any, float]:
-        """Value storage ``rows`` of the training split (eval mode); returns ``(table, seconds)``.
+    def resampler_options(self, ctx: MethodContext) -> dict[str, Any]:
+        """Schedule and valuation settings shared by both re-samplers, from the options and the run."""
+        o = self.options
+        return {"warmup": o.warmup, "every": o.valuation_every, "value": o.value, "device": ctx.device,
+                "batch_size": int(o.valuation_batch_size or ctx.eval_batch_size), "fold_bn": ctx.fold_batchnorm,
+                "seed": ctx.seed}
+
+    def build_plan(self, ctx: MethodContext) -> tuple[ResamplingPlan, Any, dict[str, Any]]:
+        """Valuate and plan for ``ctx.epoch``: ``(plan, valuation table, extra stats)``.
 
         Under DDP each rank values ``1/W`` of the rows and all ranks get the whole table,
         so every rank builds the same plan.
         """
-        _sync(ctx.device)
-        t0 = time.perf_counter()
+        r = self.resampler if self.resampler is not None else self.make_resampler(ctx, **self.resampler_options(ctx))
+        self.resampler = r
         with ctx.autocast():  # the run's precision (bf16 valuation under train.amp=bf16)
-            table = _valuation.valuate_dataset(  # unwraps DDP/compile wrappers itself
-                ctx.model, ctx.train_data, batch_size=int(self.options.valuation_batch_size or ctx.eval_batch_size),
-                value=self.options.value, device=ctx.device, rows=rows, distributed=True, fold_bn=ctx.fold_batchnorm,
-            )
-        _sync(ctx.device)
-        return table, time.perf_counter() - t0
+            table = r.value(ctx.model, ctx.train_data, ctx.epoch)  # unwraps DDP/compile wrappers itself
+        plan = r.plan(table, ctx.train_data, ctx.epoch)
+        return plan, table, {"time_valuation_s": r.last_seconds, **r.extra}
 
     # -- hooks ----------------------------------------------------------------------------
     def setup(self, ctx: MethodContext) -> None:
         if ctx.train_data.num_modalities < 2:
             raise ConfigError(f"method {self.name!r} needs at least 2 modalities; the data has {ctx.train_data.modalities}")
+        self.resampler = self.make_resampler(ctx, **self.resampler_options(ctx))
 
     def on_epoch_start(self, ctx: MethodContext) -> None:
         if ctx.epoch < self.options.warmup:  # plain joint training
@@ -187,7 +183,7 @@ class ResamplingMethod(Method):
         for k, m in enumerate(mods):
             table.extras[modality_key(COPIES, m)] = copies[:, k]
         table.info.update({"epoch": ctx.epoch, "method": self.name})
-        ctx.log["valuation_table"] = table
+        ctx.after_valuation(table, plan)  # an event for the loop's callbacks (the run writes the parquet)
 
     def _set_plan(self, plan: ResamplingPlan, epoch: int, num_samples: int) -> None:
         self.plan, self.plan_epoch, self.num_samples = plan, epoch, int(num_samples)
@@ -239,35 +235,3 @@ def _check_same_plan(plan: ResamplingPlan, epoch: int) -> None:
             f"epoch {epoch + 1}: the ranks built different re-sampling plans {keys} (units, row sum, kept "
             "modalities); valuation must see identical models and data on every rank"
         )
-
-
-def weighted_unit_loss(
-    model: torch.nn.Module,
-    feats: Tensor,
-    logits: Tensor,
-    label: Tensor,
-    copies: Tensor,
-    normalize: str = "batch",
-) -> Tensor:
-    """Originals' CE plus ``copies``-weighted unimodal CE terms, from one forward pass.
-
-    Args:
-        model: the model (or a DDP wrapper of it); each modality alone is fused from ``feats``.
-        feats: ``[B, M, d]`` features of the originals.
-        logits: ``[B, C]`` fused logits of the originals.
-        label: int64 ``[B]``.
-        copies: ``[B, M]`` units planned for each original keeping each modality.
-        normalize: ``batch`` (divide by ``B``) or ``units`` (divide by ``B + copies.sum()``).
-
-    Returns:
-        Scalar loss; ``loss * D`` is the summed CE of the originals and their units.
-    """
-    net = _valuation.unwrap_model(model)
-    b, m, _ = feats.shape
-    uni = unimodal_logits(net, feats).float()  # [B, M, C]: each modality alone
-    ce = F.cross_entropy(logits.float(), label, reduction="none")  # [B]
-    ce_uni = F.cross_entropy(uni.reshape(b * m, -1), label.repeat_interleave(m), reduction="none").view(b, m)
-    w = copies.to(ce_uni.dtype)
-    total = ce.sum() + (w * ce_uni).sum()
-    denom = (w.sum() + b) if normalize == "units" else torch.tensor(float(b), device=total.device)
-    return total / denom

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from mmcoop.enhance.plans import DEFAULT_MAX_COPIES, DEFAULT_THRESHOLDS, ResamplingPlan, check_thresholds, sample_level_plan
+from mmcoop.enhance.plans import DEFAULT_MAX_COPIES, DEFAULT_THRESHOLDS, check_thresholds
+from mmcoop.enhance.resampler import SampleLevelResampler
 from mmcoop.methods.base import METHODS, MethodContext
-from mmcoop.methods.resampling import ResamplingMethod, ResamplingOptions, train_rows
+from mmcoop.methods.resampling import ResamplingMethod, ResamplingOptions
 
 
 @dataclass
@@ -45,10 +46,5 @@ class SampleLevel(ResamplingMethod):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"*": {"warmup": 5}}
     options: SampleLevelOptions
 
-    def build_plan(self, ctx: MethodContext) -> tuple[ResamplingPlan, Any, dict[str, Any]]:
-        table, seconds = self.valuate(ctx, train_rows(ctx.train_data))
-        plan = sample_level_plan(
-            table.phi.cpu(), table.index.cpu(), self.options.thresholds, self.options.max_copies,
-            modalities=list(ctx.train_data.modalities),
-        )
-        return plan, table, {"time_valuation_s": seconds}
+    def make_resampler(self, ctx: MethodContext, **common: Any) -> SampleLevelResampler:
+        return SampleLevelResampler(self.options.thresholds, self.options.max_copies, **common)

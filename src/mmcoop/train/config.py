@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from mmcoop.errors import ConfigError
@@ -43,6 +43,10 @@ class TrainConfig:
         divergence_factor: stop with an error when a training loss exceeds this many times
             the run's first loss (see :class:`mmcoop.train.divergence.DivergenceGuard`);
             ``null`` disables the check (a non-finite loss always stops training).
+        loggers: where each epoch is also logged, by name (:mod:`mmcoop.integrations.loggers`):
+            ``jsonl`` (``metrics.jsonl``, always written by a run), ``tensorboard``, ``wandb``
+            (offline unless ``WANDB_MODE`` says otherwise), ``mlflow``, ``csv``; the optional
+            ones need their extra (``pip install 'mmcoop[tensorboard]'``...).
     """
 
     epochs: int = 10
@@ -64,6 +68,7 @@ class TrainConfig:
     patience: int = 0
     compile: bool = False
     divergence_factor: float | None = 1e4
+    loggers: list[str] = field(default_factory=lambda: ["jsonl"])
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "eval_batch_size"):
@@ -89,6 +94,14 @@ class TrainConfig:
         if f is not None and not (math.isfinite(f) and f > 1):
             raise ConfigError(f"train.divergence_factor must be a number > 1, or null to disable the check, got {f}")
         check_device_name(self.device)
+        if isinstance(self.loggers, str):  # --set train.loggers=tensorboard
+            self.loggers = [self.loggers]
+        if not isinstance(self.loggers, (list, tuple)) or not all(isinstance(x, str) for x in self.loggers):
+            raise ConfigError(f"train.loggers must be a list of logger names, e.g. [jsonl, tensorboard]; "
+                              f"got {self.loggers!r}")
+        if len(set(self.loggers)) != len(self.loggers):
+            raise ConfigError(f"train.loggers names a logger twice: {list(self.loggers)}")
+        self.loggers = list(self.loggers)
 
 
 def check_device_name(name: str) -> None:

@@ -1,7 +1,8 @@
 """The training loop: epochs, optimizer/scheduler, method hooks, evaluation, AMP, DDP-ready.
 
-The loop writes no files: the caller (``mmcoop.experiment``) receives one record per
-epoch through ``on_epoch_end`` and decides what to persist (metrics, checkpoints).
+The loop writes no files: it sends events (fit and epoch start/end, after valuation, after
+evaluation; :mod:`mmcoop.train.callbacks`) to its callbacks, and the caller
+(``mmcoop.experiment``) decides through one of them what to persist (metrics, checkpoints).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import Tensor, nn
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 from mmcoop.data.base import DatasetSplits, MultimodalDataset, batch_to, make_loader
 from mmcoop.errors import ConfigError, MMCoopError
 from mmcoop.methods.base import Method, MethodContext
+from mmcoop.train.callbacks import CallbackList, ConsoleLine, EpochEndFunction
 from mmcoop.train.config import TrainConfig
 from mmcoop.train.distributed import all_reduce_sum, average_buffers, is_distributed, is_main, local_device
 from mmcoop.train.divergence import DivergenceGuard
@@ -55,10 +57,16 @@ class Trainer:
         splits: the dataset splits (test is only touched by :meth:`evaluate` when asked).
         config: :class:`TrainConfig`.
         seed: run seed (loader shuffles and method draws derive from it and the epoch).
+        callbacks: objects receiving the loop's events (:mod:`mmcoop.train.callbacks`); with
+            ``config.progress`` a :class:`~mmcoop.train.callbacks.ConsoleLine` is added.
     """
 
-    def __init__(self, model: nn.Module, method: Method, splits: DatasetSplits, config: TrainConfig, seed: int = 0) -> None:
+    def __init__(self, model: nn.Module, method: Method, splits: DatasetSplits, config: TrainConfig, seed: int = 0,
+                 callbacks: Iterable[Any] | None = None) -> None:
         self.config = config
+        self.callbacks = CallbackList(callbacks, self)
+        if config.progress:
+            self.callbacks.append(ConsoleLine())
         self.seed = seed
         self.device = resolve_device(config.device)
         self.amp_dtype = autocast_dtype(config.amp, self.device)
@@ -76,6 +84,7 @@ class Trainer:
             batch_size=config.batch_size, eval_batch_size=config.eval_batch_size, amp_dtype=self.amp_dtype,
             fold_batchnorm=config.fold_batchnorm,
         )
+        self.ctx.listener = self.callbacks  # the method's after_valuation events reach the callbacks
         limit = type(method).max_modalities
         mods = self.splits.train.modalities
         if limit is not None and len(mods) > limit:
@@ -131,7 +140,9 @@ class Trainer:
             loss = nn.functional.cross_entropy(logits, batch["label"], reduction="sum")
             meter.update(logits, batch["label"], uni, loss)
         meter.sync()
-        return meter.compute()
+        metrics = meter.compute()
+        self.callbacks.after_evaluation(desc, metrics)
+        return metrics
 
     # -- training ---------------------------------------------------------------------
     def train_epoch(self) -> dict[str, Any]:
@@ -141,6 +152,7 @@ class Trainer:
         ctx.log = {}
         self.model.train()
         self.extra.train()
+        self.callbacks.on_epoch_start(self.epoch)
         self.method.on_epoch_start(ctx)
         data = self.method.train_set(ctx).train_mode(True)  # training transforms (augmentation)
         loader = make_loader(data, self.config.batch_size, shuffle=True, seed=self.seed, epoch=self.epoch,
@@ -195,7 +207,23 @@ class Trainer:
     def fit(self, on_epoch_end: EpochCallback | None = None) -> None:
         """Train from :attr:`epoch` to ``config.epochs``, evaluating on validation each epoch;
         with ``config.patience`` stop once that many epochs passed without a better validation
-        accuracy (checked from the restored state too, so a resumed run stops where it would have)."""
+        accuracy (checked from the restored state too, so a resumed run stops where it would have).
+
+        Args:
+            on_epoch_end: optional ``fn(record, trainer)`` called after every epoch, after the
+                callbacks' ``on_epoch_end`` (a shorthand for a one-event callback).
+        """
+        if on_epoch_end is not None:
+            self.callbacks.append(EpochEndFunction(on_epoch_end))
+        try:
+            self._fit()
+        finally:
+            if on_epoch_end is not None:
+                self.callbacks.callbacks = [c for c in self.callbacks.callbacks
+                                            if not (isinstance(c, EpochEndFunction) and c.fn is on_epoch_end)]
+
+    def _fit(self) -> None:
+        self.callbacks.on_fit_start()
         while self.epoch < self.config.epochs and not self.stopped_early:
             t0 = time.perf_counter()
             record: dict[str, Any] = {"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
@@ -214,8 +242,8 @@ class Trainer:
             self.epoch += 1
             if self.config.patience > 0:
                 record["stopped_early"] = self.stopped_early and self.epoch < self.config.epochs
-            if on_epoch_end is not None:
-                on_epoch_end(record, self)
+            self.callbacks.on_epoch_end(record)
+        self.callbacks.on_fit_end()
 
     # -- checkpointing ------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

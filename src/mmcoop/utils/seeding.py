@@ -36,6 +36,15 @@ def mix_seed(seed: int, *parts: int) -> int:
     return h % (2**63)
 
 
+def epoch_generator(seed: int, epoch: int, salt: int = 0) -> torch.Generator:
+    """A CPU generator seeded by ``mix_seed(seed, epoch, salt)``: the same on every rank, on resume,
+    in ``mmcoop train`` (:meth:`mmcoop.methods.MethodContext.generator`) and in a user's own loop
+    (:mod:`mmcoop.enhance` resamplers)."""
+    g = torch.Generator()
+    g.manual_seed(mix_seed(seed, epoch, salt))
+    return g
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and all CUDA devices)."""
     random.seed(seed)

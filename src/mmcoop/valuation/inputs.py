@@ -31,6 +31,7 @@ from mmcoop.utils.modes import eval_mode
 from mmcoop.valuation.coalitions import coalition_masks
 from mmcoop.valuation.shapley import MAX_EXACT_MODALITIES, shapley_from_coalitions
 from mmcoop.valuation.valuator import ValuationResult
+from mmcoop.valuation.table import ValuationTable
 from mmcoop.valuation.values import ValueFunction, get_value_function
 
 ForwardFunc = Callable[[dict[str, Tensor]], Tensor]
@@ -207,8 +208,10 @@ def valuate_inputs(
     value: str | ValueFunction = "paper",
     empty: str | None = None,
     batch_size: int | None = None,
-) -> Tensor:
-    """Exact Shapley value of every input modality of every sample: phi ``[B, M]``.
+    index: Tensor | None = None,
+) -> ValuationTable:
+    """Exact Shapley value of every input modality of every sample, as a :class:`ValuationTable`
+    (the same answer shape as :func:`~mmcoop.valuation.valuate_dataset`).
 
     Functional form of :class:`InputValuator` (see it for the arguments): ``2**M``
     coalitions, each absent modality replaced by its baseline (default zeros),
@@ -222,12 +225,18 @@ def valuate_inputs(
         value: value function name or a ``ValueFunction`` (default ``paper``).
         empty: ``v(empty)`` convention (``None`` = the value function's default).
         batch_size: most rows per forward call (``None`` = ``B``).
+        index: int64 ``[B]`` sample ids recorded as the table's ``index`` (default ``arange(B)``).
 
     Returns:
-        ``[B, M]`` Shapley values; ``phi.sum(1) == v(all) - v(empty)`` per sample.
+        :class:`ValuationTable` (CPU): ``phi [B, M]`` (``phi.sum(1) == v(all) - v(empty)`` per
+        sample), ``values`` and ``coalition_preds`` ``[B, 2**M]``, ``label``; ``.to_pandas()``,
+        ``.mean_contribution()``, ``.unimodal_accuracy()`` as for a dataset.
 
     Example:
-        >>> phi = valuate_inputs(model, {"audio": a, "visual": v}, labels)
+        >>> table = valuate_inputs(model, {"audio": a, "visual": v}, labels)
+        >>> table.phi.shape, table.mean_contribution()          # [B, 2], {"audio": ..., "visual": ...}
     """
     valuator = InputValuator(forward_func, value=value, empty=empty, batch_size=batch_size)
-    return valuator.attribute(inputs, labels, baselines).phi
+    res = valuator.attribute(inputs, labels, baselines)
+    return ValuationTable.from_result(res, list(inputs), labels, index, value=valuator.value_name,
+                                      empty=valuator.empty, removal="baseline")

@@ -92,6 +92,19 @@ class ValuationTable:
             if tuple(t.shape) != shape:
                 raise ValueError(f"ValuationTable.{name} must have shape {list(shape)}, got {list(t.shape)}")
 
+    @classmethod
+    def from_result(cls, result: Any, modalities: Sequence[str], label: Tensor, index: Tensor | None = None,
+                    **meta: Any) -> "ValuationTable":
+        """A table from one batch's :class:`~mmcoop.valuation.ValuationResult` (``phi [B, M]``, ...):
+        ``label`` int64 ``[B]``, ``index`` ``[B]`` (default ``arange(B)``), ``meta`` the other fields
+        (``value``, ``empty``, ``split``, ...). Tensors are moved to the CPU."""
+        n = int(result.phi.shape[0])
+        index = torch.arange(n) if index is None else torch.as_tensor(index).long()
+        stderr = None if result.stderr is None else result.stderr.cpu()
+        return cls(list(modalities), index.cpu(), label.long().cpu(), result.phi.cpu(), result.values.cpu(),
+                   result.coalition_preds.cpu(), result.masks.cpu(), stderr=stderr,
+                   method=meta.pop("method", result.method), **meta)
+
     # -- shape and names -------------------------------------------------------
     @property
     def num_samples(self) -> int:
