@@ -155,7 +155,8 @@ def sample_ids(source: Any) -> list[str]:
     """The stable id of every sample of ``source`` ``[N]`` (see :class:`Source`).
 
     Args:
-        source: a :class:`Source`; its optional ``sample_ids()`` is used, else the row indices.
+        source: a :class:`Source`; its optional ``sample_ids()`` is used (else an ``ids``
+            sequence attribute), else the row indices.
 
     Returns:
         ``N`` unique strings, in row order.
@@ -171,7 +172,7 @@ def sample_ids(source: Any) -> list[str]:
     """
     n = len(source)
     fn = getattr(source, "sample_ids", None)
-    ids = fn() if callable(fn) else None
+    ids = fn() if callable(fn) else getattr(source, "ids", None)  # ``ids``: an attribute of wrappers
     if ids is None:
         return index_ids(n)
     return check_ids(ids, n, f"{type(source).__name__}.sample_ids()")

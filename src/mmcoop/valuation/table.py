@@ -211,6 +211,41 @@ class ValuationTable:
         order = np.lexsort((_np(self.index), _np(-phi if highest else phi)))[: int(k)]
         return self.subset(torch.from_numpy(order.copy()))
 
+    def lowest_frame(self, k: int = 10, modality: str | int | None = None) -> "Any":
+        """The ``k`` samples each modality contributes least to, as one ``pandas.DataFrame``.
+
+        Args:
+            k: samples per modality.
+            modality: only this modality (name or index); default: every modality.
+
+        Returns:
+            One row per (modality, sample): ``lowest_for`` (the modality), ``rank`` (1 =
+            lowest phi), ``sample_id``, ``index``, ``label``, ``fused_pred``, then
+            ``phi_<m>`` and ``pred_<m>`` (the prediction of ``m`` alone) for every modality,
+            and ``degraded_modality`` when the data is debiased.
+        """
+        import pandas as pd
+
+        mods = self.modalities if modality is None else [
+            self.modalities[self.modalities.index(modality) if isinstance(modality, str) else int(modality)]]
+        frames = []
+        for m in mods:
+            sub = self.lowest(m, k)
+            row: dict[str, Any] = {
+                "lowest_for": [m] * sub.num_samples, "rank": list(range(1, sub.num_samples + 1)),
+                "sample_id": sub.sample_id, "index": _np(sub.index), "label": _np(sub.label),
+                "fused_pred": _np(sub.fused_pred),
+            }
+            for j, mm in enumerate(self.modalities):
+                row[f"phi_{mm}"] = _np(sub.phi[:, j].double())
+            for mm in self.modalities:
+                row[f"pred_{mm}"] = _np(sub.unimodal_pred(mm))
+            deg = sub.degraded_modality
+            if deg is not None:
+                row["degraded_modality"] = deg
+            frames.append(pd.DataFrame(row))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
     # -- predictions and accuracies -------------------------------------------
     @property
     def fused_pred(self) -> Tensor:
