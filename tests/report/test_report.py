@@ -317,8 +317,12 @@ def test_compare_report(tmp_path):
     assert out == cdir / "report.html"
     p = parse_report(out)
     assert len(p.imgs) == 2  # accuracy bars + per-sample histograms
-    assert sorted(p.links) == sorted(f"{m}_seed{s}/report.html" for m in ("joint", "sample-level") for s in (0, 1))
-    for link in p.links:
+    want = sorted(f"{m}_seed{s}/report.html" for m in ("joint", "sample-level") for s in (0, 1))
+    assert sorted(p.links) == sorted(want * 2)  # linked from the summary (per method) and the runs table
+    text = out.read_text()
+    summary = text[text.index('id="summary"'):text.index('id="runs"')]
+    assert 'href="sample-level_seed0/report.html">seed 0</a> · <a href="sample-level_seed1/report.html">seed 1' in summary
+    for link in set(p.links):
         parse_report(cdir / link)
     assert (cdir / "plots" / "compare_accuracy.png").read_bytes().startswith(PNG_MAGIC)
     text = out.read_text()
@@ -335,7 +339,7 @@ def test_compare_report_without_csv(tmp_path):
     assert row["seeds"] == 2 and row["test_acc_mean"] == pytest.approx(0.84)
     assert row["test_acc_std"] == pytest.approx(np.std([0.83, 0.85], ddof=1))
     p = parse_report(write_report(cdir))
-    assert len(p.links) == 4 and p.imgs
+    assert len(set(p.links)) == 4 and p.imgs
 
 
 def test_compare_report_missing_runs(tmp_path):

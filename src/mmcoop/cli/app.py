@@ -310,6 +310,19 @@ def _print_valuation(table: Any) -> None:
         )
 
 
+def _print_lowest(table: Any, k: int, modality: str | None, csv_path: Path) -> None:
+    """The ``k`` samples each modality (or ``modality``) contributes least to: printed and written as CSV."""
+    from mmcoop.utils.io import atomic_write_text
+
+    df = table.lowest_frame(k, modality)
+    for m in ([modality] if modality else table.modalities):
+        part = df[df["lowest_for"] == m].drop(columns=["lowest_for", "index"])
+        rows = [{k2: (f"{v:+.3f}" if k2.startswith("phi_") else v) for k2, v in r.items()}
+                for r in part.to_dict("records")]
+        console.print(_table(rows, f"{len(part)} samples {m} contributes least to ({table.split} split)"))
+    console.print(f"wrote {atomic_write_text(csv_path, df.to_csv(index=False))}")
+
+
 @app.command()
 def value(
     run_dir: Path = typer.Argument(..., help="A run directory made by `mmcoop train`."),
@@ -318,8 +331,14 @@ def value(
     removal: str = typer.Option("zero", help="Removed feature: zero (paper) or mean (training-mean feature)."),
     checkpoint: str = typer.Option("best", help="best or last."),
     batch_size: int = typer.Option(128, help="Samples per encoder pass."),
+    top: int = typer.Option(0, "--top", help="Also list the K samples each modality contributes least to "
+                            "(written to valuation/<split>_lowest.csv)."),
+    modality: Optional[str] = typer.Option(None, "--modality", help="With --top: only this modality."),
 ) -> None:
-    """Shapley value of every modality for every sample of a split; writes valuation/<split>.parquet."""
+    """Shapley value of every modality for every sample of a split; writes valuation/<split>.parquet.
+
+    Every row carries the sample's stable id (clip id, file path, your dataset's "id", else the index).
+    """
     from mmcoop.experiment import load_run
     from mmcoop.utils.io import check_writable
     from mmcoop.utils.rundir import RunPaths
@@ -332,6 +351,10 @@ def value(
             raise MMCoopError(f"--split must be train, val or test, got {split!r}")
         if checkpoint not in ("best", "last"):
             raise MMCoopError(f"--checkpoint must be best or last, got {checkpoint!r}")
+        if top < 0:
+            raise MMCoopError(f"--top must be >= 0, got {top}")
+        if modality is not None and top == 0:
+            raise MMCoopError("--modality selects the modality of --top K; give --top too")
         paths = RunPaths(run_dir)
         if not paths.config.is_file():
             raise MMCoopError(f"{run_dir} is not a run directory (no {paths.config.name}); "
@@ -342,9 +365,14 @@ def value(
         fill = mean_features(model, splits.train, batch_size=batch_size) if removal == "mean" else None
         table = valuate_dataset(model, data, batch_size=batch_size, value=value_fn, removal=removal, fill=fill,
                                 split=split, progress=True)
+        if modality is not None and modality not in table.modalities:
+            raise MMCoopError(f"--modality {modality!r} is not a modality of this run; "
+                              f"valid: {', '.join(table.modalities)}")
         path = table.to_parquet(paths.split_valuation(split))
         _print_valuation(table)
         console.print(f"wrote {path}")
+        if top:
+            _print_lowest(table, top, modality, paths.valuation_dir / f"{split}_lowest.csv")
 
     _guard(go)
 

@@ -5,7 +5,7 @@ A :class:`Source` holds one split's samples and fetches rows as batches; a
 mode) and is what the rest of mmcoop trains, evaluates and values on.
 """
 
-from mmcoop.data.protocol import KIND_NDIM, ModalitySpec, Source, Transforms, infer_kind
+from mmcoop.data.protocol import KIND_NDIM, ModalitySpec, Source, Transforms, infer_kind, sample_ids, sample_waveforms
 from mmcoop.data.tensor_source import TensorSource
 from mmcoop.data.array_source import ArraySource
 from mmcoop.data.dict_source import DictDatasetSource
@@ -23,6 +23,6 @@ from mmcoop.data.debiased import debias
 __all__ = [
     "Batch", "DatasetSplits", "ModalitySpec", "MultimodalDataset", "batch_to", "make_loader",
     "Source", "TensorSource", "ArraySource", "DictDatasetSource", "FileSource", "DegradedSource",
-    "Transforms", "KIND_NDIM", "infer_kind",
+    "Transforms", "KIND_NDIM", "infer_kind", "sample_ids", "sample_waveforms",
     "DATASETS", "check_finite", "dataset_options", "load_dataset", "resolve_data_root", "debias",
 ]

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from mmcoop.data.items import as_labels, resolve_specs
-from mmcoop.data.protocol import ModalitySpec, Transforms
+from mmcoop.data.protocol import ModalitySpec, Transforms, check_ids
 from mmcoop.errors import DataError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -114,6 +114,7 @@ class ArraySource:
             or ``{"train": fn, "eval": fn}``), applied after conversion.
         dtype: inputs are converted to this dtype per batch (``None``: keep the array's).
         mmap: memory-map files (``False``: read them into memory once).
+        ids: optional stable id per sample ``[N]`` (default: the row index).
 
     Raises:
         DataError: missing/unreadable files, keys, sample counts that differ, labels out of range.
@@ -130,6 +131,7 @@ class ArraySource:
         transforms: Transforms | Mapping[str, Any] | None = None,
         dtype: torch.dtype | None = torch.float32,
         mmap: bool = True,
+        ids: Sequence[Any] | None = None,
     ) -> None:
         self._mmap = bool(mmap)
         names = [s.name for s in specs] if specs is not None else list(arrays)
@@ -162,6 +164,11 @@ class ArraySource:
             self.extras[k] = t
         self.transforms = Transforms.coerce(transforms)
         self.dtype = dtype
+        self.ids = None if ids is None else check_ids(ids, n, "ArraySource ids")
+
+    def sample_ids(self) -> list[str] | None:
+        """The ids given (``None``: the row indices are the ids)."""
+        return self.ids
 
     def _where(self, m: str) -> str:
         ref = self._refs[m]

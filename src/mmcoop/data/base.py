@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from mmcoop.data.loader import make_loader
-from mmcoop.data.protocol import KIND_NDIM, ModalitySpec, Source, Transforms
+from mmcoop.data.protocol import KIND_NDIM, ModalitySpec, Source, Transforms, sample_ids
 from mmcoop.data.tensor_source import TensorSource
 from mmcoop.errors import DataError
 
@@ -127,6 +127,12 @@ class MultimodalDataset(Dataset):
     def labels(self) -> Tensor:
         """int64 ``[N]``: every source sample's class (not only this view's rows)."""
         return self.source.labels()
+
+    @property
+    def sample_ids(self) -> list[str]:
+        """Stable id of every source sample ``[N]`` (not only this view's rows); see
+        :func:`~mmcoop.data.protocol.sample_ids`."""
+        return sample_ids(self.source)
 
     @property
     def extras(self) -> dict[str, Tensor]:

@@ -108,7 +108,8 @@ def debias(
                 x[mask] = (1 - s) * x[mask]
             inputs[m] = x
         extras = {**ds.extras, "degraded": degraded.to(ds.labels.device)}
-        src = TensorSource(inputs, ds.labels, ds.num_classes, ds.specs, extras, ds.source.transforms)
+        src = TensorSource(inputs, ds.labels, ds.num_classes, ds.specs, extras, ds.source.transforms,
+                           ids=ds.source.ids, waveforms=ds.source._waveforms)
         parts[k] = MultimodalDataset.from_source(src, ds.rows, ds.keep, ds.train)
     info = {**splits.info, "base_name": splits.name,
             "debias": {"strength": s, "mode": mode, "seed": seed, "modalities": chosen, "noise_std": sigma,

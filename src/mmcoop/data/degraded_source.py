@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from mmcoop.data.protocol import Source
+from mmcoop.data.protocol import Source, sample_ids, sample_waveforms
 
 M32 = 0xFFFFFFFF
 
@@ -88,6 +88,14 @@ class DegradedSource:
 
     def __len__(self) -> int:
         return len(self.base)
+
+    def sample_ids(self) -> list[str]:
+        """The base source's ids (see :func:`~mmcoop.data.protocol.sample_ids`)."""
+        return sample_ids(self.base)
+
+    def waveforms(self, row: int) -> dict[str, tuple[Any, int]]:
+        """The base source's raw audio of ``row`` (undegraded)."""
+        return sample_waveforms(self.base, row)
 
     def labels(self) -> Tensor:
         return self.base.labels()

@@ -20,6 +20,11 @@ They are taken, in order, from ``labels=``, a ``dataset.labels`` / ``dataset.tar
 attribute (torchvision's convention), or else by reading every item once at
 construction (this decodes the whole dataset: give ``labels`` for big data). Items
 read later must carry the same label.
+
+Sample ids (:func:`~mmcoop.data.protocol.sample_ids`): ``ids=``, else an ``"id"`` key of
+the items (``{"inputs": ..., "label": 3, "id": "clip_0042"}``; read with the labels when
+those are read from the items, else once when the ids are first asked for, which reads
+every item: give ``ids=`` for big data), else the item index.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from mmcoop.data.items import as_labels, as_tensor, check_label, check_modalities, resolve_specs, stack_samples
-from mmcoop.data.protocol import ModalitySpec, Transforms
+from mmcoop.data.protocol import ModalitySpec, Transforms, check_ids
 from mmcoop.errors import DataError, MMCoopError
 
 LAYOUT = '{"inputs": {modality: Tensor}, "label": int}'
@@ -51,6 +56,7 @@ class DictDatasetSource:
         eval_dataset: the same samples with eval-time processing (same length and labels).
         transforms: batched train/eval transforms applied after stacking.
         name: how messages name the dataset (default: its class name).
+        ids: stable id per item ``[N]`` (default: the items' ``"id"`` key, else the index).
 
     Raises:
         DataError: an empty dataset, a bad item 0, labels out of range, ``eval_dataset``
@@ -69,6 +75,7 @@ class DictDatasetSource:
         eval_dataset: Dataset | None = None,
         transforms: Transforms | Mapping[str, Any] | None = None,
         name: str | None = None,
+        ids: Sequence[Any] | None = None,
     ) -> None:
         self.dataset = dataset
         self.eval_dataset = eval_dataset
@@ -91,8 +98,13 @@ class DictDatasetSource:
         if labels is None:
             labels = _label_attribute(dataset)
         self._labels_given = labels is not None
+        self._has_id = "id" in first
+        self._ids: list[str] | None = None if ids is None else check_ids(ids, n, f"dataset {self.name!r} ids")
         if labels is None:  # read every item's label once (decodes everything)
-            labels = [self._raw_label(dataset, i) for i in range(n)]
+            items = [self._item(dataset, i) for i in range(n)]
+            labels = [check_label(it["label"], 2**62, lambda i=i: self._describe(i)) for i, it in enumerate(items)]
+            if self._ids is None and self._has_id:
+                self._ids = self._ids_of(items)
         self._labels, self.num_classes = as_labels(labels, num_classes, f"dataset {self.name!r}")
         if len(self._labels) != n:
             raise DataError(f"dataset {self.name!r}: {len(self._labels)} labels for {n} items")
@@ -115,10 +127,23 @@ class DictDatasetSource:
             got = type(item).__name__ if not isinstance(item, Mapping) else f"a dict with keys {sorted(item)}"
             raise DataError(f"{self._describe(i)} is {got}; items must be {LAYOUT}")
         inputs = {k: as_tensor(v, lambda k=k: f"{self._describe(i)} input {k!r}") for k, v in item["inputs"].items()}
-        return {"inputs": inputs, "label": item["label"]}
+        out = {"inputs": inputs, "label": item["label"]}
+        if "id" in item:
+            out["id"] = item["id"]
+        return out
 
-    def _raw_label(self, dataset: Dataset, i: int) -> int:
-        return check_label(self._item(dataset, i)["label"], 2**62, lambda: self._describe(i))
+    def _ids_of(self, items: Sequence[Mapping[str, Any]]) -> list[str]:
+        missing = [i for i, it in enumerate(items) if "id" not in it]
+        if missing:
+            raise DataError(f"{self._describe(missing[0])} has no 'id' key but item 0 has one; give every item "
+                            "an 'id' or none")
+        return check_ids([it["id"] for it in items], self._n, f"dataset {self.name!r} item ids")
+
+    def sample_ids(self) -> list[str] | None:
+        """``ids=``, else every item's ``"id"`` (read once), else ``None`` (the indices)."""
+        if self._ids is None and self._has_id:
+            self._ids = self._ids_of([self._item(self.dataset, i) for i in range(self._n)])
+        return self._ids
 
     # -- Source protocol -----------------------------------------------------------------
     def __len__(self) -> int:

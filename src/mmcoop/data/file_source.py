@@ -13,17 +13,23 @@ centre clip in evaluation). Decoding runs where the batch is fetched, i.e. in th
 ``DataLoader`` workers (``make_loader(..., num_workers=k)``). A decoder failing on a
 record raises one :class:`~mmcoop.errors.DataError` naming the modality, record
 index and record. Specs come from decoding record 0 in eval mode unless given.
+
+Sample ids (:func:`~mmcoop.data.protocol.sample_ids`): ``ids=``; else, for records that
+are paths (or dicts/tuples of paths: the first one), the path relative to ``root``
+(as given when no ``root`` or outside it), e.g. ``"dog/0001.wav"``; else the index.
 """
 
 from __future__ import annotations
 
 import inspect
+import os
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from torch import Tensor
 
 from mmcoop.data.items import as_labels, as_tensor, resolve_specs, stack_samples
-from mmcoop.data.protocol import ModalitySpec, Transforms
+from mmcoop.data.protocol import ModalitySpec, Transforms, check_ids
 from mmcoop.errors import DataError, MMCoopError
 
 Decoder = Callable[..., Any]
@@ -55,6 +61,8 @@ class FileSource:
         extras: optional name -> tensor ``[N]`` returned with every fetch.
         transforms: batched train/eval transforms applied after stacking.
         name: how messages name this source.
+        ids: stable id per sample ``[N]`` (default: see the module docstring).
+        root: folder the record paths are made relative to for the default ids.
     """
 
     def __init__(
@@ -68,6 +76,8 @@ class FileSource:
         extras: Mapping[str, Tensor] | None = None,
         transforms: Transforms | Mapping[str, Any] | None = None,
         name: str = "files",
+        ids: Sequence[Any] | None = None,
+        root: str | os.PathLike | None = None,
     ) -> None:
         self.records = list(records)
         self.name = name
@@ -92,6 +102,28 @@ class FileSource:
             if tuple(v.shape[:1]) != (n,):
                 raise DataError(f"{name}: extra {k!r} has shape {tuple(v.shape)}; it needs [N] = [{n}]")
         self.transforms = Transforms.coerce(transforms)
+        self.root = None if root is None else Path(root)
+        self.ids = check_ids(ids, n, f"{name} ids") if ids is not None else self._path_ids()
+
+    def _path_ids(self) -> list[str] | None:
+        """Each record's (first) path relative to ``root``; ``None`` unless every record has one and they differ."""
+        out = []
+        for rec in self.records:
+            path = _first_path(rec)
+            if path is None:
+                return None
+            p = Path(path)
+            if self.root is not None:
+                try:
+                    p = p.relative_to(self.root)
+                except ValueError:
+                    pass
+            out.append(p.as_posix())
+        return out if len(set(out)) == len(out) else None
+
+    def sample_ids(self) -> list[str] | None:
+        """``ids=``, else the record paths relative to ``root``, else ``None`` (the indices)."""
+        return self.ids
 
     def _describe(self, i: int) -> str:
         rec = repr(self.records[i])
@@ -133,6 +165,14 @@ class FileSource:
 
     def __repr__(self) -> str:
         return f"FileSource({self.name!r}, N={len(self)}, modalities={[s.name for s in self.specs]})"
+
+
+def _first_path(record: Any) -> str | os.PathLike | None:
+    """A path record itself, or the first path of a dict/tuple/list record; ``None`` if it holds none."""
+    if isinstance(record, (str, os.PathLike)):
+        return record
+    values = record.values() if isinstance(record, Mapping) else record if isinstance(record, (tuple, list)) else ()
+    return next((v for v in values if isinstance(v, (str, os.PathLike))), None)
 
 
 __all__ = ["FileSource", "Decoder"]

@@ -24,7 +24,7 @@ kind           shape              e.g.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 from torch import Tensor
 
@@ -88,6 +88,15 @@ class Source(Protocol):
     Optionally a source has ``extras: dict[str, Tensor]`` (each ``[N]``, cheap, e.g. the
     debiasing wrapper's ``degraded``); :meth:`fetch` returns them per row too.
     A source that holds its samples in memory has ``to(device) -> Source``.
+
+    Optional, for tracing a number back to its sample (read through :func:`sample_ids`
+    and :func:`sample_waveforms`, which give the defaults):
+
+    - ``sample_ids() -> Sequence[str]``: a stable id per sample ``[N]``, unique within
+      the split (a clip id, a file path relative to the data root, the user's ``"id"``);
+      default: the row index as a string (``"0"``, ``"1"``, ...).
+    - ``waveforms(row: int) -> {modality: (wave float [T], sample_rate)}``: the raw
+      audio behind a modality of one sample, for a player in the report; default: none.
     """
 
     specs: list[ModalitySpec]
@@ -107,6 +116,74 @@ class Source(Protocol):
         ``train=True`` applies the training transforms (augmentation), ``False`` the eval ones.
         """
         ...
+
+
+def index_ids(n: int) -> list[str]:
+    """The default sample ids of ``n`` samples: ``["0", "1", ..., str(n - 1)]``."""
+    return [str(i) for i in range(int(n))]
+
+
+def check_ids(ids: Sequence[Any], n: int, where: str) -> list[str]:
+    """``ids`` as ``n`` unique strings.
+
+    Args:
+        ids: one id per sample (ints and paths are turned into strings).
+        n: number of samples.
+        where: how messages name the source.
+
+    Raises:
+        DataError: not ``n`` ids, or an id repeated (named, with both rows).
+
+    Example:
+        >>> check_ids([3, "a.wav"], 2, "my data")
+        ['3', 'a.wav']
+    """
+    out = [str(x) for x in ids]
+    if len(out) != n:
+        raise DataError(f"{where}: {len(out)} sample ids for {n} samples; give one id per sample")
+    if len(set(out)) != n:
+        seen: dict[str, int] = {}
+        for i, x in enumerate(out):
+            if x in seen:
+                raise DataError(f"{where}: sample id {x!r} is used by rows {seen[x]} and {i}; ids must be unique "
+                                "within a split")
+            seen[x] = i
+    return out
+
+
+def sample_ids(source: Any) -> list[str]:
+    """The stable id of every sample of ``source`` ``[N]`` (see :class:`Source`).
+
+    Args:
+        source: a :class:`Source`; its optional ``sample_ids()`` is used (else an ``ids``
+            sequence attribute), else the row indices.
+
+    Returns:
+        ``N`` unique strings, in row order.
+
+    Raises:
+        DataError: the source's ids are not ``N`` unique values.
+
+    Example:
+        >>> import torch
+        >>> from mmcoop.data import ArraySource
+        >>> sample_ids(ArraySource({"a": torch.zeros(3, 2), "b": torch.zeros(3, 4)}, [0, 1, 0]))
+        ['0', '1', '2']
+    """
+    n = len(source)
+    fn = getattr(source, "sample_ids", None)
+    ids = fn() if callable(fn) else getattr(source, "ids", None)  # ``ids``: an attribute of wrappers
+    if ids is None:
+        return index_ids(n)
+    return check_ids(ids, n, f"{type(source).__name__}.sample_ids()")
+
+
+def sample_waveforms(source: Any, row: int) -> dict[str, tuple[Any, int]]:
+    """The raw audio behind the modalities of sample ``row``: ``{modality: (wave [T], rate)}``; ``{}`` if none."""
+    fn = getattr(source, "waveforms", None)
+    if not callable(fn):
+        return {}
+    return dict(fn(int(row)) or {})
 
 
 BatchTransform = Callable[[dict[str, Tensor]], dict[str, Tensor]]

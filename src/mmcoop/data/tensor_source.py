@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
-from mmcoop.data.protocol import ModalitySpec, Transforms
+from mmcoop.data.protocol import ModalitySpec, Transforms, check_ids
 from mmcoop.errors import DataError
 
 
@@ -25,9 +25,13 @@ class TensorSource:
         extras: optional name -> tensor ``[N]`` returned with every fetch.
         transforms: optional train/eval batch transforms (:class:`Transforms` or
             ``{"train": fn, "eval": fn}``).
+        ids: optional stable id per sample ``[N]`` (default: the row index).
+        waveforms: optional ``fn(row) -> {modality: (wave [T], rate)}`` giving the raw audio
+            behind a modality (e.g. the spectrogram's recording), for the report's player.
 
     Raises:
-        DataError: modalities differ from the specs, sample counts differ, labels out of range.
+        DataError: modalities differ from the specs, sample counts differ, labels out of range,
+            ids not one unique value per sample.
     """
 
     def __init__(
@@ -38,6 +42,8 @@ class TensorSource:
         specs: Sequence[ModalitySpec],
         extras: Mapping[str, Tensor] | None = None,
         transforms: Transforms | Mapping[str, Any] | None = None,
+        ids: Sequence[Any] | None = None,
+        waveforms: Callable[[int], dict[str, tuple[Any, int]]] | None = None,
     ) -> None:
         self.specs = list(specs)
         names = [s.name for s in self.specs]
@@ -60,6 +66,16 @@ class TensorSource:
         self.num_classes = int(num_classes)
         self.extras = dict(extras or {})
         self.transforms = Transforms.coerce(transforms)
+        self.ids = None if ids is None else check_ids(ids, n, "TensorSource ids")
+        self._waveforms = waveforms
+
+    def sample_ids(self) -> list[str] | None:
+        """The ids given (``None``: the row indices are the ids)."""
+        return self.ids
+
+    def waveforms(self, row: int) -> dict[str, tuple[Any, int]]:
+        """Raw audio of sample ``row`` from the ``waveforms`` function given, else ``{}``."""
+        return {} if self._waveforms is None else self._waveforms(int(row))
 
     def __len__(self) -> int:
         return int(self._labels.shape[0])
@@ -89,6 +105,7 @@ class TensorSource:
         src.inputs = {k: v.to(device) for k, v in self.inputs.items()}
         src._labels = self._labels.to(device)
         src.extras = {k: v.to(device) for k, v in self.extras.items()}
+        src.ids, src._waveforms = self.ids, self._waveforms
         return src
 
     def __repr__(self) -> str:

@@ -45,6 +45,7 @@ import torch
 from mmcoop.media.audio import fit_length, log_spectrogram, read_wav
 from mmcoop.data.base import DatasetSplits, ModalitySpec, MultimodalDataset
 from mmcoop.data.registry import DATASETS
+from mmcoop.data.tensor_source import TensorSource
 from mmcoop.data.storage import (
     Component, cache_key, check_sha256, fetch, fingerprint, load_processed, locate, processed_cache_enabled,
     processed_path, rng, save_processed, stratified_split,
@@ -235,7 +236,7 @@ def load_avmnist(
         hit = load_processed(cpath)
         if hit is not None:
             hit.info["processed_cache"] = {"path": str(cpath), "hit": True}
-            return hit
+            return _with_identity(hit, clips, duration_s)
 
     # splits from file names only (no audio read yet)
     digit = np.array([c[1] for c in clips])
@@ -296,4 +297,32 @@ def load_avmnist(
     splits = DatasetSplits("avmnist", parts["train"], parts["val"], parts["test"], info)
     if use_cache and cpath is not None:
         save_processed(splits, cpath)
-    return splits
+    return _with_identity(splits, clips, duration_s)
+
+
+class _FsddWaves:
+    """The recording behind sample ``row``'s ``audio`` (cropped/padded as the model hears it), picklable."""
+
+    def __init__(self, paths: list[str], length: int) -> None:
+        self.paths, self.length = paths, length
+
+    def __call__(self, row: int) -> dict[str, tuple[np.ndarray, int]]:
+        wave = fit_length(read_wav(self.paths[row], SAMPLE_RATE, WAV_HINT)[0], self.length)
+        return {"audio": (wave.astype(np.float32), SAMPLE_RATE)}
+
+
+def _with_identity(splits: DatasetSplits, clips: list[tuple[Path, int, str, int]], duration_s: float) -> DatasetSplits:
+    """Natural sample ids (``<recording>/mnist_<t10k image index>``, e.g. ``3_jackson_12/mnist_4521``) and
+    the recordings as waveforms (``clip`` and ``image_index`` extras pick them)."""
+    length = int(round(duration_s * SAMPLE_RATE))
+    parts = {}
+    for k in ("train", "val", "test"):
+        ds = splits.split(k)
+        src = ds.source
+        clip, image = ds.extras["clip"].tolist(), ds.extras["image_index"].tolist()
+        ids = [f"{clips[c][0].stem}/mnist_{i}" for c, i in zip(clip, image)]
+        waves = _FsddWaves([str(clips[c][0]) for c in clip], length)
+        new = TensorSource(src.inputs, src.labels(), src.num_classes, src.specs, src.extras, src.transforms,
+                           ids=ids, waveforms=waves)
+        parts[k] = MultimodalDataset.from_source(new, ds.rows, ds.keep, ds.train)
+    return DatasetSplits(splits.name, parts["train"], parts["val"], parts["test"], splits.info)

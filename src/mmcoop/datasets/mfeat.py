@@ -32,6 +32,7 @@ import torch
 
 from mmcoop.data.base import DatasetSplits, ModalitySpec, MultimodalDataset
 from mmcoop.data.registry import DATASETS
+from mmcoop.data.tensor_source import TensorSource
 from mmcoop.data.storage import rng, stratified_split
 from mmcoop.errors import ConfigError, DataError
 
@@ -176,9 +177,10 @@ def load_mfeat(
             feats[v] = (feats[v] - mean) / np.where(const, 1.0, std)
             stats[v] = {"constant_features": int(const.sum())}
     specs = [ModalitySpec(v, "vector", (VIEWS[v],)) for v in names]
-    parts = {
-        k: MultimodalDataset({v: torch.from_numpy(feats[v][ix]).float() for v in names},
-                             torch.from_numpy(labels[ix]), NUM_CLASSES, specs, {"row": torch.from_numpy(ix)})
+    parts = {  # sample id: the row in the mfeat files ("row_0042"; rows 200 d to 200 d + 199 are digit d)
+        k: MultimodalDataset.from_source(TensorSource(
+            {v: torch.from_numpy(feats[v][ix]).float() for v in names}, torch.from_numpy(labels[ix]), NUM_CLASSES,
+            specs, {"row": torch.from_numpy(ix)}, ids=[f"row_{int(r):04d}" for r in ix]))
         for k, ix in idx.items()
     }
     info = {

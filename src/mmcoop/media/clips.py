@@ -92,6 +92,20 @@ class ClipSource:
     def ids(self) -> list[str]:
         return [c.id for c in self.clips]
 
+    def sample_ids(self) -> list[str]:
+        """The clip id of every sample (the id in the split file): the stable sample id."""
+        return self.ids
+
+    def waveforms(self, row: int) -> dict[str, tuple[np.ndarray, int]]:
+        """Raw audio of clip ``row`` for the modalities read from ``.wav`` files (mono, the file's rate)."""
+        out: dict[str, tuple[np.ndarray, int]] = {}
+        for name, loader in self.loaders.items():
+            path = self.clips[int(row)].paths.get(name)
+            if isinstance(path, Path) and path.suffix.lower() == ".wav" and path.is_file():
+                x, rate = read_wav(path)
+                out[name] = (np.asarray(x, dtype=np.float32), int(rate))
+        return out
+
     def __len__(self) -> int:
         return len(self.clips)
 

@@ -2,7 +2,9 @@
 
 :func:`write_report` writes ``<dir>/report.html`` (plots embedded as base64 PNG data
 URIs, so the file can be mailed or opened anywhere) and the same plots as files under
-``<dir>/plots/*.png``. Sections whose data is missing are replaced by a short note.
+``<dir>/plots/*.png``. Sections whose data is missing are left out and listed at the end
+("Not in this report"). A run report holds the per-sample explorer
+(:mod:`mmcoop.report.explorer`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import pandas as pd
 
 from mmcoop.errors import MMCoopError
 from mmcoop.report import plots
+from mmcoop.report.explorer import CSS as EXPLORER_CSS
+from mmcoop.report.explorer import DEFAULT_K, SampleLoader, View, build_explorer, epoch_views, registered_splits
 from mmcoop.report.loaders import (
     CompareData,
     RunData,
@@ -46,13 +50,16 @@ body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; mar
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.25em; margin-top: 1.8em;
      border-bottom: 1px solid #ddd; padding-bottom: 0.2em; } h3 { font-size: 1.05em; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+.tw { max-width: 100%; overflow-x: auto; }  /* a wide table scrolls inside its box, never past the page */
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; white-space: nowrap; }
+td.wrap { white-space: normal; min-width: 16em; }
 th { background: #f3f3f3; } td.l, th.l { text-align: left; }
 img { max-width: 100%; height: auto; margin: 0.4em 0; }
 .note { color: #666; font-style: italic; } .sub { color: #666; font-size: 0.9em; }
 nav a { margin-right: 1em; } code { background: #f5f5f5; padding: 0 3px; }
-details { margin: 0.6em 0; }
-"""
+details { margin: 0.6em 0; } figure { margin: 0.6em 0; }
+ul.missing { color: #666; font-size: 0.9em; }
+""" + EXPLORER_CSS
 
 
 # -- formatting helpers ---------------------------------------------------------------------
@@ -89,14 +96,19 @@ def _is_pct_key(key: str) -> bool:
 
 
 def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
-           pct: Iterable[str] | None = None, raw: Iterable[str] = (), left: Iterable[str] = ()) -> str:
-    """An HTML table of ``rows`` (dicts); ``pct`` columns in percent (default: by name), ``raw`` = trusted HTML."""
+           pct: Iterable[str] | None = None, raw: Iterable[str] = (), left: Iterable[str] = (),
+           wrap: Iterable[str] = ()) -> str:
+    """An HTML table of ``rows`` (dicts); ``pct`` columns in percent (default: by name), ``raw`` = trusted HTML.
+
+    The table sits in a box that scrolls sideways when it is wider than the page; cells
+    never break (numbers stay on one line) except the ``wrap`` columns (long text).
+    """
     if not rows:
         return ""
     cols = list(columns) if columns is not None else list(dict.fromkeys(k for r in rows for k in r))
     pct_set = set(pct) if pct is not None else {c for c in cols if _is_pct_key(c)}
-    raw_set, left_set = set(raw), set(left)
-    out = ["<table><thead><tr>"]
+    raw_set, left_set, wrap_set = set(raw), set(left), set(wrap)
+    out = ['<div class="tw"><table><thead><tr>']
     out += [f'<th class="{"l" if c in left_set else ""}">{_esc(c)}</th>' for c in cols]
     out.append("</tr></thead><tbody>")
     for r in rows:
@@ -104,10 +116,11 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = No
         for c in cols:
             v = r.get(c)
             cell = v if c in raw_set and isinstance(v, str) else _esc(_fmt(v, pct=c in pct_set))
-            cls = ' class="l"' if c in left_set else ""
+            names = " ".join(n for n, on in (("l", c in left_set), ("wrap", c in wrap_set)) if on)
+            cls = f' class="{names}"' if names else ""
             out.append(f"<td{cls}>{cell}</td>")
         out.append("</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "".join(out)
 
 
@@ -203,16 +216,31 @@ class _Valuations:
         return self.cache[path]
 
 
+def _kv(d: Mapping[str, Any]) -> str:
+    return ", ".join(f"{a}={json.dumps(b) if isinstance(b, (dict, list)) else b}" for a, b in d.items())
+
+
 def _config_rows(run: RunData) -> list[dict[str, Any]]:
+    """What the run really used: a user's model/data target and its options, else the built-in's settings."""
     c = run.config
     train = c.get("train") if isinstance(c.get("train"), dict) else {}
     model = c.get("model") if isinstance(c.get("model"), dict) else {}
+    data = c.get("data") if isinstance(c.get("data"), dict) else {}
+    if model.get("target"):  # a user builder: name/dim/fusion are unused defaults
+        model_text = f"{model['target']} (your code)" + (f"; {_kv(model['options'])}" if model.get("options") else "")
+    elif model:
+        model_text = _kv({k: v for k, v in model.items() if k != "target" and v not in (None, {}, [])})
+    else:
+        model_text = None
+    data_text = None
+    if data.get("target"):
+        data_text = f"{data['target']} (your code)" + (f"; {_kv(data['options'])}" if data.get("options") else "")
     rows = [
-        ("run", run.name), ("dataset", run.dataset_name), ("method", run.method),
-        ("method options", c.get("method_options") or {}), ("debiased", c.get("debiased")),
-        ("dataset options", c.get("dataset_options") or {}),
-        ("modalities", ", ".join(run.modalities) or "?"),
-        ("model", ", ".join(f"{k}={v}" for k, v in model.items()) if model else None),
+        ("run", run.name), ("dataset", run.dataset_name), ("data", data_text), ("method", run.method),
+        ("method options", c.get("method_options") or None), ("debiased", c.get("debiased")),
+        ("dataset options", c.get("dataset_options") or None),
+        ("modalities", ", ".join(run.modalities) or None),
+        ("model", model_text),
         ("training", ", ".join(f"{k}={train[k]}" for k in ("epochs", "batch_size", "optimizer", "lr", "weight_decay",
                                                             "step_size", "gamma", "amp") if k in train) or None),
         ("seed", c.get("seed")),
@@ -220,9 +248,11 @@ def _config_rows(run: RunData) -> list[dict[str, Any]]:
     ]
     out = []
     for k, v in rows:
+        if v is None:  # not used by this run: left out rather than shown as a default
+            continue
         if isinstance(v, dict):
-            v = ", ".join(f"{a}={b}" for a, b in v.items()) or "—"
-        out.append({"setting": k, "value": "—" if v is None else str(v)})
+            v = _kv(v)
+        out.append({"setting": k, "value": str(v)})
     return out
 
 
@@ -245,45 +275,58 @@ def _summary_rows(label: str, df: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def _run_sections(page: _Page, run: RunData) -> None:
+def _run_sections(page: _Page, run: RunData, samples: SampleLoader | None = None, k: int = DEFAULT_K) -> None:
+    """The sections of a run report; a section without data is left out and listed at the end."""
     mods = run.modalities
+    missing: list[str] = []
     # header ----------------------------------------------------------------------------
     page.h2("setup", "Setup")
-    page.add(_table(_config_rows(run), ["setting", "value"], pct=[], left=["setting", "value"]))
-    page.h2("results", "Test results (best-validation model)")
+    page.add(_table(_config_rows(run), ["setting", "value"], pct=[], left=["setting", "value"], wrap=["value"]))
     if run.results:
+        page.h2("results", "Test results (best-validation model)")
         page.add(_table(_results_rows(run.results), ["metric", "value"], pct=[], left=["metric"]))
     else:
-        page.note("No results.json: the run has not finished (or was interrupted before testing).")
+        missing.append("Test results: No results.json (the run has not finished, or was interrupted before testing).")
 
     # training curves ---------------------------------------------------------------------------
-    page.h2("training", "Training curves")
     best = run.results.get("best_epoch")
-    page.image("accuracy", plots.accuracy_figure(run.metrics, mods, best if isinstance(best, int) else None),
-               "accuracy per epoch: validation (fused and per modality alone) and training; losses",
-               missing="No metrics.jsonl (or no epoch finished yet): no training curves.")
-    if not run.metrics.empty:
-        records = run.metrics.to_dict("records")
-        page.add("<details><summary>metrics.jsonl (all epochs)</summary>" + _table(records) + "</details>")
+    acc_png = plots.accuracy_figure(run.metrics, mods, best if isinstance(best, int) else None)
+    if acc_png is not None or not run.metrics.empty:
+        page.h2("training", "Training curves")
+        page.image("accuracy", acc_png, "accuracy per epoch: validation (fused and per modality alone) and training; "
+                   "losses")
+        if not run.metrics.empty:
+            records = run.metrics.to_dict("records")
+            page.add("<details><summary>metrics.jsonl (all epochs)</summary>" + _table(records) + "</details>")
+    else:
+        missing.append("Training curves: no metrics.jsonl (or no epoch finished yet).")
 
     # dataset-level contributions ----------------------------------------------------------------
-    page.h2("contribution", "Dataset-level contribution per epoch")
-    page.image("contribution", plots.contribution_figure(run.metrics, mods),
-               "mean Shapley value per modality (contrib_<m>) and planned re-sampling copies (copies_<m>) per epoch",
-               missing="The metrics hold no contrib_<modality> or copies_<modality>: this method does not valuate "
-                       "during training.")
+    contrib_png = plots.contribution_figure(run.metrics, mods)
+    if contrib_png is not None:
+        page.h2("contribution", "Dataset-level contribution per epoch")
+        page.image("contribution", contrib_png, "mean Shapley value per modality (contrib_<m>) and planned "
+                   "re-sampling copies (copies_<m>) per epoch")
 
     # per-sample contributions ------------------------------------------------------------------
     vals = _Valuations()
     epochs = list(run.epoch_valuations)
-    page.h2("samples", "Per-sample contributions")
     if not run.epoch_valuations and not run.split_valuations:
-        page.note("No valuation files (valuation/*.parquet): the method does not valuate during training. "
-                  f"Run `mmcoop value {run.path} --split test` to value the test split, then redraw this report.")
+        missing.append("Per-sample contributions: no valuation files (valuation/*.parquet); the method does not "
+                       f"valuate during training. Run `mmcoop value {run.path} --split test` to value the test split, "
+                       "then redraw this report.")
     chosen = {f"epoch {e}": df for e in _choose_epochs(epochs)
               if (df := vals.get(run.epoch_valuations[e])) is not None}
     split_dfs = {name: df for name, p in run.split_valuations.items() if (df := vals.get(p)) is not None}
     hist_mods = list(mods)
+    summary_sources: dict[str, pd.DataFrame] = {}
+    if epochs:
+        last = vals.get(run.epoch_valuations[epochs[-1]])
+        if last is not None:
+            summary_sources[f"epoch {epochs[-1]} (train)"] = last
+    summary_sources.update({f"{k} split": v for k, v in split_dfs.items()})
+    if chosen or split_dfs:
+        page.h2("samples", "Per-sample contributions")
     if chosen:
         page.add("<h3>Training set during training (first, middle and last valued epoch)</h3>")
         page.image("phi_hist_epochs", plots.phi_histogram_figure(chosen, _mods_of(chosen, hist_mods)),
@@ -293,12 +336,6 @@ def _run_sections(page: _Page, run: RunData) -> None:
         page.image("phi_hist_splits", plots.phi_histogram_figure(
             {f"{k} split": v for k, v in split_dfs.items()}, _mods_of(split_dfs, hist_mods)),
             "distribution of per-sample Shapley values per modality, valued splits")
-    summary_sources: dict[str, pd.DataFrame] = {}
-    if epochs:
-        last = vals.get(run.epoch_valuations[epochs[-1]])
-        if last is not None:
-            summary_sources[f"epoch {epochs[-1]} (train)"] = last
-    summary_sources.update({f"{k} split": v for k, v in split_dfs.items()})
     if summary_sources:
         rows = [r for label, df in summary_sources.items() for r in _summary_rows(label, df)]
         page.add("<h3>Summary</h3>" + _table(rows, left=["source", "modality"]) +
@@ -307,25 +344,46 @@ def _run_sections(page: _Page, run: RunData) -> None:
                  "modality contributes least (ties split); low_share: share with phi ≤ 0.4 (re-sampled with 2 or "
                  "3 copies by the sample-level rule); mean_copies: planned copies per sample.</p>")
 
+    # the per-sample explorer ----------------------------------------------------------------------
+    views = [View(name, f"{name} split", df, name) for name, df in split_dfs.items()]
+    views += epoch_views(run.epoch_valuations, vals.get)
+    if views:
+        xmods = _mods_of({v.key: v.frame for v in views}, mods)
+        splits, why = _load_samples(run, samples)
+        class_names = run.dataset.get("classes") if isinstance(run.dataset.get("classes"), list) else None
+        ex = build_explorer(views, xmods, splits, k=k, class_names=class_names, data_note=why)
+        page.h2("explorer", "Sample explorer")
+        page.add('<p class="sub">Pick a valuation (a valued split, or an epoch of the training set); the galleries '
+                 f"show the {k} samples each modality contributes least and most to (the modality in question is "
+                 "outlined), as the model saw them; the table lists every sample: click a header to sort, filter "
+                 "by class, id, phi range, degraded modality or planned copies, click a row for its values in "
+                 "every valuation.</p>")
+        page.add(ex.html)
+
     # per-class ------------------------------------------------------------------------------
-    page.h2("classes", "Per-class mean contribution")
     per_class: dict[str, pd.DataFrame] = {}
+    class_notes = []
     for label, df in summary_sources.items():
         try:
             per_class[label] = per_class_contributions(df)
         except ValueError as e:
-            page.note(f"{label}: {e}")
+            class_notes.append(f"{label}: {e}")
     class_names = run.dataset.get("classes") if isinstance(run.dataset.get("classes"), list) else None
-    page.image("per_class", plots.per_class_figure(per_class, class_names),
-               "mean Shapley value per class and modality",
-               missing="No valuation files: no per-class contributions.")
+    pc_png = plots.per_class_figure(per_class, class_names)
+    if pc_png is not None or class_notes:
+        page.h2("classes", "Per-class mean contribution")
+        for n in class_notes:
+            page.note(n)
+        page.image("per_class", pc_png, "mean Shapley value per class and modality")
 
     # debiased ---------------------------------------------------------------------------------
-    page.h2("degraded", "Finding the degraded modality (debiased data)")
     deg_sources = {k: v for k, v in summary_sources.items() if "degraded" in v.columns}
     if not deg_sources:
-        page.note("No 'degraded' column in the valuation files: the dataset is not debiased (or nothing was valued).")
+        if summary_sources:
+            missing.append("Finding the degraded modality: no 'degraded' column in the valuation files (the dataset "
+                           "is not debiased).")
     else:
+        page.h2("degraded", "Finding the degraded modality (debiased data)")
         rows = []
         for label, df in deg_sources.items():
             try:
@@ -350,6 +408,20 @@ def _run_sections(page: _Page, run: RunData) -> None:
                    "AUC of −phi for the degraded modality and lowest-phi hit rate per epoch (training set)")
     if vals.errors:
         page.note("Unreadable valuation files skipped: " + "; ".join(vals.errors))
+    _missing_list(page, missing)
+
+
+def _load_samples(run: RunData, samples: SampleLoader | None) -> tuple[Any, str | None]:
+    """The run's data for drawing samples, or ``(None, why not)``."""
+    try:
+        splits = samples(run.path) if samples is not None else registered_splits(run.path, run.config)
+    except Exception as e:  # noqa: BLE001 - missing data must not stop the report: values are still shown
+        return None, (f"The samples are not drawn: the run's data could not be loaded ({type(e).__name__}: {e}); "
+                      "values only.")
+    if splits is None:
+        return None, ("The samples are not drawn: the run's data is your own data.target; `mmcoop report` rebuilds "
+                      "it (or pass samples= to write_report); values only.")
+    return splits, None
 
 
 def _mods_of(dfs: Mapping[str, pd.DataFrame], fallback: Sequence[str]) -> list[str]:
@@ -360,10 +432,10 @@ def _mods_of(dfs: Mapping[str, pd.DataFrame], fallback: Sequence[str]) -> list[s
     return list(fallback)
 
 
-def _run_report(path: Path) -> Path:
+def _run_report(path: Path, samples: SampleLoader | None = None, k: int = DEFAULT_K) -> Path:
     run = load_run_dir(path)
     page = _Page(path, f"mmcoop run: {run.name}")
-    _run_sections(page, run)
+    _run_sections(page, run, samples, k)
     sub = _esc(f"{run.dataset_name} · {run.method} · seed {run.config.get('seed', '?')} · {path}")
     return page.write(sub + ".")
 
@@ -377,7 +449,7 @@ def _pm(mean: Any, std: Any, pct: bool) -> str:
     return f"{float(mean) * s:.2f} ± {std * s:.2f}"
 
 
-def _summary_table(cmp: CompareData) -> str:
+def _summary_table(cmp: CompareData, links: Mapping[str, str] | None = None) -> str:
     s = cmp.summary
     bases = [c[: -len("_mean")] for c in s.columns if c.endswith("_mean") and not c.startswith("gain_")]
     rows = []
@@ -387,8 +459,10 @@ def _summary_table(cmp: CompareData) -> str:
             pct = b != "seconds_per_epoch" and _is_pct_key(b)
             name = b.replace("test_", "") + (" (%)" if pct else "")
             row[name] = _pm(r.get(f"{b}_mean"), r.get(f"{b}_std"), pct)
+        if links:
+            row["run reports"] = links.get(str(r.get("method")), "–")
         rows.append(row)
-    return _table(rows, pct=[], left=["method"])
+    return _table(rows, pct=[], left=["method", "run reports"], raw=["run reports"])
 
 
 def _interval(low: Any, high: Any, n: Any) -> str:
@@ -430,13 +504,14 @@ def _gain_rows(cmp: CompareData, methods: Sequence[str]) -> list[dict[str, Any]]
     return rows
 
 
-def _gain_section(page: _Page, cmp: CompareData) -> None:
-    page.h2("gain", "Gain over joint training (Figure 1)")
+def _gain_section(page: _Page, cmp: CompareData, missing: list[str]) -> None:
     methods = plots.gain_methods(cmp.summary)
     if not methods:
-        page.note("No paired gains in summary.csv (a comparison without joint training, or written before gains "
-                  "were recorded): rerun `mmcoop compare` with joint among the methods.")
+        missing.append("Gain over joint training (Figure 1): No paired gains in summary.csv (a comparison without "
+                       "joint training, or written before gains were recorded): rerun `mmcoop compare` with joint "
+                       "among the methods.")
         return
+    page.h2("gain", "Gain over joint training (Figure 1)")
     page.image("figure1_gain", plots.gain_figure(cmp.summary, cmp.runs),
                "Figure 1: test-accuracy gain over joint training per method (points), at equal epochs and against "
                "joint training given the same compute; bars = mean over seeds, error bars = 95% paired-t interval, "
@@ -455,23 +530,50 @@ def _preferred_valuation(run: RunData) -> tuple[str, Path] | None:
     return run.latest_valuation(prefer_split="test")
 
 
-def _compare_sections(page: _Page, cmp: CompareData) -> None:
-    runs = cmp.runs
-    _gain_section(page, cmp)
-    page.h2("accuracy", "Test accuracy per method")
-    page.image("compare_accuracy", plots.compare_figure(cmp.summary, runs, cmp.modalities),
-               "test accuracy (fused and each modality alone) per method, mean ± std over seeds; dots = seeds",
-               missing="No summary.csv / compare.csv with test accuracies.")
-    page.h2("summary", "Summary over seeds")
-    if cmp.summary.empty:
-        page.note("No summary (summary.csv absent and no finished runs).")
-    else:
-        page.add(_summary_table(cmp))
+def _run_links(cmp: CompareData, root: Path, reports: Mapping[Path, Path]) -> dict[str, str]:
+    """Method -> links to the reports of its runs (``seed 0 · seed 1``)."""
+    out: dict[str, list[str]] = {}
+    for _, r in cmp.runs.iterrows():
+        rep = reports.get(r.get("run_path")) if isinstance(r.get("run_path"), Path) else None
+        if rep is None:
+            continue
+        rel = os.path.relpath(rep, root).replace(os.sep, "/")
+        out.setdefault(str(r.get("method")), []).append(f'<a href="{_esc(rel)}">seed {_esc(r.get("seed"))}</a>')
+    return {m: " · ".join(v) for m, v in out.items()}
 
-    page.h2("runs", "Runs")
+
+def _compare_sections(page: _Page, cmp: CompareData, samples: SampleLoader | None = None,
+                      k: int = DEFAULT_K) -> None:
+    runs = cmp.runs
+    missing: list[str] = []
+    reports: dict[Path, Path] = {}
+    report_errors: dict[Path, str] = {}
+    for _, r in runs.iterrows():  # every run's own report first, so the tables can link them
+        rpath = r.get("run_path")
+        if isinstance(rpath, Path) and rpath not in reports:
+            try:
+                reports[rpath] = write_report(rpath, samples=samples, top_k=k)
+            except Exception as e:  # noqa: BLE001 - one broken run must not stop the comparison
+                report_errors[rpath] = f"{rpath.name}: report failed ({type(e).__name__}: {e})"
+    _gain_section(page, cmp, missing)
+    acc_png = plots.compare_figure(cmp.summary, runs, cmp.modalities)
+    if acc_png is not None:
+        page.h2("accuracy", "Test accuracy per method")
+        page.image("compare_accuracy", acc_png,
+                   "test accuracy (fused and each modality alone) per method, mean ± std over seeds; dots = seeds")
+    else:
+        missing.append("Test accuracy per method: no summary.csv / compare.csv with test accuracies.")
+    if cmp.summary.empty:
+        missing.append("Summary over seeds: no summary (summary.csv absent and no finished runs).")
+    else:
+        page.h2("summary", "Summary over seeds")
+        page.add(_summary_table(cmp, _run_links(cmp, page.root, reports)))
+
     if runs.empty:
-        page.note("No runs (compare.csv absent and no run directories with results.json inside).")
+        missing.append("Runs: no runs (compare.csv absent and no run directories with results.json inside).")
+        _missing_list(page, missing)
         return
+    page.h2("runs", "Runs")
     vals = _Valuations()
     rows: list[dict[str, Any]] = []
     hist_sources: dict[str, pd.DataFrame] = {}
@@ -484,12 +586,11 @@ def _compare_sections(page: _Page, cmp: CompareData) -> None:
         rpath = r.get("run_path")
         link = "–"
         if isinstance(rpath, Path):
-            try:
-                rep = write_report(rpath)
-                rel = os.path.relpath(rep, page.root).replace(os.sep, "/")
+            if rpath in reports:
+                rel = os.path.relpath(reports[rpath], page.root).replace(os.sep, "/")
                 link = f'<a href="{_esc(rel)}">{_esc(rpath.name)}</a>'
-            except Exception as e:  # noqa: BLE001 - one broken run must not stop the comparison
-                link = _esc(f"{rpath.name}: report failed ({type(e).__name__}: {e})")
+            else:
+                link = _esc(report_errors.get(rpath, f"{rpath.name}: no report"))
             run = load_run_dir(rpath)
             pref = _preferred_valuation(run)
             if pref is not None:
@@ -521,16 +622,23 @@ def _compare_sections(page: _Page, cmp: CompareData) -> None:
     if vals.errors:
         page.note("Unreadable valuation files skipped: " + "; ".join(vals.errors))
 
-    page.h2("samples", "Per-sample contributions by method")
     if hist_sources:
+        page.h2("samples", "Per-sample contributions by method")
         hmods = _mods_of(hist_sources, mods)
         page.image("compare_phi_hist", plots.phi_histogram_figure(hist_sources, hmods),
                    "distribution of per-sample Shapley values per modality, first seed of each method")
     else:
-        page.note("No run of this comparison has valuation files.")
+        missing.append("Per-sample contributions by method: no run of this comparison has valuation files.")
+    _missing_list(page, missing)
 
 
-def _compare_report(path: Path) -> Path:
+def _missing_list(page: _Page, missing: Sequence[str]) -> None:
+    if missing:
+        page.add('<p class="sub">Not in this report:</p><ul class="missing">' +
+                 "".join(f"<li>{_esc(m)}</li>" for m in missing) + "</ul>")
+
+
+def _compare_report(path: Path, samples: SampleLoader | None = None, k: int = DEFAULT_K) -> Path:
     cmp = load_compare_dir(path)
     page = _Page(path, f"mmcoop comparison: {path.name}")
     base = read_config(path / BASE_CONFIG_FILE)
@@ -545,22 +653,31 @@ def _compare_report(path: Path) -> Path:
             bits.append("methods " + ", ".join(dict.fromkeys(map(str, cmp.runs["method"]))))
         if "seed" in cmp.runs.columns:
             bits.append("seeds " + ", ".join(dict.fromkeys(map(str, cmp.runs["seed"]))))
-    _compare_sections(page, cmp)
+    _compare_sections(page, cmp, samples, k)
     return page.write(_esc(" · ".join(bits + [str(path)])) + ".")
 
 
 # -- entry point ---------------------------------------------------------------------------------
-def write_report(path: str | os.PathLike) -> Path:
+def write_report(path: str | os.PathLike, *, samples: SampleLoader | None = None, top_k: int = DEFAULT_K) -> Path:
     """Write ``<path>/report.html`` for a run directory or a compare directory.
 
-    The HTML is self-contained (PNG plots embedded as base64 data URIs); the same
-    plots are written to ``<path>/plots/*.png``. Both are written atomically. For a
-    compare directory (``compare.csv``/``summary.csv``, or a folder of run
-    directories) every run's own report is written too and linked.
+    The HTML is self-contained (PNG plots, sample thumbnails and audio embedded as data
+    URIs, a small inline script for the sample explorer; nothing is fetched from the
+    network); the same plots are written to ``<path>/plots/*.png``. Both are written
+    atomically. For a compare directory (``compare.csv``/``summary.csv``, or a folder of
+    run directories) every run's own report is written too and linked.
 
     Args:
         path: a run directory (``config.yaml``/``metrics.jsonl``/``results.json``) or a
             compare directory.
+        samples: ``fn(run_dir) -> DatasetSplits | None``, the run's data for drawing its
+            samples in the explorer (default: rebuilt from ``config.yaml`` for registered
+            datasets, see :func:`mmcoop.report.explorer.registered_splits`).
+        top_k: samples per explorer gallery (least and most, per modality).
+
+    Example:
+        >>> write_report("runs/avmnist_joint_seed0", top_k=8)  # doctest: +SKIP
+        PosixPath('runs/avmnist_joint_seed0/report.html')
 
     Returns:
         The path of ``report.html``.
@@ -571,12 +688,14 @@ def write_report(path: str | os.PathLike) -> Path:
     p = Path(path)
     if not p.is_dir():
         raise MMCoopError(f"{p} is not a directory; pass a run directory or a compare directory")
+    if top_k < 1:
+        raise MMCoopError(f"top_k must be >= 1, got {top_k}")
     if is_compare_dir(p):
-        return _compare_report(p)
+        return _compare_report(p, samples, top_k)
     if is_run_dir(p):
-        return _run_report(p)
+        return _run_report(p, samples, top_k)
     if child_run_dirs(p):
-        return _compare_report(p)
+        return _compare_report(p, samples, top_k)
     raise MMCoopError(
         f"{p} is neither a run directory (config.yaml, metrics.jsonl, results.json) nor a compare directory "
         "(compare.csv, summary.csv, or run directories inside); pass a directory made by `mmcoop train` or "

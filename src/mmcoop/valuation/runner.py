@@ -137,7 +137,8 @@ def valuate_dataset(
             1e-7 level. ``False`` runs ``model`` itself.
 
     Returns:
-        :class:`ValuationTable` on the CPU, one row per valued sample, in loader order.
+        :class:`ValuationTable` on the CPU, one row per valued sample, in loader order,
+        with each sample's stable id (``dataset.sample_ids``).
     """
     from mmcoop.data.base import batch_to, make_loader
 
@@ -189,6 +190,8 @@ def valuate_dataset(
     if shard:
         out, extra = _gather_shards(out), _gather_shards(extra)
     out = {key: v.cpu() for key, v in out.items()}
+    all_ids = dataset.sample_ids  # stable ids of the source's samples (clip id, file path, user id, index)
+    ids = [all_ids[i] for i in out["index"].tolist()]
     return ValuationTable(
         modalities=list(model.modalities),
         index=out["index"],
@@ -204,4 +207,5 @@ def valuate_dataset(
         removal=removal,
         split=split,
         method=result_method,
+        ids=ids,
     )

@@ -1,9 +1,12 @@
 """``ValuationTable``: per-sample valuations of one split, with summaries and parquet I/O.
 
-One row per sample: storage row ``index``, ``label``, the prediction under every
-coalition (the fused prediction is the full coalition), the Shapley value of every
-modality, the coalition values and any batch extras (e.g. which modality was
-degraded). Unimodal accuracy comes for free from the singleton coalitions.
+One row per sample: its stable ``sample_id`` (clip id, file path, the user's id, else
+the row index; see :func:`mmcoop.data.sample_ids`), storage row ``index``, ``label``,
+the prediction under every coalition (the fused prediction is the full coalition),
+the Shapley value of every modality, the coalition values and any batch extras (e.g.
+which modality was degraded). Unimodal accuracy comes for free from the singleton
+coalitions. :meth:`ValuationTable.sample` looks a sample up by id,
+:meth:`ValuationTable.lowest` lists the samples a modality contributes least to.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from mmcoop.utils.rundir import (
     valuation_columns,
 )
 from mmcoop.valuation.coalitions import coalition_masks, coalition_names, find_coalition
+
+
+#: Columns the parquet/pandas form adds after the extras (the sample's identity; not extras).
+IDENTITY_COLUMNS: tuple[str, ...] = ("sample_id", "split", "degraded_modality")
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -53,6 +60,13 @@ class ValuationTable:
         split: split name, if known.
         method: ``exact`` or ``permutation``.
         info: free JSON-serialisable metadata (e.g. ``{"epoch": 3}``).
+        ids: stable id of each sample ``[N]`` (strings); ``None``: the storage row as a string.
+
+    Example:
+        >>> table = valuate_dataset(model, splits.test, split="test")  # doctest: +SKIP
+        >>> table.lowest("audio", 5).to_pandas()[["sample_id", "label", "phi_audio"]]  # doctest: +SKIP
+        >>> table.sample("3_jackson_12/mnist_4521")["phi"]  # doctest: +SKIP
+        {'audio': 0.5, 'visual': 1.5}
     """
 
     modalities: list[str]
@@ -70,9 +84,14 @@ class ValuationTable:
     split: str | None = None
     method: str = "exact"
     info: dict[str, Any] = field(default_factory=dict)
+    ids: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.modalities = list(self.modalities)
+        if self.ids is not None:
+            self.ids = [str(x) for x in self.ids]
+            if len(self.ids) != int(self.index.shape[0]):
+                raise ValueError(f"ValuationTable.ids must have {int(self.index.shape[0])} entries, got {len(self.ids)}")
         m = len(self.modalities)
         if self.masks is None:
             self.masks = coalition_masks(m).clone()
@@ -126,6 +145,119 @@ class ValuationTable:
         """Column of the coalition made of ``members`` (names or indices)."""
         idx = [self.modalities.index(x) if isinstance(x, str) else int(x) for x in members]
         return find_coalition(self.masks, idx)  # type: ignore[arg-type]
+
+    # -- sample identity ---------------------------------------------------------
+    @property
+    def sample_id(self) -> list[str]:
+        """Stable id of every row ``[N]`` (the storage row as a string when no ids were recorded)."""
+        return list(self.ids) if self.ids is not None else [str(i) for i in self.index.tolist()]
+
+    @property
+    def degraded_modality(self) -> list[str | None] | None:
+        """Name of the degraded modality of every row (debiased data: the ``degraded`` extra), else ``None``."""
+        deg = self.extras.get("degraded")
+        if deg is None:
+            return None
+        return [self.modalities[k] if 0 <= k < self.num_modalities else None for k in deg.long().tolist()]
+
+    def position(self, sample_id: str | int) -> int:
+        """Row of the sample with id ``sample_id``.
+
+        Raises:
+            KeyError: no such id (the message names a few ids that exist).
+        """
+        ids = self.sample_id
+        try:
+            return ids.index(str(sample_id))
+        except ValueError:
+            some = ", ".join(repr(x) for x in ids[:3])
+            raise KeyError(f"no sample with id {str(sample_id)!r} in this table ({self.num_samples} samples, "
+                           f"e.g. {some})") from None
+
+    def sample(self, sample_id: str | int) -> dict[str, Any]:
+        """Everything recorded about one sample, by its id.
+
+        Args:
+            sample_id: the id (see :attr:`sample_id`); an int is matched as its string.
+
+        Returns:
+            ``{"sample_id", "index", "label", "split", "fused_pred", "phi": {modality: float},
+            "pred": {modality: int} (each modality alone), "coalition_preds": {coalition: int},
+            "degraded_modality" (or ``None``), **extras}``.
+
+        Raises:
+            KeyError: no sample has this id.
+        """
+        i = self.position(sample_id)
+        deg = self.degraded_modality
+        out: dict[str, Any] = {
+            "sample_id": self.sample_id[i], "index": int(self.index[i]), "label": int(self.label[i]),
+            "split": self.split, "fused_pred": int(self.fused_pred[i]),
+            "phi": dict(zip(self.modalities, self.phi[i].double().tolist())),
+            "pred": {m: int(self.unimodal_pred(m)[i]) for m in self.modalities},
+            "coalition_preds": dict(zip(self.coalitions, self.coalition_preds[i].tolist())),
+            "degraded_modality": None if deg is None else deg[i],
+        }
+        for k, v in self.extras.items():
+            out.setdefault(k, v[i].item())
+        return out
+
+    def lowest(self, modality: str | int, k: int = 10, *, highest: bool = False) -> "ValuationTable":
+        """The ``k`` samples modality ``modality`` contributes least (``highest=True``: most) to.
+
+        Ordered by ``phi`` (ascending; descending for ``highest``), ties by storage row.
+
+        Args:
+            modality: name or index.
+            k: how many (all when fewer samples).
+            highest: the ``k`` largest instead.
+
+        Returns:
+            A :class:`ValuationTable` of at most ``k`` rows.
+        """
+        j = self.modalities.index(modality) if isinstance(modality, str) else int(modality)
+        if not 0 <= j < self.num_modalities:
+            raise ValueError(f"modality index {j} out of range for {self.modalities}")
+        if k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
+        phi = self.phi[:, j].double()
+        order = np.lexsort((_np(self.index), _np(-phi if highest else phi)))[: int(k)]
+        return self.subset(torch.from_numpy(order.copy()))
+
+    def lowest_frame(self, k: int = 10, modality: str | int | None = None) -> "Any":
+        """The ``k`` samples each modality contributes least to, as one ``pandas.DataFrame``.
+
+        Args:
+            k: samples per modality.
+            modality: only this modality (name or index); default: every modality.
+
+        Returns:
+            One row per (modality, sample): ``lowest_for`` (the modality), ``rank`` (1 =
+            lowest phi), ``sample_id``, ``index``, ``label``, ``fused_pred``, then
+            ``phi_<m>`` and ``pred_<m>`` (the prediction of ``m`` alone) for every modality,
+            and ``degraded_modality`` when the data is debiased.
+        """
+        import pandas as pd
+
+        mods = self.modalities if modality is None else [
+            self.modalities[self.modalities.index(modality) if isinstance(modality, str) else int(modality)]]
+        frames = []
+        for m in mods:
+            sub = self.lowest(m, k)
+            row: dict[str, Any] = {
+                "lowest_for": [m] * sub.num_samples, "rank": list(range(1, sub.num_samples + 1)),
+                "sample_id": sub.sample_id, "index": _np(sub.index), "label": _np(sub.label),
+                "fused_pred": _np(sub.fused_pred),
+            }
+            for j, mm in enumerate(self.modalities):
+                row[f"phi_{mm}"] = _np(sub.phi[:, j].double())
+            for mm in self.modalities:
+                row[f"pred_{mm}"] = _np(sub.unimodal_pred(mm))
+            deg = sub.degraded_modality
+            if deg is not None:
+                row["degraded_modality"] = deg
+            frames.append(pd.DataFrame(row))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     # -- predictions and accuracies -------------------------------------------
     @property
@@ -270,6 +402,7 @@ class ValuationTable:
             coalition_preds=self.coalition_preds[sel], masks=self.masks.clone(),
             extras={k: v[sel] for k, v in self.extras.items()},
             stderr=None if self.stderr is None else self.stderr[sel], info=dict(self.info),
+            ids=None if self.ids is None else [self.ids[i] for i in sel.tolist()],
         )
 
     @classmethod
@@ -295,6 +428,7 @@ class ValuationTable:
             extras={k: cat(lambda t, k=k: t.extras[k]) for k in first.extras},
             stderr=None if first.stderr is None else cat(lambda t: t.stderr),
             info=dict(first.info),
+            ids=[x for t in tables for x in t.sample_id] if any(t.ids is not None for t in tables) else None,
         )
 
     # -- pandas / parquet ----------------------------------------------------------------
@@ -310,6 +444,11 @@ class ValuationTable:
         data: dict[str, np.ndarray] = {
             "index": _np(self.index), "label": _np(self.label), "fused_pred": _np(self.fused_pred),
         }
+        taken = set(data) | {c for group in cols.values() for c in group}
+        clash = sorted(taken & set(IDENTITY_COLUMNS))
+        if clash:
+            raise ValueError(f"column name clash in the valuation table: {clash} (used by mmcoop for the sample "
+                             "identity); rename the modality or extra")
         preds, phi = _np(self.coalition_preds), _np(self.phi)
         for j, c in enumerate(cols["pred"]):
             data[c] = preds[:, j]
@@ -325,6 +464,12 @@ class ValuationTable:
                 data[c] = se[:, j]
         for k, v in self.extras.items():
             data[k] = _np(v)
+        data["sample_id"] = np.array(self.sample_id, dtype=object)
+        if self.split is not None:
+            data["split"] = np.array([self.split] * self.num_samples, dtype=object)
+        deg = self.degraded_modality
+        if deg is not None:
+            data["degraded_modality"] = np.array(deg, dtype=object)
         return data, cols
 
     def to_pandas(self, values: bool = False, stderr: bool = True) -> "Any":
@@ -332,7 +477,9 @@ class ValuationTable:
 
         Columns: ``index``, ``label``, ``fused_pred``, ``pred_<coalition>`` (e.g.
         ``pred_audio+visual``, ``pred_empty``), ``phi_<modality>``, optionally
-        ``value_<coalition>`` (``values=True``) and ``stderr_<modality>``, then extras.
+        ``value_<coalition>`` (``values=True``) and ``stderr_<modality>``, extras, then
+        the identity: ``sample_id``, ``split`` (when known) and ``degraded_modality``
+        (name; debiased data).
         """
         import pandas as pd
 
@@ -403,4 +550,5 @@ class ValuationTable:
             stderr=mat(cols["stderr"]) if cols["stderr"] else None,
             value=meta["value"], empty=meta["empty"], removal=meta["removal"], split=meta["split"],
             method=meta["method"], info=meta.get("info", {}),
+            ids=[str(x) for x in table.column("sample_id").to_pylist()] if "sample_id" in table.column_names else None,
         )
