@@ -181,6 +181,9 @@ def train(
                    "other options that would change the run are refused with a diff."),
     overwrite: bool = typer.Option(
         False, help="Replace an existing run directory of the same name (only a folder mmcoop marked as a run)."),
+    trust_run: bool = typer.Option(
+        False, "--trust-run", help="With --resume: load a checkpoint holding Python objects other than tensors "
+                                   "(can run code from the file; only for runs from a source you trust)."),
 ) -> None:
     """Train one model; writes runs/<name>/ (config.yaml, metrics.jsonl, checkpoints/, results.json)."""
     from mmcoop.experiment import resume_experiment, run_experiment
@@ -194,7 +197,7 @@ def train(
             changes = config_data(config, set_, dataset=dataset, method=method, execution=execution, epochs=epochs,
                                   lr=lr, batch_size=batch_size, seed=seed, data_root=data_root, device=device,
                                   amp=amp, debiased_strength=debiased_strength)
-            result = resume_experiment(resume, changes)
+            result = resume_experiment(resume, changes, trust=trust_run)
         else:
             cfg = build_config(config, set_, preset=preset, dataset=dataset, method=method, execution=execution, epochs=epochs,
                                lr=lr, batch_size=batch_size, seed=seed, name=name, out_dir=out_dir,
@@ -316,6 +319,9 @@ def value(
     removal: str = typer.Option("zero", help="Removed feature: zero (paper) or mean (training-mean feature)."),
     checkpoint: str = typer.Option("best", help="best or last."),
     batch_size: int = typer.Option(128, help="Samples per encoder pass."),
+    trust_run: bool = typer.Option(
+        False, "--trust-run", help="Load a checkpoint holding Python objects other than tensors (can run code "
+                                   "from the file; only for runs from a source you trust)."),
 ) -> None:
     """Shapley value of every modality for every sample of a split; writes valuation/<split>.parquet."""
     from mmcoop.experiment import load_run
@@ -335,7 +341,7 @@ def value(
             raise MMCoopError(f"{run_dir} is not a run directory (no {paths.config.name}); "
                               "pass a directory made by `mmcoop train`")
         check_writable(paths.valuation_dir)  # before the expensive part, not after it
-        _, model, splits = load_run(run_dir, checkpoint)
+        _, model, splits = load_run(run_dir, checkpoint, trust=trust_run)
         data = splits.split(split)
         fill = mean_features(model, splits.train, batch_size=batch_size) if removal == "mean" else None
         table = valuate_dataset(model, data, batch_size=batch_size, value=value_fn, removal=removal, fill=fill,

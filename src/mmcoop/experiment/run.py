@@ -35,14 +35,14 @@ from mmcoop.errors import ConfigError, DataError, MMCoopError, RunDirError
 from mmcoop.experiment.config import RunConfig, load_yaml_mapping
 from mmcoop.experiment.integrity import committed_history, load_commit, read_metrics, repair_run_dir
 from mmcoop.experiment.resume import flatten, plan_resume
-from mmcoop.experiment.safety import create_run_dir, is_marked_run_dir, open_run_dir, precheck_new_run_dir
+from mmcoop.experiment.safety import check_resumable, create_run_dir, open_run_dir, precheck_new_run_dir
 from mmcoop.methods import build_method
 from mmcoop.experiment.user import user_splits
 from mmcoop.models import create_model
 from mmcoop.train import Trainer
 from mmcoop.train.distributed import barrier, init_from_env, is_main
 from mmcoop.utils.dist import all_gather_objects
-from mmcoop.utils.io import append_line, atomic_torch_save, atomic_write_text
+from mmcoop.utils.io import append_line, atomic_torch_save, atomic_write_text, load_checkpoint
 from mmcoop.utils.lock import FolderLock
 from mmcoop.utils.rundir import RunPaths, append_metrics, jsonable
 from mmcoop.utils.seeding import seed_everything
@@ -196,6 +196,7 @@ def resume_experiment(
     config: RunConfig | None = None,
     sources: dict[str, str] | None = None,
     splits: DatasetSplits | None = None,
+    trust: bool = False,
 ) -> RunResult:
     """Continue the run in ``run_dir`` from its commit record (``checkpoints/last.pt``).
 
@@ -213,22 +214,29 @@ def resume_experiment(
         config: instead of ``changes``, the full requested configuration.
         sources: ``{dotted key: where it came from}`` for messages (the CLI's options).
         splits: pre-loaded data.
+        trust: load a checkpoint holding objects other than tensors and plain containers
+            (``--trust-run``; see :func:`mmcoop.utils.io.load_checkpoint`).
 
     Raises:
-        RunDirError: not a run directory, or held by another process.
+        RunDirError: not a run directory, held by another process, or a checkpoint
+            refused as untrusted.
         ConfigError: refused changes (all listed).
     """
     init_from_env()
     run_dir = Path(run_dir)
     paths = RunPaths(run_dir)
-    if not is_marked_run_dir(run_dir) and not paths.config.is_file():
-        raise RunDirError(f"cannot resume: {run_dir} is not a run directory (no config.yaml); "
-                          "start the run without --resume, or pass a directory made by `mmcoop train`")
+    # everything that can refuse the resume is checked before anything is written: a failed
+    # resume leaves the folder as it found it (no marker, no lock file, no temp file removed)
+    check_resumable(run_dir)
+    state = load_commit(run_dir, trust)
+    cfg, applied = _resolve_resume(run_dir, state, changes, config, sources)
+    check_device_available(cfg.train.device)
     lock = _on_main(lambda: open_run_dir(run_dir))
     try:
-        state = load_commit(run_dir)
-        cfg, applied = _resolve_resume(run_dir, state, changes, config, sources)
-        check_device_available(cfg.train.device)
+        fresh = load_commit(run_dir, trust)  # under the lock: the commit a finished writer left
+        if (fresh is None) != (state is None) or (fresh is not None and int(fresh["epoch"]) != int(state["epoch"])):
+            state = fresh
+            cfg, applied = _resolve_resume(run_dir, state, changes, config, sources)
 
         def repair() -> None:
             repair_run_dir(run_dir, state)
@@ -353,12 +361,21 @@ def _train(
 
 
 # -- reading a run ---------------------------------------------------------------------------
-def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[RunConfig, nn.Module, DatasetSplits]:
+def load_run(run_dir: str | Path, checkpoint: str = "best", trust: bool = False,
+             ) -> tuple[RunConfig, nn.Module, DatasetSplits]:
     """Config, model (``best`` or ``last`` weights) and data of an existing run directory.
 
     The weights are those of the run's commit record: when ``best.pt`` names another
     epoch than ``last.pt`` (a run killed between the two writes), the committed best
     weights kept in ``last.pt`` are used.
+
+    Checkpoints are loaded as tensors and plain containers only; a file holding other
+    objects is refused unless ``trust`` (see :func:`mmcoop.utils.io.load_checkpoint`).
+    The config's ``model.target`` / ``data.target``, if any, *are* imported and called:
+    config targets run code by design, so load only run folders whose config you trust.
+
+    Raises:
+        RunDirError: a checkpoint refused as untrusted.
     """
     run_dir = Path(run_dir)
     paths = RunPaths(run_dir)
@@ -367,7 +384,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[RunConfig, 
         raise MMCoopError(f"{run_dir} is not a run directory (no config.yaml); pass a directory made by `mmcoop train`")
     if checkpoint not in ("best", "last"):
         raise ConfigError(f"checkpoint must be best or last, got {checkpoint!r}")
-    commit = load_commit(run_dir)
+    commit = load_commit(run_dir, trust)
     if commit is not None and "config" in commit:  # the config it was trained with, whatever config.yaml says now
         cfg = RunConfig.from_dict({**commit["config"], "name": run_dir.name, "out_dir": str(run_dir.parent)})
     else:
@@ -376,8 +393,9 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[RunConfig, 
     if not ckpt.exists():
         raise MMCoopError(f"checkpoint {ckpt} does not exist; has the run finished an epoch?")
     try:
-        state = commit if checkpoint == "last" and commit is not None else torch.load(
-            ckpt, map_location="cpu", weights_only=False)
+        state = commit if checkpoint == "last" and commit is not None else load_checkpoint(ckpt, trust)
+    except RunDirError:
+        raise
     except Exception as e:  # noqa: BLE001
         raise DataError(f"checkpoint {ckpt} cannot be read ({e}); resume the run (mmcoop train --resume) "
                         "to rewrite it") from None

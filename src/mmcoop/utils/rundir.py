@@ -42,6 +42,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from mmcoop.errors import DataError
 from mmcoop.utils.io import append_line, atomic_write_text
+from mmcoop.utils.lock import LOCK_NAME
 
 # -- file names ------------------------------------------------------------------------------
 CONFIG_FILE = "config.yaml"
@@ -210,6 +211,74 @@ def list_valuations(run_dir: str | os.PathLike) -> tuple[dict[int, Path], dict[s
             splits[kind] = p
     return (dict(sorted(epochs.items())),
             dict(sorted(splits.items(), key=lambda kv: (_SPLIT_ORDER.get(kv[0], 3), kv[0]))))
+
+
+# -- what mmcoop wrote in a run directory ---------------------------------------------------------
+#: Top-level files of a run directory that mmcoop writes (``--overwrite`` may delete them).
+RUN_OWNED_FILES: frozenset[str] = frozenset({
+    RUN_MARKER, LOCK_NAME, CONFIG_FILE, DATASET_FILE, METRICS_FILE, RESULTS_FILE, RESUMES_FILE, REPORT_FILE,
+})
+#: Which names inside mmcoop's sub-folders are mmcoop's (a user file there is never deleted).
+_OWNED_IN: dict[str, Any] = {
+    CHECKPOINT_DIR: lambda p: p.name in (LAST_CHECKPOINT, BEST_CHECKPOINT),
+    VALUATION_DIR: lambda p: parse_valuation_name(p.name) is not None and _is_valuation_parquet(p),
+    PLOTS_DIR: lambda p: p.suffix == ".png",  # the report's folder: it replaces its PNGs
+}
+#: The suffix of mmcoop's temporary files (:data:`mmcoop.utils.io.TEMP_SUFFIX`).
+_TEMP_SUFFIX = ".mmcoop.tmp"
+
+
+def _is_valuation_parquet(path: Path) -> bool:
+    """A parquet file written by ``ValuationTable.to_parquet`` (its schema carries the mmcoop key)."""
+    try:
+        import pyarrow.parquet as pq
+
+        return VALUATION_META_KEY in (pq.read_schema(path).metadata or {})
+    except Exception:  # noqa: BLE001 - unreadable: not provably ours
+        return False
+
+
+def _is_temp(p: Path) -> bool:
+    return p.name.startswith(".") and p.name.endswith(_TEMP_SUFFIX) and p.is_file() and not p.is_symlink()
+
+
+def split_run_entries(run_dir: str | os.PathLike) -> tuple[list[Path], list[str]]:
+    """What in ``run_dir`` mmcoop wrote and may delete, and what it did not write.
+
+    mmcoop's: the files of :data:`RUN_OWNED_FILES`, its temporary files
+    (``.<name>.<random>.mmcoop.tmp``), and the folders ``checkpoints/``, ``valuation/``
+    and ``plots/`` when every entry in them is mmcoop's (``last.pt``/``best.pt``,
+    valuation tables whose parquet schema carries mmcoop's key, the report's PNGs).
+    Symbolic links are never mmcoop's.
+
+    Returns:
+        ``(owned, foreign)``: paths mmcoop may delete (top-level entries), and the
+        names (relative, folders ending in ``/``) of everything else.
+
+    Example:
+        >>> owned, foreign = split_run_entries("runs/r")  # doctest: +SKIP
+        >>> foreign
+        ['NOTES.md', 'analysis/']
+    """
+    root = Path(run_dir)
+    owned: list[Path] = []
+    foreign: list[str] = []
+    for entry in sorted(root.iterdir()):
+        if entry.is_symlink():
+            foreign.append(entry.name)
+        elif entry.is_file() and (entry.name in RUN_OWNED_FILES or _is_temp(entry)):
+            owned.append(entry)
+        elif entry.is_dir() and entry.name in _OWNED_IN:
+            bad = [f"{entry.name}/{c.name}" + ("/" if c.is_dir() and not c.is_symlink() else "")
+                   for c in sorted(entry.iterdir())
+                   if c.is_symlink() or not c.is_file() or not (_is_temp(c) or _OWNED_IN[entry.name](c))]
+            if bad:
+                foreign += bad
+            else:
+                owned.append(entry)
+        else:
+            foreign.append(entry.name + ("/" if entry.is_dir() else ""))
+    return owned, foreign
 
 
 # -- metrics.jsonl -------------------------------------------------------------------------------
