@@ -252,6 +252,8 @@ def compare(
     bootstrap: int = typer.Option(0, help="Also a percentile bootstrap CI over seeds with this many resamples."),
     set_: list[str] = typer.Option([], "--set", help="Override any key: --set train.step_size=5"),
     overwrite: bool = typer.Option(False, help="Replace existing runs of the same names."),
+    resume: bool = typer.Option(False, help="Continue the comparison in --out-dir/--name: finished runs are reused, "
+                                             "interrupted ones resume from their last epoch; new seeds/methods are added."),
 ) -> None:
     """Run every (method, seed) pair and the compute-matched joint runs; print mean ± std over seeds and the
     paired gain over joint training with its 95% interval; write compare.csv and summary.csv."""
@@ -268,7 +270,7 @@ def compare(
         specs, seed_list = parse_methods(methods, shared), parse_seeds(seeds)
         cdir, df, summary = run_compare(
             base, specs, seed_list, name=name, overwrite=overwrite, shared_options=shared,
-            matched=parse_matched(matched), bootstrap=bootstrap,
+            matched=parse_matched(matched), bootstrap=bootstrap, resume=resume,
             on_run=lambda row: is_main() and console.print(
                 f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
                 f"({row['epochs_run']} epochs, {row['sample_visits']} sample visits, "

@@ -62,6 +62,8 @@ RUN_FILES: tuple[str, ...] = (CONFIG_FILE, METRICS_FILE, RESULTS_FILE)
 COMPARE_CSV = "compare.csv"
 SUMMARY_CSV = "summary.csv"
 BASE_CONFIG_FILE = "base_config.yaml"
+#: What a comparison was asked to run (methods, seeds, shared settings): ``compare --resume`` continues it.
+COMPARE_REQUEST_FILE = "compare.json"
 #: Marker files written by mmcoop into the folders it creates (see :mod:`mmcoop.experiment.safety`).
 RUN_MARKER = ".mmcoop-run"
 COMPARE_MARKER = ".mmcoop-compare"
