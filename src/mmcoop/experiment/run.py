@@ -326,6 +326,7 @@ def _train(
 
         def on_epoch_end(record: dict[str, Any], tr: Trainer) -> None:
             table = record.pop("valuation_table", None)
+            rank_states = all_gather_objects(tr.rank_state())  # every rank's RNG streams, restored rank by rank
             if not is_main():  # every rank keeps the history (compare reads it); rank 0 writes
                 history.append(jsonable(record))
                 return
@@ -337,7 +338,8 @@ def _train(
                                    "epoch": epoch}, paths.best_checkpoint)
             history.append(append_metrics(run_dir, record))
             state = tr.state_dict()
-            state.update(config=stored_config, history=list(history), format=2)
+            state.update(config=stored_config, history=list(history), format=2,
+                         rank_states=rank_states if len(rank_states) > 1 else None)
             atomic_torch_save(state, paths.last_checkpoint)  # the commit point of this epoch
 
         trainer.fit(on_epoch_end)
