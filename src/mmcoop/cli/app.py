@@ -328,7 +328,7 @@ def value(
     """Shapley value of every modality for every sample of a split; writes valuation/<split>.parquet."""
     from mmcoop.experiment import load_run
     from mmcoop.utils.io import check_writable
-    from mmcoop.utils.rundir import RunPaths
+    from mmcoop.utils.rundir import CHECKPOINT_INFO_KEY, RunPaths, checkpoint_fingerprint, stale_valuations
     from mmcoop.valuation import mean_features, valuate_dataset
 
     def go() -> None:
@@ -343,14 +343,18 @@ def value(
             raise MMCoopError(f"{run_dir} is not a run directory (no {paths.config.name}); "
                               "pass a directory made by `mmcoop train`")
         check_writable(paths.valuation_dir)  # before the expensive part, not after it
+        source = checkpoint_fingerprint(run_dir, checkpoint)  # recorded in the table (stale once it changes)
         _, model, splits = load_run(run_dir, checkpoint, trust=trust_run)
         data = splits.split(split)
         fill = mean_features(model, splits.train, batch_size=batch_size) if removal == "mean" else None
         table = valuate_dataset(model, data, batch_size=batch_size, value=value_fn, removal=removal, fill=fill,
                                 split=split, progress=True)
+        table.info[CHECKPOINT_INFO_KEY] = source
         path = table.to_parquet(paths.split_valuation(split))
         _print_valuation(table)
         console.print(f"wrote {path}")
+        for msg in stale_valuations(run_dir):
+            console.print(f"[yellow]warning:[/] {msg}", highlight=False)
 
     _guard(go)
 
@@ -363,7 +367,11 @@ def report(path: Path = typer.Argument(..., help="A run or compare directory."))
     def go() -> None:
         if not path.is_dir():
             raise MMCoopError(f"{path} is not a directory; pass a run or compare directory")
+        from mmcoop.utils.rundir import is_run_dir, stale_derived
+
         console.print(f"report: {write_report(path)}")
+        for msg in stale_derived(path) if is_run_dir(path) else []:
+            console.print(f"[yellow]warning:[/] {msg}", highlight=False)
 
     _guard(go)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -44,7 +45,7 @@ from mmcoop.train.distributed import barrier, init_from_env, is_main
 from mmcoop.utils.dist import all_gather_objects
 from mmcoop.utils.io import append_line, atomic_torch_save, atomic_write_text, load_checkpoint
 from mmcoop.utils.lock import FolderLock
-from mmcoop.utils.rundir import RunPaths, append_metrics, jsonable
+from mmcoop.utils.rundir import RunPaths, append_metrics, jsonable, stale_derived
 from mmcoop.utils.seeding import seed_everything
 
 __all__ = ["RunResult", "load_splits", "build_for", "check_new_run", "read_metrics", "run_experiment",
@@ -355,6 +356,8 @@ def _train(
         )
         if is_main():
             atomic_write_text(paths.results, json.dumps(results, indent=2))
+            for msg in stale_derived(run_dir):  # e.g. a resume found a better epoch than `mmcoop value` saw
+                warnings.warn(msg, UserWarning, stacklevel=2)
         barrier()  # every rank returns after results.json exists
     finally:
         if lock is not None:

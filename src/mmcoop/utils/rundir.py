@@ -558,3 +558,116 @@ def decode_valuation_meta(metadata: Mapping[bytes, bytes] | None) -> dict[str, A
     except ValueError:
         return None
     return meta if isinstance(meta, dict) else None
+
+
+# -- provenance of derived files -------------------------------------------------------------------
+#: Key of a valuation table's ``info`` (parquet metadata) naming the checkpoint it was computed from.
+CHECKPOINT_INFO_KEY = "checkpoint"
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes (read in chunks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checkpoint_fingerprint(run_dir: str | os.PathLike, which: str = "best") -> dict[str, Any] | None:
+    """Which checkpoint a derived file comes from: ``{"checkpoint", "epoch", "sha256"}``.
+
+    ``epoch`` is the epoch whose weights the file holds (``None`` if unreadable); ``sha256``
+    the hash of the file's bytes, so any rewrite (a resume that found a better epoch, a
+    file replaced by hand) is seen. ``None`` when the checkpoint does not exist.
+
+    Example:
+        >>> checkpoint_fingerprint("runs/r")  # doctest: +SKIP
+        {'checkpoint': 'best', 'epoch': 3, 'sha256': '5f1c...'}
+    """
+    path = RunPaths(run_dir).checkpoint(which)
+    if not path.is_file():
+        return None
+    epoch: int | None
+    try:
+        import torch
+
+        epoch = int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    except Exception:  # noqa: BLE001 - an unreadable file still has a hash
+        epoch = None
+    return {"checkpoint": which, "epoch": epoch, "sha256": file_sha256(path)}
+
+
+def _short(fp: Mapping[str, Any] | None) -> str:
+    if not fp:
+        return "no checkpoint"
+    return f"checkpoints/{fp.get('checkpoint')}.pt of epoch {fp.get('epoch')} (sha256 {str(fp.get('sha256'))[:12]})"
+
+
+def stale_valuations(run_dir: str | os.PathLike) -> list[str]:
+    """One message per ``valuation/<split>.parquet`` not computed from the run's current checkpoint.
+
+    A split valuation records the checkpoint it came from (:data:`CHECKPOINT_INFO_KEY` in
+    its metadata, written by ``mmcoop value``); it is stale when that file's hash changed
+    since (e.g. ``--resume`` trained further and found a better epoch), or when it
+    records none (made by an older mmcoop). Per-epoch files (``epoch_XXX.parquet``) are
+    part of training and kept consistent by the commit record.
+
+    Returns:
+        Messages naming the file, the checkpoint it came from, the current one and the
+        command that recomputes it; empty when every split valuation is current.
+    """
+    import pyarrow.parquet as pq
+
+    out: list[str] = []
+    current: dict[str, dict[str, Any] | None] = {}
+    for split, path in list_valuations(run_dir)[1].items():
+        try:
+            meta = decode_valuation_meta(pq.read_schema(path).metadata) or {}
+        except Exception:  # noqa: BLE001 - unreadable tables are reported by whoever reads them
+            continue
+        rec = (meta.get("info") or {}).get(CHECKPOINT_INFO_KEY)
+        which = rec.get("checkpoint", "best") if isinstance(rec, dict) else "best"
+        if which not in current:
+            current[which] = checkpoint_fingerprint(run_dir, which)
+        now = current[which]
+        redo = f"run `mmcoop value {run_dir} --split {split} --checkpoint {which}` again"
+        if not isinstance(rec, dict):
+            out.append(f"{VALUATION_DIR}/{path.name} records no checkpoint (made by an older mmcoop), so it may not "
+                       f"match {_short(now)}; {redo}")
+        elif now is None or rec.get("sha256") != now.get("sha256"):
+            out.append(f"{VALUATION_DIR}/{path.name} is stale: computed from {_short(rec)}, the run now has "
+                       f"{_short(now)}; {redo}")
+    return out
+
+
+_REPORT_SOURCE = "mmcoop:checkpoint"
+
+
+def report_source_comment(fingerprint: Mapping[str, Any] | None) -> str:
+    """The HTML comment by which ``report.html`` records the checkpoint it describes."""
+    return f"<!-- {_REPORT_SOURCE} {json.dumps(dict(fingerprint) if fingerprint else None)} -->"
+
+
+def stale_derived(run_dir: str | os.PathLike) -> list[str]:
+    """:func:`stale_valuations` plus ``report.html`` (and its plots) when it describes another ``best.pt``.
+
+    Returns:
+        One message per stale file, saying what recomputes it; empty when all are current.
+    """
+    out = stale_valuations(run_dir)
+    report = RunPaths(run_dir).report
+    if report.is_file():
+        text = report.read_text(encoding="utf-8", errors="replace")
+        m = re.search(re.escape(_REPORT_SOURCE) + r" (.*?) -->", text)
+        try:
+            rec = json.loads(m.group(1)) if m else None
+        except ValueError:
+            rec = None
+        now = checkpoint_fingerprint(run_dir, "best")
+        if not isinstance(rec, dict) or now is None or rec.get("sha256") != now.get("sha256"):
+            out.append(f"{REPORT_FILE} and {PLOTS_DIR}/ describe {_short(rec) if isinstance(rec, dict) else 'an unrecorded checkpoint'}, "
+                       f"the run now has {_short(now)}; run `mmcoop report {run_dir}` again")
+    return out
