@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from _runs import tiny_cfg
 from mmcoop.cli.app import app
 from mmcoop.experiment import run_experiment
-from mmcoop.utils.rundir import file_sha256, stale_derived, stale_valuations
+from mmcoop.utils.runfiles import file_sha256, stale_derived, stale_valuations
 from mmcoop.valuation import ValuationTable
 
 pytestmark = pytest.mark.usefixtures("one_thread")

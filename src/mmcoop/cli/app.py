@@ -41,7 +41,9 @@ def _options(
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {msg}", highlight=False)
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)  # brackets in messages are text
     raise typer.Exit(code=code)
 
 
@@ -328,7 +330,8 @@ def value(
     """Shapley value of every modality for every sample of a split; writes valuation/<split>.parquet."""
     from mmcoop.experiment import load_run
     from mmcoop.utils.io import check_writable
-    from mmcoop.utils.rundir import CHECKPOINT_INFO_KEY, RunPaths, checkpoint_fingerprint, stale_valuations
+    from mmcoop.utils.rundir import RunPaths
+    from mmcoop.utils.runfiles import CHECKPOINT_INFO_KEY, checkpoint_fingerprint, stale_valuations
     from mmcoop.valuation import mean_features, valuate_dataset
 
     def go() -> None:
@@ -367,7 +370,8 @@ def report(path: Path = typer.Argument(..., help="A run or compare directory."))
     def go() -> None:
         if not path.is_dir():
             raise MMCoopError(f"{path} is not a directory; pass a run or compare directory")
-        from mmcoop.utils.rundir import is_run_dir, stale_derived
+        from mmcoop.utils.rundir import is_run_dir
+        from mmcoop.utils.runfiles import stale_derived
 
         console.print(f"report: {write_report(path)}")
         for msg in stale_derived(path) if is_run_dir(path) else []:

@@ -38,14 +38,15 @@ from mmcoop.experiment.integrity import committed_history, load_commit, read_met
 from mmcoop.experiment.resume import flatten, plan_resume
 from mmcoop.experiment.safety import check_resumable, create_run_dir, open_run_dir, precheck_new_run_dir
 from mmcoop.methods import build_method
-from mmcoop.experiment.user import user_splits
+from mmcoop.experiment.user import check_model_size, probe_model, user_code, user_splits
 from mmcoop.models import create_model
 from mmcoop.train import Trainer
 from mmcoop.train.distributed import barrier, init_from_env, is_main
 from mmcoop.utils.dist import all_gather_objects
 from mmcoop.utils.io import append_line, atomic_torch_save, atomic_write_text, load_checkpoint
 from mmcoop.utils.lock import FolderLock
-from mmcoop.utils.rundir import RunPaths, append_metrics, jsonable, stale_derived
+from mmcoop.utils.rundir import RunPaths, append_metrics, jsonable
+from mmcoop.utils.runfiles import stale_derived
 from mmcoop.utils.seeding import seed_everything
 
 __all__ = ["RunResult", "load_splits", "build_for", "check_new_run", "read_metrics", "run_experiment",
@@ -88,11 +89,32 @@ def load_splits(cfg: RunConfig) -> DatasetSplits:
     return splits
 
 
-def build_for(cfg: RunConfig, splits: DatasetSplits) -> nn.Module:
-    """The model of ``cfg`` for ``splits`` (registered or ``model.target``; initialised from ``cfg.seed``)."""
-    seed_everything(cfg.seed)
-    return create_model(cfg.model.name, splits.specs, splits.num_classes, target=cfg.model.target,
-                        **cfg.model.builder_options())
+def build_for(cfg: RunConfig, splits: DatasetSplits, probe: bool = True) -> nn.Module:
+    """The model of ``cfg`` for ``splits`` (registered or ``model.target``; initialised from ``cfg.seed``).
+
+    A built-in model's parameter memory is estimated first (an impossible size is refused
+    before anything is allocated); errors raised by a ``model.target`` are shown as the
+    user's; with ``probe`` a model or data from a target is run once on two training
+    samples to check the shapes (:func:`mmcoop.experiment.user.probe_model`).
+    """
+    options = cfg.model.builder_options()
+
+    def build() -> nn.Module:
+        return create_model(cfg.model.name, splits.specs, splits.num_classes, target=cfg.model.target, **options)
+
+    if cfg.model.target:
+        key = f"model.target={cfg.model.target!r}"
+        seed_everything(cfg.seed)
+        with user_code(key, "building the model"):
+            model = build()
+    else:
+        key = f"model {cfg.model.name!r}"
+        check_model_size(build, key, options, cfg.train.device)
+        seed_everything(cfg.seed)
+        model = build()
+    if probe and (cfg.model.target or cfg.data is not None):
+        probe_model(model, splits, key if cfg.model.target else f"{key} on data.target={cfg.data.target!r}")
+    return model
 
 
 def check_device_available(name: str) -> None:
@@ -409,7 +431,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", trust: bool = False,
             and int(commit["best_epoch"]) != int(state["epoch"])):
         weights = commit["best_state"]["model"]  # best.pt is ahead of the commit (killed between the two writes)
     splits = load_splits(cfg)
-    model = build_for(cfg, splits)
+    model = build_for(cfg, splits, probe=False)
     model.load_state_dict(weights)
     model.eval()
     return cfg, model, splits

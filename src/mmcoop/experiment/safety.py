@@ -34,9 +34,8 @@ from pathlib import Path
 from mmcoop.errors import RunDirError
 from mmcoop.utils.io import atomic_write_text, remove_stale_temps, storage_error
 from mmcoop.utils.lock import LOCK_NAME, FolderLock
-from mmcoop.utils.rundir import (
-    BASE_CONFIG_FILE, COMPARE_CSV, COMPARE_MARKER, RUN_MARKER, RunPaths, split_run_entries,
-)
+from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, COMPARE_MARKER, RUN_MARKER, RunPaths
+from mmcoop.utils.runfiles import split_run_entries
 
 _TMP_DIR_SUFFIX = ".mmcoop-new"
 

@@ -36,9 +36,8 @@ from mmcoop.report.loaders import (
     summarize_contributions,
 )
 from mmcoop.utils.io import atomic_write_bytes, atomic_write_text
-from mmcoop.utils.rundir import (
-    BASE_CONFIG_FILE, PLOTS_DIR, REPORT_FILE, checkpoint_fingerprint, report_source_comment, stale_valuations,
-)
+from mmcoop.utils.rundir import BASE_CONFIG_FILE, PLOTS_DIR, REPORT_FILE
+from mmcoop.utils.runfiles import checkpoint_fingerprint, report_source_comment, stale_valuations
 
 _MAX_EPOCH_SCAN = 60  # at most this many epoch files are read for the per-epoch degraded plot
 
