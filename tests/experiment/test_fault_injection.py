@@ -108,7 +108,7 @@ def _complete(run_dir: Path, seen: dict[str, int]) -> None:
         if (run_dir / name).exists():
             json.loads((run_dir / name).read_text())
     for ckpt in (run_dir / "checkpoints").glob("*.pt"):
-        torch.load(ckpt, weights_only=False)
+        torch.load(ckpt, weights_only=True)
     for table in (run_dir / "valuation").glob("*.parquet"):
         pd.read_parquet(table)
     read_metrics(run_dir)  # tolerates only a cut last line

@@ -123,15 +123,18 @@ def test_half_written_metrics_line_and_stale_temp_files(tmp_path, monkeypatch, r
     run_dir = tmp_path / "k"
     with open(run_dir / "metrics.jsonl", "a") as fh:
         fh.write('{"epoch": 2, "lr": 0.003, "train_lo')  # a kill in the middle of the append
-    stale = [run_dir / "checkpoints" / ".last.pt.a1b2c3.tmp", run_dir / ".metrics.jsonl.x9.tmp"]
+    stale = [run_dir / "checkpoints" / ".last.pt.a1b2c3.mmcoop.tmp", run_dir / ".metrics.jsonl.x9.mmcoop.tmp"]
     for p in stale:
         p.write_bytes(b"partial")
+    (run_dir / ".notes.tmp").write_text("the user's own")  # not mmcoop's pattern: kept
     assert [r["epoch"] for r in read_metrics(run_dir)] == [1]  # the cut line is skipped, not an error
     with pytest.raises(DataError, match="line 2"):
         read_metrics(run_dir, strict=True)
     with pytest.warns(UserWarning, match="kept the 1 committed epoch"):
         resume_experiment(run_dir)
     assert not any(p.exists() for p in stale)
+    assert (run_dir / ".notes.tmp").read_text() == "the user's own"
+    (run_dir / ".notes.tmp").unlink()
     _same_run(run_dir, reference)
 
 

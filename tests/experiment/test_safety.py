@@ -102,13 +102,14 @@ def test_overwrite_replaces_a_marked_run_and_nothing_beside_it(tmp_path):
     sibling = _decoy(runs / "notes.txt")
     first = run_experiment(tiny_cfg(runs, train={"epochs": 2}))
     assert is_marked_run_dir(first.run_dir) and (first.run_dir / RUN_MARKER).is_file()
-    (first.run_dir / "valuation").mkdir()
-    (first.run_dir / "valuation" / "old.parquet").write_bytes(b"x")
+    assert runner.invoke(app, ["value", str(first.run_dir)]).exit_code == 0  # valuation/test.parquet: mmcoop's
+    (first.run_dir / "plots").mkdir()
+    (first.run_dir / "plots" / "old.png").write_bytes(b"x")  # the report's folder
     with pytest.raises(RunDirError, match="--overwrite"):  # refused without the flag
         run_experiment(tiny_cfg(runs, train={"epochs": 1}))
     second = run_experiment(tiny_cfg(runs, train={"epochs": 1}), overwrite=True)
     assert len(second.history) == 1
-    assert not (second.run_dir / "valuation").exists()  # the old run's files are gone ...
+    assert not (second.run_dir / "valuation").exists() and not (second.run_dir / "plots").exists()  # gone ...
     assert is_marked_run_dir(second.run_dir)  # ... the new one is marked ...
     assert sibling.read_bytes() == DECOY  # ... and the folder beside it untouched
 
@@ -197,3 +198,67 @@ def test_half_assembled_run_folders_left_by_a_kill_are_removed(tmp_path):
         assert not stale.exists() and fresh.is_dir() and held.is_dir() and other.read_bytes() == DECOY
     assert remove_stale_new_dirs(r.run_dir) == [held]
     assert remove_stale_new_dirs(r.run_dir, min_age_s=0.0) == [fresh]
+
+
+def _snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every entry below ``folder`` (hidden ones too): file bytes, ``None`` for folders."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in folder.rglob("*")}
+
+
+def test_overwrite_refuses_to_delete_user_files_inside_a_run(tmp_path, monkeypatch):
+    """Issue 18.1: NOTES.md and analysis/ put into a run folder survive --overwrite (it refuses, naming them)."""
+    runs = tmp_path / "runs"
+    first = run_experiment(tiny_cfg(runs, "userfile", train={"epochs": 1}))
+    notes = _decoy(first.run_dir / "NOTES.md")
+    analysis = _decoy(first.run_dir / "analysis" / "fig.tex")
+    mine = _decoy(first.run_dir / "valuation" / "mine.parquet")  # a valuation-like name, not mmcoop's table
+    before = _snapshot(first.run_dir)
+    import mmcoop.experiment.run as run_mod
+
+    with monkeypatch.context() as m:  # refused before any data is loaded
+        m.setattr(run_mod, "load_splits", lambda cfg: pytest.fail("refuse before loading data"))
+        text = _one_message(_train(runs, "--name", "userfile", "--overwrite"), "did not write")
+    assert "NOTES.md" in text and "analysis/" in text and "valuation/mine.parquet" in text and "Move" in text
+    before.pop(".mmcoop.lock", None)
+    after = _snapshot(first.run_dir)
+    after.pop(".mmcoop.lock", None)
+    assert after == before  # nothing deleted, nothing written
+    with pytest.raises(RunDirError, match="NOTES.md"):  # the library refuses the same way
+        run_experiment(tiny_cfg(runs, "userfile", train={"epochs": 1}), overwrite=True)
+    for p in (notes, analysis, mine):
+        assert p.read_bytes() == DECOY
+    notes.unlink(), mine.unlink()
+    analysis.unlink(), analysis.parent.rmdir()
+    again = run_experiment(tiny_cfg(runs, "userfile", train={"epochs": 1}), overwrite=True)  # only mmcoop's files left
+    assert len(again.history) == 1
+
+
+def test_a_failed_resume_leaves_a_foreign_folder_exactly_as_it_was(tmp_path):
+    """Issue 18.2: a resume that fails writes no marker, removes no temp file, creates no lock file."""
+    proj = tmp_path / "proj"
+    exp = proj / "myexp"
+    exp.mkdir(parents=True)
+    (exp / "config.yaml").write_text("lr: 0.1\n")
+    (exp / "metrics.jsonl").write_text('{"loss":1}\n')
+    thesis = _decoy(exp / "thesis.tex")
+    (exp / ".notes.tmp").write_text("t\n")
+    before = _snapshot(exp)
+    res = runner.invoke(app, ["train", "--resume", str(exp)])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert _snapshot(exp) == before  # exactly as found: no .mmcoop-run, no .mmcoop.lock, .notes.tmp kept
+    _one_message(_train(proj, "--name", "myexp", "--overwrite"), "did not mark as a run")
+    assert thesis.read_bytes() == DECOY and _snapshot(exp) == before
+
+
+def test_a_failed_resume_of_a_real_run_changes_nothing(tmp_path):
+    """A refused resume (a config change) of a marked run leaves every file as it was, temp files included."""
+    first = run_experiment(tiny_cfg(tmp_path, train={"epochs": 1}))
+    (first.run_dir / ".notes.tmp").write_text("the user's")
+    (first.run_dir / ".metrics.jsonl.k1ll.mmcoop.tmp").write_text("partial")  # mmcoop's, left by a kill
+    before = _snapshot(first.run_dir)
+    res = runner.invoke(app, ["train", "--resume", str(first.run_dir), "--seed", "3"])
+    _one_message(res, "seed")
+    assert _snapshot(first.run_dir) == before
+    run_experiment(tiny_cfg(tmp_path, train={"epochs": 2}), resume=True)
+    assert (first.run_dir / ".notes.tmp").read_text() == "the user's"
+    assert not (first.run_dir / ".metrics.jsonl.k1ll.mmcoop.tmp").exists()

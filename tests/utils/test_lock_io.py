@@ -63,8 +63,8 @@ def test_storage_errors_name_the_path_and_keep_errno(tmp_path):
 
 def test_remove_stale_temps_only_removes_temp_files(tmp_path):
     (tmp_path / "checkpoints").mkdir()
-    stale = [tmp_path / ".config.yaml.abc.tmp", tmp_path / "checkpoints" / ".last.pt.x1.tmp"]
-    keep = [tmp_path / "config.yaml", tmp_path / "notes.tmp", tmp_path / ".hidden"]
+    stale = [tmp_path / ".config.yaml.abc.mmcoop.tmp", tmp_path / "checkpoints" / ".last.pt.x1.mmcoop.tmp"]
+    keep = [tmp_path / "config.yaml", tmp_path / "notes.tmp", tmp_path / ".notes.tmp", tmp_path / ".hidden"]
     for p in stale + keep:
         p.write_text("x")
     assert remove_stale_temps(tmp_path) == sorted(stale)

@@ -183,6 +183,9 @@ def train(
                    "other options that would change the run are refused with a diff."),
     overwrite: bool = typer.Option(
         False, help="Replace an existing run directory of the same name (only a folder mmcoop marked as a run)."),
+    trust_run: bool = typer.Option(
+        False, "--trust-run", help="With --resume: load a checkpoint holding Python objects other than tensors "
+                                   "(can run code from the file; only for runs from a source you trust)."),
 ) -> None:
     """Train one model; writes runs/<name>/ (config.yaml, metrics.jsonl, checkpoints/, results.json)."""
     from mmcoop.experiment import resume_experiment, run_experiment
@@ -196,7 +199,7 @@ def train(
             changes = config_data(config, set_, dataset=dataset, method=method, execution=execution, epochs=epochs,
                                   lr=lr, batch_size=batch_size, seed=seed, data_root=data_root, device=device,
                                   amp=amp, debiased_strength=debiased_strength)
-            result = resume_experiment(resume, changes)
+            result = resume_experiment(resume, changes, trust=trust_run)
         else:
             cfg = build_config(config, set_, preset=preset, dataset=dataset, method=method, execution=execution, epochs=epochs,
                                lr=lr, batch_size=batch_size, seed=seed, name=name, out_dir=out_dir,
@@ -251,6 +254,8 @@ def compare(
     bootstrap: int = typer.Option(0, help="Also a percentile bootstrap CI over seeds with this many resamples."),
     set_: list[str] = typer.Option([], "--set", help="Override any key: --set train.step_size=5"),
     overwrite: bool = typer.Option(False, help="Replace existing runs of the same names."),
+    resume: bool = typer.Option(False, help="Continue the comparison in --out-dir/--name: finished runs are reused, "
+                                             "interrupted ones resume from their last epoch; new seeds/methods are added."),
 ) -> None:
     """Run every (method, seed) pair and the compute-matched joint runs; print mean ± std over seeds and the
     paired gain over joint training with its 95% interval; write compare.csv and summary.csv."""
@@ -267,7 +272,7 @@ def compare(
         specs, seed_list = parse_methods(methods, shared), parse_seeds(seeds)
         cdir, df, summary = run_compare(
             base, specs, seed_list, name=name, overwrite=overwrite, shared_options=shared,
-            matched=parse_matched(matched), bootstrap=bootstrap,
+            matched=parse_matched(matched), bootstrap=bootstrap, resume=resume,
             on_run=lambda row: is_main() and console.print(
                 f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
                 f"({row['epochs_run']} epochs, {row['sample_visits']} sample visits, "
@@ -334,6 +339,9 @@ def value(
     top: int = typer.Option(0, "--top", help="Also list the K samples each modality contributes least to "
                             "(written to valuation/<split>_lowest.csv)."),
     modality: Optional[str] = typer.Option(None, "--modality", help="With --top: only this modality."),
+    trust_run: bool = typer.Option(
+        False, "--trust-run", help="Load a checkpoint holding Python objects other than tensors (can run code "
+                                   "from the file; only for runs from a source you trust)."),
 ) -> None:
     """Shapley value of every modality for every sample of a split; writes valuation/<split>.parquet.
 
@@ -342,6 +350,7 @@ def value(
     from mmcoop.experiment import load_run
     from mmcoop.utils.io import check_writable
     from mmcoop.utils.rundir import RunPaths
+    from mmcoop.utils.runfiles import CHECKPOINT_INFO_KEY, checkpoint_fingerprint, stale_valuations
     from mmcoop.valuation import mean_features, valuate_dataset
 
     def go() -> None:
@@ -360,11 +369,13 @@ def value(
             raise MMCoopError(f"{run_dir} is not a run directory (no {paths.config.name}); "
                               "pass a directory made by `mmcoop train`")
         check_writable(paths.valuation_dir)  # before the expensive part, not after it
-        _, model, splits = load_run(run_dir, checkpoint)
+        source = checkpoint_fingerprint(run_dir, checkpoint)  # recorded in the table (stale once it changes)
+        _, model, splits = load_run(run_dir, checkpoint, trust=trust_run)
         data = splits.split(split)
         fill = mean_features(model, splits.train, batch_size=batch_size) if removal == "mean" else None
         table = valuate_dataset(model, data, batch_size=batch_size, value=value_fn, removal=removal, fill=fill,
                                 split=split, progress=True)
+        table.info[CHECKPOINT_INFO_KEY] = source
         if modality is not None and modality not in table.modalities:
             raise MMCoopError(f"--modality {modality!r} is not a modality of this run; "
                               f"valid: {', '.join(table.modalities)}")
@@ -373,6 +384,8 @@ def value(
         console.print(f"wrote {path}")
         if top:
             _print_lowest(table, top, modality, paths.valuation_dir / f"{split}_lowest.csv")
+        for msg in stale_valuations(run_dir):
+            console.print(f"[yellow]warning:[/] {msg}", highlight=False)
 
     _guard(go)
 
@@ -385,7 +398,12 @@ def report(path: Path = typer.Argument(..., help="A run or compare directory."))
     def go() -> None:
         if not path.is_dir():
             raise MMCoopError(f"{path} is not a directory; pass a run or compare directory")
+        from mmcoop.utils.rundir import is_run_dir
+        from mmcoop.utils.runfiles import stale_derived
+
         console.print(f"report: {write_report(path)}")
+        for msg in stale_derived(path) if is_run_dir(path) else []:
+            console.print(f"[yellow]warning:[/] {msg}", highlight=False)
 
     _guard(go)
 

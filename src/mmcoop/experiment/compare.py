@@ -12,7 +12,16 @@ Writes ``<out_dir>/<name>/`` holding one run directory per pair and:
 - ``summary.csv``: per method label, mean and std over seeds of every metric, and
   per protocol ``gain_<p>_{n,mean,sd,low,high}`` (95% paired-t interval, see
   :mod:`mmcoop.experiment.stats`; ``gain_<p>_boot_{low,high}`` with a bootstrap);
-- ``base_config.yaml``: the shared settings (``train.patience`` = early stopping).
+- ``base_config.yaml``: the shared settings (``train.patience`` = early stopping);
+- ``compare.json``: the request (methods, seeds, shared settings), written before the
+  first run.
+
+Resuming (``mmcoop compare --resume``): a comparison killed at any moment continues:
+finished runs are reused (read back from their commit record), half-finished runs
+resume from their last committed epoch, missing runs are trained. Seeds or methods
+given with ``--resume`` that the recorded request lacks are added (``compare.csv`` then
+holds all of them); changed shared settings are refused with a diff. One process at a
+time writes a comparison folder: a second one is refused, naming the holder.
 
 Compute matching: re-sampling methods train on more units per epoch than joint
 training, so at equal epochs they also get more optimizer steps. For each (method,
@@ -27,8 +36,9 @@ run's best-validation model.
 from __future__ import annotations
 
 import dataclasses
-import warnings
+import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -36,16 +46,20 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from mmcoop.errors import ConfigError
+from mmcoop.errors import ConfigError, RunDirError
 from mmcoop.experiment.config import RunConfig
-from mmcoop.experiment.safety import check_run_path, prepare_compare_dir
-from mmcoop.experiment.run import RunResult, check_new_run, load_splits, run_experiment
+from mmcoop.experiment.resume import diff_configs
+from mmcoop.experiment.safety import (
+    check_resumable, check_run_path, is_marked_run_dir, looks_like_legacy_run, prepare_compare_dir,
+)
+from mmcoop.experiment.run import RunResult, _on_main, check_new_run, load_splits, resume_experiment, run_experiment
 from mmcoop.experiment.stats import paired_gains, summarize_gains
 from mmcoop.methods import METHODS, variant_options
 from mmcoop.train.distributed import barrier, init_from_env, is_main
 from mmcoop.utils.io import atomic_write_text
 from mmcoop.utils.summaries import summarize_over_seeds
-from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, SUMMARY_CSV
+from mmcoop.utils.lock import LOCK_NAME, FolderLock
+from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, COMPARE_REQUEST_FILE, SUMMARY_CSV
 
 #: Gain protocols: equal epochs (always), and the baseline given the same sample visits / optimizer steps.
 PROTOCOLS: tuple[str, ...] = ("epochs", "visits", "steps")
@@ -251,6 +265,57 @@ def _per_epoch(result: RunResult) -> dict[str, float]:
     return {"visits": float(first.get("train_units", math.nan)), "steps": float(first.get("epoch_steps", math.nan))}
 
 
+def _request(base: RunConfig, methods: list[MethodSpec], seeds: list[int], matched: Sequence[str],
+             baseline: str | None) -> dict[str, Any]:
+    """The JSON record of what a comparison runs (``compare.json``)."""
+    shared = {k: v for k, v in base.to_dict().items() if k not in ("name", "out_dir", "seed")}
+    return {"format": 1, "methods": [{"label": m.label, "name": m.name, "options": m.options} for m in methods],
+            "seeds": list(seeds), "matched": list(matched), "baseline": baseline, "base": shared}
+
+
+def _read_request(cdir: Path) -> dict[str, Any] | None:
+    path = cdir / COMPARE_REQUEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        req = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"{path} cannot be read ({e}); restore it, or redo the comparison with --overwrite") from None
+    if not isinstance(req, dict) or not {"methods", "seeds", "base"} <= set(req):
+        raise RunDirError(f"{path} is not a comparison record; restore it, or redo the comparison with --overwrite")
+    return req
+
+
+def _merge_request(cdir: Path, recorded: dict[str, Any], asked: dict[str, Any], resume: bool,
+                   overwrite: bool) -> tuple[list[MethodSpec], list[int]]:
+    """Methods and seeds to run when ``cdir`` already holds a comparison (recorded first, new ones added)."""
+    methods = [MethodSpec(m["label"], m["name"], dict(m.get("options") or {})) for m in recorded["methods"]]
+    seeds = [int(s) for s in recorded["seeds"]]
+    shown = (f"methods {', '.join(m.label for m in methods)}; seeds {', '.join(map(str, seeds))}")
+    if not resume and not overwrite:
+        raise RunDirError(
+            f"comparison folder {cdir} already holds a run of `mmcoop compare` ({shown}); pass --resume to continue "
+            "it (finished runs are reused, interrupted ones resumed; new seeds or methods are added and compare.csv "
+            "holds them all), --overwrite to redo it, or --name for a new comparison"
+        )
+    if overwrite:
+        return [], []
+    changed = diff_configs(recorded["base"], asked["base"])
+    for key in ("matched", "baseline"):
+        if recorded.get(key, asked[key]) != asked[key]:
+            changed[key] = (recorded.get(key), asked[key])
+    if changed:
+        lines = "\n".join(f"  {k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+        raise ConfigError(f"cannot resume the comparison in {cdir} with different shared settings:\n{lines}\n"
+                          "Undo them, or start another comparison with --name (or redo this one with --overwrite)")
+    labels = {m.label: m for m in methods}
+    for m in asked["methods"]:
+        if m["label"] in labels and labels[m["label"]].options != dict(m.get("options") or {}):
+            raise ConfigError(f"cannot resume the comparison in {cdir}: method {m['label']} had options "
+                              f"{labels[m['label']].options}, now {m['options']}")
+    return methods, seeds
+
+
 def run_compare(
     base: RunConfig,
     methods: list[MethodSpec],
@@ -264,6 +329,7 @@ def run_compare(
     level: float = 0.95,
     bootstrap: int = 0,
     bootstrap_seed: int = 0,
+    resume: bool = False,
 ) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
     """Run every (method, seed) pair of ``base``, the compute-matched baselines, and write
     the comparison directory.
@@ -285,10 +351,19 @@ def run_compare(
         level: confidence level of the intervals.
         bootstrap: resamples of a percentile bootstrap over seeds (0 = paired t only).
         bootstrap_seed: seed of the bootstrap draws.
+        resume: continue the comparison in the folder (see the module docstring); new
+            seeds and methods are added to the recorded ones.
 
     Returns:
         ``(compare_dir, per_run_table, summary_table)`` (the tables of compare.csv and summary.csv).
+
+    Raises:
+        RunDirError: the folder holds another comparison (without ``resume``/``overwrite``),
+            another process writes it, or a run directory is unsafe.
+        ConfigError: ``resume`` with different shared settings.
     """
+    if resume and overwrite:
+        raise ConfigError("--resume continues a comparison and --overwrite redoes it; pass only one")
     init_from_env()  # no-op unless launched by torchrun
     ds_label = base.dataset + ("-debiased" if base.debiased else "")
     cdir = check_run_path(base.out_dir, name or f"compare_{ds_label}", what="comparison")
@@ -297,6 +372,15 @@ def run_compare(
     methods = list(methods)
     if baseline is not None and baseline not in [m.label for m in methods]:
         methods.insert(0, parse_methods(baseline)[0])
+    if (cdir / LOCK_NAME).is_file():  # another compare writing this folder now: name it before anything else
+        FolderLock(cdir, what="comparison folder").acquire().release()
+    recorded = _read_request(cdir) if cdir.is_dir() else None
+    if recorded is not None:  # a comparison is there: continue it (recorded runs first), or refuse
+        asked = _request(base, methods, seeds, matched, baseline)
+        old_methods, old_seeds = _merge_request(cdir, recorded, asked, resume, overwrite)
+        known = {m.label for m in old_methods}
+        methods = old_methods + [m for m in methods if m.label not in known]
+        seeds = old_seeds + [s for s in seeds if s not in old_seeds]
     first = load_splits(base.replace(seed=seeds[0])) if seeds else None  # reused for the first seed's runs
     num_modalities = len(first.modalities) if first is not None else 0
     skipped = [m for m in methods if m.optional and (METHODS.get(m.name).max_modalities or num_modalities) < num_modalities]
@@ -322,19 +406,58 @@ def run_compare(
         return base.replace(seed=seed, method=m.name, method_options=opts, out_dir=str(cdir), name=run_name,
                             **changes)
 
-    def finish(row: dict[str, Any]) -> None:
-        rows.append(row)
-        if on_run is not None:
-            on_run(row)
+    def existing(cfg: RunConfig) -> bool:
+        """A run to continue (``resume``): a run directory is there (finished or not)."""
+        return resume and cfg.run_dir.is_dir() and (is_marked_run_dir(cfg.run_dir) or looks_like_legacy_run(cfg.run_dir))
+
+    def run(cfg: RunConfig, splits: Any) -> RunResult:
+        if existing(cfg):  # finished: read back (nothing trained); interrupted: from the last committed epoch
+            return resume_experiment(cfg.run_dir, config=cfg, splits=splits)
+        return run_experiment(cfg, overwrite=overwrite, splits=splits)
 
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds {seeds} repeat a seed; give each seed once")
     for seed in seeds:  # refuse before training anything, not after the first runs
         for m in methods:
-            check_new_run(config_for(m, seed, f"{m.label.replace(':', '-')}_seed{seed}"), overwrite)
-    if is_main():  # under torchrun every rank runs the comparison; rank 0 writes its files
+            cfg = config_for(m, seed, f"{m.label.replace(':', '-')}_seed{seed}")
+            if existing(cfg):
+                check_resumable(cfg.run_dir)
+            else:
+                check_new_run(cfg, overwrite)
+
+    def open_compare() -> FolderLock:
         prepare_compare_dir(cdir)
+        lock = FolderLock(cdir, what="comparison folder").acquire()  # one writer; a second is refused, named
+        try:
+            atomic_write_text(cdir / COMPARE_REQUEST_FILE,
+                              json.dumps(_request(base, methods, seeds, matched, baseline), indent=2))
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+    lock = _on_main(open_compare)  # under torchrun every rank runs the comparison; rank 0 writes its files
+    try:
+        return _compare_runs(base, methods, seeds, cdir, config_for, run, on_run, matched, baseline, level,
+                             bootstrap, bootstrap_seed, first)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _compare_runs(base: RunConfig, methods: list[MethodSpec], seeds: list[int], cdir: Path,
+                  config_for: Callable[..., RunConfig], run: Callable[[RunConfig, Any], RunResult],
+                  on_run: Callable[[dict[str, Any]], None] | None, matched: Sequence[str], baseline: str | None,
+                  level: float, bootstrap: int, bootstrap_seed: int, first: Any,
+                  ) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
+    """The runs of :func:`run_compare` and its tables (called under the comparison's lock)."""
     barrier()
+
+    def finish(row: dict[str, Any]) -> None:
+        rows.append(row)
+        if on_run is not None:
+            on_run(row)
+
     rows: list[dict[str, Any]] = []
     base_epochs = base.train.epochs
     for seed in seeds:
@@ -344,7 +467,7 @@ def run_compare(
         seed_rows: dict[str, dict[str, Any]] = {}
         for m in methods:
             cfg = config_for(m, seed, f"{m.label.replace(':', '-')}_seed{seed}")
-            results[m.label] = run_experiment(cfg, overwrite=overwrite, splits=splits)
+            results[m.label] = run(cfg, splits)
             seed_rows[m.label] = _run_row(m.label, seed, "method", results[m.label])
             finish(seed_rows[m.label])
         if baseline is None:
@@ -361,7 +484,7 @@ def run_compare(
         for e in sorted({e for d in need.values() for e in d.values()} - {base_epochs}):
             label = f"{baseline}@{e}ep"
             cfg = config_for(spec, seed, f"{label.replace(':', '-')}_seed{seed}", epochs=e)
-            row = _run_row(label, seed, "matched", run_experiment(cfg, overwrite=overwrite, splits=splits))
+            row = _run_row(label, seed, "matched", run(cfg, splits))
             acc[e] = row["test_acc"]
             finish(row)
         for m_label, eps in need.items():

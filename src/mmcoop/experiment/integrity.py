@@ -23,11 +23,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from mmcoop.errors import DataError, RunDirError
 from mmcoop.utils import rundir
-from mmcoop.utils.io import atomic_torch_save
+from mmcoop.utils.io import atomic_torch_save, load_checkpoint
 from mmcoop.utils.rundir import METRICS_FILE, RESULTS_FILE, RunPaths, list_valuations, metrics_text, write_metrics
 
 _BAD_RECORD = ("{source} line {lineno} is not a metrics record; the file was edited or damaged. "
@@ -49,16 +48,31 @@ def read_metrics(run_dir: str | Path, strict: bool = False) -> list[dict[str, An
                                required=("epoch",), error=_BAD_RECORD)
 
 
-def load_commit(run_dir: str | Path) -> dict[str, Any] | None:
-    """The commit record ``checkpoints/last.pt`` (``None`` before the first epoch ends)."""
+def load_commit(run_dir: str | Path, trust: bool = False) -> dict[str, Any] | None:
+    """The commit record ``checkpoints/last.pt`` (``None`` before the first epoch ends).
+
+    Args:
+        run_dir: the run directory.
+        trust: load objects other than tensors and plain containers (see
+            :func:`mmcoop.utils.io.load_checkpoint`); refused by default.
+
+    Raises:
+        RunDirError: the file cannot be read, or holds objects mmcoop does not load untrusted.
+    """
     path = RunPaths(run_dir).last_checkpoint
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(path, trust)
+    except RunDirError:
+        raise
     except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is one message
         raise RunDirError(f"checkpoint {path} cannot be read ({e}); the run cannot be resumed from it. "
                           "Start it again with --overwrite") from None
+    if not isinstance(state, dict) or "epoch" not in state:
+        raise RunDirError(f"checkpoint {path} is not an mmcoop commit record (no epoch); the run cannot be resumed "
+                          "from it. Start it again with --overwrite")
+    return state
 
 
 def committed_history(state: dict[str, Any], run_dir: str | Path) -> list[dict[str, Any]]:
@@ -72,7 +86,7 @@ def _best_epoch_on_disk(path: Path) -> int | None:
     if not path.is_file():
         return None
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+        return int(load_checkpoint(path)["epoch"])
     except Exception:  # noqa: BLE001 - unreadable counts as absent (it is rewritten)
         return None
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -35,18 +36,19 @@ from mmcoop.errors import ConfigError, DataError, MMCoopError, RunDirError
 from mmcoop.experiment.config import RunConfig, load_yaml_mapping
 from mmcoop.experiment.integrity import committed_history, load_commit, read_metrics, repair_run_dir
 from mmcoop.experiment.resume import flatten, plan_resume
-from mmcoop.experiment.safety import create_run_dir, is_marked_run_dir, open_run_dir, precheck_new_run_dir
+from mmcoop.experiment.safety import check_resumable, create_run_dir, open_run_dir, precheck_new_run_dir
 from mmcoop.methods import build_method
-from mmcoop.experiment.user import user_splits
+from mmcoop.experiment.user import check_model_size, probe_model, user_code, user_splits
 from mmcoop.models import create_model
 from mmcoop.integrations.loggers import build_loggers, check_loggers
 from mmcoop.train import Trainer
 from mmcoop.train.callbacks import Callback, EpochEndFunction
 from mmcoop.train.distributed import barrier, init_from_env, is_main
 from mmcoop.utils.dist import all_gather_objects
-from mmcoop.utils.io import append_line, atomic_torch_save, atomic_write_text
+from mmcoop.utils.io import append_line, atomic_torch_save, atomic_write_text, load_checkpoint
 from mmcoop.utils.lock import FolderLock
 from mmcoop.utils.rundir import RunPaths, append_metrics, jsonable
+from mmcoop.utils.runfiles import stale_derived
 from mmcoop.utils.seeding import seed_everything
 
 __all__ = ["RunResult", "load_splits", "build_for", "check_new_run", "read_metrics", "run_experiment",
@@ -89,11 +91,32 @@ def load_splits(cfg: RunConfig) -> DatasetSplits:
     return splits
 
 
-def build_for(cfg: RunConfig, splits: DatasetSplits) -> nn.Module:
-    """The model of ``cfg`` for ``splits`` (registered or ``model.target``; initialised from ``cfg.seed``)."""
-    seed_everything(cfg.seed)
-    return create_model(cfg.model.name, splits.specs, splits.num_classes, target=cfg.model.target,
-                        **cfg.model.builder_options())
+def build_for(cfg: RunConfig, splits: DatasetSplits, probe: bool = True) -> nn.Module:
+    """The model of ``cfg`` for ``splits`` (registered or ``model.target``; initialised from ``cfg.seed``).
+
+    A built-in model's parameter memory is estimated first (an impossible size is refused
+    before anything is allocated); errors raised by a ``model.target`` are shown as the
+    user's; with ``probe`` a model or data from a target is run once on two training
+    samples to check the shapes (:func:`mmcoop.experiment.user.probe_model`).
+    """
+    options = cfg.model.builder_options()
+
+    def build() -> nn.Module:
+        return create_model(cfg.model.name, splits.specs, splits.num_classes, target=cfg.model.target, **options)
+
+    if cfg.model.target:
+        key = f"model.target={cfg.model.target!r}"
+        seed_everything(cfg.seed)
+        with user_code(key, "building the model"):
+            model = build()
+    else:
+        key = f"model {cfg.model.name!r}"
+        check_model_size(build, key, options, cfg.train.device)
+        seed_everything(cfg.seed)
+        model = build()
+    if probe and (cfg.model.target or cfg.data is not None):
+        probe_model(model, splits, key if cfg.model.target else f"{key} on data.target={cfg.data.target!r}")
+    return model
 
 
 def check_device_available(name: str) -> None:
@@ -204,6 +227,7 @@ def resume_experiment(
     sources: dict[str, str] | None = None,
     splits: DatasetSplits | None = None,
     callbacks: Sequence[Any] | None = None,
+    trust: bool = False,
 ) -> RunResult:
     """Continue the run in ``run_dir`` from its commit record (``checkpoints/last.pt``).
 
@@ -222,23 +246,30 @@ def resume_experiment(
         sources: ``{dotted key: where it came from}`` for messages (the CLI's options).
         splits: pre-loaded data.
         callbacks: see :func:`run_experiment`.
+        trust: load a checkpoint holding objects other than tensors and plain containers
+            (``--trust-run``; see :func:`mmcoop.utils.io.load_checkpoint`).
 
     Raises:
-        RunDirError: not a run directory, or held by another process.
+        RunDirError: not a run directory, held by another process, or a checkpoint
+            refused as untrusted.
         ConfigError: refused changes (all listed).
     """
     init_from_env()
     run_dir = Path(run_dir)
     paths = RunPaths(run_dir)
-    if not is_marked_run_dir(run_dir) and not paths.config.is_file():
-        raise RunDirError(f"cannot resume: {run_dir} is not a run directory (no config.yaml); "
-                          "start the run without --resume, or pass a directory made by `mmcoop train`")
+    # everything that can refuse the resume is checked before anything is written: a failed
+    # resume leaves the folder as it found it (no marker, no lock file, no temp file removed)
+    check_resumable(run_dir)
+    state = load_commit(run_dir, trust)
+    cfg, applied = _resolve_resume(run_dir, state, changes, config, sources)
+    check_device_available(cfg.train.device)
+    check_loggers(cfg.train.loggers)
     lock = _on_main(lambda: open_run_dir(run_dir))
     try:
-        state = load_commit(run_dir)
-        cfg, applied = _resolve_resume(run_dir, state, changes, config, sources)
-        check_device_available(cfg.train.device)
-        check_loggers(cfg.train.loggers)
+        fresh = load_commit(run_dir, trust)  # under the lock: the commit a finished writer left
+        if (fresh is None) != (state is None) or (fresh is not None and int(fresh["epoch"]) != int(state["epoch"])):
+            state = fresh
+            cfg, applied = _resolve_resume(run_dir, state, changes, config, sources)
 
         def repair() -> None:
             repair_run_dir(run_dir, state)
@@ -343,6 +374,7 @@ def _train(
 
         def on_epoch_end(record: dict[str, Any], tr: Trainer) -> None:
             table = valuations.pop()
+            rank_states = all_gather_objects(tr.rank_state())  # every rank's RNG streams, restored rank by rank
             if not is_main():  # every rank keeps the history (compare reads it); rank 0 writes
                 history.append(jsonable(record))
                 return
@@ -354,7 +386,8 @@ def _train(
                                    "epoch": epoch}, paths.best_checkpoint)
             history.append(append_metrics(run_dir, record))
             state = tr.state_dict()
-            state.update(config=stored_config, history=list(history), format=2)
+            state.update(config=stored_config, history=list(history), format=2,
+                         rank_states=rank_states if len(rank_states) > 1 else None)
             atomic_torch_save(state, paths.last_checkpoint)  # the commit point of this epoch
 
         # the run's commit first, then the train.loggers, the console line and the caller's callbacks
@@ -374,6 +407,8 @@ def _train(
         )
         if is_main():
             atomic_write_text(paths.results, json.dumps(results, indent=2))
+            for msg in stale_derived(run_dir):  # e.g. a resume found a better epoch than `mmcoop value` saw
+                warnings.warn(msg, UserWarning, stacklevel=2)
         barrier()  # every rank returns after results.json exists
     finally:
         if lock is not None:
@@ -382,12 +417,21 @@ def _train(
 
 
 # -- reading a run ---------------------------------------------------------------------------
-def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[RunConfig, nn.Module, DatasetSplits]:
+def load_run(run_dir: str | Path, checkpoint: str = "best", trust: bool = False,
+             ) -> tuple[RunConfig, nn.Module, DatasetSplits]:
     """Config, model (``best`` or ``last`` weights) and data of an existing run directory.
 
     The weights are those of the run's commit record: when ``best.pt`` names another
     epoch than ``last.pt`` (a run killed between the two writes), the committed best
     weights kept in ``last.pt`` are used.
+
+    Checkpoints are loaded as tensors and plain containers only; a file holding other
+    objects is refused unless ``trust`` (see :func:`mmcoop.utils.io.load_checkpoint`).
+    The config's ``model.target`` / ``data.target``, if any, *are* imported and called:
+    config targets run code by design, so load only run folders whose config you trust.
+
+    Raises:
+        RunDirError: a checkpoint refused as untrusted.
     """
     run_dir = Path(run_dir)
     paths = RunPaths(run_dir)
@@ -396,7 +440,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[RunConfig, 
         raise MMCoopError(f"{run_dir} is not a run directory (no config.yaml); pass a directory made by `mmcoop train`")
     if checkpoint not in ("best", "last"):
         raise ConfigError(f"checkpoint must be best or last, got {checkpoint!r}")
-    commit = load_commit(run_dir)
+    commit = load_commit(run_dir, trust)
     if commit is not None and "config" in commit:  # the config it was trained with, whatever config.yaml says now
         cfg = RunConfig.from_dict({**commit["config"], "name": run_dir.name, "out_dir": str(run_dir.parent)})
     else:
@@ -405,8 +449,9 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[RunConfig, 
     if not ckpt.exists():
         raise MMCoopError(f"checkpoint {ckpt} does not exist; has the run finished an epoch?")
     try:
-        state = commit if checkpoint == "last" and commit is not None else torch.load(
-            ckpt, map_location="cpu", weights_only=False)
+        state = commit if checkpoint == "last" and commit is not None else load_checkpoint(ckpt, trust)
+    except RunDirError:
+        raise
     except Exception as e:  # noqa: BLE001
         raise DataError(f"checkpoint {ckpt} cannot be read ({e}); resume the run (mmcoop train --resume) "
                         "to rewrite it") from None
@@ -415,7 +460,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[RunConfig, 
             and int(commit["best_epoch"]) != int(state["epoch"])):
         weights = commit["best_state"]["model"]  # best.pt is ahead of the commit (killed between the two writes)
     splits = load_splits(cfg)
-    model = build_for(cfg, splits)
+    model = build_for(cfg, splits, probe=False)
     model.load_state_dict(weights)
     model.eval()
     return cfg, model, splits

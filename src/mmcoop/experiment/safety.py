@@ -4,7 +4,11 @@ File names (the markers included) are :mod:`mmcoop.utils.rundir`'s, the one owne
 the run-directory schema; this module decides what may be created, deleted or resumed.
 
 Every run directory carries a marker file, :data:`RUN_MARKER`, written when mmcoop
-creates it; only a directory holding the marker is ever deleted by ``--overwrite``.
+creates it; only a directory holding the marker is ever emptied by ``--overwrite``, and
+only of the files mmcoop wrote there (:func:`mmcoop.utils.rundir.split_run_entries`):
+when anything else is present (a user's notes, an analysis folder) the overwrite is
+refused, naming those files. A ``--resume`` checks everything it can refuse before it
+writes anything (:func:`check_resumable`), so a failed resume leaves the folder as it was.
 A directory is also refused when its path is not strictly inside ``out_dir``, when
 its name contains ``..`` or is absolute, or when it is (or contains) the working
 directory or the home directory.
@@ -31,6 +35,7 @@ from mmcoop.errors import RunDirError
 from mmcoop.utils.io import atomic_write_text, remove_stale_temps, storage_error
 from mmcoop.utils.lock import LOCK_NAME, FolderLock
 from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, COMPARE_MARKER, RUN_MARKER, RunPaths
+from mmcoop.utils.runfiles import split_run_entries
 
 _TMP_DIR_SUFFIX = ".mmcoop-new"
 
@@ -107,9 +112,24 @@ def _foreign_entries(path: Path, allowed: set[str]) -> list[str]:
         raise storage_error(e, path, "list") from None
 
 
+def _refuse_user_files(path: Path, foreign: list[str]) -> RunDirError:
+    shown = ", ".join(foreign[:6]) + (f", ... ({len(foreign)} in all)" if len(foreign) > 6 else "")
+    return RunDirError(
+        f"run directory {path} holds files mmcoop did not write ({shown}); --overwrite deletes only mmcoop's own "
+        "files, so it refuses. Move those files out of the folder (or delete them yourself), or pick another --name"
+    )
+
+
 def _clear(path: Path, keep: set[str]) -> None:
-    """Delete everything in ``path`` except the names in ``keep``."""
-    for entry in path.iterdir():
+    """Delete the entries of ``path`` that mmcoop wrote, except the names in ``keep``.
+
+    Raises:
+        RunDirError: ``path`` holds anything mmcoop did not write (nothing is deleted then).
+    """
+    owned, foreign = split_run_entries(path)
+    if foreign:
+        raise _refuse_user_files(path, foreign)
+    for entry in owned:
         if entry.name in keep:
             continue
         try:
@@ -177,6 +197,9 @@ def precheck_new_run_dir(out_dir: str | os.PathLike, name: str, overwrite: bool 
                     f"run directory {run_dir} already holds a run; pass --resume to continue it, "
                     "--overwrite to replace it, or --name to start another"
                 )
+            foreign = split_run_entries(run_dir)[1]
+            if foreign:
+                raise _refuse_user_files(run_dir, foreign)
         else:
             foreign = _foreign_entries(run_dir, {LOCK_NAME})
             if foreign:
@@ -253,22 +276,35 @@ def create_run_dir(
     return run_dir, lock
 
 
-def open_run_dir(run_dir: str | os.PathLike) -> FolderLock:
-    """Lock an existing run directory to continue it (``--resume``) and remove stale temp files.
-
-    A run made by an older mmcoop (no marker, but ``config.yaml`` and metrics or a
-    checkpoint) is accepted and marked.
+def check_resumable(run_dir: str | os.PathLike) -> Path:
+    """The refusals of :func:`open_run_dir` that need no lock and write nothing.
 
     Raises:
-        RunDirError: not a run directory, or another process holds it.
+        RunDirError: not a folder, or not a run directory (no marker and not a run made
+            by an older mmcoop).
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"cannot resume: {run_dir} is not a folder; pass a run directory made by `mmcoop train`")
-    legacy = not is_marked_run_dir(run_dir)
-    if legacy and not looks_like_legacy_run(run_dir):
+    if not is_marked_run_dir(run_dir) and not looks_like_legacy_run(run_dir):
         raise RunDirError(f"cannot resume: {run_dir} is not a run directory (no {RUN_MARKER} marker); "
                           "pass a directory made by `mmcoop train`")
+    return run_dir
+
+
+def open_run_dir(run_dir: str | os.PathLike) -> FolderLock:
+    """Lock an existing run directory to continue it (``--resume``) and remove stale temp files.
+
+    Call it once the resume is validated (:func:`check_resumable`, the commit record and
+    the config): it writes. A run made by an older mmcoop (no marker, but
+    ``config.yaml`` and metrics or a checkpoint) is accepted and marked. Only mmcoop's
+    own temporary files (``.<name>.<random>.mmcoop.tmp``) are removed.
+
+    Raises:
+        RunDirError: not a run directory, or another process holds it.
+    """
+    run_dir = check_resumable(run_dir)
+    legacy = not is_marked_run_dir(run_dir)
     lock = FolderLock(run_dir).acquire()
     try:
         if legacy:

@@ -41,6 +41,7 @@ from mmcoop.report.loaders import (
 )
 from mmcoop.utils.io import atomic_write_bytes, atomic_write_text
 from mmcoop.utils.rundir import BASE_CONFIG_FILE, PLOTS_DIR, REPORT_FILE
+from mmcoop.utils.runfiles import checkpoint_fingerprint, report_source_comment, stale_valuations
 
 _MAX_EPOCH_SCAN = 60  # at most this many epoch files are read for the per-epoch degraded plot
 
@@ -435,8 +436,13 @@ def _mods_of(dfs: Mapping[str, pd.DataFrame], fallback: Sequence[str]) -> list[s
 def _run_report(path: Path, samples: SampleLoader | None = None, k: int = DEFAULT_K) -> Path:
     run = load_run_dir(path)
     page = _Page(path, f"mmcoop run: {run.name}")
+    for msg in stale_valuations(path):  # derived files that no longer match the run's checkpoint
+        page.note(f"Warning: {msg}.")
     _run_sections(page, run, samples, k)
-    sub = _esc(f"{run.dataset_name} · {run.method} · seed {run.config.get('seed', '?')} · {path}")
+    fp = checkpoint_fingerprint(path, "best")  # which weights this report describes
+    page.add(report_source_comment(fp))
+    source = f" · from best.pt of epoch {fp['epoch']} (sha256 {fp['sha256'][:12]})" if fp else ""
+    sub = _esc(f"{run.dataset_name} · {run.method} · seed {run.config.get('seed', '?')} · {path}{source}")
     return page.write(sub + ".")
 
 

@@ -20,7 +20,9 @@ from mmcoop.errors import ConfigError, MMCoopError
 from mmcoop.methods.base import Method, MethodContext
 from mmcoop.train.callbacks import CallbackList, ConsoleLine, EpochEndFunction
 from mmcoop.train.config import TrainConfig
-from mmcoop.train.distributed import all_reduce_sum, average_buffers, is_distributed, is_main, local_device
+from mmcoop.train.distributed import (
+    all_reduce_sum, average_buffers, is_distributed, is_main, local_device, rank, world_size,
+)
 from mmcoop.train.divergence import DivergenceGuard
 from mmcoop.train.engine import StepEngine
 from mmcoop.train.metrics import MultimodalMeter
@@ -265,7 +267,15 @@ class Trainer:
             "best_state": self.best_state,
         }
 
+    def rank_state(self) -> dict[str, Any]:
+        """This process's own state under ``torchrun`` (each rank's RNG streams and divergence
+        reference differ): gathered from every rank into the checkpoint (``rank_states``)."""
+        return {"rng": rng_state(), "divergence": self.engine.guard.state_dict()}
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; under ``torchrun`` each rank restores its own entry of
+        ``state["rank_states"]`` (RNG streams, divergence reference) when the checkpoint holds one
+        per rank of this world size (else every rank takes rank 0's, as single-process checkpoints do)."""
         self.model.load_state_dict(state["model"])
         self.extra.load_state_dict(state.get("method_modules", {}))
         self.engine.guard.load_state_dict(state.get("divergence", {}))
@@ -277,6 +287,11 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.method.load_state_dict(state["method"])
         set_rng_state(state["rng"])
+        ranks = state.get("rank_states")
+        if ranks is not None and len(ranks) == world_size():
+            own = ranks[rank()]
+            set_rng_state(own["rng"])
+            self.engine.guard.load_state_dict(own.get("divergence", {}))
         self.epoch = int(state["epoch"])
         self.best_val = float(state["best_val"])
         self.best_epoch = int(state["best_epoch"])

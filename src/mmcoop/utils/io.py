@@ -1,8 +1,12 @@
 """Atomic file writes: write to a temporary file in the same folder, then rename.
 
-Temporary files are named ``.<name>.<random>.tmp`` beside their target, so a process
+Temporary files are named ``.<name>.<random>.mmcoop.tmp`` beside their target, so a process
 killed mid-write leaves at most such a file (never a half-written target);
-:func:`remove_stale_temps` deletes them when the folder's owner starts again.
+:func:`remove_stale_temps` deletes them when the folder's owner starts again (only names
+of that pattern: a user's own ``.notes.tmp`` is never touched).
+
+Checkpoints are read by :func:`load_checkpoint`: tensors and plain containers only
+(``torch.load(weights_only=True)``), anything else refused unless the caller trusts the file.
 
 Failures of the file system (full disk, read-only folder, missing permission) are
 raised as one :class:`~mmcoop.errors.StorageError` naming the path and what to do,
@@ -20,7 +24,8 @@ from typing import Any, Callable
 
 from mmcoop.errors import StorageError
 
-TEMP_SUFFIX = ".tmp"
+#: The suffix of mmcoop's own temporary files (:func:`remove_stale_temps` deletes only these).
+TEMP_SUFFIX = ".mmcoop.tmp"
 
 _ADVICE = {
     errno.ENOSPC: "the disk is full: free some space or write elsewhere (e.g. --out-dir on another disk)",
@@ -126,7 +131,9 @@ def check_writable(folder: str | os.PathLike) -> Path:
 
 
 def remove_stale_temps(root: str | os.PathLike) -> list[Path]:
-    """Delete the ``.<name>.<random>.tmp`` files :func:`atomic_write_bytes` leaves when killed.
+    """Delete the ``.<name>.<random>.mmcoop.tmp`` files :func:`atomic_write_bytes` leaves when killed.
+
+    Other files, ``.notes.tmp`` included, are never touched.
 
     Only call this on a folder no other process is writing (e.g. under the run's lock).
 
@@ -142,3 +149,54 @@ def remove_stale_temps(root: str | os.PathLike) -> list[Path]:
             except FileNotFoundError:
                 pass
     return sorted(removed)
+
+
+#: Said where a checkpoint is refused (the CLI option that loads it anyway).
+TRUST_HINT = "pass --trust-run (Python: trust=True)"
+
+
+def load_checkpoint(path: str | os.PathLike, trust: bool = False) -> Any:
+    """Load a checkpoint onto the CPU: tensors and plain containers only, unless ``trust``.
+
+    ``torch.load(weights_only=True)`` accepts tensors, numbers, strings, lists, tuples
+    and dicts: everything mmcoop writes into a checkpoint. A file holding any other
+    object (which unpickling could make run code, e.g. a crafted ``__reduce__``) is
+    refused with a message, unless ``trust`` is given (then loaded with
+    ``weights_only=False``: only for files whose origin you trust).
+
+    Args:
+        path: the ``.pt`` file.
+        trust: load any pickled object (runs code the file may hold).
+
+    Returns:
+        The loaded object.
+
+    Raises:
+        RunDirError: the file holds objects other than tensors and plain containers
+            (and ``trust`` is false); names the object and what to do.
+        Exception: whatever ``torch.load`` raises for a damaged file (callers word it).
+
+    Example:
+        >>> state = load_checkpoint("runs/r/checkpoints/last.pt")  # doctest: +SKIP
+    """
+    import pickle
+
+    import torch
+
+    from mmcoop.errors import RunDirError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        text = str(e)
+        if "Weights only load failed" not in text:
+            raise
+        if not trust:
+            found = next((line.split("GLOBAL", 1)[1].split(" was not")[0].strip()
+                          for line in text.splitlines() if "GLOBAL" in line), "a Python object")
+            raise RunDirError(
+                f"{path} holds {found} besides tensors and plain containers; mmcoop refuses to load it, because "
+                "unpickling such an object can run code from the file. mmcoop's own checkpoints never hold one. "
+                f"If you trust where this run came from, {TRUST_HINT}"
+            ) from None
+    return torch.load(path, map_location="cpu", weights_only=False)

@@ -61,6 +61,8 @@ RUN_FILES: tuple[str, ...] = (CONFIG_FILE, METRICS_FILE, RESULTS_FILE)
 COMPARE_CSV = "compare.csv"
 SUMMARY_CSV = "summary.csv"
 BASE_CONFIG_FILE = "base_config.yaml"
+#: What a comparison was asked to run (methods, seeds, shared settings): ``compare --resume`` continues it.
+COMPARE_REQUEST_FILE = "compare.json"
 #: Marker files written by mmcoop into the folders it creates (see :mod:`mmcoop.experiment.safety`).
 RUN_MARKER = ".mmcoop-run"
 COMPARE_MARKER = ".mmcoop-compare"
@@ -487,3 +489,4 @@ def decode_valuation_meta(metadata: Mapping[bytes, bytes] | None) -> dict[str, A
     except ValueError:
         return None
     return meta if isinstance(meta, dict) else None
+

@@ -52,9 +52,27 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _numpy_state() -> dict[str, Any]:
+    """NumPy's global state as tensors and plain values (loadable with ``torch.load(weights_only=True)``)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)}
+
+
+def _set_numpy_state(state: Any) -> None:
+    if isinstance(state, dict):  # the plain form of :func:`_numpy_state`
+        keys = state["keys"].numpy().astype(np.uint32)
+        state = (state["name"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"])
+    np.random.set_state(state)  # or the tuple numpy returns (checkpoints of older versions)
+
+
 def rng_state() -> dict[str, Any]:
-    """Capture every global RNG state, so a resumed run draws the same numbers."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Capture every global RNG state, so a resumed run draws the same numbers.
+
+    Only tensors and plain Python values (no NumPy arrays), so a checkpoint holding it
+    loads with ``torch.load(weights_only=True)``.
+    """
+    state = {"python": random.getstate(), "numpy": _numpy_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -62,8 +80,9 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore states captured by :func:`rng_state`."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    _set_numpy_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

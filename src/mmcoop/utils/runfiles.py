@@ -1,0 +1,210 @@
+"""What mmcoop wrote in a run directory, and which checkpoint its derived files came from.
+
+Ownership (:func:`split_run_entries`): ``--overwrite`` deletes only the files mmcoop
+wrote and can name; anything else in a run folder (a user's notes, an analysis folder,
+a file dropped into ``valuation/``) makes it refuse.
+
+Provenance: ``mmcoop value`` records in each valuation table the checkpoint it was
+computed from (:func:`checkpoint_fingerprint`: epoch + SHA-256 of the file) and
+``report.html`` the ``best.pt`` it describes (:func:`report_source_comment`);
+:func:`stale_derived` lists the files whose checkpoint has changed since (e.g. a
+``--resume`` that found a better epoch), with the command that recomputes each.
+
+File names are :mod:`mmcoop.utils.rundir`'s. torch and pyarrow are imported only inside
+the functions that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from mmcoop.utils.lock import LOCK_NAME
+from mmcoop.utils.rundir import (
+    BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, DATASET_FILE, LAST_CHECKPOINT, METRICS_FILE, PLOTS_DIR,
+    REPORT_FILE, RESULTS_FILE, RESUMES_FILE, RUN_MARKER, VALUATION_DIR, VALUATION_META_KEY, RunPaths,
+    decode_valuation_meta, list_valuations, parse_valuation_name,
+)
+
+# -- what mmcoop wrote in a run directory ---------------------------------------------------------
+#: Top-level files of a run directory that mmcoop writes (``--overwrite`` may delete them).
+RUN_OWNED_FILES: frozenset[str] = frozenset({
+    RUN_MARKER, LOCK_NAME, CONFIG_FILE, DATASET_FILE, METRICS_FILE, RESULTS_FILE, RESUMES_FILE, REPORT_FILE,
+})
+#: Which names inside mmcoop's sub-folders are mmcoop's (a user file there is never deleted).
+_OWNED_IN: dict[str, Any] = {
+    CHECKPOINT_DIR: lambda p: p.name in (LAST_CHECKPOINT, BEST_CHECKPOINT),
+    VALUATION_DIR: lambda p: parse_valuation_name(p.name) is not None and _is_valuation_parquet(p),
+    PLOTS_DIR: lambda p: p.suffix == ".png",  # the report's folder: it replaces its PNGs
+}
+#: The suffix of mmcoop's temporary files (:data:`mmcoop.utils.io.TEMP_SUFFIX`).
+_TEMP_SUFFIX = ".mmcoop.tmp"
+
+
+def _is_valuation_parquet(path: Path) -> bool:
+    """A parquet file written by ``ValuationTable.to_parquet`` (its schema carries the mmcoop key)."""
+    try:
+        import pyarrow.parquet as pq
+
+        return VALUATION_META_KEY in (pq.read_schema(path).metadata or {})
+    except Exception:  # noqa: BLE001 - unreadable: not provably ours
+        return False
+
+
+def _is_temp(p: Path) -> bool:
+    return p.name.startswith(".") and p.name.endswith(_TEMP_SUFFIX) and p.is_file() and not p.is_symlink()
+
+
+def split_run_entries(run_dir: str | os.PathLike) -> tuple[list[Path], list[str]]:
+    """What in ``run_dir`` mmcoop wrote and may delete, and what it did not write.
+
+    mmcoop's: the files of :data:`RUN_OWNED_FILES`, its temporary files
+    (``.<name>.<random>.mmcoop.tmp``), and the folders ``checkpoints/``, ``valuation/``
+    and ``plots/`` when every entry in them is mmcoop's (``last.pt``/``best.pt``,
+    valuation tables whose parquet schema carries mmcoop's key, the report's PNGs).
+    Symbolic links are never mmcoop's.
+
+    Returns:
+        ``(owned, foreign)``: paths mmcoop may delete (top-level entries), and the
+        names (relative, folders ending in ``/``) of everything else.
+
+    Example:
+        >>> owned, foreign = split_run_entries("runs/r")  # doctest: +SKIP
+        >>> foreign
+        ['NOTES.md', 'analysis/']
+    """
+    root = Path(run_dir)
+    owned: list[Path] = []
+    foreign: list[str] = []
+    for entry in sorted(root.iterdir()):
+        if entry.is_symlink():
+            foreign.append(entry.name)
+        elif entry.is_file() and (entry.name in RUN_OWNED_FILES or _is_temp(entry)):
+            owned.append(entry)
+        elif entry.is_dir() and entry.name in _OWNED_IN:
+            bad = [f"{entry.name}/{c.name}" + ("/" if c.is_dir() and not c.is_symlink() else "")
+                   for c in sorted(entry.iterdir())
+                   if c.is_symlink() or not c.is_file() or not (_is_temp(c) or _OWNED_IN[entry.name](c))]
+            if bad:
+                foreign += bad
+            else:
+                owned.append(entry)
+        else:
+            foreign.append(entry.name + ("/" if entry.is_dir() else ""))
+    return owned, foreign
+
+
+# -- provenance of derived files -------------------------------------------------------------------
+#: Key of a valuation table's ``info`` (parquet metadata) naming the checkpoint it was computed from.
+CHECKPOINT_INFO_KEY = "checkpoint"
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes (read in chunks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checkpoint_fingerprint(run_dir: str | os.PathLike, which: str = "best") -> dict[str, Any] | None:
+    """Which checkpoint a derived file comes from: ``{"checkpoint", "epoch", "sha256"}``.
+
+    ``epoch`` is the epoch whose weights the file holds (``None`` if unreadable); ``sha256``
+    the hash of the file's bytes, so any rewrite (a resume that found a better epoch, a
+    file replaced by hand) is seen. ``None`` when the checkpoint does not exist.
+
+    Example:
+        >>> checkpoint_fingerprint("runs/r")  # doctest: +SKIP
+        {'checkpoint': 'best', 'epoch': 3, 'sha256': '5f1c...'}
+    """
+    path = RunPaths(run_dir).checkpoint(which)
+    if not path.is_file():
+        return None
+    epoch: int | None
+    try:
+        import torch
+
+        epoch = int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    except Exception:  # noqa: BLE001 - an unreadable file still has a hash
+        epoch = None
+    return {"checkpoint": which, "epoch": epoch, "sha256": file_sha256(path)}
+
+
+def _short(fp: Mapping[str, Any] | None) -> str:
+    if not fp:
+        return "no checkpoint"
+    return f"checkpoints/{fp.get('checkpoint')}.pt of epoch {fp.get('epoch')} (sha256 {str(fp.get('sha256'))[:12]})"
+
+
+def stale_valuations(run_dir: str | os.PathLike) -> list[str]:
+    """One message per ``valuation/<split>.parquet`` not computed from the run's current checkpoint.
+
+    A split valuation records the checkpoint it came from (:data:`CHECKPOINT_INFO_KEY` in
+    its metadata, written by ``mmcoop value``); it is stale when that file's hash changed
+    since (e.g. ``--resume`` trained further and found a better epoch), or when it
+    records none (made by an older mmcoop). Per-epoch files (``epoch_XXX.parquet``) are
+    part of training and kept consistent by the commit record.
+
+    Returns:
+        Messages naming the file, the checkpoint it came from, the current one and the
+        command that recomputes it; empty when every split valuation is current.
+    """
+    import pyarrow.parquet as pq
+
+    out: list[str] = []
+    current: dict[str, dict[str, Any] | None] = {}
+    for split, path in list_valuations(run_dir)[1].items():
+        try:
+            meta = decode_valuation_meta(pq.read_schema(path).metadata) or {}
+        except Exception:  # noqa: BLE001 - unreadable tables are reported by whoever reads them
+            continue
+        rec = (meta.get("info") or {}).get(CHECKPOINT_INFO_KEY)
+        which = rec.get("checkpoint", "best") if isinstance(rec, dict) else "best"
+        if which not in current:
+            current[which] = checkpoint_fingerprint(run_dir, which)
+        now = current[which]
+        redo = f"run `mmcoop value {run_dir} --split {split} --checkpoint {which}` again"
+        if not isinstance(rec, dict):
+            out.append(f"{VALUATION_DIR}/{path.name} records no checkpoint (made by an older mmcoop), so it may not "
+                       f"match {_short(now)}; {redo}")
+        elif now is None or rec.get("sha256") != now.get("sha256"):
+            out.append(f"{VALUATION_DIR}/{path.name} is stale: computed from {_short(rec)}, the run now has "
+                       f"{_short(now)}; {redo}")
+    return out
+
+
+_REPORT_SOURCE = "mmcoop:checkpoint"
+
+
+def report_source_comment(fingerprint: Mapping[str, Any] | None) -> str:
+    """The HTML comment by which ``report.html`` records the checkpoint it describes."""
+    return f"<!-- {_REPORT_SOURCE} {json.dumps(dict(fingerprint) if fingerprint else None)} -->"
+
+
+def stale_derived(run_dir: str | os.PathLike) -> list[str]:
+    """:func:`stale_valuations` plus ``report.html`` (and its plots) when it describes another ``best.pt``.
+
+    Returns:
+        One message per stale file, saying what recomputes it; empty when all are current.
+    """
+    out = stale_valuations(run_dir)
+    report = RunPaths(run_dir).report
+    if report.is_file():
+        text = report.read_text(encoding="utf-8", errors="replace")
+        m = re.search(re.escape(_REPORT_SOURCE) + r" (.*?) -->", text)
+        try:
+            rec = json.loads(m.group(1)) if m else None
+        except ValueError:
+            rec = None
+        now = checkpoint_fingerprint(run_dir, "best")
+        if not isinstance(rec, dict) or now is None or rec.get("sha256") != now.get("sha256"):
+            out.append(f"{REPORT_FILE} and {PLOTS_DIR}/ describe {_short(rec) if isinstance(rec, dict) else 'an unrecorded checkpoint'}, "
+                       f"the run now has {_short(now)}; run `mmcoop report {run_dir}` again")
+    return out
