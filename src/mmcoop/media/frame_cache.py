@@ -285,6 +285,3 @@ def uint8_frame_transforms(modalities: Sequence[str], size: int = 224, flip_p: f
 
     return Transforms(train, evaluate)
 
-
-__all__ = ["CACHE_SUBDIR", "CachedClipSource", "build_frame_cache", "cache_sources", "frame_cache_path",
-           "uint8_frame_transforms"]
