@@ -52,7 +52,12 @@ from mmcoop.media.clips import ClipSource
 from mmcoop.media.frame_folders import FrameFolder
 from mmcoop.media.frames import FrameCache, segment_frames
 from mmcoop.media.spectrograms import SpectrogramFile
-from mmcoop.media.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_frames, random_resized_crop_batch
+from mmcoop.media.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    normalize_frames,
+    random_resized_crop_batch,
+)
 
 CACHE_SUBDIR = "frames"
 
