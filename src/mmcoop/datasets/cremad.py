@@ -48,7 +48,7 @@ from mmcoop.datasets.paper import paper_dataset
 from mmcoop.media.clips import Clip, ClipSource, layout_error
 from mmcoop.media.frame_folders import FrameFolder
 from mmcoop.media.frames import EvalChoice, TrainChoice
-from mmcoop.media.prepare import PrepareSpec, register_prepare_spec
+from mmcoop.media.prepare_spec import PrepareSpec, register_prepare_spec
 from mmcoop.media.spectrograms import WavSpectrogram
 from mmcoop.media.transforms import Crop
 

@@ -53,7 +53,8 @@ from mmcoop.errors import DataError
 from mmcoop.media.clips import Clip, ClipSource, layout_error
 from mmcoop.media.frame_folders import FrameFolder
 from mmcoop.media.frames import EvalChoice, TrainChoice
-from mmcoop.media.prepare import CLASSES_FILE, PrepareSpec, register_prepare_spec
+from mmcoop.media.prepare_index import CLASSES_FILE
+from mmcoop.media.prepare_spec import PrepareSpec, register_prepare_spec
 from mmcoop.media.spectrograms import audio_loader
 from mmcoop.media.transforms import Crop
 
