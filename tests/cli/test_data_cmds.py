@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _video import mux_video
 from typer.testing import CliRunner
 
-from _video import mux_video
 from mmcoop.cli.app import app
 
 pytestmark = pytest.mark.usefixtures("one_thread")

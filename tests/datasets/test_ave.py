@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from av_fixtures import (
+    Built,
+    Content,
+    build_ave_ogmge,
+    build_ave_pmr,
+    reference_eval_frames,
+)
 
-from av_fixtures import Built, Content, build_ave_ogmge, build_ave_pmr, reference_eval_frames
 from mmcoop.datasets.ave_ogmge import load_ave_ogmge_sources
 from mmcoop.datasets.ave_pmr import load_ave_pmr_sources
 from mmcoop.errors import DataError

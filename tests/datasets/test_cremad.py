@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from av_fixtures import Built, Content, build_cremad, reference_eval_frames
-from mmcoop.media.audio import read_wav
+
 from mmcoop.datasets.cremad import load_cremad_sources
-from mmcoop.media.audio import log_stft, resample
 from mmcoop.errors import DataError
+from mmcoop.media.audio import log_stft, read_wav, resample
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

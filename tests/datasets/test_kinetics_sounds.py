@@ -9,8 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from av_fixtures import (
+    Built,
+    Content,
+    build_kinetics_sounds,
+    reference_eval_frames,
+    reference_train_frames,
+)
 
-from av_fixtures import Built, Content, build_kinetics_sounds, reference_eval_frames, reference_train_frames
 from mmcoop.datasets.kinetics_sounds import load_kinetics_sounds_sources
 from mmcoop.errors import DataError
 

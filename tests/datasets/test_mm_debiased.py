@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from av_fixtures import Built, Content, build_mm_debiased, reference_eval_frames
+
 from mmcoop.datasets.mm_debiased import load_mm_debiased_sources
 from mmcoop.errors import DataError
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from av_fixtures import Built, Content, build_ucf101, reference_eval_frames
 from PIL import Image
 from torchvision import transforms as T
 
-from av_fixtures import Built, Content, build_ucf101, reference_eval_frames
 from mmcoop.datasets.ucf101 import load_ucf101_sources
 from mmcoop.errors import DataError
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from av_fixtures import Built, Content, build_vggsound
+
 from mmcoop.datasets.vggsound import load_vggsound_sources
 from mmcoop.errors import DataError
 

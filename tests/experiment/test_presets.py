@@ -69,3 +69,15 @@ def test_preset_trains_one_epoch(preset, tmp_path, monkeypatch):
     assert cfg["train"]["optimizer"] == want["train"]["optimizer"] and cfg["train"]["lr"] == want["train"]["lr"]
     assert cfg["model"]["options"]["encoders"] == want["model"]["options"]["encoders"]
     assert (tmp_path / "runs/p/results.json").is_file()
+
+
+def test_describe_preset_says_what_it_sets_and_what_the_user_overrides():
+    from mmcoop.experiment.presets import describe_preset
+
+    text = describe_preset({"train": {"epochs": 2, "lr": 5e-5}, "dataset_options": {"image_size": 32}},
+                           "kinetics-sounds")
+    assert text.startswith("preset kinetics-sounds sets ")
+    assert "dataset_options.num_frames=3" in text and "dataset_options.expect_classes=31" in text
+    assert "train.optimizer=adam" in text and "model.dim=512" in text
+    assert text.endswith("; you override dataset_options.image_size (224 -> 32), train.epochs (60 -> 2)")
+    assert "train.lr (" not in text  # the same value is not an override

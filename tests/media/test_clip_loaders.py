@@ -8,15 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from av_fixtures import frame_image, read_mnist_images
 from PIL import Image
 from torchvision import transforms as T
 
 from mmcoop.media.audio import log_stft, resample
 from mmcoop.media.frames import frame_indices
 from mmcoop.media.spectrograms import WavSpectrogram
-from mmcoop.media.transforms import IMAGENET_MEAN, IMAGENET_STD, resized_crop_params, transform_group
+from mmcoop.media.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    resized_crop_params,
+    transform_group,
+)
 from mmcoop.media.transforms import normalize_frames as normalize
-from av_fixtures import frame_image, read_mnist_images
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

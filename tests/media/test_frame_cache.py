@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import json
 import pickle
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
 import torch
+from av_fixtures import Built, Content, build_kinetics_sounds, build_mm_debiased
 
+from mmcoop.data.registry import load_dataset
+from mmcoop.datasets.kinetics_sounds import load_kinetics_sounds_sources
+from mmcoop.errors import ConfigError
 from mmcoop.media.frame_cache import CachedClipSource, cache_sources, frame_cache_path
 from mmcoop.media.frames import FrameCache
-from mmcoop.datasets.kinetics_sounds import load_kinetics_sounds_sources
-from mmcoop.data.registry import load_dataset
-from mmcoop.errors import ConfigError
-
-from av_fixtures import Built, Content, build_kinetics_sounds, build_mm_debiased  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 S = 16  # frame side in the tests

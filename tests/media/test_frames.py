@@ -21,6 +21,7 @@ from torchvision import transforms
 from torchvision.transforms import functional as TF
 
 from mmcoop.datasets.avmnist import read_mnist
+from mmcoop.errors import DataError
 from mmcoop.media.frames import FrameCache, segment_frame_numbers
 from mmcoop.media.transforms import (
     IMAGENET_MEAN,
@@ -30,7 +31,6 @@ from mmcoop.media.transforms import (
     resized_crop_batch,
     sample_crop_boxes,
 )
-from mmcoop.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _video import mux_video, resample_audio
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -26,7 +27,6 @@ from mmcoop.datasets.avmnist import read_mnist
 from mmcoop.media.features import ave_psd, cremad_stft, vggsound_stft
 from mmcoop.media.frame_policies import centre_frames, start_frames
 from mmcoop.media.prepare import REPORT_FILE, TMP_DIR, prepare_videos
-from _video import mux_video, resample_audio
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -138,8 +138,9 @@ def build_config(
 
     data = config_data(config, overrides, **flags)
     if preset:  # the paper's settings for a dataset; the file, flags and --set override them
-        from mmcoop.experiment.presets import apply_preset
+        from mmcoop.experiment.presets import apply_preset, describe_preset
 
+        console.print(describe_preset(data, preset), highlight=False, style="dim")
         data = apply_preset(data, preset)
         data["preset"] = preset
     if shared_method_options is not None:

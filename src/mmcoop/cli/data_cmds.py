@@ -15,18 +15,19 @@ from rich.console import Console
 from mmcoop.errors import MMCoopError
 
 data_app = typer.Typer(add_completion=False, no_args_is_help=True,
-                       help="Prepare paper datasets (Kinetics-Sounds, AVE, VGGSound, CREMA-D) from raw videos.")
+                       help="Prepare paper datasets from raw videos (docs/guides/paper-datasets.md).")
 console = Console()
 
 
 @data_app.callback()
 def _group() -> None:
-    """Prepare paper datasets (Kinetics-Sounds, AVE, VGGSound, CREMA-D) from raw videos."""
+    """Prepare paper datasets from raw videos (docs/guides/paper-datasets.md)."""
 
 
 @data_app.command("prepare")
 def prepare(
-    dataset: str = typer.Option(..., "--dataset", help="kinetics-sounds, ave, vggsound or cremad."),
+    dataset: str = typer.Option(..., "--dataset", help="A dataset with a prepare recipe (an unknown name lists "
+                                "them; each is registered beside its reader)."),
     videos: Path = typer.Option(..., "--videos", help="Folder of raw videos (searched recursively; the first "
                                 "sub-folder, e.g. train/ or test/, becomes the split)."),
     out: Path = typer.Option(..., "--out", help="Output root; the dataset's layout is written below it."),

@@ -6,7 +6,13 @@ from typing import Any, Iterator, Protocol
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
 
 from mmcoop.errors import ConfigError
 from mmcoop.utils.dist import rank, world_size

@@ -18,7 +18,13 @@ import numpy as np
 
 from mmcoop.data.storage import rng, stratified_split
 from mmcoop.errors import DataError
-from mmcoop.media.clips import Clip, ClipSource, ModalityLoader, clip_files, layout_error
+from mmcoop.media.clips import (
+    Clip,
+    ClipSource,
+    ModalityLoader,
+    clip_files,
+    layout_error,
+)
 
 SPLITS = ("train", "val", "test")
 MAX_LISTED = 10  # missing clip ids quoted in warnings / info

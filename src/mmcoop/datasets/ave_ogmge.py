@@ -23,14 +23,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmcoop.datasets._layout import OnMissing, carve_val, fill, keep_present, read_csv_rows, split_sources
+from mmcoop.datasets._layout import (
+    OnMissing,
+    carve_val,
+    fill,
+    keep_present,
+    read_csv_rows,
+    split_sources,
+)
 from mmcoop.datasets.paper import paper_dataset
 from mmcoop.media.clips import Clip, ClipSource, layout_error
 from mmcoop.media.frame_folders import FrameFolder
 from mmcoop.media.frames import EvalChoice, TrainChoice
+from mmcoop.media.prepare_spec import PrepareSpec, register_prepare_spec
 from mmcoop.media.spectrograms import audio_loader
 from mmcoop.media.transforms import Crop
-from mmcoop.media.prepare import PrepareSpec, register_prepare_spec
 
 NAME = "ave-ogmge"
 LAYOUT = """

@@ -27,14 +27,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmcoop.datasets._layout import SPLITS, OnMissing, class_index, fill, keep_present, read_lines, split_sources
+from mmcoop.data.presets import (
+    AUDIO_VISUAL,
+    PEER_TRAIN,
+    PMR_SOURCE,
+    register_preset,
+    resnet18_model,
+)
+from mmcoop.datasets._layout import (
+    SPLITS,
+    OnMissing,
+    class_index,
+    fill,
+    keep_present,
+    read_lines,
+    split_sources,
+)
 from mmcoop.datasets.paper import paper_dataset
 from mmcoop.media.clips import Clip, ClipSource, layout_error
 from mmcoop.media.frame_folders import FrameFolder
 from mmcoop.media.frames import EvalChoice, TrainChoice
 from mmcoop.media.spectrograms import audio_loader
 from mmcoop.media.transforms import Crop
-from mmcoop.data.presets import AUDIO_VISUAL, PEER_TRAIN, PMR_SOURCE, register_preset, resnet18_model
 
 NAME = "ave"
 LAYOUT = """

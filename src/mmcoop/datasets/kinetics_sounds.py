@@ -32,16 +32,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from mmcoop.datasets._layout import SPLITS, OnMissing, carve_val, fill, keep_present, read_lines, split_sources
+from mmcoop.data.presets import (
+    AUDIO_VISUAL,
+    PAPER_SOURCE,
+    PAPER_TRAIN,
+    register_preset,
+    resnet18_model,
+)
+from mmcoop.datasets._layout import (
+    SPLITS,
+    OnMissing,
+    carve_val,
+    fill,
+    keep_present,
+    read_lines,
+    split_sources,
+)
 from mmcoop.datasets.paper import paper_dataset
+from mmcoop.errors import DataError
 from mmcoop.media.clips import Clip, ClipSource, layout_error
 from mmcoop.media.frame_folders import FrameFolder
 from mmcoop.media.frames import EvalChoice, TrainChoice
+from mmcoop.media.prepare_index import CLASSES_FILE
+from mmcoop.media.prepare_spec import PrepareSpec, register_prepare_spec
 from mmcoop.media.spectrograms import audio_loader
 from mmcoop.media.transforms import Crop
-from mmcoop.data.presets import AUDIO_VISUAL, PAPER_SOURCE, PAPER_TRAIN, register_preset, resnet18_model
-from mmcoop.errors import DataError
-from mmcoop.media.prepare import CLASSES_FILE, PrepareSpec, register_prepare_spec
 
 NAME = "kinetics-sounds"
 LAYOUT = """

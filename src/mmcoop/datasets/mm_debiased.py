@@ -20,13 +20,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mmcoop.data.presets import (
+    AUDIO_VISUAL,
+    PAPER_SOURCE,
+    PAPER_TRAIN,
+    register_preset,
+    resnet18_model,
+)
 from mmcoop.datasets._layout import OnMissing
+from mmcoop.datasets.kinetics_sounds import AUDIO, VISUAL, media_sources
 from mmcoop.datasets.paper import paper_dataset
 from mmcoop.media.clips import ClipSource, layout_error
 from mmcoop.media.frames import EvalChoice, TrainChoice
 from mmcoop.media.transforms import Crop
-from mmcoop.datasets.kinetics_sounds import AUDIO, VISUAL, media_sources
-from mmcoop.data.presets import AUDIO_VISUAL, PAPER_SOURCE, PAPER_TRAIN, register_preset, resnet18_model
 
 NAME = "mm-debiased"
 JSON_NAME = "MM-Debiased.json"

@@ -28,13 +28,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmcoop.datasets._layout import OnMissing, carve_val, fill, keep_present, read_lines, split_sources
+from mmcoop.data.presets import (
+    PAPER_SOURCE,
+    PAPER_TRAIN,
+    register_preset,
+    resnet18_model,
+)
+from mmcoop.datasets._layout import (
+    OnMissing,
+    carve_val,
+    fill,
+    keep_present,
+    read_lines,
+    split_sources,
+)
 from mmcoop.datasets.paper import paper_dataset
 from mmcoop.media.clips import Clip, ClipSource, layout_error
 from mmcoop.media.frame_folders import FlowFolders, FrameFolder
 from mmcoop.media.frames import EvalChoice, TrainChoice
 from mmcoop.media.transforms import IMAGENET_MEAN, IMAGENET_STD, Crop
-from mmcoop.data.presets import PAPER_SOURCE, PAPER_TRAIN, register_preset, resnet18_model
 
 NAME = "ucf101"
 LAYOUT = """

@@ -33,15 +33,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmcoop.datasets._layout import OnMissing, carve_val, class_index, fill, keep_present, read_csv_rows, split_sources
+from mmcoop.data.presets import (
+    AUDIO_VISUAL,
+    OGMGE_SOURCE,
+    PEER_TRAIN,
+    register_preset,
+    resnet18_model,
+)
+from mmcoop.datasets._layout import (
+    OnMissing,
+    carve_val,
+    class_index,
+    fill,
+    keep_present,
+    read_csv_rows,
+    split_sources,
+)
 from mmcoop.datasets.paper import paper_dataset
 from mmcoop.media.clips import Clip, ClipSource, layout_error
 from mmcoop.media.frame_folders import FrameFolder
 from mmcoop.media.frames import EvalChoice, TrainChoice
+from mmcoop.media.prepare_spec import PrepareSpec, register_prepare_spec
 from mmcoop.media.spectrograms import audio_loader
 from mmcoop.media.transforms import Crop
-from mmcoop.data.presets import AUDIO_VISUAL, OGMGE_SOURCE, PEER_TRAIN, register_preset, resnet18_model
-from mmcoop.media.prepare import PrepareSpec, register_prepare_spec
 
 NAME = "vggsound"
 LAYOUT = """

@@ -52,7 +52,12 @@ from mmcoop.media.clips import ClipSource
 from mmcoop.media.frame_folders import FrameFolder
 from mmcoop.media.frames import FrameCache, segment_frames
 from mmcoop.media.spectrograms import SpectrogramFile
-from mmcoop.media.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_frames, random_resized_crop_batch
+from mmcoop.media.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    normalize_frames,
+    random_resized_crop_batch,
+)
 
 CACHE_SUBDIR = "frames"
 
@@ -285,6 +290,3 @@ def uint8_frame_transforms(modalities: Sequence[str], size: int = 224, flip_p: f
 
     return Transforms(train, evaluate)
 
-
-__all__ = ["CACHE_SUBDIR", "CachedClipSource", "build_frame_cache", "cache_sources", "frame_cache_path",
-           "uint8_frame_transforms"]

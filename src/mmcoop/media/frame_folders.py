@@ -20,8 +20,22 @@ from torch import Tensor
 
 from mmcoop.data.base import ModalitySpec
 from mmcoop.errors import DataError
-from mmcoop.media.frames import EVAL_CHOICES, TRAIN_CHOICES, EvalChoice, TrainChoice, frame_indices, list_frames
-from mmcoop.media.transforms import IMAGENET_MEAN, IMAGENET_STD, Crop, normalize_frames, open_image, transform_group
+from mmcoop.media.frames import (
+    EVAL_CHOICES,
+    TRAIN_CHOICES,
+    EvalChoice,
+    TrainChoice,
+    frame_indices,
+    list_frames,
+)
+from mmcoop.media.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Crop,
+    normalize_frames,
+    open_image,
+    transform_group,
+)
 
 
 @dataclass

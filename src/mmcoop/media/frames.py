@@ -1,4 +1,9 @@
-"""The fast frame path: decode clip-frame JPEGs once into a uint8 memory-mapped cache, augment on the device.
+"""Frames of a clip folder: which frames a sample takes (the one rule), and the decoded frame cache.
+
+:func:`segment_frames` (and its one-clip form :func:`frame_indices`) is the package's one
+frame-choice rule; :func:`list_frames` lists a clip folder's frame images; :class:`FrameCache`
+is the fast frame path: clip-frame JPEGs decoded once into a uint8 memory-mapped cache and
+augmented on the device (the batched transforms are in :mod:`mmcoop.media.transforms`).
 
 The official Kinetics-Sounds loader (GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation,
 ``code/datasets/dataloader.py``, ``AV_KS_Dataset.__getitem__``; the same in OGM-GE and
@@ -19,10 +24,10 @@ large the cache is (the OS page cache still serves repeated reads).
 
 What is equal and what is approximated:
 
-- **eval: bit-identical.** :func:`normalize_frames` on cached frames equals
+- **eval: bit-identical.** :func:`~mmcoop.media.transforms.normalize_frames` on cached frames equals
   ``Normalize(ToTensor(Resize((224, 224))(Image.open(f).convert('RGB'))))`` exactly
   (same PIL decode and resize, same float32 operations).
-- **train crop boxes: same distribution.** :func:`sample_crop_boxes` draws
+- **train crop boxes: same distribution.** :func:`~mmcoop.media.transforms.sample_crop_boxes` draws
   RandomResizedCrop's ``(top, left, h, w)`` exactly as ``RandomResizedCrop.get_params``
   (10 attempts of area ``U(scale) * H * W`` and log-uniform ratio, rounding, uniform
   integer offsets, the centre-crop fallback), **in the original frame's pixel

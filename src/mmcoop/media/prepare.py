@@ -8,9 +8,10 @@ dataloader.py``, class ``AV_KS_Dataset``; AVE, VGGSound and CREMA-D as in GeWu-L
 OGM-GE_CVPR2022). Decoding: :mod:`mmcoop.media.decode` (PyAV); frames kept:
 :mod:`mmcoop.media.frame_policies`; audio features: :mod:`mmcoop.media.features`.
 
-Each dataset registers its :class:`PrepareSpec` beside its reader (``register_prepare_spec``
-in :mod:`mmcoop.datasets.kinetics_sounds` etc.; :data:`PREPARE_SPECS` imports them on first
-read). Each spec cites its source; e.g. Kinetics-Sounds writes
+Each dataset registers its :class:`~mmcoop.media.prepare_spec.PrepareSpec` beside its reader
+(``register_prepare_spec`` in :mod:`mmcoop.datasets.kinetics_sounds` etc.;
+:data:`~mmcoop.media.prepare_spec.PREPARE_SPECS` imports them on first read); labels and split
+files: :mod:`mmcoop.media.prepare_index`. Each spec cites its source; e.g. Kinetics-Sounds writes
 ``visual/<split>/<id>/frame_0000N.jpg`` and ``audio/<split>/<id>.npy`` (or, with
 ``layout="official"``, ``ks_visual/...`` and ``ks_audio/...``).
 
@@ -36,104 +37,33 @@ command wrote them (listed in the previous report); others are left alone.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import pickle
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from mmcoop.data.storage import rng, stratified_split
 from mmcoop.errors import ConfigError, DataError
 from mmcoop.media.audio import write_wav
 from mmcoop.media.decode import VIDEO_EXTENSIONS, decode_clip
 from mmcoop.media.features import SPECTROGRAMS
 from mmcoop.media.frame_policies import FRAME_POLICIES
+from mmcoop.media.prepare_index import apply_labels, carve_val, read_labels, write_index
+from mmcoop.media.prepare_spec import PREPARE_SPECS, ClipJob, PrepareReport, PrepareSpec
 from mmcoop.media.workers import run_pool
 from mmcoop.utils.io import atomic_write_text
-from mmcoop.utils.registry import Registry
 
 REPORT_FILE = "prepare_report.json"
-CLASSES_FILE = "classes.json"
 TMP_DIR = ".prepare-tmp"
-VAL_TAG = 0x5641  # rng stream of the carved val split
-
-
-# -- dataset specifications ------------------------------------------------------------
-@dataclass(frozen=True)
-class PrepareSpec:
-    """How ``prepare`` writes one dataset.
-
-    Attributes:
-        name: dataset name.
-        visual_dir: folder of frame folders (``<out>/<visual_dir>/<split>/<id>/``).
-        audio_dir: folder of audio files (``<out>/<audio_dir>/<split>/<id>.<audio_ext>``).
-        audio_ext: ``npy`` (``np.save``), ``pkl`` (pickled array) or ``wav`` (16-bit PCM).
-        sample_rate: rate the audio is resampled to (Hz).
-        spectrogram: name in :data:`~mmcoop.media.features.SPECTROGRAMS` (``None`` for ``wav``).
-        frame_policy: name in :data:`~mmcoop.media.frame_policies.FRAME_POLICIES`.
-        num_frames: frames per clip at 1 fps (``None``: one per second of video).
-        jpeg_quality: JPEG quality (75: imageio's default, used by ``video2frame-1fps.py``;
-            95: OpenCV's ``imencode`` default, used by ``video_preprocessing.py``).
-        channels: ``first`` (channel 0, as ``kaldi.fbank`` on a stereo wav) or ``mean``.
-        source: where the official layout and parameters come from.
-        index_file: split-file path template (``{split}``) written when labels are known,
-            relative to ``<out>``; ``None``: this dataset's index is not written by prepare.
-        index_line: one line of a split file (``{split}``, ``{id}``, ``{label}`` index, ``{name}`` class).
-        layouts: alternative names, e.g. ``{"official": {"visual_dir": ..., "audio_dir": ...,
-            "index_file": ...}}`` (selected with ``layout=``).
-    """
-
-    name: str
-    visual_dir: str
-    audio_dir: str
-    audio_ext: str
-    sample_rate: int
-    spectrogram: str | None
-    frame_policy: str
-    num_frames: int | None
-    jpeg_quality: int
-    channels: str
-    source: str
-    index_file: str | None = None
-    index_line: str = "{split}/{id} {label}"
-    layouts: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def frames_dir(self, out: Path, split: str, clip: str) -> Path:
-        return out / self.visual_dir / split / clip if split else out / self.visual_dir / clip
-
-    def audio_path(self, out: Path, split: str, clip: str) -> Path:
-        name = f"{clip}.{self.audio_ext}"
-        return out / self.audio_dir / split / name if split else out / self.audio_dir / name
-
-
-#: dataset name -> :class:`PrepareSpec`, registered by each dataset's module (:func:`register_prepare_spec`).
-PREPARE_SPECS: Registry[PrepareSpec] = Registry("prepare dataset", builtins="mmcoop.datasets")
-
-
-def register_prepare_spec(spec: PrepareSpec) -> PrepareSpec:
-    """Register ``spec`` under ``spec.name`` (called beside the dataset's reader)."""
-    return PREPARE_SPECS.register(spec.name)(spec)
 
 
 # -- one clip --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ClipJob:
-    """One video to prepare: ``video`` -> ``<split>/<clip>`` outputs; ``label``: its class name ("" if unknown)."""
-
-    video: str
-    split: str
-    clip: str
-    label: str = ""
-
-
 @dataclass(frozen=True)
 class PrepareOptions:
     """Run-wide settings passed to every worker (picklable)."""
@@ -209,52 +139,6 @@ def _prepare_one(args: tuple[ClipJob, PrepareOptions]) -> tuple[ClipJob, str | N
 
 
 # -- the run ---------------------------------------------------------------------------
-@dataclass
-class PrepareReport:
-    """Outcome of one :func:`prepare_videos` run (also written to ``<out>/prepare_report.json``).
-
-    Attributes:
-        dataset, videos, out: the arguments.
-        total: videos found.
-        prepared: clips written by this run.
-        skipped: clips whose outputs already existed.
-        failures: ``{"video", "clip", "error"}`` for every video that could not be prepared.
-        seconds: wall-clock time of the run.
-        params: the dataset's preparation settings used.
-        classes: class names (index = position) when labels were given.
-        splits: clips per split in the written index files.
-        index_files: split files and ``classes.json`` written by this run.
-        notes: what the run decided for the user (a carved val split, unwritten index files).
-    """
-
-    dataset: str
-    videos: str
-    out: str
-    total: int = 0
-    prepared: int = 0
-    skipped: int = 0
-    failures: list[dict[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-    params: dict[str, Any] = field(default_factory=dict)
-    classes: list[str] = field(default_factory=list)
-    splits: dict[str, int] = field(default_factory=dict)
-    index_files: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> int:
-        return len(self.failures)
-
-    @property
-    def clips_per_s(self) -> float:
-        return self.prepared / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.update(failed=self.failed, clips_per_s=round(self.clips_per_s, 3))
-        return d
-
-
 def find_videos(videos: Path) -> tuple[list[ClipJob], list[dict[str, str]]]:
     """Video files below ``videos`` as jobs (split = first folder, class = second folder, clip = file stem).
 
@@ -279,83 +163,6 @@ def find_videos(videos: Path) -> tuple[list[ClipJob], list[dict[str, str]]]:
         seen[key] = str(rel)
         jobs.append(ClipJob(str(p), split, p.stem, label))
     return jobs, dups
-
-
-def read_labels(path: Path) -> dict[str, tuple[str, str]]:
-    """``id -> (label, split)`` from a CSV of ``id,label[,split]`` rows (a header row ``id,...`` is skipped).
-
-    Raises:
-        DataError: missing file, a row with fewer than two fields, or an id listed twice (file and line named).
-    """
-    if not path.is_file():
-        raise DataError(f"--labels {path} is not a file; give a CSV of id,label[,split] rows")
-    out: dict[str, tuple[str, str]] = {}
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        for lineno, row in enumerate(csv.reader(fh), start=1):
-            row = [f.strip() for f in row]
-            if not any(row) or (lineno == 1 and row[0].lower() in ("id", "clip", "clip_id", "video", "youtube_id")):
-                continue
-            if len(row) < 2 or not row[0] or not row[1]:
-                raise DataError(f"--labels {path} line {lineno}: {','.join(row)!r} needs id,label[,split]")
-            if row[0] in out:
-                raise DataError(f"--labels {path} line {lineno}: id {row[0]!r} is listed twice")
-            out[row[0]] = (row[1], row[2] if len(row) > 2 else "")
-    return out
-
-
-def _apply_labels(jobs: list[ClipJob], labels: dict[str, tuple[str, str]], source: Path,
-                  ) -> tuple[list[ClipJob], list[dict[str, str]]]:
-    out, missing = [], []
-    for j in jobs:
-        if j.clip not in labels:
-            missing.append({"video": j.video, "clip": j.clip, "error": f"no row for id {j.clip!r} in --labels {source}"})
-            continue
-        label, split = labels[j.clip]
-        out.append(replace(j, label=label, split=split or j.split))
-    return out, missing
-
-
-def _carve_val(jobs: list[ClipJob], fraction: float, seed: int) -> tuple[list[ClipJob], int]:
-    """Move a seeded, class-stratified ``fraction`` of the train jobs to val (:func:`~mmcoop.data.storage.stratified_split`;
-    at least one clip of every class with two or more)."""
-    train = [i for i, j in enumerate(jobs) if j.split == "train"]
-    names = sorted({jobs[i].label for i in train})
-    y = np.array([names.index(jobs[i].label) for i in train], dtype=np.int64)
-    val_idx, _ = stratified_split(y, [fraction], rng(seed, VAL_TAG), min_count=1)
-    out = list(jobs)
-    for k in val_idx:
-        out[train[int(k)]] = replace(out[train[int(k)]], split="val")
-    return out, len(val_idx)
-
-
-def _previous_index_files(out: Path) -> set[str]:
-    try:
-        return set(json.loads((out / REPORT_FILE).read_text()).get("index_files", []))
-    except (OSError, ValueError, AttributeError):
-        return set()
-
-
-def write_index(spec: PrepareSpec, out: Path, jobs: list[ClipJob], report: PrepareReport) -> None:
-    """Write the split files and ``classes.json`` of the labelled, prepared ``jobs`` (see the module docstring)."""
-    ours = _previous_index_files(out)
-    classes = sorted({j.label for j in jobs})
-    report.classes = classes
-    by_split: dict[str, list[str]] = {}
-    for j in sorted(jobs, key=lambda j: (j.split, j.clip)):
-        line = spec.index_line.format(split=j.split, id=j.clip, label=classes.index(j.label), name=j.label)
-        by_split.setdefault(j.split, []).append(line)
-    files = {out / spec.index_file.format(split=s): "\n".join(lines) + "\n" for s, lines in by_split.items()}  # type: ignore[union-attr]
-    classes_file = next(iter(files)).parent / CLASSES_FILE if files else out / CLASSES_FILE
-    files[classes_file] = json.dumps({"classes": classes}, indent=1) + "\n"
-    for path, text in files.items():
-        rel = str(path.relative_to(out))
-        if path.exists() and rel not in ours and path.read_text(encoding="utf-8", errors="replace") != text:
-            report.notes.append(f"{rel} exists and was not written by prepare: left as it is (remove it to have it written)")
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, text)
-        report.index_files.append(rel)
-    report.splits = {s: len(v) for s, v in sorted(by_split.items())}
 
 
 def _clean_tmp(out: Path) -> None:
@@ -427,7 +234,7 @@ def prepare_videos(dataset: str, videos: str | os.PathLike, out: str | os.PathLi
     jobs, dups = find_videos(videos)
     failures = list(dups)
     if label_rows is not None:
-        jobs, unlabelled = _apply_labels(jobs, label_rows, Path(labels))  # type: ignore[arg-type]
+        jobs, unlabelled = apply_labels(jobs, label_rows, Path(labels))  # type: ignore[arg-type]
         failures += unlabelled
     params = {k: v for k, v in asdict(spec).items() if k != "layouts"}
     report = PrepareReport(dataset, str(videos), str(out), total=len(jobs) + len(failures), failures=failures,
@@ -439,7 +246,7 @@ def prepare_videos(dataset: str, videos: str | os.PathLike, out: str | os.PathLi
     if labelled and spec.index_file is not None and val_fraction > 0:
         present = {j.split for j in jobs}
         if "val" not in present and "train" in present:
-            jobs, n = _carve_val(jobs, val_fraction, seed)
+            jobs, n = carve_val(jobs, val_fraction, seed)
             n_train = sum(j.split == "train" for j in jobs)
             report.notes.append(f"no val videos: moved {n} train clip(s) to val (val_fraction={val_fraction}, "
                                 f"per class, seed {seed}); {n_train} stay in train")
@@ -469,7 +276,7 @@ def prepare_videos(dataset: str, videos: str | os.PathLike, out: str | os.PathLi
                      lambda item, res, crash: record(item[0], crash if res is None else res[1]),
                      crash_message="worker process died while decoding (crash in FFmpeg?); rerun prepare to retry")
         if labelled and spec.index_file is not None:
-            write_index(spec, out, [j for j in jobs if j not in failed], report)
+            write_index(spec, out, [j for j in jobs if j not in failed], report, REPORT_FILE)
             if "test" not in report.splits:
                 report.notes.append("no test videos: the split files have no test split; add <videos>/test/<class>/ "
                                     "videos (or a split column in --labels)")
