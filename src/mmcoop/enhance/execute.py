@@ -69,9 +69,9 @@ class ResampledDataset(Dataset):
             raise DataError(f"ResampledDataset needs a map-style Dataset with len(); got {type(base).__name__}") from None
         self.plan = plan
         n_units = 0 if plan is None else len(plan)
-        is_view = isinstance(base, MultimodalDataset)
+        mm = base if isinstance(base, MultimodalDataset) else None
         # plan rows are storage rows: source rows of a MultimodalDataset, item indices of any other Dataset
-        space = base.num_samples if is_view else self.num_originals  # type: ignore[union-attr]
+        space = mm.num_samples if mm is not None else self.num_originals
         if plan is not None and n_units and int(plan.rows.max()) >= space:
             raise DataError(f"the plan names row {int(plan.rows.max())} but the dataset has {space} samples; "
                             "build the plan from a valuation of this dataset")
@@ -79,12 +79,12 @@ class ResampledDataset(Dataset):
         self._keep = None if plan is None else plan.keep.cpu()
         self._copies = plan.copies_per_sample(space).cpu() if plan is not None and execution == "weighted" else None
         self._view: MultimodalDataset | None = None
-        if is_view:  # one batched view: originals + units (the loop's own execution)
-            view = base
-            if execution == "duplicate" and n_units:
-                dev = base.rows.device  # type: ignore[union-attr]
-                view = base.with_units(self._rows.to(dev), self._keep.to(dev))  # type: ignore[union-attr]
-            self._view = view  # type: ignore[assignment]
+        if mm is not None:  # one batched view: originals + units (the loop's own execution)
+            view = mm
+            if execution == "duplicate" and n_units and self._keep is not None:
+                dev = mm.rows.device
+                view = mm.with_units(self._rows.to(dev), self._keep.to(dev))
+            self._view = view
         self.num_units = n_units if execution == "duplicate" else 0
 
     def __len__(self) -> int:

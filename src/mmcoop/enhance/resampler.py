@@ -123,7 +123,9 @@ class Resampler:
             self._wrapped = (dataset, as_multimodal(dataset))
         return self._wrapped[1]
 
-    def _valuate(self, model: torch.nn.Module, dataset: Dataset, rows: Tensor | None) -> ValuationTable:
+    def value_rows(self, model: Any, dataset: Dataset, rows: Tensor | None) -> ValuationTable:
+        """Value storage ``rows`` of ``dataset`` (``None``: every row) with this resampler's settings;
+        the seconds it took are :attr:`last_seconds`."""
         data = self._data(dataset)
         t0 = time.perf_counter()
         table = _valuation.valuate_dataset(  # looked up on the module: tests may wrap it
@@ -201,7 +203,7 @@ class SampleLevelResampler(Resampler):
         self.max_copies = int(max_copies)
 
     def value(self, model: torch.nn.Module, dataset: Dataset, epoch: int = 0) -> ValuationTable:
-        return self._valuate(model, dataset, self.candidate_rows(dataset))
+        return self.value_rows(model, dataset, self.candidate_rows(dataset))
 
     def plan(self, table: ValuationTable, dataset: Dataset | None = None, epoch: int = 0) -> ResamplingPlan:
         self.extra = {}
@@ -240,7 +242,7 @@ class ModalityLevelResampler(Resampler):
         return rows[z]
 
     def value(self, model: torch.nn.Module, dataset: Dataset, epoch: int = 0) -> ValuationTable:
-        return self._valuate(model, dataset, self.subset(dataset, epoch))
+        return self.value_rows(model, dataset, self.subset(dataset, epoch))
 
     def plan(self, table: ValuationTable, dataset: Dataset | None = None, epoch: int = 0) -> ResamplingPlan:
         if dataset is None:

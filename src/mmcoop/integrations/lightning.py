@@ -184,7 +184,8 @@ class ModalityValuation(pl.Callback):
         values[f"time/valuation_{sp}_s"] = seconds
         _log(pl_module, values)
         if self.dirpath is not False and trainer.is_global_zero:
-            root = Path(self.dirpath) if self.dirpath else Path(trainer.log_dir or trainer.default_root_dir) / "valuation"
+            given = self.dirpath if isinstance(self.dirpath, (str, Path)) else None
+            root = Path(given) if given else Path(trainer.log_dir or trainer.default_root_dir) / "valuation"
             table.to_parquet(root / f"{self.split}_epoch_{epoch:03d}.parquet")
 
 

@@ -233,7 +233,8 @@ class WandbLogger(Logger):
         (self.log_dir / "wandb").parent.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
             dir=str(self.log_dir), project=os.environ.get("WANDB_PROJECT", "mmcoop"), name=self.log_dir.name,
-            config=self.config, mode=os.environ.get("WANDB_MODE", "offline"), reinit="finish_previous",
+            config=self.config, mode=os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]
+            reinit="finish_previous",
         )
         self._pending: dict[str, Any] = {}
 

@@ -132,14 +132,28 @@ class ResamplingMethod(Method):
                 "batch_size": int(o.valuation_batch_size or ctx.eval_batch_size), "fold_bn": ctx.fold_batchnorm,
                 "seed": ctx.seed}
 
+    def _resampler(self, ctx: MethodContext) -> Resampler:
+        if self.resampler is None:
+            self.resampler = self.make_resampler(ctx, **self.resampler_options(ctx))
+        return self.resampler
+
+    def valuate(self, ctx: MethodContext, rows: Tensor | None) -> tuple[Any, float]:
+        """Value storage ``rows`` of the training split (eval mode); returns ``(table, seconds)``.
+
+        Under DDP each rank values ``1/W`` of the rows and all ranks get the whole table.
+        """
+        r = self._resampler(ctx)
+        with ctx.autocast():  # the run's precision (bf16 valuation under train.amp=bf16)
+            table = r.value_rows(ctx.model, ctx.train_data, rows)
+        return table, r.last_seconds
+
     def build_plan(self, ctx: MethodContext) -> tuple[ResamplingPlan, Any, dict[str, Any]]:
         """Valuate and plan for ``ctx.epoch``: ``(plan, valuation table, extra stats)``.
 
         Under DDP each rank values ``1/W`` of the rows and all ranks get the whole table,
         so every rank builds the same plan.
         """
-        r = self.resampler if self.resampler is not None else self.make_resampler(ctx, **self.resampler_options(ctx))
-        self.resampler = r
+        r = self._resampler(ctx)
         with ctx.autocast():  # the run's precision (bf16 valuation under train.amp=bf16)
             table = r.value(ctx.model, ctx.train_data, ctx.epoch)  # unwraps DDP/compile wrappers itself
         plan = r.plan(table, ctx.train_data, ctx.epoch)
