@@ -194,3 +194,137 @@ def test_kill_9_at_random_moments(tmp_path, fork_safe):
     print("kills", kills, "states after a kill", seen)
     assert kills["train"] + kills["resume"] >= 16 and kills["value"] >= 3 and kills["report"] >= 3, kills
     assert sum(kills.values()) >= 22, kills
+
+
+# -- every class of fault of issue 18, with counts ---------------------------------------------------
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+def test_every_fault_class_keeps_user_files_and_resumes_exactly(tmp_path, monkeypatch):
+    """User files inside run folders, failed resumes of foreign folders, crafted checkpoints, a
+    comparison killed at exact points (after a metrics line, before a commit) and stale valuations.
+    Prints the counts (kills, cases, all resumed identically) quoted in BENCHMARKS.md."""
+    from _faults import fork_safe_tqdm, kill_at_call, run_forked
+    from typer.testing import CliRunner
+
+    import mmcoop.experiment.run as run_mod
+    from mmcoop.errors import RunDirError
+    from mmcoop.utils.runfiles import stale_derived
+
+    fork_safe_tqdm(monkeypatch)
+    runner = CliRunner()
+    counts = dict.fromkeys(["user files kept", "failed resumes left as found", "crafted checkpoints refused",
+                            "compare kills", "compare kills resumed identically", "stale files flagged"], 0)
+    decoy = b"the user's own, no backup"
+
+    # 1. --overwrite never deletes what mmcoop did not write: a decoy in every kind of place
+    run = run_experiment(tiny_cfg(tmp_path / "own", "r", train={"epochs": 1})).run_dir
+    places = ["NOTES.md", "analysis/fig.tex", "checkpoints/mine.pt", "valuation/mine.parquet", "plots/notes.txt",
+              ".notes.tmp", "link"]
+    for place in places:
+        target = run / place
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if place == "link":
+            (tmp_path / "elsewhere.txt").write_bytes(decoy)
+            target.symlink_to(tmp_path / "elsewhere.txt")
+        else:
+            target.write_bytes(decoy)
+        before = _tree(run)
+        with pytest.raises(RunDirError, match="did not write"):
+            run_experiment(tiny_cfg(tmp_path / "own", "r", train={"epochs": 1}), overwrite=True)
+        after = _tree(run)
+        before.pop(".mmcoop.lock", None), after.pop(".mmcoop.lock", None)
+        assert after == before, place
+        target.unlink()
+        counts["user files kept"] += 1
+    assert (tmp_path / "elsewhere.txt").read_bytes() == decoy
+
+    # 2. a failed resume leaves a folder exactly as it found it
+    foreign = {
+        "bad config": {"config.yaml": b"lr: 0.1\n", "metrics.jsonl": b'{"loss":1}\n', ".notes.tmp": b"t"},
+        "garbage checkpoint": {"config.yaml": b"dataset: synthetic\n", "checkpoints/last.pt": b"not a checkpoint"},
+        "no run": {"thesis.tex": decoy, ".x.mmcoop.tmp": b"looks like mmcoop's, but no marker"},
+    }
+    for label, files in foreign.items():
+        folder = tmp_path / "foreign" / label.replace(" ", "_")
+        for rel, data in files.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_bytes(data)
+        before = _tree(folder)
+        res = runner.invoke(app, ["train", "--resume", str(folder)])
+        assert res.exit_code == 2 and "Traceback" not in res.output, (label, res.output)
+        assert _tree(folder) == before, label
+        counts["failed resumes left as found"] += 1
+    refused = runner.invoke(app, ["train", "--resume", str(run), "--seed", "5"])  # a refused config change
+    assert refused.exit_code == 2
+    counts["failed resumes left as found"] += 1
+
+    # 3. crafted checkpoints are refused, never unpickled
+    flag = tmp_path / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {flag}",))
+
+    for which in ("last", "best"):
+        victim = run_experiment(tiny_cfg(tmp_path / "crafted", which, train={"epochs": 1})).run_dir
+        path = victim / "checkpoints" / f"{which}.pt"
+        state = torch.load(path, weights_only=True)
+        state["x"] = Payload()
+        torch.save(state, path)
+        commands = [["value", str(victim), "--checkpoint", which]] + ([["train", "--resume", str(victim)]]
+                                                                        if which == "last" else [])
+        for cmd in commands:
+            res = runner.invoke(app, cmd)
+            assert res.exit_code == 2 and "--trust-run" in " ".join(res.output.split()), res.output
+            counts["crafted checkpoints refused"] += 1
+    assert not flag.exists()
+
+    # 4. a comparison killed at exact points resumes to the uninterrupted result
+    args = [*TINY_ARGS_COMPARE, "--out-dir"]
+    ref = runner.invoke(app, ["compare", *args, str(tmp_path / "cmp"), "--name", "ref"])
+    assert ref.exit_code == 0, ref.output
+    drop = ["seconds_per_epoch", "run_dir"]
+    want = pd.read_csv(tmp_path / "cmp" / "ref" / "compare.csv").drop(columns=drop)
+    points = [("append_metrics", 1, True), ("append_metrics", 4, True), ("atomic_torch_save", 3, False),
+              ("atomic_torch_save", 8, False), ("append_metrics", 7, True), ("atomic_write_text", 4, False)]
+    for i, (fn, n, after) in enumerate(points):
+        name = f"k{i}"
+
+        def work(fn=fn, n=n, after=after, name=name):
+            kill_at_call(run_mod, fn, n, after)
+            app(["compare", *args, str(tmp_path / "cmp"), "--name", name], standalone_mode=False)
+
+        counts["compare kills"] += run_forked(work)
+        res = runner.invoke(app, ["compare", *args, str(tmp_path / "cmp"), "--name", name, "--resume"])
+        assert res.exit_code == 0, res.output
+        got = pd.read_csv(tmp_path / "cmp" / name / "compare.csv").drop(columns=drop)
+        pd.testing.assert_frame_equal(got, want)
+        for r in (tmp_path / "cmp" / name).iterdir():
+            if (r / "config.yaml").is_file():
+                assert verify_run_dir(r, allow_pending=False) == [], r
+                assert strip_times(read_metrics(r)) == strip_times(read_metrics(tmp_path / "cmp" / "ref" / r.name))
+        counts["compare kills resumed identically"] += 1
+
+    # 5. a valuation made before a resume that changed best.pt is flagged
+    cfg = tiny_cfg(tmp_path / "stale", "s", dataset_options={"sizes": [48, 24, 24], "dim": 4, "noise": [2.0, 3.0]},
+                   train={"epochs": 2, "lr": 0.003})
+    run_experiment(cfg)
+    assert runner.invoke(app, ["value", str(cfg.run_dir)]).exit_code == 0
+    with pytest.warns(UserWarning, match="is stale"):
+        run_experiment(tiny_cfg(tmp_path / "stale", "s", dataset_options={"sizes": [48, 24, 24], "dim": 4,
+                                                                          "noise": [2.0, 3.0]},
+                                train={"epochs": 3, "lr": 0.003}), resume=True)
+    counts["stale files flagged"] += len(stale_derived(cfg.run_dir))
+
+    print("fault classes", counts)
+    assert counts["compare kills"] == len(points) == counts["compare kills resumed identically"], counts
+    assert counts["stale files flagged"] == 1 and counts["user files kept"] == len(places), counts
+
+
+TINY_ARGS_COMPARE = ["--dataset", "synthetic", "--set", "dataset_options.sizes=[48,24,24]", "--set",
+                     "dataset_options.dim=4", "--set", "model.dim=8", "--set", "train.batch_size=16", "--set",
+                     "train.progress=false", "--device", "cpu", "--methods", "joint,modality-level", "--seeds", "0,1",
+                     "--epochs", "2", "--set", "method_options.warmup=1"]
