@@ -46,7 +46,7 @@ from mmcoop.data.presets import PRESETS
 from mmcoop.errors import ConfigError
 
 #: The paper's two methods (``--warmup 5``; modality-level ``--part_ratio 0.2 --alpha 1``, linear ratio).
-PAPER_METHODS = {
+PAPER_METHODS: dict[str, dict[str, Any]] = {
     "sample-level": {"warmup": 5},
     "modality-level": {"warmup": 5, "part_ratio": 0.2, "alpha": 1.0, "func": "linear"},
 }
