@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterator, Protocol, cast
 
 import numpy as np
 import torch
 from torch.utils.data import (
     BatchSampler,
     DataLoader,
+    Dataset,
     RandomSampler,
     Sampler,
     SequentialSampler,
@@ -96,7 +97,7 @@ def make_loader(
     elif distributed:
         from torch.utils.data.distributed import DistributedSampler
 
-        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        sampler = DistributedSampler(cast(Dataset, dataset), shuffle=shuffle, seed=seed, drop_last=drop_last)
         sampler.set_epoch(epoch)
     elif shuffle:
         sampler = RandomSampler(dataset, generator=g)
@@ -112,7 +113,7 @@ def make_loader(
         kwargs["generator"] = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
         kwargs["persistent_workers"] = bool(persistent_workers)
     return DataLoader(
-        dataset, batch_sampler=batches, collate_fn=_identity, num_workers=workers,
+        cast(Dataset, dataset), batch_sampler=batches, collate_fn=_identity, num_workers=workers,
         pin_memory=bool(pin_memory) and on_cpu and torch.cuda.is_available(), **kwargs,
     )
 

@@ -67,7 +67,7 @@ def _register(name: str, reader: Reader) -> None:
 
             sources = cache_sources(sources)
         views = {k: MultimodalDataset.from_source(v) for k, v in sources.items()}
-        info = {"source": str(where), "reader": reader.__name__}
+        info: dict[str, Any] = {"source": str(where), "reader": reader.__name__}
         info.update({k: v for k, v in getattr(sources["train"], "info", {}).items() if isinstance(v, (int, str, float))})
         info["frame_cache"] = frame_cache
         return DatasetSplits(name, views["train"], views["val"], views["test"], info)
