@@ -275,14 +275,12 @@ def load_compare_dir(path: str | os.PathLike) -> CompareData:
         runs["run_path"] = [_resolve_run(cdir, r) for r in runs.get("run_dir", pd.Series([None] * len(runs)))]
     cols = list(summary.columns) + list(runs.columns)
     mods: list[str] = []
-    for c in cols:
-        m = None
-        if c.startswith("test_acc_") and c.endswith("_mean"):
-            m = c[len("test_acc_"):-len("_mean")]
-        elif c.startswith("test_acc_") and not c.endswith("_std") and not c.endswith("_mean"):
-            m = c[len("test_acc_"):]
-        if m and m not in mods:
-            mods.append(m)
+    for c in cols:  # test_acc_<m> (runs) or test_acc_<m>_mean (summary)
+        if c.endswith("_std"):
+            continue
+        for m in modalities_in(split_key(TEST, ACC), [c[:-len("_mean")] if c.endswith("_mean") else c]):
+            if m not in mods:
+                mods.append(m)
     return CompareData(path=cdir, runs=runs, summary=summary, modalities=mods)
 
 
