@@ -26,7 +26,8 @@ class TrainConfig:
         gamma: StepLR decay factor.
         amp: autocast precision: ``none``, ``bf16`` or ``fp16`` (fp16 only on CUDA).
         device: ``auto`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:1``...
-        progress: show progress bars.
+        progress: print one line per epoch (loss, val acc, each modality alone, valuation seconds)
+            and draw progress bars when stderr is a terminal.
         data_on_device: move the whole (in-memory) dataset to the device once.
         num_workers: DataLoader worker processes (for lazily decoded sources; 0 = in the main
             process, right for in-memory data).
