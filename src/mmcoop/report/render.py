@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import wave
 from typing import Any, Callable
 
@@ -38,7 +39,7 @@ import numpy as np
 
 from mmcoop.utils.registry import Registry
 
-#: Longest side of a thumbnail, in pixels (images are upscaled to at least :data:`THUMB_MIN`).
+#: Longest side of a thumbnail, in pixels (smaller images are upscaled by a whole factor to at least :data:`THUMB_MIN`).
 THUMB_MAX = 96
 THUMB_MIN = 48
 MAX_FRAMES = 4
@@ -57,7 +58,9 @@ def png_data_uri(pixels: np.ndarray) -> str:
 
     img = Image.fromarray(np.ascontiguousarray(pixels))
     h, w = pixels.shape[:2]
-    scale = min(THUMB_MAX / max(h, w), max(1.0, THUMB_MIN / max(h, w)))
+    side = max(h, w)
+    scale = float(math.ceil(THUMB_MIN / side)) if side < THUMB_MIN else 1.0  # small: whole-pixel upscaling
+    scale = min(scale, THUMB_MAX / side)
     if scale != 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         img = img.resize(size, Image.NEAREST if scale > 1 else Image.BILINEAR)
