@@ -95,7 +95,7 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     text = report.read_text(encoding="utf-8")
-    blob = re.search(r'<script type="application/json" id="mmx-data">(.*?)</script>', text, re.S)
+    blob = re.search(r'<script type="application/json" id="mmx-data">(.*?)</script>', text, re.DOTALL)
     explorer = len(blob.group(1).encode()) if blob else 0
     data = json.loads(blob.group(1).replace("<\\/", "</")) if blob else {}
     media = len(json.dumps(data.get("media", {})).encode())

@@ -35,7 +35,7 @@ def _frame(n: int = 12, copies: bool = False) -> pd.DataFrame:
 
 
 def _data(html: str) -> dict:
-    blob = re.search(r'<script type="application/json" id="mmx-data">(.*?)</script>', html, re.S).group(1)
+    blob = re.search(r'<script type="application/json" id="mmx-data">(.*?)</script>', html, re.DOTALL).group(1)
     return json.loads(blob.replace("<\\/", "</"))
 
 

@@ -7,10 +7,15 @@ import io
 import wave
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from mmcoop.report.render import RENDERERS, THUMB_MAX, png_data_uri, render, render_waveform
+from mmcoop.report.render import (
+    RENDERERS,
+    THUMB_MAX,
+    png_data_uri,
+    render,
+    render_waveform,
+)
 
 
 def _png(uri: str) -> np.ndarray:
@@ -82,7 +87,7 @@ def test_waveform_is_a_playable_wav() -> None:
         assert w.getnframes() == 4 * 8000  # capped at MAX_AUDIO_S
 
 
-def test_png_data_uri_rejects_nothing_small() -> None:
-    assert _png(png_data_uri(np.full((2, 3), 7, np.uint8))).shape == (32, 48)
-    with pytest.raises(Exception):
-        png_data_uri(np.zeros((2, 3, 5), np.uint8))
+def test_png_data_uri_upscales_tiny_images_by_a_whole_factor() -> None:
+    px = _png(png_data_uri(np.array([[0, 255, 0], [255, 0, 255]], np.uint8)))
+    assert px.shape == (32, 48)  # 16x: the first whole factor reaching 48 px
+    assert px[:16, :16].max() == 0 and px[:16, 16:32].min() == 255 and px[16:, :16].min() == 255

@@ -18,12 +18,12 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture(autouse=True)
-def on_path(monkeypatch):  # noqa: ANN001, ANN201
+def on_path(monkeypatch):
     monkeypatch.syspath_prepend(str(FIXTURES))
 
 
 def _data(html: str) -> dict:
-    blob = re.search(r'<script type="application/json" id="mmx-data">(.*?)</script>', html, re.S).group(1)
+    blob = re.search(r'<script type="application/json" id="mmx-data">(.*?)</script>', html, re.DOTALL).group(1)
     return json.loads(blob.replace("<\\/", "</"))
 
 

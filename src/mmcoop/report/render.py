@@ -33,7 +33,8 @@ import base64
 import io
 import math
 import wave
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
