@@ -54,11 +54,13 @@ def test_frames_strip_has_at_most_four_frames() -> None:
     for t in range(10):
         x[t, :, t, :] = 1.0  # frame t: row t bright
     px = _png(render("frames", x)["img"])
-    assert px.shape == (16, 70, 3)  # 4 frames of 16 px with 3 gaps of 2 px
+    assert px.shape == (48, 210, 3)  # 4 frames of 16 px with 3 gaps of 2 px, upscaled 3x to 48 px high
     for j, t in enumerate((0, 3, 6, 9)):  # evenly spaced frames, left to right
-        col = 18 * j + 5
-        assert px[t, col].tolist() == [255, 255, 255] and px[(t + 1) % 16, col].tolist() == [0, 0, 0]
-    assert px[0, 16].tolist() == [255, 255, 255] and px[1, 16].tolist() == [255, 255, 255]  # white gaps
+        col = 3 * (18 * j + 5)
+        assert px[3 * t + 1, col].tolist() == [255, 255, 255] and px[3 * t + 4, col].tolist() == [0, 0, 0]
+    assert px[3, 48].tolist() == [255, 255, 255] and px[10, 49].tolist() == [255, 255, 255]  # white gaps
+    big = _png(render("frames", np.random.default_rng(0).random((4, 3, 200, 200)))["img"])
+    assert big.shape[1] == 4 * THUMB_MAX  # large frames: about one thumbnail each
 
 
 def test_vector_is_an_svg_bar_plot_with_signs() -> None:
