@@ -10,7 +10,14 @@ import torch
 from torch.utils.data import Dataset
 
 from mmcoop.data import (
-    ArraySource, DictDatasetSource, FileSource, ModalitySpec, MultimodalDataset, TensorSource, debias, sample_ids,
+    ArraySource,
+    DictDatasetSource,
+    FileSource,
+    ModalitySpec,
+    MultimodalDataset,
+    TensorSource,
+    debias,
+    sample_ids,
 )
 from mmcoop.data.base import DatasetSplits
 from mmcoop.errors import DataError
@@ -92,7 +99,7 @@ def test_file_source_paths_relative_to_root(tmp_path: Path) -> None:
 
 
 def test_debiasing_keeps_ids_in_memory_and_lazy() -> None:
-    def splits(src_of):  # noqa: ANN001, ANN202
+    def splits(src_of):
         parts = [MultimodalDataset.from_source(src_of(k)) for k in range(3)]
         return DatasetSplits("t", *parts)
 

@@ -76,7 +76,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser(report: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def browser(report: Path, tmp_path_factory: pytest.TempPathFactory):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -96,28 +96,28 @@ def browser(report: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: AN
         driver.quit()
 
 
-def _rows(driver) -> list[list[str]]:  # noqa: ANN001
+def _rows(driver) -> list[list[str]]:
     """The table's shown rows as cell texts (one script call, not one WebDriver round trip per cell)."""
     return driver.execute_script(
         "return Array.from(document.querySelectorAll('#mmx-table tbody tr'))"
         ".map(function (tr) { return Array.from(tr.cells).map(function (td) { return td.textContent; }); });")
 
 
-def _header(driver, text: str):  # noqa: ANN001, ANN202
+def _header(driver, text: str):
     from selenium.webdriver.common.by import By
 
     heads = driver.find_elements(By.CSS_SELECTOR, "#mmx-table thead th")
     return next(h for h in heads if h.text.split(" ▲")[0].split(" ▼")[0] == text), [h.text for h in heads]
 
 
-def test_no_console_errors_and_offline(browser, report: Path) -> None:  # noqa: ANN001
+def test_no_console_errors_and_offline(browser, report: Path) -> None:
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
     html = report.read_text()
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html
 
 
-def test_gallery_shows_k_images_per_modality_and_audio(browser) -> None:  # noqa: ANN001
+def test_gallery_shows_k_images_per_modality_and_audio(browser) -> None:
     from selenium.webdriver.common.by import By
 
     for m in ("audio", "visual"):
@@ -132,7 +132,7 @@ def test_gallery_shows_k_images_per_modality_and_audio(browser) -> None:  # noqa
     assert all(a.get_attribute("src").startswith("data:audio/wav;base64,") for a in audios)
 
 
-def test_sorting_and_filtering_change_the_rows(browser) -> None:  # noqa: ANN001
+def test_sorting_and_filtering_change_the_rows(browser) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -171,7 +171,7 @@ def test_sorting_and_filtering_change_the_rows(browser) -> None:  # noqa: ANN001
     deg.select_by_index(0)
 
 
-def test_epoch_view_with_copies_and_history(browser) -> None:  # noqa: ANN001
+def test_epoch_view_with_copies_and_history(browser) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 

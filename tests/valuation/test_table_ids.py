@@ -66,6 +66,7 @@ def test_subset_concat_keep_ids() -> None:
 
 def test_valuate_dataset_records_the_source_ids() -> None:
     from _helpers import tiny_data, tiny_model
+
     from mmcoop.valuation import valuate_dataset
 
     data = tiny_data(12)

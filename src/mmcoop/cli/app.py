@@ -391,6 +391,16 @@ def value(
     _guard(go)
 
 
+def _run_splits(run_dir: Path) -> Any:
+    """The data of a run as its config.yaml builds it (registered dataset or the user's data.target, debiased as
+    configured): the report's sample explorer draws its samples from it."""
+    from mmcoop.experiment import RunConfig
+    from mmcoop.experiment.run import load_splits
+    from mmcoop.utils.rundir import RunPaths
+
+    return load_splits(RunConfig.from_yaml(RunPaths(run_dir).config))
+
+
 @app.command()
 def report(path: Path = typer.Argument(..., help="A run or compare directory.")) -> None:
     """Write a self-contained report.html (PNG plots embedded) for a run or a comparison."""
@@ -402,7 +412,7 @@ def report(path: Path = typer.Argument(..., help="A run or compare directory."))
         from mmcoop.utils.rundir import is_run_dir
         from mmcoop.utils.runfiles import stale_derived
 
-        console.print(f"report: {write_report(path)}")
+        console.print(f"report: {write_report(path, samples=_run_splits)}")
         for msg in stale_derived(path) if is_run_dir(path) else []:
             console.print(f"[yellow]warning:[/] {msg}", highlight=False)
 

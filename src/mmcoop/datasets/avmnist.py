@@ -312,8 +312,8 @@ class _FsddWaves:
 
 
 def _with_identity(splits: DatasetSplits, clips: list[tuple[Path, int, str, int]], duration_s: float) -> DatasetSplits:
-    """Natural sample ids (``<recording>/mnist_<t10k image index>``, e.g. ``3_jackson_12/mnist_4521``) and
-    the recordings as waveforms (``clip`` and ``image_index`` extras pick them)."""
+    """Natural sample ids (``<recording>/mnist_<t10k image index>``, e.g. ``3_jackson_12/mnist_4521``),
+    the recordings as waveforms (``clip`` and ``image_index`` extras pick them) and ``info["render"]``."""
     length = int(round(duration_s * SAMPLE_RATE))
     parts = {}
     for k in ("train", "val", "test"):
@@ -325,4 +325,5 @@ def _with_identity(splits: DatasetSplits, clips: list[tuple[Path, int, str, int]
         new = TensorSource(src.inputs, src.labels(), src.num_classes, src.specs, src.extras, src.transforms,
                            ids=ids, waveforms=waves)
         parts[k] = MultimodalDataset.from_source(new, ds.rows, ds.keep, ds.train)
-    return DatasetSplits(splits.name, parts["train"], parts["val"], parts["test"], splits.info)
+    info = {**splits.info, "render": {"audio": "spectrogram"}}  # the report draws audio [1, F, T] as a spectrogram
+    return DatasetSplits(splits.name, parts["train"], parts["val"], parts["test"], info)

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -49,7 +50,7 @@ MAX_EPOCH_VIEWS = 12
 MAX_TABLE_ROWS = 5000
 
 
-def registered_splits(run_dir: Path, config: Mapping[str, Any]) -> "DatasetSplits | None":
+def registered_splits(run_dir: Path, config: Mapping[str, Any]) -> DatasetSplits | None:
     """The run's data rebuilt from its config when it is a registered dataset (debiased as configured).
 
     Returns ``None`` for a user ``data.target`` (give :func:`write_report` a ``samples`` loader).
@@ -147,13 +148,13 @@ def _view_data(view: View, modalities: Sequence[str], k: int) -> tuple[dict[str,
     return data, shown
 
 
-def _render_kinds(splits: "DatasetSplits") -> dict[str, str]:
+def _render_kinds(splits: DatasetSplits) -> dict[str, str]:
     """Modality -> kind to draw it as: the spec's kind, or the dataset's ``info["render"]`` override."""
     over = splits.info.get("render") if isinstance(splits.info.get("render"), Mapping) else {}
     return {s.name: str(over.get(s.name, s.kind)) for s in splits.specs}
 
 
-def _media(splits: "DatasetSplits", split: str, rows: Sequence[int], ids: Sequence[str],
+def _media(splits: DatasetSplits, split: str, rows: Sequence[int], ids: Sequence[str],
            notes: list[str]) -> dict[str, dict[str, Any]]:
     """``{sample_id: {"r": {modality: {"img"|"svg": ...}}, "a": {modality: wav uri}}}`` for storage ``rows``."""
     import torch
@@ -194,7 +195,7 @@ def _media(splits: "DatasetSplits", split: str, rows: Sequence[int], ids: Sequen
 def build_explorer(
     views: Sequence[View],
     modalities: Sequence[str],
-    splits: "DatasetSplits | None",
+    splits: DatasetSplits | None,
     *,
     k: int = DEFAULT_K,
     class_names: Sequence[str] | None = None,
@@ -494,5 +495,15 @@ _JS = r"""
 })();
 """
 
-__all__ = ["CSS", "DEFAULT_K", "Explorer", "MAX_EPOCH_VIEWS", "MAX_TABLE_ROWS", "SampleLoader", "View",
-           "build_explorer", "epoch_views", "registered_splits"]
+__all__ = [
+    "CSS",
+    "DEFAULT_K",
+    "MAX_EPOCH_VIEWS",
+    "MAX_TABLE_ROWS",
+    "Explorer",
+    "SampleLoader",
+    "View",
+    "build_explorer",
+    "epoch_views",
+    "registered_splits",
+]

@@ -412,6 +412,22 @@ def _run_sections(page: _Page, run: RunData, samples: SampleLoader | None = None
     _missing_list(page, missing)
 
 
+def _shared_data(samples: SampleLoader | None) -> SampleLoader:
+    """``samples`` (or :func:`registered_splits`) remembering its result per data configuration (dataset, options,
+    data target, seed, debiasing, data root from config.yaml)."""
+    memo: dict[str, Any] = {}
+
+    def load(run_dir: Path) -> Any:
+        c = read_config(Path(run_dir) / "config.yaml")
+        key = json.dumps([c.get(k) for k in ("dataset", "dataset_options", "data", "seed", "debiased", "data_root")],
+                         sort_keys=True, default=str)
+        if key not in memo:
+            memo[key] = samples(run_dir) if samples is not None else registered_splits(Path(run_dir), c)
+        return memo[key]
+
+    return load
+
+
 def _load_samples(run: RunData, samples: SampleLoader | None) -> tuple[Any, str | None]:
     """The run's data for drawing samples, or ``(None, why not)``."""
     try:
@@ -552,6 +568,7 @@ def _compare_sections(page: _Page, cmp: CompareData, samples: SampleLoader | Non
                       k: int = DEFAULT_K) -> None:
     runs = cmp.runs
     missing: list[str] = []
+    samples = _shared_data(samples)  # the runs of a comparison mostly share their data: load it once per config
     reports: dict[Path, Path] = {}
     report_errors: dict[Path, str] = {}
     for _, r in runs.iterrows():  # every run's own report first, so the tables can link them

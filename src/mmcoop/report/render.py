@@ -10,7 +10,7 @@ kind           drawn as
 ============== =========================================================================
 ``image``      the picture (1 channel grey, 3 channels RGB; each image scaled to its range)
 ``spectrogram`` the first channel, low frequencies at the bottom, viridis colours
-``frames``     a strip of up to :data:`MAX_FRAMES` evenly spaced frames
+``frames``     a strip of up to :data:`MAX_FRAMES` evenly spaced frames (each about a thumbnail)
 ``sequence``   a heat map ``[D, T]`` (time left to right)
 ``vector``     a small bar plot (SVG), at most :data:`MAX_BARS` bars (evenly spaced entries)
 ============== =========================================================================
@@ -31,14 +31,16 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import wave
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from mmcoop.utils.registry import Registry
 
-#: Longest side of a thumbnail, in pixels (images are upscaled to at least :data:`THUMB_MIN`).
+#: Longest side of a thumbnail, in pixels (smaller images are upscaled by a whole factor to at least :data:`THUMB_MIN`).
 THUMB_MAX = 96
 THUMB_MIN = 48
 MAX_FRAMES = 4
@@ -51,13 +53,23 @@ Renderer = Callable[[np.ndarray, Any], dict[str, str]]
 RENDERERS: Registry[Renderer] = Registry("renderer")
 
 
-def png_data_uri(pixels: np.ndarray) -> str:
-    """``data:image/png;base64,...`` of uint8 pixels ``[H, W]`` (grey) or ``[H, W, 3]`` (RGB)."""
+def png_data_uri(pixels: np.ndarray, max_side: int = THUMB_MAX, min_height: int | None = None) -> str:
+    """``data:image/png;base64,...`` of uint8 pixels ``[H, W]`` (grey) or ``[H, W, 3]`` (RGB).
+
+    Args:
+        pixels: the picture.
+        max_side: longest side of the result (larger pictures are scaled down).
+        min_height: upscale (by a whole factor) until the height reaches this; default: until the
+            longest side reaches :data:`THUMB_MIN`.
+    """
     from PIL import Image
 
     img = Image.fromarray(np.ascontiguousarray(pixels))
     h, w = pixels.shape[:2]
-    scale = min(THUMB_MAX / max(h, w), max(1.0, THUMB_MIN / max(h, w)))
+    side = max(h, w)
+    have, want = (h, min_height) if min_height else (side, THUMB_MIN)
+    scale = float(math.ceil(want / have)) if have < want else 1.0  # small: whole-pixel upscaling
+    scale = min(scale, max_side / side)
     if scale != 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         img = img.resize(size, Image.NEAREST if scale > 1 else Image.BILINEAR)
@@ -108,7 +120,7 @@ def render_frames(x: np.ndarray, spec: Any = None) -> dict[str, str]:
     frames = [_chw_pixels(x[i]) for i in pick]
     gap = np.full((frames[0].shape[0], 2, *frames[0].shape[2:]), 255, np.uint8)
     strip = np.concatenate([p for f in frames for p in (f, gap)][:-1], axis=1)
-    return {"img": png_data_uri(strip)}
+    return {"img": png_data_uri(strip, max_side=THUMB_MAX * len(frames), min_height=THUMB_MIN)}
 
 
 @RENDERERS.register("sequence")
