@@ -380,8 +380,11 @@ def run_compare(
     methods = list(methods)
     if baseline is not None and baseline not in [m.label for m in methods]:
         methods.insert(0, parse_methods(baseline)[0])
-    if (cdir / LOCK_NAME).is_file():  # another compare writing this folder now: name it before anything else
-        FolderLock(cdir, what="comparison folder").acquire().release()
+    def probe() -> None:  # another compare writing this folder now: name it before anything else
+        if (cdir / LOCK_NAME).is_file():
+            FolderLock(cdir, what="comparison folder").acquire().release()
+
+    _on_main(probe)  # rank 0 only: under torchrun it holds the lock from open_compare on
     recorded = _read_request(cdir) if cdir.is_dir() else None
     if recorded is not None:  # a comparison is there: continue it (recorded runs first), or refuse
         asked = _request(base, methods, seeds, matched, baseline)
