@@ -49,6 +49,8 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--kills", type=int, default=12, help="kills that must hit a live compare")
     ap.add_argument("--seed", type=int, default=18)
+    ap.add_argument("--max-delay", type=float, default=None,
+                    help="kill delays are drawn from [0, MAX] s (default: the uninterrupted duration)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--reuse-ref", type=float, default=None, metavar="SECONDS",
                     help="reuse <out>/ref from an earlier campaign, whose uninterrupted run took SECONDS")
@@ -69,6 +71,9 @@ def main() -> int:
             return 1
     print(f"uninterrupted comparison: {span:.0f} s", flush=True)
 
+    if (out / "killed").exists():
+        print(f"{out / 'killed'} exists: remove it, or pass another --out", file=sys.stderr)
+        return 2
     kills = attempts = 0
     t1 = time.perf_counter()
     while True:
@@ -77,7 +82,7 @@ def main() -> int:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if kills < a.kills:
             try:
-                proc.wait(rng.uniform(0.0, span))
+                proc.wait(rng.uniform(0.0, a.max_delay or span))
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
