@@ -49,20 +49,31 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--kills", type=int, default=12, help="kills that must hit a live compare")
     ap.add_argument("--seed", type=int, default=18)
+    ap.add_argument("--max-delay", type=float, default=None,
+                    help="kill delays are drawn from [0, MAX] s (default: the uninterrupted duration)")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--reuse-ref", type=float, default=None, metavar="SECONDS",
+                    help="reuse <out>/ref from an earlier campaign, whose uninterrupted run took SECONDS")
     a = ap.parse_args()
     out = a.out or Path(tempfile.mkdtemp(prefix="mmcoop-faults-"))
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     base = [sys.executable, "-m", "mmcoop", "compare", *_args(a.methods, a.seeds, a.epochs), "--out-dir", str(out)]
     rng = random.Random(a.seed)
 
-    t0 = time.perf_counter()
-    ref = subprocess.run([*base, "--name", "ref"], env=env, capture_output=True, text=True)
-    span = time.perf_counter() - t0
-    if ref.returncode != 0:
-        print(ref.stdout[-3000:], ref.stderr[-3000:])
-        return 1
+    if a.reuse_ref is not None and (out / "ref" / "compare.csv").is_file():
+        span = a.reuse_ref
+    else:
+        t0 = time.perf_counter()
+        ref = subprocess.run([*base, "--name", "ref"], env=env, capture_output=True, text=True)
+        span = time.perf_counter() - t0
+        if ref.returncode != 0:
+            print(ref.stdout[-3000:], ref.stderr[-3000:])
+            return 1
+    print(f"uninterrupted comparison: {span:.0f} s", flush=True)
 
+    if (out / "killed").exists():
+        print(f"{out / 'killed'} exists: remove it, or pass another --out", file=sys.stderr)
+        return 2
     kills = attempts = 0
     t1 = time.perf_counter()
     while True:
@@ -71,11 +82,13 @@ def main() -> int:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if kills < a.kills:
             try:
-                proc.wait(rng.uniform(0.0, span))
+                proc.wait(rng.uniform(0.0, a.max_delay or span))
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 kills += 1
+                done = len(list((out / "killed").glob("*/results.json")))
+                print(f"attempt {attempts}: killed with {done} runs finished", flush=True)
                 continue
         _, err = proc.communicate()
         if proc.returncode == 0:

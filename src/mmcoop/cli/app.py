@@ -64,7 +64,8 @@ def _guard(fn: Callable[[], Any]) -> Any:
     except KeyboardInterrupt:
         if _STATE["debug"]:
             raise
-        _fail("interrupted; a run can be continued with `mmcoop train --resume <run directory>`", 130)
+        _fail("interrupted; a run can be continued with `mmcoop train --resume <run directory>`, a comparison "
+              "with the same `mmcoop compare` command plus --resume", 130)
     except Exception as e:  # noqa: BLE001 - the CLI's one place that turns errors into messages
         if _STATE["debug"]:
             raise

@@ -46,8 +46,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from mmcoop.errors import ConfigError, RunDirError
+from mmcoop.errors import ConfigError, MMCoopError, RunDirError
 from mmcoop.experiment.config import RunConfig
+from mmcoop.experiment.integrity import committed_history, load_commit, verify_run_dir
 from mmcoop.experiment.resume import diff_configs
 from mmcoop.experiment.safety import (
     check_resumable, check_run_path, is_marked_run_dir, looks_like_legacy_run, prepare_compare_dir,
@@ -59,7 +60,7 @@ from mmcoop.train.distributed import barrier, init_from_env, is_main
 from mmcoop.utils.io import atomic_write_text
 from mmcoop.utils.summaries import summarize_over_seeds
 from mmcoop.utils.lock import LOCK_NAME, FolderLock
-from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, COMPARE_REQUEST_FILE, SUMMARY_CSV
+from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, COMPARE_REQUEST_FILE, SUMMARY_CSV, RunPaths
 
 #: Gain protocols: equal epochs (always), and the baseline given the same sample visits / optimizer steps.
 PROTOCOLS: tuple[str, ...] = ("epochs", "visits", "steps")
@@ -316,6 +317,27 @@ def _merge_request(cdir: Path, recorded: dict[str, Any], asked: dict[str, Any], 
     return methods, seeds
 
 
+def _finished_run(cfg: RunConfig) -> RunResult | None:
+    """A finished run of ``cfg`` read back from its files (no model, no data), or ``None`` when the
+    run is not finished, not consistent with its commit, or was trained with another config (then
+    :func:`resume_experiment` decides: continue, extend, or refuse with a diff)."""
+    paths = RunPaths(cfg.run_dir)
+    if not paths.results.is_file():
+        return None
+    try:
+        state = load_commit(cfg.run_dir)
+        if state is None or "config" not in state or verify_run_dir(cfg.run_dir, allow_pending=False):
+            return None
+        stored = RunConfig.from_dict({**state["config"], "name": cfg.name, "out_dir": cfg.out_dir})
+        if diff_configs(stored.to_dict(), cfg.to_dict()):
+            return None
+        results = json.loads(paths.results.read_text(encoding="utf-8"))
+    except (MMCoopError, OSError, ValueError):
+        return None
+    test = {k[len("test_"):]: v for k, v in results.items() if k.startswith("test_")}
+    return RunResult(cfg.run_dir, cfg, None, None, committed_history(state, cfg.run_dir), test)  # type: ignore[arg-type]
+
+
 def run_compare(
     base: RunConfig,
     methods: list[MethodSpec],
@@ -372,8 +394,11 @@ def run_compare(
     methods = list(methods)
     if baseline is not None and baseline not in [m.label for m in methods]:
         methods.insert(0, parse_methods(baseline)[0])
-    if (cdir / LOCK_NAME).is_file():  # another compare writing this folder now: name it before anything else
-        FolderLock(cdir, what="comparison folder").acquire().release()
+    def probe() -> None:  # another compare writing this folder now: name it before anything else
+        if (cdir / LOCK_NAME).is_file():
+            FolderLock(cdir, what="comparison folder").acquire().release()
+
+    _on_main(probe)  # rank 0 only: under torchrun it holds the lock from open_compare on
     recorded = _read_request(cdir) if cdir.is_dir() else None
     if recorded is not None:  # a comparison is there: continue it (recorded runs first), or refuse
         asked = _request(base, methods, seeds, matched, baseline)
@@ -412,7 +437,7 @@ def run_compare(
 
     def run(cfg: RunConfig, splits: Any) -> RunResult:
         if existing(cfg):  # finished: read back (nothing trained); interrupted: from the last committed epoch
-            return resume_experiment(cfg.run_dir, config=cfg, splits=splits)
+            return _finished_run(cfg) or resume_experiment(cfg.run_dir, config=cfg, splits=splits)
         return run_experiment(cfg, overwrite=overwrite, splits=splits)
 
     if len(set(seeds)) != len(seeds):

@@ -1,0 +1,55 @@
+"""What mmcoop wrote in a run folder (ownership) and which checkpoint derived files came from."""
+
+from __future__ import annotations
+
+import torch
+
+from mmcoop.utils.runfiles import checkpoint_fingerprint, file_sha256, report_source_comment, split_run_entries
+from mmcoop.valuation import ValuationTable
+
+
+def _table() -> ValuationTable:
+    n = 3
+    return ValuationTable(modalities=["a", "b"], index=torch.arange(n), label=torch.zeros(n, dtype=torch.long),
+                          phi=torch.zeros(n, 2), values=torch.zeros(n, 4),
+                          coalition_preds=torch.zeros(n, 4, dtype=torch.long))
+
+
+def test_owned_and_foreign_entries(tmp_path):
+    for name in (".mmcoop-run", ".mmcoop.lock", "config.yaml", "metrics.jsonl", "results.json", "report.html",
+                 ".config.yaml.x1.mmcoop.tmp"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.pt").write_bytes(b"x")
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "phi.png").write_bytes(b"x")
+    _table().to_parquet(tmp_path / "valuation" / "test.parquet")
+    owned, foreign = split_run_entries(tmp_path)
+    assert foreign == []
+    assert {p.name for p in owned} == {".mmcoop-run", ".mmcoop.lock", "config.yaml", "metrics.jsonl", "results.json",
+                                       "report.html", ".config.yaml.x1.mmcoop.tmp", "checkpoints", "plots", "valuation"}
+    (tmp_path / "valuation" / "mine.parquet").write_bytes(b"not mmcoop's table")
+    (tmp_path / "checkpoints" / "epoch5.pt").write_bytes(b"x")
+    (tmp_path / "plots" / "notes.txt").write_text("x")
+    (tmp_path / "NOTES.md").write_text("x")
+    (tmp_path / ".notes.tmp").write_text("x")
+    (tmp_path / "analysis").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "NOTES.md")
+    owned, foreign = split_run_entries(tmp_path)
+    assert foreign == [".notes.tmp", "NOTES.md", "analysis/", "checkpoints/epoch5.pt", "link", "plots/notes.txt",
+                       "valuation/mine.parquet"]
+    assert {p.name for p in owned} == {".mmcoop-run", ".mmcoop.lock", "config.yaml", "metrics.jsonl", "results.json",
+                                       "report.html", ".config.yaml.x1.mmcoop.tmp"}
+
+
+def test_checkpoint_fingerprint(tmp_path):
+    assert checkpoint_fingerprint(tmp_path) is None
+    path = tmp_path / "checkpoints" / "best.pt"
+    path.parent.mkdir()
+    torch.save({"epoch": 4, "model": {}}, path)
+    fp = checkpoint_fingerprint(tmp_path)
+    assert fp == {"checkpoint": "best", "epoch": 4, "sha256": file_sha256(path)}
+    import hashlib
+
+    assert fp["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert '"epoch": 4' in report_source_comment(fp) and report_source_comment(None).endswith("null -->")
