@@ -402,7 +402,7 @@ def demo(
                       f"{epochs} epochs, methods {methods}")
         cdir, df, summary = run_compare(
             base, specs, parse_seeds(seeds), name=f"demo_{name}", overwrite=True,
-            shared_options={"warmup": max(1, epochs // 3)},
+            shared_options={"warmup": min(max(1, epochs // 3), epochs - 1)},
             on_run=lambda row: console.print(
                 f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
                 f"({row['seconds_per_epoch']:.1f} s/epoch)", highlight=False),

@@ -41,7 +41,7 @@ from mmcoop.experiment.config import RunConfig
 from mmcoop.experiment.safety import check_run_path, prepare_compare_dir
 from mmcoop.experiment.run import RunResult, check_new_run, load_splits, run_experiment
 from mmcoop.experiment.stats import paired_gains, summarize_gains
-from mmcoop.methods import METHODS, variant_options
+from mmcoop.methods import METHODS, build_method, check_not_noop, variant_options
 from mmcoop.train.distributed import barrier, init_from_env, is_main
 from mmcoop.utils.io import atomic_write_text
 from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, SUMMARY_CSV
@@ -339,7 +339,9 @@ def run_compare(
         raise ConfigError(f"seeds {seeds} repeat a seed; give each seed once")
     for seed in seeds:  # refuse before training anything, not after the first runs
         for m in methods:
-            check_new_run(config_for(m, seed, f"{m.label.replace(':', '-')}_seed{seed}"), overwrite)
+            cfg = config_for(m, seed, f"{m.label.replace(':', '-')}_seed{seed}")
+            check_new_run(cfg, overwrite)
+            check_not_noop(build_method(cfg.method, cfg.method_options), cfg.train.epochs)
     if is_main():  # under torchrun every rank runs the comparison; rank 0 writes its files
         prepare_compare_dir(cdir)
     barrier()

@@ -36,7 +36,7 @@ from mmcoop.experiment.config import RunConfig, load_yaml_mapping
 from mmcoop.experiment.integrity import committed_history, load_commit, read_metrics, repair_run_dir
 from mmcoop.experiment.resume import flatten, plan_resume
 from mmcoop.experiment.safety import create_run_dir, is_marked_run_dir, open_run_dir, precheck_new_run_dir
-from mmcoop.methods import build_method
+from mmcoop.methods import build_method, check_not_noop
 from mmcoop.experiment.user import user_splits
 from mmcoop.models import create_model
 from mmcoop.train import Trainer
@@ -304,7 +304,9 @@ def _resolve_resume(
 def _build_trainer(cfg: RunConfig, splits: DatasetSplits) -> Trainer:
     model = build_for(cfg, splits)
     method = build_method(cfg.method, cfg.method_options)
-    return Trainer(model, method, splits, cfg.train, seed=cfg.seed)
+    trainer = Trainer(model, method, splits, cfg.train, seed=cfg.seed)  # refuses too many modalities first
+    check_not_noop(method, cfg.train.epochs)  # before the run directory is created
+    return trainer
 
 
 def _train(

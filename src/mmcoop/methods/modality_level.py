@@ -53,6 +53,12 @@ class ModalityLevel(ResamplingMethod):
     Options = ModalityLevelOptions
     options: ModalityLevelOptions
 
+    def noop_reason(self, epochs: int) -> str | None:
+        """The warm-up (see :class:`ResamplingMethod`), or ``alpha = 0`` (ratio 0: no sample copied)."""
+        if self.options.alpha == 0.0:
+            return "method_options.alpha=0 makes the re-sampling ratio 0: no sample is ever copied"
+        return super().noop_reason(epochs)
+
     def build_plan(self, ctx: MethodContext) -> tuple[ResamplingPlan, Any, dict[str, Any]]:
         rows = train_rows(ctx.train_data)
         z = subset_for_valuation(len(rows), self.options.part_ratio, ctx.generator(SALT_SUBSET))

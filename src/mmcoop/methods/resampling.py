@@ -127,6 +127,13 @@ class ResamplingMethod(Method):
         self.num_samples: int = 0  # storage rows of the training split the plan refers to
         self._copies: Tensor | None = None  # int64 [N_storage, M], weighted execution
 
+    def noop_reason(self, epochs: int) -> str | None:
+        """No re-sampling epoch: the warm-up lasts the whole run."""
+        if self.options.warmup >= epochs:
+            return (f"method_options.warmup={self.options.warmup} >= train.epochs={epochs}: re-sampling starts at "
+                    f"(0-based) epoch warmup, so no epoch re-samples")
+        return None
+
     # -- to implement -------------------------------------------------------------------
     def build_plan(self, ctx: MethodContext) -> tuple[ResamplingPlan, Any, dict[str, Any]]:
         """Valuate and plan for ``ctx.epoch``: ``(plan, valuation table, extra stats)``."""

@@ -44,6 +44,13 @@ class SampleLevel(ResamplingMethod):
     Options = SampleLevelOptions
     options: SampleLevelOptions
 
+    def noop_reason(self, epochs: int) -> str | None:
+        """The warm-up (see :class:`ResamplingMethod`), or bands that never add a copy."""
+        o = self.options
+        if o.max_copies == 0 and all(int(c) == 0 for _, c in o.thresholds):
+            return "method_options.thresholds and max_copies=0 give 0 copies for every value: no unit is ever added"
+        return super().noop_reason(epochs)
+
     def build_plan(self, ctx: MethodContext) -> tuple[ResamplingPlan, Any, dict[str, Any]]:
         table, seconds = self.valuate(ctx, train_rows(ctx.train_data))
         plan = sample_level_plan(

@@ -45,7 +45,7 @@ from torch import Tensor
 
 from mmcoop.data.base import Batch
 from mmcoop.errors import ConfigError
-from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
+from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions, window_noop
 from mmcoop.methods.functional import one_vs_others_ratio, ogm_ge_coefficients, ogm_ge_modulate, true_class_scores
 from mmcoop.methods.peers._wiring import (
     EpochMeans, check_bool, check_number, check_window, encoder_groups, in_window, modality_logits,
@@ -99,6 +99,13 @@ class OGMGE(Method):
     name = "ogm-ge"
     Options = OGMGEOptions
     options: OGMGEOptions
+
+    def noop_reason(self, epochs: int) -> str | None:
+        """A window after the run, or ``alpha = 0`` without GE noise (every coefficient 1)."""
+        o = self.options
+        if o.alpha == 0.0 and not o.noise:
+            return "method_options.alpha=0 with noise=false leaves every gradient unchanged (coefficients 1)"
+        return window_noop(o.modulation_starts, epochs)
 
     def setup(self, ctx: MethodContext) -> None:
         self.modalities = list(ctx.model.modalities)
