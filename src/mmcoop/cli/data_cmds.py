@@ -12,21 +12,22 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from mmcoop.cli.info import RegistryHelp
 from mmcoop.errors import MMCoopError
 
 data_app = typer.Typer(add_completion=False, no_args_is_help=True,
-                       help="Prepare paper datasets (Kinetics-Sounds, AVE, VGGSound, CREMA-D) from raw videos.")
+                       help="Prepare paper datasets from raw videos (`mmcoop data prepare --help` lists them).")
 console = Console()
 
 
 @data_app.callback()
 def _group() -> None:
-    """Prepare paper datasets (Kinetics-Sounds, AVE, VGGSound, CREMA-D) from raw videos."""
+    """Prepare paper datasets from raw videos."""
 
 
-@data_app.command("prepare")
+@data_app.command("prepare", cls=RegistryHelp)
 def prepare(
-    dataset: str = typer.Option(..., "--dataset", help="kinetics-sounds, ave, vggsound or cremad."),
+    dataset: str = typer.Option(..., "--dataset", help="Dataset to prepare: {PREPARE}."),
     videos: Path = typer.Option(..., "--videos", help="Folder of raw videos (searched recursively; the first "
                                 "sub-folder, e.g. train/ or test/, becomes the split)."),
     out: Path = typer.Option(..., "--out", help="Output root; the dataset's layout is written below it."),

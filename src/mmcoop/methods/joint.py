@@ -20,6 +20,12 @@ class Joint(Method):
 
 @dataclass
 class UnimodalOptions(MethodOptions):
+    """Options of ``unimodal``.
+
+    Attributes:
+        modality: the modality trained alone (empty: the first one).
+    """
+
     modality: str = ""  # empty = the first modality
 
 
