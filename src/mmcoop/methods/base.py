@@ -206,6 +206,15 @@ class Method:
         """
         return None
 
+    def skips_encoders(self) -> bool:
+        """Whether a training step may leave an encoder (or any model parameter) out of the loss,
+        e.g. a batch of re-sampled units that all drop one modality. Under DDP this turns on
+        PyTorch's unused-parameter detection (a graph search per step) so such a step neither
+        stops nor desynchronises the gradient all-reduce; default ``False`` (every parameter
+        gets a gradient in every step that DDP reduces; steps inside :meth:`MethodContext.no_sync`
+        do not count). ``train.find_unused_parameters`` overrides it."""
+        return False
+
     # -- hooks ------------------------------------------------------------------
     def setup(self, ctx: MethodContext) -> None:
         """Called once before training (and again after resume, before load_state_dict).

@@ -36,6 +36,10 @@ class Unimodal(Method):
     name = "unimodal"
     Options = UnimodalOptions
 
+    def skips_encoders(self) -> bool:
+        """The other modalities' encoders never run."""
+        return True
+
     def setup(self, ctx: MethodContext) -> None:
         mods = list(ctx.model.modalities)
         want = self.options.modality or mods[0]

@@ -127,6 +127,11 @@ class ResamplingMethod(Method):
         self.num_samples: int = 0  # storage rows of the training split the plan refers to
         self._copies: Tensor | None = None  # int64 [N_storage, M], weighted execution
 
+    def skips_encoders(self) -> bool:
+        """``duplicate``: a batch of units may keep no row of some modality (its encoder does not run);
+        ``weighted`` runs every encoder on every batch."""
+        return self.options.execution == "duplicate"
+
     def noop_reason(self, epochs: int) -> str | None:
         """No re-sampling epoch: the warm-up lasts the whole run."""
         if self.options.warmup >= epochs:

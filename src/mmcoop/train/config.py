@@ -43,6 +43,11 @@ class TrainConfig:
         divergence_factor: stop with an error when a training loss exceeds this many times
             the run's first loss (see :class:`mmcoop.train.divergence.DivergenceGuard`);
             ``null`` disables the check (a non-finite loss always stops training).
+        find_unused_parameters: DDP's unused-parameter detection under ``torchrun``: ``null``
+            (default) = on only for a method that can skip an encoder in a training step
+            (:meth:`mmcoop.methods.Method.skips_encoders`: ``unimodal``, ``duplicate``
+            re-sampling, ``greedy``); ``true`` for a model with parameters its forward does
+            not always use; ``false`` to force it off.
     """
 
     epochs: int = 10
@@ -64,6 +69,7 @@ class TrainConfig:
     patience: int = 0
     compile: bool = False
     divergence_factor: float | None = 1e4
+    find_unused_parameters: bool | None = None
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "eval_batch_size"):
@@ -85,6 +91,9 @@ class TrainConfig:
             value = getattr(self, key)
             if not (math.isfinite(value) and ok):
                 raise ConfigError(f"train.{key} must be a finite number {rule}, got {value}")
+        if self.find_unused_parameters is not None and not isinstance(self.find_unused_parameters, bool):
+            raise ConfigError("train.find_unused_parameters must be true, false or null (automatic), got "
+                              f"{self.find_unused_parameters!r}")
         f = self.divergence_factor
         if f is not None and not (math.isfinite(f) and f > 1):
             raise ConfigError(f"train.divergence_factor must be a number > 1, or null to disable the check, got {f}")

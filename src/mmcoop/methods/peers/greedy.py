@@ -109,6 +109,10 @@ class Greedy(Method):
         self.avg_steps = 0
         self._counts = torch.zeros(3, dtype=torch.long)  # curated steps caring 0, caring 1, all steps
 
+    def skips_encoders(self) -> bool:
+        """A curation step replaces the non-caring modality's feature by its running average."""
+        return True
+
     def noop_reason(self, epochs: int) -> str | None:
         """No epoch may curate: ``starting_epoch`` is after the run."""
         return window_noop(self.options.starting_epoch, epochs, "curation", key="starting_epoch")
