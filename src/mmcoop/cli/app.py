@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence, cast
 
 import typer
 from rich.console import Console
@@ -92,7 +91,7 @@ def _guard(fn: Callable[[], Any]) -> Any:
               "with `mmcoop --debug ...` to see the traceback, and please report it", 1)
 
 
-def _table(rows: list[dict[str, Any]], title: str) -> Table:
+def _table(rows: Sequence[Mapping[Any, Any]], title: str) -> Table:
     t = Table(title=title)
     if not rows:
         return t
@@ -279,13 +278,16 @@ def compare(
                             out_dir=out_dir, data_root=data_root, device=device, debiased_strength=debiased_strength,
                             shared_method_options=shared)
         specs, seed_list = parse_methods(methods, shared), parse_seeds(seeds)
+
+        def on_run(row: dict[str, Any]) -> None:
+            if is_main():
+                console.print(f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
+                              f"({row['epochs_run']} epochs, {row['sample_visits']} sample visits, "
+                              f"{row['optimizer_steps']} optimizer steps)", highlight=False)
+
         cdir, df, summary = run_compare(
             base, specs, seed_list, name=name, overwrite=overwrite, shared_options=shared,
-            matched=parse_matched(matched), bootstrap=bootstrap,
-            on_run=lambda row: is_main() and console.print(
-                f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
-                f"({row['epochs_run']} epochs, {row['sample_visits']} sample visits, "
-                f"{row['optimizer_steps']} optimizer steps)", highlight=False),
+            matched=parse_matched(matched), bootstrap=bootstrap, on_run=on_run,
         )
         if not is_main():  # under torchrun: rank 0 prints
             return
@@ -351,7 +353,7 @@ def value(
             raise MMCoopError(f"{run_dir} is not a run directory (no {paths.config.name}); "
                               "pass a directory made by `mmcoop train`")
         check_writable(paths.valuation_dir)  # before the expensive part, not after it
-        _, model, splits = load_run(run_dir, checkpoint)
+        _, model, splits = cast(Any, load_run(run_dir, checkpoint))  # an nn.Module of the model protocol
         data = splits.split(split)
         fill = mean_features(model, splits.train, batch_size=batch_size) if removal == "mean" else None
         table = valuate_dataset(model, data, batch_size=batch_size, value=value_fn, removal=removal, fill=fill,
@@ -426,7 +428,7 @@ def demo(
         )
         console.print(_summary_table(summary, f"{name}-debiased"))
         joint_dir = Path(df.iloc[0]["run_dir"])
-        _, model, splits = load_run(joint_dir)
+        _, model, splits = cast(Any, load_run(joint_dir))  # an nn.Module of the model protocol
         table = valuate_dataset(model, splits.test, split="test")
         table.to_parquet(RunPaths(joint_dir).split_valuation("test"))
         console.print(f"[bold]Per-sample contributions of the {df.iloc[0]['method']} model on the test split[/]")
@@ -468,7 +470,7 @@ def methods(name: Optional[str] = typer.Argument(None, help="A method: show its 
             notes.append(f"defined for at most {info.max_modalities} modalities")
         if notes:
             console.print("; ".join(notes), highlight=False)
-        t = Table(title=f"options (method_options.KEY; --set method_options.KEY=VALUE)", title_justify="left")
+        t = Table(title="options (method_options.KEY; --set method_options.KEY=VALUE)", title_justify="left")
         for col in ("option", "type", "default", "description"):
             t.add_column(col, no_wrap=col != "description", overflow="fold")
         for o in info.options:

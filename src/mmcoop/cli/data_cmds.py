@@ -51,7 +51,7 @@ def prepare(
                                 num_frames=num_frames, progress=progress)
     except MMCoopError as e:
         console.print(f"[bold red]error:[/] {e}", highlight=False)
-        raise typer.Exit(code=2)
+        raise typer.Exit(code=2) from None
     console.print(
         f"{dataset}: {report.prepared} clip(s) prepared, {report.skipped} already done, {report.failed} failed "
         f"of {report.total} in {report.seconds:.1f} s ({report.clips_per_s:.2f} clips/s); "

@@ -76,7 +76,9 @@ class MethodContext:
         optimizer: Any = None,
         engine: Any = None,
     ) -> None:
-        self.model = model
+        # Any: a model of the protocol (modalities, encode, fuse, ...) whose attributes nn.Module's
+        # typing would report as ``Tensor | Module``
+        self.model: Any = model
         self.train_data = train_data
         self.val_data = val_data
         self.device = device
@@ -261,7 +263,7 @@ class Method:
 
     def predict(self, model: nn.Module, feats: Tensor, batch: Batch) -> Tensor:
         """Logits ``[B, C]`` used at evaluation from features ``[B, M, D]`` (default: ``model.fuse``)."""
-        return model.fuse(feats)
+        return model.fuse(feats)  # type: ignore[operator]  # nn.Module types attributes as Tensor | Module
 
     def unimodal_logits(self, model: nn.Module, feats: Tensor) -> Tensor:
         """Each modality alone ``[B, M, C]`` at evaluation (per-modality accuracies); default:

@@ -35,6 +35,7 @@ class Unimodal(Method):
 
     name = "unimodal"
     Options = UnimodalOptions
+    options: UnimodalOptions
 
     def skips_encoders(self) -> bool:
         """The other modalities' encoders never run."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -16,7 +17,7 @@ __all__ = [
 ]
 
 
-def ddp_options(find_unused: bool) -> dict[str, bool]:
+def ddp_options(find_unused: bool) -> dict[str, Any]:
     """Keyword arguments of ``DistributedDataParallel`` for mmcoop's training forward.
 
     BatchNorm running statistics are averaged over ranks once per epoch by the loop, not

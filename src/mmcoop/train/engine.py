@@ -27,6 +27,8 @@ from mmcoop.train.distributed import average_gradients, is_distributed, wrap_ddp
 class _EncodeFuse(nn.Module):
     """``forward(inputs, keep) -> (features, logits)``: the one call DDP wraps."""
 
+    model: Any  # a model of the protocol (encode, fuse)
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
@@ -59,7 +61,7 @@ class StepEngine:
                  compile_model: bool = False, find_unused: bool = False) -> None:
         self.model, self.extra, self.optimizer, self.scaler = model, extra, optimizer, scaler
         self.device, self.amp_dtype, self.fold_batchnorm, self.guard = device, amp_dtype, fold_batchnorm, guard
-        wrapped = _EncodeFuse(model)
+        wrapped: Any = _EncodeFuse(model)
         if is_distributed() and any(p.requires_grad for p in model.parameters()):
             wrapped = wrap_ddp(wrapped, device, find_unused)
         if compile_model:
@@ -69,7 +71,7 @@ class StepEngine:
         self.net = wrapped
         self.loader_options = dict(loader_options or {})
         self._unsynced = False
-        self.inference_net: nn.Module = model
+        self.inference_net: Any = model
 
     # -- training ---------------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager:

@@ -26,7 +26,6 @@ from mmcoop.valuation.shapley import MAX_EXACT_MODALITIES, shapley_from_coalitio
 from mmcoop.valuation.values import ValueFunction, get_value_function
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mmcoop.data.base import MultimodalDataset
     from mmcoop.models.protocol import MultimodalModel
 
 Removal = Literal["zero", "mean"]

@@ -41,7 +41,7 @@ from torch import Tensor
 
 from mmcoop.data.base import MultimodalDataset
 from mmcoop.errors import ConfigError
-from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions, window_noop
+from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional.relearning import learning_state_purity, relearn_blend, relearning_strength
 from mmcoop.methods.peers._support import check_int, require_modalities
 from mmcoop.methods.peers._wiring import check_bool, check_number, encoder_groups
