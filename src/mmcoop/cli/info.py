@@ -10,8 +10,9 @@ dataset's options from its loader's signature and its layout from the reader's `
 Example:
     >>> from mmcoop.cli.info import method_info
     >>> info = method_info("sample-level")
-    >>> [o.name for o in info.options][:2]
-    ['warmup', 'execution']
+    >>> names = [o.name for o in info.options]
+    >>> names[0], names[1]
+    ('warmup', 'execution')
 """
 
 from __future__ import annotations
