@@ -124,3 +124,23 @@ def test_cli_train_and_compare_refuse(tmp_path) -> None:
                               "--epochs", "2", "--out-dir", str(tmp_path), "--name", "c", "--matched", "none"])
     assert res.exit_code == 2 and "method_options.warmup=5" in " ".join(res.output.split()), res.output
     assert not (tmp_path / "c").exists()  # refused before the first run (joint) trained
+
+
+def test_compare_names_every_noop_method_at_once(tmp_path) -> None:
+    from mmcoop.experiment import parse_methods, run_compare
+
+    base = RunConfig.from_dict({"dataset": "synthetic", "train": {"epochs": 2, "progress": False},
+                                "out_dir": str(tmp_path)})
+    specs = parse_methods("joint,sample-level:weighted,opm,relearning,ogm-ge")
+    with pytest.raises(ConfigError) as err:
+        run_compare(base, specs, [0, 1], name="c", matched=())
+    msg = str(err.value)
+    for words in ("'sample-level:weighted'", "warmup=5", "'opm'", "modulation_starts=6", "'relearning'",
+                  "reinit_epoch=20", "train.epochs=2", "allow_noop=true"):
+        assert words in msg, msg
+    assert "ogm-ge" not in msg and msg.count("would train exactly like joint") == 3  # once per method, not per seed
+    assert not (tmp_path / "c").exists()
+    # the opt-in shared by every method lets the comparison start (only checked here, not trained)
+    _, df, _ = run_compare(base.replace(train={"epochs": 1, "progress": False}), parse_methods("joint,opm"), [0],
+                           name="d", matched=(), shared_options={"allow_noop": True})
+    assert list(df["method"]) == ["joint", "opm"]

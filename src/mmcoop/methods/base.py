@@ -313,6 +313,18 @@ def window_noop(starts: int, epochs: int, what: str = "the modulation", key: str
     return None
 
 
+NOOP_WAYS_OUT = "Change that option or train.epochs (--epochs), or set method_options.allow_noop=true to run it anyway"
+
+
+def noop_problem(method: Method, epochs: int) -> str | None:
+    """``"method 'x' would train exactly like joint: <reason>"``, or ``None`` (it would not, or
+    ``method_options.allow_noop`` is set)."""
+    if method.options.allow_noop:
+        return None
+    reason = method.noop_reason(int(epochs))
+    return f"method {method.name!r} would train exactly like joint: {reason}" if reason else None
+
+
 def check_not_noop(method: Method, epochs: int) -> None:
     """Refuse a run in which ``method`` would train exactly like ``joint`` (a silent no-op).
 
@@ -324,11 +336,6 @@ def check_not_noop(method: Method, epochs: int) -> None:
         ConfigError: :meth:`Method.noop_reason` gave a reason and ``method_options.allow_noop``
             is not set; the message names the option, its value, the epochs and the ways out.
     """
-    if method.options.allow_noop:
-        return
-    reason = method.noop_reason(int(epochs))
-    if reason:
-        raise ConfigError(
-            f"method {method.name!r} would train exactly like joint: {reason}. Change that option or "
-            f"train.epochs (--epochs), or set method_options.allow_noop=true to run it anyway"
-        )
+    problem = noop_problem(method, epochs)
+    if problem:
+        raise ConfigError(f"{problem}. {NOOP_WAYS_OUT}")
