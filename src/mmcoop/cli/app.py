@@ -1,17 +1,22 @@
-"""The ``mmcoop`` command line: train, value, compare, report, demo, datasets."""
+"""The ``mmcoop`` command line: train, value, compare, report, demo, methods, datasets.
+
+Lists in help texts (methods, datasets, presets, value functions) are placeholders such as
+``{METHODS}``, filled from the registries when the help is shown (:class:`RegistryHelp`), so
+a plugin's method or dataset appears in ``--help`` too and ``mmcoop`` starts without torch.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence, cast
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from mmcoop.cli.info import RegistryHelp
 from mmcoop.errors import MMCoopError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Observe and improve multimodal cooperation.")
@@ -32,9 +37,19 @@ _mount_subcommands()
 _STATE = {"debug": False}
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from mmcoop import __version__
+
+        console.print(f"mmcoop {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback of any error (for bug reports)."),
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                 help="Print the version of mmcoop and exit."),
 ) -> None:
     """Observe and improve multimodal cooperation."""
     _STATE["debug"] = debug
@@ -79,7 +94,7 @@ def _guard(fn: Callable[[], Any]) -> Any:
               "with `mmcoop --debug ...` to see the traceback, and please report it", 1)
 
 
-def _table(rows: list[dict[str, Any]], title: str) -> Table:
+def _table(rows: Sequence[Mapping[Any, Any]], title: str) -> Table:
     t = Table(title=title)
     if not rows:
         return t
@@ -161,12 +176,12 @@ def _print_results(result: Any) -> None:
     console.print(f"run directory: {result.run_dir}")
 
 
-@app.command()
+@app.command(cls=RegistryHelp)
 def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file."),
-    dataset: Optional[str] = typer.Option(None, help="Dataset name (see `mmcoop datasets`)."),
-    method: Optional[str] = typer.Option(None, help="Method name: joint, unimodal, sample-level, modality-level."),
-    execution: Optional[str] = typer.Option(None, help="Re-sampling execution: duplicate or weighted."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset: {DATASETS} (details: `mmcoop datasets NAME`)."),
+    method: Optional[str] = typer.Option(None, help="Method: {METHODS} (options: `mmcoop methods NAME`)."),
+    execution: Optional[str] = typer.Option(None, help="Re-sampling execution: {EXECUTIONS}."),
     epochs: Optional[int] = typer.Option(None, help="Number of epochs."),
     lr: Optional[float] = typer.Option(None, help="Learning rate."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size."),
@@ -179,7 +194,7 @@ def train(
     debiased_strength: Optional[float] = typer.Option(None, help="Degrade one random modality per sample."),
     set_: list[str] = typer.Option([], "--set", help="Override any key: --set train.step_size=5"),
     preset: Optional[str] = typer.Option(
-        None, help="The paper's settings for a dataset (kinetics-sounds, cremad, ave, vggsound, ucf101, mm-debiased)."),
+        None, help="The paper's settings for a dataset: {PRESETS}."),
     resume: Optional[Path] = typer.Option(
         None, help="Continue the run in this directory from its last epoch. With --epochs N it trains to N epochs; "
                    "other options that would change the run are refused with a diff."),
@@ -232,13 +247,13 @@ def _gain_table(summary: Any, runs: Any) -> Table | None:
     return t
 
 
-@app.command()
+@app.command(cls=RegistryHelp)
 def compare(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config for the shared settings."),
-    dataset: Optional[str] = typer.Option(None, help="Dataset name."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset: {DATASETS}."),
     methods: str = typer.Option("joint,sample-level,modality-level",
-                                help="Comma list of method[:variant], or all (every registered method; "
-                                     "unimodal only when listed or given --set method_options.modality=...)."),
+                                help="Comma list of method[:variant] from {METHODS}; or all (every registered "
+                                     "method; unimodal only when listed or given --set method_options.modality=...)."),
     seeds: str = typer.Option("0,1,2", help="Comma list of seeds."),
     epochs: Optional[int] = typer.Option(None, help="Epochs per run."),
     lr: Optional[float] = typer.Option(None, help="Learning rate."),
@@ -272,13 +287,16 @@ def compare(
                             out_dir=out_dir, data_root=data_root, device=device, debiased_strength=debiased_strength,
                             shared_method_options=shared)
         specs, seed_list = parse_methods(methods, shared), parse_seeds(seeds)
+
+        def on_run(row: dict[str, Any]) -> None:
+            if is_main():
+                console.print(f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
+                              f"({row['epochs_run']} epochs, {row['sample_visits']} sample visits, "
+                              f"{row['optimizer_steps']} optimizer steps)", highlight=False)
+
         cdir, df, summary = run_compare(
             base, specs, seed_list, name=name, overwrite=overwrite, shared_options=shared,
-            matched=parse_matched(matched), bootstrap=bootstrap, resume=resume,
-            on_run=lambda row: is_main() and console.print(
-                f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
-                f"({row['epochs_run']} epochs, {row['sample_visits']} sample visits, "
-                f"{row['optimizer_steps']} optimizer steps)", highlight=False),
+            matched=parse_matched(matched), bootstrap=bootstrap, resume=resume, on_run=on_run,
         )
         if not is_main():  # under torchrun: rank 0 prints
             return
@@ -330,11 +348,11 @@ def _print_lowest(table: Any, k: int, modality: str | None, csv_path: Path) -> N
     console.print(f"wrote {atomic_write_text(csv_path, df.to_csv(index=False))}")
 
 
-@app.command()
+@app.command(cls=RegistryHelp)
 def value(
     run_dir: Path = typer.Argument(..., help="A run directory made by `mmcoop train`."),
     split: str = typer.Option("test", help="train, val or test."),
-    value_fn: str = typer.Option("paper", "--value", help="Value function: paper, correct, prob, logprob."),
+    value_fn: str = typer.Option("paper", "--value", help="Value function: {VALUES}."),
     removal: str = typer.Option("zero", help="Removed feature: zero (paper) or mean (training-mean feature)."),
     checkpoint: str = typer.Option("best", help="best or last."),
     batch_size: int = typer.Option(128, help="Samples per encoder pass."),
@@ -372,7 +390,7 @@ def value(
                               "pass a directory made by `mmcoop train`")
         check_writable(paths.valuation_dir)  # before the expensive part, not after it
         source = checkpoint_fingerprint(run_dir, checkpoint)  # recorded in the table (stale once it changes)
-        _, model, splits = load_run(run_dir, checkpoint, trust=trust_run)
+        _, model, splits = cast(Any, load_run(run_dir, checkpoint, trust=trust_run))
         data = splits.split(split)
         fill = mean_features(model, splits.train, batch_size=batch_size) if removal == "mean" else None
         table = valuate_dataset(model, data, batch_size=batch_size, value=value_fn, removal=removal, fill=fill,
@@ -433,9 +451,10 @@ def _demo_dataset(requested: str, data_root: Optional[str]) -> str:
         return "mfeat"
 
 
-@app.command()
+@app.command(cls=RegistryHelp)
 def demo(
-    dataset: str = typer.Option("auto", help="auto = avmnist when its data is found, else mfeat (offline)."),
+    dataset: str = typer.Option("auto", help="auto = avmnist when its data is found, else mfeat (offline); "
+                                             "or one of {DATASETS}."),
     epochs: int = typer.Option(6, help="Epochs per run."),
     strength: float = typer.Option(0.8, help="Debiasing strength (one random modality degraded per sample)."),
     seeds: str = typer.Option("0", help="Comma list of seeds."),
@@ -462,14 +481,14 @@ def demo(
                       f"{epochs} epochs, methods {methods}")
         cdir, df, summary = run_compare(
             base, specs, parse_seeds(seeds), name=f"demo_{name}", overwrite=True,
-            shared_options={"warmup": max(1, epochs // 3)},
+            shared_options={"warmup": min(max(1, epochs // 3), epochs - 1)},
             on_run=lambda row: console.print(
                 f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
                 f"({row['seconds_per_epoch']:.1f} s/epoch)", highlight=False),
         )
         console.print(_summary_table(summary, f"{name}-debiased"))
         joint_dir = Path(df.iloc[0]["run_dir"])
-        _, model, splits = load_run(joint_dir)
+        _, model, splits = cast(Any, load_run(joint_dir))  # an nn.Module of the model protocol
         table = valuate_dataset(model, splits.test, split="test")
         table.to_parquet(RunPaths(joint_dir).split_valuation("test"))
         console.print(f"[bold]Per-sample contributions of the {df.iloc[0]['method']} model on the test split[/]")
@@ -479,25 +498,102 @@ def demo(
     _guard(go)
 
 
+def _fmt(value: Any) -> str:
+    return "null" if value is None else json.dumps(value) if isinstance(value, (bool, list, tuple)) else str(value)
+
+
 @app.command()
-def datasets(data_root: Optional[str] = typer.Option(None, help="Data root (default $MMCOOP_DATA).")) -> None:
-    """List the datasets, their options, and where each one's data was found."""
+def methods(name: Optional[str] = typer.Argument(None, help="A method: show its options, sources and differences.")) -> None:
+    """List the training methods (one line each); with NAME, its options (types, defaults), the paper and
+    official code it follows and where it deliberately differs."""
+    from rich.markup import escape
+
+    from mmcoop.cli.info import method_info
+    from mmcoop.methods import METHODS
+
+    def go() -> None:
+        if name is None:
+            width = max(len(n) for n in METHODS.names())
+            for n in METHODS.names():
+                console.print(f"{n:<{width}}  {method_info(n).summary}", highlight=False, soft_wrap=True, markup=False)
+            console.print("details: mmcoop methods NAME; options are set with --set method_options.KEY=VALUE",
+                          style="dim", highlight=False)
+            return
+        info = method_info(name)
+        console.print(f"[bold]{info.name}[/]: {escape(info.summary)}", highlight=False)
+        if info.paper:
+            console.print(info.paper, highlight=False, markup=False)
+        notes = []
+        if info.variant_option:
+            notes.append(f"variants: {name}:<{info.variant_option}> in `compare --methods`")
+        if info.max_modalities:
+            notes.append(f"defined for at most {info.max_modalities} modalities")
+        if notes:
+            console.print("; ".join(notes), highlight=False)
+        t = Table(title="options (method_options.KEY; --set method_options.KEY=VALUE)", title_justify="left")
+        for col in ("option", "type", "default", "description"):
+            t.add_column(col, no_wrap=col != "description", overflow="fold")
+        for o in info.options:
+            t.add_row(*(escape(v) for v in (o.name, o.type, _fmt(o.default), o.help)))
+        console.print(t)
+        if info.differences:
+            console.print("[bold]Deliberate differences from the official code:[/]")
+            console.print(info.differences, highlight=False, markup=False)
+
+    _guard(go)
+
+
+@app.command()
+def datasets(
+    name: Optional[str] = typer.Argument(None, help="A dataset: show its layout, options, location and classes."),
+    data_root: Optional[str] = typer.Option(None, help="Data root (default $MMCOOP_DATA)."),
+) -> None:
+    """List the datasets and where each one's data was found; with NAME, the full expected layout,
+    options, where it was found (or why not), modalities and classes."""
+    from rich.markup import escape
+
+    from mmcoop.cli.info import dataset_layout, dataset_summary
     from mmcoop.data import DATASETS, dataset_options, load_dataset, resolve_data_root
 
     root = resolve_data_root(data_root)
-    console.print(f"data root: {root or '(not set: use --data-root or MMCOOP_DATA)'}")
-    t = Table(title="datasets")
-    for col in ("name", "modalities", "train/val/test", "found at", "options"):
-        t.add_column(col)
-    for n in DATASETS.names():
-        opts = ", ".join(f"{k}={v}" for k, v in dataset_options(n).items())
+
+    def go() -> None:
+        console.print(f"data root: {root or '(not set: use --data-root or MMCOOP_DATA)'}", highlight=False)
+        if name is None:
+            t = Table(title="datasets (details: mmcoop datasets NAME)")
+            for col in ("name", "modalities", "train/val/test", "found at"):
+                t.add_column(col, overflow="fold")
+            for n in DATASETS.names():
+                try:
+                    s = load_dataset(n, root, 0)
+                    t.add_row(n, ", ".join(s.modalities), f"{len(s.train)}/{len(s.val)}/{len(s.test)}",
+                              str(s.info.get("source", "")))
+                except MMCoopError:
+                    t.add_row(n, "-", "-", f"[red]not found[/] (mmcoop datasets {n})")
+            console.print(t)
+            return
+        DATASETS.get(name)
+        console.print(f"[bold]{name}[/]: {escape(dataset_summary(name))}", highlight=False)
+        opts = dataset_options(name)
+        if opts:
+            console.print("options (dataset_options.KEY): " + ", ".join(f"{k}={_fmt(v)}" for k, v in opts.items()),
+                          highlight=False, markup=False)
+        console.print("[bold]expected layout[/]:")
+        console.print(dataset_layout(name), highlight=False, markup=False)
         try:
-            s = load_dataset(n, root, 0)
-            t.add_row(n, ", ".join(s.modalities), f"{len(s.train)}/{len(s.val)}/{len(s.test)}",
-                      str(s.info.get("source", "")), opts)
-        except MMCoopError as e:
-            t.add_row(n, "-", "-", f"[red]unavailable[/]: {e}", opts)
-    console.print(t)
+            s = load_dataset(name, root, 0)
+        except MMCoopError as e:  # the layout is printed above: the reason only
+            console.print(f"[red]not found[/]: {escape(str(e).split(' Expected layout:')[0])}", highlight=False)
+            return
+        source = str(s.info.get("source", "(built in)"))
+        console.print(f"found at: {root if source == 'data_root' else source}", highlight=False, markup=False)
+        console.print(f"splits (train/val/test): {len(s.train)}/{len(s.val)}/{len(s.test)}", highlight=False)
+        for spec in s.specs:
+            console.print(f"modality {spec.name}: {spec.kind} {list(spec.shape)}", highlight=False)
+        classes = s.info.get("classes") or s.info.get("class_names")
+        console.print(f"classes: {s.num_classes}" + (f" ({classes})" if classes else ""), highlight=False)
+
+    _guard(go)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from mmcoop.cli.info import RegistryHelp
 from mmcoop.errors import MMCoopError
 
 data_app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -24,10 +25,9 @@ def _group() -> None:
     """Prepare paper datasets from raw videos (docs/guides/paper-datasets.md)."""
 
 
-@data_app.command("prepare")
+@data_app.command("prepare", cls=RegistryHelp)
 def prepare(
-    dataset: str = typer.Option(..., "--dataset", help="A dataset with a prepare recipe (an unknown name lists "
-                                "them; each is registered beside its reader)."),
+    dataset: str = typer.Option(..., "--dataset", help="Dataset to prepare: {PREPARE}."),
     videos: Path = typer.Option(..., "--videos", help="Folder of raw videos (searched recursively; the first "
                                 "sub-folder, e.g. train/ or test/, becomes the split)."),
     out: Path = typer.Option(..., "--out", help="Output root; the dataset's layout is written below it."),
@@ -60,7 +60,7 @@ def prepare(
                                 val_fraction=val_fraction, seed=seed)
     except MMCoopError as e:
         console.print(f"[bold red]error:[/] {e}", highlight=False)
-        raise typer.Exit(code=2)
+        raise typer.Exit(code=2) from None
     except KeyboardInterrupt:
         console.print(f"interrupted: finished clips are kept in {out}; run the same command again to resume",
                       highlight=False)

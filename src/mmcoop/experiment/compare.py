@@ -55,7 +55,8 @@ from mmcoop.experiment.safety import (
 )
 from mmcoop.experiment.run import RunResult, _on_main, check_new_run, load_splits, resume_experiment, run_experiment
 from mmcoop.experiment.stats import paired_gains, summarize_gains
-from mmcoop.methods import METHODS, variant_options
+from mmcoop.methods import METHODS, build_method, variant_options
+from mmcoop.methods.base import NOOP_WAYS_OUT, noop_problem
 from mmcoop.train.distributed import barrier, init_from_env, is_main
 from mmcoop.utils.io import atomic_write_text
 from mmcoop.utils.summaries import summarize_over_seeds
@@ -442,6 +443,7 @@ def run_compare(
 
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds {seeds} repeat a seed; give each seed once")
+    noops: list[str] = []
     for seed in seeds:  # refuse before training anything, not after the first runs
         for m in methods:
             cfg = config_for(m, seed, f"{m.label.replace(':', '-')}_seed{seed}")
@@ -449,6 +451,11 @@ def run_compare(
                 check_resumable(cfg.run_dir)
             else:
                 check_new_run(cfg, overwrite)
+            problem = noop_problem(build_method(cfg.method, cfg.method_options), cfg.train.epochs)
+            if problem and seed == seeds[0]:
+                noops.append(problem.replace(f"method {m.name!r}", f"method {m.label!r}", 1))
+    if noops:  # every such method at once (e.g. --methods all with few epochs)
+        raise ConfigError("; ".join(noops) + f". {NOOP_WAYS_OUT} (for all of them: --set method_options.allow_noop=true)")
 
     def open_compare() -> FolderLock:
         prepare_compare_dir(cdir)

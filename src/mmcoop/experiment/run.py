@@ -37,7 +37,7 @@ from mmcoop.experiment.config import RunConfig, load_yaml_mapping
 from mmcoop.experiment.integrity import committed_history, load_commit, read_metrics, repair_run_dir
 from mmcoop.experiment.resume import flatten, plan_resume
 from mmcoop.experiment.safety import check_resumable, create_run_dir, open_run_dir, precheck_new_run_dir
-from mmcoop.methods import build_method
+from mmcoop.methods import build_method, check_not_noop
 from mmcoop.experiment.user import check_model_size, probe_model, user_code, user_splits
 from mmcoop.models import create_model
 from mmcoop.integrations.loggers import build_loggers, check_loggers
@@ -345,7 +345,9 @@ def _resolve_resume(
 def _build_trainer(cfg: RunConfig, splits: DatasetSplits) -> Trainer:
     model = build_for(cfg, splits)
     method = build_method(cfg.method, cfg.method_options)
-    return Trainer(model, method, splits, cfg.train, seed=cfg.seed)
+    trainer = Trainer(model, method, splits, cfg.train, seed=cfg.seed)  # refuses too many modalities first
+    check_not_noop(method, cfg.train.epochs)  # before the run directory is created
+    return trainer
 
 
 class _Valuations(Callback):

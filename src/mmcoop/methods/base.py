@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 
 import torch
@@ -79,7 +79,9 @@ class MethodContext:
         optimizer: Any = None,
         engine: Any = None,
     ) -> None:
-        self.model = model
+        # Any: a model of the protocol (modalities, encode, fuse, ...) whose attributes nn.Module's
+        # typing would report as ``Tensor | Module``
+        self.model: Any = model
         self.train_data = train_data
         self.val_data = val_data
         self.device = device
@@ -184,7 +186,15 @@ class MethodContext:
 
 @dataclass
 class MethodOptions:
-    """Options of a method; subclasses add fields. Unknown keys are config errors."""
+    """Options of a method; subclasses add fields. Unknown keys are config errors.
+
+    Attributes:
+        allow_noop: run the method even where its options make it train exactly like ``joint``
+            over the run's epochs (e.g. a re-sampling warm-up as long as the run); such a run
+            is refused by default (see :meth:`Method.noop_reason`). Every method accepts it.
+    """
+
+    allow_noop: bool = field(default=False, kw_only=True)
 
 
 class Method:
@@ -219,7 +229,33 @@ class Method:
             raise ConfigError(
                 f"unknown option(s) {unknown} for method {cls.name!r}; valid options: {', '.join(sorted(valid)) or '(none)'}"
             )
-        return cls(cls.Options(**options))
+        built = cls.Options(**options)
+        if not isinstance(built.allow_noop, bool):
+            raise ConfigError(f"method_options.allow_noop must be true or false; got {built.allow_noop!r}")
+        return cls(built)
+
+    def noop_reason(self, epochs: int) -> str | None:
+        """Why this method's options make it train exactly like ``joint`` over ``epochs`` epochs,
+        naming the option and its value (``None``: they don't; the default).
+
+        Checked once before training by :func:`check_not_noop` (``mmcoop train`` and
+        ``compare``); a method whose effect can be switched off by an option or a window
+        overrides it.
+
+        Example:
+            >>> build_method("sample-level", {"warmup": 5}).noop_reason(5)
+            'method_options.warmup=5 >= train.epochs=5: re-sampling starts at (0-based) epoch warmup, so no epoch re-samples'
+        """
+        return None
+
+    def skips_encoders(self) -> bool:
+        """Whether a training step may leave an encoder (or any model parameter) out of the loss,
+        e.g. a batch of re-sampled units that all drop one modality. Under DDP this turns on
+        PyTorch's unused-parameter detection (a graph search per step) so such a step neither
+        stops nor desynchronises the gradient all-reduce; default ``False`` (every parameter
+        gets a gradient in every step that DDP reduces; steps inside :meth:`MethodContext.no_sync`
+        do not count). ``train.find_unused_parameters`` overrides it."""
+        return False
 
     @classmethod
     def preset_options(cls, preset: str) -> dict[str, Any]:
@@ -282,7 +318,7 @@ class Method:
 
     def predict(self, model: nn.Module, feats: Tensor, batch: Batch) -> Tensor:
         """Logits ``[B, C]`` used at evaluation from features ``[B, M, D]`` (default: ``model.fuse``)."""
-        return model.fuse(feats)
+        return model.fuse(feats)  # type: ignore[operator]  # nn.Module types attributes as Tensor | Module
 
     def unimodal_logits(self, model: nn.Module, feats: Tensor) -> Tensor:
         """Each modality alone ``[B, M, C]`` at evaluation (per-modality accuracies); default:
@@ -327,3 +363,38 @@ def variant_of(name: str, options: dict[str, Any]) -> str | None:
 def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
     """Instantiate registered method ``name`` with validated ``options``."""
     return METHODS.get(name).from_dict(options)
+
+
+def window_noop(starts: int, epochs: int, what: str = "the modulation", key: str = "modulation_starts") -> str | None:
+    """The :meth:`Method.noop_reason` of an epoch window that opens at (0-based) epoch ``starts``."""
+    if starts >= epochs:
+        return f"method_options.{key}={starts} >= train.epochs={epochs}: {what} never starts"
+    return None
+
+
+NOOP_WAYS_OUT = "Change that option or train.epochs (--epochs), or set method_options.allow_noop=true to run it anyway"
+
+
+def noop_problem(method: Method, epochs: int) -> str | None:
+    """``"method 'x' would train exactly like joint: <reason>"``, or ``None`` (it would not, or
+    ``method_options.allow_noop`` is set)."""
+    if method.options.allow_noop:
+        return None
+    reason = method.noop_reason(int(epochs))
+    return f"method {method.name!r} would train exactly like joint: {reason}" if reason else None
+
+
+def check_not_noop(method: Method, epochs: int) -> None:
+    """Refuse a run in which ``method`` would train exactly like ``joint`` (a silent no-op).
+
+    Args:
+        method: the built method (its options are validated).
+        epochs: the run's ``train.epochs``.
+
+    Raises:
+        ConfigError: :meth:`Method.noop_reason` gave a reason and ``method_options.allow_noop``
+            is not set; the message names the option, its value, the epochs and the ways out.
+    """
+    problem = noop_problem(method, epochs)
+    if problem:
+        raise ConfigError(f"{problem}. {NOOP_WAYS_OUT}")

@@ -18,6 +18,12 @@ class Joint(Method):
 
 @dataclass
 class UnimodalOptions(MethodOptions):
+    """Options of ``unimodal``.
+
+    Attributes:
+        modality: the modality trained alone (empty: the first one).
+    """
+
     modality: str = ""  # empty = the first modality
 
 
@@ -27,6 +33,11 @@ class Unimodal(Method):
 
     Options = UnimodalOptions
     all_needs_option = "modality"
+    options: UnimodalOptions
+
+    def skips_encoders(self) -> bool:
+        """The other modalities' encoders never run."""
+        return True
 
     def setup(self, ctx: MethodContext) -> None:
         mods = list(ctx.model.modalities)

@@ -5,6 +5,21 @@ seeded by run seed and epoch), value only Z, take the mean contribution per moda
 and copy ``round(p * N)`` distinct training samples once keeping only the modality with
 the larger gap ``1 - mean phi`` (ratio ``p`` in :func:`mmcoop.enhance.modality_level_ratio`;
 M > 2: every modality whose gap exceeds the smallest one gets its own ratio).
+
+Paper: Wei, Feng, Wang, Hu, "Enhancing Multimodal Cooperation via Sample-level Modality
+Valuation", CVPR 2024. Code: GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation
+``code/modality_level.py`` (``--part_ratio``, ``--alpha``, ``--func``). Arithmetic:
+:func:`mmcoop.enhance.modality_level_ratio` and :func:`mmcoop.enhance.modality_level_plan`.
+
+Deliberate differences:
+
+* Valuation of Z in eval mode with the eval transforms (the official code values with the
+  training augmentation).
+* ``M > 2`` (one ratio per modality whose gap exceeds the smallest) extends the paper's
+  two-modality rule; the official ``square`` function is ``pow1.5`` here (its arithmetic).
+* ``round(p * N)`` distinct samples drawn with a seeded generator; the official code draws
+  ``int(p * N)`` with replacement (``np.random.choice``).
+* ``execution: weighted`` is ours; ``duplicate`` is the official execution.
 """
 
 from __future__ import annotations
@@ -55,6 +70,12 @@ class ModalityLevel(ResamplingMethod):
         "*": {"warmup": 5, "part_ratio": 0.2, "alpha": 1.0, "func": "linear"},
     }
     options: ModalityLevelOptions
+
+    def noop_reason(self, epochs: int) -> str | None:
+        """The warm-up (see :class:`ResamplingMethod`), or ``alpha = 0`` (ratio 0: no sample copied)."""
+        if self.options.alpha == 0.0:
+            return "method_options.alpha=0 makes the re-sampling ratio 0: no sample is ever copied"
+        return super().noop_reason(epochs)
 
     def make_resampler(self, ctx: MethodContext, **common: Any) -> ModalityLevelResampler:
         o = self.options

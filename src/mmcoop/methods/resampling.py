@@ -119,6 +119,18 @@ class ResamplingMethod(Method):
         self._copies: Tensor | None = None  # int64 [N_storage, M], weighted execution
         self.resampler: Resampler | None = None
 
+    def skips_encoders(self) -> bool:
+        """``duplicate``: a batch of units may keep no row of some modality (its encoder does not run);
+        ``weighted`` runs every encoder on every batch."""
+        return self.options.execution == "duplicate"
+
+    def noop_reason(self, epochs: int) -> str | None:
+        """No re-sampling epoch: the warm-up lasts the whole run."""
+        if self.options.warmup >= epochs:
+            return (f"method_options.warmup={self.options.warmup} >= train.epochs={epochs}: re-sampling starts at "
+                    f"(0-based) epoch warmup, so no epoch re-samples")
+        return None
+
     # -- to implement -------------------------------------------------------------------
     def make_resampler(self, ctx: MethodContext, **common: Any) -> Resampler:
         """The :mod:`mmcoop.enhance` re-sampler of this method, built from the options and ``common``

@@ -4,6 +4,20 @@ From epoch ``warmup`` on, every epoch: value the whole training split in eval mo
 (per-sample Shapley contribution ``phi [N, M]``), then for each sample and modality k
 add ``copies(phi[i, k])`` units of the sample keeping only k (bands in
 :func:`mmcoop.enhance.sample_copies`). Execution: see :mod:`mmcoop.methods.resampling`.
+
+Paper: Wei, Feng, Wang, Hu, "Enhancing Multimodal Cooperation via Sample-level Modality
+Valuation", CVPR 2024. Code: GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation
+``code/sample_level.py`` (``--warmup``) and ``code/datasets/dataloader.py`` (the bands). Arithmetic:
+:func:`mmcoop.valuation.valuate_dataset` and :func:`mmcoop.enhance.sample_level_plan`.
+
+Deliberate differences:
+
+* Valuation runs in eval mode with the eval transforms; the official code values with the
+  training augmentation.
+* The official band edge is 0.9 at the top (phi >= 0.9 -> 0 copies) where the paper says 1;
+  with the paper's discrete values for M = 2 this changes nothing (``thresholds`` sets it).
+* ``execution: weighted`` (units as weighted unimodal loss terms on the batch's one forward
+  pass) is ours; ``duplicate`` is the official execution.
 """
 
 from __future__ import annotations
@@ -45,6 +59,13 @@ class SampleLevel(ResamplingMethod):
     #: the CVPR 2024 code's --warmup 5, every preset
     presets: ClassVar[dict[str, dict[str, Any]]] = {"*": {"warmup": 5}}
     options: SampleLevelOptions
+
+    def noop_reason(self, epochs: int) -> str | None:
+        """The warm-up (see :class:`ResamplingMethod`), or bands that never add a copy."""
+        o = self.options
+        if o.max_copies == 0 and all(int(c) == 0 for _, c in o.thresholds):
+            return "method_options.thresholds and max_copies=0 give 0 copies for every value: no unit is ever added"
+        return super().noop_reason(epochs)
 
     def make_resampler(self, ctx: MethodContext, **common: Any) -> SampleLevelResampler:
         return SampleLevelResampler(self.options.thresholds, self.options.max_copies, **common)

@@ -507,7 +507,7 @@ def _gain_rows(cmp: CompareData, methods: Sequence[str]) -> list[dict[str, Any]]
             if joint is not None and not _is_missing(v) and not _is_missing(joint.get(f"{key}_mean")) \
                     and float(joint[f"{key}_mean"]) > 0:
                 row[f"{name} × joint"] = f"{float(v) / float(joint[f'{key}_mean']):.2f}"
-        for p, label in plots.GAIN_PROTOCOLS.items():
+        for p in plots.GAIN_PROTOCOLS:
             if f"gain_{p}_mean" not in s.columns:
                 continue
             head = "equal epochs" if p == "epochs" else f"same {p}"

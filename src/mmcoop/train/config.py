@@ -48,6 +48,11 @@ class TrainConfig:
             ``jsonl`` (``metrics.jsonl``, always written by a run), ``tensorboard``, ``wandb``
             (offline unless ``WANDB_MODE`` says otherwise), ``mlflow``, ``csv``; the optional
             ones need their extra (``pip install 'mmcoop[tensorboard]'``...).
+        find_unused_parameters: DDP's unused-parameter detection under ``torchrun``: ``null``
+            (default) = on only for a method that can skip an encoder in a training step
+            (:meth:`mmcoop.methods.Method.skips_encoders`: ``unimodal``, ``duplicate``
+            re-sampling, ``greedy``); ``true`` for a model with parameters its forward does
+            not always use; ``false`` to force it off.
     """
 
     epochs: int = 10
@@ -70,6 +75,7 @@ class TrainConfig:
     compile: bool = False
     divergence_factor: float | None = 1e4
     loggers: list[str] = field(default_factory=lambda: ["jsonl"])
+    find_unused_parameters: bool | None = None
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "eval_batch_size"):
@@ -91,6 +97,9 @@ class TrainConfig:
             value = getattr(self, key)
             if not (math.isfinite(value) and ok):
                 raise ConfigError(f"train.{key} must be a finite number {rule}, got {value}")
+        if self.find_unused_parameters is not None and not isinstance(self.find_unused_parameters, bool):
+            raise ConfigError("train.find_unused_parameters must be true, false or null (automatic), got "
+                              f"{self.find_unused_parameters!r}")
         f = self.divergence_factor
         if f is not None and not (math.isfinite(f) and f > 1):
             raise ConfigError(f"train.divergence_factor must be a number > 1, or null to disable the check, got {f}")

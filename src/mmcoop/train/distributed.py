@@ -2,15 +2,58 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from mmcoop.utils.dist import all_gather_rows, is_distributed, rank, world_size
 
 __all__ = [
     "all_gather_rows", "all_reduce_sum", "average_buffers", "average_gradients", "barrier", "init_from_env",
-    "is_distributed", "is_main", "local_device", "rank", "shutdown", "world_size",
+    "is_distributed", "is_main", "local_device", "rank", "shutdown", "world_size", "wrap_ddp",
 ]
+
+
+def ddp_options(find_unused: bool) -> dict[str, Any]:
+    """Keyword arguments of ``DistributedDataParallel`` for mmcoop's training forward.
+
+    BatchNorm running statistics are averaged over ranks once per epoch by the loop, not
+    broadcast from rank 0 before every forward: ``forward_sync_buffers=False`` where PyTorch
+    has it (``broadcast_buffers`` is deprecated there and warns), else ``broadcast_buffers=False``.
+    The ranks start from identical weights and buffers (same seed), so the one buffer sync
+    at construction that ``forward_sync_buffers`` keeps changes nothing.
+
+    Args:
+        find_unused: PyTorch's unused-parameter detection (a graph search per step).
+
+    Returns:
+        ``{"find_unused_parameters": ..., "forward_sync_buffers" or "broadcast_buffers": False}``.
+
+    Example:
+        >>> sorted(ddp_options(False))[0]
+        'find_unused_parameters'
+    """
+    params = inspect.signature(nn.parallel.DistributedDataParallel.__init__).parameters
+    buffers = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+    return {"find_unused_parameters": bool(find_unused), buffers: False}
+
+
+def wrap_ddp(module: nn.Module, device: torch.device, find_unused: bool) -> nn.Module:
+    """``module`` in ``DistributedDataParallel`` with :func:`ddp_options` (one device per rank on GPUs).
+
+    Args:
+        module: the module whose forward is the training forward.
+        device: this rank's device.
+        find_unused: turn on unused-parameter detection (the method can skip an encoder). PyTorch's
+            reducer then prints, once per process and from C++ (no Python filter reaches it), a note
+            when a step used every parameter; for such a method that note is expected (a warm-up
+            epoch, a batch holding original samples) and turning detection off would stop training.
+    """
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids, **ddp_options(find_unused))
 
 
 def is_main() -> bool:

@@ -1,10 +1,12 @@
 """The step engine: forward / backward / step under DDP and AMP, and inference passes.
 
 Methods reach it only through :class:`~mmcoop.methods.MethodContext`. Under
-``torchrun`` the model is wrapped in PyTorch's ``DistributedDataParallel`` (with
-``find_unused_parameters``: a batch whose keep-masks skip an encoder on one rank leaves
-its parameters unused there, and DDP then contributes zeros for them instead of
-desynchronising the gradient all-reduce). Parameters outside the wrapper (a method's
+``torchrun`` the model is wrapped in PyTorch's ``DistributedDataParallel``
+(:func:`mmcoop.train.distributed.wrap_ddp`), with unused-parameter detection only for a
+method that can skip an encoder (:meth:`~mmcoop.methods.Method.skips_encoders`): a batch
+whose keep-masks skip an encoder on one rank leaves its parameters unused there, and DDP
+then contributes zeros for them instead of desynchronising the gradient all-reduce; for
+every other method the per-step graph search is not paid. Parameters outside the wrapper (a method's
 own modules) and gradients made inside :meth:`StepEngine.no_sync` are averaged over
 ranks by :meth:`StepEngine.step` with one flat all-reduce.
 """
@@ -19,12 +21,14 @@ from torch import Tensor, nn
 
 from mmcoop.data.base import Batch, MultimodalDataset, batch_to, make_loader
 from mmcoop.models.folding import inference_model
-from mmcoop.train.distributed import average_gradients, is_distributed
+from mmcoop.train.distributed import average_gradients, is_distributed, wrap_ddp
 from mmcoop.utils.modes import eval_mode
 
 
 class _EncodeFuse(nn.Module):
     """``forward(inputs, keep) -> (features, logits)``: the one call DDP wraps."""
+
+    model: Any  # a model of the protocol (encode, fuse)
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -49,22 +53,18 @@ class StepEngine:
         guard: a :class:`~mmcoop.train.divergence.DivergenceGuard` (non-finite or exploding losses).
         loader_options: ``num_workers`` / ``pin_memory`` / ``persistent_workers`` of inference loaders.
         compile_model: run the training forward through ``torch.compile`` (``train.compile``).
+        find_unused: DDP's unused-parameter detection (the method can skip an encoder).
     """
 
     def __init__(self, model: nn.Module, extra: nn.Module, optimizer: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler, device: torch.device, amp_dtype: torch.dtype | None,
                  fold_batchnorm: bool, guard: Any, loader_options: dict[str, Any] | None = None,
-                 compile_model: bool = False) -> None:
+                 compile_model: bool = False, find_unused: bool = False) -> None:
         self.model, self.extra, self.optimizer, self.scaler = model, extra, optimizer, scaler
         self.device, self.amp_dtype, self.fold_batchnorm, self.guard = device, amp_dtype, fold_batchnorm, guard
-        wrapped = _EncodeFuse(model)
+        wrapped: Any = _EncodeFuse(model)
         if is_distributed() and any(p.requires_grad for p in model.parameters()):
-            ids = [device.index] if device.type == "cuda" else None
-            # BatchNorm statistics are averaged over ranks once per epoch by the loop (not
-            # broadcast from rank 0 each step), hence broadcast_buffers=False.
-            wrapped = nn.parallel.DistributedDataParallel(
-                wrapped, device_ids=ids, find_unused_parameters=True, broadcast_buffers=False
-            )
+            wrapped = wrap_ddp(wrapped, device, find_unused)
         if compile_model:
             # compiled once here; keep-masks that skip encoders are data-dependent branches, which
             # torch.compile handles with graph breaks (the dense joint path stays one graph)
@@ -74,7 +74,7 @@ class StepEngine:
         self._unsynced = False
         self._reduced = False  # gradients already averaged over ranks this step (by unscale_)
         self._unscaled = False  # gradients already divided by the loss scale this step
-        self.inference_net: nn.Module = model
+        self.inference_net: Any = model
 
     # -- training ---------------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager:

@@ -104,7 +104,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")
         self.engine = StepEngine(self.model, self.extra, self.optimizer, self.scaler, self.device, self.amp_dtype,
                                  config.fold_batchnorm, guard=DivergenceGuard.from_config(config),
-                                 loader_options=self.loader_options, compile_model=config.compile)
+                                 loader_options=self.loader_options, compile_model=config.compile,
+                                 find_unused=(self.method.skips_encoders() if config.find_unused_parameters is None
+                                              else config.find_unused_parameters))
         self.ctx.attach(self.engine)
         self.epoch = 0  # next epoch to run
         self.best_val = -math.inf

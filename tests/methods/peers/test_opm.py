@@ -69,7 +69,7 @@ def test_head_sees_dominant_features_dropped_and_rescaled(peer_trainer, batch_of
 
 
 def test_warmup_then_drops(run_peer, tmp_path) -> None:
-    plain = read_metrics(run_peer("opm", out=tmp_path / "default").run_dir)  # no drop while epoch <= 5
+    plain = read_metrics(run_peer("opm", {"allow_noop": True}, out=tmp_path / "default").run_dir)  # no drop while epoch <= 5
     assert all("q_m0" not in rec and "modulated_batches" not in rec for rec in plain)
     first, second = read_metrics(run_peer("opm", {"modulation_starts": 1, "p_exe": 1.0}, out=tmp_path / "b").run_dir)
     assert "q_m0" not in first

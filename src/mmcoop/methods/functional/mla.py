@@ -33,7 +33,6 @@ Deliberate differences:
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 

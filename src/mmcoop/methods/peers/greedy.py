@@ -56,7 +56,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from mmcoop.data.base import Batch
-from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
+from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions, window_noop
 from mmcoop.methods.functional.greedy import (
     conditional_utilization_rate,
     greedy_bdr_difference,
@@ -109,6 +109,14 @@ class Greedy(Method):
         self.avg_feats: Tensor | None = None  # float32 [2, D]: running mean feature per modality
         self.avg_steps = 0
         self._counts = torch.zeros(3, dtype=torch.long)  # curated steps caring 0, caring 1, all steps
+
+    def skips_encoders(self) -> bool:
+        """A curation step replaces the non-caring modality's feature by its running average."""
+        return True
+
+    def noop_reason(self, epochs: int) -> str | None:
+        """No epoch may curate: ``starting_epoch`` is after the run."""
+        return window_noop(self.options.starting_epoch, epochs, "curation", key="starting_epoch")
 
     def setup(self, ctx: MethodContext) -> None:
         require_modalities(ctx.model, self.name, exactly=2)

@@ -47,7 +47,7 @@ from torch import Tensor
 
 from mmcoop.data.base import Batch
 from mmcoop.errors import ConfigError
-from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
+from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions, window_noop
 from mmcoop.methods.functional._common import one_vs_others_ratio, true_class_scores
 from mmcoop.methods.functional.ogm_ge import ogm_ge_coefficients, ogm_ge_modulate
 from mmcoop.methods.peers._wiring import (
@@ -106,6 +106,13 @@ class OGMGE(Method):
         "cremad": {"alpha": 0.8, "modulation_starts": 0, "modulation_ends": 50},
         "vggsound": {"alpha": 0.1, "modulation_starts": 0, "modulation_ends": 50},
     }
+
+    def noop_reason(self, epochs: int) -> str | None:
+        """A window after the run, or ``alpha = 0`` without GE noise (every coefficient 1)."""
+        o = self.options
+        if o.alpha == 0.0 and not o.noise:
+            return "method_options.alpha=0 with noise=false leaves every gradient unchanged (coefficients 1)"
+        return window_noop(o.modulation_starts, epochs)
 
     def setup(self, ctx: MethodContext) -> None:
         self.modalities = list(ctx.model.modalities)

@@ -39,7 +39,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from mmcoop.data.base import Batch
-from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
+from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions, window_noop
 from mmcoop.methods.functional._common import true_class_scores
 from mmcoop.methods.functional.opm import opm_drop_features, opm_drop_probabilities, opm_keep_mask
 from mmcoop.methods.peers._wiring import (
@@ -88,6 +88,15 @@ class OPM(Method):
 
     Options = OPMOptions
     options: OPMOptions
+
+    def noop_reason(self, epochs: int) -> str | None:
+        """A window after the run, no modulated batch (``p_exe = 0``) or no drop (``q_base = 0``)."""
+        o = self.options
+        if o.p_exe == 0.0:
+            return "method_options.p_exe=0: no batch is ever modulated"
+        if o.q_base == 0.0:
+            return "method_options.q_base=0 makes every drop probability 0"
+        return window_noop(o.modulation_starts, epochs, "dropping")
 
     def setup(self, ctx: MethodContext) -> None:
         self.modalities = list(ctx.model.modalities)

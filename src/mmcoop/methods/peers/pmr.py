@@ -42,7 +42,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from mmcoop.data.base import Batch
-from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
+from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions, window_noop
 from mmcoop.methods.functional._common import true_class_scores
 from mmcoop.methods.functional.pmr import pmr_loss, pmr_loss_weights, pmr_prototype_logits, pmr_update_prototypes
 from mmcoop.methods.peers._wiring import EpochMeans, check_number, check_window, in_window, sum_over_ranks
@@ -88,6 +88,12 @@ class PMR(Method):
 
     Options = PMROptions
     options: PMROptions
+
+    def noop_reason(self, epochs: int) -> str | None:
+        """A window after the run, or ``alpha = 0`` (the prototype loss weighs nothing)."""
+        if self.options.alpha == 0.0:
+            return "method_options.alpha=0 gives the prototype cross-entropy no weight"
+        return window_noop(self.options.modulation_starts, epochs, "the prototype loss")
 
     def setup(self, ctx: MethodContext) -> None:
         self.modalities = list(ctx.model.modalities)

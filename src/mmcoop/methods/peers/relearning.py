@@ -85,6 +85,17 @@ class Relearning(Method):
         self.initial: list[list[Tensor]] = []  # per modality: initial values of its encoder's parameters
         self.reinits = 0
 
+    def noop_reason(self, epochs: int) -> str | None:
+        """No re-initialisation in the run: ``reinit_num = 0``, or the first one (at the start of
+        0-based epoch ``reinit_epoch + 1``, see :meth:`due`) falls after the last epoch."""
+        o = self.options
+        if o.reinit_num == 0:
+            return "method_options.reinit_num=0: no encoder is ever re-initialised"
+        if o.reinit_epoch + 1 >= epochs:
+            return (f"method_options.reinit_epoch={o.reinit_epoch}: the first re-initialisation runs at the start of "
+                    f"(0-based) epoch {o.reinit_epoch + 1}, and train.epochs={epochs} ends before it")
+        return None
+
     def setup(self, ctx: MethodContext) -> None:
         require_modalities(ctx.model, self.name)
         self.initial = [[p.detach().clone() for p in ps] for ps in encoder_groups(ctx.model, self.name)]
