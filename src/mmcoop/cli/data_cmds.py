@@ -64,7 +64,7 @@ def prepare(
     except KeyboardInterrupt:
         console.print(f"interrupted: finished clips are kept in {out}; run the same command again to resume",
                       highlight=False)
-        raise typer.Exit(code=130)
+        raise typer.Exit(code=130) from None
     console.print(
         f"{dataset}: {report.prepared} clip(s) prepared, {report.skipped} already done, {report.failed} failed "
         f"of {report.total} in {report.seconds:.1f} s ({report.clips_per_s:.2f} clips/s); "

@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from mmcoop.data.base import ModalitySpec
 from mmcoop.errors import DataError
+from mmcoop.media.audio import read_wav
 
 
 def layout_error(message: str, layout: str) -> DataError:
@@ -99,7 +101,7 @@ class ClipSource:
     def waveforms(self, row: int) -> dict[str, tuple[np.ndarray, int]]:
         """Raw audio of clip ``row`` for the modalities read from ``.wav`` files (mono, the file's rate)."""
         out: dict[str, tuple[np.ndarray, int]] = {}
-        for name, loader in self.loaders.items():
+        for name in self.loaders:
             path = self.clips[int(row)].paths.get(name)
             if isinstance(path, Path) and path.suffix.lower() == ".wav" and path.is_file():
                 x, rate = read_wav(path)
