@@ -157,8 +157,6 @@ def _render_kinds(splits: DatasetSplits) -> dict[str, str]:
 def _media(splits: DatasetSplits, split: str, rows: Sequence[int], ids: Sequence[str],
            notes: list[str]) -> dict[str, dict[str, Any]]:
     """``{sample_id: {"r": {modality: {"img"|"svg": ...}}, "a": {modality: wav uri}}}`` for storage ``rows``."""
-    import torch
-
     from mmcoop.data import sample_waveforms
 
     ds = splits.split(split)
@@ -171,7 +169,8 @@ def _media(splits: DatasetSplits, split: str, rows: Sequence[int], ids: Sequence
     out: dict[str, dict[str, Any]] = {}
     if not ok:
         return out
-    got = ds.source.fetch(torch.tensor([r for r, _ in ok], dtype=torch.long), False)["inputs"]
+    rows_t = ds.source.labels().new_tensor([r for r, _ in ok])  # int64 on the storage's device (no torch import here)
+    got = ds.source.fetch(rows_t, False)["inputs"]
     missing = set()
     for j, (r, sid) in enumerate(ok):
         entry: dict[str, Any] = {"r": {}}
