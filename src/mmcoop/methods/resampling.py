@@ -44,6 +44,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from mmcoop.data.base import Batch, MultimodalDataset
+from mmcoop.enhance.online import OnlineRecorder
 from mmcoop.enhance.plans import ResamplingPlan
 from mmcoop.errors import ConfigError, MMCoopError
 from mmcoop.methods.base import Method, MethodContext, MethodOptions
@@ -53,6 +54,7 @@ from mmcoop.utils.dist import all_gather_objects, world_size
 
 EXECUTIONS: tuple[str, ...] = ("duplicate", "weighted")
 NORMALIZATIONS: tuple[str, ...] = ("batch", "units")
+VALUATIONS: tuple[str, ...] = ("pass", "online")
 
 
 def check_choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
@@ -80,6 +82,10 @@ class ResamplingOptions(MethodOptions):
         valuation_batch_size: batch size of the valuation passes; ``None`` (default) = the
             run's ``train.eval_batch_size`` (an inference pass like evaluation; on CPU,
             batches of 64-128 valued avmnist about twice as fast as 512).
+        valuation: ``pass`` (the paper: an eval-mode pass over the training set at the start
+            of each planned epoch) or ``online`` (coalition values recorded from the training
+            pass's own features during the previous epoch, :mod:`mmcoop.enhance.online`;
+            no second pass; a plan with no previous epoch, ``warmup: 0``, uses the pass).
     """
 
     warmup: int = 5
@@ -88,6 +94,7 @@ class ResamplingOptions(MethodOptions):
     value: str = "paper"
     valuation_every: int = 1
     valuation_batch_size: Optional[int] = None
+    valuation: str = "pass"
 
     def __post_init__(self) -> None:
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
@@ -95,6 +102,7 @@ class ResamplingOptions(MethodOptions):
         check_choice("execution", self.execution, EXECUTIONS)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
         check_choice("value", self.value, tuple(_valuation.VALUE_FUNCTIONS.names()))
+        check_choice("valuation", self.valuation, VALUATIONS)
         if isinstance(self.valuation_every, bool) or not isinstance(self.valuation_every, int) or self.valuation_every < 1:
             raise ConfigError(f"method_options.valuation_every must be an integer >= 1; got {self.valuation_every!r}")
         if self.valuation_batch_size is not None and int(self.valuation_batch_size) < 1:
@@ -119,6 +127,26 @@ class ResamplingMethod(Method):
     variant_option = "execution"
     options: ResamplingOptions
 
+    @classmethod
+    def variant_to_options(cls, variant: str) -> dict[str, Any]:
+        """``weighted``, ``online``, ``weighted+online``, ``duplicate+pass``...: an execution
+        and/or a valuation mode, joined by ``+``."""
+        out: dict[str, Any] = {}
+        for part in variant.split("+"):
+            key = "execution" if part in EXECUTIONS else "valuation" if part in VALUATIONS else None
+            if key is None or key in out:
+                raise ConfigError(
+                    f"method variant {cls.name}:{variant} is not valid; give an execution ({', '.join(EXECUTIONS)}) "
+                    f"and/or a valuation ({', '.join(VALUATIONS)}), joined by '+', e.g. {cls.name}:weighted+online"
+                )
+            out[key] = part
+        return out
+
+    @classmethod
+    def variant_label(cls, options: dict[str, Any]) -> str | None:
+        parts = [str(options[k]) for k in ("execution", "valuation") if options.get(k)]
+        return "+".join(parts) or None
+
     def __init__(self, options: ResamplingOptions | None = None) -> None:
         super().__init__(options)
         self.plan: ResamplingPlan | None = None
@@ -126,6 +154,7 @@ class ResamplingMethod(Method):
         self.stats: dict[str, Any] = {}
         self.num_samples: int = 0  # storage rows of the training split the plan refers to
         self._copies: Tensor | None = None  # int64 [N_storage, M], weighted execution
+        self._online = OnlineRecorder(self.options.value) if self.options.valuation == "online" else None
 
     # -- to implement -------------------------------------------------------------------
     def build_plan(self, ctx: MethodContext) -> tuple[ResamplingPlan, Any, dict[str, Any]]:
@@ -137,8 +166,11 @@ class ResamplingMethod(Method):
         """Value storage ``rows`` of the training split (eval mode); returns ``(table, seconds)``.
 
         Under DDP each rank values ``1/W`` of the rows and all ranks get the whole table,
-        so every rank builds the same plan.
+        so every rank builds the same plan. With ``valuation: online`` the table comes from
+        the records of the previous epoch (no pass; seconds = those spent recording).
         """
+        if self._online is not None and self._online.has_records(ctx.epoch - 1):
+            return self._online.table(rows, list(ctx.train_data.modalities)), float(self._online.committed["seconds"])
         _sync(ctx.device)
         t0 = time.perf_counter()
         with ctx.autocast():  # the run's precision (bf16 valuation under train.amp=bf16)
@@ -155,6 +187,12 @@ class ResamplingMethod(Method):
             raise ConfigError(f"method {self.name!r} needs at least 2 modalities; the data has {ctx.train_data.modalities}")
 
     def on_epoch_start(self, ctx: MethodContext) -> None:
+        if self._online is not None:  # online: record this epoch when the next one plans anew
+            nxt = ctx.epoch + 1 - self.options.warmup
+            if nxt >= 0 and nxt % self.options.valuation_every == 0:
+                self._online.start(ctx.train_data.num_samples, ctx.epoch)
+            else:
+                self._online.stop()
         if ctx.epoch < self.options.warmup:  # plain joint training
             self.plan, self.plan_epoch, self._copies = None, -1, None
             ctx.log["train_size"] = len(ctx.train_data)
@@ -188,6 +226,15 @@ class ResamplingMethod(Method):
         table.info.update({"epoch": ctx.epoch, "method": self.name})
         ctx.log["valuation_table"] = table
 
+    def after_backward(self, ctx: MethodContext, batch: Batch, feats: Tensor, logits: Tensor) -> None:
+        if self._online is not None and self._online.recording:  # the originals' coalition values
+            with ctx.autocast():
+                self._online.record(ctx.model, feats, batch["label"], batch["index"], batch["keep"], batch)
+
+    def on_epoch_end(self, ctx: MethodContext) -> None:
+        if self._online is not None:
+            self._online.commit()  # gathered over ranks; checkpointed with this epoch
+
     def _set_plan(self, plan: ResamplingPlan, epoch: int, num_samples: int) -> None:
         self.plan, self.plan_epoch, self.num_samples = plan, epoch, int(num_samples)
         self._copies = plan.copies_per_sample(num_samples) if self.options.execution == "weighted" else None
@@ -216,10 +263,13 @@ class ResamplingMethod(Method):
             "plan_epoch": self.plan_epoch,
             "stats": dict(self.stats),
             "num_samples": self.num_samples,
+            **({"online": self._online.state_dict()} if self._online is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.stats = dict(state.get("stats", {}))
+        if self._online is not None:
+            self._online.load_state_dict(state.get("online", {}))
         if state.get("plan") is None:
             self.plan, self.plan_epoch, self._copies = None, -1, None
             return
