@@ -29,6 +29,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -72,7 +73,16 @@ def main() -> None:
     ap.add_argument("--methods", default="", help="comma list of methods to measure (default: all)")
     ap.add_argument("--ks-clips", type=int, default=600, help="training clips of --dataset ks-fixture")
     ap.add_argument("--image-size", type=int, default=64, help="frame side of --dataset ks-fixture")
+    ap.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                    help="epoch seconds as wall time (default) or this process's CPU time (robust to other jobs "
+                         "on a shared machine; meaningful with one torch thread and num_workers 0)")
     args = ap.parse_args()
+    if args.clock == "cpu":  # the loop times epochs with time.perf_counter: give it the process CPU clock
+        import types
+
+        import mmcoop.train.loop as loop_mod
+
+        loop_mod.time = types.SimpleNamespace(perf_counter=time.process_time)  # type: ignore[attr-defined]
     tune_malloc()  # as the mmcoop command does: without it run-to-run allocator effects reach 1.6x
     specs = []
     only = {m.strip() for m in args.methods.split(",") if m.strip()}
@@ -107,7 +117,8 @@ def main() -> None:
         rows.append((label, statistics.median(h["seconds"] for h in hist), hist[-1]["train_units"], hist[-1]["epoch_steps"]))
         print(f"  {label}: {rows[-1][1]:.2f} s/epoch", flush=True)
     joint = next(s for label, s, _, _ in rows if label == "joint")
-    print(f"\n{machine()}\n\nCommand: `{command_line()}`\n")
+    print(f"\n{machine()}; epoch clock: {args.clock}; load average at the end {os.getloadavg()[0]:.1f}\n\n"
+          f"Command: `{command_line()}`\n")
     print("| method | s/epoch (median) | ×joint | training units (last epoch) | optimizer steps (last epoch) |")
     print("|---|---:|---:|---:|---:|")
     for label, s, units, steps in sorted(rows, key=lambda r: r[1]):

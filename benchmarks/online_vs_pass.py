@@ -33,13 +33,13 @@ import torch
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import command_line, machine  # noqa: E402
+from _common import command_line, machine
 
-from mmcoop.enhance.plans import sample_level_plan  # noqa: E402
-from mmcoop.experiment import RunConfig, run_experiment  # noqa: E402
-from mmcoop.methods import METHODS, MethodContext  # noqa: E402
-from mmcoop.methods.sample_level import SampleLevel  # noqa: E402
-from mmcoop.utils.memory import tune_malloc  # noqa: E402
+from mmcoop.enhance.plans import sample_level_plan
+from mmcoop.experiment import RunConfig, run_experiment
+from mmcoop.methods import METHODS, MethodContext
+from mmcoop.methods.sample_level import SampleLevel
+from mmcoop.utils.memory import tune_malloc
 
 NAME = "sample-level-online-check"
 
@@ -73,8 +73,8 @@ class OnlineCheck(SampleLevel):
             "check_copies_differ": float((c_on != c_pass).any(1).double().mean()),
             "check_phi_equal": float((phi_on == phi_pass).all(1).double().mean()),
             "check_fused_agree": float((table.fused_pred == ref.fused_pred).double().mean()),
-            "check_units_online": int(len(plan)),
-            "check_units_pass": int(len(ref_plan)),
+            "check_units_online": len(plan),
+            "check_units_pass": len(ref_plan),
             "check_pass_seconds": seconds,
         }
         for k, m in enumerate(mods):

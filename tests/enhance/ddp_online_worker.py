@@ -8,11 +8,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: _helpers
-from _helpers import tiny_data  # noqa: E402
-from online_cases import CASES, frozen_trainer  # noqa: E402
+from _helpers import tiny_data
+from online_cases import CASES, frozen_trainer
 
-from mmcoop.train.distributed import init_from_env  # noqa: E402
-from mmcoop.utils.dist import rank  # noqa: E402
+from mmcoop.train.distributed import init_from_env
+from mmcoop.utils.dist import rank
 
 out = Path(sys.argv[1])
 init_from_env()
@@ -21,7 +21,7 @@ for case, (name, options) in CASES.items():
     trainer = frozen_trainer(name, options, data)
     saved = []
 
-    def keep(record, t):
+    def keep(record, t, saved=saved):
         m = t.method
         saved.append({"plan_rows": m.plan.rows.clone() if m.plan is not None else None,
                       "plan_keep": m.plan.keep.clone() if m.plan is not None else None,

@@ -14,11 +14,11 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from online_cases import CASES, frozen_trainer, plain_model  # noqa: E402
+from _helpers import tiny_data
+from online_cases import CASES, frozen_trainer, plain_model
 
-from _helpers import tiny_data  # noqa: E402
-from mmcoop.enhance.online import OnlineRecorder  # noqa: E402
-from mmcoop.valuation import VALUE_FUNCTIONS, ModalityValuator  # noqa: E402
+from mmcoop.enhance.online import OnlineRecorder
+from mmcoop.valuation import VALUE_FUNCTIONS, ModalityValuator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 WORKER = Path(__file__).with_name("ddp_online_worker.py")
@@ -104,7 +104,8 @@ def _torchrun(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     torchrun = Path(sys.executable).with_name("torchrun")
     cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), str(WORKER), str(tmp_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                          check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
 
@@ -116,8 +117,8 @@ def test_two_process_plans_and_records_equal_one_process(tmp_path: Path) -> None
     data = tiny_data(61)
     for case, (name, options) in CASES.items():
         trainer = frozen_trainer(name, options, data)
-        want = []
-        trainer.fit(lambda r, t: want.append((t.method.plan, t.method._online.state_dict())))
+        want: list = []
+        trainer.fit(lambda r, t, want=want: want.append((t.method.plan, t.method._online.state_dict())))
         ranks = [torch.load(tmp_path / f"{case}_rank{r}.pt", weights_only=True) for r in (0, 1)]
         for epoch, (plan, online) in enumerate(want):
             for got in ranks:

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import torch
+from _helpers import tiny_data
+from _runs import strip_times, tiny_cfg
 from torch import nn
 
 import mmcoop.experiment.run as run_mod
-from _helpers import tiny_data
-from _runs import strip_times, tiny_cfg
 from mmcoop.data.base import DatasetSplits, MultimodalDataset
 from mmcoop.errors import ConfigError
 from mmcoop.experiment import read_metrics, resume_experiment, run_experiment
