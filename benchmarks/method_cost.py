@@ -70,6 +70,9 @@ def main() -> None:
     ap.add_argument("--strength", type=float, default=0.8)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--timed-from", type=int, default=0,
+                    help="median over epochs from this 0-based index on (e.g. 2 = the warm-up's end: only re-sampled "
+                         "epochs of the re-sampling methods; every method timed over the same epochs)")
     ap.add_argument("--methods", default="", help="comma list of methods to measure (default: all)")
     ap.add_argument("--ks-clips", type=int, default=600, help="training clips of --dataset ks-fixture")
     ap.add_argument("--image-size", type=int, default=64, help="frame side of --dataset ks-fixture")
@@ -110,11 +113,12 @@ def main() -> None:
         })
         return run_experiment(cfg).history
 
-    run("warm-up", "joint", {}, 2)  # discarded
+    run("warm-up", "joint", {}, 1 if args.timed_from else 2)  # discarded
     rows = []
     for label, name, opts in specs:
         hist = run(label, name, opts, args.epochs)
-        rows.append((label, statistics.median(h["seconds"] for h in hist), hist[-1]["train_units"], hist[-1]["epoch_steps"]))
+        timed = hist[args.timed_from:] or hist  # every method over the same epochs (--timed-from on)
+        rows.append((label, statistics.median(h["seconds"] for h in timed), hist[-1]["train_units"], hist[-1]["epoch_steps"]))
         print(f"  {label}: {rows[-1][1]:.2f} s/epoch", flush=True)
     joint = next(s for label, s, _, _ in rows if label == "joint")
     print(f"\n{machine()}; epoch clock: {args.clock}; load average at the end {os.getloadavg()[0]:.1f}\n\n"

@@ -136,42 +136,33 @@ class OnlineRecorder:
         t0 = time.perf_counter()
         valuator = self._valuator_for(model)
         feats = feats.detach()
-        if keep is not None and not bool(keep.all()):
-            orig = keep.all(1)
-            feats, labels, rows = feats[orig], labels[orig], rows[orig]
-            pick = orig
-        else:
-            pick = None
-        if feats.shape[0] == 0:
-            self.seconds += time.perf_counter() - t0
-            return
         res = valuator.attribute_features(feats, labels)
-        rows = rows.to(feats.device).long()
-        if self._buf is None:
-            n, m, k, dev = self._num_samples, res.phi.shape[1], res.values.shape[1], feats.device
+        dev, n = feats.device, self._num_samples
+        rows = rows.to(dev).long()
+        if keep is not None:  # units go to a scratch row n (no host sync, unlike boolean indexing)
+            rows = torch.where(keep.to(dev).all(1), rows, torch.full_like(rows, n))
+        if self._buf is None:  # dense [N + 1, ...]: row N is the scratch row
+            m, k = res.phi.shape[1], res.values.shape[1]
             self._buf = {
-                "seen": torch.zeros(n, dtype=torch.bool, device=dev),
-                "label": torch.zeros(n, dtype=torch.long, device=dev),
-                "phi": torch.zeros(n, m, dtype=torch.float32, device=dev),
-                "values": torch.zeros(n, k, dtype=torch.float32, device=dev),
-                "preds": torch.zeros(n, k, dtype=torch.long, device=dev),
+                "seen": torch.zeros(n + 1, dtype=torch.bool, device=dev),
+                "label": torch.zeros(n + 1, dtype=torch.long, device=dev),
+                "phi": torch.zeros(n + 1, m, dtype=torch.float32, device=dev),
+                "values": torch.zeros(n + 1, k, dtype=torch.float32, device=dev),
+                "preds": torch.zeros(n + 1, k, dtype=torch.long, device=dev),
             }
             self._masks, self._method = res.masks.cpu(), res.method
         buf = self._buf
         buf["seen"][rows] = True
-        buf["label"][rows] = labels.to(feats.device).long()
+        buf["label"][rows] = labels.to(dev).long()
         buf["phi"][rows] = res.phi.float()
         buf["values"][rows] = res.values.float()
         buf["preds"][rows] = res.coalition_preds
         for key, val in (batch or {}).items():
-            if key in _BATCH_KEYS or not isinstance(val, Tensor) or val.dim() != 1:
-                continue
-            val = val if pick is None else val[pick.to(val.device)]
-            if val.shape[0] != rows.shape[0]:
+            if key in _BATCH_KEYS or not isinstance(val, Tensor) or tuple(val.shape) != tuple(rows.shape):
                 continue
             if key not in self._extras:
-                self._extras[key] = torch.zeros(self._num_samples, dtype=val.dtype, device=feats.device)
-            self._extras[key][rows] = val.to(feats.device)
+                self._extras[key] = torch.zeros(n + 1, dtype=val.dtype, device=dev)
+            self._extras[key][rows] = val.to(dev)
         self.seconds += time.perf_counter() - t0
 
     # -- committing ------------------------------------------------------------------------
@@ -182,7 +173,9 @@ class OnlineRecorder:
         if not self._recording:
             return
         t0 = time.perf_counter()
-        buf, extras = self._buf, self._extras
+        n = self._num_samples  # drop the scratch row of the units
+        buf = None if self._buf is None else {k: v[:n] for k, v in self._buf.items()}
+        extras = {k: v[:n] for k, v in self._extras.items()}
         if world_size() > 1:
             buf, extras = self._gather(buf, extras)
         if buf is None:  # nothing recorded anywhere
