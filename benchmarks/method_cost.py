@@ -25,6 +25,7 @@ to joint's, training units and optimizer steps of the last epoch.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -118,15 +119,18 @@ def main() -> None:
     for label, name, opts in specs:
         hist = run(label, name, opts, args.epochs)
         timed = hist[args.timed_from:] or hist  # every method over the same epochs (--timed-from on)
-        rows.append((label, statistics.median(h["seconds"] for h in timed), hist[-1]["train_units"], hist[-1]["epoch_steps"]))
+        val = [h["time_valuation_s"] for h in timed if "time_valuation_s" in h]
+        rows.append((label, statistics.median(h["seconds"] for h in timed), hist[-1]["train_units"], hist[-1]["epoch_steps"],
+                     statistics.median(val) if val else float("nan")))
         print(f"  {label}: {rows[-1][1]:.2f} s/epoch", flush=True)
-    joint = next(s for label, s, _, _ in rows if label == "joint")
+    joint = next(r[1] for r in rows if r[0] == "joint")
     print(f"\n{machine()}; epoch clock: {args.clock}; load average at the end {os.getloadavg()[0]:.1f}\n\n"
           f"Command: `{command_line()}`\n")
-    print("| method | s/epoch (median) | ×joint | training units (last epoch) | optimizer steps (last epoch) |")
-    print("|---|---:|---:|---:|---:|")
-    for label, s, units, steps in sorted(rows, key=lambda r: r[1]):
-        print(f"| {label} | {s:.2f} | {s / joint:.2f} | {units} | {steps} |")
+    print("| method | s/epoch (median) | ×joint | training units (last epoch) | optimizer steps (last epoch) "
+          "| valuation or recording s/epoch (wall, median) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, s, units, steps, val in sorted(rows, key=lambda r: r[1]):
+        print(f"| {label} | {s:.2f} | {s / joint:.2f} | {units} | {steps} | {'' if math.isnan(val) else f'{val:.2f}'} |")
 
 
 if __name__ == "__main__":
