@@ -30,6 +30,10 @@ What it measures (issue 10, "Must show", GPU):
   each synchronised. ``samples/s`` = training clips / epoch seconds (the re-sampled
   units of ``duplicate`` are extra work inside the epoch, counted in ``units/s``).
   ``ratio`` = epoch seconds / joint's epoch seconds at the same precision and layout.
+  Both valuation modes (issue 19): ``pass`` (the paper's eval-mode pass at each epoch
+  start, ``warmup 0``) and ``online`` (coalition values recorded from the training pass's
+  features; ``warmup 1`` so that every timed epoch executes a plan from the previous
+  epoch's records); ``val. in epoch (s)`` is then the host time spent recording.
 - **Valuation samples/s**: :func:`mmcoop.valuation.valuate_dataset` over the training
   clips (eval transforms, BatchNorm folded, exact Shapley over the 4 coalitions), batch
   ``--valuation-batch``, median of 3 calls after one warm-up; bf16 rows run it under
@@ -186,7 +190,8 @@ def train_row(splits: DatasetSplits, method: str, options: dict[str, Any], amp: 
         peak = peak_gib(device)
     epoch_s = statistics.median(times)
     n = len(splits.train)
-    name = method + (f" ({options['execution']})" if "execution" in options else "")
+    mode = [options[k] for k in ("execution", "valuation") if k in options]
+    name = method + (f" ({', '.join(mode)})" if mode else "")
     del trainer, model
     return Row(name, amp, channels_last, epoch_s, n / epoch_s, statistics.median(units) / epoch_s,
                statistics.median(val_s), peak)
@@ -297,6 +302,12 @@ def main() -> None:
         settings.append(("joint", {}, False))
     settings += [("sample-level", {"warmup": 0, "execution": "duplicate"}, True),
                  ("sample-level", {"warmup": 0, "execution": "weighted"}, True)]
+    # online valuation (issue 19): the records of epoch e plan epoch e + 1, so re-sampling starts
+    # after the first (untimed) epoch: warmup 1; every timed epoch records and executes a plan
+    if args.warmup_epochs < 1:
+        sys.exit("--warmup-epochs must be >= 1: the online rows plan from the previous epoch's records")
+    settings += [("sample-level", {"warmup": 1, "execution": "duplicate", "valuation": "online"}, True),
+                 ("sample-level", {"warmup": 1, "execution": "weighted", "valuation": "online"}, True)]
     rows: list[Row] = []
     for amp in ("none", "bf16"):
         joint_s = None

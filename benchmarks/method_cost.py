@@ -1,11 +1,21 @@
 """Per-epoch cost of every registered method relative to joint training, in one process.
 
     MMCOOP_DATA=../shared/data .venv/bin/python benchmarks/method_cost.py [--dataset avmnist] [--epochs 8]
+    MMCOOP_DATA=../shared/data .venv/bin/python benchmarks/method_cost.py --methods joint,sample-level,modality-level
+    MMCOOP_DATA=../shared/data .venv/bin/python benchmarks/method_cost.py --dataset ks-fixture --methods joint,sample-level
 
 Every method trains the same model on the same data (debiased avmnist, strength 0.8,
 seed 0) for ``--epochs`` epochs with ``warmup`` 2 (so the median epoch of the re-sampling
 methods includes their per-epoch valuation); the re-sampling methods run in both
-executions. The allocator is tuned as the ``mmcoop`` command does (:func:`mmcoop.utils.memory.tune_malloc`:
+executions and both valuation modes (``pass``: the paper's eval-mode pass at each epoch
+start; ``online``: coalition values recorded from the training pass's features, issue 19).
+``--methods`` keeps only the named methods (all of their variants). ``--dataset ks-fixture``
+builds a Kinetics-Sounds-layout folder from real content of the data root (MNIST digits as
+JPEG frames, FSDD spectrograms as ``.npy``; the builder of
+``tests/data/readers/av_fixtures.py``) with ``--ks-clips`` training clips, and trains on it
+through the ``kinetics-sounds`` reader: every epoch decodes every JPEG again (no frame cache),
+as the paper's loader does, so a valuation pass re-reads and re-decodes the training set.
+The allocator is tuned as the ``mmcoop`` command does (:func:`mmcoop.utils.memory.tune_malloc`:
 without it, runs in one process differed by up to 1.6x per epoch for the same work) and a
 discarded warm-up run comes first. Reported: the median
 seconds per epoch (training, the method's hooks incl. valuation, validation) and its ratio
@@ -15,17 +25,44 @@ to joint's, training units and optimizer steps of the last epoch.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import command_line, machine  # noqa: E402
 
 from mmcoop.experiment import RunConfig, run_experiment  # noqa: E402
-from mmcoop.methods import METHODS  # noqa: E402
+from mmcoop.methods import METHODS, variant_options  # noqa: E402
 from mmcoop.utils.memory import tune_malloc  # noqa: E402
+
+
+def build_ks_fixture(root: Path, train_clips: int, classes: int = 10, frames: int = 10) -> Path:
+    """A Kinetics-Sounds-layout folder (split files, ``audio/<split>/<id>.npy``, 1 fps JPEG
+    frames) of ``train_clips`` training clips and ``classes`` clips per class in val and
+    test, with real content: MNIST digits as frames, FSDD recordings as spectrograms
+    (the fixture builder of the reader tests, at a larger size). Returns ``root``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "data" / "readers"))
+    import av_fixtures  # the reader tests' fixture builder (real MNIST / FSDD content)
+
+    data_root = Path(os.environ.get("MMCOOP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    content = av_fixtures.Content(data_root)
+    content.digits = av_fixtures.read_mnist_images(data_root, 10_000)
+    per_split = {"train": train_clips, "val": 2 * classes, "test": 2 * classes}
+    for split, n in per_split.items():
+        lines = []
+        for i in range(n):
+            cid, label = f"ks{split}{i:05d}", i % classes
+            av_fixtures.ks_media(root, content, split, cid, frames)
+            lines.append(f"/data/ks/{split}/{cid} {frames} {label}")
+            content._d %= len(content.digits) - frames  # reuse digits and recordings cyclically
+            content._w %= len(content.wavs)
+        (root / f"{split}_1fps_path.txt").write_text("\n".join(lines) + "\n")
+    return root
 
 
 def main() -> None:
@@ -34,41 +71,66 @@ def main() -> None:
     ap.add_argument("--strength", type=float, default=0.8)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--timed-from", type=int, default=0,
+                    help="median over epochs from this 0-based index on (e.g. 2 = the warm-up's end: only re-sampled "
+                         "epochs of the re-sampling methods; every method timed over the same epochs)")
+    ap.add_argument("--methods", default="", help="comma list of methods to measure (default: all)")
+    ap.add_argument("--ks-clips", type=int, default=600, help="training clips of --dataset ks-fixture")
+    ap.add_argument("--image-size", type=int, default=64, help="frame side of --dataset ks-fixture")
+    ap.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                    help="epoch seconds as wall time (default) or this process's CPU time (robust to other jobs "
+                         "on a shared machine; meaningful with one torch thread and num_workers 0)")
     args = ap.parse_args()
+    if args.clock == "cpu":  # the loop times epochs with time.perf_counter: give it the process CPU clock
+        import types
+
+        import mmcoop.train.loop as loop_mod
+
+        loop_mod.time = types.SimpleNamespace(perf_counter=time.process_time)  # type: ignore[attr-defined]
     tune_malloc()  # as the mmcoop command does: without it run-to-run allocator effects reach 1.6x
     specs = []
+    only = {m.strip() for m in args.methods.split(",") if m.strip()}
     for name in sorted(METHODS.names(), key=lambda n: (n != "joint", n)):
-        if name == "unimodal":
+        if name == "unimodal" or (only and name not in only):
             continue
         if METHODS.get(name).variant_option == "execution":
-            specs += [(f"{name}:duplicate", name, {"execution": "duplicate"}),
-                      (f"{name}:weighted", name, {"execution": "weighted"})]
+            for variant in ("duplicate", "weighted", "duplicate+online", "weighted+online"):
+                specs.append((f"{name}:{variant}", name, variant_options(name, variant)))
         else:
             specs.append((name, name, {}))
     out = tempfile.mkdtemp(prefix="mmcoop-cost-")
+    dataset: dict = {"dataset": args.dataset, "debiased": {"strength": args.strength} if args.strength else None}
+    if args.dataset == "ks-fixture":
+        root = build_ks_fixture(Path(out) / "ks", args.ks_clips)
+        dataset = {"dataset": "kinetics-sounds", "debiased": None,
+                   "dataset_options": {"root": str(root), "image_size": args.image_size}}
 
     def run(label: str, name: str, opts: dict, epochs: int) -> list[dict]:
         if "warmup" in {f for f in METHODS.get(name).Options.__dataclass_fields__}:
             opts = {**opts, "warmup": 2}
         cfg = RunConfig.from_dict({
-            "dataset": args.dataset, "debiased": {"strength": args.strength} if args.strength else None,
-            "method": name, "method_options": opts, "name": label.replace(":", "-"), "out_dir": out,
+            **dataset, "method": name, "method_options": opts, "name": label.replace(":", "-"), "out_dir": out,
             "train": {"epochs": epochs, "progress": False, "device": args.device},
         })
         return run_experiment(cfg).history
 
-    run("warm-up", "joint", {}, 2)  # discarded
+    run("warm-up", "joint", {}, 1 if args.timed_from else 2)  # discarded
     rows = []
     for label, name, opts in specs:
         hist = run(label, name, opts, args.epochs)
-        rows.append((label, statistics.median(h["seconds"] for h in hist), hist[-1]["train_units"], hist[-1]["epoch_steps"]))
+        timed = hist[args.timed_from:] or hist  # every method over the same epochs (--timed-from on)
+        val = [h["time_valuation_s"] for h in timed if "time_valuation_s" in h]
+        rows.append((label, statistics.median(h["seconds"] for h in timed), hist[-1]["train_units"], hist[-1]["epoch_steps"],
+                     statistics.median(val) if val else float("nan")))
         print(f"  {label}: {rows[-1][1]:.2f} s/epoch", flush=True)
-    joint = next(s for label, s, _, _ in rows if label == "joint")
-    print(f"\n{machine()}\n\nCommand: `{command_line()}`\n")
-    print("| method | s/epoch (median) | ×joint | training units (last epoch) | optimizer steps (last epoch) |")
-    print("|---|---:|---:|---:|---:|")
-    for label, s, units, steps in sorted(rows, key=lambda r: r[1]):
-        print(f"| {label} | {s:.2f} | {s / joint:.2f} | {units} | {steps} |")
+    joint = next(r[1] for r in rows if r[0] == "joint")
+    print(f"\n{machine()}; epoch clock: {args.clock}; load average at the end {os.getloadavg()[0]:.1f}\n\n"
+          f"Command: `{command_line()}`\n")
+    print("| method | s/epoch (median) | ×joint | training units (last epoch) | optimizer steps (last epoch) "
+          "| valuation or recording s/epoch (wall, median) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, s, units, steps, val in sorted(rows, key=lambda r: r[1]):
+        print(f"| {label} | {s:.2f} | {s / joint:.2f} | {units} | {steps} | {'' if math.isnan(val) else f'{val:.2f}'} |")
 
 
 if __name__ == "__main__":

@@ -141,9 +141,14 @@ class Resampler:
         """Distinct storage rows of the training set (sorted, CPU): the samples a plan draws from."""
         return torch.unique(self._data(dataset).rows.cpu())
 
+    def rows_to_value(self, dataset: Dataset, epoch: int = 0) -> Tensor:
+        """Storage rows of ``dataset`` that :meth:`value` values at ``epoch`` (every candidate row;
+        the modality-level subset Z)."""
+        return self.candidate_rows(dataset)
+
     def value(self, model: torch.nn.Module, dataset: Dataset, epoch: int = 0) -> ValuationTable:
         """Value the training samples this schedule needs at ``epoch`` (one inference pass)."""
-        raise NotImplementedError
+        return self.value_rows(model, dataset, self.rows_to_value(dataset, epoch))
 
     def plan(self, table: ValuationTable, dataset: Dataset | None = None, epoch: int = 0) -> ResamplingPlan:
         """The plan from a valuation ``table`` (``dataset``/``epoch``: candidates and draws, modality-level)."""
@@ -202,9 +207,6 @@ class SampleLevelResampler(Resampler):
         self.thresholds = check_thresholds(thresholds, max_copies)
         self.max_copies = int(max_copies)
 
-    def value(self, model: torch.nn.Module, dataset: Dataset, epoch: int = 0) -> ValuationTable:
-        return self.value_rows(model, dataset, self.candidate_rows(dataset))
-
     def plan(self, table: ValuationTable, dataset: Dataset | None = None, epoch: int = 0) -> ResamplingPlan:
         self.extra = {}
         return sample_level_plan(table.phi.cpu(), table.index.cpu(), self.thresholds, self.max_copies,
@@ -241,8 +243,8 @@ class ModalityLevelResampler(Resampler):
         z = subset_for_valuation(len(rows), self.part_ratio, epoch_generator(self.seed, epoch, SALT_SUBSET))
         return rows[z]
 
-    def value(self, model: torch.nn.Module, dataset: Dataset, epoch: int = 0) -> ValuationTable:
-        return self.value_rows(model, dataset, self.subset(dataset, epoch))
+    def rows_to_value(self, dataset: Dataset, epoch: int = 0) -> Tensor:
+        return self.subset(dataset, epoch)
 
     def plan(self, table: ValuationTable, dataset: Dataset | None = None, epoch: int = 0) -> ResamplingPlan:
         if dataset is None:

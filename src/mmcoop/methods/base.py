@@ -220,6 +220,19 @@ class Method:
         self.options = options if options is not None else self.Options()
 
     @classmethod
+    def variant_to_options(cls, variant: str) -> dict[str, Any]:
+        """Options selected by the short variant ``variant`` (``compare --methods name:variant``);
+        default: ``{variant_option: variant}``. Override for variants that set several options."""
+        if cls.variant_option is None:
+            raise ConfigError(f"method {cls.name!r} has no variants; write it without ':{variant}'")
+        return {cls.variant_option: variant}
+
+    @classmethod
+    def variant_label(cls, options: dict[str, Any]) -> str | None:
+        """The variant shown in run names for ``options`` (default: the :attr:`variant_option` value)."""
+        return None if cls.variant_option is None else options.get(cls.variant_option)
+
+    @classmethod
     def from_dict(cls, options: dict[str, Any] | None) -> "Method":
         """Build from a config dict; unknown keys raise :class:`ConfigError` listing the valid ones."""
         options = dict(options or {})
@@ -349,15 +362,12 @@ def variant_options(name: str, variant: str) -> dict[str, Any]:
     cls = METHODS.get(name)
     if not variant:
         return {}
-    if cls.variant_option is None:
-        raise ConfigError(f"method {name!r} has no variants; write it without ':{variant}'")
-    return {cls.variant_option: variant}
+    return cls.variant_to_options(variant)
 
 
 def variant_of(name: str, options: dict[str, Any]) -> str | None:
     """The variant value set in ``options`` for method ``name`` (for run names), if any."""
-    key = METHODS.get(name).variant_option
-    return None if key is None else options.get(key)
+    return METHODS.get(name).variant_label(options)
 
 
 def build_method(name: str, options: dict[str, Any] | None = None) -> Method:

@@ -43,6 +43,7 @@ from torch import Tensor
 
 from mmcoop.data.base import Batch, MultimodalDataset
 from mmcoop.enhance.execute import EXECUTIONS, NORMALIZATIONS, check_choice, weighted_unit_loss
+from mmcoop.enhance.online import OnlineRecorder
 from mmcoop.enhance.plans import ResamplingPlan
 from mmcoop.enhance.resampler import Resampler
 from mmcoop.errors import ConfigError, MMCoopError
@@ -51,8 +52,10 @@ from mmcoop import valuation as _valuation
 from mmcoop.utils.dist import all_gather_objects, world_size
 from mmcoop.utils.metric_keys import CONTRIB, COPIES, modality_key
 
-__all__ = ["EXECUTIONS", "NORMALIZATIONS", "ResamplingMethod", "ResamplingOptions", "check_choice", "train_rows",
+__all__ = ["EXECUTIONS", "NORMALIZATIONS", "VALUATIONS", "ResamplingMethod", "ResamplingOptions", "check_choice", "train_rows",
            "weighted_unit_loss"]
+
+VALUATIONS: tuple[str, ...] = ("pass", "online")
 
 
 @dataclass
@@ -75,6 +78,10 @@ class ResamplingOptions(MethodOptions):
         valuation_batch_size: batch size of the valuation passes; ``None`` (default) = the
             run's ``train.eval_batch_size`` (an inference pass like evaluation; on CPU,
             batches of 64-128 valued avmnist about twice as fast as 512).
+        valuation: ``pass`` (the paper: an eval-mode pass over the training set at the start
+            of each planned epoch) or ``online`` (coalition values recorded from the training
+            pass's own features during the previous epoch, :mod:`mmcoop.enhance.online`;
+            no second pass; a plan with no previous epoch, ``warmup: 0``, uses the pass).
     """
 
     warmup: int = 5
@@ -83,6 +90,7 @@ class ResamplingOptions(MethodOptions):
     value: str = "paper"
     valuation_every: int = 1
     valuation_batch_size: Optional[int] = None
+    valuation: str = "pass"
 
     def __post_init__(self) -> None:
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
@@ -90,6 +98,7 @@ class ResamplingOptions(MethodOptions):
         check_choice("execution", self.execution, EXECUTIONS)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
         check_choice("value", self.value, tuple(_valuation.VALUE_FUNCTIONS.names()))
+        check_choice("valuation", self.valuation, VALUATIONS)
         if isinstance(self.valuation_every, bool) or not isinstance(self.valuation_every, int) or self.valuation_every < 1:
             raise ConfigError(f"method_options.valuation_every must be an integer >= 1; got {self.valuation_every!r}")
         if self.valuation_batch_size is not None and int(self.valuation_batch_size) < 1:
@@ -110,6 +119,26 @@ class ResamplingMethod(Method):
     variant_option = "execution"
     options: ResamplingOptions
 
+    @classmethod
+    def variant_to_options(cls, variant: str) -> dict[str, Any]:
+        """``weighted``, ``online``, ``weighted+online``, ``duplicate+pass``...: an execution
+        and/or a valuation mode, joined by ``+``."""
+        out: dict[str, Any] = {}
+        for part in variant.split("+"):
+            key = "execution" if part in EXECUTIONS else "valuation" if part in VALUATIONS else None
+            if key is None or key in out:
+                raise ConfigError(
+                    f"method variant {cls.name}:{variant} is not valid; give an execution ({', '.join(EXECUTIONS)}) "
+                    f"and/or a valuation ({', '.join(VALUATIONS)}), joined by '+', e.g. {cls.name}:weighted+online"
+                )
+            out[key] = part
+        return out
+
+    @classmethod
+    def variant_label(cls, options: dict[str, Any]) -> str | None:
+        parts = [str(options[k]) for k in ("execution", "valuation") if options.get(k)]
+        return "+".join(parts) or None
+
     def __init__(self, options: ResamplingOptions | None = None) -> None:
         super().__init__(options)
         self.plan: ResamplingPlan | None = None
@@ -118,6 +147,7 @@ class ResamplingMethod(Method):
         self.num_samples: int = 0  # storage rows of the training split the plan refers to
         self._copies: Tensor | None = None  # int64 [N_storage, M], weighted execution
         self.resampler: Resampler | None = None
+        self._online = OnlineRecorder(self.options.value) if self.options.valuation == "online" else None
 
     def skips_encoders(self) -> bool:
         """``duplicate``: a batch of units may keep no row of some modality (its encoder does not run);
@@ -153,7 +183,11 @@ class ResamplingMethod(Method):
         """Value storage ``rows`` of the training split (eval mode); returns ``(table, seconds)``.
 
         Under DDP each rank values ``1/W`` of the rows and all ranks get the whole table.
+        With ``valuation: online`` the table comes from the records of the previous epoch
+        (no pass; seconds = those spent recording).
         """
+        if self._online is not None and self._online.has_records(ctx.epoch - 1):
+            return self._online.table(rows, list(ctx.train_data.modalities)), float(self._online.committed["seconds"])
         r = self._resampler(ctx)
         with ctx.autocast():  # the run's precision (bf16 valuation under train.amp=bf16)
             table = r.value_rows(ctx.model, ctx.train_data, rows)
@@ -163,13 +197,13 @@ class ResamplingMethod(Method):
         """Valuate and plan for ``ctx.epoch``: ``(plan, valuation table, extra stats)``.
 
         Under DDP each rank values ``1/W`` of the rows and all ranks get the whole table,
-        so every rank builds the same plan.
+        so every rank builds the same plan. With ``valuation: online`` the table comes from
+        the records of the previous epoch (no pass; seconds = those spent recording).
         """
         r = self._resampler(ctx)
-        with ctx.autocast():  # the run's precision (bf16 valuation under train.amp=bf16)
-            table = r.value(ctx.model, ctx.train_data, ctx.epoch)  # unwraps DDP/compile wrappers itself
+        table, seconds = self.valuate(ctx, r.rows_to_value(ctx.train_data, ctx.epoch))
         plan = r.plan(table, ctx.train_data, ctx.epoch)
-        return plan, table, {"time_valuation_s": r.last_seconds, **r.extra}
+        return plan, table, {"time_valuation_s": seconds, **r.extra}
 
     # -- hooks ----------------------------------------------------------------------------
     def setup(self, ctx: MethodContext) -> None:
@@ -178,6 +212,12 @@ class ResamplingMethod(Method):
         self.resampler = self.make_resampler(ctx, **self.resampler_options(ctx))
 
     def on_epoch_start(self, ctx: MethodContext) -> None:
+        if self._online is not None:  # online: record this epoch when the next one plans anew
+            nxt = ctx.epoch + 1 - self.options.warmup
+            if nxt >= 0 and nxt % self.options.valuation_every == 0:
+                self._online.start(ctx.train_data.num_samples, ctx.epoch)
+            else:
+                self._online.stop()
         if ctx.epoch < self.options.warmup:  # plain joint training
             self.plan, self.plan_epoch, self._copies = None, -1, None
             ctx.log["train_size"] = len(ctx.train_data)
@@ -211,6 +251,15 @@ class ResamplingMethod(Method):
         table.info.update({"epoch": ctx.epoch, "method": self.name})
         ctx.after_valuation(table, plan)  # an event for the loop's callbacks (the run writes the parquet)
 
+    def after_backward(self, ctx: MethodContext, batch: Batch, feats: Tensor, logits: Tensor) -> None:
+        if self._online is not None and self._online.recording:  # the originals' coalition values
+            with ctx.autocast():
+                self._online.record(ctx.model, feats, batch["label"], batch["index"], batch["keep"], batch)
+
+    def on_epoch_end(self, ctx: MethodContext) -> None:
+        if self._online is not None:
+            self._online.commit()  # gathered over ranks; checkpointed with this epoch
+
     def _set_plan(self, plan: ResamplingPlan, epoch: int, num_samples: int) -> None:
         self.plan, self.plan_epoch, self.num_samples = plan, epoch, int(num_samples)
         self._copies = plan.copies_per_sample(num_samples) if self.options.execution == "weighted" else None
@@ -239,10 +288,13 @@ class ResamplingMethod(Method):
             "plan_epoch": self.plan_epoch,
             "stats": dict(self.stats),
             "num_samples": self.num_samples,
+            **({"online": self._online.state_dict()} if self._online is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.stats = dict(state.get("stats", {}))
+        if self._online is not None:
+            self._online.load_state_dict(state.get("online", {}))
         if state.get("plan") is None:
             self.plan, self.plan_epoch, self._copies = None, -1, None
             return
