@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import torch
-from _helpers import tiny_data
+from _helpers import ValuationEvents, tiny_data
 from _runs import strip_times, tiny_cfg
 from torch import nn
 
@@ -49,11 +49,19 @@ def train_frozen(name: str, options: dict[str, Any], data: MultimodalDataset, ep
     config = TrainConfig(epochs=epochs, batch_size=batch_size, eval_batch_size=batch_size, progress=False,
                          device="cpu", amp=amp)
     method = build_method(name, options)
-    trainer = Trainer(plain_model(data), method, DatasetSplits("tiny", data, data, data), config, seed=3)
+    valuations = ValuationEvents()  # the tables travel as after_valuation events
+    trainer = Trainer(plain_model(data), method, DatasetSplits("tiny", data, data, data), config, seed=3,
+                      callbacks=[valuations])
     for group in trainer.optimizer.param_groups:
         group["lr"] = 0.0
     records: list[dict[str, Any]] = []
-    trainer.fit(lambda r, t: records.append(r))
+
+    def on_epoch_end(record: dict[str, Any], t: Trainer) -> None:
+        if t.epoch in valuations.tables:
+            record["valuation_table"] = valuations.tables.pop(t.epoch)[0]
+        records.append(record)
+
+    trainer.fit(on_epoch_end)
     return records
 
 
