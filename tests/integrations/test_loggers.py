@@ -67,6 +67,11 @@ def test_tensorboard_event_files_hold_the_documented_scalars(tmp_path: Path) -> 
     assert {"phi/m0", "phi/m1"} <= set(acc.Tags()["histograms"])
     hist = acc.Histograms("phi/m0")[0].histogram_value
     assert hist.num == 48  # one phi per training sample
+    # the event files are mmcoop's: --overwrite replaces the run instead of refusing
+    res = runner.invoke(app, ["train", *TINY_ARGS, "--epochs", "1", "--out-dir", str(tmp_path), "--name", "tb",
+                              "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert not (run / "tensorboard").exists()
 
 
 def read_wandb_history(path: str) -> list[dict]:
@@ -112,6 +117,9 @@ def test_wandb_offline_run_holds_the_same_scalars(tmp_path: Path, monkeypatch: p
         assert documented_tags() <= set(row)
         assert row == {**row, **scalars(rec)}  # every scalar of the epoch, same value
         assert sum(row["phi/m0/values"]) == 48  # the histogram of the epoch's valuation: one phi per sample
+    again = tiny_cfg(tmp_path, "wb", train={"epochs": 1})
+    run_experiment(again, overwrite=True)  # the wandb folders are mmcoop's: replaced, not refused
+    assert not (cfg.run_dir / "wandb").exists()
 
 
 def test_csv_logger_and_resume_keeps_rows(tmp_path: Path) -> None:
@@ -125,6 +133,8 @@ def test_csv_logger_and_resume_keeps_rows(tmp_path: Path) -> None:
     recs = metrics(cfg.run_dir)
     assert [float(r["loss/train"]) for r in rows] == pytest.approx([r["train_loss"] for r in recs])
     assert (cfg.run_dir / "metrics.jsonl").is_file()  # jsonl is written even when not listed
+    run_experiment(cfg, overwrite=True)  # metrics.csv is mmcoop's: replaced, not refused
+    assert [r["epoch"] for r in csv.DictReader((cfg.run_dir / "metrics.csv").open())] == ["1"]
 
 
 def test_missing_package_gives_one_clear_message(tmp_path: Path) -> None:

@@ -42,6 +42,25 @@ def test_owned_and_foreign_entries(tmp_path):
                                        "report.html", ".config.yaml.x1.mmcoop.tmp"}
 
 
+def test_logger_outputs_are_owned_but_user_files_beside_them_are_not(tmp_path):
+    """train.loggers write metrics.csv, tensorboard/ event files and wandb/ run folders: --overwrite
+    may replace them; a user's file among them makes the folder foreign."""
+    (tmp_path / "metrics.csv").write_text("epoch\n1\n")
+    (tmp_path / "tensorboard").mkdir()
+    (tmp_path / "tensorboard" / "events.out.tfevents.1.host.1.0").write_bytes(b"x")
+    run = tmp_path / "wandb" / "offline-run-20261202_120000-abc"
+    run.mkdir(parents=True)
+    (run / "run-abc.wandb").write_bytes(b"x")
+    (tmp_path / "wandb" / "latest-run").symlink_to(run)
+    (tmp_path / "wandb" / "debug.log").write_text("x")
+    owned, foreign = split_run_entries(tmp_path)
+    assert foreign == [] and {p.name for p in owned} == {"metrics.csv", "tensorboard", "wandb"}
+    (tmp_path / "tensorboard" / "my_plot.png").write_bytes(b"x")
+    (tmp_path / "wandb" / "notes.md").write_text("x")
+    owned, foreign = split_run_entries(tmp_path)
+    assert foreign == ["tensorboard/my_plot.png", "wandb/notes.md"] and {p.name for p in owned} == {"metrics.csv"}
+
+
 def test_checkpoint_fingerprint(tmp_path):
     assert checkpoint_fingerprint(tmp_path) is None
     path = tmp_path / "checkpoints" / "best.pt"

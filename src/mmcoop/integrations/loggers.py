@@ -41,7 +41,7 @@ from mmcoop.train.callbacks import Callback
 from mmcoop.train.distributed import is_main
 from mmcoop.utils.io import atomic_write_text
 from mmcoop.utils.registry import Registry
-from mmcoop.utils.rundir import append_metrics
+from mmcoop.utils.rundir import METRICS_CSV, TENSORBOARD_DIR, WANDB_DIR, append_metrics
 
 #: metrics-record key -> scalar tag; keys ending in ``_`` are prefixes followed by a modality name.
 SCALAR_TAGS: tuple[tuple[str, str], ...] = (
@@ -171,7 +171,7 @@ class CsvLogger(Logger):
     def __init__(self, log_dir: str | os.PathLike, config: dict[str, Any] | None = None) -> None:
         super().__init__(log_dir, config)
         self.rows: list[dict[str, float]] = []
-        self.path = self.log_dir / "metrics.csv"
+        self.path = self.log_dir / METRICS_CSV
         if self.path.is_file():  # resumed: keep the epochs already logged
             with self.path.open(newline="", encoding="utf-8") as f:
                 self.rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
@@ -200,7 +200,7 @@ class TensorBoardLogger(Logger):
         self.check_available()
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(self.log_dir / "tensorboard"))
+        self.writer = SummaryWriter(log_dir=str(self.log_dir / TENSORBOARD_DIR))
 
     def log_scalars(self, values: dict[str, float], step: int) -> None:
         for tag, v in values.items():
@@ -230,7 +230,7 @@ class WandbLogger(Logger):
         import wandb
 
         self.wandb = wandb
-        (self.log_dir / "wandb").parent.mkdir(parents=True, exist_ok=True)
+        (self.log_dir / WANDB_DIR).parent.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
             dir=str(self.log_dir), project=os.environ.get("WANDB_PROJECT", "mmcoop"), name=self.log_dir.name,
             config=self.config, mode=os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]

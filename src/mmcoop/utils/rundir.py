@@ -56,6 +56,9 @@ LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 VALUATION_DIR = "valuation"
 VALUATION_SUFFIX = ".parquet"
+METRICS_CSV = "metrics.csv"  # train.loggers: csv
+TENSORBOARD_DIR = "tensorboard"  # train.loggers: tensorboard (event files)
+WANDB_DIR = "wandb"  # train.loggers: wandb (the offline run folders wandb.init writes)
 #: A directory holding any of these is a run directory (:func:`is_run_dir`, for reading).
 RUN_FILES: tuple[str, ...] = (CONFIG_FILE, METRICS_FILE, RESULTS_FILE)
 COMPARE_CSV = "compare.csv"

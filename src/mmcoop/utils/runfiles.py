@@ -24,8 +24,9 @@ from typing import Any, Mapping
 
 from mmcoop.utils.lock import LOCK_NAME
 from mmcoop.utils.rundir import (
-    BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, DATASET_FILE, LAST_CHECKPOINT, METRICS_FILE, PLOTS_DIR,
-    REPORT_FILE, RESULTS_FILE, RESUMES_FILE, RUN_MARKER, VALUATION_DIR, VALUATION_META_KEY, RunPaths,
+    BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, DATASET_FILE, LAST_CHECKPOINT, METRICS_CSV, METRICS_FILE,
+    PLOTS_DIR, REPORT_FILE, RESULTS_FILE, RESUMES_FILE, RUN_MARKER, TENSORBOARD_DIR, VALUATION_DIR,
+    VALUATION_META_KEY, WANDB_DIR, RunPaths,
     decode_valuation_meta, list_valuations, parse_valuation_name,
 )
 
@@ -33,12 +34,19 @@ from mmcoop.utils.rundir import (
 #: Top-level files of a run directory that mmcoop writes (``--overwrite`` may delete them).
 RUN_OWNED_FILES: frozenset[str] = frozenset({
     RUN_MARKER, LOCK_NAME, CONFIG_FILE, DATASET_FILE, METRICS_FILE, RESULTS_FILE, RESUMES_FILE, REPORT_FILE,
+    METRICS_CSV,
 })
 #: Which names inside mmcoop's sub-folders are mmcoop's (a user file there is never deleted).
 _OWNED_IN: dict[str, Any] = {
     CHECKPOINT_DIR: lambda p: p.name in (LAST_CHECKPOINT, BEST_CHECKPOINT),
     VALUATION_DIR: lambda p: parse_valuation_name(p.name) is not None and _is_valuation_parquet(p),
     PLOTS_DIR: lambda p: p.suffix == ".png",  # the report's folder: it replaces its PNGs
+    TENSORBOARD_DIR: lambda p: p.name.startswith("events.out.tfevents."),  # the tensorboard logger's
+}
+#: Folders written by a library mmcoop calls (wandb), whose entries may be folders and links: the
+#: names wandb gives them (an entry with another name is the user's).
+_OWNED_TREES: dict[str, Any] = {
+    WANDB_DIR: lambda name: re.match(r"(offline-run-|run-|latest-run$|debug)", name) is not None,
 }
 #: The suffix of mmcoop's temporary files (:data:`mmcoop.utils.io.TEMP_SUFFIX`).
 _TEMP_SUFFIX = ".mmcoop.tmp"
@@ -88,6 +96,12 @@ def split_run_entries(run_dir: str | os.PathLike) -> tuple[list[Path], list[str]
             bad = [f"{entry.name}/{c.name}" + ("/" if c.is_dir() and not c.is_symlink() else "")
                    for c in sorted(entry.iterdir())
                    if c.is_symlink() or not c.is_file() or not (_is_temp(c) or _OWNED_IN[entry.name](c))]
+            if bad:
+                foreign += bad
+            else:
+                owned.append(entry)
+        elif entry.is_dir() and entry.name in _OWNED_TREES:
+            bad = [f"{entry.name}/{c.name}" for c in sorted(entry.iterdir()) if not _OWNED_TREES[entry.name](c.name)]
             if bad:
                 foreign += bad
             else:
