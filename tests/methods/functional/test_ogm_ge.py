@@ -79,7 +79,8 @@ def test_coefficient_laws(scores: list[float], alpha: float) -> None:
     assert bool(((k >= 0) & (k <= 1)).all())
     assert float(k[int(s.argmin())]) == 1.0  # the weakest modality is never slowed down
     order = torch.argsort(s)
-    assert bool((k[order][1:] <= k[order][:-1] + 1e-12).all())  # stronger -> smaller coefficient
+    # stronger -> smaller coefficient; the ratios are float32 sums, so tied scores agree to its rounding
+    assert bool((k[order][1:] <= k[order][:-1] + 1e-6).all())
     if len(scores) == 2:  # the official two-modality if/else (with the eps guard)
         a, v = scores
         ra, rv = a / (v + 1e-5), v / (a + 1e-5)

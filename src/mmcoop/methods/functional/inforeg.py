@@ -61,7 +61,9 @@ def inforeg_coefficients(
     """
     s = scores.detach().double()
     m_tot = s.shape[0]
-    gap = s - (s.sum() - s) / (m_tot - 1)
+    # mean_{j != m} (s_m - s_j) from the pairwise differences: exactly 0 for tied scores (the
+    # form s_m - mean_{j != m} s_j can round a tie to a tiny positive gap and regulate it)
+    gap = (s[:, None] - s[None, :]).sum(1) / (m_tot - 1)
     k = torch.as_tensor(rate, dtype=torch.float64).expand(m_tot)
     b = torch.as_tensor(base, dtype=torch.float64).expand(m_tot)
     active = (gap > 0) & (k > threshold)
