@@ -319,6 +319,7 @@ def _with_identity(splits: DatasetSplits, clips: list[tuple[Path, int, str, int]
     for k in ("train", "val", "test"):
         ds = splits.split(k)
         src = ds.source
+        assert isinstance(src, TensorSource), type(src)  # MultimodalDataset(tensors...) holds a TensorSource
         clip, image = ds.extras["clip"].tolist(), ds.extras["image_index"].tolist()
         ids = [f"{clips[c][0].stem}/mnist_{i}" for c, i in zip(clip, image)]
         waves = _FsddWaves([str(clips[c][0]) for c in clip], length)

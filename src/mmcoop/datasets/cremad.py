@@ -28,6 +28,7 @@ train.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mmcoop.data.presets import (
     AUDIO_VISUAL,
@@ -45,7 +46,7 @@ from mmcoop.datasets._layout import (
     split_sources,
 )
 from mmcoop.datasets.paper import paper_dataset
-from mmcoop.media.clips import Clip, ClipSource, layout_error
+from mmcoop.media.clips import Clip, ClipSource, ModalityLoader, layout_error
 from mmcoop.media.frame_folders import FrameFolder
 from mmcoop.media.frames import EvalChoice, TrainChoice
 from mmcoop.media.prepare_spec import PrepareSpec, register_prepare_spec
@@ -65,7 +66,7 @@ AUDIO = "AudioWAV/{id}.wav"
 VISUAL = "Image-01-FPS/{id}"
 VAL_TAG = 0xC4E3
 #: OGM-GE CramedDataset: 22,050 Hz, 3 s (tile x3), n_fft 512, hop 353 -> [1, 257, 188].
-WAV = {"sample_rate": 22050, "window_s": 3.0, "tile_s": 3.0, "n_fft": 512, "hop_length": 353}
+WAV: dict[str, Any] = {"sample_rate": 22050, "window_s": 3.0, "tile_s": 3.0, "n_fft": 512, "hop_length": 353}
 
 
 @paper_dataset(NAME)
@@ -114,7 +115,7 @@ def load_cremad_sources(
         parts[split], infos[split] = keep_present(NAME, split, clips, path, LAYOUT, on_missing)
     parts["train"], parts["val"] = carve_val(parts["train"], val_fraction, seed, VAL_TAG)
     infos["val"] = {"carved_from": "train", "val_fraction": val_fraction, "seed": seed}
-    loaders = {
+    loaders: dict[str, ModalityLoader] = {
         "audio": WavSpectrogram("audio", LAYOUT, **WAV),
         "visual": FrameFolder("visual", LAYOUT, num_frames, image_size, train_frames, eval_frames, train_crop),
     }

@@ -43,7 +43,7 @@ from mmcoop.datasets._layout import (
     split_sources,
 )
 from mmcoop.datasets.paper import paper_dataset
-from mmcoop.media.clips import Clip, ClipSource, layout_error
+from mmcoop.media.clips import Clip, ClipSource, ModalityLoader, layout_error
 from mmcoop.media.frame_folders import FlowFolders, FrameFolder
 from mmcoop.media.frames import EvalChoice, TrainChoice
 from mmcoop.media.transforms import IMAGENET_MEAN, IMAGENET_STD, Crop
@@ -147,7 +147,7 @@ def load_ucf101_sources(
         parts[split], infos[split] = keep_present(NAME, split, clips, path, LAYOUT, on_missing)
     parts["train"], parts["val"] = carve_val(parts["train"], val_fraction, seed, VAL_TAG)
     infos["val"] = {"carved_from": "train", "val_fraction": val_fraction, "seed": seed}
-    loaders = {
+    loaders: dict[str, ModalityLoader] = {
         "rgb": FrameFolder("rgb", LAYOUT, num_frames, image_size, train_frames, eval_frames, train_crop,
                            mean=IMAGENET_MEAN, std=IMAGENET_STD),
         "flow": FlowFolders("flow", LAYOUT, num_frames, image_size, train_frames, eval_frames, train_crop,

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -47,6 +47,9 @@ from torch import Tensor, nn
 from mmcoop.utils.dist import all_gather_objects, all_gather_rows, world_size
 from mmcoop.valuation import ModalityValuator, ValuationTable, unwrap_model
 from mmcoop.valuation.values import ValueFunction
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mmcoop.models.protocol import MultimodalModel
 
 #: batch keys that are not per-sample extras
 _BATCH_KEYS = ("inputs", "label", "index", "keep")
@@ -104,7 +107,7 @@ class OnlineRecorder:
     def _valuator_for(self, model: nn.Module) -> ModalityValuator:
         net = unwrap_model(model)
         if self._valuator is None or self._valuator.model is not net:
-            self._valuator = ModalityValuator(net, self.value, self.empty)
+            self._valuator = ModalityValuator(cast("MultimodalModel", net), self.value, self.empty)
         return self._valuator
 
     @torch.no_grad()
@@ -205,8 +208,9 @@ class OnlineRecorder:
             "m": int(buf["phi"].shape[1]), "k": int(buf["values"].shape[1]), "masks": self._masks, "method": self._method,
         }
         ext_layout = {k: v.dtype for k, v in extras.items()}
-        metas = all_gather_objects((layout, ext_layout))
-        known = [lay for lay, _ in metas if lay is not None]  # type: ignore[misc]
+        metas = cast("list[tuple[dict[str, Any] | None, dict[str, torch.dtype]]]",
+                     all_gather_objects((layout, ext_layout)))  # every rank sends this same pair
+        known = [lay for lay, _ in metas if lay is not None]
         if not known:
             return None, {}
         lay = known[0]
@@ -223,7 +227,7 @@ class OnlineRecorder:
             }
         names: dict[str, torch.dtype] = {}
         for _, ext in metas:
-            for key, dtype in ext.items():  # type: ignore[union-attr]
+            for key, dtype in ext.items():
                 names.setdefault(key, dtype)
         seen = all_gather_rows(buf["seen"]).view(w, n)  # [W, N]
         first = seen.to(torch.uint8).argmax(0)  # lowest rank that saw each row (0 where none did)

@@ -114,8 +114,10 @@ def build_for(cfg: RunConfig, splits: DatasetSplits, probe: bool = True) -> nn.M
         check_model_size(build, key, options, cfg.train.device)
         seed_everything(cfg.seed)
         model = build()
-    if probe and (cfg.model.target or cfg.data is not None):
-        probe_model(model, splits, key if cfg.model.target else f"{key} on data.target={cfg.data.target!r}")
+    if probe and cfg.model.target:
+        probe_model(model, splits, key)
+    elif probe and cfg.data is not None:
+        probe_model(model, splits, f"{key} on data.target={cfg.data.target!r}")
     return model
 
 
@@ -267,7 +269,8 @@ def resume_experiment(
     lock = _on_main(lambda: open_run_dir(run_dir))
     try:
         fresh = load_commit(run_dir, trust)  # under the lock: the commit a finished writer left
-        if (fresh is None) != (state is None) or (fresh is not None and int(fresh["epoch"]) != int(state["epoch"])):
+        moved = fresh is not None and state is not None and int(fresh["epoch"]) != int(state["epoch"])
+        if (fresh is None) != (state is None) or moved:
             state = fresh
             cfg, applied = _resolve_resume(run_dir, state, changes, config, sources)
 

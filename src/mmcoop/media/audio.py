@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import wave
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -157,7 +158,13 @@ def log_spectrogram(
     return torch.cat(outs)
 
 
-KAISER_BEST = {"num_zeros": 32, "rolloff": 0.9475937167399596, "beta": 14.769656459379492}
+class _KaiserParams(TypedDict):
+    num_zeros: int
+    rolloff: float
+    beta: float
+
+
+KAISER_BEST: _KaiserParams = {"num_zeros": 32, "rolloff": 0.9475937167399596, "beta": 14.769656459379492}
 
 
 def resample(x: np.ndarray, orig_rate: int, new_rate: int, num_zeros: int = KAISER_BEST["num_zeros"],

@@ -75,7 +75,8 @@ def decode_clip(path: str | os.PathLike, sample_rate: int, pick: Callable[[int, 
         fps = float(rate) if rate else 0.0
         if fps <= 0:
             raise DataError(f"video {path} reports no frame rate")
-        vpk, apk = [], []  # PyAV ends each stream with an empty packet that flushes its decoder
+        vpk: list[Any] = []  # PyAV ends each stream with an empty packet that flushes its decoder
+        apk: list[Any] = []
         try:
             for pkt in container.demux(vs, ast):
                 (vpk if pkt.stream.type == "video" else apk).append(pkt)
@@ -105,7 +106,7 @@ def decode_clip(path: str | os.PathLike, sample_rate: int, pick: Callable[[int, 
             for i in wanted - set(got):
                 got[i] = fill
         try:
-            chunks = []
+            chunks: list[np.ndarray] = []
             resampler = None
             for pkt in apk:
                 for fr in pkt.decode():

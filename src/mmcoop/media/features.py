@@ -17,7 +17,7 @@ follow the older reflect padding of the official code they cite.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, overload
 
 import torch
 from torch import Tensor
@@ -29,6 +29,14 @@ from mmcoop.utils.registry import Registry
 Spectrogram = Callable[..., Tensor]
 #: spectrogram name -> ``fn(wave [..., L], sample_rate=...) -> Tensor``.
 SPECTROGRAMS: Registry[Spectrogram] = Registry("spectrogram")
+
+
+@overload
+def _hz_to_mel(f: Tensor) -> Tensor: ...
+
+
+@overload
+def _hz_to_mel(f: float) -> float: ...
 
 
 def _hz_to_mel(f: Tensor | float) -> Tensor | float:

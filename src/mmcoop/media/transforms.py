@@ -251,9 +251,9 @@ def transform_group(images: Sequence[Image.Image], size: int, train: bool, gen: 
     w0, h0 = images[0].size
     if train and crop == "random-resized":
         top, left, h, w = resized_crop_params(w0, h0, gen)
-        out = [im.crop((left, top, left + w, top + h)).resize((size, size), Image.BILINEAR) for im in images]
+        out = [im.crop((left, top, left + w, top + h)).resize((size, size), Image.Resampling.BILINEAR) for im in images]
     else:
-        out = [im.resize((size, size), Image.BILINEAR) for im in images]
+        out = [im.resize((size, size), Image.Resampling.BILINEAR) for im in images]
     if train and flip and bool(torch.rand(1, generator=gen).item() < 0.5):
-        out = [im.transpose(Image.FLIP_LEFT_RIGHT) for im in out]
+        out = [im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for im in out]
     return [np.array(im, dtype=np.uint8).reshape(size, size, -1) for im in out]

@@ -187,7 +187,10 @@ class ResamplingMethod(Method):
         (no pass; seconds = those spent recording).
         """
         if self._online is not None and self._online.has_records(ctx.epoch - 1):
-            return self._online.table(rows, list(ctx.train_data.modalities)), float(self._online.committed["seconds"])
+            recorded = self._online.table(rows, list(ctx.train_data.modalities))
+            committed = self._online.committed
+            assert committed is not None  # has_records() is true
+            return recorded, float(committed["seconds"])
         r = self._resampler(ctx)
         with ctx.autocast():  # the run's precision (bf16 valuation under train.amp=bf16)
             table = r.value_rows(ctx.model, ctx.train_data, rows)

@@ -150,7 +150,7 @@ def _view_data(view: View, modalities: Sequence[str], k: int) -> tuple[dict[str,
 
 def _render_kinds(splits: DatasetSplits) -> dict[str, str]:
     """Modality -> kind to draw it as: the spec's kind, or the dataset's ``info["render"]`` override."""
-    over = splits.info.get("render") if isinstance(splits.info.get("render"), Mapping) else {}
+    over = r if isinstance(r := splits.info.get("render"), Mapping) else {}
     return {s.name: str(over.get(s.name, s.kind)) for s in splits.specs}
 
 
@@ -216,7 +216,8 @@ def build_explorer(
     if not views:
         return Explorer("", [])
     notes: list[str] = [] if data_note is None else [data_note]
-    data_views, need = [], {}
+    data_views: list[dict[str, Any]] = []
+    need: dict[str, dict[str, int]] = {}
     for v in views:
         d, shown = _view_data(v, modalities, k)
         data_views.append(d)

@@ -224,9 +224,9 @@ def _kv(d: Mapping[str, Any]) -> str:
 def _config_rows(run: RunData) -> list[dict[str, Any]]:
     """What the run really used: a user's model/data target and its options, else the built-in's settings."""
     c = run.config
-    train = c.get("train") if isinstance(c.get("train"), dict) else {}
-    model = c.get("model") if isinstance(c.get("model"), dict) else {}
-    data = c.get("data") if isinstance(c.get("data"), dict) else {}
+    train = v if isinstance(v := c.get("train"), dict) else {}
+    model = v if isinstance(v := c.get("model"), dict) else {}
+    data = v if isinstance(v := c.get("data"), dict) else {}
     if model.get("target"):  # a user builder: name/dim/fusion are unused defaults
         model_text = f"{model['target']} (your code)" + (f"; {_kv(model['options'])}" if model.get("options") else "")
     elif model:

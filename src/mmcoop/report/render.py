@@ -72,7 +72,7 @@ def png_data_uri(pixels: np.ndarray, max_side: int = THUMB_MAX, min_height: int 
     scale = min(scale, max_side / side)
     if scale != 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        img = img.resize(size, Image.NEAREST if scale > 1 else Image.BILINEAR)
+        img = img.resize(size, Image.Resampling.NEAREST if scale > 1 else Image.Resampling.BILINEAR)
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import torch
 from torch import Tensor, nn
@@ -149,11 +149,12 @@ def modality_logits(model: nn.Module, feats: Tensor) -> Tensor:
 
 def require_modalities(model: nn.Module, method: str, exactly: int | None = None) -> int:
     """Number of modalities ``M``; :class:`ConfigError` unless ``M >= 2`` (or ``M == exactly``)."""
-    m = len(model.modalities)
+    names = cast("list[str]", model.modalities)  # torch types nn.Module attributes as Tensor | Module
+    m = len(names)
     if exactly is not None and m != exactly:
         raise ConfigError(
             f"method {method!r} is defined for exactly {exactly} modalities; the data has {m} "
-            f"({', '.join(model.modalities)}): pick another method or a {exactly}-modality dataset"
+            f"({', '.join(names)}): pick another method or a {exactly}-modality dataset"
         )
     if m < 2:
         raise ConfigError(f"method {method!r} balances several modalities; the data has only {m}")
@@ -176,7 +177,7 @@ def linear_head_slices(model: nn.Module) -> tuple[nn.Parameter, Callable[[Tensor
     head = getattr(model, "head", None)
     if isinstance(head, ConcatFusion):
         c, m, d = head.num_classes, head.num_modalities, head.dim
-        return head.fc.weight, lambda t: t.view(c, m, d).transpose(0, 1)
+        return cast(nn.Parameter, head.fc.weight), lambda t: t.view(c, m, d).transpose(0, 1)
     if isinstance(head, SumFusion):
         return head.weight, lambda t: t
     return None
