@@ -41,6 +41,10 @@ def test_every_method_checkpoint_loads_weights_only(tmp_path, name):
     opts = {"modality": "m0"} if name == "unimodal" else {}
     if name in ("sample-level", "modality-level"):
         opts["warmup"] = 1  # the plan is in the state from epoch 1 on
+    if name == "opm":
+        opts["modulation_starts"] = 0  # active within the 2 epochs (else refused as a no-op)
+    if name == "relearning":  # first re-initialisation at the start of (0-based) epoch 2: in the resumed epoch
+        opts.update(reinit_epoch=1, allow_noop=True)
     r = run_experiment(tiny_cfg(tmp_path, method=name, method_options=opts, train={"epochs": 2}))
     for which in ("last", "best"):
         state = torch.load(r.run_dir / "checkpoints" / f"{which}.pt", weights_only=True)

@@ -190,7 +190,9 @@ def test_table_and_report_use_the_schema(tmp_path: Path) -> None:
     assert meta is not None and meta["format"] == rundir.VALUATION_FORMAT and meta["info"] == {"epoch": 2}
     cols = valuation_columns(table.modalities, table.coalitions, ["degraded"], values=True, stderr=False)
     assert meta["columns"] == cols
-    assert pf.column_names == list(rundir.FIXED_COLUMNS) + [c for g in cols.values() for c in g]
+    identity = [c for c in rundir.IDENTITY_COLUMNS if c in pf.column_names]  # split/degraded only where known
+    assert identity[:1] == ["sample_id"]
+    assert pf.column_names == list(rundir.FIXED_COLUMNS) + [c for g in cols.values() for c in g] + identity
     df = read_valuation(splits["test"])
     assert df.attrs["modalities"] == ["audio", "visual"] and df.attrs["meta"] == meta
     run = load_run_dir(paths.root)

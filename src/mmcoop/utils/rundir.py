@@ -410,6 +410,9 @@ VALUATION_META_KEY = b"mmcoop.valuation"
 VALUATION_FORMAT = 1
 #: Columns every valuation file starts with.
 FIXED_COLUMNS: tuple[str, ...] = ("index", "label", "fused_pred")
+#: The sample's identity, written after every other column (``split`` and ``degraded_modality``
+#: only where known): the stable id, the split it was valued on, the degraded modality (debiased data).
+IDENTITY_COLUMNS: tuple[str, ...] = ("sample_id", "split", "degraded_modality")
 PHI_PREFIX, PRED_PREFIX, VALUE_PREFIX, STDERR_PREFIX = "phi_", "pred_", "value_", "stderr_"
 
 

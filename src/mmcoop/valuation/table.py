@@ -22,6 +22,7 @@ from torch import Tensor
 
 from mmcoop.utils.io import atomic_write_bytes
 from mmcoop.utils.rundir import (
+    IDENTITY_COLUMNS,
     VALUATION_FORMAT,
     VALUATION_META_KEY,
     decode_valuation_meta,
@@ -30,9 +31,6 @@ from mmcoop.utils.rundir import (
 )
 from mmcoop.valuation.coalitions import coalition_masks, coalition_names, find_coalition
 
-
-#: Columns the parquet/pandas form adds after the extras (the sample's identity; not extras).
-IDENTITY_COLUMNS: tuple[str, ...] = ("sample_id", "split", "degraded_modality")
 
 
 def _np(t: Tensor) -> np.ndarray:
