@@ -80,8 +80,10 @@ class Timing:
 
     def __str__(self) -> str:
         inner = f" x{self.inner} calls each" if self.inner > 1 else ""
-        return (f"{self.name}: median {self.median:.4f}s  min {self.min:.4f}s  "
-                f"(n={len(self.times)}{inner}, spread {self.spread:.0%})")
+        return (
+            f"{self.name}: median {self.median:.4f}s  min {self.min:.4f}s  "
+            f"(n={len(self.times)}{inner}, spread {self.spread:.0%})"
+        )
 
 
 def _timed_calls(fn: Callable[[], Any], n: int, device: torch.device | str | None) -> float:
@@ -94,7 +96,11 @@ def _timed_calls(fn: Callable[[], Any], n: int, device: torch.device | str | Non
 
 
 def bench(
-    fn: Callable[[], Any], repeats: int = 5, warmup: int = 1, device: torch.device | str | None = None, name: str = "",
+    fn: Callable[[], Any],
+    repeats: int = 5,
+    warmup: int = 1,
+    device: torch.device | str | None = None,
+    name: str = "",
     min_sample_s: float = 0.0,
 ) -> Timing:
     """Call ``fn`` ``warmup`` times, then time ``repeats`` samples (see :func:`bench_interleaved`)."""
@@ -158,8 +164,11 @@ def machine(device: torch.device | str = "cpu") -> str:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         pass
-    parts = [f"CPU {cpu_model()} ({cores} cores, torch threads {torch.get_num_threads()})",
-             f"torch {torch.__version__}", f"Python {platform.python_version()}"]
+    parts = [
+        f"CPU {cpu_model()} ({cores} cores, torch threads {torch.get_num_threads()})",
+        f"torch {torch.__version__}",
+        f"Python {platform.python_version()}",
+    ]
     if dev.type == "cuda":
         idx = dev.index if dev.index is not None else torch.cuda.current_device()
         parts.append(f"device cuda:{idx} {torch.cuda.get_device_name(idx)} (CUDA {torch.version.cuda})")
@@ -230,8 +239,15 @@ def trained_run(
     if not (run_dir / "results.json").exists():
         train = {"epochs": int(epochs), "progress": False} | dict(train_options or {})
         cfg = RunConfig.from_dict(
-            {"name": name, "dataset": dataset, "dataset_options": dict(dataset_options or {}), "method": method,
-             "seed": seed, "out_dir": str(out_dir), "train": train}
+            {
+                "name": name,
+                "dataset": dataset,
+                "dataset_options": dict(dataset_options or {}),
+                "method": method,
+                "seed": seed,
+                "out_dir": str(out_dir),
+                "train": train,
+            }
         )
         if verbose:
             print(f"[trained_run] training {run_dir} ({dataset}, {method}, {epochs} epochs) ...", flush=True)

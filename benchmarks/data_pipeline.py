@@ -87,12 +87,19 @@ class OfficialKS(torch.utils.data.Dataset):
         norm = transforms.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD))
         self.tf = transforms.Compose(
             [transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(), transforms.ToTensor(), norm]
-            if train else [transforms.Resize(size=(224, 224)), transforms.ToTensor(), norm])
+            if train
+            else [transforms.Resize(size=(224, 224)), transforms.ToTensor(), norm]
+        )
         from torchvision.transforms import v2
 
         self.tf_tensor = v2.Compose(
-            ([v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip()] if train else
-             [v2.Resize((224, 224), antialias=True)]) + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD))])
+            (
+                [v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip()]
+                if train
+                else [v2.Resize((224, 224), antialias=True)]
+            )
+            + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD))]
+        )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -133,10 +140,10 @@ def cache_epoch(cache: FrameCache, train: bool, device: str, seed: int = 0, gath
     order = torch.randperm(len(cache), generator=g)
     for s in range(0, len(order), BATCH):
         if gather_only:  # the loader's share when the transform runs on the GPU
-            idx = order[s:s + BATCH]
+            idx = order[s : s + BATCH]
             x = cache.gather(idx, segment_frame_numbers(cache.num_files[idx], 3, train, g))
         else:
-            x = cache.batch(order[s:s + BATCH], train=train, generator=g, device=device)
+            x = cache.batch(order[s : s + BATCH], train=train, generator=g, device=device)
         del x  # a training step would consume the batch here
     _common.sync(device)
 
@@ -156,18 +163,32 @@ def rss_child(cache_dir: str, release: bool, device: str) -> None:
     """
     torch.set_num_threads(1)
     cache = FrameCache(cache_dir, release_pages=release)
-    cache.batch(torch.arange(min(BATCH, len(cache))), train=True, generator=torch.Generator().manual_seed(9), device=device)
+    cache.batch(
+        torch.arange(min(BATCH, len(cache))), train=True, generator=torch.Generator().manual_seed(9), device=device
+    )
     start = _status_mib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     cache_epoch(cache, True, device)
     cache_epoch(cache, False, device)
-    print(json.dumps({"clips": len(cache), "start_mib": round(start, 1), "peak_mib": round(_status_mib("VmHWM"), 1),
-                      "end_mib": round(_status_mib("VmRSS"), 1)}))
+    print(
+        json.dumps(
+            {
+                "clips": len(cache),
+                "start_mib": round(start, 1),
+                "peak_mib": round(_status_mib("VmHWM"), 1),
+                "end_mib": round(_status_mib("VmRSS"), 1),
+            }
+        )
+    )
 
 
 def measure_rss(cache_dir: Path, release: bool, device: str) -> dict:
-    cmd = [sys.executable, __file__, "--rss-child", str(cache_dir), "--device", device] + ([] if release else ["--no-release"])
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    cmd = [sys.executable, __file__, "--rss-child", str(cache_dir), "--device", device] + (
+        [] if release else ["--no-release"]
+    )
+    out = subprocess.run(
+        cmd, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -179,8 +200,12 @@ def make_videos(folder: Path, digits: np.ndarray, n: int, seconds: int = 10, fps
         if p.exists():
             continue
         base = [np.pad(ks_frame(digits[v * seconds + s], s), ((8, 8), (10, 10), (0, 0))) for s in range(seconds)]
-        frames = np.stack([np.clip(base[k // fps].astype(np.int16) + rng.integers(-6, 7, base[0].shape), 0, 255).astype(np.uint8)
-                           for k in range(seconds * fps)])  # 256 x 340, a little noise per frame
+        frames = np.stack(
+            [
+                np.clip(base[k // fps].astype(np.int16) + rng.integers(-6, 7, base[0].shape), 0, 255).astype(np.uint8)
+                for k in range(seconds * fps)
+            ]
+        )  # 256 x 340, a little noise per frame
         t = np.arange(seconds * 44100) / 44100
         audio = (np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 660 * t)]) * 8000).astype(np.int16)
         mux_video(p, frames, fps, audio, 44100, "h264", "aac")
@@ -194,7 +219,10 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=8, help="raw videos for the prepare timing")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workdir", default=None, help="keep fixtures here (default: a temporary folder)")
-    ap.add_argument("--data-root", default=os.environ.get("MMCOOP_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data")))
+    ap.add_argument(
+        "--data-root",
+        default=os.environ.get("MMCOOP_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data")),
+    )
     ap.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--no-release", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -227,7 +255,8 @@ def main() -> None:
     rows["cache, train (gather + batched crop/flip)"] = epoch_rate(lambda: cache_epoch(cache, True, args.device), n, 2)
     rows["cache, eval (gather + normalise)"] = epoch_rate(lambda: cache_epoch(cache, False, args.device), n, 2)
     rows["cache, train: gather only (CPU share, GPU aug)"] = epoch_rate(
-        lambda: cache_epoch(cache, True, args.device, gather_only=True), n, 2)
+        lambda: cache_epoch(cache, True, args.device, gather_only=True), n, 2
+    )
     print(f"\n## visual pipeline, {n} clips, batch {BATCH}, 3 frames/sample, 1 thread, device {args.device}")
     print(f"cache build (one-off): {build_s:.2f} s = {n * args.frames / build_s:.0f} frames/s (2 threads)")
     base_train, base_eval = rows["per-item PIL, train transform"], rows["per-item PIL, eval transform"]
@@ -239,34 +268,46 @@ def main() -> None:
     vids = work / "videos"
     t0 = time.perf_counter()
     make_videos(vids / "train", digits, args.videos)
-    print(f"\n## prepare (kinetics-sounds), {args.videos} videos of 10 s 340x256 25 fps H.264 + AAC stereo 44.1 kHz "
-          f"(made in {time.perf_counter() - t0:.1f} s)")
+    print(
+        f"\n## prepare (kinetics-sounds), {args.videos} videos of 10 s 340x256 25 fps H.264 + AAC stereo 44.1 kHz "
+        f"(made in {time.perf_counter() - t0:.1f} s)"
+    )
     for workers in (1, 2):
         out = work / f"prepared{workers}"
         shutil.rmtree(out, ignore_errors=True)
         rep = prepare_videos("kinetics-sounds", vids, out, workers=workers, progress=False)
         assert rep.failed == 0, rep.failures
-        print(f"workers={workers}: {rep.prepared} clips in {rep.seconds:.2f} s = {rep.clips_per_s:.2f} clips/s"
-              + (" (includes starting the spawned workers)" if workers > 1 else ""))
+        print(
+            f"workers={workers}: {rep.prepared} clips in {rep.seconds:.2f} s = {rep.clips_per_s:.2f} clips/s"
+            + (" (includes starting the spawned workers)" if workers > 1 else "")
+        )
 
     # 4. RSS, fresh processes
     shutil.rmtree(work / f"cache{args.big}", ignore_errors=True)
     t0 = time.perf_counter()
     big = FrameCache.build(root, ids_big, work / f"cache{args.big}", workers=2)
-    print(f"\n## peak RSS of one train + one eval epoch over the cache (fresh process; big cache built in "
-          f"{time.perf_counter() - t0:.1f} s)")
+    print(
+        f"\n## peak RSS of one train + one eval epoch over the cache (fresh process; big cache built in "
+        f"{time.perf_counter() - t0:.1f} s)"
+    )
     res = {}
     for c in (cache, big):
         size = (c.path / FrameCache.DATA_FILE).stat().st_size / 2**20
         r = measure_rss(c.path, True, args.device)
         res[len(c)] = r["peak_mib"]
-        print(f"{len(c):5d} clips (cache {size:7.1f} MiB): peak RSS {r['peak_mib']:7.1f} MiB "
-              f"(after imports + warm-up batch {r['start_mib']:.1f}, at the end {r['end_mib']:.1f})")
+        print(
+            f"{len(c):5d} clips (cache {size:7.1f} MiB): peak RSS {r['peak_mib']:7.1f} MiB "
+            f"(after imports + warm-up batch {r['start_mib']:.1f}, at the end {r['end_mib']:.1f})"
+        )
     r = measure_rss(big.path, False, args.device)
-    print(f"{len(big):5d} clips without releasing mapped pages: peak RSS {r['peak_mib']:7.1f} MiB "
-          f"(start {r['start_mib']:.1f}; for contrast)")
-    print(f"peak RSS ratio {len(big)} / {len(cache)} clips: {res[len(big)] / res[len(cache)]:.3f} "
-          f"(data ratio {len(big) / len(cache):.0f}x)")
+    print(
+        f"{len(big):5d} clips without releasing mapped pages: peak RSS {r['peak_mib']:7.1f} MiB "
+        f"(start {r['start_mib']:.1f}; for contrast)"
+    )
+    print(
+        f"peak RSS ratio {len(big)} / {len(cache)} clips: {res[len(big)] / res[len(cache)]:.3f} "
+        f"(data ratio {len(big) / len(cache):.0f}x)"
+    )
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -40,22 +40,36 @@ def main() -> None:
     ap.add_argument("--out-dir", default="runs/bench")
     args = ap.parse_args()
 
-    base = RunConfig.from_dict({
-        "dataset": args.dataset, "out_dir": args.out_dir,
-        "debiased": None if args.strength is None else {"strength": args.strength},
-        "train": {"epochs": args.epochs, "lr": args.lr, "step_size": args.step_size, "device": args.device,
-                  "progress": False},
-    })
+    base = RunConfig.from_dict(
+        {
+            "dataset": args.dataset,
+            "out_dir": args.out_dir,
+            "debiased": None if args.strength is None else {"strength": args.strength},
+            "train": {
+                "epochs": args.epochs,
+                "lr": args.lr,
+                "step_size": args.step_size,
+                "device": args.device,
+                "progress": False,
+            },
+        }
+    )
     specs = parse_methods(args.methods)
     label = args.dataset + (f"-debiased{args.strength:g}" if args.strength is not None else "")
     cdir, df, summary = run_compare(
-        base, specs, parse_seeds(args.seeds), name=f"enhance_{label}", overwrite=True,
+        base,
+        specs,
+        parse_seeds(args.seeds),
+        name=f"enhance_{label}",
+        overwrite=True,
         shared_options={"warmup": args.warmup},
-        on_run=lambda r: print(f"  {r['method']:<26} seed {r['seed']}: test acc {100 * r['test_acc']:.2f}%", flush=True),
+        on_run=lambda r: print(
+            f"  {r['method']:<26} seed {r['seed']}: test acc {100 * r['test_acc']:.2f}%", flush=True
+        ),
     )
 
     # accuracy table
-    mods = [c[len("test_acc_"):] for c in df.columns if c.startswith("test_acc_")]
+    mods = [c[len("test_acc_") :] for c in df.columns if c.startswith("test_acc_")]
     print(f"\n### {label}: test metrics (%), mean ± std over seeds {args.seeds}, {args.epochs} epochs\n")
     cols = ["acc", "f1"] + [f"acc_{m}" for m in mods]
     print("| method | " + " | ".join(cols) + " |")
@@ -70,11 +84,14 @@ def main() -> None:
         for rec in read_metrics(r["run_dir"]):
             if rec["epoch"] <= args.warmup:
                 continue
-            rows.append({
-                "method": r["method"], "train_s": rec["time_train_s"],
-                "valuation_s": rec.get("time_valuation_s", 0.0) or 0.0,
-                "units": rec.get("train_size", rec["train_units"]),
-            })
+            rows.append(
+                {
+                    "method": r["method"],
+                    "train_s": rec["time_train_s"],
+                    "valuation_s": rec.get("time_valuation_s", 0.0) or 0.0,
+                    "units": rec.get("train_size", rec["train_units"]),
+                }
+            )
     t = pd.DataFrame(rows).groupby("method", sort=False).mean()
     t["epoch_s"] = t["train_s"] + t["valuation_s"]
     joint = t.loc["joint", "epoch_s"] if "joint" in t.index else float("nan")
@@ -82,7 +99,9 @@ def main() -> None:
     print("| method | training units | train s | valuation s | epoch s | x joint |")
     print("|---|---|---|---|---|---|")
     for m, r in t.iterrows():
-        print(f"| {m} | {r['units']:.0f} | {r['train_s']:.2f} | {r['valuation_s']:.3f} | {r['epoch_s']:.2f} | {r['epoch_s'] / joint:.2f} |")
+        print(
+            f"| {m} | {r['units']:.0f} | {r['train_s']:.2f} | {r['valuation_s']:.3f} | {r['epoch_s']:.2f} | {r['epoch_s'] / joint:.2f} |"
+        )
     for ex in ("sample-level", "modality-level"):
         w, d = f"{ex}:weighted", f"{ex}:duplicate"
         if w in t.index:
@@ -94,7 +113,9 @@ def main() -> None:
     ml = [m for m in t.index if m.startswith("modality-level")]
     if sl and ml:
         ratio = t.loc[ml, "valuation_s"].mean() / t.loc[sl, "valuation_s"].mean()
-        print(f"valuation cost modality-level / sample-level = {ratio:.3f} (goal <= 0.3: {'PASS' if ratio <= 0.3 else 'MISS'})")
+        print(
+            f"valuation cost modality-level / sample-level = {ratio:.3f} (goal <= 0.3: {'PASS' if ratio <= 0.3 else 'MISS'})"
+        )
     print(f"\nmachine: {machine(args.device)}\ncommand: {command_line()}\ncompare dir: {cdir}")
 
 

@@ -32,10 +32,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _args(methods: str, seeds: str, epochs: int) -> list[str]:
-    return ["--dataset", "synthetic", "--set", "dataset_options.sizes=[96,48,48]", "--set", "dataset_options.dim=4",
-            "--set", "model.dim=8", "--set", "train.batch_size=16", "--set", "train.progress=false",
-            "--device", "cpu", "--methods", methods, "--seeds", seeds, "--epochs", str(epochs),
-            "--set", "method_options.warmup=1"]
+    return [
+        "--dataset",
+        "synthetic",
+        "--set",
+        "dataset_options.sizes=[96,48,48]",
+        "--set",
+        "dataset_options.dim=4",
+        "--set",
+        "model.dim=8",
+        "--set",
+        "train.batch_size=16",
+        "--set",
+        "train.progress=false",
+        "--device",
+        "cpu",
+        "--methods",
+        methods,
+        "--seeds",
+        seeds,
+        "--epochs",
+        str(epochs),
+        "--set",
+        "method_options.warmup=1",
+    ]
 
 
 def _strip(records: list[dict]) -> list[dict]:
@@ -49,14 +69,25 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--kills", type=int, default=12, help="kills that must hit a live compare")
     ap.add_argument("--seed", type=int, default=18)
-    ap.add_argument("--max-delay", type=float, default=None,
-                    help="kill delays are drawn from [0, MAX] s (default: the uninterrupted duration)")
+    ap.add_argument(
+        "--max-delay",
+        type=float,
+        default=None,
+        help="kill delays are drawn from [0, MAX] s (default: the uninterrupted duration)",
+    )
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--reuse-ref", type=float, default=None, metavar="SECONDS",
-                    help="reuse <out>/ref from an earlier campaign, whose uninterrupted run took SECONDS")
+    ap.add_argument(
+        "--reuse-ref",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="reuse <out>/ref from an earlier campaign, whose uninterrupted run took SECONDS",
+    )
     a = ap.parse_args()
     out = a.out or Path(tempfile.mkdtemp(prefix="mmcoop-faults-"))
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
     base = [sys.executable, "-m", "mmcoop", "compare", *_args(a.methods, a.seeds, a.epochs), "--out-dir", str(out)]
     rng = random.Random(a.seed)
 
@@ -108,9 +139,16 @@ def main() -> int:
     differ = [r for r in runs if _strip(read_metrics(out / "killed" / r)) != _strip(read_metrics(out / "ref" / r))]
     broken = [r for r in runs if verify_run_dir(out / "killed" / r, allow_pending=False)]
     result = {
-        "methods": a.methods, "seeds": a.seeds, "epochs": a.epochs, "runs": len(runs),
-        "kills": kills, "attempts": attempts, "uninterrupted_s": round(span, 1), "killed_and_resumed_s": round(killed_wall, 1),
-        "compare_csv_identical": bool(same_table), "runs_with_different_metrics": differ,
+        "methods": a.methods,
+        "seeds": a.seeds,
+        "epochs": a.epochs,
+        "runs": len(runs),
+        "kills": kills,
+        "attempts": attempts,
+        "uninterrupted_s": round(span, 1),
+        "killed_and_resumed_s": round(killed_wall, 1),
+        "compare_csv_identical": bool(same_table),
+        "runs_with_different_metrics": differ,
         "inconsistent_run_dirs": broken,
     }
     print(json.dumps(result, indent=2))

@@ -86,17 +86,23 @@ NUM_CLASSES = 31
 
 
 # -- data and model ------------------------------------------------------------------------
-def ks_shaped_splits(n_train: int, n_val: int, image: int, spec: tuple[int, int], frames: int,
-                     device: torch.device, seed: int = 0) -> DatasetSplits:
+def ks_shaped_splits(
+    n_train: int, n_val: int, image: int, spec: tuple[int, int], frames: int, device: torch.device, seed: int = 0
+) -> DatasetSplits:
     """Synthetic KS-shaped splits held on ``device``: uint8 frames ``[N, T, 3, S, S]``, float audio ``[N, 1, F, T]``."""
     g = torch.Generator(device=device).manual_seed(seed)
-    specs = [ModalitySpec("audio", "spectrogram", (1, *spec)), ModalitySpec("visual", "frames", (frames, 3, image, image))]
+    specs = [
+        ModalitySpec("audio", "spectrogram", (1, *spec)),
+        ModalitySpec("visual", "frames", (frames, 3, image, image)),
+    ]
     tf = uint8_frame_transforms(["visual"], size=image)
 
     def split(n: int) -> MultimodalDataset:
         inputs = {
             "audio": torch.randn(n, 1, *spec, generator=g, device=device),
-            "visual": torch.randint(0, 256, (n, frames, 3, image, image), generator=g, device=device, dtype=torch.uint8),
+            "visual": torch.randint(
+                0, 256, (n, frames, 3, image, image), generator=g, device=device, dtype=torch.uint8
+            ),
         }
         labels = torch.randint(0, NUM_CLASSES, (n,), generator=g, device=device)
         return MultimodalDataset.from_source(TensorSource(inputs, labels, NUM_CLASSES, specs, transforms=tf))
@@ -108,8 +114,15 @@ def ks_model(splits: DatasetSplits, seed: int) -> torch.nn.Module:
     """The kinetics-sounds preset's model (ResNet-18 audio + frames encoders, 512-d, concat)."""
     torch.manual_seed(seed)
     enc = {"audio": "resnet18-spectrogram", "visual": "resnet18-frames"}
-    return create_model("late-fusion", splits.specs, splits.num_classes, dim=512, fusion="concat", encoders=enc,
-                        encoder_options={m: {"bn_weight_std": 0.02} for m in enc})
+    return create_model(
+        "late-fusion",
+        splits.specs,
+        splits.num_classes,
+        dim=512,
+        fusion="concat",
+        encoders=enc,
+        encoder_options={m: {"bn_weight_std": 0.02} for m in enc},
+    )
 
 
 def _nchw_spectrogram_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
@@ -164,12 +177,29 @@ def peak_gib(device: torch.device) -> float:
     return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
 
 
-def train_row(splits: DatasetSplits, method: str, options: dict[str, Any], amp: str, channels_last: bool,
-              args: argparse.Namespace, device: torch.device) -> Row:
+def train_row(
+    splits: DatasetSplits,
+    method: str,
+    options: dict[str, Any],
+    amp: str,
+    channels_last: bool,
+    args: argparse.Namespace,
+    device: torch.device,
+) -> Row:
     """Epoch time of one setting through the real Trainer (warm-up epochs, then the median of timed ones)."""
-    cfg = TrainConfig(epochs=args.warmup_epochs + args.epochs, batch_size=args.batch_size,
-                      eval_batch_size=args.valuation_batch, optimizer="adam", lr=5e-5, weight_decay=1e-4, amp=amp,
-                      device=str(device), progress=False, data_on_device=True, num_workers=0)
+    cfg = TrainConfig(
+        epochs=args.warmup_epochs + args.epochs,
+        batch_size=args.batch_size,
+        eval_batch_size=args.valuation_batch,
+        optimizer="adam",
+        lr=5e-5,
+        weight_decay=1e-4,
+        amp=amp,
+        device=str(device),
+        progress=False,
+        data_on_device=True,
+        num_workers=0,
+    )
     model = ks_model(splits, args.seed)
     with layout(channels_last, model):
         trainer = Trainer(model, build_method(method, options), splits, cfg, seed=args.seed)
@@ -193,11 +223,21 @@ def train_row(splits: DatasetSplits, method: str, options: dict[str, Any], amp: 
     mode = [options[k] for k in ("execution", "valuation") if k in options]
     name = method + (f" ({', '.join(mode)})" if mode else "")
     del trainer, model
-    return Row(name, amp, channels_last, epoch_s, n / epoch_s, statistics.median(units) / epoch_s,
-               statistics.median(val_s), peak)
+    return Row(
+        name,
+        amp,
+        channels_last,
+        epoch_s,
+        n / epoch_s,
+        statistics.median(units) / epoch_s,
+        statistics.median(val_s),
+        peak,
+    )
 
 
-def valuation_rate(splits: DatasetSplits, amp: str, args: argparse.Namespace, device: torch.device) -> tuple[float, float]:
+def valuation_rate(
+    splits: DatasetSplits, amp: str, args: argparse.Namespace, device: torch.device
+) -> tuple[float, float]:
     """Valuation samples/s (median of ``repeats`` calls after a warm-up) and peak GiB."""
     model = ks_model(splits, args.seed).to(device)
     data = splits.train
@@ -221,8 +261,13 @@ def fmt(x: float, digits: int = 0) -> str:
     return "n/a" if x != x else f"{x:,.{digits}f}"
 
 
-def report(rows: list[Row], vals: dict[str, tuple[float, float]], args: argparse.Namespace, device: torch.device,
-           total_s: float) -> str:
+def report(
+    rows: list[Row],
+    vals: dict[str, tuple[float, float]],
+    args: argparse.Namespace,
+    device: torch.device,
+    total_s: float,
+) -> str:
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     lines = [
         "# GPU benchmark: ResNet-18 audio-visual (Kinetics-Sounds-shaped), end to end through mmcoop",
@@ -233,18 +278,24 @@ def report(rows: list[Row], vals: dict[str, tuple[float, float]], args: argparse
         f"- command: `{_common.command_line()}`",
         f"- data: {args.n_train} training clips (+{args.n_val} val), audio [1, {args.spec_frames}, {args.spec_bins}] float32, "
         f"visual {args.frames} x [3, {args.image}, {args.image}] uint8 on the device, augmented there; batch {args.batch_size}; "
-        f"{args.warmup_epochs} warm-up epoch(s), median of {args.epochs} timed epoch(s)" + ("; **--quick smoke sizes**" if args.quick else ""),
+        f"{args.warmup_epochs} warm-up epoch(s), median of {args.epochs} timed epoch(s)"
+        + ("; **--quick smoke sizes**" if args.quick else ""),
         f"- total runtime of this script: {total_s:,.0f} s",
         "",
         "| setting | amp | channels_last | epoch (s) | samples/s | units/s | ratio vs joint | val. in epoch (s) | peak GPU (GiB) |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r.setting} | {r.amp} | {'yes' if r.channels_last else 'no (NCHW)'} | {r.epoch_s:.2f} | "
-                     f"{fmt(r.samples_s)} | {fmt(r.units_s)} | {fmt(r.ratio, 2)} | {r.valuation_in_epoch_s:.2f} | "
-                     f"{fmt(r.peak_gib, 2)} |")
-    lines += ["", "| valuation (valuate_dataset, batch %d) | samples/s | peak GPU (GiB) |" % args.valuation_batch,
-              "|---|---:|---:|"]
+        lines.append(
+            f"| {r.setting} | {r.amp} | {'yes' if r.channels_last else 'no (NCHW)'} | {r.epoch_s:.2f} | "
+            f"{fmt(r.samples_s)} | {fmt(r.units_s)} | {fmt(r.ratio, 2)} | {r.valuation_in_epoch_s:.2f} | "
+            f"{fmt(r.peak_gib, 2)} |"
+        )
+    lines += [
+        "",
+        "| valuation (valuate_dataset, batch %d) | samples/s | peak GPU (GiB) |" % args.valuation_batch,
+        "|---|---:|---:|",
+    ]
     for amp, (rate, peak) in vals.items():
         lines.append(f"| {amp} | {fmt(rate)} | {fmt(peak, 2)} |")
     best = max((r for r in rows if r.setting == "joint"), key=lambda r: r.samples_s)
@@ -255,19 +306,27 @@ def report(rows: list[Row], vals: dict[str, tuple[float, float]], args: argparse
         return "met" if ok else "NOT met"
 
     lines += ["", "Goals (one H100):", ""]
-    lines.append(f"- training >= {GOAL_TRAIN:,.0f} samples/s end to end: best {fmt(best.samples_s)} "
-                 f"(joint, {best.amp}, {'channels_last' if best.channels_last else 'NCHW'}): {verdict(best.samples_s >= GOAL_TRAIN)}")
-    lines.append(f"- valuation >= {GOAL_VALUATION:,.0f} samples/s: best {fmt(best_val)}: {verdict(best_val >= GOAL_VALUATION)}")
+    lines.append(
+        f"- training >= {GOAL_TRAIN:,.0f} samples/s end to end: best {fmt(best.samples_s)} "
+        f"(joint, {best.amp}, {'channels_last' if best.channels_last else 'NCHW'}): {verdict(best.samples_s >= GOAL_TRAIN)}"
+    )
+    lines.append(
+        f"- valuation >= {GOAL_VALUATION:,.0f} samples/s: best {fmt(best_val)}: {verdict(best_val >= GOAL_VALUATION)}"
+    )
     for r in sl:
-        lines.append(f"- sample-level epoch <= {GOAL_RATIO}x joint: {r.setting}, {r.amp}: {fmt(r.ratio, 2)}x: "
-                     f"{verdict(r.ratio <= GOAL_RATIO)}")
+        lines.append(
+            f"- sample-level epoch <= {GOAL_RATIO}x joint: {r.setting}, {r.amp}: {fmt(r.ratio, 2)}x: "
+            f"{verdict(r.ratio <= GOAL_RATIO)}"
+        )
     if args.quick:
         lines += ["", "(--quick: tiny sizes for a smoke check; the numbers say nothing about the goals.)"]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu")
     p.add_argument("--out", required=True, help="markdown file for the table")
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke check of the script (CPU)")
@@ -295,19 +354,24 @@ def main() -> None:
             sys.exit("CUDA is not available here; run with --device cpu --quick for a smoke check")
         torch.backends.cudnn.benchmark = True
     t_start = time.perf_counter()
-    splits = ks_shaped_splits(args.n_train, args.n_val, args.image, (args.spec_frames, args.spec_bins), args.frames,
-                              device, args.seed)
+    splits = ks_shaped_splits(
+        args.n_train, args.n_val, args.image, (args.spec_frames, args.spec_bins), args.frames, device, args.seed
+    )
     settings: list[tuple[str, dict[str, Any], bool]] = [("joint", {}, True)]
     if not args.no_nchw:
         settings.append(("joint", {}, False))
-    settings += [("sample-level", {"warmup": 0, "execution": "duplicate"}, True),
-                 ("sample-level", {"warmup": 0, "execution": "weighted"}, True)]
+    settings += [
+        ("sample-level", {"warmup": 0, "execution": "duplicate"}, True),
+        ("sample-level", {"warmup": 0, "execution": "weighted"}, True),
+    ]
     # online valuation (issue 19): the records of epoch e plan epoch e + 1, so re-sampling starts
     # after the first (untimed) epoch: warmup 1; every timed epoch records and executes a plan
     if args.warmup_epochs < 1:
         sys.exit("--warmup-epochs must be >= 1: the online rows plan from the previous epoch's records")
-    settings += [("sample-level", {"warmup": 1, "execution": "duplicate", "valuation": "online"}, True),
-                 ("sample-level", {"warmup": 1, "execution": "weighted", "valuation": "online"}, True)]
+    settings += [
+        ("sample-level", {"warmup": 1, "execution": "duplicate", "valuation": "online"}, True),
+        ("sample-level", {"warmup": 1, "execution": "weighted", "valuation": "online"}, True),
+    ]
     rows: list[Row] = []
     for amp in ("none", "bf16"):
         joint_s = None
@@ -317,8 +381,11 @@ def main() -> None:
                 joint_s = row.epoch_s
             row.ratio = row.epoch_s / joint_s if joint_s else float("nan")
             rows.append(row)
-            print(f"{row.setting:28s} amp={amp:4s} cl={cl!s:5s} epoch {row.epoch_s:7.2f} s  {row.samples_s:9.1f} samples/s  "
-                  f"ratio {row.ratio:.2f}  peak {row.peak_gib:.2f} GiB", flush=True)
+            print(
+                f"{row.setting:28s} amp={amp:4s} cl={cl!s:5s} epoch {row.epoch_s:7.2f} s  {row.samples_s:9.1f} samples/s  "
+                f"ratio {row.ratio:.2f}  peak {row.peak_gib:.2f} GiB",
+                flush=True,
+            )
     vals = {}
     for amp in ("none", "bf16"):
         vals[amp] = valuation_rate(splits, amp, args, device)

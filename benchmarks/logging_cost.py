@@ -62,6 +62,7 @@ class Stopwatch(Callback):
                 return fn(*args)
             finally:
                 self.seconds += time.perf_counter() - t0
+
         return call
 
 
@@ -94,12 +95,21 @@ def main() -> None:
     out = tempfile.mkdtemp(prefix="mmcoop-logging-")
 
     def run(label: str, logged: bool, epochs: int) -> tuple[EpochClock, float]:
-        cfg = RunConfig.from_dict({
-            "dataset": args.dataset, "method": "sample-level",
-            "method_options": {"execution": "weighted", "warmup": 0}, "name": label, "out_dir": out,
-            "train": {"epochs": epochs, "progress": logged, "device": args.device,
-                      "loggers": ["jsonl", "tensorboard"] if logged else ["jsonl"]},
-        })
+        cfg = RunConfig.from_dict(
+            {
+                "dataset": args.dataset,
+                "method": "sample-level",
+                "method_options": {"execution": "weighted", "warmup": 0},
+                "name": label,
+                "out_dir": out,
+                "train": {
+                    "epochs": epochs,
+                    "progress": logged,
+                    "device": args.device,
+                    "loggers": ["jsonl", "tensorboard"] if logged else ["jsonl"],
+                },
+            }
+        )
         watch, clock = Stopwatch(), EpochClock()
         callbacks = [watch, *[Callback() for _ in range(5)], clock] if logged else [clock]
         run_experiment(cfg, callbacks=callbacks)
@@ -121,13 +131,22 @@ def main() -> None:
     print(f"machine: {machine(args.device)}")
     print(f"command: {command_line()}")
     print(f"epochs per setting: {len(plain.wall)} (sample-level weighted, warmup 0, {args.dataset})")
-    for name, c in (("plain  (loggers [jsonl])", plain), ("logged (jsonl + tensorboard + console + 5 callbacks)", logged)):
-        print(f"{name:55s} wall median {med(c.wall):8.2f} s/epoch {[round(x, 2) for x in c.wall]}; "
-              f"CPU median {med(c.cpu):8.2f} s/epoch {[round(x, 2) for x in c.cpu]}")
-    print(f"ratio logged / plain: wall {med(logged.wall) / med(plain.wall):.3f}, "
-          f"process CPU {med(logged.cpu) / med(plain.cpu):.3f} (goal <= 1.02)")
-    print(f"inside the TensorBoard logger and console line: {per_epoch_inside * 1000:.1f} ms/epoch "
-          f"= {per_epoch_inside / med(plain.wall):.4f} of a plain epoch (wall)")
+    for name, c in (
+        ("plain  (loggers [jsonl])", plain),
+        ("logged (jsonl + tensorboard + console + 5 callbacks)", logged),
+    ):
+        print(
+            f"{name:55s} wall median {med(c.wall):8.2f} s/epoch {[round(x, 2) for x in c.wall]}; "
+            f"CPU median {med(c.cpu):8.2f} s/epoch {[round(x, 2) for x in c.cpu]}"
+        )
+    print(
+        f"ratio logged / plain: wall {med(logged.wall) / med(plain.wall):.3f}, "
+        f"process CPU {med(logged.cpu) / med(plain.cpu):.3f} (goal <= 1.02)"
+    )
+    print(
+        f"inside the TensorBoard logger and console line: {per_epoch_inside * 1000:.1f} ms/epoch "
+        f"= {per_epoch_inside / med(plain.wall):.4f} of a plain epoch (wall)"
+    )
 
 
 if __name__ == "__main__":

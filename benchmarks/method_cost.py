@@ -71,15 +71,23 @@ def main() -> None:
     ap.add_argument("--strength", type=float, default=0.8)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--timed-from", type=int, default=0,
-                    help="median over epochs from this 0-based index on (e.g. 2 = the warm-up's end: only re-sampled "
-                         "epochs of the re-sampling methods; every method timed over the same epochs)")
+    ap.add_argument(
+        "--timed-from",
+        type=int,
+        default=0,
+        help="median over epochs from this 0-based index on (e.g. 2 = the warm-up's end: only re-sampled "
+        "epochs of the re-sampling methods; every method timed over the same epochs)",
+    )
     ap.add_argument("--methods", default="", help="comma list of methods to measure (default: all)")
     ap.add_argument("--ks-clips", type=int, default=600, help="training clips of --dataset ks-fixture")
     ap.add_argument("--image-size", type=int, default=64, help="frame side of --dataset ks-fixture")
-    ap.add_argument("--clock", default="wall", choices=["wall", "cpu"],
-                    help="epoch seconds as wall time (default) or this process's CPU time (robust to other jobs "
-                         "on a shared machine; meaningful with one torch thread and num_workers 0)")
+    ap.add_argument(
+        "--clock",
+        default="wall",
+        choices=["wall", "cpu"],
+        help="epoch seconds as wall time (default) or this process's CPU time (robust to other jobs "
+        "on a shared machine; meaningful with one torch thread and num_workers 0)",
+    )
     args = ap.parse_args()
     if args.clock == "cpu":  # the loop times epochs with time.perf_counter: give it the process CPU clock
         import types
@@ -102,35 +110,57 @@ def main() -> None:
     dataset: dict = {"dataset": args.dataset, "debiased": {"strength": args.strength} if args.strength else None}
     if args.dataset == "ks-fixture":
         root = build_ks_fixture(Path(out) / "ks", args.ks_clips)
-        dataset = {"dataset": "kinetics-sounds", "debiased": None,
-                   "dataset_options": {"root": str(root), "image_size": args.image_size}}
+        dataset = {
+            "dataset": "kinetics-sounds",
+            "debiased": None,
+            "dataset_options": {"root": str(root), "image_size": args.image_size},
+        }
 
     def run(label: str, name: str, opts: dict, epochs: int) -> list[dict]:
         if "warmup" in {f for f in METHODS.get(name).Options.__dataclass_fields__}:
             opts = {**opts, "warmup": 2}
-        cfg = RunConfig.from_dict({
-            **dataset, "method": name, "method_options": opts, "name": label.replace(":", "-"), "out_dir": out,
-            "train": {"epochs": epochs, "progress": False, "device": args.device},
-        })
+        cfg = RunConfig.from_dict(
+            {
+                **dataset,
+                "method": name,
+                "method_options": opts,
+                "name": label.replace(":", "-"),
+                "out_dir": out,
+                "train": {"epochs": epochs, "progress": False, "device": args.device},
+            }
+        )
         return run_experiment(cfg).history
 
     run("warm-up", "joint", {}, 1 if args.timed_from else 2)  # discarded
     rows = []
     for label, name, opts in specs:
         hist = run(label, name, opts, args.epochs)
-        timed = hist[args.timed_from:] or hist  # every method over the same epochs (--timed-from on)
+        timed = hist[args.timed_from :] or hist  # every method over the same epochs (--timed-from on)
         val = [h["time_valuation_s"] for h in timed if "time_valuation_s" in h]
-        rows.append((label, statistics.median(h["seconds"] for h in timed), hist[-1]["train_units"], hist[-1]["epoch_steps"],
-                     statistics.median(val) if val else float("nan")))
+        rows.append(
+            (
+                label,
+                statistics.median(h["seconds"] for h in timed),
+                hist[-1]["train_units"],
+                hist[-1]["epoch_steps"],
+                statistics.median(val) if val else float("nan"),
+            )
+        )
         print(f"  {label}: {rows[-1][1]:.2f} s/epoch", flush=True)
     joint = next(r[1] for r in rows if r[0] == "joint")
-    print(f"\n{machine()}; epoch clock: {args.clock}; load average at the end {os.getloadavg()[0]:.1f}\n\n"
-          f"Command: `{command_line()}`\n")
-    print("| method | s/epoch (median) | ×joint | training units (last epoch) | optimizer steps (last epoch) "
-          "| valuation or recording s/epoch (wall, median) |")
+    print(
+        f"\n{machine()}; epoch clock: {args.clock}; load average at the end {os.getloadavg()[0]:.1f}\n\n"
+        f"Command: `{command_line()}`\n"
+    )
+    print(
+        "| method | s/epoch (median) | ×joint | training units (last epoch) | optimizer steps (last epoch) "
+        "| valuation or recording s/epoch (wall, median) |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for label, s, units, steps, val in sorted(rows, key=lambda r: r[1]):
-        print(f"| {label} | {s:.2f} | {s / joint:.2f} | {units} | {steps} | {'' if math.isnan(val) else f'{val:.2f}'} |")
+        print(
+            f"| {label} | {s:.2f} | {s / joint:.2f} | {units} | {steps} | {'' if math.isnan(val) else f'{val:.2f}'} |"
+        )
 
 
 if __name__ == "__main__":

@@ -44,14 +44,18 @@ def main() -> None:
         for res in sorted(cdir.glob("*_seed*/results.json")):
             m = re.fullmatch(r"(.+)_seed(\d+)", res.parent.name)
             if m and "@" not in m.group(1):
-                label = m.group(1).replace("sample-level-", "sample-level:").replace("modality-level-", "modality-level:")
+                label = (
+                    m.group(1).replace("sample-level-", "sample-level:").replace("modality-level-", "modality-level:")
+                )
                 acc.setdefault(label, {})[int(m.group(2))] = json.loads(res.read_text())["test_acc"]
         print(f"(no compare.csv: read {sum(map(len, acc.values()))} finished runs)\n")
     pairs = [(m, f"{m}+online") for m in sorted(acc) if f"{m}+online" in acc]
     if not pairs:
         sys.exit(f"no 'X' and 'X+online' pair of methods in {args.compare_dir}/compare.csv")
-    print("| pass | online | seeds | test acc pass | test acc online | online - pass (points) | "
-          "pass - joint | online - joint |")
+    print(
+        "| pass | online | seeds | test acc pass | test acc online | online - pass (points) | "
+        "pass - joint | online - joint |"
+    )
     print("|---|---|---:|---:|---:|---|---|---|")
     for base, online in pairs:
         seeds = sorted(set(acc[base]) & set(acc[online]))
@@ -64,9 +68,11 @@ def main() -> None:
         def mean(d: dict[int, float], seeds: list[int] = seeds) -> float:
             return 100 * sum(d[s] for s in seeds) / len(seeds)
 
-        print(f"| {base} | {online} | {len(seeds)} | {mean(acc[base]):.2f} | {mean(acc[online]):.2f} | "
-              f"{fmt(summarize_gains(list(diff.values())))} | {fmt(summarize_gains(list(g_base.values())))} | "
-              f"{fmt(summarize_gains(list(g_on.values())))} |")
+        print(
+            f"| {base} | {online} | {len(seeds)} | {mean(acc[base]):.2f} | {mean(acc[online]):.2f} | "
+            f"{fmt(summarize_gains(list(diff.values())))} | {fmt(summarize_gains(list(g_base.values())))} | "
+            f"{fmt(summarize_gains(list(g_on.values())))} |"
+        )
 
 
 if __name__ == "__main__":

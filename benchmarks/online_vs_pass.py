@@ -100,29 +100,41 @@ def main() -> None:
     tune_malloc()
     OnlineCheck.drive = args.drive
     out = args.out_dir or tempfile.mkdtemp(prefix="mmcoop-online-check-")
-    cfg = RunConfig.from_dict({
-        "dataset": args.dataset, "debiased": {"strength": args.strength} if args.strength else None,
-        "method": NAME, "method_options": {"warmup": args.warmup, "execution": args.execution, "valuation": "online"},
-        "name": f"online_check_{args.dataset}_{args.execution}_{args.drive}_seed{args.seed}", "out_dir": out,
-        "seed": args.seed, "train": {"epochs": args.epochs, "progress": False},
-    })
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": args.dataset,
+            "debiased": {"strength": args.strength} if args.strength else None,
+            "method": NAME,
+            "method_options": {"warmup": args.warmup, "execution": args.execution, "valuation": "online"},
+            "name": f"online_check_{args.dataset}_{args.execution}_{args.drive}_seed{args.seed}",
+            "out_dir": out,
+            "seed": args.seed,
+            "train": {"epochs": args.epochs, "progress": False},
+        }
+    )
     hist = run_experiment(cfg).history
     rows = [h for h in hist if "check_copies_differ" in h]
-    mods = [k[len("check_spearman_"):] for k in rows[0] if k.startswith("check_spearman_")] if rows else []
+    mods = [k[len("check_spearman_") :] for k in rows[0] if k.startswith("check_spearman_")] if rows else []
     print(f"\n{machine()}\n\nCommand: `{command_line()}`\n")
-    print(f"{args.dataset}{' debiased ' + str(args.strength) if args.strength else ''}, execution {args.execution}, "
-          f"plan executed: {args.drive}, seed {args.seed}\n")
+    print(
+        f"{args.dataset}{' debiased ' + str(args.strength) if args.strength else ''}, execution {args.execution}, "
+        f"plan executed: {args.drive}, seed {args.seed}\n"
+    )
     head = "| epoch | copies differ | phi equal | fused agree | " + " | ".join(f"spearman {m}" for m in mods)
     print(head + " | units online | units pass |")
     print("|---:|---:|---:|---:|" + "---:|" * len(mods) + "---:|---:|")
     for h in rows:
         sp = " | ".join(f"{h[f'check_spearman_{m}']:.3f}" for m in mods)
-        print(f"| {h['epoch']} | {100 * h['check_copies_differ']:.1f}% | {100 * h['check_phi_equal']:.1f}% | "
-              f"{100 * h['check_fused_agree']:.1f}% | {sp} | {h['check_units_online']} | {h['check_units_pass']} |")
+        print(
+            f"| {h['epoch']} | {100 * h['check_copies_differ']:.1f}% | {100 * h['check_phi_equal']:.1f}% | "
+            f"{100 * h['check_fused_agree']:.1f}% | {sp} | {h['check_units_online']} | {h['check_units_pass']} |"
+        )
     if rows:
         mean = sum(h["check_copies_differ"] for h in rows) / len(rows)
-        print(f"\nmean share of samples with different planned copies: {100 * mean:.1f}%; "
-              f"final val acc {hist[-1]['val_acc']:.4f}")
+        print(
+            f"\nmean share of samples with different planned copies: {100 * mean:.1f}%; "
+            f"final val acc {hist[-1]['val_acc']:.4f}"
+        )
 
 
 if __name__ == "__main__":

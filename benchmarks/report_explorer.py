@@ -39,9 +39,26 @@ def ensure_run(out_dir: Path, epochs: int) -> Path:
     """The benchmark's avmnist run (joint, debiased), with the test split valued."""
     run = out_dir / "explorer_avmnist_joint"
     if not (run / "results.json").is_file():
-        _mmcoop("train", "--dataset", "avmnist", "--method", "joint", "--name", run.name, "--out-dir", str(out_dir),
-                "--device", "cpu", "--set", f"train.epochs={epochs}", "--set", "debiased.strength=0.8",
-                "--set", "train.progress=false", "--overwrite")
+        _mmcoop(
+            "train",
+            "--dataset",
+            "avmnist",
+            "--method",
+            "joint",
+            "--name",
+            run.name,
+            "--out-dir",
+            str(out_dir),
+            "--device",
+            "cpu",
+            "--set",
+            f"train.epochs={epochs}",
+            "--set",
+            "debiased.strength=0.8",
+            "--set",
+            "train.progress=false",
+            "--overwrite",
+        )
     if not (run / "valuation" / "test.parquet").is_file():
         _mmcoop("value", str(run), "--split", "test")
     return run
@@ -59,10 +76,20 @@ def screenshot(report: Path, path: Path, height: int = 1500) -> None:
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
     with tempfile.TemporaryDirectory() as profile:
-        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,2400",
-                     f"--user-data-dir={profile}"):
+        for flag in (
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--window-size=1280,2400",
+            f"--user-data-dir={profile}",
+        ):
             opts.add_argument(flag)
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
         try:
@@ -100,13 +127,19 @@ def main() -> None:
     data = json.loads(blob.group(1).replace("<\\/", "</")) if blob else {}
     media = len(json.dumps(data.get("media", {})).encode())
     total = len(text.encode())
-    print(f"run: {run} (valued: test split, {sum(v['n'] for v in data.get('views', []))} samples; "
-          f"K={args.k}; CPU threads {os.cpu_count()})")
-    print(f"write_report: median {statistics.median(times):.2f} s over {len(times)} calls "
-          f"({', '.join(f'{t:.2f}' for t in times)}); CPU time median {statistics.median(cpu):.2f} s")
-    print(f"report.html: {total / 1e6:.2f} MB; explorer data {explorer / 1e6:.2f} MB "
-          f"(gallery media {media / 1e6:.2f} MB for {sum(len(v) for v in data.get('media', {}).values())} samples); "
-          f"rest {(total - explorer) / 1e6:.2f} MB")
+    print(
+        f"run: {run} (valued: test split, {sum(v['n'] for v in data.get('views', []))} samples; "
+        f"K={args.k}; CPU threads {os.cpu_count()})"
+    )
+    print(
+        f"write_report: median {statistics.median(times):.2f} s over {len(times)} calls "
+        f"({', '.join(f'{t:.2f}' for t in times)}); CPU time median {statistics.median(cpu):.2f} s"
+    )
+    print(
+        f"report.html: {total / 1e6:.2f} MB; explorer data {explorer / 1e6:.2f} MB "
+        f"(gallery media {media / 1e6:.2f} MB for {sum(len(v) for v in data.get('media', {}).values())} samples); "
+        f"rest {(total - explorer) / 1e6:.2f} MB"
+    )
     if args.screenshot:
         screenshot(report, Path(args.screenshot))
         print(f"screenshot: {args.screenshot}")

@@ -97,8 +97,9 @@ def _naive_phi(values: list[float], m: int, weights: list[int]) -> list[float]:
     return phi
 
 
-def _naive_per_sample(probs: dict[int, torch.Tensor], label: torch.Tensor, m: int, sizes: list[int],
-                      weights: list[int]) -> list[list[float]]:
+def _naive_per_sample(
+    probs: dict[int, torch.Tensor], label: torch.Tensor, m: int, sizes: list[int], weights: list[int]
+) -> list[list[float]]:
     """The official per-sample loop: every row to numpy, argmax, v(S) = |S| if correct."""
     out = []
     for i in range(len(label)):
@@ -170,8 +171,11 @@ def bench_dataset(dataset: str, epochs: int, args: argparse.Namespace, device: t
     model = model.to(device).eval()
     data = splits.train.to(device) if device.type == "cuda" else splits.train
     m, n, bs = model.num_modalities, len(data), args.batch_size
-    print(f"\n== {dataset}: M={m} ({', '.join(model.modalities)}), train split {n} samples, batch size {bs}, "
-          f"{2 ** m} coalitions, device {device}", flush=True)
+    print(
+        f"\n== {dataset}: M={m} ({', '.join(model.modalities)}), train split {n} samples, batch size {bs}, "
+        f"{2**m} coalitions, device {device}",
+        flush=True,
+    )
 
     folded = fold_batchnorm(model)  # the fastest plain inference of this model
     fns: dict[str, Callable[[], Any]] = {
@@ -183,32 +187,44 @@ def bench_dataset(dataset: str, epochs: int, args: argparse.Namespace, device: t
         "reencode": lambda: naive_valuation(model, data, bs, device, reencode=True),
     }
     # One warm-up call of each (its result is checked below), then --repeats rounds.
-    timings = _common.bench_interleaved(fns, repeats=args.repeats, warmup=1, device=device, min_sample_s=args.min_sample)
+    timings = _common.bench_interleaved(
+        fns, repeats=args.repeats, warmup=1, device=device, min_sample_s=args.min_sample
+    )
 
     table, plain = timings["ours"].result, timings["ours_unfolded"].result
     naive, reenc = timings["naive"].result, timings["reencode"].result
     plain_phi, ours_phi = plain.phi.numpy(), table.phi.numpy()
-    fused_ok = (torch.equal(table.fused_pred, timings["infer"].result.argmax(-1))
-                and torch.equal(plain.fused_pred, timings["infer_unfolded"].result.argmax(-1)))
+    fused_ok = torch.equal(table.fused_pred, timings["infer"].result.argmax(-1)) and torch.equal(
+        plain.fused_pred, timings["infer_unfolded"].result.argmax(-1)
+    )
     # the naive references run the unfolded model, as research code does: exact agreement
-    agree = (np.array_equal(naive.astype(plain_phi.dtype), plain_phi)
-             and np.array_equal(reenc.astype(plain_phi.dtype), plain_phi))
+    agree = np.array_equal(naive.astype(plain_phi.dtype), plain_phi) and np.array_equal(
+        reenc.astype(plain_phi.dtype), plain_phi
+    )
     if not agree:
         bad = np.flatnonzero(~np.all(naive.astype(plain_phi.dtype) == plain_phi, axis=1))
-        print(f"   MISMATCH at {bad.size} samples, e.g. rows {bad[:5].tolist()}: "
-              f"ours {plain_phi[bad[:3]].tolist()} naive {naive[bad[:3]].tolist()}")
+        print(
+            f"   MISMATCH at {bad.size} samples, e.g. rows {bad[:5].tolist()}: "
+            f"ours {plain_phi[bad[:3]].tolist()} naive {naive[bad[:3]].tolist()}"
+        )
     same_folded = int(np.all(ours_phi == plain_phi, axis=1).sum())
-    print(f"   agree: {agree} (naive and re-encoding naive phi == ours unfolded, exactly, {n}x{m}); "
-          f"fused prediction == inference argmax: {fused_ok}; folded phi == unfolded phi for "
-          f"{same_folded}/{n} samples")
-    print(f"   mean phi: {dict(zip(model.modalities, np.round(ours_phi.mean(0), 4).tolist()))}, "
-          f"fused train accuracy {table.accuracy():.4f}")
+    print(
+        f"   agree: {agree} (naive and re-encoding naive phi == ours unfolded, exactly, {n}x{m}); "
+        f"fused prediction == inference argmax: {fused_ok}; folded phi == unfolded phi for "
+        f"{same_folded}/{n} samples"
+    )
+    print(
+        f"   mean phi: {dict(zip(model.modalities, np.round(ours_phi.mean(0), 4).tolist()))}, "
+        f"fused train accuracy {table.accuracy():.4f}"
+    )
     assert agree, "naive reference and valuate_dataset disagree"
     for t in timings.values():
         print(f"   {t}")
-    print(f"   ours/infer (both folded): median {timings['ours'].median / timings['infer'].median:.3f}, "
-          f"min {timings['ours'].min / timings['infer'].min:.3f}; unfolded: median "
-          f"{timings['ours_unfolded'].median / timings['infer_unfolded'].median:.3f}")
+    print(
+        f"   ours/infer (both folded): median {timings['ours'].median / timings['infer'].median:.3f}, "
+        f"min {timings['ours'].min / timings['infer'].min:.3f}; unfolded: median "
+        f"{timings['ours_unfolded'].median / timings['infer_unfolded'].median:.3f}"
+    )
     for t in timings.values():
         t.result = None
     if args.breakdown:
@@ -276,15 +292,31 @@ def breakdown(model: nn.Module, data: Any, bs: int, device: torch.device, args: 
     def table() -> None:
         cat = lambda xs: torch.cat(xs).cpu()  # noqa: E731
         extras = {k: cat([b[k] for b in batches]) for k in batches[0] if k not in ("inputs", "label", "index", "keep")}
-        ValuationTable(modalities=list(model.modalities), index=cat([b["index"] for b in batches]),
-                       label=cat([b["label"] for b in batches]), phi=cat(phis), values=cat(values),
-                       coalition_preds=cat(preds), masks=masks.cpu(), extras=extras)
+        ValuationTable(
+            modalities=list(model.modalities),
+            index=cat([b["index"] for b in batches]),
+            label=cat([b["label"] for b in batches]),
+            phi=cat(phis),
+            values=cat(values),
+            coalition_preds=cat(preds),
+            masks=masks.cpu(),
+            extras=extras,
+        )
 
-    stages = {"load": load, "encode": encode, "fuse": fuse, "fold BatchNorm (per call)": fold,
-              "coalition_logits": coalition_logits, "argmax over classes": argmax,
-              "values_from_preds": values_from_preds, "shapley_from_coalitions": shapley, "table assembly": table}
-    t = _common.bench_interleaved(stages, repeats=max(args.repeats, 7), warmup=1, device=device,
-                                  min_sample_s=max(args.min_sample, 0.1))
+    stages = {
+        "load": load,
+        "encode": encode,
+        "fuse": fuse,
+        "fold BatchNorm (per call)": fold,
+        "coalition_logits": coalition_logits,
+        "argmax over classes": argmax,
+        "values_from_preds": values_from_preds,
+        "shapley_from_coalitions": shapley,
+        "table assembly": table,
+    }
+    t = _common.bench_interleaved(
+        stages, repeats=max(args.repeats, 7), warmup=1, device=device, min_sample_s=max(args.min_sample, 0.1)
+    )
     infer = t["load"].median + t["encode"].median + t["fuse"].median
     print(f"   breakdown over the split ({len(batches)} batches; median / min ms, share of load+encode+fuse):")
     for name, tt in t.items():
@@ -292,8 +324,10 @@ def breakdown(model: nn.Module, data: Any, bs: int, device: torch.device, args: 
 
 
 def markdown(rows: list[Row], machine: str, command: str) -> str:
-    head = ("| dataset | M | samples | t_infer (s) | t_ours (s) | ours/infer | goal | unfolded: t_infer / t_ours "
-            "| t_naive (s) | naive/ours | t_reencode (s) | reencode/ours |")
+    head = (
+        "| dataset | M | samples | t_infer (s) | t_ours (s) | ours/infer | goal | unfolded: t_infer / t_ours "
+        "| t_naive (s) | naive/ours | t_reencode (s) | reencode/ours |"
+    )
     lines = [head, "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(
@@ -316,9 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--avmnist-epochs", type=int, default=8)
     p.add_argument("--mfeat-epochs", type=int, default=30)
     p.add_argument("--datasets", default="avmnist,mfeat", help="comma-separated subset of avmnist,mfeat")
-    p.add_argument("--min-sample", type=float, default=0.25,
-                   help="a function faster than this (s) is called back to back per timed sample, the per-call "
-                        "average recorded (default 0.25; 0 = one call per sample)")
+    p.add_argument(
+        "--min-sample",
+        type=float,
+        default=0.25,
+        help="a function faster than this (s) is called back to back per timed sample, the per-call "
+        "average recorded (default 0.25; 0 = one call per sample)",
+    )
     p.add_argument("--breakdown", action="store_true", help="also time every stage of valuate_dataset separately")
     args = p.parse_args(argv)
     if not os.environ.get("MMCOOP_DATA"):
@@ -336,9 +374,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\n== goals (median t_ours / median t_infer)")
     for r in rows:
-        print(f"   {r.dataset} M={r.m}: {r.ratio:.3f} <= {r.goal}: {'PASS' if r.passed else 'MISS'}   "
-              f"speed-up over naive: {r.t('naive') / r.t('ours'):.1f}x (re-encoding naive: "
-              f"{r.t('reencode') / r.t('ours'):.1f}x)")
+        print(
+            f"   {r.dataset} M={r.m}: {r.ratio:.3f} <= {r.goal}: {'PASS' if r.passed else 'MISS'}   "
+            f"speed-up over naive: {r.t('naive') / r.t('ours'):.1f}x (re-encoding naive: "
+            f"{r.t('reencode') / r.t('ours'):.1f}x)"
+        )
     print("\n" + markdown(rows, machine, command))
     return 0
 

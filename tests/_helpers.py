@@ -105,8 +105,14 @@ def run_epochs(
     """
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=1e-2, progress=False, device="cpu")
     valuations = ValuationEvents()
-    trainer = Trainer(tiny_model(data, seed), method, DatasetSplits("tiny", data, data, data), config, seed=seed,
-                      callbacks=[valuations])
+    trainer = Trainer(
+        tiny_model(data, seed),
+        method,
+        DatasetSplits("tiny", data, data, data),
+        config,
+        seed=seed,
+        callbacks=[valuations],
+    )
     records: list[dict[str, Any]] = []
 
     def on_epoch_end(record: dict[str, Any], t: Trainer) -> None:

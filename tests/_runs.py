@@ -20,9 +20,22 @@ TINY: dict[str, Any] = {
 }
 
 #: the same run as CLI options
-TINY_ARGS = ["--dataset", "synthetic", "--set", "dataset_options.sizes=[48,24,24]", "--set", "dataset_options.dim=4",
-             "--set", "model.dim=8", "--set", "train.batch_size=16", "--set", "train.progress=false",
-             "--device", "cpu"]
+TINY_ARGS = [
+    "--dataset",
+    "synthetic",
+    "--set",
+    "dataset_options.sizes=[48,24,24]",
+    "--set",
+    "dataset_options.dim=4",
+    "--set",
+    "model.dim=8",
+    "--set",
+    "train.batch_size=16",
+    "--set",
+    "train.progress=false",
+    "--device",
+    "cpu",
+]
 
 
 def tiny_cfg(out_dir: str | Path, name: str = "r", **over: Any) -> RunConfig:

@@ -28,15 +28,22 @@ def resample_audio(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndar
     chunks = []
     step = 1024
     for i in range(0, x.shape[1], step):
-        fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[:, i:i + step]), format="s16p", layout=layout)
+        fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[:, i : i + step]), format="s16p", layout=layout)
         fr.sample_rate, fr.pts, fr.time_base = from_rate, i, Fraction(1, from_rate)
         chunks.extend(g.to_ndarray() for g in rs.resample(fr))
     chunks.extend(g.to_ndarray() for g in rs.resample(None))
     return np.concatenate(chunks, axis=1).astype(np.float32) / 32768.0
 
 
-def mux_video(path: str | os.PathLike, frames: np.ndarray, fps: int, audio: np.ndarray | None = None,
-              sample_rate: int = 16000, video_codec: str = "mpeg4", audio_codec: str = "pcm_s16le") -> Path:
+def mux_video(
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    fps: int,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16000,
+    video_codec: str = "mpeg4",
+    audio_codec: str = "pcm_s16le",
+) -> Path:
     """Write a small video file with PyAV (fixtures and benchmarks).
 
     Args:
@@ -68,7 +75,7 @@ def mux_video(path: str | os.PathLike, frames: np.ndarray, fps: int, audio: np.n
             fmt = a_s.codec_context.format.name
             step = a_s.codec_context.frame_size or 1024
             for i in range(0, x.shape[1], step):
-                chunk = x[:, i:i + step]
+                chunk = x[:, i : i + step]
                 if fmt.startswith("flt"):
                     chunk = chunk.astype(np.float32) / 32768.0
                 if not fmt.endswith("p"):

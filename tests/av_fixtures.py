@@ -30,7 +30,7 @@ def read_mnist_images(data_root: Path, count: int) -> np.ndarray:
     """The first ``count`` MNIST test images, uint8 ``[count, 28, 28]`` (IDX format, magic 2051)."""
     raw = gzip.decompress((data_root / "mnist" / "t10k-images-idx3-ubyte.gz").read_bytes())
     assert int.from_bytes(raw[:4], "big") == 2051
-    n, h, w = (int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(3))
+    n, h, w = (int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(3))
     return np.frombuffer(raw, np.uint8, offset=16).reshape(n, h, w)[:count]
 
 
@@ -65,8 +65,9 @@ def frame_image(digit: np.ndarray, mode: str = "RGB") -> Image.Image:
     return Image.fromarray(np.stack([d, 255 - d, d // 2], axis=2))
 
 
-def write_frames(folder: Path, content: Content, count: int, pattern: str = "frame_{:05d}.jpg", start: int = 1,
-                 mode: str = "RGB") -> list[Path]:
+def write_frames(
+    folder: Path, content: Content, count: int, pattern: str = "frame_{:05d}.jpg", start: int = 1, mode: str = "RGB"
+) -> list[Path]:
     """``count`` JPEG frames named ``pattern.format(start + i)`` in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -83,7 +84,7 @@ def fsdd_spectrogram(wav: Path, shape: tuple[int, int] = SPEC_SHAPE) -> np.ndarr
 
     x, _ = read_wav(wav)
     x = np.pad(x, (0, max(0, 128 + 64 * shape[0] - len(x))))
-    frames = np.stack([x[i * 64: i * 64 + 128] * np.hanning(128) for i in range(shape[0])])
+    frames = np.stack([x[i * 64 : i * 64 + 128] * np.hanning(128) for i in range(shape[0])])
     return np.log1p(np.abs(np.fft.rfft(frames, axis=1)))[:, : shape[1]].astype(np.float32)
 
 
@@ -146,8 +147,11 @@ def build_mm_debiased(root: Path, content: Content, split_json: Path, per_split:
         if len(clips[split]) < per_split:
             ks_media(root, content, split, cid, frames)
             clips[split].append((cid, classes.index(entry["label"])))
-    return Built(root, clips, {"listed": {s: sum(names[v["subset"]] == s for v in data.values()) for s in clips},
-                               "classes": classes})
+    return Built(
+        root,
+        clips,
+        {"listed": {s: sum(names[v["subset"]] == s for v in data.values()) for s in clips}, "classes": classes},
+    )
 
 
 CREMAD_LABELS = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
@@ -274,8 +278,14 @@ def reference_train_frames(folder: Path, size: int, num: int, seed: int) -> "tor
 
     files = sorted(folder.glob("*.jpg"))
     seg = len(files) // num
-    tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.ToTensor(),
-                    T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    tf = T.Compose(
+        [
+            T.RandomResizedCrop(size),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        ]
+    )
     torch.manual_seed(seed)
     offsets = torch.randint(0, seg, (num,)).tolist()
     return torch.stack([tf(Image.open(files[i * seg + o]).convert("RGB")) for i, o in enumerate(offsets)])

@@ -13,8 +13,22 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "mmcoop"
 # bottom to top; a layer may import itself and anything earlier in this list
-ORDER = ["errors", "utils", "data", "media", "datasets", "models", "valuation", "enhance", "methods", "train",
-         "integrations", "report", "experiment", "cli"]
+ORDER = [
+    "errors",
+    "utils",
+    "data",
+    "media",
+    "datasets",
+    "models",
+    "valuation",
+    "enhance",
+    "methods",
+    "train",
+    "integrations",
+    "report",
+    "experiment",
+    "cli",
+]
 RANK = {name: i for i, name in enumerate(ORDER)}
 
 

@@ -24,8 +24,13 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
         shutil.copy(ROOT / name, work / name)
     shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     # offline: no build isolation (setuptools from this environment), no index
-    proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "-o", str(work / "dist"), "."],
-                          cwd=work, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "-o", str(work / "dist"), "."],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (path,) = (work / "dist").glob("mmcoop-*.whl")
     return zipfile.ZipFile(path)

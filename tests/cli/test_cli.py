@@ -15,8 +15,24 @@ def _ok(result):
 
 
 def test_train_value_report_on_synthetic(tmp_path):
-    out = _ok(runner.invoke(app, ["train", "--dataset", "synthetic", "--epochs", "2", "--out-dir", str(tmp_path),
-                                  "--set", "train.progress=false", "--name", "r"]))
+    out = _ok(
+        runner.invoke(
+            app,
+            [
+                "train",
+                "--dataset",
+                "synthetic",
+                "--epochs",
+                "2",
+                "--out-dir",
+                str(tmp_path),
+                "--set",
+                "train.progress=false",
+                "--name",
+                "r",
+            ],
+        )
+    )
     assert "acc_m0" in out
     run = tmp_path / "r"
     assert json.loads((run / "results.json").read_text())["epochs"] == 2
@@ -32,7 +48,17 @@ def test_train_value_report_on_synthetic(tmp_path):
 
 
 def test_resume_from_cli(tmp_path):
-    args = ["train", "--dataset", "synthetic", "--out-dir", str(tmp_path), "--name", "r", "--set", "train.progress=false"]
+    args = [
+        "train",
+        "--dataset",
+        "synthetic",
+        "--out-dir",
+        str(tmp_path),
+        "--name",
+        "r",
+        "--set",
+        "train.progress=false",
+    ]
     _ok(runner.invoke(app, args + ["--epochs", "1"]))
     # a second start of the same run is refused, nothing is lost
     res = runner.invoke(app, args + ["--epochs", "1"])
@@ -59,10 +85,28 @@ def test_bad_input_gives_one_clear_message(args, needle):
 
 
 def test_compare_writes_tables(tmp_path):
-    out = _ok(runner.invoke(app, [
-        "compare", "--dataset", "synthetic", "--methods", "joint,sample-level:weighted", "--seeds", "0,1",
-        "--epochs", "2", "--out-dir", str(tmp_path), "--set", "method_options.warmup=1", "--set", "train.progress=false",
-    ]))
+    out = _ok(
+        runner.invoke(
+            app,
+            [
+                "compare",
+                "--dataset",
+                "synthetic",
+                "--methods",
+                "joint,sample-level:weighted",
+                "--seeds",
+                "0,1",
+                "--epochs",
+                "2",
+                "--out-dir",
+                str(tmp_path),
+                "--set",
+                "method_options.warmup=1",
+                "--set",
+                "train.progress=false",
+            ],
+        )
+    )
     assert "sample-level:weighted" in out and "s/epoch" in out
     df = pd.read_csv(tmp_path / "compare_synthetic" / "compare.csv")
     assert len(df) == 4 and set(df["seed"]) == {0, 1}
@@ -78,8 +122,26 @@ def test_datasets_lists_where_data_was_found(data_root):
 
 
 def test_value_on_debiased_run_scores_the_degraded_modality(tmp_path):
-    _ok(runner.invoke(app, ["train", "--dataset", "synthetic", "--epochs", "2", "--out-dir", str(tmp_path),
-                            "--debiased-strength", "1.0", "--name", "d", "--set", "train.progress=false"]))
+    _ok(
+        runner.invoke(
+            app,
+            [
+                "train",
+                "--dataset",
+                "synthetic",
+                "--epochs",
+                "2",
+                "--out-dir",
+                str(tmp_path),
+                "--debiased-strength",
+                "1.0",
+                "--name",
+                "d",
+                "--set",
+                "train.progress=false",
+            ],
+        )
+    )
     out = " ".join(_ok(runner.invoke(app, ["value", str(tmp_path / "d"), "--split", "test"])).split())
     assert "Does a low phi find the degraded modality? AUC per modality: m0" in out
     table = pd.read_parquet(tmp_path / "d" / "valuation" / "test.parquet")

@@ -46,17 +46,46 @@ def test_raw_videos_in_class_folders_to_a_trained_valued_run_in_two_commands(tmp
             for i in range(n):
                 make_video(raw / split / cls / f"{cls}_{split}{i}.mkv", cls, 10 * c + i)
     out = tmp_path / "kinetics-sounds"
-    text = run("data", "prepare", "--dataset", "kinetics-sounds", "--videos", str(raw), "--out", str(out),
-               "--layout", "official", "--no-progress")
+    text = run(
+        "data",
+        "prepare",
+        "--dataset",
+        "kinetics-sounds",
+        "--videos",
+        str(raw),
+        "--out",
+        str(out),
+        "--layout",
+        "official",
+        "--no-progress",
+    )
     assert "8 clip(s) prepared" in text and "moved 2 train clip(s) to val" in text
     assert json.loads((out / "ks_audio" / "classes.json").read_text()) == {"classes": ["cat", "dog"]}
-    assert (out / "ks_audio" / "test_1fps_path.txt").read_text().split("\n")[:2] == ["test/cat_test0 0",
-                                                                                    "test/dog_test0 1"]
+    assert (out / "ks_audio" / "test_1fps_path.txt").read_text().split("\n")[:2] == [
+        "test/cat_test0 0",
+        "test/dog_test0 1",
+    ]
     assert (out / "ks_visual" / "val").is_dir() and (out / "ks_audio" / "val_1fps_path.txt").is_file()
     monkeypatch.chdir(tmp_path)
-    run("train", "--dataset", "kinetics-sounds", "--set", f"dataset_options.root={out}", "--set",
-        "dataset_options.image_size=16", "--set", "dataset_options.num_frames=2", "--set", "model.dim=8",
-        "--epochs", "2", "--batch-size", "2", "--name", "ks")
+    run(
+        "train",
+        "--dataset",
+        "kinetics-sounds",
+        "--set",
+        f"dataset_options.root={out}",
+        "--set",
+        "dataset_options.image_size=16",
+        "--set",
+        "dataset_options.num_frames=2",
+        "--set",
+        "model.dim=8",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--name",
+        "ks",
+    )
     results = json.loads((tmp_path / "runs" / "ks" / "results.json").read_text())
     assert "acc" in json.dumps(results)
     run("value", str(tmp_path / "runs" / "ks"), "--split", "test")
@@ -73,8 +102,19 @@ def test_labels_csv_splits_and_resume(tmp_path: Path) -> None:
             rows.append(f"{cls}{i},{cls},{'test' if i == 2 else 'train'}")
     (tmp_path / "labels.csv").write_text("id,label,split\n" + "\n".join(rows) + "\n")
     out = tmp_path / "ks"
-    args = ("data", "prepare", "--dataset", "kinetics-sounds", "--videos", str(raw), "--out", str(out), "--labels",
-            str(tmp_path / "labels.csv"), "--no-progress")
+    args = (
+        "data",
+        "prepare",
+        "--dataset",
+        "kinetics-sounds",
+        "--videos",
+        str(raw),
+        "--out",
+        str(out),
+        "--labels",
+        str(tmp_path / "labels.csv"),
+        "--no-progress",
+    )
     text = run(*args)
     assert "6 clip(s) prepared" in text and "moved 2 train clip(s) to val (val_fraction=0.1" in text
     lines = {s: (out / f"{s}_1fps_path.txt").read_text().split() for s in ("train", "val", "test")}

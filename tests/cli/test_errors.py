@@ -25,8 +25,9 @@ runner = CliRunner()
 
 
 def _train(tmp_path: Path, *args: str):
-    return runner.invoke(app, ["train", *TINY_ARGS, "--epochs", "1", "--out-dir", str(tmp_path / "runs"),
-                               "--name", "r", *args])
+    return runner.invoke(
+        app, ["train", *TINY_ARGS, "--epochs", "1", "--out-dir", str(tmp_path / "runs"), "--name", "r", *args]
+    )
 
 
 def _message(res, needle: str, code: int = 2) -> str:
@@ -38,23 +39,26 @@ def _message(res, needle: str, code: int = 2) -> str:
     return text
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--set", "train.lr=abc"], "config key 'train.lr' must be a number, got 'abc'"),
-    (["--lr", "nan"], "config key 'train.lr' must be a finite number"),
-    (["--set", "train.lr=.inf"], "config key 'train.lr' must be a finite number"),
-    (["--set", "train.weight_decay=-1"], "train.weight_decay must be a finite number >= 0, got -1.0"),
-    (["--set", "train.momentum=-0.5"], "train.momentum must be a finite number >= 0"),
-    (["--set", "train.divergence_factor=0.5"], "train.divergence_factor must be a number > 1"),
-    (["--device", "gpu3"], "train.device='gpu3' is not a device"),
-    (["--device", "cuda:7"], "train.device='cuda:7'"),
-    (["--seed", "99999999999999999999999"], "seed must be an integer in [0, 4294967295]"),
-    (["--seed", "-1"], "seed must be an integer in [0, 4294967295]"),
-    (["--set", "model.dim=0"], "model.dim must be >= 1"),
-    (["--set", "dataset_options.noise=[1,2,3]"], "dataset_options.noise has 3 values for 2 modalities"),
-    (["--set", "dataset_options.sizes=[48,0,24]"], "dataset_options.sizes must be 3 integers >= 1"),
-    (["--set", "train.lr=[1"], "is not valid YAML"),
-    (["--set", "=3"], "empty key part"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--set", "train.lr=abc"], "config key 'train.lr' must be a number, got 'abc'"),
+        (["--lr", "nan"], "config key 'train.lr' must be a finite number"),
+        (["--set", "train.lr=.inf"], "config key 'train.lr' must be a finite number"),
+        (["--set", "train.weight_decay=-1"], "train.weight_decay must be a finite number >= 0, got -1.0"),
+        (["--set", "train.momentum=-0.5"], "train.momentum must be a finite number >= 0"),
+        (["--set", "train.divergence_factor=0.5"], "train.divergence_factor must be a number > 1"),
+        (["--device", "gpu3"], "train.device='gpu3' is not a device"),
+        (["--device", "cuda:7"], "train.device='cuda:7'"),
+        (["--seed", "99999999999999999999999"], "seed must be an integer in [0, 4294967295]"),
+        (["--seed", "-1"], "seed must be an integer in [0, 4294967295]"),
+        (["--set", "model.dim=0"], "model.dim must be >= 1"),
+        (["--set", "dataset_options.noise=[1,2,3]"], "dataset_options.noise has 3 values for 2 modalities"),
+        (["--set", "dataset_options.sizes=[48,0,24]"], "dataset_options.sizes must be 3 integers >= 1"),
+        (["--set", "train.lr=[1"], "is not valid YAML"),
+        (["--set", "=3"], "empty key part"),
+    ],
+)
 def test_bad_values(tmp_path, args, needle):
     _message(_train(tmp_path, *args), needle)
     assert not (tmp_path / "runs" / "r").exists()  # refused before anything was written
@@ -66,13 +70,16 @@ def test_a_numeric_string_is_a_number(tmp_path):
     assert res.exit_code == 0, res.output
 
 
-@pytest.mark.parametrize("content,needle", [
-    (None, "is a folder; pass a YAML file"),
-    (bytes(range(256)), "is not a text file"),
-    (b"train: {epochs: [1,\n", "is not valid YAML"),
-    (b"\x00\x01binary\x02", "is not valid YAML"),
-    (b"- a\n- b\n", "must hold a mapping of keys"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        (None, "is a folder; pass a YAML file"),
+        (bytes(range(256)), "is not a text file"),
+        (b"train: {epochs: [1,\n", "is not valid YAML"),
+        (b"\x00\x01binary\x02", "is not valid YAML"),
+        (b"- a\n- b\n", "must hold a mapping of keys"),
+    ],
+)
 def test_bad_config_files(tmp_path, content, needle):
     path = tmp_path / "cfg"
     if content is None:
@@ -178,10 +185,24 @@ def test_compare_refuses_an_existing_run_before_training_any(tmp_path):
 def test_empty_avmnist_split_is_named(tmp_path, data_root):
     root = tmp_path / "root"
     (root / "fsdd" / "recordings").mkdir(parents=True)
-    (root / "fsdd" / "recordings" / "3_jackson_12.wav").symlink_to(data_root / "fsdd" / "recordings" / "3_jackson_12.wav")
+    (root / "fsdd" / "recordings" / "3_jackson_12.wav").symlink_to(
+        data_root / "fsdd" / "recordings" / "3_jackson_12.wav"
+    )
     (root / "mnist").symlink_to(data_root / "mnist")
-    res = runner.invoke(app, ["train", "--dataset", "avmnist", "--data-root", str(root), "--out-dir",
-                              str(tmp_path / "runs"), "--set", "dataset_options.cache=false"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--dataset",
+            "avmnist",
+            "--data-root",
+            str(root),
+            "--out-dir",
+            str(tmp_path / "runs"),
+            "--set",
+            "dataset_options.cache=false",
+        ],
+    )
     _message(res, "avmnist: the val and test split would be empty with the 1 recording(s)")
 
 

@@ -20,7 +20,9 @@ from mmcoop.valuation import ValuationTable
 
 READERS_TESTS = Path(__file__).resolve().parents[1] / "data" / "readers"
 DATA = Path(os.environ.get("MMCOOP_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-pytestmark = pytest.mark.skipif(not (DATA / "mnist").is_dir(), reason=f"real data folder {DATA} absent (set MMCOOP_DATA)")
+pytestmark = pytest.mark.skipif(
+    not (DATA / "mnist").is_dir(), reason=f"real data folder {DATA} absent (set MMCOOP_DATA)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +34,27 @@ def ks_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp / "data"
     root.mkdir()
     av_fixtures.build_kinetics_sounds(root, av_fixtures.Content(DATA))
-    args = ["train", "--dataset", "kinetics-sounds", "--method", "joint", "--name", "ks", "--out-dir", str(tmp / "runs"),
-            "--device", "cpu"]
-    for s in ("dataset_options.root=" + str(root), "dataset_options.image_size=16", "train.epochs=1",
-              "train.batch_size=4", "train.progress=false", "model.dim=8"):
+    args = [
+        "train",
+        "--dataset",
+        "kinetics-sounds",
+        "--method",
+        "joint",
+        "--name",
+        "ks",
+        "--out-dir",
+        str(tmp / "runs"),
+        "--device",
+        "cpu",
+    ]
+    for s in (
+        "dataset_options.root=" + str(root),
+        "dataset_options.image_size=16",
+        "train.epochs=1",
+        "train.batch_size=4",
+        "train.progress=false",
+        "model.dim=8",
+    ):
         args += ["--set", s]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
@@ -45,8 +64,11 @@ def ks_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_value_top_lists_clip_ids_of_the_split_file(ks_run: Path) -> None:
     res = CliRunner().invoke(app, ["value", str(ks_run), "--split", "test", "--top", "5"])
     assert res.exit_code == 0, res.output
-    listed = {line.split()[0].rsplit("/", 1)[-1] for line in
-              (ks_run.parents[1] / "data" / "test_1fps_path.txt").read_text().splitlines() if line.strip()}
+    listed = {
+        line.split()[0].rsplit("/", 1)[-1]
+        for line in (ks_run.parents[1] / "data" / "test_1fps_path.txt").read_text().splitlines()
+        if line.strip()
+    }
     table = ValuationTable.from_parquet(ks_run / "valuation" / "test.parquet")
     assert set(table.sample_id) == listed  # every row carries its clip id
     df = pd.read_csv(ks_run / "valuation" / "test_lowest.csv", dtype={"sample_id": str})

@@ -18,8 +18,13 @@ def _toy() -> DatasetSplits:
     g = torch.Generator().manual_seed(0)
 
     def ds(n: int) -> MultimodalDataset:
-        return MultimodalDataset({"a": torch.randn(n, 3, generator=g), "b": torch.randn(n, 1, 2, 2, generator=g)},
-                                 torch.arange(n) % 2, 2, specs, {"take": torch.arange(n)})
+        return MultimodalDataset(
+            {"a": torch.randn(n, 3, generator=g), "b": torch.randn(n, 1, 2, 2, generator=g)},
+            torch.arange(n) % 2,
+            2,
+            specs,
+            {"take": torch.arange(n)},
+        )
 
     return DatasetSplits("toy", ds(6), ds(2), ds(3), {"source": "here"})
 
@@ -39,15 +44,18 @@ def saved(tmp_path, monkeypatch) -> Path:
     return path
 
 
-@pytest.mark.parametrize("edit,why", [
-    (lambda s: s["splits"]["train"]["inputs"]["a"].zero_(), "differ from their checksums"),  # zeroed in place
-    (lambda s: s["splits"]["val"]["inputs"]["b"].mul_(-1), "differ from their checksums"),
-    (lambda s: s["splits"]["train"]["inputs"].__setitem__("a", torch.zeros(6, 4)), "has shape (6, 4)"),
-    (lambda s: s["splits"]["test"]["inputs"].__setitem__("b", torch.zeros(3, 2, 2)), "expected (3, 1, 2, 2)"),
-    (lambda s: s["splits"]["train"]["extras"].__setitem__("take", torch.arange(5)), "5 rows for 6 samples"),
-    (lambda s: s["splits"]["test"]["labels"].fill_(1), "differ from their checksums"),
-    (lambda s: s.pop("digests"), "no tensor checksums"),
-])
+@pytest.mark.parametrize(
+    "edit,why",
+    [
+        (lambda s: s["splits"]["train"]["inputs"]["a"].zero_(), "differ from their checksums"),  # zeroed in place
+        (lambda s: s["splits"]["val"]["inputs"]["b"].mul_(-1), "differ from their checksums"),
+        (lambda s: s["splits"]["train"]["inputs"].__setitem__("a", torch.zeros(6, 4)), "has shape (6, 4)"),
+        (lambda s: s["splits"]["test"]["inputs"].__setitem__("b", torch.zeros(3, 2, 2)), "expected (3, 1, 2, 2)"),
+        (lambda s: s["splits"]["train"]["extras"].__setitem__("take", torch.arange(5)), "5 rows for 6 samples"),
+        (lambda s: s["splits"]["test"]["labels"].fill_(1), "differ from their checksums"),
+        (lambda s: s.pop("digests"), "no tensor checksums"),
+    ],
+)
 def test_damaged_cache_is_a_miss(saved, edit, why):
     _tamper(saved, edit)
     with pytest.warns(UserWarning, match="it will be rebuilt") as rec:

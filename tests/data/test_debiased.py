@@ -16,7 +16,11 @@ MODS = ("a", "b", "c")
 @pytest.fixture
 def base() -> DatasetSplits:
     g = torch.Generator().manual_seed(0)
-    specs = [ModalitySpec("a", "vector", (5,)), ModalitySpec("b", "image", (1, 4, 4)), ModalitySpec("c", "vector", (2,))]
+    specs = [
+        ModalitySpec("a", "vector", (5,)),
+        ModalitySpec("b", "image", (1, 4, 4)),
+        ModalitySpec("c", "vector", (2,)),
+    ]
 
     def ds(n: int) -> MultimodalDataset:
         inputs = {s.name: 2.0 * torch.randn((n, *s.shape), generator=g) + 1.0 for s in specs}

@@ -52,8 +52,10 @@ def pair() -> tuple[DatasetSplits, DatasetSplits]:
 
     parts = [arrays(n) for n in (300, 40, 50)]
     mem = [MultimodalDataset(x, y, 3, SPECS) for x, y in parts]
-    lazy = [MultimodalDataset.from_source(ArraySource({k: v.numpy() for k, v in x.items()}, y.numpy(), 3, SPECS))
-            for x, y in parts]
+    lazy = [
+        MultimodalDataset.from_source(ArraySource({k: v.numpy() for k, v in x.items()}, y.numpy(), 3, SPECS))
+        for x, y in parts
+    ]
     return DatasetSplits("toy", *mem, {}), DatasetSplits("toy", *lazy, {})
 
 
@@ -82,10 +84,14 @@ def test_lazy_debias_same_assignment_and_rule(pair) -> None:
     a = dl.train.__getitems__([7, 3, 250])["inputs"]["a"]
     b = dl.train.view(torch.tensor([250, 3, 7])).__getitems__([2, 1, 0])["inputs"]["a"]
     assert torch.equal(a, b)
-    assert torch.equal(debias(lazy, strength=s, seed=4).train.__getitems__([7])["inputs"]["b"],
-                       dl.train.__getitems__([7])["inputs"]["b"])
-    assert not torch.equal(debias(lazy, strength=s, seed=5).train.__getitems__(list(range(20)))["inputs"]["a"],
-                           _all(dl.train)["inputs"]["a"][:20])
+    assert torch.equal(
+        debias(lazy, strength=s, seed=4).train.__getitems__([7])["inputs"]["b"],
+        dl.train.__getitems__([7])["inputs"]["b"],
+    )
+    assert not torch.equal(
+        debias(lazy, strength=s, seed=5).train.__getitems__(list(range(20)))["inputs"]["a"],
+        _all(dl.train)["inputs"]["a"][:20],
+    )
 
 
 def test_lazy_debias_blank_and_views(pair) -> None:
@@ -109,7 +115,10 @@ def test_check_finite_samples_lazy_sources(pair) -> None:
     x["b"][29, 0, 2, 2] = np.nan  # the last row is always among the evenly spaced samples
     bad = MultimodalDataset.from_source(ArraySource(x, np.zeros(30, np.int64), 2, SPECS))
     splits = DatasetSplits("nan", lazy.train, bad, lazy.test, {"source": "/x"})
-    with pytest.raises(DataError, match=r"1 val sample\(s\) have NaN/inf 'b' inputs \(first: sample 29\) "
-                                        r"\(checked 5 of 30 samples\)"):
+    with pytest.raises(
+        DataError,
+        match=r"1 val sample\(s\) have NaN/inf 'b' inputs \(first: sample 29\) "
+        r"\(checked 5 of 30 samples\)",
+    ):
         check_finite(splits, lazy_samples=5)
     check_finite(splits, lazy_samples=0)  # skipped

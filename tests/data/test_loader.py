@@ -60,15 +60,23 @@ def test_distributed_eval_shards_without_padding(monkeypatch: pytest.MonkeyPatch
     for r in range(world):
         monkeypatch.setattr(loader_mod, "rank", lambda r=r: r)
         monkeypatch.setattr(loader_mod, "world_size", lambda: world)
-        shards.append(torch.cat([b["index"] for b in make_loader(_data(n), 2, shuffle=shuffle, seed=1,
-                                                                 distributed=True, distributed_eval=True)]))
+        shards.append(
+            torch.cat(
+                [
+                    b["index"]
+                    for b in make_loader(_data(n), 2, shuffle=shuffle, seed=1, distributed=True, distributed_eval=True)
+                ]
+            )
+        )
     assert [len(s) for s in shards] == [4, 3, 3]  # no padded duplicates: 10 rows over 3 ranks
     assert sorted(torch.cat(shards).tolist()) == list(range(n))
     order = torch.randperm(n, generator=torch.Generator().manual_seed(100_003)) if shuffle else torch.arange(n)
     for r in range(world):
         assert torch.equal(shards[r], order[r::world])  # rank r gets positions r, r + W, ...
     monkeypatch.undo()
-    assert torch.equal(torch.cat([b["index"] for b in make_loader(_data(n), 4, distributed_eval=True)]), torch.arange(n))
+    assert torch.equal(
+        torch.cat([b["index"] for b in make_loader(_data(n), 4, distributed_eval=True)]), torch.arange(n)
+    )
 
 
 def test_workers_and_pinning_only_for_host_storage() -> None:

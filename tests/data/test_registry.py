@@ -24,7 +24,9 @@ def nan_dataset():
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_nan_or_inf_inputs_are_named(nan_dataset, bad):
-    with pytest.raises(DataError, match=r"1 train sample\(s\) have NaN/inf 'b' inputs \(first: sample 4\).*/somewhere/tiny"):
+    with pytest.raises(
+        DataError, match=r"1 train sample\(s\) have NaN/inf 'b' inputs \(first: sample 4\).*/somewhere/tiny"
+    ):
         load_dataset(nan_dataset, bad=bad)
 
 

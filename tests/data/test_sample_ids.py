@@ -103,8 +103,13 @@ def test_debiasing_keeps_ids_in_memory_and_lazy() -> None:
         parts = [MultimodalDataset.from_source(src_of(k)) for k in range(3)]
         return DatasetSplits("t", *parts)
 
-    mem = debias(splits(lambda k: TensorSource(_inputs(4), torch.tensor([0, 1, 0, 1]), 2, SPECS,
-                                               ids=[f"s{k}_{i}" for i in range(4)])))
+    mem = debias(
+        splits(
+            lambda k: TensorSource(
+                _inputs(4), torch.tensor([0, 1, 0, 1]), 2, SPECS, ids=[f"s{k}_{i}" for i in range(4)]
+            )
+        )
+    )
     assert mem.test.sample_ids == ["s2_0", "s2_1", "s2_2", "s2_3"]
     lazy = debias(splits(lambda k: ArraySource(_inputs(4), [0, 1, 0, 1], ids=[f"L{k}{i}" for i in range(4)])))
     assert lazy.val.sample_ids == ["L10", "L11", "L12", "L13"]

@@ -11,8 +11,20 @@ import torch
 
 from mmcoop.data.base import DatasetSplits, ModalitySpec, MultimodalDataset
 from mmcoop.data.storage import (
-    Component, cache_dir, cache_key, check_sha256, downloads_allowed, fingerprint, load_processed, locate,
-    processed_cache_enabled, processed_path, rng, save_processed, sha256_hex, stratified_split,
+    Component,
+    cache_dir,
+    cache_key,
+    check_sha256,
+    downloads_allowed,
+    fingerprint,
+    load_processed,
+    locate,
+    processed_cache_enabled,
+    processed_path,
+    rng,
+    save_processed,
+    sha256_hex,
+    stratified_split,
 )
 from mmcoop.errors import DataError
 
@@ -90,8 +102,13 @@ def _toy_splits() -> DatasetSplits:
     specs = [ModalitySpec("a", "vector", (3,)), ModalitySpec("b", "image", (1, 2, 2))]
 
     def ds(n: int) -> MultimodalDataset:
-        return MultimodalDataset({"a": torch.randn(n, 3), "b": torch.randn(n, 1, 2, 2)}, torch.arange(n) % 2, 2,
-                                 specs, {"take": torch.arange(n)})
+        return MultimodalDataset(
+            {"a": torch.randn(n, 3), "b": torch.randn(n, 1, 2, 2)},
+            torch.arange(n) % 2,
+            2,
+            specs,
+            {"take": torch.arange(n)},
+        )
 
     return DatasetSplits("toy", ds(6), ds(2), ds(3), {"source": "here", "params": {"x": (1, 2)}})
 

@@ -11,7 +11,14 @@ import torch
 from torch.utils.data import Dataset
 
 from mmcoop.data import (
-    ArraySource, DictDatasetSource, FileSource, ModalitySpec, MultimodalDataset, Source, TensorSource, make_loader,
+    ArraySource,
+    DictDatasetSource,
+    FileSource,
+    ModalitySpec,
+    MultimodalDataset,
+    Source,
+    TensorSource,
+    make_loader,
 )
 from mmcoop.errors import DataError
 
@@ -29,7 +36,11 @@ def arrays() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def ref(arrays) -> MultimodalDataset:
-    specs = [ModalitySpec("vec", "vector", (5,)), ModalitySpec("seq", "sequence", (3, 4)), ModalitySpec("img", "image", (1, 4, 4))]
+    specs = [
+        ModalitySpec("vec", "vector", (5,)),
+        ModalitySpec("seq", "sequence", (3, 4)),
+        ModalitySpec("img", "image", (1, 4, 4)),
+    ]
     return MultimodalDataset({m: torch.from_numpy(arrays[m]) for m in SHAPES}, torch.from_numpy(arrays["y"]), C, specs)
 
 
@@ -45,7 +56,10 @@ class Items(Dataset):
         return N
 
     def __getitem__(self, i: int) -> dict:
-        return {"inputs": {m: torch.from_numpy(self.a[m][i]) * self.scale for m in SHAPES}, "label": int(self.a["y"][i])}
+        return {
+            "inputs": {m: torch.from_numpy(self.a[m][i]) * self.scale for m in SHAPES},
+            "label": int(self.a["y"][i]),
+        }
 
 
 def _npy_source(arrays, tmp_path: Path, **kw) -> ArraySource:
@@ -104,7 +118,9 @@ def test_kinds_override_and_validation(arrays) -> None:
     assert src.specs == [ModalitySpec("img", "spectrogram", (1, 4, 4))]
     frames = ArraySource({"f": np.zeros((N, 2, 1, 3, 3), np.float32)}, arrays["y"], num_classes=5)
     assert frames.specs[0].kind == "frames" and frames.num_classes == 5
-    with pytest.raises(DataError, match="unknown kind 'audio'; valid kinds: vector, sequence, image, spectrogram, frames"):
+    with pytest.raises(
+        DataError, match="unknown kind 'audio'; valid kinds: vector, sequence, image, spectrogram, frames"
+    ):
         ModalitySpec("a", "audio", (3,))  # type: ignore[arg-type]
     with pytest.raises(DataError, match=r"'frames' needs a shape of 4"):
         ModalitySpec("a", "frames", (3, 4, 4))
@@ -194,8 +210,14 @@ def test_train_and_eval_transforms(arrays, ref, tmp_path: Path) -> None:
 
 def test_file_decoder_sees_the_mode(arrays, tmp_path: Path) -> None:
     recs = list(range(N))
-    src = FileSource(recs, arrays["y"], {"v": lambda r, train: np.full(2, 10.0 * r + float(train), np.float32),
-                                         "w": lambda r: np.full(3, float(r), np.float32)})
+    src = FileSource(
+        recs,
+        arrays["y"],
+        {
+            "v": lambda r, train: np.full(2, 10.0 * r + float(train), np.float32),
+            "w": lambda r: np.full(3, float(r), np.float32),
+        },
+    )
     assert src.specs == [ModalitySpec("v", "vector", (2,)), ModalitySpec("w", "vector", (3,))]
     assert src.fetch(torch.tensor([4]), True)["inputs"]["v"].tolist() == [[41.0, 41.0]]
     assert src.fetch(torch.tensor([4]), False)["inputs"]["v"].tolist() == [[40.0, 40.0]]
@@ -249,14 +271,17 @@ class Bad(Items):
         return item
 
 
-@pytest.mark.parametrize("mode, pattern", [
-    ("missing", r"item 5 lacks modalities \['seq'\] .*every sample needs inputs for vec, seq, img"),
-    ("range", r"item 5 has label 9 outside \[0, 3\); fix the label or num_classes"),
-    ("shape", r"item 5: modality 'img' has shape \(1, 4, 5\) but the source's spec says \(1, 4, 4\)"),
-    ("layout", r"item 5 is tuple; items must be \{\"inputs\""),
-    ("raise", r"item 5 could not be read \(OSError: disk on fire\); fix the dataset"),
-    ("text", r"item 5 has label 'cat'; labels must be int class indices"),
-])
+@pytest.mark.parametrize(
+    "mode, pattern",
+    [
+        ("missing", r"item 5 lacks modalities \['seq'\] .*every sample needs inputs for vec, seq, img"),
+        ("range", r"item 5 has label 9 outside \[0, 3\); fix the label or num_classes"),
+        ("shape", r"item 5: modality 'img' has shape \(1, 4, 5\) but the source's spec says \(1, 4, 4\)"),
+        ("layout", r"item 5 is tuple; items must be \{\"inputs\""),
+        ("raise", r"item 5 could not be read \(OSError: disk on fire\); fix the dataset"),
+        ("text", r"item 5 has label 'cat'; labels must be int class indices"),
+    ],
+)
 def test_bad_items_give_one_line_errors(arrays, mode: str, pattern: str) -> None:
     ds = Bad(arrays, mode)
     ds.targets = arrays["y"].tolist()  # labels known up front: the bad item is met at fetch time
@@ -272,7 +297,8 @@ def test_bad_sources_give_one_line_errors(arrays, tmp_path: Path) -> None:
         DictDatasetSource(Items(arrays), num_classes=2)
     with pytest.raises(DataError, match="item 5 has label 2 but the labels given says 4"):
         DictDatasetSource(Items(arrays), labels=np.where(np.arange(N) == 5, 4, arrays["y"]), num_classes=5).fetch(
-            torch.tensor([5]), False)
+            torch.tensor([5]), False
+        )
     with pytest.raises(DataError, match=r"modality 'vec' .* has shape \(11, 5\) but there are 12 labels"):
         ArraySource({"vec": arrays["vec"][:11]}, arrays["y"])
     np.savez(tmp_path / "k.npz", vec=arrays["vec"])

@@ -28,7 +28,9 @@ def mnist_labels(data_root: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=8).astype(np.int64)
 
 
-def _mini_root(tmp_path: Path, data_root: Path, digits: str = "0", mnist: tuple[str, ...] = ("images", "labels")) -> Path:
+def _mini_root(
+    tmp_path: Path, data_root: Path, digits: str = "0", mnist: tuple[str, ...] = ("images", "labels")
+) -> Path:
     """A data root in tmp_path: symlinks to the recordings of ``digits`` and to the chosen MNIST files."""
     rec = tmp_path / "root" / "fsdd" / "recordings"
     rec.mkdir(parents=True)
@@ -114,8 +116,9 @@ def test_processed_cache_hit(data_root: Path, tmp_path: Path, monkeypatch: pytes
 
 
 def test_spectrogram_params(data_root: Path) -> None:
-    ds = load_dataset("avmnist", data_root, seed=0, limit=5, n_fft=128, hop_length=64, freq_bins=None,
-                      duration_s=0.5, cache=False)
+    ds = load_dataset(
+        "avmnist", data_root, seed=0, limit=5, n_fft=128, hop_length=64, freq_bins=None, duration_s=0.5, cache=False
+    )
     assert ds.specs[0].shape == (1, 65, 1 + 4000 // 64)
     assert ds.info["spectrogram"]["num_samples"] == 4000
 

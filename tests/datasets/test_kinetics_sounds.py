@@ -44,8 +44,10 @@ def test_splits_shapes_labels_and_absent_clip_report(ks: Built) -> None:
         assert s.ids == [cid for cid, _ in ks.clips[split]]
         assert s.labels().tolist() == [lab for _, lab in ks.clips[split]]
         assert s.num_classes == 3 and len(s) == len(ks.clips[split])
-        assert [(m.name, m.kind, m.shape) for m in s.specs] == [("audio", "spectrogram", (1, 20, 16)),
-                                                                ("visual", "frames", (3, 3, S, S))]
+        assert [(m.name, m.kind, m.shape) for m in s.specs] == [
+            ("audio", "spectrogram", (1, 20, 16)),
+            ("visual", "frames", (3, 3, S, S)),
+        ]
         out = s.fetch(torch.arange(len(s)), train=False)
         assert out["inputs"]["audio"].shape == (len(s), 1, 20, 16)
         assert out["inputs"]["visual"].shape == (len(s), 3, 3, S, S) and out["inputs"]["visual"].dtype == torch.float32

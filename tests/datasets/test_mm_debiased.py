@@ -54,9 +54,14 @@ def test_json_in_root_by_default_and_errors(mmd: Built, split_json: Path, tmp_pa
         load_mm_debiased_sources(tmp_path)
     root = tmp_path / "m"
     shutil.copytree(mmd.root, root)
-    small = {cid: {"subset": s, "label": "bowling"} for cid, s in
-             [(mmd.clips["train"][0][0], "training"), (mmd.clips["val"][0][0], "validation"),
-              (mmd.clips["test"][0][0], "testing")]}
+    small = {
+        cid: {"subset": s, "label": "bowling"}
+        for cid, s in [
+            (mmd.clips["train"][0][0], "training"),
+            (mmd.clips["val"][0][0], "validation"),
+            (mmd.clips["test"][0][0], "testing"),
+        ]
+    }
     (root / "MM-Debiased.json").write_text(json.dumps(small))
     src = load_mm_debiased_sources(root, image_size=12)
     assert [len(src[s]) for s in ("train", "val", "test")] == [1, 1, 1] and src["test"].num_classes == 1

@@ -27,8 +27,10 @@ def test_labels_from_class_index_and_shapes(ucf: Built) -> None:
     assert src["test"].ids == [v for v, _ in ucf.clips["test"]]  # incl. HandStand vs Handstand names
     assert src["test"].labels().tolist() == [0, 1, 2] and src["test"].classes == list(ucf.extra["classes"])
     assert sorted(src["val"].labels().tolist()) == [0, 1, 2]
-    assert [(m.name, m.kind, m.shape) for m in src["train"].specs] == [("rgb", "frames", (3, 3, 10, 10)),
-                                                                     ("flow", "frames", (3, 2, 10, 10))]
+    assert [(m.name, m.kind, m.shape) for m in src["train"].specs] == [
+        ("rgb", "frames", (3, 3, 10, 10)),
+        ("flow", "frames", (3, 2, 10, 10)),
+    ]
 
 
 def test_eval_rgb_and_flow_frames(ucf: Built) -> None:

@@ -42,7 +42,9 @@ def _cli(args: list[str]):
     return CliRunner().invoke(app, [*args, *extra])
 
 
-@pytest.mark.parametrize("doc", documents_with_examples() or [None], ids=lambda p: str(p.relative_to(ROOT)) if p else "none")
+@pytest.mark.parametrize(
+    "doc", documents_with_examples() or [None], ids=lambda p: str(p.relative_to(ROOT)) if p else "none"
+)
 def test_document_examples_run(doc: Path | None, tmp_path, monkeypatch) -> None:
     if doc is None:  # no guide has examples yet: the collector itself must still find the README's
         assert "quickstart.py" in example_blocks(ROOT / "README.md")
@@ -116,4 +118,9 @@ def test_yaml_and_commands_run(project):
     assert (tmp / "runs/compare_custom/report.html").is_file()
     rows = pd.read_csv(tmp / "runs/compare_custom/compare.csv")
     runs = rows[~rows["method"].str.contains("@")]  # compute-matched joint baselines are named joint@...
-    assert sorted(zip(runs["method"], runs["seed"])) == [("joint", 0), ("joint", 1), ("sample-level", 0), ("sample-level", 1)]
+    assert sorted(zip(runs["method"], runs["seed"])) == [
+        ("joint", 0),
+        ("joint", 1),
+        ("sample-level", 0),
+        ("sample-level", 1),
+    ]

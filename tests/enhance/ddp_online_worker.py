@@ -23,9 +23,13 @@ for case, (name, options) in CASES.items():
 
     def keep(record, t, saved=saved):
         m = t.method
-        saved.append({"plan_rows": m.plan.rows.clone() if m.plan is not None else None,
-                      "plan_keep": m.plan.keep.clone() if m.plan is not None else None,
-                      "online": m._online.state_dict()})
+        saved.append(
+            {
+                "plan_rows": m.plan.rows.clone() if m.plan is not None else None,
+                "plan_keep": m.plan.keep.clone() if m.plan is not None else None,
+                "online": m._online.state_dict(),
+            }
+        )
 
     trainer.fit(keep)
     torch.save(saved, out / f"{case}_rank{rank()}.pt")

@@ -16,8 +16,10 @@ from mmcoop.train import TrainConfig, Trainer
 CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "sample-weighted": ("sample-level", {"warmup": 1, "execution": "weighted", "valuation": "online"}),
     "sample-duplicate": ("sample-level", {"warmup": 1, "execution": "duplicate", "valuation": "online"}),
-    "modality-weighted": ("modality-level", {"warmup": 1, "execution": "weighted", "valuation": "online",
-                                             "part_ratio": 0.5}),
+    "modality-weighted": (
+        "modality-level",
+        {"warmup": 1, "execution": "weighted", "valuation": "online", "part_ratio": 0.5},
+    ),
 }
 
 
@@ -37,13 +39,21 @@ def plain_model(data: MultimodalDataset, seed: int = 0) -> nn.Module:
     return from_modules(enc, Head(6 * len(enc), data.num_classes), num_classes=data.num_classes)
 
 
-def frozen_trainer(name: str, options: dict[str, Any], data: MultimodalDataset, epochs: int = 3,
-                   batch_size: int = 16, amp: str = "none") -> Trainer:
+def frozen_trainer(
+    name: str,
+    options: dict[str, Any],
+    data: MultimodalDataset,
+    epochs: int = 3,
+    batch_size: int = 16,
+    amp: str = "none",
+) -> Trainer:
     """The real loop with the optimizer's learning rate set to 0 (the same weights every epoch)."""
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, eval_batch_size=batch_size, progress=False,
-                         device="cpu", amp=amp)
-    trainer = Trainer(plain_model(data), build_method(name, options), DatasetSplits("tiny", data, data, data),
-                      config, seed=3)
+    config = TrainConfig(
+        epochs=epochs, batch_size=batch_size, eval_batch_size=batch_size, progress=False, device="cpu", amp=amp
+    )
+    trainer = Trainer(
+        plain_model(data), build_method(name, options), DatasetSplits("tiny", data, data, data), config, seed=3
+    )
     for group in trainer.optimizer.param_groups:
         group["lr"] = 0.0
     return trainer

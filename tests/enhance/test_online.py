@@ -104,8 +104,9 @@ def _torchrun(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     torchrun = Path(sys.executable).with_name("torchrun")
     cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), str(WORKER), str(tmp_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"),
-                          check=False)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"), check=False
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
 
@@ -125,7 +126,10 @@ def test_two_process_plans_and_records_equal_one_process(tmp_path: Path) -> None
                 g = got[epoch]
                 assert (plan is None) == (g["plan_rows"] is None), (case, epoch)
                 if plan is not None:
-                    assert torch.equal(plan.rows, g["plan_rows"]) and torch.equal(plan.keep, g["plan_keep"]), (case, epoch)
+                    assert torch.equal(plan.rows, g["plan_rows"]) and torch.equal(plan.keep, g["plan_keep"]), (
+                        case,
+                        epoch,
+                    )
                 assert torch.equal(online["index"], g["online"]["index"]), (case, epoch)
                 assert len(online["index"]) == 61
                 for key in ("phi", "values", "preds", "label"):

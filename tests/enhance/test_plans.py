@@ -49,7 +49,11 @@ def test_sample_level_plan_all_cases_at_once() -> None:
     assert torch.equal(counts, want)
     assert plan.keep.sum(1).eq(1).all()  # exactly one modality kept per unit
     assert len(plan) == int(want.sum())
-    assert plan.summary() == {"units": int(want.sum()), "units_a": int(want[:, 0].sum()), "units_v": int(want[:, 1].sum())}
+    assert plan.summary() == {
+        "units": int(want.sum()),
+        "units_a": int(want[:, 0].sum()),
+        "units_v": int(want[:, 1].sum()),
+    }
     # the units of a row keep the modality whose copies they count
     assert set(plan.rows.tolist()) <= set(rows.tolist())
 

@@ -54,7 +54,9 @@ def test_resampled_dataset_items_over_a_plain_dataset() -> None:
     assert unit["keep"].tolist() == [False, True] and int(unit["index"]) == 3 and unit["label"] == int(data.labels[3])
     assert torch.equal(unit["inputs"]["a"], data.inputs["a"][3])
     batch = collate_units([ds[i] for i in range(14)])
-    assert batch["inputs"]["a"].shape == (14, 6) and batch["keep"].shape == (14, 2) and batch["keep"].dtype == torch.bool
+    assert (
+        batch["inputs"]["a"].shape == (14, 6) and batch["keep"].shape == (14, 2) and batch["keep"].dtype == torch.bool
+    )
     assert batch["label"].dtype == torch.long
     assert batch["index"].tolist() == list(range(10)) + [3, 0, 3, 7]
     assert batch["keep"][10:].tolist() == a_plan().keep.tolist()
@@ -85,7 +87,9 @@ def test_multimodal_dataset_base_gives_the_same_units_as_the_loop() -> None:
     assert len(view) == len(plain) == len(data.with_units(a_plan().rows, a_plan().keep))
     for i in range(len(plain)):
         p, v = plain[i], view[i]
-        assert torch.equal(p["keep"], v["keep"]) and int(p["index"]) == int(v["index"]) and p["label"] == int(v["label"])
+        assert (
+            torch.equal(p["keep"], v["keep"]) and int(p["index"]) == int(v["index"]) and p["label"] == int(v["label"])
+        )
         assert torch.equal(p["inputs"]["b"], v["inputs"]["b"])
     loader = DataLoader(view, batch_size=4, shuffle=True, collate_fn=collate_units)
     seen = torch.cat([b["index"] for b in loader]).sort().values
@@ -124,8 +128,12 @@ def test_schedule_warmup_and_every(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_generator_formula_is_the_method_context_one() -> None:
-    ctx = MethodContext(model=torch.nn.Linear(1, 1), train_data=tiny_data(4), device=torch.device("cpu"), seed=5, epoch=7)
-    assert torch.equal(torch.randperm(50, generator=ctx.generator(3)), torch.randperm(50, generator=epoch_generator(5, 7, 3)))
+    ctx = MethodContext(
+        model=torch.nn.Linear(1, 1), train_data=tiny_data(4), device=torch.device("cpu"), seed=5, epoch=7
+    )
+    assert torch.equal(
+        torch.randperm(50, generator=ctx.generator(3)), torch.randperm(50, generator=epoch_generator(5, 7, 3))
+    )
 
 
 @pytest.mark.parametrize("name", ["sample-level", "modality-level"])

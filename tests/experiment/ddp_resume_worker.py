@@ -20,12 +20,18 @@ init_from_env()
 
 def cfg(name: str) -> RunConfig:
     # noisy synthetic views: random train-time noise is drawn from each rank's own RNG stream
-    return RunConfig.from_dict({
-        "dataset": "synthetic", "dataset_options": {"sizes": [96, 48, 48], "dim": 4, "noise": [2.0, 3.0]},
-        "model": {"dim": 8}, "method": "sample-level", "method_options": {"warmup": 1},
-        "train": {"epochs": 4, "batch_size": 16, "progress": False, "device": "cpu", "lr": 0.003},
-        "out_dir": str(out), "name": name,
-    })
+    return RunConfig.from_dict(
+        {
+            "dataset": "synthetic",
+            "dataset_options": {"sizes": [96, 48, 48], "dim": 4, "noise": [2.0, 3.0]},
+            "model": {"dim": 8},
+            "method": "sample-level",
+            "method_options": {"warmup": 1},
+            "train": {"epochs": 4, "batch_size": 16, "progress": False, "device": "cpu", "lr": 0.003},
+            "out_dir": str(out),
+            "name": name,
+        }
+    )
 
 
 if mode == "full":

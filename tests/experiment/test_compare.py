@@ -8,10 +8,13 @@ from mmcoop.experiment.compare import format_summary, summarize
 
 def _runs(seeds: list[int]) -> pd.DataFrame:
     accs = {"joint": [0.80, 0.90, 0.85], "sample-level": [0.70, 0.74, 0.78]}
-    return pd.DataFrame([
-        {"method": m, "seed": s, "test_acc": accs[m][i], "seconds_per_epoch": 2.0 + i, "best_val_acc": 0.5}
-        for m in accs for i, s in enumerate(seeds)
-    ])
+    return pd.DataFrame(
+        [
+            {"method": m, "seed": s, "test_acc": accs[m][i], "seconds_per_epoch": 2.0 + i, "best_val_acc": 0.5}
+            for m in accs
+            for i, s in enumerate(seeds)
+        ]
+    )
 
 
 def test_summarize_mean_and_sample_std_per_method():

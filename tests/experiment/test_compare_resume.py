@@ -106,8 +106,14 @@ def test_two_compares_into_one_folder_are_refused_then_merged(tmp_path, monkeypa
     with pytest.raises(RunDirError, match="--resume"):  # later, without --resume: refused (it would drop seed 0)
         run_compare(base, parse_methods("joint"), [1], name="f", matched=())
     with pytest.raises(ConfigError, match="train.lr"):  # other shared settings: refused with a diff
-        run_compare(tiny_cfg(tmp_path, train={"epochs": 1, "lr": 0.5}), parse_methods("joint"), [1], name="f",
-                    matched=(), resume=True)
+        run_compare(
+            tiny_cfg(tmp_path, train={"epochs": 1, "lr": 0.5}),
+            parse_methods("joint"),
+            [1],
+            name="f",
+            matched=(),
+            resume=True,
+        )
     _, df, _ = run_compare(base, parse_methods("joint"), [1], name="f", matched=(), resume=True)
     assert df["seed"].tolist() == [0, 1] and _table(tmp_path / "f")["seed"].tolist() == [0, 1]
 

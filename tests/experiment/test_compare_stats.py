@@ -37,7 +37,7 @@ T975_2 = 0.95 / math.sqrt(2 * 0.975 * 0.025)  # closed form for 2 df: (2p-1)/sqr
 def test_betainc_closed_forms():
     for x in (0.0, 0.1, 0.37, 0.9, 1.0):
         assert betainc(1, 1, x) == pytest.approx(x, abs=1e-14)
-        assert betainc(3, 1, x) == pytest.approx(x ** 3, abs=1e-14)  # I_x(a, 1) = x^a
+        assert betainc(3, 1, x) == pytest.approx(x**3, abs=1e-14)  # I_x(a, 1) = x^a
         assert betainc(1, 4, x) == pytest.approx(1 - (1 - x) ** 4, abs=1e-14)  # I_x(1, b) = 1 - (1-x)^b
     assert betainc(7.5, 7.5, 0.5) == pytest.approx(0.5, abs=1e-14)  # symmetry
     # I_x(1/2, 1/2) = (2/pi) asin(sqrt(x))
@@ -129,12 +129,39 @@ def test_bootstrap_approaches_exact_enumeration():
 def _runs() -> pd.DataFrame:
     rows = []
     for s, (j, m, m2) in enumerate([(0.80, 0.81, 0.70), (0.85, 0.87, 0.71), (0.90, 0.93, 0.72)]):
-        rows.append({"method": "joint", "seed": s, "test_acc": j, "sample_visits": 100, "optimizer_steps": 10,
-                     "seconds_per_epoch": 2.0})
-        rows.append({"method": "m", "seed": s, "test_acc": m, "sample_visits": 250, "optimizer_steps": 25,
-                     "seconds_per_epoch": 1.0 + s, "gain_epochs": 100 * (m - j), "gain_visits": 100 * (m - j) - 1, "baseline_epochs_visits": 5})
-        rows.append({"method": "one", "seed": s, "test_acc": m2, "sample_visits": 100, "optimizer_steps": 40,
-                     "gain_epochs": 100 * (m2 - j) if s == 0 else np.nan})
+        rows.append(
+            {
+                "method": "joint",
+                "seed": s,
+                "test_acc": j,
+                "sample_visits": 100,
+                "optimizer_steps": 10,
+                "seconds_per_epoch": 2.0,
+            }
+        )
+        rows.append(
+            {
+                "method": "m",
+                "seed": s,
+                "test_acc": m,
+                "sample_visits": 250,
+                "optimizer_steps": 25,
+                "seconds_per_epoch": 1.0 + s,
+                "gain_epochs": 100 * (m - j),
+                "gain_visits": 100 * (m - j) - 1,
+                "baseline_epochs_visits": 5,
+            }
+        )
+        rows.append(
+            {
+                "method": "one",
+                "seed": s,
+                "test_acc": m2,
+                "sample_visits": 100,
+                "optimizer_steps": 40,
+                "gain_epochs": 100 * (m2 - j) if s == 0 else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -143,9 +170,13 @@ def test_gain_summary_by_hand():
     s = add_gain_summary(summarize(runs), runs, bootstrap=200, bootstrap_seed=3).set_index("method")
     half = T975_2 / math.sqrt(3)  # gains 1, 2, 3 points
     assert s.loc["m", "gain_epochs_mean"] == pytest.approx(2.0)
-    assert s.loc["m", "gain_epochs_low"] == pytest.approx(2 - half) and s.loc["m", "gain_epochs_high"] == pytest.approx(2 + half)
+    assert s.loc["m", "gain_epochs_low"] == pytest.approx(2 - half) and s.loc["m", "gain_epochs_high"] == pytest.approx(
+        2 + half
+    )
     assert s.loc["m", "gain_visits_mean"] == pytest.approx(1.0)
-    assert s.loc["m", "gain_epochs_boot_low"] == pytest.approx(bootstrap_interval([1.0, 2.0, 3.0], resamples=200, seed=3)[0])
+    assert s.loc["m", "gain_epochs_boot_low"] == pytest.approx(
+        bootstrap_interval([1.0, 2.0, 3.0], resamples=200, seed=3)[0]
+    )
     assert math.isnan(s.loc["joint", "gain_epochs_mean"])  # the baseline has no gain
     assert s.loc["one", "gain_epochs_n"] == 1 and math.isnan(s.loc["one", "gain_epochs_low"])
     assert s.loc["m", "sample_visits_mean"] == 250
@@ -157,7 +188,9 @@ def test_gain_summary_by_hand():
     assert table.loc["m", "gain"].startswith("+2.0 [-0.5, +4.5]\n")
     assert table.loc["m", "visits ×joint"] == "2.50" and table.loc["m", "steps ×joint"] == "2.50"
     assert table.loc["m", "s/epoch ×joint"] == "1.00" and table.loc["one", "s/epoch ×joint"] == "–"
-    assert table.loc["m", "gain@visits"].startswith("+1.0 [") and table.loc["m", "gain@visits"].endswith("\nvs joint 5 ep")
+    assert table.loc["m", "gain@visits"].startswith("+1.0 [") and table.loc["m", "gain@visits"].endswith(
+        "\nvs joint 5 ep"
+    )
     assert table.loc["one", "gain"] == "-10.0 (1 seed: no CI)\nboot n/a" and table.loc["one", "steps ×joint"] == "4.00"
 
 
@@ -192,8 +225,14 @@ def test_methods_all_skips_methods_defined_for_fewer_modalities(tmp_path):
 
     from mmcoop.experiment import RunConfig, parse_methods, run_compare
 
-    base = RunConfig.from_dict({"dataset": "synthetic", "dataset_options": {"num_modalities": 3},
-                                "train": {"epochs": 1, "progress": False}, "out_dir": str(tmp_path)})
+    base = RunConfig.from_dict(
+        {
+            "dataset": "synthetic",
+            "dataset_options": {"num_modalities": 3},
+            "train": {"epochs": 1, "progress": False},
+            "out_dir": str(tmp_path),
+        }
+    )
     specs = [m for m in parse_methods("all") if m.name in ("joint", "greedy")]
     with pytest.warns(UserWarning, match="skipping greedy"):
         _, df, _ = run_compare(base, specs, [0], name="c", matched=())

@@ -61,9 +61,14 @@ def _test_methods():
 
 
 def _base(tmp_path: Path, **train) -> RunConfig:
-    return RunConfig.from_dict({
-        "dataset": "synthetic", "dataset_options": {"sizes": SIZES, "noise": [3.0, 4.0]},
-        "train": {"epochs": 2, "progress": False, "batch_size": BATCH, **train}, "out_dir": str(tmp_path)})
+    return RunConfig.from_dict(
+        {
+            "dataset": "synthetic",
+            "dataset_options": {"sizes": SIZES, "noise": [3.0, 4.0]},
+            "train": {"epochs": 2, "progress": False, "batch_size": BATCH, **train},
+            "out_dir": str(tmp_path),
+        }
+    )
 
 
 def _acc(run_dir: Path) -> float:
@@ -71,16 +76,25 @@ def _acc(run_dir: Path) -> float:
 
 
 def test_paired_gains_and_matched_joint_runs(tmp_path):
-    cdir, df, summary = run_compare(_base(tmp_path), parse_methods("joint,test-twice,test-double-step"), [0, 1],
-                                    name="cmp", matched=("visits", "steps"))
+    cdir, df, summary = run_compare(
+        _base(tmp_path),
+        parse_methods("joint,test-twice,test-double-step"),
+        [0, 1],
+        name="cmp",
+        matched=("visits", "steps"),
+    )
     # one extra joint run per seed, shared by twice (visits, steps) and double-step (steps)
     assert sorted(p.name for p in cdir.iterdir() if p.is_dir()) == sorted(
-        f"{m}_seed{s}" for m in ("joint", "test-twice", "test-double-step", "joint@4ep") for s in (0, 1))
+        f"{m}_seed{s}" for m in ("joint", "test-twice", "test-double-step", "joint@4ep") for s in (0, 1)
+    )
     for seed in (0, 1):
         joint = read_metrics(cdir / f"joint_seed{seed}")
         per_epoch_visits, per_epoch_steps = joint[0]["train_units"], joint[0]["epoch_steps"]
         assert per_epoch_visits == SIZES[0] and per_epoch_steps == math.ceil(SIZES[0] / BATCH)
-        twice, double = read_metrics(cdir / f"test-twice_seed{seed}"), read_metrics(cdir / f"test-double-step_seed{seed}")
+        twice, double = (
+            read_metrics(cdir / f"test-twice_seed{seed}"),
+            read_metrics(cdir / f"test-double-step_seed{seed}"),
+        )
         assert twice[-1]["sample_visits"] == 2 * 2 * SIZES[0] and double[-1]["sample_visits"] == 2 * SIZES[0]
         assert double[-1]["optimizer_steps"] == 2 * 2 * per_epoch_steps
         # joint epochs for the same total: floor(total / per epoch + 1/2)
@@ -110,7 +124,9 @@ def test_paired_gains_and_matched_joint_runs(tmp_path):
     mean, sd, low, high = t_interval(gains)
     assert s.loc["test-twice", "gain_visits_mean"] == pytest.approx(mean)
     assert (s.loc["test-twice", "gain_visits_low"], s.loc["test-twice", "gain_visits_high"]) == (
-        pytest.approx(low, nan_ok=True), pytest.approx(high, nan_ok=True))
+        pytest.approx(low, nan_ok=True),
+        pytest.approx(high, nan_ok=True),
+    )
     assert pd.read_csv(cdir / "compare.csv")["sample_visits"].notna().all()
 
     out = write_report(cdir)
@@ -167,10 +183,32 @@ def test_patience_must_not_be_negative():
 
 def test_cli_compare_prints_gains_and_records_early_stop(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    res = CliRunner().invoke(app, [
-        "compare", "--dataset", "synthetic", "--methods", "test-twice", "--seeds", "0", "--epochs", "1",
-        "--batch-size", str(BATCH), "--early-stop", "3", "--matched", "visits,steps", "--name", "c",
-        "--set", "train.progress=false", "--set", f"dataset_options.sizes={SIZES}"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            "--dataset",
+            "synthetic",
+            "--methods",
+            "test-twice",
+            "--seeds",
+            "0",
+            "--epochs",
+            "1",
+            "--batch-size",
+            str(BATCH),
+            "--early-stop",
+            "3",
+            "--matched",
+            "visits,steps",
+            "--name",
+            "c",
+            "--set",
+            "train.progress=false",
+            "--set",
+            f"dataset_options.sizes={SIZES}",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = " ".join(res.output.split())
     assert "gain over joint training" in out and "(1 seed: no CI)" in out and "gain@visits" in out
@@ -178,4 +216,5 @@ def test_cli_compare_prints_gains_and_records_early_stop(tmp_path, monkeypatch):
     rows = pd.read_csv(tmp_path / "runs/c/compare.csv")
     assert list(rows["method"]) == ["joint", "test-twice", "joint@2ep"]
     assert rows.set_index("method").loc["test-twice", "gain_visits"] == pytest.approx(
-        100 * (_acc(tmp_path / "runs/c/test-twice_seed0") - _acc(tmp_path / "runs/c/joint@2ep_seed0")))
+        100 * (_acc(tmp_path / "runs/c/test-twice_seed0") - _acc(tmp_path / "runs/c/joint@2ep_seed0"))
+    )

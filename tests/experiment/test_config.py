@@ -35,7 +35,9 @@ def test_type_and_choice_errors():
 
 
 def test_yaml_round_trip_and_overrides(tmp_path):
-    cfg = RunConfig.from_dict(apply_overrides({"dataset": "synthetic"}, ["train.epochs=3", "debiased.strength=0.5", "seed=7"]))
+    cfg = RunConfig.from_dict(
+        apply_overrides({"dataset": "synthetic"}, ["train.epochs=3", "debiased.strength=0.5", "seed=7"])
+    )
     assert cfg.train.epochs == 3 and cfg.debiased.strength == 0.5 and cfg.seed == 7
     assert cfg.name == "synthetic-debiased_joint_seed7"
     p = tmp_path / "c.yaml"

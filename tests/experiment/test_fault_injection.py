@@ -37,7 +37,12 @@ import yaml
 from _runs import strip_times, tiny_cfg
 from mmcoop.cli.app import app
 from mmcoop.experiment import (
-    RUN_MARKER, is_marked_run_dir, read_metrics, resume_experiment, run_experiment, verify_run_dir,
+    RUN_MARKER,
+    is_marked_run_dir,
+    read_metrics,
+    resume_experiment,
+    run_experiment,
+    verify_run_dir,
 )
 from mmcoop.report import write_report
 
@@ -198,8 +203,10 @@ def test_kill_9_at_random_moments(tmp_path, fork_safe):
 
 # -- every class of fault of issue 18, with counts ---------------------------------------------------
 def _tree(folder: Path) -> dict[str, bytes | None]:
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def test_every_fault_class_keeps_user_files_and_resumes_exactly(tmp_path, monkeypatch):
@@ -215,14 +222,30 @@ def test_every_fault_class_keeps_user_files_and_resumes_exactly(tmp_path, monkey
 
     fork_safe_tqdm(monkeypatch)
     runner = CliRunner()
-    counts = dict.fromkeys(["user files kept", "failed resumes left as found", "crafted checkpoints refused",
-                            "compare kills", "compare kills resumed identically", "stale files flagged"], 0)
+    counts = dict.fromkeys(
+        [
+            "user files kept",
+            "failed resumes left as found",
+            "crafted checkpoints refused",
+            "compare kills",
+            "compare kills resumed identically",
+            "stale files flagged",
+        ],
+        0,
+    )
     decoy = b"the user's own, no backup"
 
     # 1. --overwrite never deletes what mmcoop did not write: a decoy in every kind of place
     run = run_experiment(tiny_cfg(tmp_path / "own", "r", train={"epochs": 1})).run_dir
-    places = ["NOTES.md", "analysis/fig.tex", "checkpoints/mine.pt", "valuation/mine.parquet", "plots/notes.txt",
-              ".notes.tmp", "link"]
+    places = [
+        "NOTES.md",
+        "analysis/fig.tex",
+        "checkpoints/mine.pt",
+        "valuation/mine.parquet",
+        "plots/notes.txt",
+        ".notes.tmp",
+        "link",
+    ]
     for place in places:
         target = run / place
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -274,8 +297,9 @@ def test_every_fault_class_keeps_user_files_and_resumes_exactly(tmp_path, monkey
         state = torch.load(path, weights_only=True)
         state["x"] = Payload()
         torch.save(state, path)
-        commands = [["value", str(victim), "--checkpoint", which]] + ([["train", "--resume", str(victim)]]
-                                                                        if which == "last" else [])
+        commands = [["value", str(victim), "--checkpoint", which]] + (
+            [["train", "--resume", str(victim)]] if which == "last" else []
+        )
         for cmd in commands:
             res = runner.invoke(app, cmd)
             assert res.exit_code == 2 and "--trust-run" in " ".join(res.output.split()), res.output
@@ -288,8 +312,14 @@ def test_every_fault_class_keeps_user_files_and_resumes_exactly(tmp_path, monkey
     assert ref.exit_code == 0, ref.output
     drop = ["seconds_per_epoch", "run_dir"]
     want = pd.read_csv(tmp_path / "cmp" / "ref" / "compare.csv").drop(columns=drop)
-    points = [("append_metrics", 1, True), ("append_metrics", 4, True), ("atomic_torch_save", 3, False),
-              ("atomic_torch_save", 8, False), ("append_metrics", 7, True), ("atomic_write_text", 4, False)]
+    points = [
+        ("append_metrics", 1, True),
+        ("append_metrics", 4, True),
+        ("atomic_torch_save", 3, False),
+        ("atomic_torch_save", 8, False),
+        ("append_metrics", 7, True),
+        ("atomic_write_text", 4, False),
+    ]
     for i, (fn, n, after) in enumerate(points):
         name = f"k{i}"
 
@@ -309,14 +339,24 @@ def test_every_fault_class_keeps_user_files_and_resumes_exactly(tmp_path, monkey
         counts["compare kills resumed identically"] += 1
 
     # 5. a valuation made before a resume that changed best.pt is flagged
-    cfg = tiny_cfg(tmp_path / "stale", "s", dataset_options={"sizes": [48, 24, 24], "dim": 4, "noise": [2.0, 3.0]},
-                   train={"epochs": 2, "lr": 0.003})
+    cfg = tiny_cfg(
+        tmp_path / "stale",
+        "s",
+        dataset_options={"sizes": [48, 24, 24], "dim": 4, "noise": [2.0, 3.0]},
+        train={"epochs": 2, "lr": 0.003},
+    )
     run_experiment(cfg)
     assert runner.invoke(app, ["value", str(cfg.run_dir)]).exit_code == 0
     with pytest.warns(UserWarning, match="is stale"):
-        run_experiment(tiny_cfg(tmp_path / "stale", "s", dataset_options={"sizes": [48, 24, 24], "dim": 4,
-                                                                          "noise": [2.0, 3.0]},
-                                train={"epochs": 3, "lr": 0.003}), resume=True)
+        run_experiment(
+            tiny_cfg(
+                tmp_path / "stale",
+                "s",
+                dataset_options={"sizes": [48, 24, 24], "dim": 4, "noise": [2.0, 3.0]},
+                train={"epochs": 3, "lr": 0.003},
+            ),
+            resume=True,
+        )
     counts["stale files flagged"] += len(stale_derived(cfg.run_dir))
 
     print("fault classes", counts)
@@ -324,7 +364,27 @@ def test_every_fault_class_keeps_user_files_and_resumes_exactly(tmp_path, monkey
     assert counts["stale files flagged"] == 1 and counts["user files kept"] == len(places), counts
 
 
-TINY_ARGS_COMPARE = ["--dataset", "synthetic", "--set", "dataset_options.sizes=[48,24,24]", "--set",
-                     "dataset_options.dim=4", "--set", "model.dim=8", "--set", "train.batch_size=16", "--set",
-                     "train.progress=false", "--device", "cpu", "--methods", "joint,modality-level", "--seeds", "0,1",
-                     "--epochs", "2", "--set", "method_options.warmup=1"]
+TINY_ARGS_COMPARE = [
+    "--dataset",
+    "synthetic",
+    "--set",
+    "dataset_options.sizes=[48,24,24]",
+    "--set",
+    "dataset_options.dim=4",
+    "--set",
+    "model.dim=8",
+    "--set",
+    "train.batch_size=16",
+    "--set",
+    "train.progress=false",
+    "--device",
+    "cpu",
+    "--methods",
+    "joint,modality-level",
+    "--seeds",
+    "0,1",
+    "--epochs",
+    "2",
+    "--set",
+    "method_options.warmup=1",
+]

@@ -9,8 +9,18 @@ import time
 
 from mmcoop.experiment import read_metrics
 
-ARGS = ["--dataset", "synthetic", "--epochs", "6", "--set", "train.progress=false",
-        "--set", "dataset_options.sizes=[6000,300,300]", "--set", "dataset_options.dim=32"]
+ARGS = [
+    "--dataset",
+    "synthetic",
+    "--epochs",
+    "6",
+    "--set",
+    "train.progress=false",
+    "--set",
+    "dataset_options.sizes=[6000,300,300]",
+    "--set",
+    "dataset_options.dim=32",
+]
 
 
 def _cli(*args, **kw):
@@ -23,12 +33,17 @@ def _strip(records):
 
 def test_killed_run_resumes_to_identical_results(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    full = subprocess.run(_cli("--out-dir", str(tmp_path), "--name", "full"), capture_output=True, text=True,
-                          timeout=300, env=env)
+    full = subprocess.run(
+        _cli("--out-dir", str(tmp_path), "--name", "full"), capture_output=True, text=True, timeout=300, env=env
+    )
     assert full.returncode == 0, full.stderr[-2000:]
 
-    proc = subprocess.Popen(_cli("--out-dir", str(tmp_path), "--name", "killed"), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cli("--out-dir", str(tmp_path), "--name", "killed"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     metrics = tmp_path / "killed" / "metrics.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
@@ -42,8 +57,13 @@ def test_killed_run_resumes_to_identical_results(tmp_path):
     assert 2 <= done < 6
     assert not (tmp_path / "killed" / "results.json").exists()
 
-    resumed = subprocess.run([sys.executable, "-m", "mmcoop", "train", "--resume", str(tmp_path / "killed")],
-                             capture_output=True, text=True, timeout=300, env=env)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "mmcoop", "train", "--resume", str(tmp_path / "killed")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _strip(read_metrics(tmp_path / "killed")) == _strip(read_metrics(tmp_path / "full"))
     a = json.loads((tmp_path / "full" / "results.json").read_text())

@@ -17,7 +17,9 @@ from mmcoop.experiment.presets import PRESETS, preset_config
 
 FIXTURES = Path(__file__).resolve().parents[1]  # av_fixtures.py
 DATA = Path(os.environ.get("MMCOOP_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-pytestmark = pytest.mark.skipif(not (DATA / "mnist").is_dir(), reason=f"real data folder {DATA} absent (set MMCOOP_DATA)")
+pytestmark = pytest.mark.skipif(
+    not (DATA / "mnist").is_dir(), reason=f"real data folder {DATA} absent (set MMCOOP_DATA)"
+)
 
 
 def _fixtures():
@@ -55,8 +57,15 @@ def test_preset_trains_one_epoch(preset, tmp_path, monkeypatch):
     else:
         getattr(fx, builder)(root, content)
     monkeypatch.chdir(tmp_path)
-    sets = ["dataset_options.root=" + str(root), "dataset_options.image_size=32", "train.epochs=1",
-            "train.batch_size=4", "train.eval_batch_size=8", "train.progress=false", "model.dim=16"]
+    sets = [
+        "dataset_options.root=" + str(root),
+        "dataset_options.image_size=32",
+        "train.epochs=1",
+        "train.batch_size=4",
+        "train.eval_batch_size=8",
+        "train.progress=false",
+        "model.dim=16",
+    ]
     sets += [f"dataset_options.{k}={v}" for k, v in extra.items()]
     args = ["train", "--preset", preset, "--name", "p"]
     for s in sets:
@@ -74,8 +83,9 @@ def test_preset_trains_one_epoch(preset, tmp_path, monkeypatch):
 def test_describe_preset_says_what_it_sets_and_what_the_user_overrides():
     from mmcoop.experiment.presets import describe_preset
 
-    text = describe_preset({"train": {"epochs": 2, "lr": 5e-5}, "dataset_options": {"image_size": 32}},
-                           "kinetics-sounds")
+    text = describe_preset(
+        {"train": {"epochs": 2, "lr": 5e-5}, "dataset_options": {"image_size": 32}}, "kinetics-sounds"
+    )
     assert text.startswith("preset kinetics-sounds sets ")
     assert "dataset_options.num_frames=3" in text and "dataset_options.expect_classes=31" in text
     assert "train.optimizer=adam" in text and "model.dim=512" in text

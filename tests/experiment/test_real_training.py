@@ -15,13 +15,19 @@ from mmcoop.experiment import RunConfig, run_experiment
 )
 def test_short_run_beats_chance(tmp_path, data_root, dataset, method, epochs, floor):
     opts = {"warmup": 1, "execution": "weighted"} if method == "sample-level" else {}
-    cfg = RunConfig.from_dict({
-        "dataset": dataset, "method": method, "method_options": opts, "data_root": str(data_root),
-        "train": {"epochs": epochs, "progress": False}, "out_dir": str(tmp_path),
-    })
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": dataset,
+            "method": method,
+            "method_options": opts,
+            "data_root": str(data_root),
+            "train": {"epochs": epochs, "progress": False},
+            "out_dir": str(tmp_path),
+        }
+    )
     r = run_experiment(cfg)
     assert r.test["acc"] > floor, r.test
-    assert set(r.splits.modalities) <= {k[len("acc_"):] for k in r.test if k.startswith("acc_")}
+    assert set(r.splits.modalities) <= {k[len("acc_") :] for k in r.test if k.startswith("acc_")}
     if method == "sample-level":
         assert (r.run_dir / "valuation" / "epoch_002.parquet").exists()
         assert "contrib_audio" in r.history[-1] and "copies_visual" in r.history[-1]

@@ -20,7 +20,12 @@ from _runs import strip_times, tiny_cfg
 from mmcoop.cli.app import app
 from mmcoop.errors import ConfigError, DataError, RunDirError
 from mmcoop.experiment import (
-    RUN_MARKER, load_run, read_metrics, resume_experiment, run_experiment, verify_run_dir,
+    RUN_MARKER,
+    load_run,
+    read_metrics,
+    resume_experiment,
+    run_experiment,
+    verify_run_dir,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -195,12 +200,15 @@ def _edit_yaml(run_dir: Path, **changes) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-@pytest.mark.parametrize("key,value,why", [
-    ("seed", 1, "defines the run"),
-    ("train.lr", 0.5, "changes the optimisation"),
-    ("model.dim", 16, "defines the run"),
-    ("dataset_options.sizes", [48, 24, 20], "defines the run"),
-])
+@pytest.mark.parametrize(
+    "key,value,why",
+    [
+        ("seed", 1, "defines the run"),
+        ("train.lr", 0.5, "changes the optimisation"),
+        ("model.dim", 16, "defines the run"),
+        ("dataset_options.sizes", [48, 24, 20], "defines the run"),
+    ],
+)
 def test_an_edited_config_yaml_is_refused_with_a_diff(half, key, value, why):
     before = (half / "metrics.jsonl").read_text()
     _edit_yaml(half, **{key: value})

@@ -53,12 +53,15 @@ def test_user_model_and_data_train(tmp_path, method):
 
 
 def test_user_run_resumes_exactly(tmp_path):
-    full = run_experiment(RunConfig.from_dict(_cfg(tmp_path / "a", method="sample-level", method_options={"warmup": 1})))
+    full = run_experiment(
+        RunConfig.from_dict(_cfg(tmp_path / "a", method="sample-level", method_options={"warmup": 1}))
+    )
     short = _cfg(tmp_path / "b", method="sample-level", method_options={"warmup": 1})
     short["train"] = dict(short["train"], epochs=2)
     run_experiment(RunConfig.from_dict(short))
-    resumed = run_experiment(RunConfig.from_dict(_cfg(tmp_path / "b", method="sample-level", method_options={"warmup": 1})),
-                             resume=True)
+    resumed = run_experiment(
+        RunConfig.from_dict(_cfg(tmp_path / "b", method="sample-level", method_options={"warmup": 1})), resume=True
+    )
     assert resumed.test == full.test
 
 
@@ -66,9 +69,24 @@ def test_cli_yaml_value_compare_report(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "user.yaml").write_text(yaml.safe_dump(_cfg(Path("runs"), name="mine", method="joint")))
     runner = CliRunner()
-    for args in (["train", "--config", "user.yaml"], ["value", "runs/mine", "--split", "val"],
-                 ["compare", "--config", "user.yaml", "--methods", "joint,sample-level,modality-level", "--seeds", "0",
-                  "--set", "method_options.warmup=1", "--name", "cmp"], ["report", "runs/cmp"]):
+    for args in (
+        ["train", "--config", "user.yaml"],
+        ["value", "runs/mine", "--split", "val"],
+        [
+            "compare",
+            "--config",
+            "user.yaml",
+            "--methods",
+            "joint,sample-level,modality-level",
+            "--seeds",
+            "0",
+            "--set",
+            "method_options.warmup=1",
+            "--name",
+            "cmp",
+        ],
+        ["report", "runs/cmp"],
+    ):
         res = runner.invoke(app, args)
         assert res.exit_code == 0, (args, res.output)
     assert (tmp_path / "runs/mine/valuation/val.parquet").is_file()
@@ -87,6 +105,8 @@ def test_clear_errors_name_the_target(tmp_path):
     with pytest.raises(ConfigError, match=r"user_project:not_a_model.*lacks modalities, encode, fuse"):
         run_experiment(RunConfig.from_dict(_cfg(tmp_path, model={"target": "user_project:not_a_model"})))
     with pytest.raises(ConfigError, match="cannot be called with options"):
-        run_experiment(RunConfig.from_dict(_cfg(tmp_path, model={"target": "user_project:build", "options": {"depth": 3}})))
+        run_experiment(
+            RunConfig.from_dict(_cfg(tmp_path, model={"target": "user_project:build", "options": {"depth": 3}}))
+        )
     with pytest.raises(DataError, match="user_project:bad_labels.*val split"):
         run_experiment(RunConfig.from_dict(_cfg(tmp_path, data={"target": "user_project:bad_labels"})))

@@ -105,9 +105,18 @@ class Weights(pl.Callback):
 
 
 def fit(module, callbacks, tmp_path: Path, epochs: int = 3):
-    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path),
-                         callbacks=callbacks, num_sanity_val_steps=0)
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+        callbacks=callbacks,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module)
     return trainer
 
@@ -126,13 +135,22 @@ def test_three_epochs_with_valuation_and_resampling(tmp_path: Path) -> None:
         assert module.batches_per_epoch[e] == -(-(96 + len(resampling.plans[e])) // 16)
     assert module.seen_keep > 0 and module.seen_copies == 0
     # valuation: logged through the module's logger machinery, parquet per epoch
-    for key in ("contribution_val/a", "contribution_val/b", "acc_alone_val/a", "time/valuation_val_s",
-                "contribution/a", "copies/b", "time/valuation_s"):  # val valuation; train (re-sampling)
+    for key in (
+        "contribution_val/a",
+        "contribution_val/b",
+        "acc_alone_val/a",
+        "time/valuation_val_s",
+        "contribution/a",
+        "copies/b",
+        "time/valuation_s",
+    ):  # val valuation; train (re-sampling)
         assert key in trainer.callback_metrics, key
     assert float(trainer.callback_metrics["contribution_val/a"]) == pytest.approx(
-        valuation.tables[3].mean_contribution()["a"], rel=1e-6)
+        valuation.tables[3].mean_contribution()["a"], rel=1e-6
+    )
     assert float(trainer.callback_metrics["contribution/a"]) == pytest.approx(
-        resampling.resampler.last_table.mean_contribution()["a"], rel=1e-6)
+        resampling.resampler.last_table.mean_contribution()["a"], rel=1e-6
+    )
     files = sorted(p.name for p in (tmp_path / "valuation").glob("*.parquet"))
     assert files == ["val_epoch_001.parquet", "val_epoch_002.parquet", "val_epoch_003.parquet"]
     assert len(pd.read_parquet(tmp_path / "valuation" / files[-1])) == 48

@@ -39,18 +39,50 @@ def metrics(run: Path) -> list[dict]:
 
 
 def test_scalars_map_records_to_tags() -> None:
-    rec = {"epoch": 2, "train_loss": 0.5, "val_acc": 0.75, "val_acc_m0": 0.5, "contrib_m1": 0.25, "copies_m0": 3,
-           "time_valuation_s": 1.5, "is_best": True, "val_f1": float("nan"), "train_units": 10}
-    assert scalars(rec) == {"loss/train": 0.5, "acc/val": 0.75, "acc_alone/m0": 0.5, "contribution/m1": 0.25,
-                            "copies/m0": 3.0, "time/valuation_s": 1.5}
+    rec = {
+        "epoch": 2,
+        "train_loss": 0.5,
+        "val_acc": 0.75,
+        "val_acc_m0": 0.5,
+        "contrib_m1": 0.25,
+        "copies_m0": 3,
+        "time_valuation_s": 1.5,
+        "is_best": True,
+        "val_f1": float("nan"),
+        "train_units": 10,
+    }
+    assert scalars(rec) == {
+        "loss/train": 0.5,
+        "acc/val": 0.75,
+        "acc_alone/m0": 0.5,
+        "contribution/m1": 0.25,
+        "copies/m0": 3.0,
+        "time/valuation_s": 1.5,
+    }
 
 
 def test_tensorboard_event_files_hold_the_documented_scalars(tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    res = runner.invoke(app, ["train", *TINY_ARGS, "--epochs", "2", "--out-dir", str(tmp_path), "--name", "tb",
-                              "--method", "sample-level", "--set", "method_options.warmup=0",
-                              "--set", "train.loggers=[jsonl,tensorboard]"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            *TINY_ARGS,
+            "--epochs",
+            "2",
+            "--out-dir",
+            str(tmp_path),
+            "--name",
+            "tb",
+            "--method",
+            "sample-level",
+            "--set",
+            "method_options.warmup=0",
+            "--set",
+            "train.loggers=[jsonl,tensorboard]",
+        ],
+    )
     assert res.exit_code == 0, res.output
     run = tmp_path / "tb"
     assert glob.glob(str(run / "tensorboard" / "events.out.tfevents.*"))
@@ -59,8 +91,13 @@ def test_tensorboard_event_files_hold_the_documented_scalars(tmp_path: Path) -> 
     tags = set(acc.Tags()["scalars"])
     assert documented_tags() <= tags, documented_tags() - tags
     recs = metrics(run)
-    for tag, key in (("loss/train", "train_loss"), ("acc/val", "val_acc"), ("acc_alone/m1", "val_acc_m1"),
-                     ("contribution/m0", "contrib_m0"), ("copies/m1", "copies_m1")):
+    for tag, key in (
+        ("loss/train", "train_loss"),
+        ("acc/val", "val_acc"),
+        ("acc_alone/m1", "val_acc_m1"),
+        ("contribution/m0", "contrib_m0"),
+        ("copies/m1", "copies_m1"),
+    ):
         events = acc.Scalars(tag)
         assert [e.step for e in events] == [1, 2]
         assert [e.value for e in events] == pytest.approx([r[key] for r in recs], rel=1e-6)
@@ -68,8 +105,9 @@ def test_tensorboard_event_files_hold_the_documented_scalars(tmp_path: Path) -> 
     hist = acc.Histograms("phi/m0")[0].histogram_value
     assert hist.num == 48  # one phi per training sample
     # the event files are mmcoop's: --overwrite replaces the run instead of refusing
-    res = runner.invoke(app, ["train", *TINY_ARGS, "--epochs", "1", "--out-dir", str(tmp_path), "--name", "tb",
-                              "--overwrite"])
+    res = runner.invoke(
+        app, ["train", *TINY_ARGS, "--epochs", "1", "--out-dir", str(tmp_path), "--name", "tb", "--overwrite"]
+    )
     assert res.exit_code == 0, res.output
     assert not (run / "tensorboard").exists()
 
@@ -83,11 +121,11 @@ def read_wandb_history(path: str) -> list[dict]:
         if block - pos % block < 7:
             pos += block - pos % block
             continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
         pos += 7
         if kind == 0 and length == 0:
             break
-        cur += data[pos:pos + length]
+        cur += data[pos : pos + length]
         pos += length
         if kind in (1, 4):  # full or last fragment
             records.append(cur)
@@ -105,8 +143,13 @@ def test_wandb_offline_run_holds_the_same_scalars(tmp_path: Path, monkeypatch: p
     pytest.importorskip("wandb")  # a dev dependency; CI installs it
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = tiny_cfg(tmp_path, "wb", method="sample-level", method_options={"warmup": 0},
-                   train={"epochs": 2, "loggers": ["jsonl", "wandb"]})
+    cfg = tiny_cfg(
+        tmp_path,
+        "wb",
+        method="sample-level",
+        method_options={"warmup": 0},
+        train={"epochs": 2, "loggers": ["jsonl", "wandb"]},
+    )
     run_experiment(cfg)
     files = glob.glob(str(cfg.run_dir / "wandb" / "offline-run-*" / "run-*.wandb"))
     assert len(files) == 1
@@ -146,8 +189,21 @@ def test_missing_package_gives_one_clear_message(tmp_path: Path) -> None:
         pytest.skip("mlflow is installed here")
     with pytest.raises(ConfigError, match=r"pip install 'mmcoop\[mlflow\]'"):
         check_loggers(["jsonl", "mlflow"])
-    res = runner.invoke(app, ["train", *TINY_ARGS, "--epochs", "1", "--out-dir", str(tmp_path), "--name", "ml",
-                              "--set", "train.loggers=[mlflow]"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            *TINY_ARGS,
+            "--epochs",
+            "1",
+            "--out-dir",
+            str(tmp_path),
+            "--name",
+            "ml",
+            "--set",
+            "train.loggers=[mlflow]",
+        ],
+    )
     assert res.exit_code == 2 and "Traceback" not in res.output
     text = " ".join(res.output.split())
     assert "'mlflow' package is not installed" in text and "pip install 'mmcoop[mlflow]'" in text
@@ -155,6 +211,8 @@ def test_missing_package_gives_one_clear_message(tmp_path: Path) -> None:
 
 
 def test_unknown_logger_lists_the_valid_ones(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="unknown logger 'tensorbord'; valid loggers: csv, jsonl, mlflow, tensorboard"):
+    with pytest.raises(
+        ConfigError, match="unknown logger 'tensorbord'; valid loggers: csv, jsonl, mlflow, tensorboard"
+    ):
         build_loggers(["tensorbord"], tmp_path)
     assert {"jsonl", "tensorboard", "wandb", "mlflow", "csv"} <= set(LOGGERS.names())

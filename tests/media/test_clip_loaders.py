@@ -27,15 +27,18 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- frame choice -----------------------------------------------------------------------------
-@pytest.mark.parametrize("n, choice, expected", [
-    (10, "centre", [1, 4, 7]),       # seg 3: middle of [0,1,2], [3,4,5], [6,7,8]
-    (12, "centre", [2, 6, 10]),      # seg 4
-    (10, "start", [0, 3, 6]),        # OGM-GE AVDataset: 1-based seg*i + 1
-    (10, "ks-official", [0, 3, 6]),  # 1-based i*3 + max(1, 1) = 1, 4, 7
-    (12, "ks-official", [1, 5, 9]),  # 1-based i*4 + 2 = 2, 6, 10
-    (6, "ks-official", [0, 0, 0]),   # official: frame 1 when n <= 6
-    (2, "centre", [0, 0, 1]),        # fewer frames than wanted: floor(i * n / 3)
-])
+@pytest.mark.parametrize(
+    "n, choice, expected",
+    [
+        (10, "centre", [1, 4, 7]),  # seg 3: middle of [0,1,2], [3,4,5], [6,7,8]
+        (12, "centre", [2, 6, 10]),  # seg 4
+        (10, "start", [0, 3, 6]),  # OGM-GE AVDataset: 1-based seg*i + 1
+        (10, "ks-official", [0, 3, 6]),  # 1-based i*3 + max(1, 1) = 1, 4, 7
+        (12, "ks-official", [1, 5, 9]),  # 1-based i*4 + 2 = 2, 6, 10
+        (6, "ks-official", [0, 0, 0]),  # official: frame 1 when n <= 6
+        (2, "centre", [0, 0, 1]),  # fewer frames than wanted: floor(i * n / 3)
+    ],
+)
 def test_eval_frame_choice(n: int, choice: str, expected: list[int]) -> None:
     assert frame_indices(n, 3, train=False, eval_choice=choice) == expected
 
@@ -75,8 +78,9 @@ def digit_image(data_root: Path) -> Image.Image:
 
 
 def test_train_transform_equals_torchvision_pipeline(digit_image: Image.Image) -> None:
-    ref_tf = T.Compose([T.RandomResizedCrop(16), T.RandomHorizontalFlip(), T.ToTensor(),
-                        T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    ref_tf = T.Compose(
+        [T.RandomResizedCrop(16), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    )
     no_flip_tf = T.Compose([T.RandomResizedCrop(16), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     flipped = set()
     for seed in range(12):
@@ -112,7 +116,7 @@ def reference_log_stft(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     """Brute force: reflect-pad n_fft/2, periodic Hann, rfft of every hop-th frame, log(|.| + 1e-7)."""
     pad = np.pad(x.astype(np.float64), n_fft // 2, mode="reflect")
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
-    frames = [pad[i * hop: i * hop + n_fft] * window for i in range(1 + len(x) // hop)]
+    frames = [pad[i * hop : i * hop + n_fft] * window for i in range(1 + len(x) // hop)]
     return np.log(np.abs(np.fft.rfft(np.stack(frames), axis=1)).T + 1e-7)
 
 
@@ -148,12 +152,13 @@ def test_wav_spectrogram_tiles_windows_and_clips(data_root: Path) -> None:
     wav = data_root / "fsdd" / "recordings" / "3_theo_7.wav"
     x, rate = read_wav(wav)
     assert rate == 8000
-    loader = WavSpectrogram("audio", "layout", sample_rate=8000, window_s=1.0, tile_s=2.0, n_fft=256,
-                            hop_length=128, random_window=True)
+    loader = WavSpectrogram(
+        "audio", "layout", sample_rate=8000, window_s=1.0, tile_s=2.0, n_fft=256, hop_length=128, random_window=True
+    )
     assert loader.spec.shape == (1, 129, 1 + 8000 // 128)
     tiled = np.tile(x, math.ceil(16000 / len(x)))[:16000]
     eval_ref = log_stft(np.clip(tiled[4000:12000], -1, 1), 256, 128)  # middle of the [0, 8000] start range
     assert torch.equal(loader.load(wav, False, None), eval_ref.unsqueeze(0))
     start = int(torch.randint(0, 8001, (1,), generator=torch.Generator().manual_seed(3)).item())
-    train_ref = log_stft(np.clip(tiled[start:start + 8000], -1, 1), 256, 128)
+    train_ref = log_stft(np.clip(tiled[start : start + 8000], -1, 1), 256, 128)
     assert torch.equal(loader.load(wav, True, torch.Generator().manual_seed(3)), train_ref.unsqueeze(0))

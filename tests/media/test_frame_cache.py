@@ -66,9 +66,13 @@ def test_cache_is_built_once_and_reused(ks: Built, cache_home: Path) -> None:
     stamp = data.stat().st_mtime_ns
     again = cache_sources(load(ks.root), workers=1, progress=False)
     assert data.stat().st_mtime_ns == stamp
-    assert frame_cache_path(plain["val"], "visual", S + 2) != frame_cache_path(plain["val"], "visual", S)  # keyed by size
+    assert frame_cache_path(plain["val"], "visual", S + 2) != frame_cache_path(
+        plain["val"], "visual", S
+    )  # keyed by size
     clone = pickle.loads(pickle.dumps(again["val"]))  # DataLoader workers map the cache themselves
-    assert torch.equal(clone.fetch([1, 0], False)["inputs"]["visual"], again["val"].fetch([1, 0], False)["inputs"]["visual"])
+    assert torch.equal(
+        clone.fetch([1, 0], False)["inputs"]["visual"], again["val"].fetch([1, 0], False)["inputs"]["visual"]
+    )
 
 
 def test_train_with_plain_resize_equals_the_reader_draw_for_draw(ks: Built, cache_home: Path) -> None:
@@ -95,7 +99,9 @@ def test_cached_train_batches_are_random_resized_crops_of_the_chosen_frames(ks: 
     v = a["inputs"]["visual"]
     assert v.shape == (4, 3, 3, S, S) and v.dtype == torch.float32
     assert torch.equal(v, b["inputs"]["visual"]) and not torch.equal(v, c["inputs"]["visual"])
-    assert torch.equal(a["inputs"]["audio"], plain["train"].fetch(rows, False)["inputs"]["audio"])  # stored, no augmentation
+    assert torch.equal(
+        a["inputs"]["audio"], plain["train"].fetch(rows, False)["inputs"]["audio"]
+    )  # stored, no augmentation
     # values stay in the normalised range of [0, 1] pixels
     lo = (0 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
     hi = (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
@@ -127,12 +133,18 @@ def test_one_epoch_on_the_cached_path(ks: Built, tmp_path: Path, cache_home: Pat
     from mmcoop.experiment.config import RunConfig
     from mmcoop.experiment.presets import apply_preset
 
-    cfg = RunConfig.from_dict(apply_preset({
-        "name": "cached", "out_dir": str(tmp_path / "runs"),
-        "dataset_options": {"root": str(ks.root), "image_size": 32, "frame_cache": True},
-        "train": {"epochs": 1, "batch_size": 4, "eval_batch_size": 8, "progress": False, "device": "cpu"},
-        "model": {"dim": 16},
-    }, "kinetics-sounds"))
+    cfg = RunConfig.from_dict(
+        apply_preset(
+            {
+                "name": "cached",
+                "out_dir": str(tmp_path / "runs"),
+                "dataset_options": {"root": str(ks.root), "image_size": 32, "frame_cache": True},
+                "train": {"epochs": 1, "batch_size": 4, "eval_batch_size": 8, "progress": False, "device": "cpu"},
+                "model": {"dim": 16},
+            },
+            "kinetics-sounds",
+        )
+    )
     assert cfg.model.options["encoders"] == {"audio": "resnet18-spectrogram", "visual": "resnet18-frames"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

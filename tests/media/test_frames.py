@@ -51,7 +51,9 @@ def digit_frame(digit: np.ndarray, tint: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def ks_visual(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
-    images, _ = read_mnist(data_root / "mnist" / "t10k-images-idx3-ubyte.gz", data_root / "mnist" / "t10k-labels-idx1-ubyte.gz")
+    images, _ = read_mnist(
+        data_root / "mnist" / "t10k-images-idx3-ubyte.gz", data_root / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    )
     root = tmp_path_factory.mktemp("ks") / "visual" / "train"
     for c, (clip, n) in enumerate(COUNTS.items()):
         (root / clip).mkdir(parents=True)
@@ -67,8 +69,13 @@ def cache(ks_visual: Path, tmp_path_factory: pytest.TempPathFactory) -> FrameCac
 
 def official_eval_sample(folder: Path) -> torch.Tensor:
     """The official KS eval path, per item: frame choice + Resize((224, 224)) + ToTensor + Normalize -> [3, 3, 224, 224]."""
-    transf = transforms.Compose([transforms.Resize(size=(224, 224)), transforms.ToTensor(),
-                                 transforms.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD))])
+    transf = transforms.Compose(
+        [
+            transforms.Resize(size=(224, 224)),
+            transforms.ToTensor(),
+            transforms.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD)),
+        ]
+    )
     file_num = len(os.listdir(folder))
     seg = int(file_num / 3)
     out = []
@@ -119,12 +126,22 @@ def test_crop_boxes_have_torchvision_distribution() -> None:
     assert bool(((top >= 0) & (left >= 0) & (top + h <= hgt) & (left + w <= wid) & (h > 0) & (w > 0)).all())
     torch.manual_seed(2)
     img = torch.zeros(3, hgt, wid)
-    ref = torch.tensor([transforms.RandomResizedCrop.get_params(img, [0.08, 1.0], [3 / 4, 4 / 3]) for _ in range(k)]).double()
+    ref = torch.tensor(
+        [transforms.RandomResizedCrop.get_params(img, [0.08, 1.0], [3 / 4, 4 / 3]) for _ in range(k)]
+    ).double()
     rt, rl, rh, rw = ref.T
 
     def stats(t, l, h, w):  # noqa: E741
-        return torch.stack([(h * w / (hgt * wid)).mean(), torch.log(w / h).mean(), torch.log(w / h).std(),
-                            (t / (hgt - h + 1)).mean(), (l / (wid - w + 1)).mean(), (h * w / (hgt * wid)).std()])
+        return torch.stack(
+            [
+                (h * w / (hgt * wid)).mean(),
+                torch.log(w / h).mean(),
+                torch.log(w / h).std(),
+                (t / (hgt - h + 1)).mean(),
+                (l / (wid - w + 1)).mean(),
+                (h * w / (hgt * wid)).std(),
+            ]
+        )
 
     # 4000 draws: standard errors ~0.005 for these statistics
     assert torch.allclose(stats(top, left, h, w), stats(rt, rl, rh, rw), atol=0.03)
@@ -171,8 +188,12 @@ def test_crop_from_full_resolution_matches_torchvision_resized_crop(ks_visual: P
         # same bilinear sampling grid: within a grey level on average; PIL crops first, so within half a
         # source pixel of the box edge (<= 4 output pixels here) it clamps where we read the neighbours
         inner = diff[:, 4:-4, 4:-4]
-        assert diff.mean().item() < 1.0 / 255 and inner.max().item() <= 2.5 / 255, (k, diff.mean().item(), inner.max().item())
-        shifted = resized_crop_batch(frames[k:k + 1], xyxy[k:k + 1] + 2.0, 224).round() / 255
+        assert diff.mean().item() < 1.0 / 255 and inner.max().item() <= 2.5 / 255, (
+            k,
+            diff.mean().item(),
+            inner.max().item(),
+        )
+        shifted = resized_crop_batch(frames[k : k + 1], xyxy[k : k + 1] + 2.0, 224).round() / 255
         assert (shifted[0] - ref).abs().mean().item() > 3 * diff.mean().item()
 
 

@@ -52,7 +52,9 @@ def frame_for(digit: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> dict:
-    images, _ = read_mnist(data_root / "mnist" / "t10k-images-idx3-ubyte.gz", data_root / "mnist" / "t10k-labels-idx1-ubyte.gz")
+    images, _ = read_mnist(
+        data_root / "mnist" / "t10k-images-idx3-ubyte.gz", data_root / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    )
     root = tmp_path_factory.mktemp("raw")
     info = {}
     for c, (name, (rel, secs, fps, recs, (vc, ac))) in enumerate(CLIPS.items()):
@@ -61,7 +63,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> dict:
         pcm = [read_pcm(data_root / "fsdd" / "recordings" / f"{r}.wav") for r in recs]
         audio = np.zeros((len(pcm), secs * 8000), np.int16)
         for ch, x in enumerate(pcm):
-            audio[ch, 1000:1000 + len(x)] = x[: secs * 8000 - 1000]
+            audio[ch, 1000 : 1000 + len(x)] = x[: secs * 8000 - 1000]
         path = root / "videos" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         mux_video(path, frames, fps, audio, 8000, vc, ac)
@@ -95,7 +97,7 @@ def numpy_kaldi_fbank(x: np.ndarray, sr: int = 16000, bins: int = 128) -> np.nda
     hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / (win - 1))
     rows = []
     for m in range(1 + (len(x) - win) // shift):
-        fr = x[m * shift:m * shift + win].astype(np.float64)
+        fr = x[m * shift : m * shift + win].astype(np.float64)
         fr = fr - fr.mean()
         fr = fr - 0.97 * np.concatenate([fr[:1], fr[:-1]])
         spec = np.abs(np.fft.rfft(fr * hann, nfft)) ** 2
@@ -113,7 +115,7 @@ def numpy_log_stft(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     """librosa.stft (>= 0.9: zero padding) + log(|.| + 1e-7), one frame at a time."""
     pad = np.concatenate([np.zeros(n_fft // 2), x.astype(np.float64), np.zeros(n_fft // 2)])
     w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
-    cols = [np.abs(np.fft.rfft(pad[t * hop:t * hop + n_fft] * w)) for t in range(1 + len(x) // hop)]
+    cols = [np.abs(np.fft.rfft(pad[t * hop : t * hop + n_fft] * w)) for t in range(1 + len(x) // hop)]
     return np.log(np.array(cols).T + 1e-7)
 
 
@@ -152,7 +154,7 @@ def test_ks_frames_centre_of_each_second_and_wrap(ks_run: tuple, sources: dict) 
             dists = [digit_distance(folder / files[s], d) for d in info["digits"]]
             assert int(np.argmin(dists)) == s and dists[s] < 10.0, (name, s, dists)  # lossy video + JPEG q75
         last = (folder / files[info["secs"] - 1]).read_bytes()  # past the end: the last second's centre frame
-        assert all((folder / f).read_bytes() == last for f in files[info["secs"]:])
+        assert all((folder / f).read_bytes() == last for f in files[info["secs"] :])
     # the policy itself: 3 s at 8 fps -> 1-based positions round(4), round(12), round(20), then wrap to 20
     assert centre_frames(24, 8.0).tolist() == [3, 11, 19] + [19] * 7
     assert centre_frames(20, 10.0).tolist() == [4, 14] + [14] * 8  # round(15.0) = 15, wrap to 15
@@ -189,8 +191,9 @@ def test_stft_spectrograms_match_librosa_and_scipy_references(data_root: Path) -
         tiled = np.tile(tiled, 2)
     assert got.shape == (129, 626)
     close_spectra(got, numpy_log_stft(np.clip(tiled[:80000], -1, 1), 256, 128))
-    long = np.concatenate([read_pcm(data_root / "fsdd" / "recordings" / f"{r}.wav")
-                           for r in ("4_lucas_7", "1_jackson_0", "8_theo_2")])  # > 1 s: 3 tiles fill 3 s
+    long = np.concatenate(
+        [read_pcm(data_root / "fsdd" / "recordings" / f"{r}.wav") for r in ("4_lucas_7", "1_jackson_0", "8_theo_2")]
+    )  # > 1 s: 3 tiles fill 3 s
     x22 = resample_audio(long, 8000, 22050)[0]
     got = cremad_stft(torch.from_numpy(x22)).numpy()
     assert got.shape == (257, 188)
@@ -252,15 +255,22 @@ def test_parallel_workers_write_the_same_outputs(ks_run: tuple, sources: dict, t
     serial, _ = ks_run
     report = prepare_videos("kinetics-sounds", sources["videos"], tmp_path, workers=2, progress=False)
     assert (report.prepared, report.failed) == (3, 2)
-    for rel in ["audio/train/clip_a.npy", "audio/train/clip_b.npy", "audio/test/clip_c.npy",
-                "visual/train/clip_a/frame_00001.jpg", "visual/test/clip_c/frame_00010.jpg"]:
+    for rel in [
+        "audio/train/clip_a.npy",
+        "audio/train/clip_b.npy",
+        "audio/test/clip_c.npy",
+        "visual/train/clip_a/frame_00001.jpg",
+        "visual/test/clip_c/frame_00010.jpg",
+    ]:
         assert (tmp_path / rel).read_bytes() == (serial / rel).read_bytes(), rel
 
 
 def test_cli_prepare_ave_and_unknown_dataset(sources: dict, tmp_path: Path) -> None:
     runner = CliRunner()
-    res = runner.invoke(data_app, ["prepare", "--dataset", "ave", "--videos", str(sources["videos"]),
-                                   "--out", str(tmp_path), "--no-progress"])
+    res = runner.invoke(
+        data_app,
+        ["prepare", "--dataset", "ave", "--videos", str(sources["videos"]), "--out", str(tmp_path), "--no-progress"],
+    )
     assert res.exit_code == 0, res.output
     assert "3 clip(s) prepared" in res.output and "2 failed" in res.output and "broken.mp4" in res.output
     with open(tmp_path / "audio_spec" / "train" / "clip_a.pkl", "rb") as fh:
@@ -268,6 +278,7 @@ def test_cli_prepare_ave_and_unknown_dataset(sources: dict, tmp_path: Path) -> N
     assert spec.shape == (257, 1004) and spec.dtype == np.float32
     assert abs(float(spec.mean())) < 1e-4 and abs(float(spec.std()) - 1) < 1e-3  # standardised per clip
     assert len(os.listdir(tmp_path / "visual" / "train" / "clip_a")) == 10
-    bad = runner.invoke(data_app, ["prepare", "--dataset", "kinetics", "--videos", str(sources["videos"]),
-                                   "--out", str(tmp_path / "x")])
+    bad = runner.invoke(
+        data_app, ["prepare", "--dataset", "kinetics", "--videos", str(sources["videos"]), "--out", str(tmp_path / "x")]
+    )
     assert bad.exit_code == 2 and "kinetics-sounds" in bad.output

@@ -83,8 +83,14 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, list[Path]]:
     script = tmp_path / "parent.py"
     script.write_text(PARENT.format(src=str(SRC), tests=str(TESTS), a=str(marks[0]), b=str(marks[1])))
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     return proc, marks
 
 
@@ -111,13 +117,29 @@ def test_ctrl_c_during_data_prepare_start_up_prints_one_message_and_no_traceback
     (tmp_path / "raw" / "train").mkdir(parents=True)
     for i in range(3):
         frames = np.full((4, 16, 16, 3), 60 * i, np.uint8)
-        mux_video(tmp_path / "raw" / "train" / f"c{i}.mkv", frames, 4, np.zeros(8000, np.int16), 8000, "mpeg4",
-                  "pcm_s16le")
+        mux_video(
+            tmp_path / "raw" / "train" / f"c{i}.mkv", frames, 4, np.zeros(8000, np.int16), 8000, "mpeg4", "pcm_s16le"
+        )
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    cmd = [sys.executable, "-m", "mmcoop", "data", "prepare", "--dataset", "kinetics-sounds", "--videos",
-           str(tmp_path / "raw"), "--out", str(tmp_path / "out"), "--workers", "2", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "mmcoop",
+        "data",
+        "prepare",
+        "--dataset",
+        "kinetics-sounds",
+        "--videos",
+        str(tmp_path / "raw"),
+        "--out",
+        str(tmp_path / "out"),
+        "--workers",
+        "2",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
     try:
         assert _wait(lambda: len(descendants(proc.pid)) >= 3, 120), "workers were not spawned"
         kids = descendants(proc.pid)

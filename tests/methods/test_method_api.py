@@ -58,7 +58,9 @@ class ExtraHead(Method):
 
     def loss(self, ctx, batch, feats, logits):
         aux = self.aux(feats.flatten(1).float())
-        return F.cross_entropy(logits.float(), batch["label"]) + self.options.weight * F.cross_entropy(aux, batch["label"])
+        return F.cross_entropy(logits.float(), batch["label"]) + self.options.weight * F.cross_entropy(
+            aux, batch["label"]
+        )
 
     def predict(self, model, feats, batch):  # evaluation uses the auxiliary head's logits added
         return model.fuse(feats) + self.aux(feats.flatten(1).float())
@@ -89,8 +91,13 @@ def registered():
 
 
 def _cfg(tmp_path, method, epochs=3, **over):
-    d = {"dataset": "synthetic", "method": method, "model": {"dim": 8},
-         "train": {"epochs": epochs, "progress": False, "batch_size": 32}, "out_dir": str(tmp_path)}
+    d = {
+        "dataset": "synthetic",
+        "method": method,
+        "model": {"dim": 8},
+        "train": {"epochs": epochs, "progress": False, "batch_size": 32},
+        "out_dir": str(tmp_path),
+    }
     d.update(over)
     return RunConfig.from_dict(d)
 

@@ -75,8 +75,18 @@ def test_short_run(execution: str) -> None:
     logs, _ = run_epochs(method, data, epochs=3)
     assert "contrib_a" not in logs[0] and logs[0]["train_size"] == 90
     for log in logs[1:]:
-        for key in ("contrib_a", "contrib_b", "copies_a", "copies_b", "train_size", "valued_samples",
-                    "time_valuation_s", "resample_ratio_a", "resample_ratio_b", "valuation_table"):
+        for key in (
+            "contrib_a",
+            "contrib_b",
+            "copies_a",
+            "copies_b",
+            "train_size",
+            "valued_samples",
+            "time_valuation_s",
+            "resample_ratio_a",
+            "resample_ratio_b",
+            "valuation_table",
+        ):
             assert key in log, key
         assert log["valued_samples"] == 18
         assert log["train_size"] == 90 + log["copies_a"] + log["copies_b"]

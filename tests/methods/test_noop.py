@@ -75,18 +75,30 @@ def test_every_method_accepts_allow_noop_and_defaults_act_on_long_runs() -> None
 
 
 def _train(tmp_path, name: str, method: str, options: dict, epochs: int = 2):
-    cfg = RunConfig.from_dict({
-        "dataset": "synthetic", "dataset_options": {"num_modalities": 2, "sizes": [96, 32, 32]},
-        "method": method, "method_options": options, "model": {"dim": 8},
-        "train": {"epochs": epochs, "batch_size": 32, "progress": False, "device": "cpu"},
-        "out_dir": str(tmp_path), "name": name,
-    })
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": "synthetic",
+            "dataset_options": {"num_modalities": 2, "sizes": [96, 32, 32]},
+            "method": method,
+            "method_options": options,
+            "model": {"dim": 8},
+            "train": {"epochs": epochs, "batch_size": 32, "progress": False, "device": "cpu"},
+            "out_dir": str(tmp_path),
+            "name": name,
+        }
+    )
     return run_experiment(cfg)
 
 
-@pytest.mark.parametrize("name,options", [
-    ("sample-level", {"warmup": 2}), ("ogm-ge", {"alpha": 0.0, "noise": False}), ("opm", {}), ("greedy", {"log_utilization": False, "starting_epoch": 2}),  # its monitoring pass draws from the global RNG
-])
+@pytest.mark.parametrize(
+    "name,options",
+    [
+        ("sample-level", {"warmup": 2}),
+        ("ogm-ge", {"alpha": 0.0, "noise": False}),
+        ("opm", {}),
+        ("greedy", {"log_utilization": False, "starting_epoch": 2}),  # its monitoring pass draws from the global RNG
+    ],
+)
 def test_a_reported_noop_trains_exactly_like_joint(tmp_path, name, options) -> None:
     """The reason is true: with the opt-in, the run's weights equal joint training's bit for bit."""
     with pytest.raises(ConfigError, match="would train exactly like joint"):
@@ -115,13 +127,45 @@ def test_cli_train_and_compare_refuse(tmp_path) -> None:
     from mmcoop.cli.app import app
 
     runner = CliRunner()
-    res = runner.invoke(app, ["train", "--dataset", "synthetic", "--method", "sample-level", "--epochs", "3",
-                              "--out-dir", str(tmp_path), "--set", "train.progress=false"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--dataset",
+            "synthetic",
+            "--method",
+            "sample-level",
+            "--epochs",
+            "3",
+            "--out-dir",
+            str(tmp_path),
+            "--set",
+            "train.progress=false",
+        ],
+    )
     assert res.exit_code == 2, res.output
     flat = " ".join(res.output.split())
     assert "method_options.warmup=5" in flat and "train.epochs=3" in flat and "allow_noop" in flat
-    res = runner.invoke(app, ["compare", "--dataset", "synthetic", "--methods", "joint,sample-level", "--seeds", "0",
-                              "--epochs", "2", "--out-dir", str(tmp_path), "--name", "c", "--matched", "none"])
+    res = runner.invoke(
+        app,
+        [
+            "compare",
+            "--dataset",
+            "synthetic",
+            "--methods",
+            "joint,sample-level",
+            "--seeds",
+            "0",
+            "--epochs",
+            "2",
+            "--out-dir",
+            str(tmp_path),
+            "--name",
+            "c",
+            "--matched",
+            "none",
+        ],
+    )
     assert res.exit_code == 2 and "method_options.warmup=5" in " ".join(res.output.split()), res.output
     assert not (tmp_path / "c").exists()  # refused before the first run (joint) trained
 
@@ -129,18 +173,33 @@ def test_cli_train_and_compare_refuse(tmp_path) -> None:
 def test_compare_names_every_noop_method_at_once(tmp_path) -> None:
     from mmcoop.experiment import parse_methods, run_compare
 
-    base = RunConfig.from_dict({"dataset": "synthetic", "train": {"epochs": 2, "progress": False},
-                                "out_dir": str(tmp_path)})
+    base = RunConfig.from_dict(
+        {"dataset": "synthetic", "train": {"epochs": 2, "progress": False}, "out_dir": str(tmp_path)}
+    )
     specs = parse_methods("joint,sample-level:weighted,opm,relearning,ogm-ge")
     with pytest.raises(ConfigError) as err:
         run_compare(base, specs, [0, 1], name="c", matched=())
     msg = str(err.value)
-    for words in ("'sample-level:weighted'", "warmup=5", "'opm'", "modulation_starts=6", "'relearning'",
-                  "reinit_epoch=20", "train.epochs=2", "allow_noop=true"):
+    for words in (
+        "'sample-level:weighted'",
+        "warmup=5",
+        "'opm'",
+        "modulation_starts=6",
+        "'relearning'",
+        "reinit_epoch=20",
+        "train.epochs=2",
+        "allow_noop=true",
+    ):
         assert words in msg, msg
     assert "ogm-ge" not in msg and msg.count("would train exactly like joint") == 3  # once per method, not per seed
     assert not (tmp_path / "c").exists()
     # the opt-in shared by every method lets the comparison start (only checked here, not trained)
-    _, df, _ = run_compare(base.replace(train={"epochs": 1, "progress": False}), parse_methods("joint,opm"), [0],
-                           name="d", matched=(), shared_options={"allow_noop": True})
+    _, df, _ = run_compare(
+        base.replace(train={"epochs": 1, "progress": False}),
+        parse_methods("joint,opm"),
+        [0],
+        name="d",
+        matched=(),
+        shared_options={"allow_noop": True},
+    )
     assert list(df["method"]) == ["joint", "opm"]

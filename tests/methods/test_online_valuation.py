@@ -42,16 +42,24 @@ def plain_model(data: MultimodalDataset, seed: int = 0) -> nn.Module:
     return from_modules(enc, _Head(6 * len(enc), data.num_classes), num_classes=data.num_classes)
 
 
-def train_frozen(name: str, options: dict[str, Any], data: MultimodalDataset, epochs: int = 4,
-                 amp: str = "none", batch_size: int = 16) -> list[dict[str, Any]]:
+def train_frozen(
+    name: str,
+    options: dict[str, Any],
+    data: MultimodalDataset,
+    epochs: int = 4,
+    amp: str = "none",
+    batch_size: int = 16,
+) -> list[dict[str, Any]]:
     """Train ``plain_model`` through the real loop with the optimizer's learning rate set to 0
     (same weights every epoch); returns the epoch records (``valuation_table`` included)."""
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, eval_batch_size=batch_size, progress=False,
-                         device="cpu", amp=amp)
+    config = TrainConfig(
+        epochs=epochs, batch_size=batch_size, eval_batch_size=batch_size, progress=False, device="cpu", amp=amp
+    )
     method = build_method(name, options)
     valuations = ValuationEvents()  # the tables travel as after_valuation events
-    trainer = Trainer(plain_model(data), method, DatasetSplits("tiny", data, data, data), config, seed=3,
-                      callbacks=[valuations])
+    trainer = Trainer(
+        plain_model(data), method, DatasetSplits("tiny", data, data, data), config, seed=3, callbacks=[valuations]
+    )
     for group in trainer.optimizer.param_groups:
         group["lr"] = 0.0
     records: list[dict[str, Any]] = []
@@ -85,8 +93,13 @@ def test_option_validated_and_variants_name_the_mode() -> None:
     assert variant_of("sample-level", {"valuation": "online"}) == "online"
     assert variant_of("sample-level", {"execution": "duplicate"}) == "duplicate"
     assert variant_of("joint", {}) is None
-    cfg = RunConfig.from_dict({"dataset": "synthetic", "method": "sample-level",
-                               "method_options": {"execution": "weighted", "valuation": "online"}})
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": "synthetic",
+            "method": "sample-level",
+            "method_options": {"execution": "weighted", "valuation": "online"},
+        }
+    )
     assert default_run_name(cfg) == "synthetic_sample-level-weighted+online_seed0"
 
 

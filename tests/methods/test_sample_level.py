@@ -46,7 +46,9 @@ def test_weighted_equals_duplicate_gradient(with_fill: bool, normalize: str) -> 
     if with_fill:
         model.fill = torch.randn(2, 8)
     b = 12
-    phi = torch.tensor([-0.5, 0.0, 0.5, 1.0, 1.5])[torch.randint(0, 5, (data.num_samples, 2), generator=torch.Generator().manual_seed(1))]
+    phi = torch.tensor([-0.5, 0.0, 0.5, 1.0, 1.5])[
+        torch.randint(0, 5, (data.num_samples, 2), generator=torch.Generator().manual_seed(1))
+    ]
     plan = sample_level_plan(phi, torch.arange(data.num_samples))
     assert len(plan) > 0
     batch = data.__getitems__(list(range(b)))
@@ -85,7 +87,15 @@ def test_short_run_builds_plan_after_warmup(execution: str) -> None:
     logs, ctx = run_epochs(method, data, epochs=3)
     assert "contrib_a" not in logs[0] and logs[0]["train_size"] == 96 and "valuation_table" not in logs[0]
     for log in logs[1:]:
-        for key in ("contrib_a", "contrib_b", "copies_a", "copies_b", "train_size", "valued_samples", "time_valuation_s"):
+        for key in (
+            "contrib_a",
+            "contrib_b",
+            "copies_a",
+            "copies_b",
+            "train_size",
+            "valued_samples",
+            "time_valuation_s",
+        ):
             assert key in log, key
         assert log["valued_samples"] == 96
         assert log["train_size"] == 96 + log["copies_a"] + log["copies_b"]

@@ -9,7 +9,11 @@ SPECS = [ModalitySpec("a", "vector", (5,)), ModalitySpec("b", "vector", (3,)), M
 
 def _inputs(b=6, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return {"a": torch.randn(b, 5, generator=g), "b": torch.randn(b, 3, generator=g), "c": torch.randn(b, 1, 8, 8, generator=g)}
+    return {
+        "a": torch.randn(b, 5, generator=g),
+        "b": torch.randn(b, 3, generator=g),
+        "c": torch.randn(b, 1, 8, 8, generator=g),
+    }
 
 
 @pytest.mark.parametrize("fusion", ["concat", "sum"])
@@ -80,7 +84,9 @@ def test_coalition_logits_per_sample_masks(fusion):
     fill = torch.randn(3, 6)
     for f in (None, fill):
         got = model.head.coalition_logits(feats, masks, f)
-        want = torch.stack([torch.stack([model.head(feats[i : i + 1], masks[i, j], f)[0] for j in range(7)]) for i in range(5)])
+        want = torch.stack(
+            [torch.stack([model.head(feats[i : i + 1], masks[i, j], f)[0] for j in range(7)]) for i in range(5)]
+        )
         assert torch.allclose(got, want, atol=1e-5)
 
 

@@ -11,7 +11,14 @@ from torch import nn
 from mmcoop.data import ModalitySpec
 from mmcoop.errors import ConfigError
 from mmcoop.models import (
-    MODELS, MultimodalModel, build_model, check_model, coalition_logits, create_model, from_modules, unimodal_logits,
+    MODELS,
+    MultimodalModel,
+    build_model,
+    check_model,
+    coalition_logits,
+    create_model,
+    from_modules,
+    unimodal_logits,
 )
 from mmcoop.valuation import coalition_masks
 
@@ -77,7 +84,9 @@ def test_from_modules_with_different_widths():
     assert torch.all(feats[:, 0, 4:] == 0)
     logits = model.fuse(feats)
     assert head.calls[-1] == [(5, 4), (5, 9)]  # the head sees each modality at its own width
-    torch.testing.assert_close(logits, head.fc(torch.cat([model.encoders["a"](x["a"]), model.encoders["b"](x["b"])], 1)))
+    torch.testing.assert_close(
+        logits, head.fc(torch.cat([model.encoders["a"](x["a"]), model.encoders["b"](x["b"])], 1))
+    )
     # removing "b" zeroes its feature before the head
     no_b = head.fc(torch.cat([model.encoders["a"](x["a"]), torch.zeros(5, 9)], 1))
     torch.testing.assert_close(model.fuse(feats, torch.tensor([True, False])), no_b)

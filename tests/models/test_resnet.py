@@ -58,8 +58,10 @@ def test_stem_init_and_official_batchnorm_init() -> None:
 
 def test_gradients_reach_every_parameter() -> None:
     torch.manual_seed(0)
-    for enc, x in ((ResNet18Spectrogram((1, 32, 32), dim=8), torch.randn(2, 1, 32, 32)),
-                   (ResNet18Frames((2, 2, 32, 32), dim=8), torch.randn(2, 2, 2, 32, 32))):
+    for enc, x in (
+        (ResNet18Spectrogram((1, 32, 32), dim=8), torch.randn(2, 1, 32, 32)),
+        (ResNet18Frames((2, 2, 32, 32), dim=8), torch.randn(2, 2, 2, 32, 32)),
+    ):
         enc(x).square().sum().backward()
         for name, p in enc.named_parameters():
             assert p.grad is not None and torch.isfinite(p.grad).all(), name
@@ -98,7 +100,9 @@ def test_builds_the_papers_audio_visual_model() -> None:
     specs = [ModalitySpec("audio", "spectrogram", (1, 32, 32)), ModalitySpec("visual", "frames", (2, 3, 32, 32))]
     torch.manual_seed(0)
     model = build_model(specs, 5, dim=512, encoders={"audio": "resnet18-spectrogram", "visual": "resnet18-frames"})
-    assert isinstance(model.encoders["audio"], ResNet18Spectrogram) and isinstance(model.encoders["visual"], ResNet18Frames)
+    assert isinstance(model.encoders["audio"], ResNet18Spectrogram) and isinstance(
+        model.encoders["visual"], ResNet18Frames
+    )
     x = {"audio": torch.randn(2, 1, 32, 32), "visual": torch.randn(2, 2, 3, 32, 32)}
     model.eval()
     with torch.no_grad():

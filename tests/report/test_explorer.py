@@ -18,17 +18,32 @@ SPECS = [ModalitySpec("a", "image", (1, 8, 8)), ModalitySpec("v", "vector", (5,)
 
 def _splits(n: int = 12) -> DatasetSplits:
     g = torch.Generator().manual_seed(0)
-    src = TensorSource({"a": torch.rand(n, 1, 8, 8, generator=g), "v": torch.randn(n, 5, generator=g)},
-                       torch.arange(n) % 3, 3, SPECS, ids=[f"s{i:02d}" for i in range(n)])
+    src = TensorSource(
+        {"a": torch.rand(n, 1, 8, 8, generator=g), "v": torch.randn(n, 5, generator=g)},
+        torch.arange(n) % 3,
+        3,
+        SPECS,
+        ids=[f"s{i:02d}" for i in range(n)],
+    )
     ds = MultimodalDataset.from_source(src)
     return DatasetSplits("toy", ds, ds, ds)
 
 
 def _frame(n: int = 12, copies: bool = False) -> pd.DataFrame:
     phi_a = np.linspace(-0.5, 1.5, n)
-    df = pd.DataFrame({"index": np.arange(n), "label": np.arange(n) % 3, "fused_pred": np.zeros(n, int),
-                       "pred_a": np.zeros(n, int), "pred_v": np.ones(n, int), "phi_a": phi_a, "phi_v": 1.0 - phi_a,
-                       "degraded": np.arange(n) % 2, "sample_id": [f"s{i:02d}" for i in range(n)]})
+    df = pd.DataFrame(
+        {
+            "index": np.arange(n),
+            "label": np.arange(n) % 3,
+            "fused_pred": np.zeros(n, int),
+            "pred_a": np.zeros(n, int),
+            "pred_v": np.ones(n, int),
+            "phi_a": phi_a,
+            "phi_v": 1.0 - phi_a,
+            "degraded": np.arange(n) % 2,
+            "sample_id": [f"s{i:02d}" for i in range(n)],
+        }
+    )
     if copies:
         df["copies_a"], df["copies_v"] = 1, 2
     return df

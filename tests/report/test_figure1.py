@@ -35,36 +35,126 @@ def _tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     ``b`` ran one seed (no interval)."""
     runs = []
     for s in range(3):
-        runs.append({"method": "joint", "seed": s, "role": "method", "run_dir": f"joint_seed{s}", "test_acc": 0.8,
-                     "sample_visits": 100, "optimizer_steps": 10})
-        runs.append({"method": "a", "seed": s, "role": "method", "run_dir": f"a_seed{s}", "test_acc": 0.81 + 0.01 * s,
-                     "sample_visits": 250, "optimizer_steps": 25, "gain_epochs": 1.0 + s, "gain_visits": float(s),
-                     "baseline_epochs_visits": 5})
-        runs.append({"method": "joint@5ep", "seed": s, "role": "matched", "run_dir": f"joint@5ep_seed{s}",
-                     "test_acc": 0.81, "sample_visits": 250, "optimizer_steps": 25})
-    runs.append({"method": "b", "seed": 0, "role": "method", "run_dir": "b_seed0", "test_acc": 0.75,
-                 "sample_visits": 100, "optimizer_steps": 40, "gain_epochs": -5.0, "gain_visits": -5.0,
-                 "baseline_epochs_visits": 2})
+        runs.append(
+            {
+                "method": "joint",
+                "seed": s,
+                "role": "method",
+                "run_dir": f"joint_seed{s}",
+                "test_acc": 0.8,
+                "sample_visits": 100,
+                "optimizer_steps": 10,
+            }
+        )
+        runs.append(
+            {
+                "method": "a",
+                "seed": s,
+                "role": "method",
+                "run_dir": f"a_seed{s}",
+                "test_acc": 0.81 + 0.01 * s,
+                "sample_visits": 250,
+                "optimizer_steps": 25,
+                "gain_epochs": 1.0 + s,
+                "gain_visits": float(s),
+                "baseline_epochs_visits": 5,
+            }
+        )
+        runs.append(
+            {
+                "method": "joint@5ep",
+                "seed": s,
+                "role": "matched",
+                "run_dir": f"joint@5ep_seed{s}",
+                "test_acc": 0.81,
+                "sample_visits": 250,
+                "optimizer_steps": 25,
+            }
+        )
+    runs.append(
+        {
+            "method": "b",
+            "seed": 0,
+            "role": "method",
+            "run_dir": "b_seed0",
+            "test_acc": 0.75,
+            "sample_visits": 100,
+            "optimizer_steps": 40,
+            "gain_epochs": -5.0,
+            "gain_visits": -5.0,
+            "baseline_epochs_visits": 2,
+        }
+    )
     half = T975_2 / math.sqrt(3)
     nan = float("nan")
-    summary = pd.DataFrame([
-        {"method": "joint", "seeds": 3, "test_acc_mean": 0.8, "test_acc_std": 0.0, "sample_visits_mean": 100,
-         "optimizer_steps_mean": 10, "gain_epochs_n": nan, "gain_epochs_mean": nan, "gain_epochs_low": nan,
-         "gain_epochs_high": nan, "gain_visits_n": nan, "gain_visits_mean": nan, "gain_visits_low": nan,
-         "gain_visits_high": nan},
-        {"method": "a", "seeds": 3, "test_acc_mean": 0.82, "test_acc_std": 0.01, "sample_visits_mean": 250,
-         "optimizer_steps_mean": 25, "gain_epochs_n": 3, "gain_epochs_mean": 2.0, "gain_epochs_low": 2 - half,
-         "gain_epochs_high": 2 + half, "gain_visits_n": 3, "gain_visits_mean": 1.0, "gain_visits_low": 1 - half,
-         "gain_visits_high": 1 + half},
-        {"method": "joint@5ep", "seeds": 3, "test_acc_mean": 0.81, "test_acc_std": 0.0, "sample_visits_mean": 250,
-         "optimizer_steps_mean": 25, "gain_epochs_n": nan, "gain_epochs_mean": nan, "gain_epochs_low": nan,
-         "gain_epochs_high": nan, "gain_visits_n": nan, "gain_visits_mean": nan, "gain_visits_low": nan,
-         "gain_visits_high": nan},
-        {"method": "b", "seeds": 1, "test_acc_mean": 0.75, "test_acc_std": 0.0, "sample_visits_mean": 100,
-         "optimizer_steps_mean": 40, "gain_epochs_n": 1, "gain_epochs_mean": -5.0, "gain_epochs_low": nan,
-         "gain_epochs_high": nan, "gain_visits_n": 1, "gain_visits_mean": -5.0, "gain_visits_low": nan,
-         "gain_visits_high": nan},
-    ])
+    summary = pd.DataFrame(
+        [
+            {
+                "method": "joint",
+                "seeds": 3,
+                "test_acc_mean": 0.8,
+                "test_acc_std": 0.0,
+                "sample_visits_mean": 100,
+                "optimizer_steps_mean": 10,
+                "gain_epochs_n": nan,
+                "gain_epochs_mean": nan,
+                "gain_epochs_low": nan,
+                "gain_epochs_high": nan,
+                "gain_visits_n": nan,
+                "gain_visits_mean": nan,
+                "gain_visits_low": nan,
+                "gain_visits_high": nan,
+            },
+            {
+                "method": "a",
+                "seeds": 3,
+                "test_acc_mean": 0.82,
+                "test_acc_std": 0.01,
+                "sample_visits_mean": 250,
+                "optimizer_steps_mean": 25,
+                "gain_epochs_n": 3,
+                "gain_epochs_mean": 2.0,
+                "gain_epochs_low": 2 - half,
+                "gain_epochs_high": 2 + half,
+                "gain_visits_n": 3,
+                "gain_visits_mean": 1.0,
+                "gain_visits_low": 1 - half,
+                "gain_visits_high": 1 + half,
+            },
+            {
+                "method": "joint@5ep",
+                "seeds": 3,
+                "test_acc_mean": 0.81,
+                "test_acc_std": 0.0,
+                "sample_visits_mean": 250,
+                "optimizer_steps_mean": 25,
+                "gain_epochs_n": nan,
+                "gain_epochs_mean": nan,
+                "gain_epochs_low": nan,
+                "gain_epochs_high": nan,
+                "gain_visits_n": nan,
+                "gain_visits_mean": nan,
+                "gain_visits_low": nan,
+                "gain_visits_high": nan,
+            },
+            {
+                "method": "b",
+                "seeds": 1,
+                "test_acc_mean": 0.75,
+                "test_acc_std": 0.0,
+                "sample_visits_mean": 100,
+                "optimizer_steps_mean": 40,
+                "gain_epochs_n": 1,
+                "gain_epochs_mean": -5.0,
+                "gain_epochs_low": nan,
+                "gain_epochs_high": nan,
+                "gain_visits_n": 1,
+                "gain_visits_mean": -5.0,
+                "gain_visits_low": nan,
+                "gain_visits_high": nan,
+            },
+        ]
+    )
     return pd.DataFrame(runs), summary
 
 
@@ -111,7 +201,10 @@ def test_report_without_gains_says_so(tmp_path: Path):
     cdir = tmp_path / "old"
     cdir.mkdir()
     runs.drop(columns=[c for c in runs.columns if c.startswith(("gain_", "baseline_"))]).to_csv(
-        cdir / "compare.csv", index=False)
-    summary.drop(columns=[c for c in summary.columns if c.startswith("gain_")]).to_csv(cdir / "summary.csv", index=False)
+        cdir / "compare.csv", index=False
+    )
+    summary.drop(columns=[c for c in summary.columns if c.startswith("gain_")]).to_csv(
+        cdir / "summary.csv", index=False
+    )
     html = write_report(cdir).read_text()
     assert "No paired gains" in html and not (cdir / "plots" / "figure1_gain.png").exists()

@@ -28,11 +28,15 @@ PHI_GRID = np.array([-0.5, 0.0, 0.5, 1.0, 1.5])
 
 
 # -- fake run directories --------------------------------------------------------------------
-def _valuation_frame(rng: np.random.Generator, n: int, mods: tuple[str, ...], classes: int = 3,
-                     degraded: bool = True) -> pd.DataFrame:
+def _valuation_frame(
+    rng: np.random.Generator, n: int, mods: tuple[str, ...], classes: int = 3, degraded: bool = True
+) -> pd.DataFrame:
     label = rng.integers(0, classes, n)
-    data: dict[str, np.ndarray] = {"index": np.arange(n), "label": label,
-                                   "fused_pred": np.where(rng.random(n) < 0.8, label, (label + 1) % classes)}
+    data: dict[str, np.ndarray] = {
+        "index": np.arange(n),
+        "label": label,
+        "fused_pred": np.where(rng.random(n) < 0.8, label, (label + 1) % classes),
+    }
     data["pred_empty"] = np.zeros(n, dtype=np.int64)
     for m in mods:
         data[f"pred_{m}"] = np.where(rng.random(n) < 0.6, label, (label + 1) % classes)
@@ -48,9 +52,19 @@ def _valuation_frame(rng: np.random.Generator, n: int, mods: tuple[str, ...], cl
     return pd.DataFrame(data)
 
 
-def make_run(root: Path, name: str, *, mods: tuple[str, ...] = ("audio", "visual"), epochs: int = 3,
-             method: str = "sample-level", seed: int = 0, valuate: bool = True, debiased: bool = True,
-             test_split: bool = False, acc: float = 0.8) -> Path:
+def make_run(
+    root: Path,
+    name: str,
+    *,
+    mods: tuple[str, ...] = ("audio", "visual"),
+    epochs: int = 3,
+    method: str = "sample-level",
+    seed: int = 0,
+    valuate: bool = True,
+    debiased: bool = True,
+    test_split: bool = False,
+    acc: float = 0.8,
+) -> Path:
     rng = np.random.default_rng(seed)
     run = root / name
     (run / "valuation").mkdir(parents=True, exist_ok=True)
@@ -63,9 +77,19 @@ def make_run(root: Path, name: str, *, mods: tuple[str, ...] = ("audio", "visual
     (run / "dataset.json").write_text(json.dumps({"name": "synthetic" + ("-debiased" if debiased else "")}))
     lines = []
     for e in range(1, epochs + 1):
-        rec = {"epoch": e, "lr": 0.001, "train_loss": 1.0 / e, "train_acc": 0.5 + 0.1 * e, "train_units": 400,
-               "val_acc": 0.6 + 0.05 * e, "val_f1": 0.6, "val_loss": 0.9 / e, "is_best": True,
-               "best_val_acc": 0.6 + 0.05 * e, "seconds": 0.1}
+        rec = {
+            "epoch": e,
+            "lr": 0.001,
+            "train_loss": 1.0 / e,
+            "train_acc": 0.5 + 0.1 * e,
+            "train_units": 400,
+            "val_acc": 0.6 + 0.05 * e,
+            "val_f1": 0.6,
+            "val_loss": 0.9 / e,
+            "is_best": True,
+            "best_val_acc": 0.6 + 0.05 * e,
+            "seconds": 0.1,
+        }
         for k, m in enumerate(mods):
             rec[f"val_acc_{m}"] = 0.4 + 0.05 * e + 0.1 * k
         if valuate and e > 1:
@@ -75,8 +99,15 @@ def make_run(root: Path, name: str, *, mods: tuple[str, ...] = ("audio", "visual
             rec.update(train_size=900, valued_samples=400, time_valuation_s=0.01)
         lines.append(json.dumps(rec))
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    res = {"test_acc": acc, "test_f1": acc - 0.01, "test_loss": 0.5, "best_epoch": epochs, "best_val_acc": 0.75,
-           "seconds_per_epoch": 0.1, "epochs": epochs}
+    res = {
+        "test_acc": acc,
+        "test_f1": acc - 0.01,
+        "test_loss": 0.5,
+        "best_epoch": epochs,
+        "best_val_acc": 0.75,
+        "seconds_per_epoch": 0.1,
+        "epochs": epochs,
+    }
     res.update({f"test_acc_{m}": acc - 0.1 * (k + 1) for k, m in enumerate(mods)})
     (run / "results.json").write_text(json.dumps(res))
     if valuate:
@@ -84,7 +115,8 @@ def make_run(root: Path, name: str, *, mods: tuple[str, ...] = ("audio", "visual
             _valuation_frame(rng, 60, mods, degraded=debiased).to_parquet(run / "valuation" / f"epoch_{e:03d}.parquet")
     if test_split:
         _valuation_frame(rng, 40, mods, degraded=debiased).drop(columns=[f"copies_{m}" for m in mods]).to_parquet(
-            run / "valuation" / "test.parquet")
+            run / "valuation" / "test.parquet"
+        )
     return run
 
 
@@ -121,6 +153,7 @@ def parse_report(path: Path) -> _Collect:
 # -- AUC ------------------------------------------------------------------------------------
 def test_rank_auc_matches_sklearn_with_ties():
     from sklearn import metrics  # a dev dependency: the reference implementation
+
     rng = np.random.default_rng(0)
     for trial in range(30):
         n = int(rng.integers(2, 200))
@@ -145,6 +178,7 @@ def test_rank_auc_edge_cases():
 
 def test_degraded_auc_against_sklearn():
     from sklearn import metrics  # a dev dependency: the reference implementation
+
     rng = np.random.default_rng(1)
     df = _valuation_frame(rng, 300, ("a", "v", "t"))
     out = degraded_auc(df)
@@ -166,8 +200,10 @@ def test_degraded_auc_exact_cases():
     out = degraded_auc(ties)
     assert out["auc_a"] == 0.5 and out["lowest_is_degraded"] == 0.5 and out["lowest_is_degraded_strict"] == 0.0
     # explicit modality order; -1 = nothing degraded (counted as negative, left out of the share)
-    out = degraded_auc(pd.DataFrame({"phi_v": [1.0, 0.0, 1.0], "phi_a": [0.0, 1.0, 1.0], "degraded": [0, 1, -1]}),
-                       modalities=["a", "v"])
+    out = degraded_auc(
+        pd.DataFrame({"phi_v": [1.0, 0.0, 1.0], "phi_a": [0.0, 1.0, 1.0], "degraded": [0, 1, -1]}),
+        modalities=["a", "v"],
+    )
     assert out["lowest_is_degraded"] == 1.0 and out["auc_a"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="degraded"):
         degraded_auc(pd.DataFrame({"phi_a": [1.0], "phi_v": [0.0]}))
@@ -175,11 +211,17 @@ def test_degraded_auc_exact_cases():
 
 # -- summaries -----------------------------------------------------------------------------
 def test_summaries(tmp_path):
-    df = pd.DataFrame({
-        "index": [0, 1, 2, 3], "label": [0, 0, 1, 1], "fused_pred": [0, 0, 1, 0],
-        "pred_a": [0, 1, 1, 1], "pred_v": [0, 0, 0, 0],
-        "phi_a": [1.5, 0.5, 1.0, -0.5], "phi_v": [0.5, 1.5, 1.0, 0.5],
-    })
+    df = pd.DataFrame(
+        {
+            "index": [0, 1, 2, 3],
+            "label": [0, 0, 1, 1],
+            "fused_pred": [0, 0, 1, 0],
+            "pred_a": [0, 1, 1, 1],
+            "pred_v": [0, 0, 0, 0],
+            "phi_a": [1.5, 0.5, 1.0, -0.5],
+            "phi_v": [0.5, 1.5, 1.0, 0.5],
+        }
+    )
     path = tmp_path / "t.parquet"
     df.to_parquet(path)
     s = summarize_contributions(path)
@@ -223,8 +265,14 @@ def test_run_report_full(tmp_path):
     p = parse_report(out)
     assert len(p.imgs) >= 6
     names = {f.name for f in (run / "plots").glob("*.png")}
-    assert {"accuracy.png", "contribution.png", "phi_hist_epochs.png", "phi_hist_splits.png", "per_class.png",
-            "degraded_epochs.png"} <= names
+    assert {
+        "accuracy.png",
+        "contribution.png",
+        "phi_hist_epochs.png",
+        "phi_hist_splits.png",
+        "per_class.png",
+        "degraded_epochs.png",
+    } <= names
     for f in (run / "plots").glob("*.png"):
         assert f.read_bytes().startswith(PNG_MAGIC)
     text = out.read_text()
@@ -272,8 +320,11 @@ def test_report_redraw_drops_stale_plots(tmp_path):
     for f in (run / "valuation").glob("*.parquet"):
         f.unlink()
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    (run / "metrics.jsonl").write_text("".join(
-        json.dumps({k: v for k, v in r.items() if not k.startswith(("contrib_", "copies_"))}) + "\n" for r in lines))
+    (run / "metrics.jsonl").write_text(
+        "".join(
+            json.dumps({k: v for k, v in r.items() if not k.startswith(("contrib_", "copies_"))}) + "\n" for r in lines
+        )
+    )
     write_report(run)
     assert {f.name for f in (run / "plots").glob("*.png")} == {"accuracy.png"}
 
@@ -293,12 +344,30 @@ def _make_compare(root: Path, write_csv: bool = True, valuations: bool = True) -
         for method, valuate in (("joint", False), ("sample-level", valuations)):
             name = f"{method}_seed{seed}"
             acc = 0.8 + 0.02 * seed + (0.03 if method == "sample-level" else 0)
-            make_run(cdir, name, method=method, seed=seed, valuate=valuate, epochs=2, acc=acc,
-                     test_split=valuations and method == "joint" and seed == 0)
+            make_run(
+                cdir,
+                name,
+                method=method,
+                seed=seed,
+                valuate=valuate,
+                epochs=2,
+                acc=acc,
+                test_split=valuations and method == "joint" and seed == 0,
+            )
             # run_dir as written on another machine: resolved by name inside the compare dir
-            rows.append({"method": method, "seed": seed, "run_dir": f"/elsewhere/cmp/{name}", "test_acc": acc,
-                         "test_f1": acc - 0.01, "test_acc_audio": acc - 0.1, "test_acc_visual": acc - 0.2,
-                         "seconds_per_epoch": 0.1, "best_val_acc": 0.75})
+            rows.append(
+                {
+                    "method": method,
+                    "seed": seed,
+                    "run_dir": f"/elsewhere/cmp/{name}",
+                    "test_acc": acc,
+                    "test_f1": acc - 0.01,
+                    "test_acc_audio": acc - 0.1,
+                    "test_acc_visual": acc - 0.2,
+                    "seconds_per_epoch": 0.1,
+                    "best_val_acc": 0.75,
+                }
+            )
     if write_csv:
         df = pd.DataFrame(rows)
         df.to_csv(cdir / "compare.csv", index=False)
@@ -320,8 +389,10 @@ def test_compare_report(tmp_path):
     want = sorted(f"{m}_seed{s}/report.html" for m in ("joint", "sample-level") for s in (0, 1))
     assert sorted(p.links) == sorted(want * 2)  # linked from the summary (per method) and the runs table
     text = out.read_text()
-    summary = text[text.index('id="summary"'):text.index('id="runs"')]
-    assert 'href="sample-level_seed0/report.html">seed 0</a> · <a href="sample-level_seed1/report.html">seed 1' in summary
+    summary = text[text.index('id="summary"') : text.index('id="runs"')]
+    assert (
+        'href="sample-level_seed0/report.html">seed 0</a> · <a href="sample-level_seed1/report.html">seed 1' in summary
+    )
     for link in set(p.links):
         parse_report(cdir / link)
     assert (cdir / "plots" / "compare_accuracy.png").read_bytes().startswith(PNG_MAGIC)
@@ -346,7 +417,8 @@ def test_compare_report_missing_runs(tmp_path):
     cdir = tmp_path / "c"
     cdir.mkdir()
     pd.DataFrame([{"method": "joint", "seed": 0, "run_dir": "gone", "test_acc": 0.5}]).to_csv(
-        cdir / "compare.csv", index=False)
+        cdir / "compare.csv", index=False
+    )
     p = parse_report(write_report(cdir))
     assert p.links == [] and len(p.imgs) == 1
     assert "not found" in (cdir / "report.html").read_text()
@@ -361,7 +433,10 @@ def test_report_layer_reads_files_only():
     forbidden = ("mmcoop.train", "mmcoop.experiment", "mmcoop.methods", "mmcoop.models", "mmcoop.valuation", "torch")
     for f in Path(rep.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(f.read_text())):
-            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            mods = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             for m in mods:
                 assert not m.startswith(forbidden), f"{f.name} imports {m}"

@@ -31,8 +31,10 @@ def _need_browser() -> None:
     except ImportError:
         why = "selenium is not installed (it is in the dev extra: pip install -e '.[dev]')"
     if why is None and (CHROMIUM is None or DRIVER is None):
-        why = ("chromium and chromedriver are not installed (Debian packages chromium, chromium-driver; `make setup` "
-               "installs them with apt-get when it runs as root or with sudo)")
+        why = (
+            "chromium and chromedriver are not installed (Debian packages chromium, chromium-driver; `make setup` "
+            "installs them with apt-get when it runs as root or with sudo)"
+        )
     if why is not None:
         if os.environ.get("CI"):
             pytest.fail(f"browser test cannot run under CI: {why}")
@@ -55,8 +57,15 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from mmcoop.report import write_report
     from mmcoop.valuation import valuate_dataset
 
-    config = {"name": "av", "dataset": "avmnist", "dataset_options": {"limit": 24}, "seed": 0,
-              "method": "sample-level", "debiased": {"strength": 0.8, "mode": "noise"}, "data_root": str(DATA)}
+    config = {
+        "name": "av",
+        "dataset": "avmnist",
+        "dataset_options": {"limit": 24},
+        "seed": 0,
+        "method": "sample-level",
+        "debiased": {"strength": 0.8, "mode": "noise"},
+        "data_root": str(DATA),
+    }
     splits = debias(load_dataset("avmnist", DATA, 0, limit=24), strength=0.8, mode="noise", seed=0)
     torch.manual_seed(0)
     model = create_model("late-fusion", splits.specs, splits.num_classes, dim=8)
@@ -82,10 +91,19 @@ def browser(report: Path, tmp_path_factory: pytest.TempPathFactory):
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM  # type: ignore[assignment]
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1300,900",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1300,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
@@ -100,7 +118,8 @@ def _rows(driver) -> list[list[str]]:
     """The table's shown rows as cell texts (one script call, not one WebDriver round trip per cell)."""
     return driver.execute_script(
         "return Array.from(document.querySelectorAll('#mmx-table tbody tr'))"
-        ".map(function (tr) { return Array.from(tr.cells).map(function (td) { return td.textContent; }); });")
+        ".map(function (tr) { return Array.from(tr.cells).map(function (td) { return td.textContent; }); });"
+    )
 
 
 def _header(driver, text: str):

@@ -28,10 +28,15 @@ def _data(html: str) -> dict:
 
 
 def test_user_run_report(tmp_path: Path) -> None:
-    cfg = {"data": {"target": "user_project:load", "options": {"n_train": 60, "n_eval": 24}},
-           "model": {"target": "user_project:build", "options": {"hidden": 16}}, "method": "sample-level",
-           "method_options": {"warmup": 1}, "train": {"epochs": 2, "progress": False, "batch_size": 32},
-           "out_dir": str(tmp_path), "name": "u"}
+    cfg = {
+        "data": {"target": "user_project:load", "options": {"n_train": 60, "n_eval": 24}},
+        "model": {"target": "user_project:build", "options": {"hidden": 16}},
+        "method": "sample-level",
+        "method_options": {"warmup": 1},
+        "train": {"epochs": 2, "progress": False, "batch_size": 32},
+        "out_dir": str(tmp_path),
+        "name": "u",
+    }
     run = run_experiment(RunConfig.from_dict(cfg)).run_dir
     res = CliRunner().invoke(app, ["value", str(run), "--split", "test"])
     assert res.exit_code == 0, res.output
@@ -44,7 +49,7 @@ def test_user_run_report(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["report", str(run)])
     assert res.exit_code == 0, res.output
     html = (run / "report.html").read_text()
-    setup = html[html.index('id="setup"'):html.index('id="results"')]
+    setup = html[html.index('id="setup"') : html.index('id="results"')]
     assert "user_project:build (your code); hidden=16" in setup and "user_project:load (your code)" in setup
     assert "late-fusion" not in setup and "fusion=concat" not in setup  # built-in defaults the run did not use
     d = _data(html)

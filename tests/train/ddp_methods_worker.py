@@ -23,10 +23,17 @@ for spec in specs:
     if name in ("sample-level", "modality-level"):
         opts["warmup"] = 1
     two_only = METHODS.get(name).max_modalities == 2  # 2-modality methods: two of the six views
-    cfg = RunConfig.from_dict({
-        "dataset": "mfeat", "dataset_options": {"views": ["fou", "kar"]} if two_only else {}, "method": name, "method_options": opts, "name": f"{name}-{variant or 'default'}",
-        "out_dir": str(out), "train": {"epochs": 2, "progress": False, "batch_size": 64},
-    })
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": "mfeat",
+            "dataset_options": {"views": ["fou", "kar"]} if two_only else {},
+            "method": name,
+            "method_options": opts,
+            "name": f"{name}-{variant or 'default'}",
+            "out_dir": str(out),
+            "train": {"epochs": 2, "progress": False, "batch_size": 64},
+        }
+    )
     result = run_experiment(cfg)
     table = valuate_dataset(result.model, result.splits.test, batch_size=50, distributed=True)
     if is_main():

@@ -57,13 +57,24 @@ def per_epoch(epoch: int, valued: bool) -> list[tuple[str, int]]:
 
 
 def test_every_event_once_per_epoch_in_order() -> None:
-    assert EVENTS == ("on_fit_start", "on_epoch_start", "after_valuation", "after_evaluation", "on_epoch_end",
-                      "on_fit_end")
+    assert EVENTS == (
+        "on_fit_start",
+        "on_epoch_start",
+        "after_valuation",
+        "after_evaluation",
+        "on_epoch_end",
+        "on_fit_end",
+    )
     data = tiny_data(48)
     log = Log()
     config = TrainConfig(epochs=3, batch_size=16, progress=False, device="cpu")
-    trainer = Trainer(tiny_model(data), build_method("sample-level", {"warmup": 1}),
-                      DatasetSplits("t", data, data, data), config, callbacks=[log])
+    trainer = Trainer(
+        tiny_model(data),
+        build_method("sample-level", {"warmup": 1}),
+        DatasetSplits("t", data, data, data),
+        config,
+        callbacks=[log],
+    )
     trainer.fit()
     expect = [("on_fit_start", 0)]
     for e in range(3):
@@ -81,21 +92,37 @@ def test_run_experiment_callbacks_and_resume(tmp_path) -> None:
     assert (cfg.run_dir / "valuation" / "epoch_002.parquet").is_file()
     again = Log()
     resume_experiment(cfg.run_dir, {"train": {"epochs": 3}}, callbacks=[again])
-    assert again.events == [("on_fit_start", 2)] + per_epoch(2, True) + [("on_fit_end", 3),
-                                                                          ("after_evaluation:test", 3)]
+    assert again.events == [("on_fit_start", 2)] + per_epoch(2, True) + [
+        ("on_fit_end", 3),
+        ("after_evaluation:test", 3),
+    ]
     assert (cfg.run_dir / "valuation" / "epoch_003.parquet").is_file()
 
 
 def test_console_line_and_no_bars_off_a_terminal(capsys) -> None:
-    line = ConsoleLine.format({"epoch": 3, "train_loss": 0.5, "val_acc": 0.875, "val_acc_audio": 0.5,
-                               "val_acc_video": 0.75, "time_valuation_s": 1.25, "seconds": 4.0}, 10)
-    assert line == ("epoch 3/10  loss 0.5000  val acc 0.8750  alone: audio 0.5000 video 0.7500  "
-                    "valuation 1.2s  4.0s")
+    line = ConsoleLine.format(
+        {
+            "epoch": 3,
+            "train_loss": 0.5,
+            "val_acc": 0.875,
+            "val_acc_audio": 0.5,
+            "val_acc_video": 0.75,
+            "time_valuation_s": 1.25,
+            "seconds": 4.0,
+        },
+        10,
+    )
+    assert line == ("epoch 3/10  loss 0.5000  val acc 0.8750  alone: audio 0.5000 video 0.7500  valuation 1.2s  4.0s")
     out = io.StringIO()
     data = tiny_data(32)
     config = TrainConfig(epochs=2, batch_size=16, progress=False, device="cpu")
-    Trainer(tiny_model(data), build_method("joint"), DatasetSplits("t", data, data, data), config,
-            callbacks=[ConsoleLine(out)]).fit()
+    Trainer(
+        tiny_model(data),
+        build_method("joint"),
+        DatasetSplits("t", data, data, data),
+        config,
+        callbacks=[ConsoleLine(out)],
+    ).fit()
     lines = out.getvalue().splitlines()
     assert [ln.split("  ")[0] for ln in lines] == ["epoch 1/2", "epoch 2/2"] and "alone: a " in lines[0]
     # under pytest stderr is not a terminal: the bar is the plain iterable, nothing drawn

@@ -9,14 +9,20 @@ from mmcoop.experiment import RunConfig, run_experiment
 
 
 def _run(tmp_path, compile_: bool, method: str = "joint"):
-    return run_experiment(RunConfig.from_dict({
-        "dataset": "synthetic", "method": method,
-        # no dropout: compiled kernels draw random numbers differently from eager ones
-        "model": {"dim": 8, "options": {"encoder_options": {"m0": {"dropout": 0.0}, "m1": {"dropout": 0.0}}}},
-        "method_options": {"warmup": 1} if method != "joint" else {},
-        "train": {"epochs": 2, "progress": False, "batch_size": 32, "compile": compile_},
-        "out_dir": str(tmp_path), "name": f"{method}-{compile_}",
-    }))
+    return run_experiment(
+        RunConfig.from_dict(
+            {
+                "dataset": "synthetic",
+                "method": method,
+                # no dropout: compiled kernels draw random numbers differently from eager ones
+                "model": {"dim": 8, "options": {"encoder_options": {"m0": {"dropout": 0.0}, "m1": {"dropout": 0.0}}}},
+                "method_options": {"warmup": 1} if method != "joint" else {},
+                "train": {"epochs": 2, "progress": False, "batch_size": 32, "compile": compile_},
+                "out_dir": str(tmp_path),
+                "name": f"{method}-{compile_}",
+            }
+        )
+    )
 
 
 def test_compiled_training_matches_eager(tmp_path):

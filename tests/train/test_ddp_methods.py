@@ -35,7 +35,16 @@ def test_every_method_under_torchrun_on_mfeat(tmp_path):
         port = sock.getsockname()[1]
     specs = _specs()
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), str(WORKER), str(tmp_path), ",".join(specs)]
+    cmd = [
+        str(torchrun),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+        str(WORKER),
+        str(tmp_path),
+        ",".join(specs),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     for spec in specs:

@@ -14,9 +14,26 @@ def test_torchrun_two_processes_write_one_run(tmp_path):
         port = sock.getsockname()[1]
     torchrun = Path(sys.executable).with_name("torchrun")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), "-m", "mmcoop", "train",
-           "--dataset", "synthetic", "--epochs", "3", "--out-dir", str(tmp_path), "--name", "ddp",
-           "--set", "train.progress=false"]
+    cmd = [
+        str(torchrun),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+        "-m",
+        "mmcoop",
+        "train",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "3",
+        "--out-dir",
+        str(tmp_path),
+        "--name",
+        "ddp",
+        "--set",
+        "train.progress=false",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = tmp_path / "ddp"
@@ -46,9 +63,30 @@ def test_torchrun_sample_level_values_once_and_agrees(tmp_path):
         port = sock.getsockname()[1]
     torchrun = Path(sys.executable).with_name("torchrun")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), "-m", "mmcoop", "train",
-           "--dataset", "synthetic", "--method", "sample-level", "--epochs", "3", "--out-dir", str(tmp_path),
-           "--name", "ddp", "--set", "train.progress=false", "--set", "method_options.warmup=1"]
+    cmd = [
+        str(torchrun),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+        "-m",
+        "mmcoop",
+        "train",
+        "--dataset",
+        "synthetic",
+        "--method",
+        "sample-level",
+        "--epochs",
+        "3",
+        "--out-dir",
+        str(tmp_path),
+        "--name",
+        "ddp",
+        "--set",
+        "train.progress=false",
+        "--set",
+        "method_options.warmup=1",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     records = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
@@ -91,12 +129,37 @@ def test_torchrun_compare_writes_one_table(tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), "-m", "mmcoop", "compare",
-           "--dataset", "synthetic", "--methods", "joint,sample-level:weighted", "--seeds", "0", "--epochs", "2",
-           "--out-dir", str(tmp_path), "--name", "cmp", "--set", "train.progress=false",
-           "--set", "method_options.warmup=1", "--matched", "none"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=dict(os.environ, OMP_NUM_THREADS="1"),
-                          cwd=tmp_path)
+    cmd = [
+        str(torchrun),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+        "-m",
+        "mmcoop",
+        "compare",
+        "--dataset",
+        "synthetic",
+        "--methods",
+        "joint,sample-level:weighted",
+        "--seeds",
+        "0",
+        "--epochs",
+        "2",
+        "--out-dir",
+        str(tmp_path),
+        "--name",
+        "cmp",
+        "--set",
+        "train.progress=false",
+        "--set",
+        "method_options.warmup=1",
+        "--matched",
+        "none",
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=240, env=dict(os.environ, OMP_NUM_THREADS="1"), cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = (tmp_path / "cmp" / "compare.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[1].startswith("joint,0") and rows[2].startswith("sample-level:weighted,0")

@@ -28,7 +28,9 @@ def test_threshold_is_factor_times_the_first_loss():
     guard.check(2.0, 1, 0)  # reference 2.0 -> limit 200
     guard.check(200.0, 1, 1)  # at the limit: fine
     guard.check(0.01, 1, 2)  # falling is fine and does not move the reference
-    with pytest.raises(MMCoopError, match=r"loss 200\.1 is more than train.divergence_factor=100 times its start \(2\)"):
+    with pytest.raises(
+        MMCoopError, match=r"loss 200\.1 is more than train.divergence_factor=100 times its start \(2\)"
+    ):
         guard.check(200.1, 2, 4)
 
 

@@ -72,21 +72,55 @@ def _plugin(root: Path, name: str, files: dict[str, str], entry_points: str) -> 
 
 def _mmcoop(args: list[str], plugin_root: Path, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(plugin_root), str(SRC)]))
-    return subprocess.run([sys.executable, "-m", "mmcoop", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "mmcoop", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_a_plugin_method_and_model_train_through_the_cli(tmp_path) -> None:
-    root = _plugin(tmp_path / "site", "mmcoop_tinyplug", {"method.py": METHOD, "model.py": MODEL}, """
+    root = _plugin(
+        tmp_path / "site",
+        "mmcoop_tinyplug",
+        {"method.py": METHOD, "model.py": MODEL},
+        """
         [mmcoop.methods]
         plug-smooth = mmcoop_tinyplug.method
 
         [mmcoop.models]
         plug-mlp = mmcoop_tinyplug.model:build
-    """)
-    res = _mmcoop(["train", "--dataset", "synthetic", "--method", "plug-smooth", "--epochs", "1", "--batch-size", "32", "--name", "p",
-                   "--set", "model.name=plug-mlp", "--set", "model.dim=6",
-                   "--set", "dataset_options.sizes=[64,32,32]", "--set", "train.progress=false"], root, tmp_path)
+    """,
+    )
+    res = _mmcoop(
+        [
+            "train",
+            "--dataset",
+            "synthetic",
+            "--method",
+            "plug-smooth",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--name",
+            "p",
+            "--set",
+            "model.name=plug-mlp",
+            "--set",
+            "model.dim=6",
+            "--set",
+            "dataset_options.sizes=[64,32,32]",
+            "--set",
+            "train.progress=false",
+        ],
+        root,
+        tmp_path,
+    )
     assert res.returncode == 0, res.stderr + res.stdout
     run = tmp_path / "runs" / "p"
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
@@ -94,21 +128,41 @@ def test_a_plugin_method_and_model_train_through_the_cli(tmp_path) -> None:
     config = (run / "config.yaml").read_text()
     assert "plug-smooth" in config and "plug-mlp" in config
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(SRC)]))
-    code = ("from mmcoop.methods import METHODS; from mmcoop.models import MODELS; "
-            "print(METHODS.get('plug-smooth').name, MODELS.names())")
-    listed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
-                            check=False)
+    code = (
+        "from mmcoop.methods import METHODS; from mmcoop.models import MODELS; "
+        "print(METHODS.get('plug-smooth').name, MODELS.names())"
+    )
+    listed = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert listed.stdout.split()[0] == "plug-smooth" and "plug-mlp" in listed.stdout, listed.stderr
 
 
 def test_a_broken_plugin_gives_one_clear_message(tmp_path) -> None:
-    root = _plugin(tmp_path / "site", "mmcoop_brokenplug", {"method.py": "raise RuntimeError('half-installed')\n"},
-                   """
+    root = _plugin(
+        tmp_path / "site",
+        "mmcoop_brokenplug",
+        {"method.py": "raise RuntimeError('half-installed')\n"},
+        """
         [mmcoop.methods]
         broken = mmcoop_brokenplug.method
-    """)
-    res = _mmcoop(["train", "--dataset", "synthetic", "--epochs", "1", "--name", "b",
-                   "--set", "dataset_options.sizes=[64,32,32]"], root, tmp_path)
+    """,
+    )
+    res = _mmcoop(
+        [
+            "train",
+            "--dataset",
+            "synthetic",
+            "--epochs",
+            "1",
+            "--name",
+            "b",
+            "--set",
+            "dataset_options.sizes=[64,32,32]",
+        ],
+        root,
+        tmp_path,
+    )
     assert res.returncode != 0
     out = res.stderr + res.stdout
     assert "plugin 'broken'" in out and "mmcoop_brokenplug.method" in out and "half-installed" in out

@@ -38,8 +38,16 @@ def test_run_paths(tmp_path: Path) -> None:
     root = tmp_path / "run"
     assert p.root == root
     assert (p.config, p.dataset, p.metrics, p.results, p.report) == (
-        root / "config.yaml", root / "dataset.json", root / "metrics.jsonl", root / "results.json", root / "report.html")
-    assert (p.last_checkpoint, p.best_checkpoint) == (root / "checkpoints" / "last.pt", root / "checkpoints" / "best.pt")
+        root / "config.yaml",
+        root / "dataset.json",
+        root / "metrics.jsonl",
+        root / "results.json",
+        root / "report.html",
+    )
+    assert (p.last_checkpoint, p.best_checkpoint) == (
+        root / "checkpoints" / "last.pt",
+        root / "checkpoints" / "best.pt",
+    )
     assert p.checkpoint("best") == p.best_checkpoint and p.checkpoint("last") == p.last_checkpoint
     assert p.epoch_valuation(3) == root / "valuation" / "epoch_003.parquet"
     assert p.split_valuation("test") == root / "valuation" / "test.parquet"
@@ -66,8 +74,16 @@ def test_list_valuations_and_dir_kinds(tmp_path: Path) -> None:
     assert list_valuations(run) == ({}, {}) and not is_run_dir(run)
     p = RunPaths(run)
     p.valuation_dir.mkdir(parents=True)
-    for name in ("epoch_010.parquet", "epoch_002.parquet", "zeta.parquet", "test.parquet", "train.parquet",
-                 "alpha.parquet", ".epoch_011.parquet.abc.tmp", "notes.txt"):
+    for name in (
+        "epoch_010.parquet",
+        "epoch_002.parquet",
+        "zeta.parquet",
+        "test.parquet",
+        "train.parquet",
+        "alpha.parquet",
+        ".epoch_011.parquet.abc.tmp",
+        "notes.txt",
+    ):
         (p.valuation_dir / name).write_bytes(b"")
     epochs, splits = list_valuations(run)
     assert list(epochs.items()) == [(2, p.epoch_valuation(2)), (10, p.epoch_valuation(10))]
@@ -81,13 +97,35 @@ def test_list_valuations_and_dir_kinds(tmp_path: Path) -> None:
 
 def test_jsonable() -> None:
     rec = {
-        "epoch": 3, "acc": torch.tensor(0.5), "n": torch.tensor([7]), "np": np.float32(0.25), "ni": np.int64(4),
-        "nan": float("nan"), "inf": torch.tensor(float("inf")), "name": "x", "ok": True, "none": None,
-        "list": [1, 2], "vec": torch.ones(3), "dict": {"a": 1}, "obj": object(),
+        "epoch": 3,
+        "acc": torch.tensor(0.5),
+        "n": torch.tensor([7]),
+        "np": np.float32(0.25),
+        "ni": np.int64(4),
+        "nan": float("nan"),
+        "inf": torch.tensor(float("inf")),
+        "name": "x",
+        "ok": True,
+        "none": None,
+        "list": [1, 2],
+        "vec": torch.ones(3),
+        "dict": {"a": 1},
+        "obj": object(),
     }
     out = jsonable(rec)
-    assert out == {"epoch": 3, "acc": 0.5, "n": 7, "np": 0.25, "ni": 4, "nan": None, "inf": None, "name": "x",
-                   "ok": True, "none": None, "list": [1, 2]}
+    assert out == {
+        "epoch": 3,
+        "acc": 0.5,
+        "n": 7,
+        "np": 0.25,
+        "ni": 4,
+        "nan": None,
+        "inf": None,
+        "name": "x",
+        "ok": True,
+        "none": None,
+        "list": [1, 2],
+    }
     assert type(out["n"]) is int and type(out["np"]) is float
     json.loads(json.dumps(out, allow_nan=False))  # strict JSON
 
@@ -144,8 +182,10 @@ def test_bad_middle_line(tmp_path: Path) -> None:
 def test_valuation_columns() -> None:
     cols = valuation_columns(["a", "v"], ["empty", "a", "v", "a+v"], ["degraded"], values=True, stderr=True)
     assert cols == {
-        "pred": ["pred_empty", "pred_a", "pred_v", "pred_a+v"], "phi": ["phi_a", "phi_v"],
-        "values": ["value_empty", "value_a", "value_v", "value_a+v"], "stderr": ["stderr_a", "stderr_v"],
+        "pred": ["pred_empty", "pred_a", "pred_v", "pred_a+v"],
+        "phi": ["phi_a", "phi_v"],
+        "values": ["value_empty", "value_a", "value_v", "value_a+v"],
+        "stderr": ["stderr_a", "stderr_v"],
         "extras": ["degraded"],
     }
     assert valuation_columns(["a"], ["empty", "a"], values=False)["values"] == []
@@ -174,9 +214,13 @@ def test_table_and_report_use_the_schema(tmp_path: Path) -> None:
 
     n = 3
     table = ValuationTable(
-        modalities=["audio", "visual"], index=torch.arange(n), label=torch.tensor([0, 1, 0]),
-        phi=torch.tensor([[1.0, 1.0], [1.5, 0.5], [0.0, 0.0]]), values=torch.zeros(n, 4),
-        coalition_preds=torch.zeros(n, 4, dtype=torch.long), extras={"degraded": torch.tensor([0, 1, -1])},
+        modalities=["audio", "visual"],
+        index=torch.arange(n),
+        label=torch.tensor([0, 1, 0]),
+        phi=torch.tensor([[1.0, 1.0], [1.5, 0.5], [0.0, 0.0]]),
+        values=torch.zeros(n, 4),
+        coalition_preds=torch.zeros(n, 4, dtype=torch.long),
+        extras={"degraded": torch.tensor([0, 1, -1])},
         info={"epoch": 2},
     )
     paths = RunPaths(tmp_path / "run")
@@ -205,5 +249,8 @@ def test_rundir_imports_only_the_lowest_layer() -> None:
     mods = [a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names]
     mods += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     for m in mods:
-        assert m in ("__future__", "json", "math", "os", "re", "sys", "warnings", "dataclasses", "pathlib", "typing") \
-            or m == "mmcoop.errors" or m.startswith("mmcoop.utils."), m
+        assert (
+            m in ("__future__", "json", "math", "os", "re", "sys", "warnings", "dataclasses", "pathlib", "typing")
+            or m == "mmcoop.errors"
+            or m.startswith("mmcoop.utils.")
+        ), m

@@ -10,14 +10,26 @@ from mmcoop.valuation import ValuationTable
 
 def _table() -> ValuationTable:
     n = 3
-    return ValuationTable(modalities=["a", "b"], index=torch.arange(n), label=torch.zeros(n, dtype=torch.long),
-                          phi=torch.zeros(n, 2), values=torch.zeros(n, 4),
-                          coalition_preds=torch.zeros(n, 4, dtype=torch.long))
+    return ValuationTable(
+        modalities=["a", "b"],
+        index=torch.arange(n),
+        label=torch.zeros(n, dtype=torch.long),
+        phi=torch.zeros(n, 2),
+        values=torch.zeros(n, 4),
+        coalition_preds=torch.zeros(n, 4, dtype=torch.long),
+    )
 
 
 def test_owned_and_foreign_entries(tmp_path):
-    for name in (".mmcoop-run", ".mmcoop.lock", "config.yaml", "metrics.jsonl", "results.json", "report.html",
-                 ".config.yaml.x1.mmcoop.tmp"):
+    for name in (
+        ".mmcoop-run",
+        ".mmcoop.lock",
+        "config.yaml",
+        "metrics.jsonl",
+        "results.json",
+        "report.html",
+        ".config.yaml.x1.mmcoop.tmp",
+    ):
         (tmp_path / name).write_text("x")
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.pt").write_bytes(b"x")
@@ -26,8 +38,18 @@ def test_owned_and_foreign_entries(tmp_path):
     _table().to_parquet(tmp_path / "valuation" / "test.parquet")
     owned, foreign = split_run_entries(tmp_path)
     assert foreign == []
-    assert {p.name for p in owned} == {".mmcoop-run", ".mmcoop.lock", "config.yaml", "metrics.jsonl", "results.json",
-                                       "report.html", ".config.yaml.x1.mmcoop.tmp", "checkpoints", "plots", "valuation"}
+    assert {p.name for p in owned} == {
+        ".mmcoop-run",
+        ".mmcoop.lock",
+        "config.yaml",
+        "metrics.jsonl",
+        "results.json",
+        "report.html",
+        ".config.yaml.x1.mmcoop.tmp",
+        "checkpoints",
+        "plots",
+        "valuation",
+    }
     (tmp_path / "valuation" / "mine.parquet").write_bytes(b"not mmcoop's table")
     (tmp_path / "checkpoints" / "epoch5.pt").write_bytes(b"x")
     (tmp_path / "plots" / "notes.txt").write_text("x")
@@ -36,10 +58,24 @@ def test_owned_and_foreign_entries(tmp_path):
     (tmp_path / "analysis").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "NOTES.md")
     owned, foreign = split_run_entries(tmp_path)
-    assert foreign == [".notes.tmp", "NOTES.md", "analysis/", "checkpoints/epoch5.pt", "link", "plots/notes.txt",
-                       "valuation/mine.parquet"]
-    assert {p.name for p in owned} == {".mmcoop-run", ".mmcoop.lock", "config.yaml", "metrics.jsonl", "results.json",
-                                       "report.html", ".config.yaml.x1.mmcoop.tmp"}
+    assert foreign == [
+        ".notes.tmp",
+        "NOTES.md",
+        "analysis/",
+        "checkpoints/epoch5.pt",
+        "link",
+        "plots/notes.txt",
+        "valuation/mine.parquet",
+    ]
+    assert {p.name for p in owned} == {
+        ".mmcoop-run",
+        ".mmcoop.lock",
+        "config.yaml",
+        "metrics.jsonl",
+        "results.json",
+        "report.html",
+        ".config.yaml.x1.mmcoop.tmp",
+    }
 
 
 def test_logger_outputs_are_owned_but_user_files_beside_them_are_not(tmp_path):

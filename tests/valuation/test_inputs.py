@@ -43,8 +43,14 @@ def brute_force_values(forward, inputs, labels, baselines, value, empty) -> Tens
     masks = coalition_masks(len(names))
     logits = []
     for row in masks:
-        x = {n: (inputs[n] if row[j] else torch.as_tensor(baselines.get(n, 0.0), dtype=inputs[n].dtype).expand_as(inputs[n]))
-             for j, n in enumerate(names)}
+        x = {
+            n: (
+                inputs[n]
+                if row[j]
+                else torch.as_tensor(baselines.get(n, 0.0), dtype=inputs[n].dtype).expand_as(inputs[n])
+            )
+            for j, n in enumerate(names)
+        }
         logits.append(forward(x))
     return coalition_values(torch.stack(logits, 1), labels, masks, value, empty)
 
@@ -76,8 +82,12 @@ def test_two_modalities_correct_with_model_empty() -> None:
     assert torch.equal(res.values, torch.tensor([[1.0, 1.0, 0.0, 0.0]]))
     assert torch.equal(res.phi, torch.tensor([[0.0, -1.0]]))
     # the zero convention (default for "correct") drops v(empty): phi_a = (1 + 0) / 2, phi_v = (0 - 1) / 2
-    assert torch.equal(valuate_inputs(fwd, {"a": torch.tensor([[1.0]]), "v": torch.tensor([[1.0]])}, torch.tensor([0]),
-                                      value="correct").phi, torch.tensor([[0.5, -0.5]]))
+    assert torch.equal(
+        valuate_inputs(
+            fwd, {"a": torch.tensor([[1.0]]), "v": torch.tensor([[1.0]])}, torch.tensor([0]), value="correct"
+        ).phi,
+        torch.tensor([[0.5, -0.5]]),
+    )
 
 
 def test_two_modalities_prob_with_baselines_by_hand() -> None:
@@ -112,9 +122,11 @@ def test_three_modalities_brute_force(value: str) -> None:
         z = torch.cat([inputs["x"].flatten(1), inputs["y"], inputs["z"]], 1)
         return torch.tanh(z @ w) * 3
 
-    inputs = {"x": torch.randn(6, 3, 4, generator=g, dtype=torch.float64),
-              "y": torch.randn(6, 2, generator=g, dtype=torch.float64),
-              "z": torch.randn(6, 6, generator=g, dtype=torch.float64)}
+    inputs = {
+        "x": torch.randn(6, 3, 4, generator=g, dtype=torch.float64),
+        "y": torch.randn(6, 2, generator=g, dtype=torch.float64),
+        "z": torch.randn(6, 6, generator=g, dtype=torch.float64),
+    }
     labels = torch.randint(0, 4, (6,), generator=g)
     baselines = {"x": torch.randn(3, 4, generator=g, dtype=torch.float64), "y": 0.5}
     res = InputValuator(forward, value=value).attribute(inputs, labels, baselines)
@@ -130,22 +142,30 @@ def zero_preserving_model(seed: int = 0) -> MultimodalClassifier:
     """Encoders without bias (0 -> 0 feature, one nonlinear), concat -> Linear head, float64."""
     torch.manual_seed(seed)
     d, c = 6, 4
-    encoders = nn.ModuleDict({
-        "audio": nn.Sequential(nn.Flatten(), nn.Linear(2 * 5, 8, bias=False), nn.Tanh(), nn.Linear(8, d, bias=False)),
-        "visual": nn.Linear(7, d, bias=False),
-        "text": nn.Sequential(nn.Linear(3, d, bias=False), nn.ReLU()),
-    })
+    encoders = nn.ModuleDict(
+        {
+            "audio": nn.Sequential(
+                nn.Flatten(), nn.Linear(2 * 5, 8, bias=False), nn.Tanh(), nn.Linear(8, d, bias=False)
+            ),
+            "visual": nn.Linear(7, d, bias=False),
+            "text": nn.Sequential(nn.Linear(3, d, bias=False), nn.ReLU()),
+        }
+    )
     return MultimodalClassifier(["audio", "visual", "text"], encoders, ConcatFusion(3, d, c)).double().eval()
 
 
-@pytest.mark.parametrize(("value", "empty"), [("paper", None), ("correct", None), ("correct", "model"),
-                                              ("prob", None), ("logprob", None), ("prob", "zero")])
+@pytest.mark.parametrize(
+    ("value", "empty"),
+    [("paper", None), ("correct", None), ("correct", "model"), ("prob", None), ("logprob", None), ("prob", "zero")],
+)
 def test_equals_feature_level_valuation(value: str, empty: str | None) -> None:
     model = zero_preserving_model()
     g = torch.Generator().manual_seed(1)
-    inputs = {"audio": torch.randn(20, 2, 5, generator=g, dtype=torch.float64),
-              "visual": torch.randn(20, 7, generator=g, dtype=torch.float64),
-              "text": torch.randn(20, 3, generator=g, dtype=torch.float64)}
+    inputs = {
+        "audio": torch.randn(20, 2, 5, generator=g, dtype=torch.float64),
+        "visual": torch.randn(20, 7, generator=g, dtype=torch.float64),
+        "text": torch.randn(20, 3, generator=g, dtype=torch.float64),
+    }
     labels = torch.randint(0, 4, (20,), generator=g)
     feat = ModalityValuator(model, value, empty).attribute(inputs, labels)
     inp = InputValuator(model, value, empty, batch_size=50).attribute(inputs, labels)
@@ -188,9 +208,12 @@ def test_module_runs_in_eval_mode_and_modes_are_restored() -> None:
 # -- (3) efficiency -----------------------------------------------------------------------------------------
 @settings(max_examples=25, deadline=None)
 @given(
-    m=st.integers(1, 4), b=st.integers(1, 5), seed=st.integers(0, 10_000),
+    m=st.integers(1, 4),
+    b=st.integers(1, 5),
+    seed=st.integers(0, 10_000),
     value=st.sampled_from(["paper", "correct", "prob", "logprob"]),
-    empty=st.sampled_from([None, "zero", "model"]), chunk=st.sampled_from([None, 1, 3, 64]),
+    empty=st.sampled_from([None, "zero", "model"]),
+    chunk=st.sampled_from([None, 1, 3, 64]),
 )
 def test_efficiency(m: int, b: int, seed: int, value: str, empty: str | None, chunk: int | None) -> None:
     g = torch.Generator().manual_seed(seed)
@@ -311,9 +334,11 @@ def test_matches_captum_shapley_values(m: int, value: str) -> None:
 
     masks = tuple(torch.full((1, d), k) for k, d in enumerate(dims))  # one group per modality
     ref = captum_attr.ShapleyValues(score).attribute(
-        tuple(inputs[n] for n in names), baselines=tuple(base[n] for n in names), feature_mask=masks)
+        tuple(inputs[n] for n in names), baselines=tuple(base[n] for n in names), feature_mask=masks
+    )
     ref_phi = torch.stack([r[:, 0] for r in ref], 1)
-    table = valuate_inputs(lambda d: logits_of([d[n] for n in names]), inputs, labels, baselines=base,
-                           value=value, empty="model")
+    table = valuate_inputs(
+        lambda d: logits_of([d[n] for n in names]), inputs, labels, baselines=base, value=value, empty="model"
+    )
     # Captum accumulates its attributions in float32: agreement to float32 rounding
     torch.testing.assert_close(table.phi.double(), ref_phi.double(), rtol=0, atol=1e-6)

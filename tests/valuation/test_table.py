@@ -69,9 +69,18 @@ def test_round_trip_permutation_layout(tmp_path: Path) -> None:
     eye = torch.eye(m, dtype=torch.bool)
     masks = torch.cat([torch.zeros(1, m, dtype=torch.bool), eye, torch.ones(1, m, dtype=torch.bool)])
     t = ValuationTable(
-        modalities=["x", "y", "z"], index=torch.arange(n), label=torch.zeros(n, dtype=torch.long),
-        phi=torch.rand(n, m), values=torch.rand(n, 5), coalition_preds=torch.zeros(n, 5, dtype=torch.long),
-        masks=masks, stderr=torch.rand(n, m), method="permutation", value="prob", empty="model", removal="mean",
+        modalities=["x", "y", "z"],
+        index=torch.arange(n),
+        label=torch.zeros(n, dtype=torch.long),
+        phi=torch.rand(n, m),
+        values=torch.rand(n, 5),
+        coalition_preds=torch.zeros(n, 5, dtype=torch.long),
+        masks=masks,
+        stderr=torch.rand(n, m),
+        method="permutation",
+        value="prob",
+        empty="model",
+        removal="mean",
     )
     back = ValuationTable.from_parquet(t.to_parquet(tmp_path / "t.parquet"))
     assert_tables_equal(t, back)
@@ -116,8 +125,12 @@ def test_contributions() -> None:
 def test_least_share_ties() -> None:
     phi = torch.tensor([[1.0, 1.0], [0.5, 1.5], [-0.5, 0.5], [1.5, 0.5]])
     t = ValuationTable(
-        ["audio", "visual"], torch.arange(4), torch.zeros(4, dtype=torch.long), phi,
-        torch.zeros(4, 4), torch.zeros(4, 4, dtype=torch.long),
+        ["audio", "visual"],
+        torch.arange(4),
+        torch.zeros(4, dtype=torch.long),
+        phi,
+        torch.zeros(4, 4),
+        torch.zeros(4, 4, dtype=torch.long),
     )
     assert t.least_share() == {"audio": 2.5 / 4, "visual": 1.5 / 4}
     assert t.least_share("all") == {"audio": 3 / 4, "visual": 2 / 4}
@@ -132,8 +145,12 @@ def test_histograms() -> None:
     d = (t.phi[:, 0] - t.phi[:, 1]).double()
     assert edges[0] == pytest.approx(float(d.min())) and edges[-1] == pytest.approx(float(d.max()))
     three = ValuationTable(
-        ["a", "b", "c"], torch.arange(5), torch.zeros(5, dtype=torch.long), torch.rand(5, 3),
-        torch.zeros(5, 8), torch.zeros(5, 8, dtype=torch.long),
+        ["a", "b", "c"],
+        torch.arange(5),
+        torch.zeros(5, dtype=torch.long),
+        torch.rand(5, 3),
+        torch.zeros(5, 8),
+        torch.zeros(5, 8, dtype=torch.long),
     )
     c3, e3 = three.difference_histogram(bins=4, range=(-1, 1))
     assert c3.shape == (3, 4) and e3.tolist() == [-1.0, -0.5, 0.0, 0.5, 1.0] and (c3.sum(1) == 5).all()
@@ -157,8 +174,14 @@ def test_to_pandas_subset_concat() -> None:
     with pytest.raises(ValueError):
         ValuationTable.concat([a, ValuationTable(**{**a.__dict__, "value": "prob"})])
     with pytest.raises(ValueError):
-        ValuationTable(["a", "b"], torch.arange(3), torch.zeros(3, dtype=torch.long), torch.zeros(3, 3),
-                       torch.zeros(3, 4), torch.zeros(3, 4, dtype=torch.long))
+        ValuationTable(
+            ["a", "b"],
+            torch.arange(3),
+            torch.zeros(3, dtype=torch.long),
+            torch.zeros(3, 3),
+            torch.zeros(3, 4),
+            torch.zeros(3, 4, dtype=torch.long),
+        )
 
 
 def test_empty_table() -> None:

@@ -17,13 +17,26 @@ def table(ids: list[str] | None = None, degraded: bool = False) -> ValuationTabl
     k = 4
     preds = torch.tensor([[0, 1, 1, 1], [0, 2, 2, 2], [0, 0, 1, 1], [0, 3, 0, 3], [0, 1, 1, 0]])
     extras = {"degraded": torch.tensor([0, 1, 0, 1, 0])} if degraded else {}
-    return ValuationTable(["a", "b"], torch.tensor([4, 3, 2, 1, 0]), torch.tensor([1, 2, 1, 3, 1]), phi,
-                          torch.zeros(5, k), preds, extras=extras, split="test", ids=ids)
+    return ValuationTable(
+        ["a", "b"],
+        torch.tensor([4, 3, 2, 1, 0]),
+        torch.tensor([1, 2, 1, 3, 1]),
+        phi,
+        torch.zeros(5, k),
+        preds,
+        extras=extras,
+        split="test",
+        ids=ids,
+    )
 
 
 def test_lowest_and_highest_order_ties_by_row() -> None:
     t = table(["e", "d", "c", "b", "a"])
-    assert t.lowest("a", 3).sample_id == ["c", "a", "b"]  # phi_a -0.5, 0.0, then 0.5: b (storage row 1) before d (row 3)
+    assert t.lowest("a", 3).sample_id == [
+        "c",
+        "a",
+        "b",
+    ]  # phi_a -0.5, 0.0, then 0.5: b (storage row 1) before d (row 3)
     assert t.lowest("b", 2, highest=True).sample_id == ["d", "e"]
     assert t.lowest(1, 10).num_samples == 5
     with pytest.raises(ValueError):
@@ -71,8 +84,9 @@ def test_valuate_dataset_records_the_source_ids() -> None:
 
     data = tiny_data(12)
     src = data.source
-    named = TensorSource(src.inputs, src.labels(), src.num_classes, src.specs, src.extras,
-                         ids=[f"clip{i:02d}" for i in range(12)])
+    named = TensorSource(
+        src.inputs, src.labels(), src.num_classes, src.specs, src.extras, ids=[f"clip{i:02d}" for i in range(12)]
+    )
     view = MultimodalDataset.from_source(named, rows=torch.tensor([5, 2, 9]))
     t = valuate_dataset(tiny_model(data), view, batch_size=2)
     assert t.index.tolist() == [5, 2, 9] and t.sample_id == ["clip05", "clip02", "clip09"]

@@ -184,7 +184,9 @@ def test_permutation_paths_agree(head: str) -> None:
     exact = ModalityValuator(model, value="prob", removal="mean", fill=fill).attribute(data.inputs, data.labels)
     kw = dict(value="prob", removal="mean", fill=fill, method="permutation", num_permutations=64)
     # on the coalition table (M <= max_exact) and on per-sample coalitions (M > max_exact): same draws, same phi
-    table = ModalityValuator(model, generator=torch.Generator().manual_seed(0), **kw).attribute(data.inputs, data.labels)
+    table = ModalityValuator(model, generator=torch.Generator().manual_seed(0), **kw).attribute(
+        data.inputs, data.labels
+    )
     lazy = ModalityValuator(model, generator=torch.Generator().manual_seed(0), max_exact=2, **kw).attribute(
         data.inputs, data.labels
     )
@@ -229,8 +231,9 @@ def test_thirteen_modalities_stay_exact_and_estimates_are_announced() -> None:
     torch.testing.assert_close(tiny.phi, full.phi)  # rows in chunks of 3: same values
     # when the table does not fit, auto switches to an estimate, says so, and gives its standard error
     with pytest.warns(UserWarning, match="permutation estimate"):
-        est = ModalityValuator(model, value="prob", num_permutations=16, memory_budget=1000,
-                               generator=torch.Generator().manual_seed(0))
+        est = ModalityValuator(
+            model, value="prob", num_permutations=16, memory_budget=1000, generator=torch.Generator().manual_seed(0)
+        )
     res = est.attribute(inputs, y)
     assert res.method == "permutation" and res.stderr is not None
     assert res.masks.shape == (15, 13) and res.values.shape == (6, 15)

@@ -48,8 +48,9 @@ def _show_version(value: bool) -> None:
 @app.callback()
 def _options(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback of any error (for bug reports)."),
-    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
-                                 help="Print the version of mmcoop and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version of mmcoop and exit."
+    ),
 ) -> None:
     """Observe and improve multimodal cooperation."""
     _STATE["debug"] = debug
@@ -79,8 +80,11 @@ def _guard(fn: Callable[[], Any]) -> Any:
     except KeyboardInterrupt:
         if _STATE["debug"]:
             raise
-        _fail("interrupted; a run can be continued with `mmcoop train --resume <run directory>`, a comparison "
-              "with the same `mmcoop compare` command plus --resume", 130)
+        _fail(
+            "interrupted; a run can be continued with `mmcoop train --resume <run directory>`, a comparison "
+            "with the same `mmcoop compare` command plus --resume",
+            130,
+        )
     except Exception as e:  # noqa: BLE001 - the CLI's one place that turns errors into messages
         if _STATE["debug"]:
             raise
@@ -90,8 +94,11 @@ def _guard(fn: Callable[[], Any]) -> Any:
             _fail(str(storage_error(e, e.filename or "a file", "use")))
         if isinstance(e, (yaml.YAMLError, UnicodeDecodeError)):
             _fail(f"could not read a YAML/text file: {' '.join(str(e).split())}")
-        _fail(f"unexpected {type(e).__name__}: {e}. This is a bug or a case mmcoop does not handle yet; rerun "
-              "with `mmcoop --debug ...` to see the traceback, and please report it", 1)
+        _fail(
+            f"unexpected {type(e).__name__}: {e}. This is a bug or a case mmcoop does not handle yet; rerun "
+            "with `mmcoop --debug ...` to see the traceback, and please report it",
+            1,
+        )
 
 
 def _table(rows: Sequence[Mapping[Any, Any]], title: str) -> Table:
@@ -110,12 +117,21 @@ def _summary_table(summary: Any, label: str) -> Table:
     from mmcoop.experiment import format_summary
 
     several = bool((summary["seeds"] > 1).any()) if len(summary) else False
-    return _table(format_summary(summary).to_dict("records"),
-                  f"{label}: test metrics (%)" + (", mean ± std over seeds" if several else ", one seed"))
+    return _table(
+        format_summary(summary).to_dict("records"),
+        f"{label}: test metrics (%)" + (", mean ± std over seeds" if several else ", one seed"),
+    )
 
 
-_FLAG_SECTIONS = {"epochs": "train", "lr": "train", "batch_size": "train", "device": "train", "amp": "train",
-                  "optimizer": "train", "progress": "train"}
+_FLAG_SECTIONS = {
+    "epochs": "train",
+    "lr": "train",
+    "batch_size": "train",
+    "device": "train",
+    "amp": "train",
+    "optimizer": "train",
+    "progress": "train",
+}
 
 
 def config_data(config: Optional[Path], overrides: list[str], **flags: Any) -> dict[str, Any]:
@@ -142,8 +158,11 @@ def config_data(config: Optional[Path], overrides: list[str], **flags: Any) -> d
 
 
 def build_config(
-    config: Optional[Path], overrides: list[str], shared_method_options: Optional[dict[str, Any]] = None,
-    preset: Optional[str] = None, **flags: Any
+    config: Optional[Path],
+    overrides: list[str],
+    shared_method_options: Optional[dict[str, Any]] = None,
+    preset: Optional[str] = None,
+    **flags: Any,
 ) -> "Any":
     """Merge a YAML file, explicit flags and ``--set key=value`` overrides into a RunConfig.
 
@@ -193,16 +212,21 @@ def train(
     amp: Optional[str] = typer.Option(None, help="Autocast: none, bf16, fp16."),
     debiased_strength: Optional[float] = typer.Option(None, help="Degrade one random modality per sample."),
     set_: list[str] = typer.Option([], "--set", help="Override any key: --set train.step_size=5"),
-    preset: Optional[str] = typer.Option(
-        None, help="The paper's settings for a dataset: {PRESETS}."),
+    preset: Optional[str] = typer.Option(None, help="The paper's settings for a dataset: {PRESETS}."),
     resume: Optional[Path] = typer.Option(
-        None, help="Continue the run in this directory from its last epoch. With --epochs N it trains to N epochs; "
-                   "other options that would change the run are refused with a diff."),
+        None,
+        help="Continue the run in this directory from its last epoch. With --epochs N it trains to N epochs; "
+        "other options that would change the run are refused with a diff.",
+    ),
     overwrite: bool = typer.Option(
-        False, help="Replace an existing run directory of the same name (only a folder mmcoop marked as a run)."),
+        False, help="Replace an existing run directory of the same name (only a folder mmcoop marked as a run)."
+    ),
     trust_run: bool = typer.Option(
-        False, "--trust-run", help="With --resume: load a checkpoint holding Python objects other than tensors "
-                                   "(can run code from the file; only for runs from a source you trust)."),
+        False,
+        "--trust-run",
+        help="With --resume: load a checkpoint holding Python objects other than tensors "
+        "(can run code from the file; only for runs from a source you trust).",
+    ),
 ) -> None:
     """Train one model; writes runs/<name>/ (config.yaml, metrics.jsonl, checkpoints/, results.json)."""
     from mmcoop.experiment import resume_experiment, run_experiment
@@ -213,14 +237,41 @@ def train(
                 raise MMCoopError("--resume continues a run and --overwrite replaces it; pass only one")
             if name is not None or out_dir is not None:
                 raise MMCoopError("--resume takes the run directory itself; drop --name/--out-dir")
-            changes = config_data(config, set_, dataset=dataset, method=method, execution=execution, epochs=epochs,
-                                  lr=lr, batch_size=batch_size, seed=seed, data_root=data_root, device=device,
-                                  amp=amp, debiased_strength=debiased_strength)
+            changes = config_data(
+                config,
+                set_,
+                dataset=dataset,
+                method=method,
+                execution=execution,
+                epochs=epochs,
+                lr=lr,
+                batch_size=batch_size,
+                seed=seed,
+                data_root=data_root,
+                device=device,
+                amp=amp,
+                debiased_strength=debiased_strength,
+            )
             result = resume_experiment(resume, changes, trust=trust_run)
         else:
-            cfg = build_config(config, set_, preset=preset, dataset=dataset, method=method, execution=execution, epochs=epochs,
-                               lr=lr, batch_size=batch_size, seed=seed, name=name, out_dir=out_dir,
-                               data_root=data_root, device=device, amp=amp, debiased_strength=debiased_strength)
+            cfg = build_config(
+                config,
+                set_,
+                preset=preset,
+                dataset=dataset,
+                method=method,
+                execution=execution,
+                epochs=epochs,
+                lr=lr,
+                batch_size=batch_size,
+                seed=seed,
+                name=name,
+                out_dir=out_dir,
+                data_root=data_root,
+                device=device,
+                amp=amp,
+                debiased_strength=debiased_strength,
+            )
             result = run_experiment(cfg, overwrite=overwrite)
         _print_results(result)
 
@@ -236,10 +287,12 @@ def _gain_table(summary: Any, runs: Any) -> Table | None:
     if not rows:
         return None
     n = int(summary["seeds"].max())
-    t = Table(title=f"gain over joint training (test acc, points): mean over {n} paired seed{'s' * (n > 1)} "
-                    "[95% paired-t CI]",
-              caption="gain: at equal epochs; gain@visits / gain@steps: against joint trained for as many sample "
-                      "visits / optimizer steps (vs joint E ep)")
+    t = Table(
+        title=f"gain over joint training (test acc, points): mean over {n} paired seed{'s' * (n > 1)} "
+        "[95% paired-t CI]",
+        caption="gain: at equal epochs; gain@visits / gain@steps: against joint trained for as many sample "
+        "visits / optimizer steps (vs joint E ep)",
+    )
     for col in rows[0]:
         t.add_column(str(col), justify="left" if col == "method" else "right", no_wrap=True)
     for r in rows:
@@ -251,9 +304,11 @@ def _gain_table(summary: Any, runs: Any) -> Table | None:
 def compare(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config for the shared settings."),
     dataset: Optional[str] = typer.Option(None, help="Dataset: {DATASETS}."),
-    methods: str = typer.Option("joint,sample-level,modality-level",
-                                help="Comma list of method[:variant] from {METHODS}; or all (every registered "
-                                     "method; unimodal only when listed or given --set method_options.modality=...)."),
+    methods: str = typer.Option(
+        "joint,sample-level,modality-level",
+        help="Comma list of method[:variant] from {METHODS}; or all (every registered "
+        "method; unimodal only when listed or given --set method_options.modality=...).",
+    ),
     seeds: str = typer.Option("0,1,2", help="Comma list of seeds."),
     epochs: Optional[int] = typer.Option(None, help="Epochs per run."),
     lr: Optional[float] = typer.Option(None, help="Learning rate."),
@@ -263,16 +318,26 @@ def compare(
     data_root: Optional[str] = typer.Option(None, help="Data root (default $MMCOOP_DATA)."),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda ..."),
     debiased_strength: Optional[float] = typer.Option(None, help="Degrade one random modality per sample."),
-    matched: str = typer.Option("visits", help="Compute-matched joint baselines: comma list of visits (same "
-                                               "training-sample visits), steps (same optimizer steps), or none."),
-    early_stop: Optional[int] = typer.Option(None, "--early-stop", metavar="PATIENCE",
-                                             help="Stop a run when val acc has not improved for PATIENCE epochs "
-                                                  "(train.patience; 0 = off). Test is still read from the best-val model."),
+    matched: str = typer.Option(
+        "visits",
+        help="Compute-matched joint baselines: comma list of visits (same "
+        "training-sample visits), steps (same optimizer steps), or none.",
+    ),
+    early_stop: Optional[int] = typer.Option(
+        None,
+        "--early-stop",
+        metavar="PATIENCE",
+        help="Stop a run when val acc has not improved for PATIENCE epochs "
+        "(train.patience; 0 = off). Test is still read from the best-val model.",
+    ),
     bootstrap: int = typer.Option(0, help="Also a percentile bootstrap CI over seeds with this many resamples."),
     set_: list[str] = typer.Option([], "--set", help="Override any key: --set train.step_size=5"),
     overwrite: bool = typer.Option(False, help="Replace existing runs of the same names."),
-    resume: bool = typer.Option(False, help="Continue the comparison in --out-dir/--name: finished runs are reused, "
-                                             "interrupted ones resume from their last epoch; new seeds/methods are added."),
+    resume: bool = typer.Option(
+        False,
+        help="Continue the comparison in --out-dir/--name: finished runs are reused, "
+        "interrupted ones resume from their last epoch; new seeds/methods are added.",
+    ),
 ) -> None:
     """Run every (method, seed) pair and the compute-matched joint runs; print mean ± std over seeds and the
     paired gain over joint training with its 95% interval; write compare.csv and summary.csv."""
@@ -283,20 +348,41 @@ def compare(
     def go() -> None:
         shared: dict[str, Any] = {}
         overrides = list(set_) + ([f"train.patience={early_stop}"] if early_stop is not None else [])
-        base = build_config(config, overrides, dataset=dataset, epochs=epochs, lr=lr, batch_size=batch_size,
-                            out_dir=out_dir, data_root=data_root, device=device, debiased_strength=debiased_strength,
-                            shared_method_options=shared)
+        base = build_config(
+            config,
+            overrides,
+            dataset=dataset,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            out_dir=out_dir,
+            data_root=data_root,
+            device=device,
+            debiased_strength=debiased_strength,
+            shared_method_options=shared,
+        )
         specs, seed_list = parse_methods(methods, shared), parse_seeds(seeds)
 
         def on_run(row: dict[str, Any]) -> None:
             if is_main():
-                console.print(f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
-                              f"({row['epochs_run']} epochs, {row['sample_visits']} sample visits, "
-                              f"{row['optimizer_steps']} optimizer steps)", highlight=False)
+                console.print(
+                    f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
+                    f"({row['epochs_run']} epochs, {row['sample_visits']} sample visits, "
+                    f"{row['optimizer_steps']} optimizer steps)",
+                    highlight=False,
+                )
 
         cdir, df, summary = run_compare(
-            base, specs, seed_list, name=name, overwrite=overwrite, shared_options=shared,
-            matched=parse_matched(matched), bootstrap=bootstrap, resume=resume, on_run=on_run,
+            base,
+            specs,
+            seed_list,
+            name=name,
+            overwrite=overwrite,
+            shared_options=shared,
+            matched=parse_matched(matched),
+            bootstrap=bootstrap,
+            resume=resume,
+            on_run=on_run,
         )
         if not is_main():  # under torchrun: rank 0 prints
             return
@@ -313,8 +399,7 @@ def _print_valuation(table: Any) -> None:
     """Dataset-level contributions, least-contributing shares, unimodal accuracy, text histograms."""
     mean, least, uni = table.mean_contribution(), table.least_share(), table.unimodal_accuracy()
     rows = [
-        {"modality": m, "mean phi": mean[m], "least share": least[m], "acc alone": uni[m]}
-        for m in table.modalities
+        {"modality": m, "mean phi": mean[m], "least share": least[m], "acc alone": uni[m]} for m in table.modalities
     ]
     console.print(_table(rows, f"contribution per modality ({len(table)} samples, fused acc {table.accuracy():.4f})"))
     for m in table.modalities:
@@ -322,7 +407,9 @@ def _print_valuation(table: Any) -> None:
     if table.method == "permutation" and table.stderr is not None:
         console.print(
             f"[yellow]note:[/] phi is a permutation estimate (too many modalities for the exact table); mean standard "
-            f"error {float(table.stderr.mean()):.4f}, per sample in the stderr_<modality> columns", highlight=False)
+            f"error {float(table.stderr.mean()):.4f}, per sample in the stderr_<modality> columns",
+            highlight=False,
+        )
     if "degraded" in table.extras:
         from mmcoop.report import degraded_auc
 
@@ -340,10 +427,11 @@ def _print_lowest(table: Any, k: int, modality: str | None, csv_path: Path) -> N
     from mmcoop.utils.io import atomic_write_text
 
     df = table.lowest_frame(k, modality)
-    for m in ([modality] if modality else table.modalities):
+    for m in [modality] if modality else table.modalities:
         part = df[df["lowest_for"] == m].drop(columns=["lowest_for", "index"])
-        rows = [{k2: (f"{v:+.3f}" if k2.startswith("phi_") else v) for k2, v in r.items()}
-                for r in part.to_dict("records")]
+        rows = [
+            {k2: (f"{v:+.3f}" if k2.startswith("phi_") else v) for k2, v in r.items()} for r in part.to_dict("records")
+        ]
         console.print(_table(rows, f"{len(part)} samples {m} contributes least to ({table.split} split)"))
     console.print(f"wrote {atomic_write_text(csv_path, df.to_csv(index=False))}")
 
@@ -356,12 +444,18 @@ def value(
     removal: str = typer.Option("zero", help="Removed feature: zero (paper) or mean (training-mean feature)."),
     checkpoint: str = typer.Option("best", help="best or last."),
     batch_size: int = typer.Option(128, help="Samples per encoder pass."),
-    top: int = typer.Option(0, "--top", help="Also list the K samples each modality contributes least to "
-                            "(written to valuation/<split>_lowest.csv)."),
+    top: int = typer.Option(
+        0,
+        "--top",
+        help="Also list the K samples each modality contributes least to (written to valuation/<split>_lowest.csv).",
+    ),
     modality: Optional[str] = typer.Option(None, "--modality", help="With --top: only this modality."),
     trust_run: bool = typer.Option(
-        False, "--trust-run", help="Load a checkpoint holding Python objects other than tensors (can run code "
-                                   "from the file; only for runs from a source you trust)."),
+        False,
+        "--trust-run",
+        help="Load a checkpoint holding Python objects other than tensors (can run code "
+        "from the file; only for runs from a source you trust).",
+    ),
 ) -> None:
     """Shapley value of every modality for every sample of a split; writes valuation/<split>.parquet.
 
@@ -386,19 +480,22 @@ def value(
             raise MMCoopError("--modality selects the modality of --top K; give --top too")
         paths = RunPaths(run_dir)
         if not paths.config.is_file():
-            raise MMCoopError(f"{run_dir} is not a run directory (no {paths.config.name}); "
-                              "pass a directory made by `mmcoop train`")
+            raise MMCoopError(
+                f"{run_dir} is not a run directory (no {paths.config.name}); pass a directory made by `mmcoop train`"
+            )
         check_writable(paths.valuation_dir)  # before the expensive part, not after it
         source = checkpoint_fingerprint(run_dir, checkpoint)  # recorded in the table (stale once it changes)
         _, model, splits = cast(Any, load_run(run_dir, checkpoint, trust=trust_run))
         data = splits.split(split)
         fill = mean_features(model, splits.train, batch_size=batch_size) if removal == "mean" else None
-        table = valuate_dataset(model, data, batch_size=batch_size, value=value_fn, removal=removal, fill=fill,
-                                split=split, progress=True)
+        table = valuate_dataset(
+            model, data, batch_size=batch_size, value=value_fn, removal=removal, fill=fill, split=split, progress=True
+        )
         table.info[CHECKPOINT_INFO_KEY] = source
         if modality is not None and modality not in table.modalities:
-            raise MMCoopError(f"--modality {modality!r} is not a modality of this run; "
-                              f"valid: {', '.join(table.modalities)}")
+            raise MMCoopError(
+                f"--modality {modality!r} is not a modality of this run; valid: {', '.join(table.modalities)}"
+            )
         path = table.to_parquet(paths.split_valuation(split))
         _print_valuation(table)
         console.print(f"wrote {path}")
@@ -453,8 +550,9 @@ def _demo_dataset(requested: str, data_root: Optional[str]) -> str:
 
 @app.command(cls=RegistryHelp)
 def demo(
-    dataset: str = typer.Option("auto", help="auto = avmnist when its data is found, else mfeat (offline); "
-                                             "or one of {DATASETS}."),
+    dataset: str = typer.Option(
+        "auto", help="auto = avmnist when its data is found, else mfeat (offline); or one of {DATASETS}."
+    ),
     epochs: int = typer.Option(6, help="Epochs per run."),
     strength: float = typer.Option(0.8, help="Debiasing strength (one random modality degraded per sample)."),
     seeds: str = typer.Option("0", help="Comma list of seeds."),
@@ -472,19 +570,32 @@ def demo(
 
     def go() -> None:
         name = _demo_dataset(dataset, data_root)
-        base = RunConfig.from_dict({
-            "dataset": name, "data_root": data_root, "debiased": {"strength": strength}, "out_dir": out_dir,
-            "train": {"epochs": epochs, "progress": False},
-        })
+        base = RunConfig.from_dict(
+            {
+                "dataset": name,
+                "data_root": data_root,
+                "debiased": {"strength": strength},
+                "out_dir": out_dir,
+                "train": {"epochs": epochs, "progress": False},
+            }
+        )
         specs = parse_methods(methods)
-        console.print(f"[bold]mmcoop demo[/]: {name} with one modality degraded per sample (strength {strength}), "
-                      f"{epochs} epochs, methods {methods}")
+        console.print(
+            f"[bold]mmcoop demo[/]: {name} with one modality degraded per sample (strength {strength}), "
+            f"{epochs} epochs, methods {methods}"
+        )
         cdir, df, summary = run_compare(
-            base, specs, parse_seeds(seeds), name=f"demo_{name}", overwrite=True,
+            base,
+            specs,
+            parse_seeds(seeds),
+            name=f"demo_{name}",
+            overwrite=True,
             shared_options={"warmup": min(max(1, epochs // 3), epochs - 1)},
             on_run=lambda row: console.print(
                 f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
-                f"({row['seconds_per_epoch']:.1f} s/epoch)", highlight=False),
+                f"({row['seconds_per_epoch']:.1f} s/epoch)",
+                highlight=False,
+            ),
         )
         console.print(_summary_table(summary, f"{name}-debiased"))
         joint_dir = Path(df.iloc[0]["run_dir"])
@@ -503,7 +614,9 @@ def _fmt(value: Any) -> str:
 
 
 @app.command()
-def methods(name: Optional[str] = typer.Argument(None, help="A method: show its options, sources and differences.")) -> None:
+def methods(
+    name: Optional[str] = typer.Argument(None, help="A method: show its options, sources and differences."),
+) -> None:
     """List the training methods (one line each); with NAME, its options (types, defaults), the paper and
     official code it follows and where it deliberately differs."""
     from rich.markup import escape
@@ -516,8 +629,11 @@ def methods(name: Optional[str] = typer.Argument(None, help="A method: show its 
             width = max(len(n) for n in METHODS.names())
             for n in METHODS.names():
                 console.print(f"{n:<{width}}  {method_info(n).summary}", highlight=False, soft_wrap=True, markup=False)
-            console.print("details: mmcoop methods NAME; options are set with --set method_options.KEY=VALUE",
-                          style="dim", highlight=False)
+            console.print(
+                "details: mmcoop methods NAME; options are set with --set method_options.KEY=VALUE",
+                style="dim",
+                highlight=False,
+            )
             return
         info = method_info(name)
         console.print(f"[bold]{info.name}[/]: {escape(info.summary)}", highlight=False)
@@ -566,8 +682,12 @@ def datasets(
             for n in DATASETS.names():
                 try:
                     s = load_dataset(n, root, 0)
-                    t.add_row(n, ", ".join(s.modalities), f"{len(s.train)}/{len(s.val)}/{len(s.test)}",
-                              str(s.info.get("source", "")))
+                    t.add_row(
+                        n,
+                        ", ".join(s.modalities),
+                        f"{len(s.train)}/{len(s.val)}/{len(s.test)}",
+                        str(s.info.get("source", "")),
+                    )
                 except MMCoopError:
                     t.add_row(n, "-", "-", f"[red]not found[/] (mmcoop datasets {n})")
             console.print(t)
@@ -576,8 +696,11 @@ def datasets(
         console.print(f"[bold]{name}[/]: {escape(dataset_summary(name))}", highlight=False)
         opts = dataset_options(name)
         if opts:
-            console.print("options (dataset_options.KEY): " + ", ".join(f"{k}={_fmt(v)}" for k, v in opts.items()),
-                          highlight=False, markup=False)
+            console.print(
+                "options (dataset_options.KEY): " + ", ".join(f"{k}={_fmt(v)}" for k, v in opts.items()),
+                highlight=False,
+                markup=False,
+            )
         console.print("[bold]expected layout[/]:")
         console.print(dataset_layout(name), highlight=False, markup=False)
         try:

@@ -69,7 +69,7 @@ def module_sections(doc: str) -> tuple[str, str]:
     paras = re.split(r"\n\s*\n", doc)
     paper = next((p for p in paras if p.lstrip().startswith("Paper:")), "")
     m = re.search(r"(?i)deliberate differences[^:\n]*:", doc)
-    diffs = doc[m.end():].strip() if m else ""
+    diffs = doc[m.end() :].strip() if m else ""
     return plain(" ".join(paper.split())), plain(diffs)
 
 
@@ -136,8 +136,12 @@ def dataset_summary(name: str) -> str:
 
     loader = DATASETS.get(name)
     module_doc = getattr(sys.modules.get(loader.__module__), "__doc__", "")
-    line = first_line(loader.__doc__) if hasattr(loader, "reader") else first_line(module_doc) or first_line(loader.__doc__)
-    return line[len(name) + 2:] if line.startswith(f"{name}: ") else line
+    line = (
+        first_line(loader.__doc__)
+        if hasattr(loader, "reader")
+        else first_line(module_doc) or first_line(loader.__doc__)
+    )
+    return line[len(name) + 2 :] if line.startswith(f"{name}: ") else line
 
 
 def registry_lists() -> dict[str, str]:
@@ -150,9 +154,12 @@ def registry_lists() -> dict[str, str]:
     from mmcoop.valuation.values import VALUE_FUNCTIONS
 
     return {
-        "METHODS": ", ".join(METHODS.names()), "DATASETS": ", ".join(DATASETS.names()),
-        "PRESETS": ", ".join(PRESETS.names()), "VALUES": ", ".join(VALUE_FUNCTIONS.names()),
-        "EXECUTIONS": ", ".join(EXECUTIONS), "PREPARE": ", ".join(PREPARE_SPECS.names()),
+        "METHODS": ", ".join(METHODS.names()),
+        "DATASETS": ", ".join(DATASETS.names()),
+        "PRESETS": ", ".join(PRESETS.names()),
+        "VALUES": ", ".join(VALUE_FUNCTIONS.names()),
+        "EXECUTIONS": ", ".join(EXECUTIONS),
+        "PREPARE": ", ".join(PREPARE_SPECS.names()),
     }
 
 

@@ -49,8 +49,10 @@ def _ref(value: ArrayRef, default_key: str) -> tuple[Any, ...]:
         if path.suffix == ".npy":
             return ("npy", path)
         raise DataError(f"{path}: arrays must be .npy or .npz files (numpy.save / numpy.savez)")
-    raise DataError(f"array for {default_key!r} must be a numpy array, tensor, .npy/.npz path or (path.npz, key), "
-                    f"got {type(value).__name__}")
+    raise DataError(
+        f"array for {default_key!r} must be a numpy array, tensor, .npy/.npz path or (path.npz, key), "
+        f"got {type(value).__name__}"
+    )
 
 
 def _open(ref: tuple[Any, ...], mmap: bool) -> np.ndarray:
@@ -80,8 +82,11 @@ def _open_npz_member(path: Path, key: str, mmap: bool) -> np.ndarray:
             raise DataError(f"{path} has no array {key!r}; it holds {names}; name the key as (path, key)") from None
         if not mmap or info.compress_type != zipfile.ZIP_STORED:
             if mmap:
-                warnings.warn(f"{path}[{key!r}] is compressed and cannot be memory-mapped: reading it into memory "
-                              "(save with numpy.savez or .npy files to map it)", stacklevel=4)
+                warnings.warn(
+                    f"{path}[{key!r}] is compressed and cannot be memory-mapped: reading it into memory "
+                    "(save with numpy.savez or .npy files to map it)",
+                    stacklevel=4,
+                )
             with zf.open(info) as f:
                 return np.lib.format.read_array(f, allow_pickle=False)
     with open(path, "rb") as f:
@@ -142,20 +147,26 @@ class ArraySource:
         self._arrays: dict[str, np.ndarray] | None = None
         arrs = self._open_all()
         is_ref = isinstance(labels, (np.ndarray, Tensor, str, os.PathLike)) or (
-            isinstance(labels, tuple) and len(labels) == 2 and isinstance(labels[1], str))
+            isinstance(labels, tuple) and len(labels) == 2 and isinstance(labels[1], str)
+        )
         label_arr = _open(_ref(labels, "labels"), False) if is_ref else np.asarray(labels)  # type: ignore[arg-type]
         self._labels, self.num_classes = as_labels(np.asarray(label_arr), num_classes, "ArraySource labels")
         n = len(self._labels)
         for m, a in arrs.items():
             if a.ndim < 1 or a.shape[0] != n:
-                raise DataError(f"ArraySource: modality {m!r} ({self._where(m)}) has shape {a.shape} but there are "
-                                f"{n} labels; every array needs one row per sample")
-        self.specs = resolve_specs({m: torch.empty(a.shape[1:]) for m, a in arrs.items()}, specs, names, kinds,
-                                   "ArraySource")
+                raise DataError(
+                    f"ArraySource: modality {m!r} ({self._where(m)}) has shape {a.shape} but there are "
+                    f"{n} labels; every array needs one row per sample"
+                )
+        self.specs = resolve_specs(
+            {m: torch.empty(a.shape[1:]) for m, a in arrs.items()}, specs, names, kinds, "ArraySource"
+        )
         for s in self.specs:
             if tuple(arrs[s.name].shape[1:]) != s.shape:
-                raise DataError(f"ArraySource: modality {s.name!r} has per-sample shape {arrs[s.name].shape[1:]} "
-                                f"but its spec says {s.shape}")
+                raise DataError(
+                    f"ArraySource: modality {s.name!r} has per-sample shape {arrs[s.name].shape[1:]} "
+                    f"but its spec says {s.shape}"
+                )
         self.extras: dict[str, Tensor] = {}
         for k, v in (extras or {}).items():
             t = torch.as_tensor(np.array(_open(_ref(v, k), False)))

@@ -33,8 +33,18 @@ from mmcoop.errors import DataError
 
 Batch = dict[str, Any]
 
-__all__ = ["Batch", "DatasetSplits", "ModalitySpec", "MultimodalDataset", "batch_to", "make_loader",
-           "KIND_NDIM", "Source", "TensorSource", "Transforms"]
+__all__ = [
+    "Batch",
+    "DatasetSplits",
+    "ModalitySpec",
+    "MultimodalDataset",
+    "batch_to",
+    "make_loader",
+    "KIND_NDIM",
+    "Source",
+    "TensorSource",
+    "Transforms",
+]
 
 
 class MultimodalDataset(Dataset):
@@ -71,16 +81,22 @@ class MultimodalDataset(Dataset):
     ) -> None:
         if isinstance(inputs, Mapping):
             if labels is None or num_classes is None or specs is None:
-                raise TypeError("MultimodalDataset(inputs, labels, num_classes, specs): labels, num_classes "
-                                "and specs are required for in-memory tensors")
+                raise TypeError(
+                    "MultimodalDataset(inputs, labels, num_classes, specs): labels, num_classes "
+                    "and specs are required for in-memory tensors"
+                )
             source: Source = TensorSource(inputs, labels, num_classes, specs, extras)
         else:
             if not isinstance(inputs, Source):
-                raise DataError(f"MultimodalDataset needs a Source (specs, num_classes, __len__, labels(), fetch()) "
-                                f"or a dict of tensors, got {type(inputs).__name__}")
+                raise DataError(
+                    f"MultimodalDataset needs a Source (specs, num_classes, __len__, labels(), fetch()) "
+                    f"or a dict of tensors, got {type(inputs).__name__}"
+                )
             if any(a is not None for a in (labels, num_classes, specs, extras)):
-                raise TypeError("MultimodalDataset(source, ...): labels, num_classes, specs and extras come from "
-                                "the source; pass rows=/keep= by keyword")
+                raise TypeError(
+                    "MultimodalDataset(source, ...): labels, num_classes, specs and extras come from "
+                    "the source; pass rows=/keep= by keyword"
+                )
             source = inputs
         self._init_view(source, rows, keep, train)
 
@@ -90,8 +106,10 @@ class MultimodalDataset(Dataset):
     ) -> "MultimodalDataset":
         """A view over ``source`` (all rows, all modalities kept, eval transforms by default)."""
         if not isinstance(source, Source):
-            raise DataError(f"MultimodalDataset.from_source needs a Source (specs, num_classes, __len__, labels(), "
-                            f"fetch()), got {type(source).__name__}")
+            raise DataError(
+                f"MultimodalDataset.from_source needs a Source (specs, num_classes, __len__, labels(), "
+                f"fetch()), got {type(source).__name__}"
+            )
         ds = cls.__new__(cls)
         ds._init_view(source, rows, keep, train)
         return ds
@@ -144,8 +162,10 @@ class MultimodalDataset(Dataset):
         """Modality -> ``[N, *shape]`` storage (in-memory sources only)."""
         inputs = getattr(self.source, "inputs", None)
         if not isinstance(inputs, dict):
-            raise AttributeError(f"{type(self.source).__name__} is not held in memory: it has no .inputs tensors; "
-                                 "read samples through a loader (make_loader) or source.fetch(rows, train)")
+            raise AttributeError(
+                f"{type(self.source).__name__} is not held in memory: it has no .inputs tensors; "
+                "read samples through a loader (make_loader) or source.fetch(rows, train)"
+            )
         return inputs
 
     @property
@@ -171,7 +191,10 @@ class MultimodalDataset(Dataset):
         if not self.in_memory:
             return self
         return MultimodalDataset.from_source(
-            self.source.to(device), self.rows.to(device), self.keep.to(device), self.train  # type: ignore[attr-defined]
+            self.source.to(device),  # type: ignore[attr-defined]  # in-memory sources have .to
+            self.rows.to(device),
+            self.keep.to(device),
+            self.train,
         )
 
     # -- Dataset protocol ----------------------------------------------------
@@ -193,8 +216,10 @@ class MultimodalDataset(Dataset):
         return _unbatch(b)
 
     def __repr__(self) -> str:
-        return (f"MultimodalDataset({len(self)} rows over {type(self.source).__name__} of {self.num_samples}, "
-                f"modalities={self.modalities}, train={self.train})")
+        return (
+            f"MultimodalDataset({len(self)} rows over {type(self.source).__name__} of {self.num_samples}, "
+            f"modalities={self.modalities}, train={self.train})"
+        )
 
 
 def _unbatch(b: Batch) -> Batch:

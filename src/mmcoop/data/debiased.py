@@ -75,15 +75,19 @@ def debias(
     chosen = list(names) if modalities is None else list(modalities)
     bad = [m for m in chosen if m not in names]
     if bad or not chosen or len(set(chosen)) != len(chosen):
-        raise ConfigError(f"invalid debias modalities {chosen}: each must be one of {', '.join(names)}, "
-                          "without repeats, at least one")
+        raise ConfigError(
+            f"invalid debias modalities {chosen}: each must be one of {', '.join(names)}, without repeats, at least one"
+        )
     if any("degraded" in splits.split(k).extras for k in _SPLITS):
         raise ConfigError(f"dataset {splits.name!r} is already debiased (it has a 'degraded' extra)")
     eligible = torch.tensor([names.index(m) for m in chosen], dtype=torch.long)
     lazy = not isinstance(splits.train.source, TensorSource)
     sigma_n = min(int(sigma_samples), splits.train.num_samples) if lazy else splits.train.num_samples
-    sigma = _lazy_sigma(splits.train, chosen, sigma_n) if lazy else {
-        m: float(splits.train.inputs[m].float().std()) if splits.train.num_samples > 1 else 1.0 for m in chosen}
+    sigma = (
+        _lazy_sigma(splits.train, chosen, sigma_n)
+        if lazy
+        else {m: float(splits.train.inputs[m].float().std()) if splits.train.num_samples > 1 else 1.0 for m in chosen}
+    )
     s = float(strength)
     parts = {}
     for i, k in enumerate(_SPLITS):
@@ -93,8 +97,9 @@ def debias(
         degraded = eligible[(torch.arange(n) % len(eligible))[torch.randperm(n, generator=g)]]
         if not isinstance(ds.source, TensorSource):
             key = int(rng(seed, 12, i).integers(2**62))
-            src = DegradedSource(ds.source, degraded, eligible.tolist(), mode, s,
-                                 {names.index(m): sigma[m] for m in chosen}, key)
+            src = DegradedSource(
+                ds.source, degraded, eligible.tolist(), mode, s, {names.index(m): sigma[m] for m in chosen}, key
+            )
             parts[k] = MultimodalDataset.from_source(src, ds.rows, ds.keep, ds.train)
             continue
         inputs = dict(ds.inputs)
@@ -108,12 +113,29 @@ def debias(
                 x[mask] = (1 - s) * x[mask]
             inputs[m] = x
         extras = {**ds.extras, "degraded": degraded.to(ds.labels.device)}
-        src = TensorSource(inputs, ds.labels, ds.num_classes, ds.specs, extras, ds.source.transforms,
-                           ids=ds.source.ids, waveforms=ds.source._waveforms)
+        src = TensorSource(
+            inputs,
+            ds.labels,
+            ds.num_classes,
+            ds.specs,
+            extras,
+            ds.source.transforms,
+            ids=ds.source.ids,
+            waveforms=ds.source._waveforms,
+        )
         parts[k] = MultimodalDataset.from_source(src, ds.rows, ds.keep, ds.train)
-    info = {**splits.info, "base_name": splits.name,
-            "debias": {"strength": s, "mode": mode, "seed": seed, "modalities": chosen, "noise_std": sigma,
-                        **({"noise_std_samples": sigma_n} if lazy else {})}}
+    info = {
+        **splits.info,
+        "base_name": splits.name,
+        "debias": {
+            "strength": s,
+            "mode": mode,
+            "seed": seed,
+            "modalities": chosen,
+            "noise_std": sigma,
+            **({"noise_std_samples": sigma_n} if lazy else {}),
+        },
+    }
     return DatasetSplits(f"{splits.name}-debiased", parts["train"], parts["val"], parts["test"], info)
 
 
@@ -127,7 +149,7 @@ def _lazy_sigma(train: MultimodalDataset, chosen: Sequence[str], count: int, chu
     rows = torch.linspace(0, train.num_samples - 1, count).round().long().unique()
     acc = {m: torch.zeros(3, dtype=torch.float64) for m in chosen}  # count, sum, sum of squares
     for start in range(0, len(rows), chunk):
-        got = train.source.fetch(rows[start:start + chunk], False)["inputs"]
+        got = train.source.fetch(rows[start : start + chunk], False)["inputs"]
         for m in chosen:
             x = got[m].double().cpu()
             acc[m] += torch.stack([torch.tensor(float(x.numel()), dtype=torch.float64), x.sum(), (x * x).sum()])

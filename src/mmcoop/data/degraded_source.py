@@ -76,8 +76,16 @@ class DegradedSource:
         key: noise stream key (seed and split); ``eps`` comes from :func:`hashed_normal`.
     """
 
-    def __init__(self, base: Source, degraded: Tensor, modalities: Sequence[int], mode: str, strength: float,
-                 sigma: dict[int, float], key: int) -> None:
+    def __init__(
+        self,
+        base: Source,
+        degraded: Tensor,
+        modalities: Sequence[int],
+        mode: str,
+        strength: float,
+        sigma: dict[int, float],
+        key: int,
+    ) -> None:
         self.base = base
         self.specs = list(base.specs)
         self.num_classes = int(base.num_classes)

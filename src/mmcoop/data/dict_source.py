@@ -83,14 +83,18 @@ class DictDatasetSource:
         try:
             n = len(dataset)  # type: ignore[arg-type]
         except TypeError:
-            raise DataError(f"dataset {self.name!r} has no len(); DictDatasetSource needs a map-style Dataset "
-                            "(__len__ and __getitem__)") from None
+            raise DataError(
+                f"dataset {self.name!r} has no len(); DictDatasetSource needs a map-style Dataset "
+                "(__len__ and __getitem__)"
+            ) from None
         if n == 0:
             raise DataError(f"dataset {self.name!r} is empty; it needs at least one item")
         n_eval = n if eval_dataset is None else len(eval_dataset)  # type: ignore[arg-type]
         if n_eval != n:
-            raise DataError(f"eval_dataset of {self.name!r} has {n_eval} items but the dataset has {n}; "
-                            "both must hold the same samples in the same order")
+            raise DataError(
+                f"eval_dataset of {self.name!r} has {n_eval} items but the dataset has {n}; "
+                "both must hold the same samples in the same order"
+            )
         self._n = n
         first = self._item(dataset, 0)
         self.specs = resolve_specs(first["inputs"], specs, modalities, kinds, f"dataset {self.name!r} item 0")
@@ -121,8 +125,10 @@ class DictDatasetSource:
         except MMCoopError:
             raise
         except Exception as e:  # noqa: BLE001 - one message naming the item, original chained
-            raise DataError(f"{self._describe(i)} could not be read ({type(e).__name__}: {e}); "
-                            "fix the dataset's __getitem__ or that sample") from e
+            raise DataError(
+                f"{self._describe(i)} could not be read ({type(e).__name__}: {e}); "
+                "fix the dataset's __getitem__ or that sample"
+            ) from e
         if not isinstance(item, Mapping) or not isinstance(item.get("inputs"), Mapping) or "label" not in item:
             got = type(item).__name__ if not isinstance(item, Mapping) else f"a dict with keys {sorted(item)}"
             raise DataError(f"{self._describe(i)} is {got}; items must be {LAYOUT}")
@@ -135,8 +141,9 @@ class DictDatasetSource:
     def _ids_of(self, items: Sequence[Mapping[str, Any]]) -> list[str]:
         missing = [i for i, it in enumerate(items) if "id" not in it]
         if missing:
-            raise DataError(f"{self._describe(missing[0])} has no 'id' key but item 0 has one; give every item "
-                            "an 'id' or none")
+            raise DataError(
+                f"{self._describe(missing[0])} has no 'id' key but item 0 has one; give every item an 'id' or none"
+            )
         return check_ids([it["id"] for it in items], self._n, f"dataset {self.name!r} item ids")
 
     def sample_ids(self) -> list[str] | None:
@@ -163,8 +170,10 @@ class DictDatasetSource:
             y = check_label(item["label"], self.num_classes, lambda i=i: self._describe(i))
             if y != int(self._labels[i]):
                 src = "the labels given" if self._labels_given else "its label when first read"
-                raise DataError(f"{self._describe(i)} has label {y} but {src} says {int(self._labels[i])}; "
-                                "items must return the same label every time")
+                raise DataError(
+                    f"{self._describe(i)} has label {y} but {src} says {int(self._labels[i])}; "
+                    "items must return the same label every time"
+                )
             labels.append(y)
         inputs = stack_samples([x["inputs"] for x in items], self.specs, lambda p: self._describe(idx[p]))
         return {"inputs": self.transforms(inputs, train), "label": torch.tensor(labels, dtype=torch.long)}

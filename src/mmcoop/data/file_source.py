@@ -140,8 +140,9 @@ class FileSource:
             except MMCoopError:
                 raise
             except Exception as e:  # noqa: BLE001 - one message naming the record, original chained
-                raise DataError(f"decoding {m!r} of {self._describe(i)} failed ({type(e).__name__}: {e}); "
-                                "fix or remove that file") from e
+                raise DataError(
+                    f"decoding {m!r} of {self._describe(i)} failed ({type(e).__name__}: {e}); fix or remove that file"
+                ) from e
             out[m] = as_tensor(x, lambda m=m: f"the {m!r} decoder's output for {self._describe(i)}")
         return out
 

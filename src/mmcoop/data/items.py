@@ -38,8 +38,10 @@ def as_labels(labels: Any, num_classes: int | None, where: str) -> tuple[Tensor,
     if num_classes is None:
         num_classes = int(t.max()) + 1 if t.numel() else 0
     if t.numel() and (int(t.min()) < 0 or int(t.max()) >= num_classes):
-        raise DataError(f"label out of range: labels span [{int(t.min())}, {int(t.max())}] "
-                        f"but num_classes={num_classes}; fix the labels or num_classes ({where})")
+        raise DataError(
+            f"label out of range: labels span [{int(t.min())}, {int(t.max())}] "
+            f"but num_classes={num_classes}; fix the labels or num_classes ({where})"
+        )
     return t, int(num_classes)
 
 
@@ -62,14 +64,18 @@ def resolve_specs(
     if specs is not None:
         specs = list(specs)
         if modalities is not None and [s.name for s in specs] != list(modalities):
-            raise DataError(f"{where}: specs name {[s.name for s in specs]} but modalities={list(modalities)}; "
-                            "give one of them or make them agree")
+            raise DataError(
+                f"{where}: specs name {[s.name for s in specs]} but modalities={list(modalities)}; "
+                "give one of them or make them agree"
+            )
         return specs
     names = list(first) if modalities is None else list(modalities)
     missing = [m for m in names if m not in first]
     if missing:
-        raise DataError(f"{where}: the first sample lacks modalities {missing} (it has {sorted(first)}); "
-                        "fix the data or the modalities list")
+        raise DataError(
+            f"{where}: the first sample lacks modalities {missing} (it has {sorted(first)}); "
+            "fix the data or the modalities list"
+        )
     unknown = sorted(set(kinds or {}) - set(names))
     if unknown:
         raise DataError(f"{where}: kinds given for unknown modalities {unknown}; modalities are {names}")
@@ -83,8 +89,10 @@ def as_tensor(x: Any, what: Callable[[], str]) -> Tensor:
     try:
         return torch.as_tensor(np.asarray(x))
     except (TypeError, ValueError, RuntimeError) as e:
-        raise DataError(f"{what()} is a {type(x).__name__} that is not a tensor or array ({e}); "
-                        "return a torch.Tensor or numpy array") from e
+        raise DataError(
+            f"{what()} is a {type(x).__name__} that is not a tensor or array ({e}); "
+            "return a torch.Tensor or numpy array"
+        ) from e
 
 
 def stack_samples(
@@ -105,9 +113,11 @@ def stack_samples(
         parts = [x[s.name] for x in samples]
         for i, t in enumerate(parts):
             if tuple(t.shape) != s.shape:
-                raise DataError(f"{describe(i)}: modality {s.name!r} has shape {tuple(t.shape)} but the source's "
-                                f"spec says {s.shape} (from the first sample or the specs given); give every "
-                                "sample one shape (pad/crop in the dataset or decoder)")
+                raise DataError(
+                    f"{describe(i)}: modality {s.name!r} has shape {tuple(t.shape)} but the source's "
+                    f"spec says {s.shape} (from the first sample or the specs given); give every "
+                    "sample one shape (pad/crop in the dataset or decoder)"
+                )
         out[s.name] = torch.stack(parts) if parts else torch.empty((0, *s.shape))
     return out
 
@@ -116,8 +126,10 @@ def check_modalities(inputs: Mapping[str, Any], specs: Sequence[ModalitySpec], d
     """Raise naming the sample when ``inputs`` lacks a modality of ``specs``."""
     missing = [s.name for s in specs if s.name not in inputs]
     if missing:
-        raise DataError(f"{describe()} lacks modalities {missing} (it has {sorted(inputs)}); every sample needs "
-                        f"inputs for {', '.join(s.name for s in specs)}")
+        raise DataError(
+            f"{describe()} lacks modalities {missing} (it has {sorted(inputs)}); every sample needs "
+            f"inputs for {', '.join(s.name for s in specs)}"
+        )
 
 
 def check_label(label: Any, num_classes: int, describe: Callable[[], str]) -> int:
@@ -127,7 +139,8 @@ def check_label(label: Any, num_classes: int, describe: Callable[[], str]) -> in
         size = label.numel() if isinstance(label, Tensor) else label.size
         value = label.item() if size == 1 else None
     ok = (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))) or (
-        isinstance(value, (float, np.floating)) and float(value).is_integer())
+        isinstance(value, (float, np.floating)) and float(value).is_integer()
+    )
     if not ok:
         raise DataError(f"{describe()} has label {label!r}; labels must be int class indices in [0, {num_classes})")
     y = int(value)

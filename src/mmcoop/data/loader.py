@@ -84,8 +84,10 @@ def make_loader(
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch size must be an integer >= 1, got {batch_size!r}")
     if shuffle and batch_size == 1:
-        raise ConfigError("training batch size 1 (train.batch_size / --batch-size) cannot train: BatchNorm cannot "
-                          "normalise a single sample; set train.batch_size >= 2")
+        raise ConfigError(
+            "training batch size 1 (train.batch_size / --batch-size) cannot train: BatchNorm cannot "
+            "normalise a single sample; set train.batch_size >= 2"
+        )
     if num_workers < 0:
         raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
     g = torch.Generator()
@@ -113,8 +115,12 @@ def make_loader(
         kwargs["generator"] = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
         kwargs["persistent_workers"] = bool(persistent_workers)
     return DataLoader(
-        cast(Dataset, dataset), batch_sampler=batches, collate_fn=_identity, num_workers=workers,
-        pin_memory=bool(pin_memory) and on_cpu and torch.cuda.is_available(), **kwargs,
+        cast(Dataset, dataset),
+        batch_sampler=batches,
+        collate_fn=_identity,
+        num_workers=workers,
+        pin_memory=bool(pin_memory) and on_cpu and torch.cuda.is_available(),
+        **kwargs,
     )
 
 

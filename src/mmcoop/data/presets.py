@@ -21,17 +21,34 @@ from mmcoop.utils.registry import Registry
 #: preset name -> ``{"dataset", "dataset_options", "num_classes", "train", "model", "source"}``.
 PRESETS: Registry[dict[str, Any]] = Registry("preset", builtins="mmcoop.datasets")
 
-PAPER_SOURCE = ("GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation code/sample_level.py, "
-                "code/modality_level.py, code/baseline.py argument defaults; code/models/backbone.py")
+PAPER_SOURCE = (
+    "GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation code/sample_level.py, "
+    "code/modality_level.py, code/baseline.py argument defaults; code/models/backbone.py"
+)
 OGMGE_SOURCE = "GeWu-Lab/OGM-GE_CVPR2022 main.py argument defaults and README.md (alpha), utils/utils.py weight_init"
 PMR_SOURCE = "fanyunfeng-bit/Modal-Imbalance-PMR main_CE_test_grad.py argument defaults and bash.sh (AVE runs)"
 
 #: The CVPR 2024 code's optimiser and schedule (Adam 5e-5, weight decay 1e-4, StepLR 30 x 0.1, 60 epochs, batch 64).
-PAPER_TRAIN = {"optimizer": "adam", "lr": 5e-5, "weight_decay": 1e-4, "step_size": 30, "gamma": 0.1,
-               "epochs": 60, "batch_size": 64}
+PAPER_TRAIN = {
+    "optimizer": "adam",
+    "lr": 5e-5,
+    "weight_decay": 1e-4,
+    "step_size": 30,
+    "gamma": 0.1,
+    "epochs": 60,
+    "batch_size": 64,
+}
 #: OGM-GE / PMR: SGD 1e-3, momentum 0.9, weight decay 1e-4, StepLR 70 x 0.1, 100 epochs, batch 64.
-PEER_TRAIN = {"optimizer": "sgd", "lr": 1e-3, "momentum": 0.9, "weight_decay": 1e-4, "step_size": 70, "gamma": 0.1,
-              "epochs": 100, "batch_size": 64}
+PEER_TRAIN = {
+    "optimizer": "sgd",
+    "lr": 1e-3,
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "step_size": 70,
+    "gamma": 0.1,
+    "epochs": 100,
+    "batch_size": 64,
+}
 #: audio spectrogram + RGB frames, the encoders of the audio-visual datasets.
 AUDIO_VISUAL = {"audio": "resnet18-spectrogram", "visual": "resnet18-frames"}
 
@@ -52,8 +69,9 @@ def resnet18_model(modalities: dict[str, str], bn_weight_std: float) -> dict[str
     return {"name": "late-fusion", "dim": 512, "fusion": "concat", "options": options}
 
 
-def register_preset(dataset: str, *, num_frames: int, num_classes: int, train: dict[str, Any],
-                    model: dict[str, Any], source: str) -> dict[str, Any]:
+def register_preset(
+    dataset: str, *, num_frames: int, num_classes: int, train: dict[str, Any], model: dict[str, Any], source: str
+) -> dict[str, Any]:
     """Register the preset of ``dataset`` (same name): its frames at 224 px and the published settings.
 
     Args:
@@ -71,7 +89,12 @@ def register_preset(dataset: str, *, num_frames: int, num_classes: int, train: d
         >>> register_preset("my-clips", num_frames=3, num_classes=10, train=PAPER_TRAIN,  # doctest: +SKIP
         ...                 model=resnet18_model(AUDIO_VISUAL, 0.02), source="my paper")
     """
-    preset = {"dataset": dataset, "dataset_options": {"num_frames": num_frames, "image_size": 224},
-              "num_classes": num_classes, "train": copy.deepcopy(train), "model": copy.deepcopy(model),
-              "source": source}
+    preset = {
+        "dataset": dataset,
+        "dataset_options": {"num_frames": num_frames, "image_size": 224},
+        "num_classes": num_classes,
+        "train": copy.deepcopy(train),
+        "model": copy.deepcopy(model),
+        "source": source,
+    }
     return PRESETS.register(dataset)(preset)

@@ -53,12 +53,15 @@ class ModalitySpec:
 
     def __post_init__(self) -> None:
         if self.kind not in KIND_NDIM:
-            raise DataError(f"modality {self.name!r} has unknown kind {self.kind!r}; "
-                            f"valid kinds: {', '.join(KIND_NDIM)}")
+            raise DataError(
+                f"modality {self.name!r} has unknown kind {self.kind!r}; valid kinds: {', '.join(KIND_NDIM)}"
+            )
         shape = tuple(int(s) for s in self.shape)
         if len(shape) != KIND_NDIM[self.kind] or min(shape, default=1) < 1:
-            raise DataError(f"modality {self.name!r} of kind {self.kind!r} needs a shape of "
-                            f"{KIND_NDIM[self.kind]} positive sizes, got {tuple(self.shape)}")
+            raise DataError(
+                f"modality {self.name!r} of kind {self.kind!r} needs a shape of "
+                f"{KIND_NDIM[self.kind]} positive sizes, got {tuple(self.shape)}"
+            )
         object.__setattr__(self, "shape", shape)
 
 
@@ -71,9 +74,11 @@ def infer_kind(name: str, shape: tuple[int, ...], kinds: Mapping[str, str] | Non
     if kinds and name in kinds:
         return kinds[name]
     if len(shape) not in NDIM_KIND:
-        raise DataError(f"modality {name!r} has per-sample shape {tuple(shape)}: no modality kind has "
-                        f"{len(shape)} dimensions (vector [D], sequence [T, D], image/spectrogram [C, H, W], "
-                        "frames [T, C, H, W]); reshape it")
+        raise DataError(
+            f"modality {name!r} has per-sample shape {tuple(shape)}: no modality kind has "
+            f"{len(shape)} dimensions (vector [D], sequence [T, D], image/spectrogram [C, H, W], "
+            "frames [T, C, H, W]); reshape it"
+        )
     return NDIM_KIND[len(shape)]
 
 
@@ -145,8 +150,9 @@ def check_ids(ids: Sequence[Any], n: int, where: str) -> list[str]:
         seen: dict[str, int] = {}
         for i, x in enumerate(out):
             if x in seen:
-                raise DataError(f"{where}: sample id {x!r} is used by rows {seen[x]} and {i}; ids must be unique "
-                                "within a split")
+                raise DataError(
+                    f"{where}: sample id {x!r} is used by rows {seen[x]} and {i}; ids must be unique within a split"
+                )
             seen[x] = i
     return out
 
@@ -219,5 +225,6 @@ class Transforms:
             if bad:
                 raise ConfigError(f"unknown transform key(s) {bad}; give transforms as {{'train': fn, 'eval': fn}}")
             return cls(value.get("train"), value.get("eval"))
-        raise ConfigError("transforms must be a dict {'train': fn, 'eval': fn} or Transforms, "
-                          f"got {type(value).__name__}")
+        raise ConfigError(
+            f"transforms must be a dict {{'train': fn, 'eval': fn}} or Transforms, got {type(value).__name__}"
+        )

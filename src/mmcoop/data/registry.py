@@ -32,8 +32,7 @@ def dataset_options(name: str) -> dict[str, Any]:
     """Valid options (name -> default) of dataset ``name``."""
     sig = inspect.signature(DATASETS.get(name))
     return {
-        k: p.default for k, p in sig.parameters.items()
-        if k not in ("data_root", "seed") and p.kind is p.KEYWORD_ONLY
+        k: p.default for k, p in sig.parameters.items() if k not in ("data_root", "seed") and p.kind is p.KEYWORD_ONLY
     }
 
 
@@ -64,8 +63,8 @@ def check_finite(splits: DatasetSplits, lazy_samples: int = 256, chunk: int = 64
         if len(data) == 0:
             raise DataError(
                 f"dataset {splits.name!r}: the {split} split is empty; check the data folder and the options "
-                "that size the splits" + (" (a val split carved from train: dataset_options.val_fraction)"
-                                          if split == "val" else "")
+                "that size the splits"
+                + (" (a val split carved from train: dataset_options.val_fraction)" if split == "val" else "")
             )
         if data.in_memory:
             for modality, t in data.inputs.items():
@@ -77,14 +76,15 @@ def check_finite(splits: DatasetSplits, lazy_samples: int = 256, chunk: int = 64
             continue
         rows = torch.linspace(0, n - 1, k).round().long().unique()
         for start in range(0, len(rows), chunk):
-            part = rows[start:start + chunk]
+            part = rows[start : start + chunk]
             for modality, t in data.source.fetch(part, False)["inputs"].items():
                 bad = ~torch.isfinite(t.reshape(t.shape[0], -1)).all(1)
                 _raise_if_bad(splits, split, modality, bad, part, f" (checked {len(rows)} of {n} samples)")
 
 
-def _raise_if_bad(splits: DatasetSplits, split: str, modality: str, bad: torch.Tensor,
-                  rows: torch.Tensor | None, checked: str) -> None:
+def _raise_if_bad(
+    splits: DatasetSplits, split: str, modality: str, bad: torch.Tensor, rows: torch.Tensor | None, checked: str
+) -> None:
     if not bool(bad.any()):
         return
     first = int(bad.nonzero()[0, 0])

@@ -214,8 +214,7 @@ def save_processed(splits: DatasetSplits, path: Path) -> bool:
         atomic_torch_save(state, path)
         return True
     except OSError as e:  # includes mmcoop's StorageError (full disk, read-only cache folder)
-        warnings.warn(f"could not write the preprocessed-data cache {path} ({e}); continuing without it",
-                      stacklevel=2)
+        warnings.warn(f"could not write the preprocessed-data cache {path} ({e}); continuing without it", stacklevel=2)
         return False
 
 
@@ -264,8 +263,9 @@ def load_processed(path: Path) -> DatasetSplits | None:
         }
         return DatasetSplits(state["name"], parts["train"], parts["val"], parts["test"], state["info"])
     except Exception as e:  # noqa: BLE001 - any unreadable or damaged cache file is just a miss
-        warnings.warn(f"ignoring the unreadable or damaged preprocessed-data cache {path} ({e}); it will be rebuilt",
-                      stacklevel=2)
+        warnings.warn(
+            f"ignoring the unreadable or damaged preprocessed-data cache {path} ({e}); it will be rebuilt", stacklevel=2
+        )
         return None
 
 
@@ -275,8 +275,9 @@ def rng(seed: int, *tags: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed) % 2**63, *tags]))
 
 
-def stratified_split(labels: np.ndarray, fractions: Sequence[float], gen: np.random.Generator,
-                     min_count: int = 0) -> list[np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, fractions: Sequence[float], gen: np.random.Generator, min_count: int = 0
+) -> list[np.ndarray]:
     """Split indices into ``len(fractions) + 1`` groups, per class.
 
     Args:
@@ -299,7 +300,7 @@ def stratified_split(labels: np.ndarray, fractions: Sequence[float], gen: np.ran
             if f > 0 and n < min_count and len(idx) - start > min_count:
                 n = min_count
             n = min(n, len(idx) - start)
-            groups[g].append(idx[start:start + n])
+            groups[g].append(idx[start : start + n])
             start += n
         groups[-1].append(idx[start:])
     return [np.sort(np.concatenate(g)).astype(np.int64) if g else np.zeros(0, np.int64) for g in groups]

@@ -57,8 +57,11 @@ def read_csv_rows(path: Path, layout: str, min_fields: int, what: str = "split f
     for lineno, fields in enumerate(csv.reader(read_lines(path, layout, what)), start=1):
         fields = [f.strip() for f in fields]
         if len(fields) < min_fields:
-            raise layout_error(f"malformed line {lineno} of {path}: {','.join(fields)!r} has "
-                               f"{len(fields)} comma-separated fields, expected at least {min_fields}", layout)
+            raise layout_error(
+                f"malformed line {lineno} of {path}: {','.join(fields)!r} has "
+                f"{len(fields)} comma-separated fields, expected at least {min_fields}",
+                layout,
+            )
         rows.append((lineno, fields))
     return rows
 
@@ -71,8 +74,9 @@ def fill(template: str, **fields: Any) -> str:
         raise DataError(f"path template {template!r} cannot be filled from {sorted(fields)} ({e!r})") from None
 
 
-def keep_present(name: str, split: str, clips: Sequence[Clip], index_file: Path | str, layout: str,
-                 on_missing: OnMissing = "skip") -> tuple[list[Clip], dict[str, Any]]:
+def keep_present(
+    name: str, split: str, clips: Sequence[Clip], index_file: Path | str, layout: str, on_missing: OnMissing = "skip"
+) -> tuple[list[Clip], dict[str, Any]]:
     """Drop clips whose files are absent; report them (warning + info), never fatal unless none is left.
 
     The official loaders skip such clips silently (``os.path.exists`` checks); here the
@@ -96,17 +100,30 @@ def keep_present(name: str, split: str, clips: Sequence[Clip], index_file: Path 
             if first_absent is None:
                 first_absent = absent[0]
             if on_missing == "error":
-                raise layout_error(f"{name} {split}: clip {clip.id!r} listed in {index_file} has no {absent[0]}", layout)
+                raise layout_error(
+                    f"{name} {split}: clip {clip.id!r} listed in {index_file} has no {absent[0]}", layout
+                )
         else:
             present.append(clip)
-    info = {"index_file": str(index_file), "listed": len(clips), "present": len(present),
-            "missing": len(missing), "missing_ids": missing[:MAX_LISTED]}
+    info = {
+        "index_file": str(index_file),
+        "listed": len(clips),
+        "present": len(present),
+        "missing": len(missing),
+        "missing_ids": missing[:MAX_LISTED],
+    }
     if clips and not present:
-        raise layout_error(f"{name} {split}: none of the {len(clips)} clips listed in {index_file} is present "
-                           f"(first absent file: {first_absent})", layout)
+        raise layout_error(
+            f"{name} {split}: none of the {len(clips)} clips listed in {index_file} is present "
+            f"(first absent file: {first_absent})",
+            layout,
+        )
     if missing:
-        warnings.warn(f"{name} {split}: {len(missing)} of {len(clips)} clips listed in {index_file} are absent and "
-                      f"skipped (first: {', '.join(missing[:5])}; e.g. no {first_absent})", stacklevel=3)
+        warnings.warn(
+            f"{name} {split}: {len(missing)} of {len(clips)} clips listed in {index_file} are absent and "
+            f"skipped (first: {', '.join(missing[:5])}; e.g. no {first_absent})",
+            stacklevel=3,
+        )
     return present, info
 
 
@@ -131,7 +148,16 @@ def class_index(names: Iterable[str]) -> dict[str, int]:
     return out
 
 
-def split_sources(name: str, parts: dict[str, list[Clip]], infos: dict[str, dict[str, Any]], num_classes: int,
-                  loaders: dict[str, ModalityLoader], classes: Sequence[str], common: dict[str, Any]) -> dict[str, ClipSource]:
+def split_sources(
+    name: str,
+    parts: dict[str, list[Clip]],
+    infos: dict[str, dict[str, Any]],
+    num_classes: int,
+    loaders: dict[str, ModalityLoader],
+    classes: Sequence[str],
+    common: dict[str, Any],
+) -> dict[str, ClipSource]:
     """One :class:`ClipSource` per split, each with its own info plus ``common`` (options, layout)."""
-    return {s: ClipSource(name, s, parts[s], num_classes, loaders, classes, {**common, **infos.get(s, {})}) for s in SPLITS}
+    return {
+        s: ClipSource(name, s, parts[s], num_classes, loaders, classes, {**common, **infos.get(s, {})}) for s in SPLITS
+    }

@@ -98,8 +98,10 @@ def load_ave_ogmge_sources(
                 duplicates += 1
                 del rows[clip_id]  # OGM-GE: a repeated id replaces the earlier row
             rows[clip_id] = label
-        clips = [Clip(cid, to_index[lab], {"audio": root / fill(audio, id=cid), "visual": root / fill(visual, id=cid)})
-                 for cid, lab in rows.items()]
+        clips = [
+            Clip(cid, to_index[lab], {"audio": root / fill(audio, id=cid), "visual": root / fill(visual, id=cid)})
+            for cid, lab in rows.items()
+        ]
         parts[split], infos[split] = keep_present(NAME, split, clips, path, LAYOUT, on_missing)
         infos[split]["duplicates"] = duplicates
     parts["train"], parts["val"] = carve_val(parts["train"], val_fraction, seed, VAL_TAG)
@@ -108,14 +110,31 @@ def load_ave_ogmge_sources(
         "audio": audio_loader("audio", audio, LAYOUT, parts["train"] + parts["val"] + parts["test"]),
         "visual": FrameFolder("visual", LAYOUT, num_frames, image_size, train_frames, eval_frames, train_crop),
     }
-    common = {"dataset": NAME, "root": str(root), "num_frames": num_frames, "image_size": image_size,
-              "train_frames": train_frames, "eval_frames": eval_frames}
+    common = {
+        "dataset": NAME,
+        "root": str(root),
+        "num_frames": num_frames,
+        "image_size": image_size,
+        "train_frames": train_frames,
+        "eval_frames": eval_frames,
+    }
     return split_sources(NAME, parts, infos, len(classes), loaders, classes, common)
 
 
 # ``mmcoop data prepare --dataset ave`` writes this (OGM-GE) layout: the official AVE preprocessing is OGM-GE's.
-register_prepare_spec(PrepareSpec(
-    "ave", "visual", "audio_spec", "pkl", 22050, "ave-psd", "centre", 10, 75, "mean",
-    "frames: OGM-GE pre-processing/AVE&CREMAD/video2frame-1fps.py; audio: preprocess_audio.py + "
-    "pre-processing/obtain_audio_spectrogram.py; layout: OGM-GE dataset/dataset.py AVDataset",
-))
+register_prepare_spec(
+    PrepareSpec(
+        "ave",
+        "visual",
+        "audio_spec",
+        "pkl",
+        22050,
+        "ave-psd",
+        "centre",
+        10,
+        75,
+        "mean",
+        "frames: OGM-GE pre-processing/AVE&CREMAD/video2frame-1fps.py; audio: preprocess_audio.py + "
+        "pre-processing/obtain_audio_spectrogram.py; layout: OGM-GE dataset/dataset.py AVDataset",
+    )
+)

@@ -72,8 +72,10 @@ def parse_split_file(path: Path) -> list[tuple[str, str]]:
     for lineno, line in enumerate(read_lines(path, LAYOUT), start=1):
         fields = [f.strip() for f in line.split("&")]
         if len(fields) < 2 or not fields[0] or not fields[1]:
-            raise layout_error(f"malformed line {lineno} of {path}: {line!r}; expected "
-                               f"'Category&VideoID&Quality&StartTime&EndTime'", LAYOUT)
+            raise layout_error(
+                f"malformed line {lineno} of {path}: {line!r}; expected 'Category&VideoID&Quality&StartTime&EndTime'",
+                LAYOUT,
+            )
         out.append((fields[1], fields[0]))
     return out
 
@@ -115,17 +117,26 @@ def load_ave_pmr_sources(
             if cid in seen:
                 continue  # PMR: `if audio_path not in self.audio` keeps the first row
             seen.add(cid)
-            clips.append(Clip(cid, to_index[cat], {"audio": root / fill(audio, id=cid), "visual": root / fill(visual, id=cid)}))
+            clips.append(
+                Clip(cid, to_index[cat], {"audio": root / fill(audio, id=cid), "visual": root / fill(visual, id=cid)})
+            )
         parts[split], infos[split] = keep_present(NAME, split, clips, root / SPLIT_FILES[split], LAYOUT, on_missing)
         infos[split]["duplicates"] = len(rows[split]) - len(clips)
     loaders = {
         "audio": audio_loader("audio", audio, LAYOUT, [c for s in SPLITS for c in parts[s]]),
         "visual": FrameFolder("visual", LAYOUT, num_frames, image_size, train_frames, eval_frames, train_crop),
     }
-    common = {"dataset": NAME, "root": str(root), "num_frames": num_frames, "image_size": image_size,
-              "train_frames": train_frames, "eval_frames": eval_frames}
+    common = {
+        "dataset": NAME,
+        "root": str(root),
+        "num_frames": num_frames,
+        "image_size": image_size,
+        "train_frames": train_frames,
+        "eval_frames": eval_frames,
+    }
     return split_sources(NAME, parts, infos, len(classes), loaders, classes, common)
 
 
-register_preset(NAME, num_frames=4, num_classes=28, train=PEER_TRAIN, model=resnet18_model(AUDIO_VISUAL, 0.0),
-                source=PMR_SOURCE)
+register_preset(
+    NAME, num_frames=4, num_classes=28, train=PEER_TRAIN, model=resnet18_model(AUDIO_VISUAL, 0.0), source=PMR_SOURCE
+)

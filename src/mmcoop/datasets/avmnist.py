@@ -47,8 +47,18 @@ from mmcoop.data.base import DatasetSplits, ModalitySpec, MultimodalDataset
 from mmcoop.data.registry import DATASETS
 from mmcoop.data.tensor_source import TensorSource
 from mmcoop.data.storage import (
-    Component, cache_key, check_sha256, fetch, fingerprint, load_processed, locate, processed_cache_enabled,
-    processed_path, rng, save_processed, stratified_split,
+    Component,
+    cache_key,
+    check_sha256,
+    fetch,
+    fingerprint,
+    load_processed,
+    locate,
+    processed_cache_enabled,
+    processed_path,
+    rng,
+    save_processed,
+    stratified_split,
 )
 from mmcoop.errors import ConfigError, DataError
 from mmcoop.utils.io import atomic_write_bytes
@@ -66,10 +76,11 @@ MNIST_FILES = {
     "images": ("t10k-images-idx3-ubyte.gz", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
     "labels": ("t10k-labels-idx1-ubyte.gz", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
 }
-HINT = ("Set MMCOOP_DATA (or pass --data-root) to a folder with fsdd/recordings/{digit}_{speaker}_{take}.wav "
-        "and mnist/t10k-{images-idx3,labels-idx1}-ubyte.gz, or run once online to download them into the cache.")
-WAV_HINT = ("Delete or replace it, or point MMCOOP_DATA/--data-root at a clean copy of the "
-            "Free Spoken Digit Dataset")
+HINT = (
+    "Set MMCOOP_DATA (or pass --data-root) to a folder with fsdd/recordings/{digit}_{speaker}_{take}.wav "
+    "and mnist/t10k-{images-idx3,labels-idx1}-ubyte.gz, or run once online to download them into the cache."
+)
+WAV_HINT = "Delete or replace it, or point MMCOOP_DATA/--data-root at a clean copy of the Free Spoken Digit Dataset"
 MNIST_HINT = "Replace it with the official MNIST t10k file, or point MMCOOP_DATA/--data-root at a clean copy"
 _NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 
@@ -86,8 +97,11 @@ def recordings_digest(files: dict[str, bytes]) -> str:
 def _download_fsdd(root: Path) -> None:
     """Download the pinned FSDD archive, verify its recordings, and move them to ``root/fsdd/recordings``."""
     with zipfile.ZipFile(io.BytesIO(fetch(FSDD_URL, timeout=120))) as zf:
-        files = {Path(n).name: zf.read(n) for n in zf.namelist()
-                 if Path(n).parent.name == "recordings" and n.endswith(".wav")}
+        files = {
+            Path(n).name: zf.read(n)
+            for n in zf.namelist()
+            if Path(n).parent.name == "recordings" and n.endswith(".wav")
+        }
     if recordings_digest(files) != FSDD_DIGEST:
         raise DataError(f"checksum mismatch for the FSDD recordings downloaded from {FSDD_URL}. {HINT}")
     dest = root / "fsdd" / "recordings"
@@ -125,7 +139,7 @@ def _read_idx(path: Path, sha: str, magic: int) -> tuple[np.ndarray, tuple[int, 
     ndim = raw[3]
     if int.from_bytes(raw[:4], "big") != magic:
         raise DataError(f"corrupt MNIST file {path}: bad IDX magic number. {MNIST_HINT}")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims), dims
 
 
@@ -146,8 +160,9 @@ def list_recordings(folder: Path) -> list[tuple[Path, int, str, int]]:
     for p in sorted(folder.glob("*.wav")):
         m = _NAME.match(p.name)
         if m is None:
-            raise DataError(f"unexpected file name {p}: expected {{digit}}_{{speaker}}_{{take}}.wav. "
-                            "Rename or remove it")
+            raise DataError(
+                f"unexpected file name {p}: expected {{digit}}_{{speaker}}_{{take}}.wav. Rename or remove it"
+            )
         out.append((p, int(m[1]), m[2], int(m[3])))
     if not out:
         raise DataError(f"no .wav recordings in {folder}. {HINT}")
@@ -155,8 +170,9 @@ def list_recordings(folder: Path) -> list[tuple[Path, int, str, int]]:
 
 
 # -- the loader ---------------------------------------------------------------------------
-def _check_options(duration_s: float, n_fft: int, hop_length: int, freq_bins: int | None,
-                   val_fraction: float, limit: int | None) -> None:
+def _check_options(
+    duration_s: float, n_fft: int, hop_length: int, freq_bins: int | None, val_fraction: float, limit: int | None
+) -> None:
     if not duration_s > 0:
         raise ConfigError(f"avmnist option duration_s must be > 0, got {duration_s}")
     if n_fft < 2 or hop_length < 1:
@@ -182,7 +198,7 @@ def _pair_images(digits: dict[str, np.ndarray], mnist_labels: np.ndarray, seed: 
         start = 0
         for k, n in need.items():  # pool of split k: a share of the digit's images proportional to n
             size = len(pool) * n // total if total else 0
-            out[k][digits[k] == d] = pool[start:start + n]
+            out[k][digits[k] == d] = pool[start : start + n]
             start += size
     return out
 
@@ -224,8 +240,16 @@ def load_avmnist(
     rec_dir = fsdd_root / "fsdd" / "recordings"
     img_path, lab_path = (mnist_root / "mnist" / MNIST_FILES[k][0] for k in ("images", "labels"))
     clips = list_recordings(rec_dir)
-    params = dict(duration_s=duration_s, n_fft=n_fft, hop_length=hop_length, freq_bins=freq_bins,
-                  val_fraction=val_fraction, limit=limit, normalize=normalize, sample_rate=SAMPLE_RATE)
+    params = dict(
+        duration_s=duration_s,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        freq_bins=freq_bins,
+        val_fraction=val_fraction,
+        limit=limit,
+        normalize=normalize,
+        sample_rate=SAMPLE_RATE,
+    )
     paths = {"fsdd": str(rec_dir), "mnist_images": str(img_path), "mnist_labels": str(lab_path)}
     use_cache = processed_cache_enabled(cache)
     cpath = None
@@ -262,8 +286,11 @@ def load_avmnist(
     length = int(round(duration_s * SAMPLE_RATE))
     out: dict[str, dict[str, torch.Tensor]] = {}
     for k, v in idx.items():
-        waves = np.stack([fit_length(read_wav(clips[i][0], SAMPLE_RATE, WAV_HINT)[0], length) for i in v]) \
-            if len(v) else np.zeros((0, length), np.float32)
+        waves = (
+            np.stack([fit_length(read_wav(clips[i][0], SAMPLE_RATE, WAV_HINT)[0], length) for i in v])
+            if len(v)
+            else np.zeros((0, length), np.float32)
+        )
         out[k] = {
             "audio": log_spectrogram(torch.from_numpy(waves), n_fft, hop_length, freq_bins),
             "visual": torch.from_numpy(mnist_x[images[k]].astype(np.float32) / 255.0).unsqueeze(1),
@@ -288,10 +315,21 @@ def load_avmnist(
     sources = {"fsdd": fsdd_src, "mnist": mnist_src}
     info = {
         "source": fsdd_src if fsdd_src == mnist_src else f"fsdd={fsdd_src}, mnist={mnist_src}",
-        "sources": sources, "paths": paths, "params": params, "seed": seed,
-        "spectrogram": {"n_fft": n_fft, "hop_length": hop_length, "window": "hann", "num_samples": length,
-                        "transform": "log1p(abs(stft))", "shape": list(specs[0].shape)},
-        "split_sizes": {k: len(v) for k, v in idx.items()}, "speakers": speakers, "normalization": norm,
+        "sources": sources,
+        "paths": paths,
+        "params": params,
+        "seed": seed,
+        "spectrogram": {
+            "n_fft": n_fft,
+            "hop_length": hop_length,
+            "window": "hann",
+            "num_samples": length,
+            "transform": "log1p(abs(stft))",
+            "shape": list(specs[0].shape),
+        },
+        "split_sizes": {k: len(v) for k, v in idx.items()},
+        "speakers": speakers,
+        "normalization": norm,
         "processed_cache": {"path": str(cpath) if cpath else None, "hit": False},
     }
     splits = DatasetSplits("avmnist", parts["train"], parts["val"], parts["test"], info)
@@ -323,8 +361,9 @@ def _with_identity(splits: DatasetSplits, clips: list[tuple[Path, int, str, int]
         clip, image = ds.extras["clip"].tolist(), ds.extras["image_index"].tolist()
         ids = [f"{clips[c][0].stem}/mnist_{i}" for c, i in zip(clip, image)]
         waves = _FsddWaves([str(clips[c][0]) for c in clip], length)
-        new = TensorSource(src.inputs, src.labels(), src.num_classes, src.specs, src.extras, src.transforms,
-                           ids=ids, waveforms=waves)
+        new = TensorSource(
+            src.inputs, src.labels(), src.num_classes, src.specs, src.extras, src.transforms, ids=ids, waveforms=waves
+        )
         parts[k] = MultimodalDataset.from_source(new, ds.rows, ds.keep, ds.train)
     info = {**splits.info, "render": {"audio": "spectrogram"}}  # the report draws audio [1, F, T] as a spectrogram
     return DatasetSplits(splits.name, parts["train"], parts["val"], parts["test"], info)

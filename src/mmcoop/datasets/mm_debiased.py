@@ -67,8 +67,11 @@ def read_split_json(path: Path) -> dict[str, list[tuple[str, str]]]:
         subset = entry.get("subset") if isinstance(entry, dict) else None
         label = entry.get("label") if isinstance(entry, dict) else None
         if subset not in SUBSETS or not isinstance(label, str):
-            raise layout_error(f"malformed entry {clip_id!r} in {path}: {entry!r}; expected "
-                               f'{{"subset": "training" | "validation" | "testing", "label": "<class>"}}', LAYOUT)
+            raise layout_error(
+                f"malformed entry {clip_id!r} in {path}: {entry!r}; expected "
+                f'{{"subset": "training" | "validation" | "testing", "label": "<class>"}}',
+                LAYOUT,
+            )
         out[SUBSETS[subset]].append((clip_id, label))
     return out
 
@@ -107,15 +110,40 @@ def load_mm_debiased_sources(
     classes = sorted({lab for rows in named.values() for _, lab in rows})
     to_index = {c: i for i, c in enumerate(classes)}
     index = {s: [(cid, to_index[lab]) for cid, lab in rows] for s, rows in named.items()}
-    options = {"split_json": str(path), "num_frames": num_frames, "image_size": image_size,
-               "train_frames": train_frames, "eval_frames": eval_frames, "train_crop": train_crop}
+    options = {
+        "split_json": str(path),
+        "num_frames": num_frames,
+        "image_size": image_size,
+        "train_frames": train_frames,
+        "eval_frames": eval_frames,
+        "train_crop": train_crop,
+    }
     return media_sources(
-        NAME, root, index, {s: path for s in index}, len(classes), classes, LAYOUT,
-        audio=audio, visual=visual, split_dirs={s: s for s in index}, num_frames=num_frames, image_size=image_size,
-        train_frames=train_frames, eval_frames=eval_frames, train_crop=train_crop, on_missing=on_missing,
+        NAME,
+        root,
+        index,
+        {s: path for s in index},
+        len(classes),
+        classes,
+        LAYOUT,
+        audio=audio,
+        visual=visual,
+        split_dirs={s: s for s in index},
+        num_frames=num_frames,
+        image_size=image_size,
+        train_frames=train_frames,
+        eval_frames=eval_frames,
+        train_crop=train_crop,
+        on_missing=on_missing,
         options=options,
     )
 
 
-register_preset(NAME, num_frames=3, num_classes=10, train=PAPER_TRAIN, model=resnet18_model(AUDIO_VISUAL, 0.02),
-                source=PAPER_SOURCE + " (Kinetics-Sounds settings; README.md: MM-Debiased prepared as for OGM-GE)")
+register_preset(
+    NAME,
+    num_frames=3,
+    num_classes=10,
+    train=PAPER_TRAIN,
+    model=resnet18_model(AUDIO_VISUAL, 0.02),
+    source=PAPER_SOURCE + " (Kinetics-Sounds settings; README.md: MM-Debiased prepared as for OGM-GE)",
+)

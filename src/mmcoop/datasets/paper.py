@@ -48,8 +48,15 @@ def _register(name: str, reader: Reader) -> None:
     params = inspect.signature(reader).parameters
     takes_seed = "seed" in params
 
-    def load(*, data_root: Path | None, seed: int, root: str = "", frame_cache: bool = False,
-             expect_classes: int | None = None, **options: Any) -> DatasetSplits:
+    def load(
+        *,
+        data_root: Path | None,
+        seed: int,
+        root: str = "",
+        frame_cache: bool = False,
+        expect_classes: int | None = None,
+        **options: Any,
+    ) -> DatasetSplits:
         where = Path(root).expanduser() if root else (data_root / name if data_root is not None else None)
         if where is None:
             raise DataError(
@@ -68,22 +75,27 @@ def _register(name: str, reader: Reader) -> None:
             sources = cache_sources(sources)
         views = {k: MultimodalDataset.from_source(v) for k, v in sources.items()}
         info: dict[str, Any] = {"source": str(where), "reader": reader.__name__}
-        info.update({k: v for k, v in getattr(sources["train"], "info", {}).items() if isinstance(v, (int, str, float))})
+        info.update(
+            {k: v for k, v in getattr(sources["train"], "info", {}).items() if isinstance(v, (int, str, float))}
+        )
         info["frame_cache"] = frame_cache
         return DatasetSplits(name, views["train"], views["val"], views["test"], info)
 
     # expose the reader's keyword options (validated by the registry) plus ``root``
-    kw = [inspect.Parameter("root", inspect.Parameter.KEYWORD_ONLY, default=""),
-          inspect.Parameter("frame_cache", inspect.Parameter.KEYWORD_ONLY, default=False),
-          inspect.Parameter("expect_classes", inspect.Parameter.KEYWORD_ONLY, default=None)]
+    kw = [
+        inspect.Parameter("root", inspect.Parameter.KEYWORD_ONLY, default=""),
+        inspect.Parameter("frame_cache", inspect.Parameter.KEYWORD_ONLY, default=False),
+        inspect.Parameter("expect_classes", inspect.Parameter.KEYWORD_ONLY, default=None),
+    ]
     kw += [p for k, p in params.items() if p.kind is p.KEYWORD_ONLY and k != "seed"]
-    base = [inspect.Parameter("data_root", inspect.Parameter.KEYWORD_ONLY),
-            inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY)]
+    base = [
+        inspect.Parameter("data_root", inspect.Parameter.KEYWORD_ONLY),
+        inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY),
+    ]
     load.__signature__ = inspect.Signature(base + kw)  # type: ignore[attr-defined]
     load.__doc__ = f"{name}: {reader.__doc__.strip().splitlines()[0] if reader.__doc__ else ''}"
     load.reader = reader  # type: ignore[attr-defined]  # `mmcoop datasets NAME` shows its module's LAYOUT
     DATASETS.register(name)(load)
-
 
 
 def _check_sources(name: str, sources: dict[str, Any], expect_classes: int | None) -> None:
@@ -101,4 +113,6 @@ def _check_sources(name: str, sources: dict[str, Any], expect_classes: int | Non
         warnings.warn(
             f"dataset {name!r}: the preset expects {int(expect_classes)} classes but the data at "
             f"{info.get('root', train.info.get('root', '?'))} has {got}; training with {got} classes "
-            f"(set dataset_options.expect_classes={got} to silence this)", stacklevel=3)
+            f"(set dataset_options.expect_classes={got} to silence this)",
+            stacklevel=3,
+        )

@@ -38,14 +38,18 @@ def load_synthetic(
         ConfigError: a noise list of another length, negative noise, or a bad size.
     """
     if num_modalities < 1 or num_classes < 2 or dim < 1:
-        raise ConfigError(f"synthetic: need num_modalities >= 1, num_classes >= 2 and dim >= 1, got "
-                          f"num_modalities={num_modalities}, num_classes={num_classes}, dim={dim}")
+        raise ConfigError(
+            f"synthetic: need num_modalities >= 1, num_classes >= 2 and dim >= 1, got "
+            f"num_modalities={num_modalities}, num_classes={num_classes}, dim={dim}"
+        )
     if noise is None:  # the default: view 0 clean, view 1 noisier (two views); equal views otherwise
         noise = [1.0, 2.0] if num_modalities == 2 else [1.0]
     noise = [noise] if isinstance(noise, (int, float)) else list(noise)
     if len(noise) not in (1, num_modalities):
-        raise ConfigError(f"synthetic: dataset_options.noise has {len(noise)} values for {num_modalities} modalities; "
-                          f"give one value per modality (num_modalities={num_modalities}) or a single value")
+        raise ConfigError(
+            f"synthetic: dataset_options.noise has {len(noise)} values for {num_modalities} modalities; "
+            f"give one value per modality (num_modalities={num_modalities}) or a single value"
+        )
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in noise):
         raise ConfigError(f"synthetic: dataset_options.noise must hold numbers >= 0, got {noise}")
     noise = [float(v) for v in noise] * (num_modalities if len(noise) == 1 else 1)
@@ -58,9 +62,7 @@ def load_synthetic(
     def make(n: int) -> MultimodalDataset:
         y = torch.arange(n) % num_classes
         y = y[torch.randperm(n, generator=g)]
-        inputs = {
-            name: centers[k, y] + noise[k] * torch.randn(n, dim, generator=g) for k, name in enumerate(names)
-        }
+        inputs = {name: centers[k, y] + noise[k] * torch.randn(n, dim, generator=g) for k, name in enumerate(names)}
         specs = [ModalitySpec(name, "vector", (dim,)) for name in names]
         return MultimodalDataset(inputs, y, num_classes, specs)
 

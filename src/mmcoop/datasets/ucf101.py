@@ -86,7 +86,9 @@ def parse_list(path: Path, classes: dict[str, int]) -> list[tuple[str, int]]:
     for lineno, line in enumerate(read_lines(path, LAYOUT), start=1):
         rel = line.split()[0]
         if "/" not in rel:
-            raise layout_error(f"malformed line {lineno} of {path}: {line!r}; expected '<ClassName>/<video>.avi'", LAYOUT)
+            raise layout_error(
+                f"malformed line {lineno} of {path}: {line!r}; expected '<ClassName>/<video>.avi'", LAYOUT
+            )
         cls, name = rel.split("/")[-2], rel.split("/")[-1]
         label = classes.get(cls, lower.get(cls.lower()))
         if label is None:
@@ -141,24 +143,51 @@ def load_ucf101_sources(
     parts, infos = {}, {}
     for split, template in (("train", train_list), ("test", test_list)):
         path = root / fill(template, fold=int(fold))
-        clips = [Clip(vid, lab, {"rgb": root / fill(rgb, id=vid),
-                                 "flow": (root / fill(flow_u, id=vid), root / fill(flow_v, id=vid))})
-                 for vid, lab in parse_list(path, classes)]
+        clips = [
+            Clip(
+                vid,
+                lab,
+                {"rgb": root / fill(rgb, id=vid), "flow": (root / fill(flow_u, id=vid), root / fill(flow_v, id=vid))},
+            )
+            for vid, lab in parse_list(path, classes)
+        ]
         parts[split], infos[split] = keep_present(NAME, split, clips, path, LAYOUT, on_missing)
     parts["train"], parts["val"] = carve_val(parts["train"], val_fraction, seed, VAL_TAG)
     infos["val"] = {"carved_from": "train", "val_fraction": val_fraction, "seed": seed}
     loaders: dict[str, ModalityLoader] = {
-        "rgb": FrameFolder("rgb", LAYOUT, num_frames, image_size, train_frames, eval_frames, train_crop,
-                           mean=IMAGENET_MEAN, std=IMAGENET_STD),
-        "flow": FlowFolders("flow", LAYOUT, num_frames, image_size, train_frames, eval_frames, train_crop,
-                            mean=flow_mean, std=flow_std),
+        "rgb": FrameFolder(
+            "rgb",
+            LAYOUT,
+            num_frames,
+            image_size,
+            train_frames,
+            eval_frames,
+            train_crop,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+        ),
+        "flow": FlowFolders(
+            "flow", LAYOUT, num_frames, image_size, train_frames, eval_frames, train_crop, mean=flow_mean, std=flow_std
+        ),
     }
     names = sorted(classes, key=classes.__getitem__)
-    common = {"dataset": NAME, "root": str(root), "fold": int(fold), "num_frames": num_frames,
-              "image_size": image_size, "train_frames": train_frames, "eval_frames": eval_frames}
+    common = {
+        "dataset": NAME,
+        "root": str(root),
+        "fold": int(fold),
+        "num_frames": num_frames,
+        "image_size": image_size,
+        "train_frames": train_frames,
+        "eval_frames": eval_frames,
+    }
     return split_sources(NAME, parts, infos, max(classes.values()) + 1, loaders, names, common)
 
 
-register_preset(NAME, num_frames=3, num_classes=101, train=PAPER_TRAIN,
-                model=resnet18_model({"rgb": "resnet18-frames", "flow": "resnet18-frames"}, 0.02),
-                source=PAPER_SOURCE + " (Kinetics-Sounds settings: the released code has no UCF-101 script)")
+register_preset(
+    NAME,
+    num_frames=3,
+    num_classes=101,
+    train=PAPER_TRAIN,
+    model=resnet18_model({"rgb": "resnet18-frames", "flow": "resnet18-frames"}, 0.02),
+    source=PAPER_SOURCE + " (Kinetics-Sounds settings: the released code has no UCF-101 script)",
+)

@@ -127,8 +127,14 @@ def load_vggsound_sources(
     to_index = class_index(lab for s in ("train", "test") for _, lab in by_split[s])
     parts, infos = {}, {}
     for split, items in by_split.items():
-        clips = [Clip(cid, to_index[lab], {"audio": root / fill(audio, split=split, id=cid),
-                                           "visual": root / fill(visual, split=split, id=cid)}) for cid, lab in items]
+        clips = [
+            Clip(
+                cid,
+                to_index[lab],
+                {"audio": root / fill(audio, split=split, id=cid), "visual": root / fill(visual, split=split, id=cid)},
+            )
+            for cid, lab in items
+        ]
         parts[split], infos[split] = keep_present(NAME, split, clips, path, LAYOUT, on_missing)
     parts["train"], parts["val"] = carve_val(parts["train"], val_fraction, seed, VAL_TAG)
     infos["val"] = {"carved_from": "train", "val_fraction": val_fraction, "seed": seed}
@@ -136,15 +142,34 @@ def load_vggsound_sources(
         "audio": audio_loader("audio", audio, LAYOUT, parts["train"] + parts["val"] + parts["test"], wav=WAV),
         "visual": FrameFolder("visual", LAYOUT, num_frames, image_size, train_frames, eval_frames, train_crop),
     }
-    common = {"dataset": NAME, "root": str(root), "num_frames": num_frames, "image_size": image_size,
-              "train_frames": train_frames, "eval_frames": eval_frames, "audio_params": dict(WAV)}
+    common = {
+        "dataset": NAME,
+        "root": str(root),
+        "num_frames": num_frames,
+        "image_size": image_size,
+        "train_frames": train_frames,
+        "eval_frames": eval_frames,
+        "audio_params": dict(WAV),
+    }
     return split_sources(NAME, parts, infos, len(to_index), loaders, list(to_index), common)
 
 
-register_preset(NAME, num_frames=3, num_classes=309, train=PEER_TRAIN, model=resnet18_model(AUDIO_VISUAL, 0.0),
-                source=OGMGE_SOURCE)
-register_prepare_spec(PrepareSpec(
-    NAME, "visual", "audio", "npy", 16000, "vggsound-stft", "start", None, 95, "mean",
-    "frames: OGM-GE data/VGGSound/video_preprocessing.py; audio: data/VGGSound/mp4_to_wav.py + "
-    "dataset/VGGSoundDataset.py (5 s window fixed at offset 0)",
-))
+register_preset(
+    NAME, num_frames=3, num_classes=309, train=PEER_TRAIN, model=resnet18_model(AUDIO_VISUAL, 0.0), source=OGMGE_SOURCE
+)
+register_prepare_spec(
+    PrepareSpec(
+        NAME,
+        "visual",
+        "audio",
+        "npy",
+        16000,
+        "vggsound-stft",
+        "start",
+        None,
+        95,
+        "mean",
+        "frames: OGM-GE data/VGGSound/video_preprocessing.py; audio: data/VGGSound/mp4_to_wav.py + "
+        "dataset/VGGSoundDataset.py (5 s window fixed at offset 0)",
+    )
+)

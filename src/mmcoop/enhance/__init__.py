@@ -28,8 +28,24 @@ from mmcoop.enhance.resampler import (
 )
 
 __all__ = [
-    "DEFAULT_MAX_COPIES", "DEFAULT_THRESHOLDS", "RATIO_FUNCS", "ResamplingPlan", "check_thresholds",
-    "modality_level_plan", "modality_level_ratio", "sample_copies", "sample_level_plan", "subset_for_valuation",
-    "EXECUTIONS", "NORMALIZATIONS", "ResampledDataset", "collate_units", "weighted_unit_loss",
-    "Resampler", "SampleLevelResampler", "ModalityLevelResampler", "as_multimodal", "epoch_generator",
+    "DEFAULT_MAX_COPIES",
+    "DEFAULT_THRESHOLDS",
+    "RATIO_FUNCS",
+    "ResamplingPlan",
+    "check_thresholds",
+    "modality_level_plan",
+    "modality_level_ratio",
+    "sample_copies",
+    "sample_level_plan",
+    "subset_for_valuation",
+    "EXECUTIONS",
+    "NORMALIZATIONS",
+    "ResampledDataset",
+    "collate_units",
+    "weighted_unit_loss",
+    "Resampler",
+    "SampleLevelResampler",
+    "ModalityLevelResampler",
+    "as_multimodal",
+    "epoch_generator",
 ]

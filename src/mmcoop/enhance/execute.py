@@ -66,15 +66,19 @@ class ResampledDataset(Dataset):
         try:
             self.num_originals = len(base)  # type: ignore[arg-type]
         except TypeError:
-            raise DataError(f"ResampledDataset needs a map-style Dataset with len(); got {type(base).__name__}") from None
+            raise DataError(
+                f"ResampledDataset needs a map-style Dataset with len(); got {type(base).__name__}"
+            ) from None
         self.plan = plan
         n_units = 0 if plan is None else len(plan)
         mm = base if isinstance(base, MultimodalDataset) else None
         # plan rows are storage rows: source rows of a MultimodalDataset, item indices of any other Dataset
         space = mm.num_samples if mm is not None else self.num_originals
         if plan is not None and n_units and int(plan.rows.max()) >= space:
-            raise DataError(f"the plan names row {int(plan.rows.max())} but the dataset has {space} samples; "
-                            "build the plan from a valuation of this dataset")
+            raise DataError(
+                f"the plan names row {int(plan.rows.max())} but the dataset has {space} samples; "
+                "build the plan from a valuation of this dataset"
+            )
         self._rows = torch.zeros(0, dtype=torch.long) if plan is None else plan.rows.cpu()
         self._keep = None if plan is None else plan.keep.cpu()
         self._copies = plan.copies_per_sample(space).cpu() if plan is not None and execution == "weighted" else None
@@ -107,8 +111,10 @@ class ResampledDataset(Dataset):
             base_index = i if i < self.num_originals else int(self._rows[i - self.num_originals])
             raw = self.base[base_index]
             if not isinstance(raw, Mapping) or "inputs" not in raw or "label" not in raw:
-                raise DataError(f"item {base_index} of {type(self.base).__name__} must be a dict with 'inputs' and "
-                                f"'label'; got {type(raw).__name__}")
+                raise DataError(
+                    f"item {base_index} of {type(self.base).__name__} must be a dict with 'inputs' and "
+                    f"'label'; got {type(raw).__name__}"
+                )
             item = dict(raw)
             m = self._modalities(raw)
             keep = torch.ones(m, dtype=torch.bool) if i < self.num_originals else self._keep[i - self.num_originals]  # type: ignore[index]

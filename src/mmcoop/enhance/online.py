@@ -204,12 +204,20 @@ class OnlineRecorder:
         self, buf: dict[str, Tensor] | None, extras: dict[str, Tensor]
     ) -> tuple[dict[str, Tensor] | None, dict[str, Tensor]]:
         """Merge the ranks' dense buffers (same calls on every rank, whatever each recorded)."""
-        layout = None if buf is None else {
-            "m": int(buf["phi"].shape[1]), "k": int(buf["values"].shape[1]), "masks": self._masks, "method": self._method,
-        }
+        layout = (
+            None
+            if buf is None
+            else {
+                "m": int(buf["phi"].shape[1]),
+                "k": int(buf["values"].shape[1]),
+                "masks": self._masks,
+                "method": self._method,
+            }
+        )
         ext_layout = {k: v.dtype for k, v in extras.items()}
-        metas = cast("list[tuple[dict[str, Any] | None, dict[str, torch.dtype]]]",
-                     all_gather_objects((layout, ext_layout)))  # every rank sends this same pair
+        metas = cast(
+            "list[tuple[dict[str, Any] | None, dict[str, torch.dtype]]]", all_gather_objects((layout, ext_layout))
+        )  # every rank sends this same pair
         known = [lay for lay, _ in metas if lay is not None]
         if not known:
             return None, {}
@@ -269,7 +277,9 @@ class OnlineRecorder:
             pos = torch.arange(len(rec["index"]))
         else:
             rows = torch.as_tensor(rows, dtype=torch.long).cpu()
-            size = int(max(int(rec["index"].max()) + 1 if len(rec["index"]) else 0, int(rows.max()) + 1 if len(rows) else 0))
+            size = int(
+                max(int(rec["index"].max()) + 1 if len(rec["index"]) else 0, int(rows.max()) + 1 if len(rows) else 0)
+            )
             where = torch.full((size,), -1, dtype=torch.long)
             where[rec["index"]] = torch.arange(len(rec["index"]))
             pos = where[rows]
@@ -277,11 +287,18 @@ class OnlineRecorder:
         if modalities is None:
             modalities = rec.get("modalities") or [f"m{k}" for k in range(rec["phi"].shape[1])]
         return ValuationTable(
-            modalities=list(modalities), index=rec["index"][pos], label=rec["label"][pos], phi=rec["phi"][pos],
-            values=rec["values"][pos], coalition_preds=rec["preds"][pos], masks=rec["masks"],
+            modalities=list(modalities),
+            index=rec["index"][pos],
+            label=rec["label"][pos],
+            phi=rec["phi"][pos],
+            values=rec["values"][pos],
+            coalition_preds=rec["preds"][pos],
+            masks=rec["masks"],
             extras={k: v[pos] for k, v in rec["extras"].items()},
-            value=str(rec["value"]), empty=str(rec["empty"]),
-            method=rec["method"], info={"valuation": "online", "recorded_epoch": int(rec["epoch"])},
+            value=str(rec["value"]),
+            empty=str(rec["empty"]),
+            method=rec["method"],
+            info={"valuation": "online", "recorded_epoch": int(rec["epoch"])},
         )
 
     # -- checkpoints -----------------------------------------------------------------------

@@ -129,8 +129,15 @@ class Resampler:
         data = self._data(dataset)
         t0 = time.perf_counter()
         table = _valuation.valuate_dataset(  # looked up on the module: tests may wrap it
-            model, data, batch_size=self.batch_size, value=self.value_name, device=self.device,
-            rows=rows, distributed=True, fold_bn=self.fold_bn, split="train",
+            model,
+            data,
+            batch_size=self.batch_size,
+            value=self.value_name,
+            device=self.device,
+            rows=rows,
+            distributed=True,
+            fold_bn=self.fold_bn,
+            split="train",
         )
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             torch.cuda.synchronize()
@@ -209,8 +216,9 @@ class SampleLevelResampler(Resampler):
 
     def plan(self, table: ValuationTable, dataset: Dataset | None = None, epoch: int = 0) -> ResamplingPlan:
         self.extra = {}
-        return sample_level_plan(table.phi.cpu(), table.index.cpu(), self.thresholds, self.max_copies,
-                                 modalities=list(table.modalities))
+        return sample_level_plan(
+            table.phi.cpu(), table.index.cpu(), self.thresholds, self.max_copies, modalities=list(table.modalities)
+        )
 
 
 class ModalityLevelResampler(Resampler):
@@ -254,9 +262,23 @@ class ModalityLevelResampler(Resampler):
         mods = list(table.modalities)
         ratio = modality_level_ratio(mean_phi, self.alpha, self.func).tolist()
         self.extra = {f"resample_ratio_{m}": float(p) for m, p in zip(mods, ratio)}
-        return modality_level_plan(mean_phi, len(rows), rows, self.alpha, self.func,
-                                   epoch_generator(self.seed, epoch, SALT_DRAW), modalities=mods)
+        return modality_level_plan(
+            mean_phi,
+            len(rows),
+            rows,
+            self.alpha,
+            self.func,
+            epoch_generator(self.seed, epoch, SALT_DRAW),
+            modalities=mods,
+        )
 
 
-__all__ = ["Resampler", "SampleLevelResampler", "ModalityLevelResampler", "epoch_generator", "as_multimodal",
-           "SALT_SUBSET", "SALT_DRAW"]
+__all__ = [
+    "Resampler",
+    "SampleLevelResampler",
+    "ModalityLevelResampler",
+    "epoch_generator",
+    "as_multimodal",
+    "SALT_SUBSET",
+    "SALT_DRAW",
+]

@@ -51,7 +51,11 @@ from mmcoop.experiment.config import RunConfig
 from mmcoop.experiment.integrity import committed_history, load_commit, verify_run_dir
 from mmcoop.experiment.resume import diff_configs
 from mmcoop.experiment.safety import (
-    check_resumable, check_run_path, is_marked_run_dir, looks_like_legacy_run, prepare_compare_dir,
+    check_resumable,
+    check_run_path,
+    is_marked_run_dir,
+    looks_like_legacy_run,
+    prepare_compare_dir,
 )
 from mmcoop.experiment.run import RunResult, _on_main, check_new_run, load_splits, resume_experiment, run_experiment
 from mmcoop.experiment.stats import paired_gains, summarize_gains
@@ -154,8 +158,9 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     return summarize_over_seeds(df, "method")
 
 
-def add_gain_summary(summary: pd.DataFrame, runs: pd.DataFrame, level: float = 0.95, bootstrap: int = 0,
-                     bootstrap_seed: int = 0) -> pd.DataFrame:
+def add_gain_summary(
+    summary: pd.DataFrame, runs: pd.DataFrame, level: float = 0.95, bootstrap: int = 0, bootstrap_seed: int = 0
+) -> pd.DataFrame:
     """``summary`` with ``gain_<p>_{n,mean,sd,low,high}`` (and ``_boot_{low,high}`` when
     ``bootstrap > 0``) for every protocol column ``gain_<p>`` of ``runs`` (per-seed gains in
     points); NaN for labels without gains (the baseline, the matched runs)."""
@@ -228,8 +233,14 @@ def format_gains(summary: pd.DataFrame, runs: pd.DataFrame | None = None, baseli
                 ratio = float(r[col]) / float(by.loc[baseline, col])
                 row[f"{name} ×{baseline}"] = f"{ratio:.2f}" if math.isfinite(ratio) else "–"
         for p in protos:
-            lines = [_fmt_gain(float(r[f"gain_{p}_mean"]), float(r[f"gain_{p}_low"]), float(r[f"gain_{p}_high"]),
-                               float(r[f"gain_{p}_n"]))]
+            lines = [
+                _fmt_gain(
+                    float(r[f"gain_{p}_mean"]),
+                    float(r[f"gain_{p}_low"]),
+                    float(r[f"gain_{p}_high"]),
+                    float(r[f"gain_{p}_n"]),
+                )
+            ]
             if f"gain_{p}_boot_low" in summary.columns:
                 lo, hi = float(r[f"gain_{p}_boot_low"]), float(r[f"gain_{p}_boot_high"])
                 lines.append(f"boot [{lo:+.1f}, {hi:+.1f}]" if math.isfinite(lo) else "boot n/a")
@@ -267,12 +278,19 @@ def _per_epoch(result: RunResult) -> dict[str, float]:
     return {"visits": float(first.get("train_units", math.nan)), "steps": float(first.get("epoch_steps", math.nan))}
 
 
-def _request(base: RunConfig, methods: list[MethodSpec], seeds: list[int], matched: Sequence[str],
-             baseline: str | None) -> dict[str, Any]:
+def _request(
+    base: RunConfig, methods: list[MethodSpec], seeds: list[int], matched: Sequence[str], baseline: str | None
+) -> dict[str, Any]:
     """The JSON record of what a comparison runs (``compare.json``)."""
     shared = {k: v for k, v in base.to_dict().items() if k not in ("name", "out_dir", "seed")}
-    return {"format": 1, "methods": [{"label": m.label, "name": m.name, "options": m.options} for m in methods],
-            "seeds": list(seeds), "matched": list(matched), "baseline": baseline, "base": shared}
+    return {
+        "format": 1,
+        "methods": [{"label": m.label, "name": m.name, "options": m.options} for m in methods],
+        "seeds": list(seeds),
+        "matched": list(matched),
+        "baseline": baseline,
+        "base": shared,
+    }
 
 
 def _read_request(cdir: Path) -> dict[str, Any] | None:
@@ -288,12 +306,13 @@ def _read_request(cdir: Path) -> dict[str, Any] | None:
     return req
 
 
-def _merge_request(cdir: Path, recorded: dict[str, Any], asked: dict[str, Any], resume: bool,
-                   overwrite: bool) -> tuple[list[MethodSpec], list[int]]:
+def _merge_request(
+    cdir: Path, recorded: dict[str, Any], asked: dict[str, Any], resume: bool, overwrite: bool
+) -> tuple[list[MethodSpec], list[int]]:
     """Methods and seeds to run when ``cdir`` already holds a comparison (recorded first, new ones added)."""
     methods = [MethodSpec(m["label"], m["name"], dict(m.get("options") or {})) for m in recorded["methods"]]
     seeds = [int(s) for s in recorded["seeds"]]
-    shown = (f"methods {', '.join(m.label for m in methods)}; seeds {', '.join(map(str, seeds))}")
+    shown = f"methods {', '.join(m.label for m in methods)}; seeds {', '.join(map(str, seeds))}"
     if not resume and not overwrite:
         raise RunDirError(
             f"comparison folder {cdir} already holds a run of `mmcoop compare` ({shown}); pass --resume to continue "
@@ -308,13 +327,17 @@ def _merge_request(cdir: Path, recorded: dict[str, Any], asked: dict[str, Any], 
             changed[key] = (recorded.get(key), asked[key])
     if changed:
         lines = "\n".join(f"  {k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
-        raise ConfigError(f"cannot resume the comparison in {cdir} with different shared settings:\n{lines}\n"
-                          "Undo them, or start another comparison with --name (or redo this one with --overwrite)")
+        raise ConfigError(
+            f"cannot resume the comparison in {cdir} with different shared settings:\n{lines}\n"
+            "Undo them, or start another comparison with --name (or redo this one with --overwrite)"
+        )
     labels = {m.label: m for m in methods}
     for m in asked["methods"]:
         if m["label"] in labels and labels[m["label"]].options != dict(m.get("options") or {}):
-            raise ConfigError(f"cannot resume the comparison in {cdir}: method {m['label']} had options "
-                              f"{labels[m['label']].options}, now {m['options']}")
+            raise ConfigError(
+                f"cannot resume the comparison in {cdir}: method {m['label']} had options "
+                f"{labels[m['label']].options}, now {m['options']}"
+            )
     return methods, seeds
 
 
@@ -335,7 +358,7 @@ def _finished_run(cfg: RunConfig) -> RunResult | None:
         results = json.loads(paths.results.read_text(encoding="utf-8"))
     except (MMCoopError, OSError, ValueError):
         return None
-    test = {k[len("test_"):]: v for k, v in results.items() if k.startswith("test_")}
+    test = {k[len("test_") :]: v for k, v in results.items() if k.startswith("test_")}
     return RunResult(cfg.run_dir, cfg, None, None, committed_history(state, cfg.run_dir), test)  # type: ignore[arg-type]
 
 
@@ -395,6 +418,7 @@ def run_compare(
     methods = list(methods)
     if baseline is not None and baseline not in [m.label for m in methods]:
         methods.insert(0, parse_methods(baseline)[0])
+
     def probe() -> None:  # another compare writing this folder now: name it before anything else
         if (cdir / LOCK_NAME).is_file():
             FolderLock(cdir, what="comparison folder").acquire().release()
@@ -409,15 +433,23 @@ def run_compare(
         seeds = old_seeds + [s for s in seeds if s not in old_seeds]
     first = load_splits(base.replace(seed=seeds[0])) if seeds else None  # reused for the first seed's runs
     num_modalities = len(first.modalities) if first is not None else 0
-    skipped = [m for m in methods if m.optional and (METHODS.get(m.name).max_modalities or num_modalities) < num_modalities]
+    skipped = [
+        m for m in methods if m.optional and (METHODS.get(m.name).max_modalities or num_modalities) < num_modalities
+    ]
     for m in skipped:  # `--methods all` on data with more modalities than a method is defined for
-        warnings.warn(f"compare: skipping {m.label} (defined for at most {METHODS.get(m.name).max_modalities} "
-                      f"modalities; the data has {num_modalities})", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"compare: skipping {m.label} (defined for at most {METHODS.get(m.name).max_modalities} "
+            f"modalities; the data has {num_modalities})",
+            UserWarning,
+            stacklevel=2,
+        )
     methods = [m for m in methods if m not in skipped]
     too_few = [m.label for m in methods if (METHODS.get(m.name).max_modalities or num_modalities) < num_modalities]
     if too_few:  # named explicitly: refuse before training anything
-        raise ConfigError(f"--methods {', '.join(too_few)}: defined for fewer modalities than the data's "
-                          f"{num_modalities}; drop them or use fewer modalities")
+        raise ConfigError(
+            f"--methods {', '.join(too_few)}: defined for fewer modalities than the data's "
+            f"{num_modalities}; drop them or use fewer modalities"
+        )
     accepted = {m.label: {f.name for f in dataclasses.fields(METHODS.get(m.name).Options)} for m in methods}
     unused = sorted(k for k in shared if not any(k in a for a in accepted.values()))
     if unused:
@@ -429,12 +461,13 @@ def run_compare(
         changes: dict[str, Any] = {}
         if epochs is not None:
             changes["train"] = dict(base.to_dict()["train"], epochs=epochs)
-        return base.replace(seed=seed, method=m.name, method_options=opts, out_dir=str(cdir), name=run_name,
-                            **changes)
+        return base.replace(seed=seed, method=m.name, method_options=opts, out_dir=str(cdir), name=run_name, **changes)
 
     def existing(cfg: RunConfig) -> bool:
         """A run to continue (``resume``): a run directory is there (finished or not)."""
-        return resume and cfg.run_dir.is_dir() and (is_marked_run_dir(cfg.run_dir) or looks_like_legacy_run(cfg.run_dir))
+        return (
+            resume and cfg.run_dir.is_dir() and (is_marked_run_dir(cfg.run_dir) or looks_like_legacy_run(cfg.run_dir))
+        )
 
     def run(cfg: RunConfig, splits: Any) -> RunResult:
         if existing(cfg):  # finished: read back (nothing trained); interrupted: from the last committed epoch
@@ -455,14 +488,17 @@ def run_compare(
             if problem and seed == seeds[0]:
                 noops.append(problem.replace(f"method {m.name!r}", f"method {m.label!r}", 1))
     if noops:  # every such method at once (e.g. --methods all with few epochs)
-        raise ConfigError("; ".join(noops) + f". {NOOP_WAYS_OUT} (for all of them: --set method_options.allow_noop=true)")
+        raise ConfigError(
+            "; ".join(noops) + f". {NOOP_WAYS_OUT} (for all of them: --set method_options.allow_noop=true)"
+        )
 
     def open_compare() -> FolderLock:
         prepare_compare_dir(cdir)
         lock = FolderLock(cdir, what="comparison folder").acquire()  # one writer; a second is refused, named
         try:
-            atomic_write_text(cdir / COMPARE_REQUEST_FILE,
-                              json.dumps(_request(base, methods, seeds, matched, baseline), indent=2))
+            atomic_write_text(
+                cdir / COMPARE_REQUEST_FILE, json.dumps(_request(base, methods, seeds, matched, baseline), indent=2)
+            )
         except BaseException:
             lock.release()
             raise
@@ -470,18 +506,41 @@ def run_compare(
 
     lock = _on_main(open_compare)  # under torchrun every rank runs the comparison; rank 0 writes its files
     try:
-        return _compare_runs(base, methods, seeds, cdir, config_for, run, on_run, matched, baseline, level,
-                             bootstrap, bootstrap_seed, first)
+        return _compare_runs(
+            base,
+            methods,
+            seeds,
+            cdir,
+            config_for,
+            run,
+            on_run,
+            matched,
+            baseline,
+            level,
+            bootstrap,
+            bootstrap_seed,
+            first,
+        )
     finally:
         if lock is not None:
             lock.release()
 
 
-def _compare_runs(base: RunConfig, methods: list[MethodSpec], seeds: list[int], cdir: Path,
-                  config_for: Callable[..., RunConfig], run: Callable[[RunConfig, Any], RunResult],
-                  on_run: Callable[[dict[str, Any]], None] | None, matched: Sequence[str], baseline: str | None,
-                  level: float, bootstrap: int, bootstrap_seed: int, first: Any,
-                  ) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
+def _compare_runs(
+    base: RunConfig,
+    methods: list[MethodSpec],
+    seeds: list[int],
+    cdir: Path,
+    config_for: Callable[..., RunConfig],
+    run: Callable[[RunConfig, Any], RunResult],
+    on_run: Callable[[dict[str, Any]], None] | None,
+    matched: Sequence[str],
+    baseline: str | None,
+    level: float,
+    bootstrap: int,
+    bootstrap_seed: int,
+    first: Any,
+) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
     """The runs of :func:`run_compare` and its tables (called under the comparison's lock)."""
     barrier()
 

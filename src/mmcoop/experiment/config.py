@@ -210,8 +210,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
-            raise ConfigError(f"override {item!r}: the value {raw!r} is not valid YAML (quote strings, "
-                              "write lists as [1, 2])") from None
+            raise ConfigError(
+                f"override {item!r}: the value {raw!r} is not valid YAML (quote strings, write lists as [1, 2])"
+            ) from None
         parts = key.split(".")
         if not all(parts):
             raise ConfigError(f"override {item!r} has an empty key part; write e.g. train.epochs=5")
@@ -226,5 +227,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-__all__ = ["RunConfig", "ModelConfig", "DataConfig", "DebiasConfig", "TrainConfig", "apply_overrides",
-           "load_yaml_mapping", "MAX_SEED", "dataclasses"]
+__all__ = [
+    "RunConfig",
+    "ModelConfig",
+    "DataConfig",
+    "DebiasConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "load_yaml_mapping",
+    "MAX_SEED",
+    "dataclasses",
+]

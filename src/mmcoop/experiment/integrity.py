@@ -29,8 +29,10 @@ from mmcoop.utils import rundir
 from mmcoop.utils.io import atomic_torch_save, load_checkpoint
 from mmcoop.utils.rundir import METRICS_FILE, RESULTS_FILE, RunPaths, list_valuations, metrics_text, write_metrics
 
-_BAD_RECORD = ("{source} line {lineno} is not a metrics record; the file was edited or damaged. "
-               "Resuming rewrites it from checkpoints/last.pt")
+_BAD_RECORD = (
+    "{source} line {lineno} is not a metrics record; the file was edited or damaged. "
+    "Resuming rewrites it from checkpoints/last.pt"
+)
 
 
 def read_metrics(run_dir: str | Path, strict: bool = False) -> list[dict[str, Any]]:
@@ -44,8 +46,9 @@ def read_metrics(run_dir: str | Path, strict: bool = False) -> list[dict[str, An
         DataError: a line other than the last (any line, with ``strict``) is not a
             metrics record (file and line named), or the file cannot be read.
     """
-    return rundir.read_metrics(run_dir, strict=True, last_line="error" if strict else "skip",
-                               required=("epoch",), error=_BAD_RECORD)
+    return rundir.read_metrics(
+        run_dir, strict=True, last_line="error" if strict else "skip", required=("epoch",), error=_BAD_RECORD
+    )
 
 
 def load_commit(run_dir: str | Path, trust: bool = False) -> dict[str, Any] | None:
@@ -67,11 +70,15 @@ def load_commit(run_dir: str | Path, trust: bool = False) -> dict[str, Any] | No
     except RunDirError:
         raise
     except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is one message
-        raise RunDirError(f"checkpoint {path} cannot be read ({e}); the run cannot be resumed from it. "
-                          "Start it again with --overwrite") from None
+        raise RunDirError(
+            f"checkpoint {path} cannot be read ({e}); the run cannot be resumed from it. "
+            "Start it again with --overwrite"
+        ) from None
     if not isinstance(state, dict) or "epoch" not in state:
-        raise RunDirError(f"checkpoint {path} is not an mmcoop commit record (no epoch); the run cannot be resumed "
-                          "from it. Start it again with --overwrite")
+        raise RunDirError(
+            f"checkpoint {path} is not an mmcoop commit record (no epoch); the run cannot be resumed "
+            "from it. Start it again with --overwrite"
+        )
     return state
 
 
@@ -123,8 +130,10 @@ def repair_run_dir(run_dir: str | Path, state: dict[str, Any] | None) -> list[st
             changed.append("checkpoints/best.pt: removed (no epoch committed)")
     elif _best_epoch_on_disk(best) != best_epoch:
         if state.get("best_state") is None:
-            raise RunDirError(f"{best} does not hold the committed best epoch {best_epoch} and {paths.last_checkpoint} "
-                              "has no copy of its weights; start the run again with --overwrite")
+            raise RunDirError(
+                f"{best} does not hold the committed best epoch {best_epoch} and {paths.last_checkpoint} "
+                "has no copy of its weights; start the run again with --overwrite"
+            )
         atomic_torch_save({**state["best_state"], "epoch": best_epoch}, best)
         changed.append(f"checkpoints/best.pt: rewritten for the committed best epoch {best_epoch}")
     for epoch, path in list_valuations(run_dir)[0].items():
@@ -161,7 +170,7 @@ def verify_run_dir(run_dir: str | Path, allow_pending: bool = True) -> list[str]
     history = [] if state is None else committed_history(state, run_dir)
     if records[: len(history)] != history:
         problems.append(f"{METRICS_FILE} disagrees with the {len(history)} committed records")
-    extra = [r["epoch"] for r in records[len(history):]]
+    extra = [r["epoch"] for r in records[len(history) :]]
     if extra and extra != [pending] or (extra and not allow_pending):
         problems.append(f"{METRICS_FILE} has records for uncommitted epochs {extra}")
     best_epoch = -1 if state is None else int(state.get("best_epoch", -1))
@@ -180,8 +189,10 @@ def verify_run_dir(run_dir: str | Path, allow_pending: bool = True) -> list[str]
         except ValueError:
             return problems + [f"{RESULTS_FILE} is not valid JSON"]
         if state is None or res.get("best_epoch") != best_epoch or res.get("epochs") != committed:
-            problems.append(f"{RESULTS_FILE} (best epoch {res.get('best_epoch')}, {res.get('epochs')} epochs) "
-                            f"disagrees with the commit (best epoch {best_epoch}, {committed} epochs)")
+            problems.append(
+                f"{RESULTS_FILE} (best epoch {res.get('best_epoch')}, {res.get('epochs')} epochs) "
+                f"disagrees with the commit (best epoch {best_epoch}, {committed} epochs)"
+            )
         if on_disk != best_epoch:
             problems.append(f"{RESULTS_FILE} names best epoch {best_epoch} but checkpoints/best.pt holds {on_disk}")
     return problems

@@ -22,11 +22,19 @@ from typing import Any
 from mmcoop.errors import ConfigError
 
 #: keys a resume may change; their new values are applied and recorded.
-APPLIED = frozenset({
-    "train.epochs", "train.device", "train.progress", "train.eval_batch_size", "train.data_on_device",
-    "train.fold_batchnorm", "train.divergence_factor", "data_root",
-    "train.loggers",  # where the epochs are also logged (TensorBoard, W&B, ...); never what is computed
-})
+APPLIED = frozenset(
+    {
+        "train.epochs",
+        "train.device",
+        "train.progress",
+        "train.eval_batch_size",
+        "train.data_on_device",
+        "train.fold_batchnorm",
+        "train.divergence_factor",
+        "data_root",
+        "train.loggers",  # where the epochs are also logged (TensorBoard, W&B, ...); never what is computed
+    }
+)
 #: keys that only say where the run lives (the resumed directory decides them).
 LOCATION = frozenset({"name", "out_dir"})
 #: top-level sections whose every key defines the run.
@@ -72,7 +80,10 @@ def diff_configs(stored: dict[str, Any], requested: dict[str, Any]) -> dict[str,
 
 
 def plan_resume(
-    stored: dict[str, Any], requested: dict[str, Any], epochs_done: int, sources: dict[str, str] | None = None,
+    stored: dict[str, Any],
+    requested: dict[str, Any],
+    epochs_done: int,
+    sources: dict[str, str] | None = None,
     where: str = "the run",
 ) -> dict[str, tuple[Any, Any]]:
     """Check a resume request; return the changes to apply (and record).
@@ -106,6 +117,6 @@ def plan_resume(
             f"cannot resume {where} with a different configuration; these changes are refused:\n"
             + "\n".join(refused)
             + "\nUndo them (restore config.yaml, drop the options), or start a new run with --name "
-              "(or --overwrite). A resume may change: " + ", ".join(sorted(APPLIED))
+            "(or --overwrite). A resume may change: " + ", ".join(sorted(APPLIED))
         )
     return applied

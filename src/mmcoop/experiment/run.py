@@ -51,8 +51,16 @@ from mmcoop.utils.rundir import RunPaths, append_metrics, jsonable
 from mmcoop.utils.runfiles import stale_derived
 from mmcoop.utils.seeding import seed_everything
 
-__all__ = ["RunResult", "load_splits", "build_for", "check_new_run", "read_metrics", "run_experiment",
-           "resume_experiment", "load_run"]
+__all__ = [
+    "RunResult",
+    "load_splits",
+    "build_for",
+    "check_new_run",
+    "read_metrics",
+    "run_experiment",
+    "resume_experiment",
+    "load_run",
+]
 
 
 @dataclass
@@ -137,8 +145,9 @@ def check_device_available(name: str) -> None:
     if not available:
         raise ConfigError(f"train.device={name!r} but no {dev.type} device is available here; use device: cpu or auto")
     if dev.index is not None and dev.index >= count:
-        raise ConfigError(f"train.device={name!r} but this machine has {count} {dev.type} device(s) "
-                          f"(indices 0-{count - 1})")
+        raise ConfigError(
+            f"train.device={name!r} but this machine has {count} {dev.type} device(s) (indices 0-{count - 1})"
+        )
 
 
 def _write_dataset_json(run_dir: Path, splits: DatasetSplits) -> None:
@@ -173,7 +182,10 @@ def check_new_run(cfg: RunConfig, overwrite: bool = False) -> None:
 
 
 def run_experiment(
-    cfg: RunConfig, resume: bool = False, overwrite: bool = False, splits: DatasetSplits | None = None,
+    cfg: RunConfig,
+    resume: bool = False,
+    overwrite: bool = False,
+    splits: DatasetSplits | None = None,
     callbacks: Sequence[Any] | None = None,
 ) -> RunResult:
     """Train ``cfg`` end to end and write its run directory.
@@ -281,9 +293,16 @@ def resume_experiment(
                 atomic_write_text(yaml_path, cfg.to_yaml())
             if applied:
                 done = 0 if state is None else int(state["epoch"])
-                append_line(paths.resumes, json.dumps({
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "after_epoch": done,
-                    "changes": {k: [old, new] for k, (old, new) in applied.items()}}))
+                append_line(
+                    paths.resumes,
+                    json.dumps(
+                        {
+                            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                            "after_epoch": done,
+                            "changes": {k: [old, new] for k, (old, new) in applied.items()},
+                        }
+                    ),
+                )
 
         _on_main(repair)
         barrier()
@@ -312,7 +331,10 @@ def _deep_update(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any
 
 
 def _resolve_resume(
-    run_dir: Path, state: dict[str, Any] | None, changes: dict[str, Any] | None, config: RunConfig | None,
+    run_dir: Path,
+    state: dict[str, Any] | None,
+    changes: dict[str, Any] | None,
+    config: RunConfig | None,
     sources: dict[str, str] | None,
 ) -> tuple[RunConfig, dict[str, tuple[Any, Any]]]:
     """The config to continue with and the applied changes (refused ones raise)."""
@@ -368,8 +390,13 @@ class _Valuations(Callback):
 
 
 def _train(
-    cfg: RunConfig, run_dir: Path, trainer: Trainer, splits: DatasetSplits, history: list[dict[str, Any]],
-    lock: FolderLock | None, callbacks: Sequence[Any] | None = None,
+    cfg: RunConfig,
+    run_dir: Path,
+    trainer: Trainer,
+    splits: DatasetSplits,
+    history: list[dict[str, Any]],
+    lock: FolderLock | None,
+    callbacks: Sequence[Any] | None = None,
 ) -> RunResult:
     """Fit, committing every epoch, then write ``results.json``; releases ``lock`` at the end."""
     paths = RunPaths(run_dir)
@@ -387,17 +414,26 @@ def _train(
             if table is not None:
                 table.to_parquet(paths.epoch_valuation(epoch))
             if record["is_best"]:  # before the commit: a kill here leaves a pending best.pt, repaired on resume
-                atomic_torch_save({"model": tr.model.state_dict(), "method_modules": tr.extra.state_dict(),
-                                   "epoch": epoch}, paths.best_checkpoint)
+                atomic_torch_save(
+                    {"model": tr.model.state_dict(), "method_modules": tr.extra.state_dict(), "epoch": epoch},
+                    paths.best_checkpoint,
+                )
             history.append(append_metrics(run_dir, record))
             state = tr.state_dict()
-            state.update(config=stored_config, history=list(history), format=2,
-                         rank_states=rank_states if len(rank_states) > 1 else None)
+            state.update(
+                config=stored_config,
+                history=list(history),
+                format=2,
+                rank_states=rank_states if len(rank_states) > 1 else None,
+            )
             atomic_torch_save(state, paths.last_checkpoint)  # the commit point of this epoch
 
         # the run's commit first, then the train.loggers, the console line and the caller's callbacks
-        trainer.callbacks.callbacks[:0] = [valuations, EpochEndFunction(on_epoch_end),
-                                           *build_loggers(cfg.train.loggers, run_dir, stored_config)]
+        trainer.callbacks.callbacks[:0] = [
+            valuations,
+            EpochEndFunction(on_epoch_end),
+            *build_loggers(cfg.train.loggers, run_dir, stored_config),
+        ]
         trainer.callbacks.callbacks.extend(callbacks or [])
         trainer.fit()
         trainer.load_best()
@@ -422,8 +458,11 @@ def _train(
 
 
 # -- reading a run ---------------------------------------------------------------------------
-def load_run(run_dir: str | Path, checkpoint: str = "best", trust: bool = False,
-             ) -> tuple[RunConfig, nn.Module, DatasetSplits]:
+def load_run(
+    run_dir: str | Path,
+    checkpoint: str = "best",
+    trust: bool = False,
+) -> tuple[RunConfig, nn.Module, DatasetSplits]:
     """Config, model (``best`` or ``last`` weights) and data of an existing run directory.
 
     The weights are those of the run's commit record: when ``best.pt`` names another
@@ -458,11 +497,16 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", trust: bool = False,
     except RunDirError:
         raise
     except Exception as e:  # noqa: BLE001
-        raise DataError(f"checkpoint {ckpt} cannot be read ({e}); resume the run (mmcoop train --resume) "
-                        "to rewrite it") from None
+        raise DataError(
+            f"checkpoint {ckpt} cannot be read ({e}); resume the run (mmcoop train --resume) to rewrite it"
+        ) from None
     weights = state["model"]
-    if (checkpoint == "best" and commit is not None and commit.get("best_state") is not None
-            and int(commit["best_epoch"]) != int(state["epoch"])):
+    if (
+        checkpoint == "best"
+        and commit is not None
+        and commit.get("best_state") is not None
+        and int(commit["best_epoch"]) != int(state["epoch"])
+    ):
         weights = commit["best_state"]["model"]  # best.pt is ahead of the commit (killed between the two writes)
     splits = load_splits(cfg)
     model = build_for(cfg, splits, probe=False)

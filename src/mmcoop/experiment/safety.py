@@ -71,12 +71,14 @@ def check_run_path(out_dir: str | os.PathLike, name: str, what: str = "run") -> 
     run_dir = Path(out_dir) / name
     parent, target = Path(out_dir).resolve(), run_dir.resolve()
     if target == parent or parent not in target.parents:
-        raise RunDirError(f"{what} directory {run_dir} resolves to {target}, outside --out-dir {parent}; "
-                          "pick another --name")
+        raise RunDirError(
+            f"{what} directory {run_dir} resolves to {target}, outside --out-dir {parent}; pick another --name"
+        )
     for label, protected in (("working directory", Path.cwd().resolve()), ("home directory", Path.home().resolve())):
         if _contains(target, protected):
-            raise RunDirError(f"{what} directory {run_dir} is (or contains) the {label} {protected}; "
-                              "pick another --name or --out-dir")
+            raise RunDirError(
+                f"{what} directory {run_dir} is (or contains) the {label} {protected}; pick another --name or --out-dir"
+            )
     return run_dir
 
 
@@ -96,8 +98,16 @@ def looks_like_legacy_run(path: str | os.PathLike) -> bool:
 
 
 def _marker_text(kind: str) -> str:
-    return json.dumps({"mmcoop": kind, "format": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                       "host": socket.gethostname(), "pid": os.getpid()}, indent=2)
+    return json.dumps(
+        {
+            "mmcoop": kind,
+            "format": 1,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        },
+        indent=2,
+    )
 
 
 def write_marker(path: str | os.PathLike, marker: str = RUN_MARKER) -> None:
@@ -144,8 +154,11 @@ def _clear(path: Path, keep: set[str]) -> None:
 def _refuse_foreign(path: Path, names: list[str], overwrite: bool, what: str) -> RunDirError:
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
     action = "delete" if overwrite else "write into"
-    legacy = " (it looks like a run made by an older mmcoop: delete it yourself, or resume it with --resume)" \
-        if looks_like_legacy_run(path) else ""
+    legacy = (
+        " (it looks like a run made by an older mmcoop: delete it yourself, or resume it with --resume)"
+        if looks_like_legacy_run(path)
+        else ""
+    )
     return RunDirError(
         f"{path} exists and holds files mmcoop did not mark as a {what} ({shown}); refusing to {action} it{legacy}. "
         "Pick another --name or --out-dir"
@@ -265,8 +278,9 @@ def create_run_dir(
             os.rename(tmp, run_dir)
         except OSError as e:
             if run_dir.exists():
-                raise RunDirError(f"run directory {run_dir} was just created by another process; "
-                                  "pick another --name") from None
+                raise RunDirError(
+                    f"run directory {run_dir} was just created by another process; pick another --name"
+                ) from None
             raise storage_error(e, run_dir, "create") from None
     except BaseException:
         lock.release()
@@ -287,8 +301,10 @@ def check_resumable(run_dir: str | os.PathLike) -> Path:
     if not run_dir.is_dir():
         raise RunDirError(f"cannot resume: {run_dir} is not a folder; pass a run directory made by `mmcoop train`")
     if not is_marked_run_dir(run_dir) and not looks_like_legacy_run(run_dir):
-        raise RunDirError(f"cannot resume: {run_dir} is not a run directory (no {RUN_MARKER} marker); "
-                          "pass a directory made by `mmcoop train`")
+        raise RunDirError(
+            f"cannot resume: {run_dir} is not a run directory (no {RUN_MARKER} marker); "
+            "pass a directory made by `mmcoop train`"
+        )
     return run_dir
 
 

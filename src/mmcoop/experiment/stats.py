@@ -31,8 +31,10 @@ def _beta_continued_fraction(a: float, b: float, x: float) -> float:
     d = 1.0 / (d if abs(d) > _EPS else _EPS)
     out = d
     for m in range(1, _CF_MAX_TERMS):
-        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),  # even term d_{2m}
-                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):  # odd term d_{2m+1}
+        for num in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),  # even term d_{2m}
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):  # odd term d_{2m+1}
             d = 1.0 + num * d
             d = 1.0 / (d if abs(d) > _EPS else _EPS)
             c = 1.0 + num / c
@@ -163,8 +165,9 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
     return mean, sd, mean - half, mean + half
 
 
-def bootstrap_interval(values: Sequence[float], level: float = 0.95, resamples: int = 10_000,
-                       seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(
+    values: Sequence[float], level: float = 0.95, resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (resampling seeds with replacement).
 
     Draws ``resamples`` index rows ``[resamples, n]`` from ``numpy.random.default_rng(seed)``
@@ -190,5 +193,13 @@ def summarize_gains(values: Sequence[float], level: float = 0.95, bootstrap: int
     return GainSummary(len(values), mean, sd, low, high, level, *boot)
 
 
-__all__ = ["GainSummary", "betainc", "bootstrap_interval", "paired_gains", "summarize_gains", "t_cdf",
-           "t_interval", "t_quantile"]
+__all__ = [
+    "GainSummary",
+    "betainc",
+    "bootstrap_interval",
+    "paired_gains",
+    "summarize_gains",
+    "t_cdf",
+    "t_interval",
+    "t_quantile",
+]

@@ -41,8 +41,12 @@ def _is_library_file(filename: str) -> bool:
 
     roots = [os.path.dirname(mmcoop.__file__), os.path.dirname(torch.__file__), os.path.dirname(os.__file__)]
     f = os.path.abspath(filename)
-    return (f.startswith("<") or "site-packages" in f or "dist-packages" in f
-            or any(f.startswith(r + os.sep) for r in roots))
+    return (
+        f.startswith("<")
+        or "site-packages" in f
+        or "dist-packages" in f
+        or any(f.startswith(r + os.sep) for r in roots)
+    )
 
 
 def user_frame(exc: BaseException) -> str | None:
@@ -82,8 +86,10 @@ def user_code(key: str, doing: str) -> Iterator[None]:
         msg = f"{key} raised {type(e).__name__} while {doing}: {e}"
         if where:
             msg += f"\n  at {where}"
-        msg += "\nThis error comes from the code that the config names, not from mmcoop; fix it there " \
-               "(rerun with `mmcoop --debug ...` for the full traceback)"
+        msg += (
+            "\nThis error comes from the code that the config names, not from mmcoop; fix it there "
+            "(rerun with `mmcoop --debug ...` for the full traceback)"
+        )
         raise UserCodeError(msg) from e
 
 
@@ -174,7 +180,9 @@ def available_memory(device: str = "cpu") -> int | None:
 TRAINING_COPIES = 4
 
 
-def check_model_size(build: Callable[[], Any], what: str, options: Mapping[str, Any], device: str = "cpu") -> int | None:
+def check_model_size(
+    build: Callable[[], Any], what: str, options: Mapping[str, Any], device: str = "cpu"
+) -> int | None:
     """Refuse a model whose parameters cannot fit in memory, before allocating any of it.
 
     ``build`` is called under ``torch.device("meta")`` (shapes only, no memory, no random
@@ -203,8 +211,14 @@ def check_model_size(build: Callable[[], Any], what: str, options: Mapping[str, 
         return None
     avail = available_memory(device)
     if avail is not None and nbytes * TRAINING_COPIES > avail:
-        shown = ", ".join(f"model.{k}={v!r}" for k, v in options.items() if isinstance(v, (int, float)) and
-                          not isinstance(v, bool)) or "its options"
+        shown = (
+            ", ".join(
+                f"model.{k}={v!r}"
+                for k, v in options.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            )
+            or "its options"
+        )
         nparams = sum(p.numel() for p in model.parameters())
         raise ConfigError(
             f"{what} with {shown} has {nparams:.3g} parameters: {_human_bytes(nbytes)} of weights, about "
@@ -245,13 +259,17 @@ def probe_model(model: Any, splits: DatasetSplits, key: str, samples: int = 2) -
             feats = model.encode(inputs)
             if not isinstance(feats, torch.Tensor) or feats.dim() != 3 or tuple(feats.shape[:2]) != (n, m):
                 got = list(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__
-                raise UserCodeError(f"{key}: encode(inputs) returned {got}; expected [B, M, D] = [{n}, {m}, D] "
-                                    f"(one feature row per modality: {', '.join(splits.train.modalities)})")
+                raise UserCodeError(
+                    f"{key}: encode(inputs) returned {got}; expected [B, M, D] = [{n}, {m}, D] "
+                    f"(one feature row per modality: {', '.join(splits.train.modalities)})"
+                )
             logits = model.fuse(feats)
             if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (n, c):
                 got = list(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-                raise UserCodeError(f"{key}: fuse(features) returned {got}; expected logits [B, C] = [{n}, {c}] "
-                                    f"(B samples, C = {c} classes of the data)")
+                raise UserCodeError(
+                    f"{key}: fuse(features) returned {got}; expected logits [B, C] = [{n}, {c}] "
+                    f"(B samples, C = {c} classes of the data)"
+                )
     finally:
         for mod, flag in modes:
             mod.training = flag

@@ -95,7 +95,9 @@ def contract_model(pl_module: nn.Module) -> Any:
     )
 
 
-def resampling_loss(model: Any, feats: Tensor, logits: Tensor, batch: Mapping[str, Any], normalize: str = "batch") -> Tensor:
+def resampling_loss(
+    model: Any, feats: Tensor, logits: Tensor, batch: Mapping[str, Any], normalize: str = "batch"
+) -> Tensor:
     """The loss hook of the re-sampling callbacks: mean cross-entropy of ``logits [B, C]``, plus the
     ``weighted`` execution's copies-weighted unimodal terms when ``batch`` has ``"copies"``
     (:func:`~mmcoop.enhance.weighted_unit_loss`)."""
@@ -107,8 +109,10 @@ def resampling_loss(model: Any, feats: Tensor, logits: Tensor, batch: Mapping[st
 def _base_dataset(loader: Any) -> Dataset:
     ds = getattr(loader, "dataset", None)
     if ds is None:
-        raise ConfigError(f"the training dataloader ({type(loader).__name__}) has no .dataset; the re-sampling "
-                          "callbacks need a DataLoader over a map-style Dataset of dict items")
+        raise ConfigError(
+            f"the training dataloader ({type(loader).__name__}) has no .dataset; the re-sampling "
+            "callbacks need a DataLoader over a map-style Dataset of dict items"
+        )
     return ds.base if isinstance(ds, ResampledDataset) else ds
 
 
@@ -149,8 +153,15 @@ class ModalityValuation(pl.Callback):
         tables: ``{epoch (1-based): ValuationTable}`` of the valuations made.
     """
 
-    def __init__(self, dataset: Dataset | None = None, split: str = "val", every_n_epochs: int = 1,
-                 value: str = "paper", batch_size: int = 128, dirpath: str | Path | bool | None = None) -> None:
+    def __init__(
+        self,
+        dataset: Dataset | None = None,
+        split: str = "val",
+        every_n_epochs: int = 1,
+        value: str = "paper",
+        batch_size: int = 128,
+        dirpath: str | Path | bool | None = None,
+    ) -> None:
         if split not in ("train", "val"):
             raise ConfigError(f"ModalityValuation: split must be 'train' or 'val', got {split!r}")
         if int(every_n_epochs) < 1:
@@ -173,8 +184,15 @@ class ModalityValuation(pl.Callback):
         if epoch % self.every:
             return
         t0 = time.perf_counter()
-        table = valuate_dataset(contract_model(pl_module), self._data(trainer), batch_size=self.batch_size,
-                                value=self.value, device=pl_module.device, distributed=True, split=self.split)
+        table = valuate_dataset(
+            contract_model(pl_module),
+            self._data(trainer),
+            batch_size=self.batch_size,
+            value=self.value,
+            device=pl_module.device,
+            distributed=True,
+            split=self.split,
+        )
         table.info.update({"epoch": epoch - 1})
         seconds = time.perf_counter() - t0
         self.tables[epoch] = table
@@ -192,8 +210,13 @@ class ModalityValuation(pl.Callback):
 class _Resampling(pl.Callback):
     """Shared machinery: plan at the end of each epoch for the next one, swap the training dataloader."""
 
-    def __init__(self, resampler: Resampler, execution: str = "duplicate", normalize: str = "batch",
-                 batch_size: int | None = None) -> None:
+    def __init__(
+        self,
+        resampler: Resampler,
+        execution: str = "duplicate",
+        normalize: str = "batch",
+        batch_size: int | None = None,
+    ) -> None:
         if execution not in EXECUTIONS:
             raise ConfigError(f"execution={execution!r} is not valid; valid values: {', '.join(EXECUTIONS)}")
         self.resampler, self.execution, self.normalize = resampler, execution, normalize
@@ -218,8 +241,10 @@ class _Resampling(pl.Callback):
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         original = trainer.fit_loop._data_source.dataloader()
         self._base = _base_dataset(original)
-        self._loader_kwargs = {"batch_size": self.batch_size or getattr(original, "batch_size", None) or 1,
-                               "num_workers": getattr(original, "num_workers", 0)}
+        self._loader_kwargs = {
+            "batch_size": self.batch_size or getattr(original, "batch_size", None) or 1,
+            "num_workers": getattr(original, "num_workers", 0),
+        }
         trainer.reload_dataloaders_every_n_epochs = 1  # a new dataset every epoch
         self._install(trainer, pl_module, trainer.current_epoch)
 
@@ -227,8 +252,9 @@ class _Resampling(pl.Callback):
         epoch = trainer.current_epoch
         plan, table = self.plans.get(epoch), self.resampler.last_table
         if plan is not None:  # what this epoch trained on
-            values: dict[str, float] = {f"copies/{m}": float(c) for m, c in
-                                        zip(plan.modalities or [], plan.units_per_modality().tolist())}
+            values: dict[str, float] = {
+                f"copies/{m}": float(c) for m, c in zip(plan.modalities or [], plan.units_per_modality().tolist())
+            }
             if table is not None and self.resampler.plan_epoch == epoch:
                 values.update({f"contribution/{m}": v for m, v in table.mean_contribution().items()})
                 values["time/valuation_s"] = self.resampler.last_seconds
@@ -259,8 +285,13 @@ class SampleLevelResampling(_Resampling):
         >>> trainer = pl.Trainer(max_epochs=10, callbacks=[SampleLevelResampling(warmup=5)])
     """
 
-    def __init__(self, execution: str = "duplicate", normalize: str = "batch", train_batch_size: int | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        execution: str = "duplicate",
+        normalize: str = "batch",
+        train_batch_size: int | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(SampleLevelResampler(**options), execution, normalize, train_batch_size)
 
 
@@ -273,10 +304,14 @@ class ModalityLevelResampling(_Resampling):
         execution, normalize, train_batch_size: see :class:`SampleLevelResampling`.
     """
 
-    def __init__(self, execution: str = "duplicate", normalize: str = "batch", train_batch_size: int | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        execution: str = "duplicate",
+        normalize: str = "batch",
+        train_batch_size: int | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(ModalityLevelResampler(**options), execution, normalize, train_batch_size)
 
 
-__all__ = ["ModalityValuation", "SampleLevelResampling", "ModalityLevelResampling", "contract_model",
-           "resampling_loss"]
+__all__ = ["ModalityValuation", "SampleLevelResampling", "ModalityLevelResampling", "contract_model", "resampling_loss"]

@@ -45,10 +45,18 @@ from mmcoop.utils.rundir import METRICS_CSV, TENSORBOARD_DIR, WANDB_DIR, append_
 
 #: metrics-record key -> scalar tag; keys ending in ``_`` are prefixes followed by a modality name.
 SCALAR_TAGS: tuple[tuple[str, str], ...] = (
-    ("train_loss", "loss/train"), ("val_loss", "loss/val"), ("train_acc", "acc/train"), ("val_acc", "acc/val"),
-    ("val_f1", "f1/val"), ("lr", "lr"), ("time_valuation_s", "time/valuation_s"), ("time_train_s", "time/train_s"),
+    ("train_loss", "loss/train"),
+    ("val_loss", "loss/val"),
+    ("train_acc", "acc/train"),
+    ("val_acc", "acc/val"),
+    ("val_f1", "f1/val"),
+    ("lr", "lr"),
+    ("time_valuation_s", "time/valuation_s"),
+    ("time_train_s", "time/train_s"),
     ("seconds", "time/epoch_s"),
-    ("val_acc_", "acc_alone/"), ("contrib_", "contribution/"), ("copies_", "copies/"),
+    ("val_acc_", "acc_alone/"),
+    ("contrib_", "contribution/"),
+    ("copies_", "copies/"),
     ("resample_ratio_", "resample_ratio/"),
 )
 
@@ -66,7 +74,7 @@ def scalars(record: dict[str, Any]) -> dict[str, float]:
             continue
         for src, tag in SCALAR_TAGS:
             if src.endswith("_") and key.startswith(src) and key != src.rstrip("_"):
-                out[tag + key[len(src):]] = float(value)
+                out[tag + key[len(src) :]] = float(value)
                 break
             if key == src:
                 out[tag] = float(value)
@@ -232,8 +240,11 @@ class WandbLogger(Logger):
         self.wandb = wandb
         (self.log_dir / WANDB_DIR).parent.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
-            dir=str(self.log_dir), project=os.environ.get("WANDB_PROJECT", "mmcoop"), name=self.log_dir.name,
-            config=self.config, mode=os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]
+            dir=str(self.log_dir),
+            project=os.environ.get("WANDB_PROJECT", "mmcoop"),
+            name=self.log_dir.name,
+            config=self.config,
+            mode=os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]
             reinit="finish_previous",
         )
         self._pending: dict[str, Any] = {}
@@ -309,5 +320,17 @@ def build_loggers(names: list[str], log_dir: str | os.PathLike, config: dict[str
     return [LOGGERS.get(n)(log_dir, config) for n in names if not LOGGERS.get(n).written_by_run]
 
 
-__all__ = ["LOGGERS", "Logger", "SCALAR_TAGS", "scalars", "register_logger", "check_loggers", "build_loggers",
-           "JsonlLogger", "CsvLogger", "TensorBoardLogger", "WandbLogger", "MlflowLogger"]
+__all__ = [
+    "LOGGERS",
+    "Logger",
+    "SCALAR_TAGS",
+    "scalars",
+    "register_logger",
+    "check_loggers",
+    "build_loggers",
+    "JsonlLogger",
+    "CsvLogger",
+    "TensorBoardLogger",
+    "WandbLogger",
+    "MlflowLogger",
+]

@@ -92,11 +92,13 @@ def fit_length(x: np.ndarray, length: int) -> np.ndarray:
     n = x.shape[0]
     if n >= length:
         start = (n - length) // 2
-        return x[start:start + length]
+        return x[start : start + length]
     return np.pad(x, (0, length - n))
 
 
-def log_stft(x: Tensor | np.ndarray, n_fft: int, hop_length: int, eps: float = 1e-7, pad_mode: str = "reflect") -> Tensor:
+def log_stft(
+    x: Tensor | np.ndarray, n_fft: int, hop_length: int, eps: float = 1e-7, pad_mode: str = "reflect"
+) -> Tensor:
     """``log(|STFT(x)| + eps)``: the package's one short-time Fourier transform.
 
     Periodic Hann window of ``n_fft`` samples, frames centred on ``t * hop_length`` with
@@ -120,8 +122,15 @@ def log_stft(x: Tensor | np.ndarray, n_fft: int, hop_length: int, eps: float = 1
         torch.Size([129, 63])
     """
     t = x.float() if isinstance(x, Tensor) else torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    spec = torch.stft(t, n_fft=n_fft, hop_length=hop_length, window=torch.hann_window(n_fft), center=True,
-                      pad_mode=pad_mode, return_complex=True)
+    spec = torch.stft(
+        t,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        window=torch.hann_window(n_fft),
+        center=True,
+        pad_mode=pad_mode,
+        return_complex=True,
+    )
     mag = spec.abs()
     return torch.log1p(mag) if eps == 1.0 else torch.log(mag + eps)
 
@@ -148,7 +157,7 @@ def log_spectrogram(
     """
     outs = []
     for i in range(0, waves.shape[0], chunk):
-        spec = log_stft(waves[i:i + chunk], n_fft, hop_length, eps=1.0)  # [n, n_fft//2+1, T]
+        spec = log_stft(waves[i : i + chunk], n_fft, hop_length, eps=1.0)  # [n, n_fft//2+1, T]
         if freq_bins is not None and freq_bins < spec.shape[1]:
             spec = torch.nn.functional.adaptive_avg_pool1d(spec.transpose(1, 2), freq_bins).transpose(1, 2)
         outs.append(spec.unsqueeze(1).contiguous())
@@ -167,8 +176,15 @@ class _KaiserParams(TypedDict):
 KAISER_BEST: _KaiserParams = {"num_zeros": 32, "rolloff": 0.9475937167399596, "beta": 14.769656459379492}
 
 
-def resample(x: np.ndarray, orig_rate: int, new_rate: int, num_zeros: int = KAISER_BEST["num_zeros"],
-             rolloff: float = KAISER_BEST["rolloff"], beta: float = KAISER_BEST["beta"], chunk: int = 8192) -> np.ndarray:
+def resample(
+    x: np.ndarray,
+    orig_rate: int,
+    new_rate: int,
+    num_zeros: int = KAISER_BEST["num_zeros"],
+    rolloff: float = KAISER_BEST["rolloff"],
+    beta: float = KAISER_BEST["beta"],
+    chunk: int = 8192,
+) -> np.ndarray:
     """Band-limited resampling with a Kaiser-windowed sinc filter.
 
     Output sample ``n`` sits at input time ``t = n * orig / new`` and is
@@ -208,5 +224,5 @@ def resample(x: np.ndarray, orig_rate: int, new_rate: int, num_zeros: int = KAIS
         u = (d / half).clamp(-1.0, 1.0)
         win = torch.special.i0(beta * torch.sqrt(1.0 - u * u)) / i0_beta
         h = cutoff * torch.sinc(cutoff * d) * win * (d.abs() <= half)
-        out[s:s + len(n)] = (padded[k + width + 1] * h).sum(1)
+        out[s : s + len(n)] = (padded[k + width + 1] * h).sum(1)
     return out.float().numpy()

@@ -52,11 +52,9 @@ class ModalityLoader(Protocol):
 
     spec: ModalitySpec
 
-    def load(self, path: Any, train: bool, gen: torch.Generator | None) -> Tensor:
-        ...
+    def load(self, path: Any, train: bool, gen: torch.Generator | None) -> Tensor: ...
 
-    def finish(self, batch: Tensor) -> Tensor:
-        ...
+    def finish(self, batch: Tensor) -> Tensor: ...
 
 
 class ClipSource:
@@ -72,8 +70,16 @@ class ClipSource:
         info: provenance (index file, listed/missing counts, options).
     """
 
-    def __init__(self, name: str, split: str, clips: Sequence[Clip], num_classes: int,
-                 loaders: dict[str, ModalityLoader], classes: Sequence[str] = (), info: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        split: str,
+        clips: Sequence[Clip],
+        num_classes: int,
+        loaders: dict[str, ModalityLoader],
+        classes: Sequence[str] = (),
+        info: dict[str, Any] | None = None,
+    ) -> None:
         self.name = name
         self.split = split
         self.clips = list(clips)
@@ -83,8 +89,10 @@ class ClipSource:
         self.info = dict(info or {})
         self._labels = torch.tensor([c.label for c in self.clips], dtype=torch.long)
         if len(self._labels) and (int(self._labels.min()) < 0 or int(self._labels.max()) >= self.num_classes):
-            raise DataError(f"{name} {split}: labels span [{int(self._labels.min())}, {int(self._labels.max())}] "
-                            f"but num_classes={self.num_classes}; fix the split file or pass num_classes")
+            raise DataError(
+                f"{name} {split}: labels span [{int(self._labels.min())}, {int(self._labels.max())}] "
+                f"but num_classes={self.num_classes}; fix the split file or pass num_classes"
+            )
 
     @property
     def specs(self) -> list[ModalitySpec]:
@@ -115,7 +123,9 @@ class ClipSource:
         """int64 ``[N]`` class of every clip (no decoding)."""
         return self._labels.clone()
 
-    def fetch(self, rows: Tensor | Sequence[int], train: bool, generator: torch.Generator | None = None) -> dict[str, Any]:
+    def fetch(
+        self, rows: Tensor | Sequence[int], train: bool, generator: torch.Generator | None = None
+    ) -> dict[str, Any]:
         """Decode clips ``rows`` (int64 ``[B]``).
 
         Args:

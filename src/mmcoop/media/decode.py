@@ -25,7 +25,6 @@ from mmcoop.errors import DataError
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".webm", ".flv", ".mov", ".m4v", ".mpg", ".mpeg")
 
 
-
 @dataclass
 class DecodedClip:
     """What :func:`decode_clip` returns.

@@ -46,8 +46,9 @@ def _hz_to_mel(f: Tensor | float) -> Tensor | float:
     return 1127.0 * math.log1p(f / 700.0)
 
 
-def kaldi_mel_banks(num_bins: int, n_fft: int, sample_rate: float, low_freq: float = 20.0,
-                    high_freq: float = 0.0) -> Tensor:
+def kaldi_mel_banks(
+    num_bins: int, n_fft: int, sample_rate: float, low_freq: float = 20.0, high_freq: float = 0.0
+) -> Tensor:
     """Kaldi's triangular mel filterbank (``htk_compat``, no VTLN warp).
 
     Kaldi's ``MelBanks``: ``num_bins`` triangles equally spaced on the mel scale between
@@ -70,8 +71,15 @@ def kaldi_mel_banks(num_bins: int, n_fft: int, sample_rate: float, low_freq: flo
     return torch.cat([banks, banks.new_zeros(1, num_bins)]).float()
 
 
-def kaldi_fbank(wave: Tensor, sample_rate: int, num_mel_bins: int = 128, frame_length_ms: float = 25.0,
-                frame_shift_ms: float = 10.0, preemphasis: float = 0.97, low_freq: float = 20.0) -> Tensor:
+def kaldi_fbank(
+    wave: Tensor,
+    sample_rate: int,
+    num_mel_bins: int = 128,
+    frame_length_ms: float = 25.0,
+    frame_shift_ms: float = 10.0,
+    preemphasis: float = 0.97,
+    low_freq: float = 20.0,
+) -> Tensor:
     """Log mel filterbank energies as Kaldi ``compute-fbank-feats`` computes them.
 
     The options are those of ``torchaudio.compliance.kaldi.fbank`` as called by OGM-GE
@@ -95,7 +103,9 @@ def kaldi_fbank(wave: Tensor, sample_rate: int, num_mel_bins: int = 128, frame_l
     win = int(sample_rate * frame_length_ms * 0.001)
     shift = int(sample_rate * frame_shift_ms * 0.001)
     if wave.shape[-1] < win:
-        raise DataError(f"audio too short for a filterbank: {wave.shape[-1]} samples < one {frame_length_ms} ms frame ({win})")
+        raise DataError(
+            f"audio too short for a filterbank: {wave.shape[-1]} samples < one {frame_length_ms} ms frame ({win})"
+        )
     n_fft = 1 << (win - 1).bit_length()
     frames = wave.float().unfold(-1, win, shift)  # [..., m, win]
     frames = frames - frames.mean(-1, keepdim=True)
@@ -107,8 +117,13 @@ def kaldi_fbank(wave: Tensor, sample_rate: int, num_mel_bins: int = 128, frame_l
 
 
 @SPECTROGRAMS.register("ks-fbank")
-def ks_fbank(wave: Tensor, sample_rate: int = 16000, target_frames: int = 1024,
-             norm_mean: float = -4.503877, norm_std: float = 5.141276) -> Tensor:
+def ks_fbank(
+    wave: Tensor,
+    sample_rate: int = 16000,
+    target_frames: int = 1024,
+    norm_mean: float = -4.503877,
+    norm_std: float = 5.141276,
+) -> Tensor:
     """Kinetics-Sounds spectrogram of OGM-GE ``data/KineticSound/process_audio.py``.
 
     ``wave - mean(wave)`` -> :func:`kaldi_fbank` (128 mel bins) -> zero rows appended or
@@ -146,7 +161,7 @@ def vggsound_stft(wave: Tensor, sample_rate: int = 16000, seconds: float = 5.0, 
     while wave.shape[-1] / sample_rate < 10.0:
         wave = torch.cat([wave, wave], dim=-1)
     start = int(round(offset_s * sample_rate))
-    seg = wave[..., start:start + int(sample_rate * seconds)].clamp(-1.0, 1.0)
+    seg = wave[..., start : start + int(sample_rate * seconds)].clamp(-1.0, 1.0)
     return log_stft(seg, 256, 128, pad_mode="constant")
 
 
@@ -173,15 +188,16 @@ def tukey_window(n: int, alpha: float = 0.25) -> Tensor:
     k = torch.arange(m, dtype=torch.float64)
     width = int(math.floor(alpha * (m - 1) / 2.0))
     w = torch.ones(m, dtype=torch.float64)
-    lo, hi = k[: width + 1], k[m - width - 1:]
+    lo, hi = k[: width + 1], k[m - width - 1 :]
     w[: width + 1] = 0.5 * (1 + torch.cos(math.pi * (-1 + 2.0 * lo / alpha / (m - 1))))
-    w[m - width - 1:] = 0.5 * (1 + torch.cos(math.pi * (-2.0 / alpha + 1 + 2.0 * hi / alpha / (m - 1))))
+    w[m - width - 1 :] = 0.5 * (1 + torch.cos(math.pi * (-2.0 / alpha + 1 + 2.0 * hi / alpha / (m - 1))))
     return w[:n]
 
 
 @SPECTROGRAMS.register("ave-psd")
-def ave_psd(wave: Tensor, sample_rate: int = 22050, length: int = 160000, nperseg: int = 512,
-            noverlap: int = 353) -> Tensor:
+def ave_psd(
+    wave: Tensor, sample_rate: int = 22050, length: int = 160000, nperseg: int = 512, noverlap: int = 353
+) -> Tensor:
     """AVE spectrogram of OGM-GE ``pre-processing/obtain_audio_spectrogram.py`` (``audio_extract``).
 
     Waveform at 22,050 Hz (``librosa.load`` default rate) tiled 10 times and cut to

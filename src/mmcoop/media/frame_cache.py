@@ -69,13 +69,17 @@ def frame_cache_path(source: ClipSource, modality: str, size: int) -> Path:
     path, in order) and the size.
     """
     folders = [str(Path(c.paths[modality]).resolve()) for c in source.clips]
-    key = hashlib.sha256(json.dumps({"dataset": source.name, "split": source.split, "modality": modality,
-                                     "folders": folders, "size": int(size)}).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        json.dumps(
+            {"dataset": source.name, "split": source.split, "modality": modality, "folders": folders, "size": int(size)}
+        ).encode()
+    ).hexdigest()[:16]
     return cache_dir() / CACHE_SUBDIR / f"{source.name}-{source.split}-{modality}-{int(size)}px-{key}"
 
 
-def build_frame_cache(source: ClipSource, modality: str, workers: int | None = None,
-                      progress: bool | None = None) -> FrameCache:
+def build_frame_cache(
+    source: ClipSource, modality: str, workers: int | None = None, progress: bool | None = None
+) -> FrameCache:
     """Build (or open) the eval-resolution frame cache of one frame modality of ``source``.
 
     Args:
@@ -98,8 +102,15 @@ def build_frame_cache(source: ClipSource, modality: str, workers: int | None = N
     workers = workers if workers is not None else min(8, os.cpu_count() or 1)
     progress = sys.stderr.isatty() if progress is None else progress
     with FileLock(str(path) + ".lock"):
-        return FrameCache.build(None, source.ids, path, size=(size, size), workers=workers, progress=progress,
-                                folders=[c.paths[modality] for c in source.clips])
+        return FrameCache.build(
+            None,
+            source.ids,
+            path,
+            size=(size, size),
+            workers=workers,
+            progress=progress,
+            folders=[c.paths[modality] for c in source.clips],
+        )
 
 
 class CachedClipSource:
@@ -125,8 +136,10 @@ class CachedClipSource:
                 raise DataError(f"frame cache given for {name!r}, which is not a frame-folder modality of {source!r}")
             s = int(loader.image_size)
             if len(cache) != len(source) or cache.frame_hw != (s, s) or cache.clips != source.ids:
-                raise DataError(f"frame cache {cache.path} ({len(cache)} clips of {cache.frame_hw}) does not match "
-                                f"{source!r} at {s}x{s}; delete it and load the dataset again")
+                raise DataError(
+                    f"frame cache {cache.path} ({len(cache)} clips of {cache.frame_hw}) does not match "
+                    f"{source!r} at {s}x{s}; delete it and load the dataset again"
+                )
         self.source = source
         self.caches = dict(caches)
         self.info = {**source.info, "frame_cache": {k: str(c.path) for k, c in self.caches.items()}}
@@ -163,7 +176,9 @@ class CachedClipSource:
         """int64 ``[N]`` class of every clip."""
         return self.source.labels()
 
-    def fetch(self, rows: Tensor | Sequence[int], train: bool, generator: torch.Generator | None = None) -> dict[str, Any]:
+    def fetch(
+        self, rows: Tensor | Sequence[int], train: bool, generator: torch.Generator | None = None
+    ) -> dict[str, Any]:
         """Clips ``rows`` (int64 ``[B]``) as ``{"inputs": {modality: Tensor[B, *shape]}, "label": int64[B]}``.
 
         Frame modalities: one cache gather + batched transforms; ``.npy`` spectrograms:
@@ -184,21 +199,27 @@ class CachedClipSource:
         return {"inputs": inputs, "label": self.source.labels()[idx]}
 
     # -- modalities ---------------------------------------------------------------------
-    def _frames(self, name: str, loader: FrameFolder, idx: Tensor, train: bool,
-                generator: torch.Generator | None) -> Tensor:
+    def _frames(
+        self, name: str, loader: FrameFolder, idx: Tensor, train: bool, generator: torch.Generator | None
+    ) -> Tensor:
         """float32 ``[B, T, 3, S, S]`` from the cache: chosen frames, then the eval or train transform."""
         cache = self.caches[name]
         size = int(loader.image_size)
-        pos = segment_frames(cache.num_frames[idx], loader.num_frames, train, generator, loader.train_choice,
-                             loader.eval_choice)
+        pos = segment_frames(
+            cache.num_frames[idx], loader.num_frames, train, generator, loader.train_choice, loader.eval_choice
+        )
         frames = cache.gather(idx, pos + 1)  # uint8 [B, T, 3, S, S]
         mean, std = loader.mean, loader.std
         if not train:
-            return normalize_frames(frames, mean, std) if mean is not None and std is not None \
+            return (
+                normalize_frames(frames, mean, std)
+                if mean is not None and std is not None
                 else frames.to(torch.float32).div_(255)
+            )
         if loader.crop == "random-resized":
-            out = random_resized_crop_batch(frames, generator, cache.orig_hw[idx], size=size,
-                                            flip_p=0.5 if loader.flip else 0.0, normalize=False)
+            out = random_resized_crop_batch(
+                frames, generator, cache.orig_hw[idx], size=size, flip_p=0.5 if loader.flip else 0.0, normalize=False
+            )
         else:  # the cached frame is the plain resize; then the per-frame flip
             out = frames.to(torch.float32).div_(255)
             if loader.flip:
@@ -222,8 +243,12 @@ class CachedClipSource:
                     arr = np.load(path, mmap_mode="r")
                 except Exception:  # noqa: BLE001 - the reader's load below names the problem
                     arr = None
-            if arr is None or arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number) \
-                    or tuple(arr.shape) != tuple(loader.shape):
+            if (
+                arr is None
+                or arr.ndim != 2
+                or not np.issubdtype(arr.dtype, np.number)
+                or tuple(arr.shape) != tuple(loader.shape)
+            ):
                 arr = loader.load(path, False, None)[0].numpy()  # raises the reader's DataError for bad files
             out[k, 0] = arr
         return torch.from_numpy(out)
@@ -251,13 +276,19 @@ def cache_sources(sources: dict[str, Any], workers: int | None = None, progress:
         caches = {m: build_frame_cache(src, m, workers, progress) for m in mods} if len(src) else {}
         out[split] = CachedClipSource(src, caches) if caches else src
     if not found:
-        raise ConfigError("dataset_options.frame_cache: this dataset has no RGB frame-folder modality to cache; "
-                          "remove the option")
+        raise ConfigError(
+            "dataset_options.frame_cache: this dataset has no RGB frame-folder modality to cache; remove the option"
+        )
     return out
 
 
-def uint8_frame_transforms(modalities: Sequence[str], size: int = 224, flip_p: float = 0.5,
-                           mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Transforms:
+def uint8_frame_transforms(
+    modalities: Sequence[str],
+    size: int = 224,
+    flip_p: float = 0.5,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> Transforms:
     """Batched train/eval transforms for uint8 frames held in memory or on the GPU (a cache-like tensor).
 
     For a :class:`~mmcoop.data.tensor_source.TensorSource` whose frame modalities are stored
@@ -282,11 +313,12 @@ def uint8_frame_transforms(modalities: Sequence[str], size: int = 224, flip_p: f
     names = list(modalities)
 
     def train(inputs: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {k: random_resized_crop_batch(v, None, size=size, flip_p=flip_p, mean=mean, std=std) if k in names else v
-                for k, v in inputs.items()}
+        return {
+            k: random_resized_crop_batch(v, None, size=size, flip_p=flip_p, mean=mean, std=std) if k in names else v
+            for k, v in inputs.items()
+        }
 
     def evaluate(inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         return {k: normalize_frames(v, mean, std) if k in names else v for k, v in inputs.items()}
 
     return Transforms(train, evaluate)
-

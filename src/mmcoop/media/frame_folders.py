@@ -82,8 +82,12 @@ class FrameFolder(_Frames):
     def load(self, path: Path, train: bool, gen: torch.Generator | None) -> Tensor:
         files = list_frames(path, self.layout)
         idx = frame_indices(len(files), self.num_frames, train, gen, self.train_choice, self.eval_choice)
-        frames = [transform_group([open_image(files[i], "RGB", self.layout)], self.image_size, train, gen,
-                                  self.crop, self.flip)[0] for i in idx]
+        frames = [
+            transform_group(
+                [open_image(files[i], "RGB", self.layout)], self.image_size, train, gen, self.crop, self.flip
+            )[0]
+            for i in idx
+        ]
         return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -107,8 +111,14 @@ class FlowFolders(_Frames):
         idx = frame_indices(n, self.num_frames, train, gen, self.train_choice, self.eval_choice)
         frames = []
         for i in idx:
-            u, v = transform_group([open_image(u_files[i], "L", self.layout), open_image(v_files[i], "L", self.layout)],
-                                   self.image_size, train, gen, self.crop, self.flip)
+            u, v = transform_group(
+                [open_image(u_files[i], "L", self.layout), open_image(v_files[i], "L", self.layout)],
+                self.image_size,
+                train,
+                gen,
+                self.crop,
+                self.flip,
+            )
             frames.append(np.concatenate([u, v], axis=2))
         return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
 
@@ -117,8 +127,10 @@ def check_frame_options(num_frames: int, image_size: int, train_choice: str, eva
     """Validate frame options (a :class:`DataError` names the bad value and the valid ones)."""
     if int(num_frames) < 1 or int(image_size) < 1:
         raise DataError(f"num_frames and image_size must be >= 1, got {num_frames} and {image_size}")
-    for key, value, valid in (("train_frames", train_choice, TRAIN_CHOICES),
-                              ("eval_frames", eval_choice, EVAL_CHOICES),
-                              ("train_crop", crop, ("random-resized", "resize"))):
+    for key, value, valid in (
+        ("train_frames", train_choice, TRAIN_CHOICES),
+        ("eval_frames", eval_choice, EVAL_CHOICES),
+        ("train_crop", crop, ("random-resized", "resize")),
+    ):
         if value not in valid:
             raise DataError(f"{key} must be one of {', '.join(valid)}; got {value!r}")

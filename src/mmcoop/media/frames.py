@@ -82,8 +82,14 @@ TRAIN_CHOICES: tuple[str, ...] = ("random", "fixed", "ks-official")
 EVAL_CHOICES: tuple[str, ...] = ("centre", "start", "ks-official")
 
 
-def segment_frames(num_files: Tensor, num: int = 3, train: bool = False, generator: torch.Generator | None = None,
-                   train_choice: TrainChoice = "ks-official", eval_choice: EvalChoice = "ks-official") -> Tensor:
+def segment_frames(
+    num_files: Tensor,
+    num: int = 3,
+    train: bool = False,
+    generator: torch.Generator | None = None,
+    train_choice: TrainChoice = "ks-official",
+    eval_choice: EvalChoice = "ks-official",
+) -> Tensor:
     """0-based indices of the ``num`` frames taken from each clip's ``n`` sorted frames, for a batch of clips.
 
     The one frame-choice rule of the package (the readers' per-item decode and the
@@ -157,8 +163,9 @@ def segment_frames(num_files: Tensor, num: int = 3, train: bool = False, generat
     return picked
 
 
-def segment_frame_numbers(num_files: Tensor, pick: int = 3, train: bool = False,
-                          generator: torch.Generator | None = None) -> Tensor:
+def segment_frame_numbers(
+    num_files: Tensor, pick: int = 3, train: bool = False, generator: torch.Generator | None = None
+) -> Tensor:
     """1-based frame numbers the official KS loader opens, for a batch of clips.
 
     :func:`segment_frames` with ``ks-official`` choices, plus one.
@@ -175,8 +182,14 @@ def segment_frame_numbers(num_files: Tensor, pick: int = 3, train: bool = False,
     return segment_frames(num_files, pick, train, generator, "ks-official", "ks-official") + 1
 
 
-def frame_indices(n: int, num: int, train: bool, gen: torch.Generator | None = None,
-                  train_choice: TrainChoice = "random", eval_choice: EvalChoice = "centre") -> list[int]:
+def frame_indices(
+    n: int,
+    num: int,
+    train: bool,
+    gen: torch.Generator | None = None,
+    train_choice: TrainChoice = "random",
+    eval_choice: EvalChoice = "centre",
+) -> list[int]:
     """0-based indices of the ``num`` frames taken from ``n`` sorted frames of one clip.
 
     One clip of :func:`mmcoop.media.frames.segment_frames`, the package's one frame-choice
@@ -255,11 +268,17 @@ class FrameCache:
         try:
             index = json.loads(index_file.read_text())
         except FileNotFoundError:
-            raise DataError(f"no frame cache at {self.path} ({self.INDEX_FILE} missing); build it with FrameCache.build") from None
+            raise DataError(
+                f"no frame cache at {self.path} ({self.INDEX_FILE} missing); build it with FrameCache.build"
+            ) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DataError(f"corrupt frame cache index {index_file} ({e}); delete {self.path} and rebuild it") from None
+            raise DataError(
+                f"corrupt frame cache index {index_file} ({e}); delete {self.path} and rebuild it"
+            ) from None
         if index.get("version") != self.VERSION:
-            raise DataError(f"frame cache {self.path} has version {index.get('version')}, expected {self.VERSION}; rebuild it")
+            raise DataError(
+                f"frame cache {self.path} has version {index.get('version')}, expected {self.VERSION}; rebuild it"
+            )
         self.index = index
         self.clips: list[str] = list(index["clips"])
         self.num_frames = torch.tensor(index["num_frames"], dtype=torch.long)
@@ -271,8 +290,10 @@ class FrameCache:
         expected = self.offset + int(np.prod(self.shape))
         data = self.path / self.DATA_FILE
         if not data.is_file() or data.stat().st_size != expected:
-            raise DataError(f"frame cache data {data} is missing or has the wrong size (expected {expected} bytes); "
-                            f"delete {self.path} and rebuild it")
+            raise DataError(
+                f"frame cache data {data} is missing or has the wrong size (expected {expected} bytes); "
+                f"delete {self.path} and rebuild it"
+            )
         self._mm: mmap.mmap | None = None
         self._arr: np.ndarray | None = None
 
@@ -326,8 +347,10 @@ class FrameCache:
             bad = (fn < 1) | (fn > self.num_frames[idx].unsqueeze(1))
             if bool(bad.any()):
                 b = int(bad.any(1).nonzero()[0, 0])
-                raise DataError(f"clip {self.clips[int(idx[b])]!r} has {int(self.num_frames[idx[b]])} cached frames; "
-                                f"frame numbers {fn[b].tolist()} requested (cache {self.path})")
+                raise DataError(
+                    f"clip {self.clips[int(idx[b])]!r} has {int(self.num_frames[idx[b]])} cached frames; "
+                    f"frame numbers {fn[b].tolist()} requested (cache {self.path})"
+                )
             slots = fn - 1
         arr = self.array()
         out = torch.from_numpy(arr[idx.numpy()[:, None], slots.numpy()])
@@ -335,9 +358,17 @@ class FrameCache:
             self.release()
         return out
 
-    def batch(self, clips: Tensor | Sequence[int], train: bool, generator: torch.Generator | None = None,
-              device: torch.device | str | None = None, pick: int = 3, size: int = 224,
-              train_choice: TrainChoice = "ks-official", eval_choice: EvalChoice = "ks-official") -> Tensor:
+    def batch(
+        self,
+        clips: Tensor | Sequence[int],
+        train: bool,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        pick: int = 3,
+        size: int = 224,
+        train_choice: TrainChoice = "ks-official",
+        eval_choice: EvalChoice = "ks-official",
+    ) -> Tensor:
         """The visual input of a batch as the official KS loader builds it, from the cache.
 
         Frames chosen by :func:`segment_frames` over each clip's cached frames; eval:
@@ -355,15 +386,26 @@ class FrameCache:
         if train:
             return random_resized_crop_batch(frames, generator, self.orig_hw[idx], size=size)
         if self.frame_hw != (size, size):
-            raise DataError(f"frame cache {self.path} holds {self.frame_hw} frames; the eval transform needs "
-                            f"({size}, {size}): build it with size=({size}, {size})")
+            raise DataError(
+                f"frame cache {self.path} holds {self.frame_hw} frames; the eval transform needs "
+                f"({size}, {size}): build it with size=({size}, {size})"
+            )
         return normalize_frames(frames)
 
     # building ---------------------------------------------------------------------------
     @classmethod
-    def build(cls, visual_root: str | os.PathLike | None, clip_ids: Sequence[str], path: str | os.PathLike, *,
-              size: tuple[int, int] | None = (224, 224), max_frames: int | None = None, workers: int = 2,
-              progress: bool = False, folders: Sequence[str | os.PathLike] | None = None) -> "FrameCache":
+    def build(
+        cls,
+        visual_root: str | os.PathLike | None,
+        clip_ids: Sequence[str],
+        path: str | os.PathLike,
+        *,
+        size: tuple[int, int] | None = (224, 224),
+        max_frames: int | None = None,
+        workers: int = 2,
+        progress: bool = False,
+        folders: Sequence[str | os.PathLike] | None = None,
+    ) -> "FrameCache":
         """Decode ``<visual_root>/<clip>/*.jpg`` for ``clip_ids`` into a cache at ``path``.
 
         Each frame is decoded with PIL, converted to RGB and resized to ``size`` (PIL
@@ -398,12 +440,19 @@ class FrameCache:
                 raise DataError(f"FrameCache.build: {len(dirs)} folders for {len(clip_ids)} clips")
             root = Path(os.path.commonpath([str(d.resolve()) for d in dirs])) if dirs else Path(".")
         listing = [_clip_frames(d) for d in dirs]
-        files = [f[: max_frames] if max_frames else f for f, _ in listing]
-        key = hashlib.sha256(json.dumps({
-            "root": str(root.resolve()), "clips": list(clip_ids), "size": list(size) if size else None,
-            "folders": None if folders is None else [str(d.resolve()) for d in dirs],
-            "files": [[p.name for p in f] for f in files], "stamp": [[p.stat().st_mtime_ns for p in f] for f in files],
-        }).encode()).hexdigest()
+        files = [f[:max_frames] if max_frames else f for f, _ in listing]
+        key = hashlib.sha256(
+            json.dumps(
+                {
+                    "root": str(root.resolve()),
+                    "clips": list(clip_ids),
+                    "size": list(size) if size else None,
+                    "folders": None if folders is None else [str(d.resolve()) for d in dirs],
+                    "files": [[p.name for p in f] for f in files],
+                    "stamp": [[p.stat().st_mtime_ns for p in f] for f in files],
+                }
+            ).encode()
+        ).hexdigest()
         if (path / cls.INDEX_FILE).is_file():
             try:
                 old = cls(path)
@@ -435,8 +484,10 @@ class FrameCache:
                     for k, p in enumerate(frame_files):
                         img, o = _decode(p, size)
                         if img.shape != (3, h, w):
-                            raise DataError(f"frame {p} is {img.shape[1]}x{img.shape[2]} but the cache holds {h}x{w}; "
-                                            f"build with a fixed size=(H, W)")
+                            raise DataError(
+                                f"frame {p} is {img.shape[1]}x{img.shape[2]} but the cache holds {h}x{w}; "
+                                f"build with a fixed size=(H, W)"
+                            )
                         block[k] = img
                         if k == 0:
                             orig = o  # frames of one clip share the video's size
@@ -452,9 +503,16 @@ class FrameCache:
                 os.fsync(fh.fileno())
                 assert fh.tell() == offset + n * clip_bytes
             index = {
-                "version": cls.VERSION, "key": key, "source": str(root), "size": list(size) if size else None,
-                "shape": list(shape), "offset": offset, "clips": list(clip_ids),
-                "num_frames": [len(f) for f in files], "num_files": [c for _, c in listing], "orig_hw": orig_hw,
+                "version": cls.VERSION,
+                "key": key,
+                "source": str(root),
+                "size": list(size) if size else None,
+                "shape": list(shape),
+                "offset": offset,
+                "clips": list(clip_ids),
+                "num_frames": [len(f) for f in files],
+                "num_files": [c for _, c in listing],
+                "orig_hw": orig_hw,
                 "resize": "PIL bilinear (torchvision Resize on PIL images)",
             }
             atomic_write_text(tmp / cls.INDEX_FILE, json.dumps(index) + "\n")
@@ -469,4 +527,3 @@ class FrameCache:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return cls(path)
-

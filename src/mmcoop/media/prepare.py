@@ -150,15 +150,24 @@ def find_videos(videos: Path) -> tuple[list[ClipJob], list[dict[str, str]]]:
     seen: dict[tuple[str, str], str] = {}
     dups: list[dict[str, str]] = []
     for p in sorted(videos.rglob("*")):
-        if not p.is_file() or p.suffix.lower() not in VIDEO_EXTENSIONS or any(s.startswith(".") for s in p.relative_to(videos).parts):
+        if (
+            not p.is_file()
+            or p.suffix.lower() not in VIDEO_EXTENSIONS
+            or any(s.startswith(".") for s in p.relative_to(videos).parts)
+        ):
             continue
         rel = p.relative_to(videos)
         split = rel.parts[0] if len(rel.parts) > 1 else ""
         label = rel.parts[1] if len(rel.parts) > 2 else ""
         key = (split, p.stem)
         if key in seen:
-            dups.append({"video": str(rel), "clip": p.stem,
-                         "error": f"duplicate clip id {p.stem!r} in split {split or '(flat)'!r}: {seen[key]} is used"})
+            dups.append(
+                {
+                    "video": str(rel),
+                    "clip": p.stem,
+                    "error": f"duplicate clip id {p.stem!r} in split {split or '(flat)'!r}: {seen[key]} is used",
+                }
+            )
             continue
         seen[key] = str(rel)
         jobs.append(ClipJob(str(p), split, p.stem, label))
@@ -171,10 +180,21 @@ def _clean_tmp(out: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def prepare_videos(dataset: str, videos: str | os.PathLike, out: str | os.PathLike, *, workers: int = 1,
-                   fps: float = 1.0, sample_rate: int | None = None, num_frames: int | None = -1,
-                   progress: bool = True, labels: str | os.PathLike | None = None, layout: str = "default",
-                   val_fraction: float = 0.1, seed: int = 0) -> PrepareReport:
+def prepare_videos(
+    dataset: str,
+    videos: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    workers: int = 1,
+    fps: float = 1.0,
+    sample_rate: int | None = None,
+    num_frames: int | None = -1,
+    progress: bool = True,
+    labels: str | os.PathLike | None = None,
+    layout: str = "default",
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> PrepareReport:
     """Raw videos -> the dataset's frame folders and audio files, and its split files when labels are known.
 
     Args:
@@ -213,8 +233,10 @@ def prepare_videos(dataset: str, videos: str | os.PathLike, out: str | os.PathLi
         raise ConfigError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     if layout != "default":
         if layout not in spec.layouts:
-            raise ConfigError(f"--layout {layout!r} is not known for {dataset}; valid: "
-                              f"{', '.join(['default', *sorted(spec.layouts)])}")
+            raise ConfigError(
+                f"--layout {layout!r} is not known for {dataset}; valid: "
+                f"{', '.join(['default', *sorted(spec.layouts)])}"
+            )
         spec = replace(spec, **spec.layouts[layout])  # type: ignore[arg-type]
     if sample_rate is not None:
         if sample_rate <= 0:
@@ -237,19 +259,29 @@ def prepare_videos(dataset: str, videos: str | os.PathLike, out: str | os.PathLi
         jobs, unlabelled = apply_labels(jobs, label_rows, Path(labels))  # type: ignore[arg-type]
         failures += unlabelled
     params = {k: v for k, v in asdict(spec).items() if k != "layouts"}
-    report = PrepareReport(dataset, str(videos), str(out), total=len(jobs) + len(failures), failures=failures,
-                           params={**params, "fps": fps, "layout": layout})
+    report = PrepareReport(
+        dataset,
+        str(videos),
+        str(out),
+        total=len(jobs) + len(failures),
+        failures=failures,
+        params={**params, "fps": fps, "layout": layout},
+    )
     labelled = bool(jobs) and all(j.label for j in jobs)
     if jobs and not labelled and any(j.label for j in jobs):
-        report.notes.append("some videos have a class folder and others not: no split files written "
-                            "(use <split>/<class>/<id>.mp4 for all, or --labels)")
+        report.notes.append(
+            "some videos have a class folder and others not: no split files written "
+            "(use <split>/<class>/<id>.mp4 for all, or --labels)"
+        )
     if labelled and spec.index_file is not None and val_fraction > 0:
         present = {j.split for j in jobs}
         if "val" not in present and "train" in present:
             jobs, n = carve_val(jobs, val_fraction, seed)
             n_train = sum(j.split == "train" for j in jobs)
-            report.notes.append(f"no val videos: moved {n} train clip(s) to val (val_fraction={val_fraction}, "
-                                f"per class, seed {seed}); {n_train} stay in train")
+            report.notes.append(
+                f"no val videos: moved {n} train clip(s) to val (val_fraction={val_fraction}, "
+                f"per class, seed {seed}); {n_train} stay in train"
+            )
     todo = [j for j in jobs if not clip_done(spec, out, j)]
     report.skipped = len(jobs) - len(todo)
     opts = PrepareOptions(spec, str(out), fps)
@@ -272,20 +304,29 @@ def prepare_videos(dataset: str, videos: str | os.PathLike, out: str | os.PathLi
             for job in todo:
                 record(*prepare_clip(job, opts))
         else:
-            run_pool(_prepare_one, [(j, opts) for j in todo], workers,
-                     lambda item, res, crash: record(item[0], crash if res is None else res[1]),
-                     crash_message="worker process died while decoding (crash in FFmpeg?); rerun prepare to retry")
+            run_pool(
+                _prepare_one,
+                [(j, opts) for j in todo],
+                workers,
+                lambda item, res, crash: record(item[0], crash if res is None else res[1]),
+                crash_message="worker process died while decoding (crash in FFmpeg?); rerun prepare to retry",
+            )
         if labelled and spec.index_file is not None:
             write_index(spec, out, [j for j in jobs if j not in failed], report, REPORT_FILE)
             if "test" not in report.splits:
-                report.notes.append("no test videos: the split files have no test split; add <videos>/test/<class>/ "
-                                    "videos (or a split column in --labels)")
+                report.notes.append(
+                    "no test videos: the split files have no test split; add <videos>/test/<class>/ "
+                    "videos (or a split column in --labels)"
+                )
         elif labelled:
-            report.notes.append(f"{dataset}: prepare does not write this dataset's index files; write them as "
-                                f"its reader's LAYOUT says (`mmcoop datasets {dataset}`)")
+            report.notes.append(
+                f"{dataset}: prepare does not write this dataset's index files; write them as "
+                f"its reader's LAYOUT says (`mmcoop datasets {dataset}`)"
+            )
         elif jobs and not any(j.label for j in jobs):
-            report.notes.append("no labels (videos are not in <split>/<class>/ folders and no --labels): "
-                                "no split files written")
+            report.notes.append(
+                "no labels (videos are not in <split>/<class>/ folders and no --labels): no split files written"
+            )
     finally:
         bar.close()
         report.seconds = time.perf_counter() - t0

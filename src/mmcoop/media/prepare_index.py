@@ -49,12 +49,17 @@ def read_labels(path: Path) -> dict[str, tuple[str, str]]:
     return out
 
 
-def apply_labels(jobs: list[ClipJob], labels: dict[str, tuple[str, str]], source: Path,
-                  ) -> tuple[list[ClipJob], list[dict[str, str]]]:
+def apply_labels(
+    jobs: list[ClipJob],
+    labels: dict[str, tuple[str, str]],
+    source: Path,
+) -> tuple[list[ClipJob], list[dict[str, str]]]:
     out, missing = [], []
     for j in jobs:
         if j.clip not in labels:
-            missing.append({"video": j.video, "clip": j.clip, "error": f"no row for id {j.clip!r} in --labels {source}"})
+            missing.append(
+                {"video": j.video, "clip": j.clip, "error": f"no row for id {j.clip!r} in --labels {source}"}
+            )
             continue
         label, split = labels[j.clip]
         out.append(replace(j, label=label, split=split or j.split))
@@ -81,8 +86,9 @@ def _previous_index_files(out: Path, report_file: str) -> set[str]:
         return set()
 
 
-def write_index(spec: PrepareSpec, out: Path, jobs: list[ClipJob], report: PrepareReport,
-                report_file: str = "prepare_report.json") -> None:
+def write_index(
+    spec: PrepareSpec, out: Path, jobs: list[ClipJob], report: PrepareReport, report_file: str = "prepare_report.json"
+) -> None:
     """Write the split files and ``classes.json`` of the labelled, prepared ``jobs`` (see the module docstring)."""
     ours = _previous_index_files(out, report_file)
     classes = sorted({j.label for j in jobs})
@@ -97,10 +103,11 @@ def write_index(spec: PrepareSpec, out: Path, jobs: list[ClipJob], report: Prepa
     for path, text in files.items():
         rel = str(path.relative_to(out))
         if path.exists() and rel not in ours and path.read_text(encoding="utf-8", errors="replace") != text:
-            report.notes.append(f"{rel} exists and was not written by prepare: left as it is (remove it to have it written)")
+            report.notes.append(
+                f"{rel} exists and was not written by prepare: left as it is (remove it to have it written)"
+            )
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, text)
         report.index_files.append(rel)
     report.splits = {s: len(v) for s, v in sorted(by_split.items())}
-

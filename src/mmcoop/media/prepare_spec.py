@@ -124,4 +124,3 @@ class PrepareReport:
         d = asdict(self)
         d.update(failed=self.failed, clips_per_s=round(self.clips_per_s, 3))
         return d
-

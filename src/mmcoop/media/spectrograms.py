@@ -46,8 +46,10 @@ def read_spectrogram(path: Path, layout: str) -> np.ndarray:
         raise DataError(f"corrupt spectrogram file {path}: {e}. Re-create it (expected a 2-D float array)") from None
     arr = np.asarray(arr)
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
-        raise DataError(f"malformed spectrogram file {path}: holds a {arr.dtype} array of shape {arr.shape}, "
-                        f"expected a 2-D numeric array")
+        raise DataError(
+            f"malformed spectrogram file {path}: holds a {arr.dtype} array of shape {arr.shape}, "
+            f"expected a 2-D numeric array"
+        )
     return arr
 
 
@@ -89,8 +91,10 @@ class SpectrogramFile:
     def load(self, path: Path, train: bool, gen: torch.Generator | None) -> Tensor:
         arr = read_spectrogram(path, self.layout)
         if tuple(arr.shape) != tuple(self.shape):
-            raise DataError(f"spectrogram file {path} has shape {tuple(arr.shape)} but the dataset's first clip has "
-                            f"{tuple(self.shape)}; all clips must be preprocessed alike")
+            raise DataError(
+                f"spectrogram file {path} has shape {tuple(arr.shape)} but the dataset's first clip has "
+                f"{tuple(self.shape)}; all clips must be preprocessed alike"
+            )
         return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).unsqueeze(0)
 
     def finish(self, batch: Tensor) -> Tensor:
@@ -135,23 +139,28 @@ class WavSpectrogram:
         x = resample(x, rate, self.sample_rate)
         x = np.tile(x, -(-self.tile // max(len(x), 1)))[: self.tile]
         span = self.tile - self.window
-        start = int(torch.randint(0, span + 1, (1,), generator=gen).item()) if (train and self.random_window) else span // 2
-        seg = np.clip(x[start:start + self.window], -1.0, 1.0)
+        start = (
+            int(torch.randint(0, span + 1, (1,), generator=gen).item()) if (train and self.random_window) else span // 2
+        )
+        seg = np.clip(x[start : start + self.window], -1.0, 1.0)
         return log_stft(seg, self.n_fft, self.hop_length, self.eps).unsqueeze(0)
 
     def finish(self, batch: Tensor) -> Tensor:
         return batch
 
 
-def audio_loader(name: str, template: str, layout: str, clips: Sequence[Clip],
-                 wav: dict[str, Any] | None = None) -> ModalityLoader:
+def audio_loader(
+    name: str, template: str, layout: str, clips: Sequence[Clip], wav: dict[str, Any] | None = None
+) -> ModalityLoader:
     """The loader for an audio path template: ``.wav`` -> :class:`WavSpectrogram` with ``wav`` params,
     ``.npy`` / ``.pkl`` -> :class:`SpectrogramFile` shaped like the first clip's file."""
     suffix = Path(template).suffix.lower()
     if suffix == ".wav":
         if wav is None:
-            raise DataError(f"audio path template {template!r}: this dataset reads precomputed spectrograms; "
-                            f"use a .npy or .pkl template")
+            raise DataError(
+                f"audio path template {template!r}: this dataset reads precomputed spectrograms; "
+                f"use a .npy or .pkl template"
+            )
         return WavSpectrogram(name, layout, **wav)
     if suffix in (".npy", ".pkl"):
         return SpectrogramFile(name, layout, probe_shape(clips, name, layout))  # type: ignore[arg-type]

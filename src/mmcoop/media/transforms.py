@@ -39,8 +39,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 Crop = Literal["random-resized", "resize"]
 
 
-def normalize_frames(frames: Tensor, mean: Sequence[float] | None = IMAGENET_MEAN,
-                     std: Sequence[float] | None = IMAGENET_STD) -> Tensor:
+def normalize_frames(
+    frames: Tensor, mean: Sequence[float] | None = IMAGENET_MEAN, std: Sequence[float] | None = IMAGENET_STD
+) -> Tensor:
     """``ToTensor`` + ``Normalize`` on uint8 frames, bit-identical to torchvision's.
 
     Args:
@@ -83,9 +84,13 @@ def _centre_box(height: Tensor, width: Tensor, ratio: tuple[float, float]) -> tu
     return torch.div(height - h, 2, rounding_mode="floor"), torch.div(width - w, 2, rounding_mode="floor"), h, w
 
 
-def resized_crop_params(width: int, height: int, gen: torch.Generator | None,
-                        scale: tuple[float, float] = (0.08, 1.0),
-                        ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)) -> tuple[int, int, int, int]:
+def resized_crop_params(
+    width: int,
+    height: int,
+    gen: torch.Generator | None,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0),
+) -> tuple[int, int, int, int]:
     """``(top, left, h, w)`` of a random resized crop, drawn as torchvision's ``RandomResizedCrop``.
 
     Up to 10 tries of an area fraction ``U(scale)`` and a log-uniform aspect ratio; the
@@ -107,14 +112,20 @@ def resized_crop_params(width: int, height: int, gen: torch.Generator | None,
             top = int(torch.randint(0, height - h + 1, size=(1,), generator=gen).item())
             left = int(torch.randint(0, width - w + 1, size=(1,), generator=gen).item())
             return top, left, h, w
-    box = _centre_box(torch.tensor(float(height), dtype=torch.float64), torch.tensor(float(width), dtype=torch.float64),
-                      ratio)
+    box = _centre_box(
+        torch.tensor(float(height), dtype=torch.float64), torch.tensor(float(width), dtype=torch.float64), ratio
+    )
     top, left, h, w = (int(v) for v in box)
     return top, left, h, w
 
 
-def sample_crop_boxes(hw: Tensor, generator: torch.Generator | None = None, scale: tuple[float, float] = (0.08, 1.0),
-                      ratio: tuple[float, float] = (3 / 4, 4 / 3), attempts: int = 10) -> Tensor:
+def sample_crop_boxes(
+    hw: Tensor,
+    generator: torch.Generator | None = None,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    attempts: int = 10,
+) -> Tensor:
     """RandomResizedCrop boxes for many images at once (``RandomResizedCrop.get_params``'s distribution).
 
     Each image gets ``attempts`` candidate boxes with area ``H * W * U(scale)`` and aspect
@@ -137,7 +148,9 @@ def sample_crop_boxes(hw: Tensor, generator: torch.Generator | None = None, scal
     k = hw.shape[0]
     H, W = hw[:, 0:1].double(), hw[:, 1:2].double()
     area = H * W
-    target = area * (scale[0] + (scale[1] - scale[0]) * torch.rand(k, attempts, generator=generator, dtype=torch.float64))
+    target = area * (
+        scale[0] + (scale[1] - scale[0]) * torch.rand(k, attempts, generator=generator, dtype=torch.float64)
+    )
     lo, hi = np.log(ratio[0]), np.log(ratio[1])
     aspect = torch.exp(lo + (hi - lo) * torch.rand(k, attempts, generator=generator, dtype=torch.float64))
     w, h = _box_size(target, aspect)
@@ -150,8 +163,15 @@ def sample_crop_boxes(hw: Tensor, generator: torch.Generator | None = None, scal
     top = (u[:, 0] * (H1 - h_s + 1)).floor()
     left = (u[:, 1] * (W1 - w_s + 1)).floor()
     ftop, fleft, fh, fw = _centre_box(H1, W1, ratio)
-    out = torch.stack([torch.where(found, top, ftop), torch.where(found, left, fleft),
-                       torch.where(found, h_s, fh), torch.where(found, w_s, fw)], dim=1)
+    out = torch.stack(
+        [
+            torch.where(found, top, ftop),
+            torch.where(found, left, fleft),
+            torch.where(found, h_s, fh),
+            torch.where(found, w_s, fw),
+        ],
+        dim=1,
+    )
     return out.long()
 
 
@@ -192,11 +212,18 @@ def resized_crop_batch(images: Tensor, boxes: Tensor, size: int = 224, flip: Ten
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def random_resized_crop_batch(frames: Tensor, generator: torch.Generator | None = None, orig_hw: Tensor | None = None,
-                              size: int = 224, scale: tuple[float, float] = (0.08, 1.0),
-                              ratio: tuple[float, float] = (3 / 4, 4 / 3), flip_p: float = 0.5,
-                              normalize: bool = True, mean: Sequence[float] = IMAGENET_MEAN,
-                              std: Sequence[float] = IMAGENET_STD) -> Tensor:
+def random_resized_crop_batch(
+    frames: Tensor,
+    generator: torch.Generator | None = None,
+    orig_hw: Tensor | None = None,
+    size: int = 224,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    flip_p: float = 0.5,
+    normalize: bool = True,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> Tensor:
     """The official train transform on a batch of cached frames, on their device.
 
     ``RandomResizedCrop(size, scale, ratio)`` + ``RandomHorizontalFlip(flip_p)`` +
@@ -240,8 +267,14 @@ def open_image(path: Path, mode: str, layout: str) -> Image.Image:
         raise DataError(f"corrupt image {path}: {e}. Re-extract the frames of this clip") from None
 
 
-def transform_group(images: Sequence[Image.Image], size: int, train: bool, gen: torch.Generator | None,
-                    crop: Crop = "random-resized", flip: bool = True) -> list[np.ndarray]:
+def transform_group(
+    images: Sequence[Image.Image],
+    size: int,
+    train: bool,
+    gen: torch.Generator | None,
+    crop: Crop = "random-resized",
+    flip: bool = True,
+) -> list[np.ndarray]:
     """One crop/flip draw applied to every image of ``images`` -> uint8 ``[size, size, C]`` arrays.
 
     Train: ``RandomResizedCrop(size)`` (or a plain resize with ``crop="resize"``) then a

@@ -66,8 +66,14 @@ def _stop(ex: ProcessPoolExecutor) -> None:
         p.join(timeout=5)
 
 
-def run_pool(fn: Callable[[T], R], items: Sequence[T], workers: int, record: Callable[[T, R | None, str | None], None],
-             retries: int = 2, crash_message: str = "worker process died; rerun to retry") -> None:
+def run_pool(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    workers: int,
+    record: Callable[[T, R | None, str | None], None],
+    retries: int = 2,
+    crash_message: str = "worker process died; rerun to retry",
+) -> None:
     """Call ``fn(item)`` for every item in ``workers`` spawned processes; ``record`` each outcome as it arrives.
 
     Args:
@@ -90,8 +96,11 @@ def run_pool(fn: Callable[[T], R], items: Sequence[T], workers: int, record: Cal
     remaining = list(range(len(items)))  # positions: items need not be hashable
     for attempt in range(retries + 1):
         done: set[int] = set()
-        ex = ProcessPoolExecutor(max_workers=max(1, min(workers, len(remaining))), mp_context=mp.get_context("spawn"),
-                                 initializer=_worker_init)
+        ex = ProcessPoolExecutor(
+            max_workers=max(1, min(workers, len(remaining))),
+            mp_context=mp.get_context("spawn"),
+            initializer=_worker_init,
+        )
         try:
             previous = signal.getsignal(signal.SIGINT)
             in_main = threading.current_thread() is threading.main_thread()

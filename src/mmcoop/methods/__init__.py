@@ -6,7 +6,25 @@ with their pure cores in :mod:`mmcoop.methods.functional`) whose class registers
 """
 
 from mmcoop.methods.base import (
-    METHODS, Method, MethodContext, MethodOptions, build_method, check_not_noop, noop_problem, variant_of, variant_options,
+    METHODS,
+    Method,
+    MethodContext,
+    MethodOptions,
+    build_method,
+    check_not_noop,
+    noop_problem,
+    variant_of,
+    variant_options,
 )
 
-__all__ = ["METHODS", "Method", "MethodContext", "MethodOptions", "build_method", "check_not_noop", "noop_problem", "variant_of", "variant_options"]
+__all__ = [
+    "METHODS",
+    "Method",
+    "MethodContext",
+    "MethodOptions",
+    "build_method",
+    "check_not_noop",
+    "noop_problem",
+    "variant_of",
+    "variant_options",
+]

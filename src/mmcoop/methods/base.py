@@ -353,8 +353,9 @@ class Method:
 #: Every method, by name. Built-ins register themselves with ``@METHODS.register(name)`` (which
 #: also sets the class's :attr:`Method.name`) in their module under :mod:`mmcoop.methods`, imported
 #: on the first read; installed packages add theirs through the ``mmcoop.methods`` entry-point group.
-METHODS: Registry[type[Method]] = Registry("method", builtins="mmcoop.methods", group="mmcoop.methods",
-                                           name_attr="name")
+METHODS: Registry[type[Method]] = Registry(
+    "method", builtins="mmcoop.methods", group="mmcoop.methods", name_attr="name"
+)
 
 
 def variant_options(name: str, variant: str) -> dict[str, Any]:

@@ -43,7 +43,9 @@ class Unimodal(Method):
         mods = list(ctx.model.modalities)
         want = self.options.modality or mods[0]
         if want not in mods:
-            raise ConfigError(f"method_options.modality={want!r} is not a modality of this dataset; valid: {', '.join(mods)}")
+            raise ConfigError(
+                f"method_options.modality={want!r} is not a modality of this dataset; valid: {', '.join(mods)}"
+            )
         self.k = mods.index(want)
 
     def train_set(self, ctx: MethodContext) -> MultimodalDataset:

@@ -52,8 +52,16 @@ from mmcoop import valuation as _valuation
 from mmcoop.utils.dist import all_gather_objects, world_size
 from mmcoop.utils.metric_keys import CONTRIB, COPIES, modality_key
 
-__all__ = ["EXECUTIONS", "NORMALIZATIONS", "VALUATIONS", "ResamplingMethod", "ResamplingOptions", "check_choice", "train_rows",
-           "weighted_unit_loss"]
+__all__ = [
+    "EXECUTIONS",
+    "NORMALIZATIONS",
+    "VALUATIONS",
+    "ResamplingMethod",
+    "ResamplingOptions",
+    "check_choice",
+    "train_rows",
+    "weighted_unit_loss",
+]
 
 VALUATIONS: tuple[str, ...] = ("pass", "online")
 
@@ -99,7 +107,11 @@ class ResamplingOptions(MethodOptions):
         check_choice("normalize", self.normalize, NORMALIZATIONS)
         check_choice("value", self.value, tuple(_valuation.VALUE_FUNCTIONS.names()))
         check_choice("valuation", self.valuation, VALUATIONS)
-        if isinstance(self.valuation_every, bool) or not isinstance(self.valuation_every, int) or self.valuation_every < 1:
+        if (
+            isinstance(self.valuation_every, bool)
+            or not isinstance(self.valuation_every, int)
+            or self.valuation_every < 1
+        ):
             raise ConfigError(f"method_options.valuation_every must be an integer >= 1; got {self.valuation_every!r}")
         if self.valuation_batch_size is not None and int(self.valuation_batch_size) < 1:
             raise ConfigError(f"method_options.valuation_batch_size must be >= 1; got {self.valuation_batch_size}")
@@ -157,8 +169,10 @@ class ResamplingMethod(Method):
     def noop_reason(self, epochs: int) -> str | None:
         """No re-sampling epoch: the warm-up lasts the whole run."""
         if self.options.warmup >= epochs:
-            return (f"method_options.warmup={self.options.warmup} >= train.epochs={epochs}: re-sampling starts at "
-                    f"(0-based) epoch warmup, so no epoch re-samples")
+            return (
+                f"method_options.warmup={self.options.warmup} >= train.epochs={epochs}: re-sampling starts at "
+                f"(0-based) epoch warmup, so no epoch re-samples"
+            )
         return None
 
     # -- to implement -------------------------------------------------------------------
@@ -170,9 +184,15 @@ class ResamplingMethod(Method):
     def resampler_options(self, ctx: MethodContext) -> dict[str, Any]:
         """Schedule and valuation settings shared by both re-samplers, from the options and the run."""
         o = self.options
-        return {"warmup": o.warmup, "every": o.valuation_every, "value": o.value, "device": ctx.device,
-                "batch_size": int(o.valuation_batch_size or ctx.eval_batch_size), "fold_bn": ctx.fold_batchnorm,
-                "seed": ctx.seed}
+        return {
+            "warmup": o.warmup,
+            "every": o.valuation_every,
+            "value": o.value,
+            "device": ctx.device,
+            "batch_size": int(o.valuation_batch_size or ctx.eval_batch_size),
+            "fold_bn": ctx.fold_batchnorm,
+            "seed": ctx.seed,
+        }
 
     def _resampler(self, ctx: MethodContext) -> Resampler:
         if self.resampler is None:
@@ -211,7 +231,9 @@ class ResamplingMethod(Method):
     # -- hooks ----------------------------------------------------------------------------
     def setup(self, ctx: MethodContext) -> None:
         if ctx.train_data.num_modalities < 2:
-            raise ConfigError(f"method {self.name!r} needs at least 2 modalities; the data has {ctx.train_data.modalities}")
+            raise ConfigError(
+                f"method {self.name!r} needs at least 2 modalities; the data has {ctx.train_data.modalities}"
+            )
         self.resampler = self.make_resampler(ctx, **self.resampler_options(ctx))
 
     def on_epoch_start(self, ctx: MethodContext) -> None:
@@ -301,7 +323,9 @@ class ResamplingMethod(Method):
         if state.get("plan") is None:
             self.plan, self.plan_epoch, self._copies = None, -1, None
             return
-        self._set_plan(ResamplingPlan.from_state_dict(state["plan"]), int(state["plan_epoch"]), int(state["num_samples"]))
+        self._set_plan(
+            ResamplingPlan.from_state_dict(state["plan"]), int(state["plan_epoch"]), int(state["num_samples"])
+        )
 
 
 def _check_same_plan(plan: ResamplingPlan, epoch: int) -> None:

@@ -37,13 +37,19 @@ def build_model(
     names = [s.name for s in specs]
     unknown = sorted((set(encoder_options) | set(encoders)) - set(names))
     if unknown:
-        raise ConfigError(f"model options name modalities {unknown} that the data lacks; modalities: {', '.join(names)}")
+        raise ConfigError(
+            f"model options name modalities {unknown} that the data lacks; modalities: {', '.join(names)}"
+        )
     if dim < 1:
         raise ConfigError(f"model.dim must be >= 1, got {dim}")
     head_cls = FUSIONS.get(fusion)
     mods = nn.ModuleDict(
-        {s.name: ENCODERS.get(encoders.get(s.name, s.kind))(tuple(s.shape), dim=dim, **encoder_options.get(s.name, {}))
-         for s in specs}
+        {
+            s.name: ENCODERS.get(encoders.get(s.name, s.kind))(
+                tuple(s.shape), dim=dim, **encoder_options.get(s.name, {})
+            )
+            for s in specs
+        }
     )
     return MultimodalClassifier(names, mods, head_cls(len(specs), dim, num_classes))
 

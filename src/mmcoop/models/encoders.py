@@ -36,7 +36,12 @@ class CNNEncoder(nn.Module):
         c = shape[0]
         layers: list[nn.Module] = []
         for w in widths:
-            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(c, w, 3, padding=1, bias=False),
+                nn.BatchNorm2d(w),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
             c = w
         self.body = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -56,7 +61,10 @@ class MLPEncoder(nn.Module):
     def __init__(self, shape: tuple[int, ...], dim: int = 64, hidden: int = 128, dropout: float = 0.1) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(shape[0], hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(shape[0], hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
             nn.Linear(hidden, dim),
         )
         self.out_dim = dim
@@ -73,8 +81,12 @@ class SequenceEncoder(nn.Module):
     def __init__(self, shape: tuple[int, ...], dim: int = 64, hidden: int = 64) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv1d(shape[1], hidden, 3, padding=1, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-            nn.Conv1d(hidden, hidden, 3, padding=1, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+            nn.Conv1d(shape[1], hidden, 3, padding=1, bias=False),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Conv1d(hidden, hidden, 3, padding=1, bias=False),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
         )
         self.proj = nn.Linear(hidden, dim)
         self.out_dim = dim

@@ -30,8 +30,13 @@ def _foldable(layer: nn.Module, norm: nn.Module, linear: bool) -> bool:
 
 def _pairs(model: nn.Module, linear: bool) -> list[tuple[nn.Sequential, int]]:
     """``(sequential, i)`` for every foldable ``seq[i], seq[i + 1]`` pair in ``model``."""
-    return [(seq, i) for seq in model.modules() if isinstance(seq, nn.Sequential)
-            for i in range(len(seq) - 1) if _foldable(seq[i], seq[i + 1], linear)]
+    return [
+        (seq, i)
+        for seq in model.modules()
+        if isinstance(seq, nn.Sequential)
+        for i in range(len(seq) - 1)
+        if _foldable(seq[i], seq[i + 1], linear)
+    ]
 
 
 def inference_model(model: nn.Module, fold: bool = True, linear: bool = False) -> nn.Module:
@@ -84,8 +89,15 @@ def fold_batchnorm(model: nn.Module, linear: bool = False) -> nn.Module:
         for seq, i in _pairs(net, linear):
             layer, norm = seq[i], seq[i + 1]
             fuse = fuse_linear_bn_weights if isinstance(layer, nn.Linear) else fuse_conv_bn_weights
-            w, b = fuse(layer.weight, layer.bias, norm.running_mean, norm.running_var, norm.eps,  # type: ignore[operator]
-                        norm.weight, norm.bias)
+            w, b = fuse(
+                layer.weight,
+                layer.bias,
+                norm.running_mean,
+                norm.running_var,
+                norm.eps,  # type: ignore[operator]
+                norm.weight,
+                norm.bias,
+            )
             # `layer` is the clone's own object with its own parameter table, so this does
             # not touch ``model``; the elementwise product keeps channels-last weights
             layer.weight = nn.Parameter(w.detach(), requires_grad=False)

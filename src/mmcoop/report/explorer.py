@@ -60,12 +60,12 @@ def registered_splits(run_dir: Path, config: Mapping[str, Any]) -> DatasetSplits
     if config.get("data") or not config.get("dataset"):
         return None
     seed = int(config.get("seed", 0))
-    splits = load_dataset(str(config["dataset"]), config.get("data_root"), seed,
-                          **(config.get("dataset_options") or {}))
+    splits = load_dataset(
+        str(config["dataset"]), config.get("data_root"), seed, **(config.get("dataset_options") or {})
+    )
     deb = config.get("debiased")
     if isinstance(deb, Mapping):
-        splits = debias(splits, strength=float(deb.get("strength", 0.8)), mode=str(deb.get("mode", "noise")),
-                        seed=seed)
+        splits = debias(splits, strength=float(deb.get("strength", 0.8)), mode=str(deb.get("mode", "noise")), seed=seed)
     return splits
 
 
@@ -126,15 +126,22 @@ def _view_data(view: View, modalities: Sequence[str], k: int) -> tuple[dict[str,
     pos = {int(p): j for j, p in enumerate(keep)}
     ids = _ids(df)
     data: dict[str, Any] = {
-        "key": view.key, "label": view.label, "split": view.split, "epoch": view.epoch, "n": n,
+        "key": view.key,
+        "label": view.label,
+        "split": view.split,
+        "epoch": view.epoch,
+        "n": n,
         "truncated": truncated,
-        "id": [ids[i] for i in keep], "row": index[keep].tolist(),
+        "id": [ids[i] for i in keep],
+        "row": index[keep].tolist(),
         "y": df["label"].to_numpy()[keep].astype(int).tolist(),
         "pred": df["fused_pred"].to_numpy()[keep].astype(int).tolist() if "fused_pred" in df else None,
         "phi": {m: _num(phi[m][keep]) for m in modalities},
-        "upred": {m: df[f"pred_{m}"].to_numpy()[keep].astype(int).tolist() for m in modalities
-                  if f"pred_{m}" in df.columns},
-        "deg": None, "copies": None,
+        "upred": {
+            m: df[f"pred_{m}"].to_numpy()[keep].astype(int).tolist() for m in modalities if f"pred_{m}" in df.columns
+        },
+        "deg": None,
+        "copies": None,
         "least": {m: [pos[i] for i in v] for m, v in least.items()},
         "most": {m: [pos[i] for i in v] for m, v in most.items()},
     }
@@ -154,8 +161,9 @@ def _render_kinds(splits: DatasetSplits) -> dict[str, str]:
     return {s.name: str(over.get(s.name, s.kind)) for s in splits.specs}
 
 
-def _media(splits: DatasetSplits, split: str, rows: Sequence[int], ids: Sequence[str],
-           notes: list[str]) -> dict[str, dict[str, Any]]:
+def _media(
+    splits: DatasetSplits, split: str, rows: Sequence[int], ids: Sequence[str], notes: list[str]
+) -> dict[str, dict[str, Any]]:
     """``{sample_id: {"r": {modality: {"img"|"svg": ...}}, "a": {modality: wav uri}}}`` for storage ``rows``."""
     from mmcoop.data import sample_waveforms
 
@@ -164,8 +172,10 @@ def _media(splits: DatasetSplits, split: str, rows: Sequence[int], ids: Sequence
     known = ds.sample_ids
     ok = [(r, i) for r, i in zip(rows, ids) if 0 <= r < len(known) and known[r] == i]
     if len(ok) < len(rows):
-        notes.append(f"{len(rows) - len(ok)} sample(s) of the {split} split no longer match the data "
-                     "(different ids at their rows): shown as values only")
+        notes.append(
+            f"{len(rows) - len(ok)} sample(s) of the {split} split no longer match the data "
+            "(different ids at their rows): shown as values only"
+        )
     out: dict[str, dict[str, Any]] = {}
     if not ok:
         return out
@@ -186,8 +196,10 @@ def _media(splits: DatasetSplits, split: str, rows: Sequence[int], ids: Sequence
             entry["a"] = {m: render_waveform(w, rate)["audio"] for m, (w, rate) in waves.items()}
         out[sid] = entry
     if missing:
-        notes.append(f"no renderer for modality kind(s) {sorted(missing)}: values only "
-                     "(register one with mmcoop.report.render.RENDERERS)")
+        notes.append(
+            f"no renderer for modality kind(s) {sorted(missing)}: values only "
+            "(register one with mmcoop.report.render.RENDERERS)"
+        )
     return out
 
 
@@ -230,8 +242,12 @@ def build_explorer(
         for split, todo in need.items():
             media[split] = _media(splits, split, list(todo.values()), list(todo.keys()), notes)
     payload = {
-        "modalities": list(modalities), "k": int(k), "views": data_views, "media": media,
-        "classes": list(class_names) if class_names else None, "notes": notes,
+        "modalities": list(modalities),
+        "k": int(k),
+        "views": data_views,
+        "media": media,
+        "classes": list(class_names) if class_names else None,
+        "notes": notes,
     }
     blob = json.dumps(payload, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     html = (
@@ -240,7 +256,7 @@ def build_explorer(
         ' <span id="mmx-info" class="sub"></span></div>'
         '<div id="mmx-notes"></div>'
         '<h3>Samples each modality contributes least and most to</h3><div id="mmx-galleries"></div>'
-        '<h3>Every sample</h3>'
+        "<h3>Every sample</h3>"
         '<div class="mmx-filters">'
         '<label>id <input id="mmx-f-id" type="search" size="14" placeholder="contains"></label> '
         '<label>class <select id="mmx-f-class"><option value="">all</option></select></label> '

@@ -45,7 +45,8 @@ from mmcoop.utils.runfiles import checkpoint_fingerprint, report_source_comment,
 
 _MAX_EPOCH_SCAN = 60  # at most this many epoch files are read for the per-epoch degraded plot
 
-_CSS = """
+_CSS = (
+    """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1200px;
        padding: 0 1em; color: #222; line-height: 1.4; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.25em; margin-top: 1.8em;
@@ -60,7 +61,9 @@ img { max-width: 100%; height: auto; margin: 0.4em 0; }
 nav a { margin-right: 1em; } code { background: #f5f5f5; padding: 0 3px; }
 details { margin: 0.6em 0; } figure { margin: 0.6em 0; }
 ul.missing { color: #666; font-size: 0.9em; }
-""" + EXPLORER_CSS
+"""
+    + EXPLORER_CSS
+)
 
 
 # -- formatting helpers ---------------------------------------------------------------------
@@ -96,9 +99,14 @@ def _is_pct_key(key: str) -> bool:
     return ("acc" in k or "f1" in k or "share" in k or "lowest_is" in k or k == "chance") and "auc" not in k
 
 
-def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
-           pct: Iterable[str] | None = None, raw: Iterable[str] = (), left: Iterable[str] = (),
-           wrap: Iterable[str] = ()) -> str:
+def _table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str] | None = None,
+    pct: Iterable[str] | None = None,
+    raw: Iterable[str] = (),
+    left: Iterable[str] = (),
+    wrap: Iterable[str] = (),
+) -> str:
     """An HTML table of ``rows`` (dicts); ``pct`` columns in percent (default: by name), ``raw`` = trusted HTML.
 
     The table sits in a box that scrolls sideways when it is wider than the page; cells
@@ -168,9 +176,9 @@ class _Page:
         nav = " ".join(f'<a href="#{_esc(a)}">{_esc(t)}</a>' for a, t in self.toc)
         when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         return (
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f"<title>{_esc(self.title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            f"<h1>{_esc(self.title)}</h1>\n<p class=\"sub\">{subtitle} Report written {_esc(when)} by mmcoop.</p>\n"
+            f'<h1>{_esc(self.title)}</h1>\n<p class="sub">{subtitle} Report written {_esc(when)} by mmcoop.</p>\n'
             f"<nav>{nav}</nav>\n" + "\n".join(self.parts) + "\n</body>\n</html>\n"
         )
 
@@ -237,13 +245,24 @@ def _config_rows(run: RunData) -> list[dict[str, Any]]:
     if data.get("target"):
         data_text = f"{data['target']} (your code)" + (f"; {_kv(data['options'])}" if data.get("options") else "")
     rows = [
-        ("run", run.name), ("dataset", run.dataset_name), ("data", data_text), ("method", run.method),
-        ("method options", c.get("method_options") or None), ("debiased", c.get("debiased")),
+        ("run", run.name),
+        ("dataset", run.dataset_name),
+        ("data", data_text),
+        ("method", run.method),
+        ("method options", c.get("method_options") or None),
+        ("debiased", c.get("debiased")),
         ("dataset options", c.get("dataset_options") or None),
         ("modalities", ", ".join(run.modalities) or None),
         ("model", model_text),
-        ("training", ", ".join(f"{k}={train[k]}" for k in ("epochs", "batch_size", "optimizer", "lr", "weight_decay",
-                                                            "step_size", "gamma", "amp") if k in train) or None),
+        (
+            "training",
+            ", ".join(
+                f"{k}={train[k]}"
+                for k in ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "step_size", "gamma", "amp")
+                if k in train
+            )
+            or None,
+        ),
         ("seed", c.get("seed")),
         ("epochs run", len(run.metrics) if not run.metrics.empty else None),
     ]
@@ -294,8 +313,9 @@ def _run_sections(page: _Page, run: RunData, samples: SampleLoader | None = None
     acc_png = plots.accuracy_figure(run.metrics, mods, best if isinstance(best, int) else None)
     if acc_png is not None or not run.metrics.empty:
         page.h2("training", "Training curves")
-        page.image("accuracy", acc_png, "accuracy per epoch: validation (fused and per modality alone) and training; "
-                   "losses")
+        page.image(
+            "accuracy", acc_png, "accuracy per epoch: validation (fused and per modality alone) and training; losses"
+        )
         if not run.metrics.empty:
             records = run.metrics.to_dict("records")
             page.add("<details><summary>metrics.jsonl (all epochs)</summary>" + _table(records) + "</details>")
@@ -306,18 +326,22 @@ def _run_sections(page: _Page, run: RunData, samples: SampleLoader | None = None
     contrib_png = plots.contribution_figure(run.metrics, mods)
     if contrib_png is not None:
         page.h2("contribution", "Dataset-level contribution per epoch")
-        page.image("contribution", contrib_png, "mean Shapley value per modality (contrib_<m>) and planned "
-                   "re-sampling copies (copies_<m>) per epoch")
+        page.image(
+            "contribution",
+            contrib_png,
+            "mean Shapley value per modality (contrib_<m>) and planned re-sampling copies (copies_<m>) per epoch",
+        )
 
     # per-sample contributions ------------------------------------------------------------------
     vals = _Valuations()
     epochs = list(run.epoch_valuations)
     if not run.epoch_valuations and not run.split_valuations:
-        missing.append("Per-sample contributions: no valuation files (valuation/*.parquet); the method does not "
-                       f"valuate during training. Run `mmcoop value {run.path} --split test` to value the test split, "
-                       "then redraw this report.")
-    chosen = {f"epoch {e}": df for e in _choose_epochs(epochs)
-              if (df := vals.get(run.epoch_valuations[e])) is not None}
+        missing.append(
+            "Per-sample contributions: no valuation files (valuation/*.parquet); the method does not "
+            f"valuate during training. Run `mmcoop value {run.path} --split test` to value the test split, "
+            "then redraw this report."
+        )
+    chosen = {f"epoch {e}": df for e in _choose_epochs(epochs) if (df := vals.get(run.epoch_valuations[e])) is not None}
     split_dfs = {name: df for name, p in run.split_valuations.items() if (df := vals.get(p)) is not None}
     hist_mods = list(mods)
     summary_sources: dict[str, pd.DataFrame] = {}
@@ -330,20 +354,28 @@ def _run_sections(page: _Page, run: RunData, samples: SampleLoader | None = None
         page.h2("samples", "Per-sample contributions")
     if chosen:
         page.add("<h3>Training set during training (first, middle and last valued epoch)</h3>")
-        page.image("phi_hist_epochs", plots.phi_histogram_figure(chosen, _mods_of(chosen, hist_mods)),
-                   "distribution of per-sample Shapley values per modality, training set, chosen epochs")
+        page.image(
+            "phi_hist_epochs",
+            plots.phi_histogram_figure(chosen, _mods_of(chosen, hist_mods)),
+            "distribution of per-sample Shapley values per modality, training set, chosen epochs",
+        )
     if split_dfs:
         page.add("<h3>Valued splits (<code>mmcoop value</code>)</h3>")
-        page.image("phi_hist_splits", plots.phi_histogram_figure(
-            {f"{k} split": v for k, v in split_dfs.items()}, _mods_of(split_dfs, hist_mods)),
-            "distribution of per-sample Shapley values per modality, valued splits")
+        page.image(
+            "phi_hist_splits",
+            plots.phi_histogram_figure({f"{k} split": v for k, v in split_dfs.items()}, _mods_of(split_dfs, hist_mods)),
+            "distribution of per-sample Shapley values per modality, valued splits",
+        )
     if summary_sources:
         rows = [r for label, df in summary_sources.items() for r in _summary_rows(label, df)]
-        page.add("<h3>Summary</h3>" + _table(rows, left=["source", "modality"]) +
-                 '<p class="sub">mean_phi: mean Shapley value (1 = a fully cooperating modality); '
-                 "unimodal_acc: accuracy of the modality alone; lowest_share: share of samples in which the "
-                 "modality contributes least (ties split); low_share: share with phi ≤ 0.4 (re-sampled with 2 or "
-                 "3 copies by the sample-level rule); mean_copies: planned copies per sample.</p>")
+        page.add(
+            "<h3>Summary</h3>"
+            + _table(rows, left=["source", "modality"])
+            + '<p class="sub">mean_phi: mean Shapley value (1 = a fully cooperating modality); '
+            "unimodal_acc: accuracy of the modality alone; lowest_share: share of samples in which the "
+            "modality contributes least (ties split); low_share: share with phi ≤ 0.4 (re-sampled with 2 or "
+            "3 copies by the sample-level rule); mean_copies: planned copies per sample.</p>"
+        )
 
     # the per-sample explorer ----------------------------------------------------------------------
     views = [View(name, f"{name} split", df, name) for name, df in split_dfs.items()]
@@ -354,11 +386,13 @@ def _run_sections(page: _Page, run: RunData, samples: SampleLoader | None = None
         class_names = run.dataset.get("classes") if isinstance(run.dataset.get("classes"), list) else None
         ex = build_explorer(views, xmods, splits, k=k, class_names=class_names, data_note=why)
         page.h2("explorer", "Sample explorer")
-        page.add('<p class="sub">Pick a valuation (a valued split, or an epoch of the training set); the galleries '
-                 f"show the {k} samples each modality contributes least and most to (the modality in question is "
-                 "outlined), as the model saw them; the table lists every sample: click a header to sort, filter "
-                 "by class, id, phi range, degraded modality or planned copies, click a row for its values in "
-                 "every valuation.</p>")
+        page.add(
+            '<p class="sub">Pick a valuation (a valued split, or an epoch of the training set); the galleries '
+            f"show the {k} samples each modality contributes least and most to (the modality in question is "
+            "outlined), as the model saw them; the table lists every sample: click a header to sort, filter "
+            "by class, id, phi range, degraded modality or planned copies, click a row for its values in "
+            "every valuation.</p>"
+        )
         page.add(ex.html)
 
     # per-class ------------------------------------------------------------------------------
@@ -381,8 +415,10 @@ def _run_sections(page: _Page, run: RunData, samples: SampleLoader | None = None
     deg_sources = {k: v for k, v in summary_sources.items() if "degraded" in v.columns}
     if not deg_sources:
         if summary_sources:
-            missing.append("Finding the degraded modality: no 'degraded' column in the valuation files (the dataset "
-                           "is not debiased).")
+            missing.append(
+                "Finding the degraded modality: no 'degraded' column in the valuation files (the dataset "
+                "is not debiased)."
+            )
     else:
         page.h2("degraded", "Finding the degraded modality (debiased data)")
         rows = []
@@ -392,10 +428,12 @@ def _run_sections(page: _Page, run: RunData, samples: SampleLoader | None = None
             except ValueError as e:
                 page.note(f"{label}: {e}")
         page.add(_table(rows, left=["source"]))
-        page.add('<p class="sub">auc_&lt;m&gt;: AUC of −phi_m for predicting that modality m is the degraded one '
-                 "(0.5 = chance, 1 = perfect; ties count ½); lowest_is_degraded: share of samples whose lowest-phi "
-                 "modality is the degraded one (shared minima split); _strict: a unique minimum only; "
-                 "chance: 1/M.</p>")
+        page.add(
+            '<p class="sub">auc_&lt;m&gt;: AUC of −phi_m for predicting that modality m is the degraded one '
+            "(0.5 = chance, 1 = perfect; ties count ½); lowest_is_degraded: share of samples whose lowest-phi "
+            "modality is the degraded one (shared minima split); _strict: a unique minimum only; "
+            "chance: 1/M.</p>"
+        )
         ep_rows = []
         scan = epochs if len(epochs) <= _MAX_EPOCH_SCAN else _choose_epochs(epochs, _MAX_EPOCH_SCAN)
         for e in scan:
@@ -405,8 +443,11 @@ def _run_sections(page: _Page, run: RunData, samples: SampleLoader | None = None
                     ep_rows.append({"epoch": e, **degraded_auc(df)})
                 except ValueError:
                     continue
-        page.image("degraded_epochs", plots.degraded_epochs_figure(pd.DataFrame(ep_rows), _mods_of(deg_sources, mods)),
-                   "AUC of −phi for the degraded modality and lowest-phi hit rate per epoch (training set)")
+        page.image(
+            "degraded_epochs",
+            plots.degraded_epochs_figure(pd.DataFrame(ep_rows), _mods_of(deg_sources, mods)),
+            "AUC of −phi for the degraded modality and lowest-phi hit rate per epoch (training set)",
+        )
     if vals.errors:
         page.note("Unreadable valuation files skipped: " + "; ".join(vals.errors))
     _missing_list(page, missing)
@@ -419,8 +460,11 @@ def _shared_data(samples: SampleLoader | None) -> SampleLoader:
 
     def load(run_dir: Path) -> Any:
         c = read_config(Path(run_dir) / "config.yaml")
-        key = json.dumps([c.get(k) for k in ("dataset", "dataset_options", "data", "seed", "debiased", "data_root")],
-                         sort_keys=True, default=str)
+        key = json.dumps(
+            [c.get(k) for k in ("dataset", "dataset_options", "data", "seed", "debiased", "data_root")],
+            sort_keys=True,
+            default=str,
+        )
         if key not in memo:
             memo[key] = samples(run_dir) if samples is not None else registered_splits(Path(run_dir), c)
         return memo[key]
@@ -433,11 +477,14 @@ def _load_samples(run: RunData, samples: SampleLoader | None) -> tuple[Any, str 
     try:
         splits = samples(run.path) if samples is not None else registered_splits(run.path, run.config)
     except Exception as e:  # noqa: BLE001 - missing data must not stop the report: values are still shown
-        return None, (f"The samples are not drawn: the run's data could not be loaded ({type(e).__name__}: {e}); "
-                      "values only.")
+        return None, (
+            f"The samples are not drawn: the run's data could not be loaded ({type(e).__name__}: {e}); values only."
+        )
     if splits is None:
-        return None, ("The samples are not drawn: the run's data is your own data.target; `mmcoop report` rebuilds "
-                      "it (or pass samples= to write_report); values only.")
+        return None, (
+            "The samples are not drawn: the run's data is your own data.target; `mmcoop report` rebuilds "
+            "it (or pass samples= to write_report); values only."
+        )
     return splits, None
 
 
@@ -504,8 +551,12 @@ def _gain_rows(cmp: CompareData, methods: Sequence[str]) -> list[dict[str, Any]]
         row: dict[str, Any] = {"method": m, "seeds": r.get("seeds")}
         for key, name in (("sample_visits", "visits"), ("optimizer_steps", "steps"), ("seconds_per_epoch", "s/epoch")):
             v = r.get(f"{key}_mean")
-            if joint is not None and not _is_missing(v) and not _is_missing(joint.get(f"{key}_mean")) \
-                    and float(joint[f"{key}_mean"]) > 0:
+            if (
+                joint is not None
+                and not _is_missing(v)
+                and not _is_missing(joint.get(f"{key}_mean"))
+                and float(joint[f"{key}_mean"]) > 0
+            ):
                 row[f"{name} × joint"] = f"{float(v) / float(joint[f'{key}_mean']):.2f}"
         for p in plots.GAIN_PROTOCOLS:
             if f"gain_{p}_mean" not in s.columns:
@@ -520,8 +571,9 @@ def _gain_rows(cmp: CompareData, methods: Sequence[str]) -> list[dict[str, Any]]
             if p != "epochs" and ecol in runs.columns and "method" in runs.columns:
                 e = pd.to_numeric(runs.loc[runs["method"].astype(str) == m, ecol], errors="coerce").dropna()
                 if len(e):
-                    row[f"joint epochs, {head}"] = str(int(e.min())) if e.min() == e.max() else \
-                        f"{int(e.min())}–{int(e.max())}"
+                    row[f"joint epochs, {head}"] = (
+                        str(int(e.min())) if e.min() == e.max() else f"{int(e.min())}–{int(e.max())}"
+                    )
         rows.append(row)
     return rows
 
@@ -529,23 +581,30 @@ def _gain_rows(cmp: CompareData, methods: Sequence[str]) -> list[dict[str, Any]]
 def _gain_section(page: _Page, cmp: CompareData, missing: list[str]) -> None:
     methods = plots.gain_methods(cmp.summary)
     if not methods:
-        missing.append("Gain over joint training (Figure 1): No paired gains in summary.csv (a comparison without "
-                       "joint training, or written before gains were recorded): rerun `mmcoop compare` with joint "
-                       "among the methods.")
+        missing.append(
+            "Gain over joint training (Figure 1): No paired gains in summary.csv (a comparison without "
+            "joint training, or written before gains were recorded): rerun `mmcoop compare` with joint "
+            "among the methods."
+        )
         return
     page.h2("gain", "Gain over joint training (Figure 1)")
-    page.image("figure1_gain", plots.gain_figure(cmp.summary, cmp.runs),
-               "Figure 1: test-accuracy gain over joint training per method (points), at equal epochs and against "
-               "joint training given the same compute; bars = mean over seeds, error bars = 95% paired-t interval, "
-               "dots = seeds")
+    page.image(
+        "figure1_gain",
+        plots.gain_figure(cmp.summary, cmp.runs),
+        "Figure 1: test-accuracy gain over joint training per method (points), at equal epochs and against "
+        "joint training given the same compute; bars = mean over seeds, error bars = 95% paired-t interval, "
+        "dots = seeds",
+    )
     page.add(_table(_gain_rows(cmp, methods), pct=[], left=["method"]))
-    page.add('<p class="sub">gain: test accuracy of the method minus that of joint training with the same seed (same '
-             "splits, initialisation and shuffles), in points, averaged over seeds; 95% CI: mean ± t<sub>0.975, n−1"
-             "</sub> · sd / √n over the n paired seeds (undefined for one seed). Equal epochs is the paper's protocol; "
-             "same visits / same steps compare with joint training run for as many epochs as give it the method's "
-             "total training-sample visits / optimizer steps (joint epochs column); visits / steps / s/epoch × joint: "
-             "the method's training units seen, optimizer steps taken and time per epoch relative to joint training."
-             "</p>")
+    page.add(
+        '<p class="sub">gain: test accuracy of the method minus that of joint training with the same seed (same '
+        "splits, initialisation and shuffles), in points, averaged over seeds; 95% CI: mean ± t<sub>0.975, n−1"
+        "</sub> · sd / √n over the n paired seeds (undefined for one seed). Equal epochs is the paper's protocol; "
+        "same visits / same steps compare with joint training run for as many epochs as give it the method's "
+        "total training-sample visits / optimizer steps (joint epochs column); visits / steps / s/epoch × joint: "
+        "the method's training units seen, optimizer steps taken and time per epoch relative to joint training."
+        "</p>"
+    )
 
 
 def _preferred_valuation(run: RunData) -> tuple[str, Path] | None:
@@ -564,8 +623,7 @@ def _run_links(cmp: CompareData, root: Path, reports: Mapping[Path, Path]) -> di
     return {m: " · ".join(v) for m, v in out.items()}
 
 
-def _compare_sections(page: _Page, cmp: CompareData, samples: SampleLoader | None = None,
-                      k: int = DEFAULT_K) -> None:
+def _compare_sections(page: _Page, cmp: CompareData, samples: SampleLoader | None = None, k: int = DEFAULT_K) -> None:
     runs = cmp.runs
     missing: list[str] = []
     samples = _shared_data(samples)  # the runs of a comparison mostly share their data: load it once per config
@@ -582,8 +640,11 @@ def _compare_sections(page: _Page, cmp: CompareData, samples: SampleLoader | Non
     acc_png = plots.compare_figure(cmp.summary, runs, cmp.modalities)
     if acc_png is not None:
         page.h2("accuracy", "Test accuracy per method")
-        page.image("compare_accuracy", acc_png,
-                   "test accuracy (fused and each modality alone) per method, mean ± std over seeds; dots = seeds")
+        page.image(
+            "compare_accuracy",
+            acc_png,
+            "test accuracy (fused and each modality alone) per method, mean ± std over seeds; dots = seeds",
+        )
     else:
         missing.append("Test accuracy per method: no summary.csv / compare.csv with test accuracies.")
     if cmp.summary.empty:
@@ -638,18 +699,23 @@ def _compare_sections(page: _Page, cmp: CompareData, samples: SampleLoader | Non
         row["report"] = link
         rows.append(row)
     page.add(_table(rows, raw=["report"], left=["method", "valued", "report"]))
-    page.add('<p class="sub">valued: the valuation shown (the test split when `mmcoop value` was run, else the '
-             "last training epoch); phi_&lt;m&gt; mean: mean Shapley value; degraded_auc_mean: mean over modalities of "
-             "the AUC of −phi for the degraded modality (debiased data; 0.5 = chance); lowest_is_degraded: share of "
-             "samples whose lowest-phi modality is the degraded one.</p>")
+    page.add(
+        '<p class="sub">valued: the valuation shown (the test split when `mmcoop value` was run, else the '
+        "last training epoch); phi_&lt;m&gt; mean: mean Shapley value; degraded_auc_mean: mean over modalities of "
+        "the AUC of −phi for the degraded modality (debiased data; 0.5 = chance); lowest_is_degraded: share of "
+        "samples whose lowest-phi modality is the degraded one.</p>"
+    )
     if vals.errors:
         page.note("Unreadable valuation files skipped: " + "; ".join(vals.errors))
 
     if hist_sources:
         page.h2("samples", "Per-sample contributions by method")
         hmods = _mods_of(hist_sources, mods)
-        page.image("compare_phi_hist", plots.phi_histogram_figure(hist_sources, hmods),
-                   "distribution of per-sample Shapley values per modality, first seed of each method")
+        page.image(
+            "compare_phi_hist",
+            plots.phi_histogram_figure(hist_sources, hmods),
+            "distribution of per-sample Shapley values per modality, first seed of each method",
+        )
     else:
         missing.append("Per-sample contributions by method: no run of this comparison has valuation files.")
     _missing_list(page, missing)
@@ -657,8 +723,11 @@ def _compare_sections(page: _Page, cmp: CompareData, samples: SampleLoader | Non
 
 def _missing_list(page: _Page, missing: Sequence[str]) -> None:
     if missing:
-        page.add('<p class="sub">Not in this report:</p><ul class="missing">' +
-                 "".join(f"<li>{_esc(m)}</li>" for m in missing) + "</ul>")
+        page.add(
+            '<p class="sub">Not in this report:</p><ul class="missing">'
+            + "".join(f"<li>{_esc(m)}</li>" for m in missing)
+            + "</ul>"
+        )
 
 
 def _compare_report(path: Path, samples: SampleLoader | None = None, k: int = DEFAULT_K) -> Path:

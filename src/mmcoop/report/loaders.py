@@ -42,10 +42,27 @@ from mmcoop.utils.rundir import (
 from mmcoop.utils.summaries import summarize_over_seeds
 
 __all__ = [  # list_valuations, is_run_dir, is_compare_dir: re-exported from mmcoop.utils.rundir
-    "read_json", "read_config", "metrics_frame", "modalities_from_metrics", "modalities_from_results",
-    "phi_columns", "modalities_of", "read_valuation", "list_valuations", "is_run_dir", "is_compare_dir",
-    "child_run_dirs", "RunData", "load_run_dir", "CompareData", "summarize_runs", "load_compare_dir",
-    "rank_auc", "degraded_auc", "summarize_contributions", "per_class_contributions",
+    "read_json",
+    "read_config",
+    "metrics_frame",
+    "modalities_from_metrics",
+    "modalities_from_results",
+    "phi_columns",
+    "modalities_of",
+    "read_valuation",
+    "list_valuations",
+    "is_run_dir",
+    "is_compare_dir",
+    "child_run_dirs",
+    "RunData",
+    "load_run_dir",
+    "CompareData",
+    "summarize_runs",
+    "load_compare_dir",
+    "rank_auc",
+    "degraded_auc",
+    "summarize_contributions",
+    "per_class_contributions",
 ]
 
 
@@ -200,8 +217,14 @@ def load_run_dir(path: str | os.PathLike) -> RunData:
             if mods:
                 break
     return RunData(
-        path=p, config=read_config(files.config), dataset=read_json(files.dataset),
-        metrics=metrics, results=results, epoch_valuations=epochs, split_valuations=splits, modalities=mods,
+        path=p,
+        config=read_config(files.config),
+        dataset=read_json(files.dataset),
+        metrics=metrics,
+        results=results,
+        epoch_valuations=epochs,
+        split_valuations=splits,
+        modalities=mods,
     )
 
 
@@ -278,7 +301,7 @@ def load_compare_dir(path: str | os.PathLike) -> CompareData:
     for c in cols:  # test_acc_<m> (runs) or test_acc_<m>_mean (summary)
         if c.endswith("_std"):
             continue
-        for m in modalities_in(split_key(TEST, ACC), [c[:-len("_mean")] if c.endswith("_mean") else c]):
+        for m in modalities_in(split_key(TEST, ACC), [c[: -len("_mean")] if c.endswith("_mean") else c]):
             if m not in mods:
                 mods.append(m)
     return CompareData(path=cdir, runs=runs, summary=summary, modalities=mods)
@@ -406,15 +429,18 @@ def summarize_contributions(source: pd.DataFrame | str | os.PathLike) -> pd.Data
             acc = float((df[f"pred_{m}"].to_numpy() == df["label"].to_numpy()).mean())
         col = modality_key(COPIES, m)
         copies = float(df[col].mean()) if col in df.columns and n else float("nan")
-        rows.append({
-            "modality": m, "samples": n,
-            "mean_phi": float(np.nanmean(x)) if n else float("nan"),
-            "std_phi": float(np.nanstd(x, ddof=1)) if n > 1 else float("nan"),
-            "unimodal_acc": acc,
-            "lowest_share": float(w[:, k].mean()) if n else float("nan"),
-            "low_share": float((x <= LOW_PHI).mean()) if n else float("nan"),
-            "mean_copies": copies,
-        })
+        rows.append(
+            {
+                "modality": m,
+                "samples": n,
+                "mean_phi": float(np.nanmean(x)) if n else float("nan"),
+                "std_phi": float(np.nanstd(x, ddof=1)) if n > 1 else float("nan"),
+                "unimodal_acc": acc,
+                "lowest_share": float(w[:, k].mean()) if n else float("nan"),
+                "low_share": float((x <= LOW_PHI).mean()) if n else float("nan"),
+                "mean_copies": copies,
+            }
+        )
     return pd.DataFrame(rows).set_index("modality")
 
 

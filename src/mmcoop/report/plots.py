@@ -96,14 +96,28 @@ def accuracy_figure(metrics: pd.DataFrame, modalities: Sequence[str], best_epoch
             style = "--" if c == "train_acc" else "-"
             lw = 2.2 if c == "val_acc" else 1.4
             label = {"val_acc": "val (fused)", "train_acc": "train"}.get(c, c.replace("val_acc_", "val ") + " alone")
-            ax.plot(ep, 100 * pd.to_numeric(metrics[c], errors="coerce"), style, color=col, lw=lw, marker=marker,
-                    ms=3, label=label)
+            ax.plot(
+                ep,
+                100 * pd.to_numeric(metrics[c], errors="coerce"),
+                style,
+                color=col,
+                lw=lw,
+                marker=marker,
+                ms=3,
+                label=label,
+            )
         _epoch_axis(ax, "accuracy (%)", "accuracy")
     if loss_cols:
         ax = axes[i]
         for c, col in zip(loss_cols, _colors(len(loss_cols))):
-            ax.plot(ep, pd.to_numeric(metrics[c], errors="coerce"), color=col, marker=marker, ms=3,
-                    label=c.replace("_loss", ""))
+            ax.plot(
+                ep,
+                pd.to_numeric(metrics[c], errors="coerce"),
+                color=col,
+                marker=marker,
+                ms=3,
+                label=c.replace("_loss", ""),
+            )
         _epoch_axis(ax, "loss", "loss")
     if best_epoch is not None:
         for ax in axes:
@@ -116,8 +130,10 @@ def contribution_figure(metrics: pd.DataFrame, modalities: Sequence[str]) -> byt
     if metrics.empty or "epoch" not in metrics.columns:
         return None
     groups = []
-    for prefix, title, ylabel in ((CONTRIB, "dataset-level contribution (mean phi)", "mean phi"),
-                                  (COPIES, "planned re-sampling copies", "copies")):
+    for prefix, title, ylabel in (
+        (CONTRIB, "dataset-level contribution (mean phi)", "mean phi"),
+        (COPIES, "planned re-sampling copies", "copies"),
+    ):
         cols = [(m, modality_key(prefix, m)) for m in modalities if modality_key(prefix, m) in metrics.columns]
         cols = [(m, c) for m, c in cols if metrics[c].notna().any()]
         if cols:
@@ -137,8 +153,9 @@ def contribution_figure(metrics: pd.DataFrame, modalities: Sequence[str]) -> byt
     return figure_png(fig)
 
 
-def phi_histogram_figure(sources: Mapping[str, pd.DataFrame], modalities: Sequence[str],
-                         title: str | None = None) -> bytes | None:
+def phi_histogram_figure(
+    sources: Mapping[str, pd.DataFrame], modalities: Sequence[str], title: str | None = None
+) -> bytes | None:
     """Distribution of the per-sample Shapley values, one panel per modality (paper, Fig. 2).
 
     Each source (e.g. an epoch or a split) is one bar colour inside every panel; bars
@@ -153,9 +170,15 @@ def phi_histogram_figure(sources: Mapping[str, pd.DataFrame], modalities: Sequen
         panels.append((f"phi[{m}]", {k: df[f"phi_{m}"].to_numpy(dtype=np.float64) for k, df in sources.items()}))
     if len(mods) == 2:
         a, b = mods
-        panels.append((f"phi[{a}] - phi[{b}]", {
-            k: df[f"phi_{a}"].to_numpy(dtype=np.float64) - df[f"phi_{b}"].to_numpy(dtype=np.float64)
-            for k, df in sources.items()}))
+        panels.append(
+            (
+                f"phi[{a}] - phi[{b}]",
+                {
+                    k: df[f"phi_{a}"].to_numpy(dtype=np.float64) - df[f"phi_{b}"].to_numpy(dtype=np.float64)
+                    for k, df in sources.items()
+                },
+            )
+        )
     ncols = min(len(panels), 4)
     nrows = -(-len(panels) // ncols)
     fig = Figure(figsize=(4.0 * ncols, 3.2 * nrows))
@@ -172,8 +195,7 @@ def phi_histogram_figure(sources: Mapping[str, pd.DataFrame], modalities: Sequen
             counts = np.histogram(x, bins=edges)[0]
             share = counts / max(x.size, 1)
             offset = (j - (n_src - 1) / 2) * bar_w
-            ax.bar(centres + offset, share, width=bar_w, color=col, label=f"{label} (n={x.size})",
-                   edgecolor="none")
+            ax.bar(centres + offset, share, width=bar_w, color=col, label=f"{label} (n={x.size})", edgecolor="none")
         if on_grid and len(centres) <= 12:
             ax.set_xticks(centres)
             ax.set_xticklabels([f"{c:g}" for c in np.round(centres, 3)], fontsize=8)
@@ -181,7 +203,7 @@ def phi_histogram_figure(sources: Mapping[str, pd.DataFrame], modalities: Sequen
         ax.set_xlabel("Shapley value" if "-" not in name else "difference")
         ax.set_ylabel("share of samples")
         ax.grid(alpha=0.3, axis="y")
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
     if title:
         fig.suptitle(title)
@@ -228,8 +250,15 @@ def per_class_figure(tables: Mapping[str, pd.DataFrame], class_names: Sequence[s
                 for c in range(arr.shape[1]):
                     v = arr[r, c]
                     if np.isfinite(v):
-                        ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                                color="black" if v > mid else "white")
+                        ax.text(
+                            c,
+                            r,
+                            f"{v:.2f}",
+                            ha="center",
+                            va="center",
+                            fontsize=7,
+                            color="black" if v > mid else "white",
+                        )
     if im is not None:
         fig.colorbar(im, ax=list(axes), label="mean phi", shrink=0.8)
     return figure_png(fig)
@@ -251,8 +280,14 @@ def degraded_epochs_figure(table: pd.DataFrame, modalities: Sequence[str]) -> by
         ax.axhline(float(table["chance"].iloc[0]), color="grey", ls=":", lw=1, label="chance (share)")
     ax.axhline(0.5, color="grey", ls="-.", lw=0.8)
     ax.set_ylim(0, 1.02)
-    _epoch_axis(ax, "AUC / share", "finding the degraded modality from phi (train set)",
-                fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    _epoch_axis(
+        ax,
+        "AUC / share",
+        "finding the degraded modality from phi (train set)",
+        fontsize=7,
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+    )
     return figure_png(fig)
 
 
@@ -317,8 +352,12 @@ def gain_bars(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
     for p in GAIN_PROTOCOLS:
         if f"gain_{p}_mean" not in s.columns:
             continue
-        cols = {k: pd.to_numeric(s[f"gain_{p}_{k}"], errors="coerce") if f"gain_{p}_{k}" in s.columns
-                else pd.Series(np.nan, index=s.index) for k in ("mean", "low", "high", "n")}
+        cols = {
+            k: pd.to_numeric(s[f"gain_{p}_{k}"], errors="coerce")
+            if f"gain_{p}_{k}" in s.columns
+            else pd.Series(np.nan, index=s.index)
+            for k in ("mean", "low", "high", "n")
+        }
         out[p] = pd.DataFrame(cols, index=pd.Index(methods, name="method"))
     return out
 
@@ -361,9 +400,13 @@ def gain_figure(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> byte
     n = bars["epochs"]["n"] if "epochs" in bars else pd.Series(dtype=float)
     single = bool(len(n)) and bool((n <= 1).all())
     # the legend sits right above the axes (under the title): no gap whatever the tick labels' height
-    ax.set_title("test-accuracy gain over joint training" +
-                 (" (one seed: no interval)" if single else ": mean, 95% interval, seeds"), pad=24)
+    ax.set_title(
+        "test-accuracy gain over joint training"
+        + (" (one seed: no interval)" if single else ": mean, 95% interval, seeds"),
+        pad=24,
+    )
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(bars), frameon=False,
-              borderaxespad=0.2)
+    ax.legend(
+        fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(bars), frameon=False, borderaxespad=0.2
+    )
     return figure_png(fig)

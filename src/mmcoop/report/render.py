@@ -142,10 +142,14 @@ def render_vector(x: np.ndarray, spec: Any = None) -> dict[str, str]:
     for i, a in enumerate(v):
         y = h / 2 - (h / 2 - 1) * a / scale
         top, height = min(y, h / 2), abs(y - h / 2)
-        bars.append(f'<rect x="{i * bw:.1f}" y="{top:.1f}" width="{max(bw - 0.5, 0.5):.1f}" '
-                    f'height="{max(height, 0.3):.1f}" fill="{"#3b6ea8" if a >= 0 else "#c0504d"}"/>')
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">'
-           f'<line x1="0" y1="{h / 2}" x2="{w}" y2="{h / 2}" stroke="#999" stroke-width="0.5"/>{"".join(bars)}</svg>')
+        bars.append(
+            f'<rect x="{i * bw:.1f}" y="{top:.1f}" width="{max(bw - 0.5, 0.5):.1f}" '
+            f'height="{max(height, 0.3):.1f}" fill="{"#3b6ea8" if a >= 0 else "#c0504d"}"/>'
+        )
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">'
+        f'<line x1="0" y1="{h / 2}" x2="{w}" y2="{h / 2}" stroke="#999" stroke-width="0.5"/>{"".join(bars)}</svg>'
+    )
     return {"svg": svg}
 
 
@@ -171,5 +175,13 @@ def render(kind: str, x: np.ndarray, spec: Any = None) -> dict[str, str] | None:
     return RENDERERS.get(kind)(np.asarray(x), spec)
 
 
-__all__ = ["MAX_AUDIO_S", "MAX_BARS", "MAX_FRAMES", "RENDERERS", "THUMB_MAX", "png_data_uri", "render",
-           "render_waveform"]
+__all__ = [
+    "MAX_AUDIO_S",
+    "MAX_BARS",
+    "MAX_FRAMES",
+    "RENDERERS",
+    "THUMB_MAX",
+    "png_data_uri",
+    "render",
+    "render_waveform",
+]

@@ -31,7 +31,12 @@ import sys
 from typing import Any, Callable, Iterable, TextIO
 
 EVENTS: tuple[str, ...] = (
-    "on_fit_start", "on_epoch_start", "after_valuation", "after_evaluation", "on_epoch_end", "on_fit_end",
+    "on_fit_start",
+    "on_epoch_start",
+    "after_valuation",
+    "after_evaluation",
+    "on_epoch_end",
+    "on_fit_end",
 )
 
 
@@ -130,9 +135,12 @@ class ConsoleLine(Callback):
     def format(record: dict[str, Any], epochs: int | None = None) -> str:
         """The line for one metrics ``record``."""
         total = f"/{epochs}" if epochs else ""
-        parts = [f"epoch {record.get('epoch', '?')}{total}", f"loss {_fmt(record.get('train_loss'))}",
-                 f"val acc {_fmt(record.get('val_acc'))}"]
-        alone = [(k[len("val_acc_"):], v) for k, v in record.items() if k.startswith("val_acc_")]
+        parts = [
+            f"epoch {record.get('epoch', '?')}{total}",
+            f"loss {_fmt(record.get('train_loss'))}",
+            f"val acc {_fmt(record.get('val_acc'))}",
+        ]
+        alone = [(k[len("val_acc_") :], v) for k, v in record.items() if k.startswith("val_acc_")]
         if alone:
             parts.append("alone: " + " ".join(f"{m} {_fmt(v)}" for m, v in alone))
         if record.get("time_valuation_s") is not None:

@@ -98,8 +98,10 @@ class TrainConfig:
             if not (math.isfinite(value) and ok):
                 raise ConfigError(f"train.{key} must be a finite number {rule}, got {value}")
         if self.find_unused_parameters is not None and not isinstance(self.find_unused_parameters, bool):
-            raise ConfigError("train.find_unused_parameters must be true, false or null (automatic), got "
-                              f"{self.find_unused_parameters!r}")
+            raise ConfigError(
+                "train.find_unused_parameters must be true, false or null (automatic), got "
+                f"{self.find_unused_parameters!r}"
+            )
         f = self.divergence_factor
         if f is not None and not (math.isfinite(f) and f > 1):
             raise ConfigError(f"train.divergence_factor must be a number > 1, or null to disable the check, got {f}")
@@ -107,8 +109,9 @@ class TrainConfig:
         if isinstance(self.loggers, str):  # --set train.loggers=tensorboard
             self.loggers = [self.loggers]
         if not isinstance(self.loggers, (list, tuple)) or not all(isinstance(x, str) for x in self.loggers):
-            raise ConfigError(f"train.loggers must be a list of logger names, e.g. [jsonl, tensorboard]; "
-                              f"got {self.loggers!r}")
+            raise ConfigError(
+                f"train.loggers must be a list of logger names, e.g. [jsonl, tensorboard]; got {self.loggers!r}"
+            )
         if len(set(self.loggers)) != len(self.loggers):
             raise ConfigError(f"train.loggers names a logger twice: {list(self.loggers)}")
         self.loggers = list(self.loggers)

@@ -12,8 +12,19 @@ from torch import nn
 from mmcoop.utils.dist import all_gather_rows, is_distributed, rank, world_size
 
 __all__ = [
-    "all_gather_rows", "all_reduce_sum", "average_buffers", "average_gradients", "barrier", "init_from_env",
-    "is_distributed", "is_main", "local_device", "rank", "shutdown", "world_size", "wrap_ddp",
+    "all_gather_rows",
+    "all_reduce_sum",
+    "average_buffers",
+    "average_gradients",
+    "barrier",
+    "init_from_env",
+    "is_distributed",
+    "is_main",
+    "local_device",
+    "rank",
+    "shutdown",
+    "world_size",
+    "wrap_ddp",
 ]
 
 

@@ -56,10 +56,20 @@ class StepEngine:
         find_unused: DDP's unused-parameter detection (the method can skip an encoder).
     """
 
-    def __init__(self, model: nn.Module, extra: nn.Module, optimizer: torch.optim.Optimizer,
-                 scaler: torch.amp.GradScaler, device: torch.device, amp_dtype: torch.dtype | None,
-                 fold_batchnorm: bool, guard: Any, loader_options: dict[str, Any] | None = None,
-                 compile_model: bool = False, find_unused: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        extra: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        device: torch.device,
+        amp_dtype: torch.dtype | None,
+        fold_batchnorm: bool,
+        guard: Any,
+        loader_options: dict[str, Any] | None = None,
+        compile_model: bool = False,
+        find_unused: bool = False,
+    ) -> None:
         self.model, self.extra, self.optimizer, self.scaler = model, extra, optimizer, scaler
         self.device, self.amp_dtype, self.fold_batchnorm, self.guard = device, amp_dtype, fold_batchnorm, guard
         wrapped: Any = _EncodeFuse(model)
@@ -141,8 +151,9 @@ class StepEngine:
             with eval_mode(self.model):
                 self.inference_net = inference_model(self.model, self.fold_batchnorm)
                 # under DDP rank r takes rows r, r+W, ... (no padded duplicates: sums are exact)
-                loader = make_loader(dataset.train_mode(False), batch_size, distributed_eval=is_distributed(),
-                                     **self.loader_options)
+                loader = make_loader(
+                    dataset.train_mode(False), batch_size, distributed_eval=is_distributed(), **self.loader_options
+                )
                 for batch in loader:
                     batch = batch_to(batch, self.device)
                     with torch.no_grad(), self.autocast():

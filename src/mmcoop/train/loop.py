@@ -21,7 +21,13 @@ from mmcoop.methods.base import Method, MethodContext
 from mmcoop.train.callbacks import CallbackList, ConsoleLine, EpochEndFunction
 from mmcoop.train.config import TrainConfig
 from mmcoop.train.distributed import (
-    all_reduce_sum, average_buffers, is_distributed, is_main, local_device, rank, world_size,
+    all_reduce_sum,
+    average_buffers,
+    is_distributed,
+    is_main,
+    local_device,
+    rank,
+    world_size,
 )
 from mmcoop.train.divergence import DivergenceGuard
 from mmcoop.train.engine import StepEngine
@@ -63,8 +69,15 @@ class Trainer:
             ``config.progress`` a :class:`~mmcoop.train.callbacks.ConsoleLine` is added.
     """
 
-    def __init__(self, model: nn.Module, method: Method, splits: DatasetSplits, config: TrainConfig, seed: int = 0,
-                 callbacks: Iterable[Any] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        method: Method,
+        splits: DatasetSplits,
+        config: TrainConfig,
+        seed: int = 0,
+        callbacks: Iterable[Any] | None = None,
+    ) -> None:
         self.config = config
         self.callbacks = CallbackList(callbacks, self)
         if config.progress:
@@ -77,13 +90,26 @@ class Trainer:
         self.splits = splits
         if config.data_on_device and self.device.type != "cpu":
             self.splits = DatasetSplits(
-                splits.name, splits.train.to(self.device), splits.val.to(self.device), splits.test.to(self.device), splits.info
+                splits.name,
+                splits.train.to(self.device),
+                splits.val.to(self.device),
+                splits.test.to(self.device),
+                splits.info,
             )
-        self.loader_options = {"num_workers": config.num_workers, "pin_memory": config.pin_memory,
-                               "persistent_workers": config.num_workers > 0}
+        self.loader_options = {
+            "num_workers": config.num_workers,
+            "pin_memory": config.pin_memory,
+            "persistent_workers": config.num_workers > 0,
+        }
         self.ctx = MethodContext(
-            model=self.model, train_data=self.splits.train, val_data=self.splits.val, device=self.device, seed=seed,
-            batch_size=config.batch_size, eval_batch_size=config.eval_batch_size, amp_dtype=self.amp_dtype,
+            model=self.model,
+            train_data=self.splits.train,
+            val_data=self.splits.val,
+            device=self.device,
+            seed=seed,
+            batch_size=config.batch_size,
+            eval_batch_size=config.eval_batch_size,
+            amp_dtype=self.amp_dtype,
             fold_batchnorm=config.fold_batchnorm,
         )
         self.ctx.listener = self.callbacks  # the method's after_valuation events reach the callbacks
@@ -99,14 +125,26 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         self.ctx.optimizer = self.optimizer
         self.scheduler = (
-            torch.optim.lr_scheduler.StepLR(self.optimizer, config.step_size, config.gamma) if config.step_size > 0 else None
+            torch.optim.lr_scheduler.StepLR(self.optimizer, config.step_size, config.gamma)
+            if config.step_size > 0
+            else None
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")
-        self.engine = StepEngine(self.model, self.extra, self.optimizer, self.scaler, self.device, self.amp_dtype,
-                                 config.fold_batchnorm, guard=DivergenceGuard.from_config(config),
-                                 loader_options=self.loader_options, compile_model=config.compile,
-                                 find_unused=(self.method.skips_encoders() if config.find_unused_parameters is None
-                                              else config.find_unused_parameters))
+        self.engine = StepEngine(
+            self.model,
+            self.extra,
+            self.optimizer,
+            self.scaler,
+            self.device,
+            self.amp_dtype,
+            config.fold_batchnorm,
+            guard=DivergenceGuard.from_config(config),
+            loader_options=self.loader_options,
+            compile_model=config.compile,
+            find_unused=(
+                self.method.skips_encoders() if config.find_unused_parameters is None else config.find_unused_parameters
+            ),
+        )
         self.ctx.attach(self.engine)
         self.epoch = 0  # next epoch to run
         self.best_val = -math.inf
@@ -159,8 +197,15 @@ class Trainer:
         self.callbacks.on_epoch_start(self.epoch)
         self.method.on_epoch_start(ctx)
         data = self.method.train_set(ctx).train_mode(True)  # training transforms (augmentation)
-        loader = make_loader(data, self.config.batch_size, shuffle=True, seed=self.seed, epoch=self.epoch,
-                             distributed=is_distributed(), **self.loader_options)
+        loader = make_loader(
+            data,
+            self.config.batch_size,
+            shuffle=True,
+            seed=self.seed,
+            epoch=self.epoch,
+            distributed=is_distributed(),
+            **self.loader_options,
+        )
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
@@ -169,7 +214,9 @@ class Trainer:
         if sync:
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        bar = progress_bar(loader, f"epoch {self.epoch + 1}/{self.config.epochs}", enabled=self.config.progress and is_main())
+        bar = progress_bar(
+            loader, f"epoch {self.epoch + 1}/{self.config.epochs}", enabled=self.config.progress and is_main()
+        )
         for batch in bar:
             batch = batch_to(batch, self.device)
             loss, logits = self.method.train_step(ctx, batch)
@@ -178,7 +225,11 @@ class Trainer:
             correct += (logits.detach().argmax(-1) == batch["label"]).sum()
             seen += n
         self.method.on_epoch_end(ctx)
-        totals = all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=self.device, dtype=torch.float64)]))
+        totals = all_reduce_sum(
+            torch.stack(
+                [loss_sum, correct.double(), torch.tensor(float(seen), device=self.device, dtype=torch.float64)]
+            )
+        )
         loss_sum, correct, seen = totals[0], totals[1], int(totals[2])
         average_buffers(self.model)  # every rank evaluates, values and saves the same model
         average_buffers(self.extra)
@@ -223,8 +274,11 @@ class Trainer:
             self._fit()
         finally:
             if on_epoch_end is not None:
-                self.callbacks.callbacks = [c for c in self.callbacks.callbacks
-                                            if not (isinstance(c, EpochEndFunction) and c.fn is on_epoch_end)]
+                self.callbacks.callbacks = [
+                    c
+                    for c in self.callbacks.callbacks
+                    if not (isinstance(c, EpochEndFunction) and c.fn is on_epoch_end)
+                ]
 
     def _fit(self) -> None:
         self.callbacks.on_fit_start()

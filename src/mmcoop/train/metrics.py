@@ -71,7 +71,9 @@ class MultimodalMeter:
             self._device = device
 
     @torch.no_grad()
-    def update(self, logits: Tensor, labels: Tensor, unimodal_logits: Tensor | None = None, loss_sum: Tensor | float = 0.0) -> None:
+    def update(
+        self, logits: Tensor, labels: Tensor, unimodal_logits: Tensor | None = None, loss_sum: Tensor | float = 0.0
+    ) -> None:
         """Add a batch: fused ``logits [B, C]``, ``labels [B]``, optional ``unimodal_logits [B, M, C]``
         and the batch's summed loss."""
         self._to(logits.device)

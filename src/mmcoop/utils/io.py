@@ -192,8 +192,14 @@ def load_checkpoint(path: str | os.PathLike, trust: bool = False) -> Any:
         if "Weights only load failed" not in text:
             raise
         if not trust:
-            found = next((line.split("GLOBAL", 1)[1].split(" was not")[0].strip()
-                          for line in text.splitlines() if "GLOBAL" in line), "a Python object")
+            found = next(
+                (
+                    line.split("GLOBAL", 1)[1].split(" was not")[0].strip()
+                    for line in text.splitlines()
+                    if "GLOBAL" in line
+                ),
+                "a Python object",
+            )
             raise RunDirError(
                 f"{path} holds {found} besides tensors and plain containers; mmcoop refuses to load it, because "
                 "unpickling such an object can run code from the file. mmcoop's own checkpoints never hold one. "

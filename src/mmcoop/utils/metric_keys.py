@@ -39,4 +39,4 @@ def split_key(split: str, key: str) -> str:
 def modalities_in(prefix: str, keys: Iterable[str]) -> list[str]:
     """Modalities named by the ``<prefix>_<modality>`` keys among ``keys``, in their order."""
     head = f"{prefix}_"
-    return [k[len(head):] for k in keys if k.startswith(head) and len(k) > len(head)]
+    return [k[len(head) :] for k in keys if k.startswith(head) and len(k) > len(head)]

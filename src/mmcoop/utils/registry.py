@@ -49,8 +49,9 @@ class Registry(Generic[T]):
         True
     """
 
-    def __init__(self, kind: str, builtins: str | None = None, group: str | None = None,
-                 name_attr: str | None = None) -> None:
+    def __init__(
+        self, kind: str, builtins: str | None = None, group: str | None = None, name_attr: str | None = None
+    ) -> None:
         self.kind = kind
         self.builtins = builtins
         self.group = group

@@ -213,8 +213,10 @@ def list_valuations(run_dir: str | os.PathLike) -> tuple[dict[int, Path], dict[s
             epochs[kind] = p
         elif isinstance(kind, str):
             splits[kind] = p
-    return (dict(sorted(epochs.items())),
-            dict(sorted(splits.items(), key=lambda kv: (_SPLIT_ORDER.get(kv[0], 3), kv[0]))))
+    return (
+        dict(sorted(epochs.items())),
+        dict(sorted(splits.items(), key=lambda kv: (_SPLIT_ORDER.get(kv[0], 3), kv[0]))),
+    )
 
 
 # -- metrics.jsonl -------------------------------------------------------------------------------
@@ -248,13 +250,20 @@ def metrics_line(record: Mapping[str, Any]) -> str:
 
 #: How a bad *last* line of ``metrics.jsonl`` is treated (see :func:`parse_metrics`).
 LAST_LINE_MODES: tuple[str, ...] = ("warn", "skip", "error")
-_BAD_LINE = ("{source}: line {lineno} is not a JSON object; repair or delete that line "
-             "(each line of metrics.jsonl is the record of one epoch)")
+_BAD_LINE = (
+    "{source}: line {lineno} is not a JSON object; repair or delete that line "
+    "(each line of metrics.jsonl is the record of one epoch)"
+)
 
 
 def parse_metrics(
-    text: str, source: str = METRICS_FILE, strict: bool = True, *,
-    last_line: str = "warn", required: Sequence[str] = (), error: str = _BAD_LINE,
+    text: str,
+    source: str = METRICS_FILE,
+    strict: bool = True,
+    *,
+    last_line: str = "warn",
+    required: Sequence[str] = (),
+    error: str = _BAD_LINE,
 ) -> list[dict[str, Any]]:
     """The records of ``metrics.jsonl`` text.
 
@@ -296,8 +305,11 @@ def parse_metrics(
         if is_last and last_line == "skip":
             continue
         if is_last and last_line == "warn":
-            warnings.warn(f"{source}: skipping the incomplete last line {lineno} (a run interrupted while writing)",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"{source}: skipping the incomplete last line {lineno} (a run interrupted while writing)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         elif strict or is_last:
             raise DataError(error.format(source=source, lineno=lineno))
         else:
@@ -306,8 +318,12 @@ def parse_metrics(
 
 
 def read_metrics_file(
-    path: str | os.PathLike, strict: bool = True, *,
-    last_line: str = "warn", required: Sequence[str] = (), error: str = _BAD_LINE,
+    path: str | os.PathLike,
+    strict: bool = True,
+    *,
+    last_line: str = "warn",
+    required: Sequence[str] = (),
+    error: str = _BAD_LINE,
 ) -> list[dict[str, Any]]:
     """The records of a ``metrics.jsonl`` file; ``[]`` when it is absent.
 
@@ -336,8 +352,12 @@ def read_metrics_file(
 
 
 def read_metrics(
-    run_dir: str | os.PathLike, strict: bool = True, *,
-    last_line: str = "warn", required: Sequence[str] = (), error: str = _BAD_LINE,
+    run_dir: str | os.PathLike,
+    strict: bool = True,
+    *,
+    last_line: str = "warn",
+    required: Sequence[str] = (),
+    error: str = _BAD_LINE,
 ) -> list[dict[str, Any]]:
     """The epoch records of ``<run_dir>/metrics.jsonl`` (see :func:`read_metrics_file`).
 
@@ -368,8 +388,11 @@ def _drop_partial_tail(path: Path) -> None:
         fh.seek(0)
         data = fh.read()
         keep = data.rfind(b"\n") + 1
-        warnings.warn(f"{path}: dropping an incomplete last line ({size - keep} bytes) before appending",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"{path}: dropping an incomplete last line ({size - keep} bytes) before appending",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         fh.truncate(keep)
         fh.flush()
         os.fsync(fh.fileno())
@@ -437,8 +460,11 @@ def stderr_column(modality: str) -> str:
 
 
 def valuation_columns(
-    modalities: Sequence[str], coalitions: Sequence[str], extras: Sequence[str] = (),
-    values: bool = True, stderr: bool = False,
+    modalities: Sequence[str],
+    coalitions: Sequence[str],
+    extras: Sequence[str] = (),
+    values: bool = True,
+    stderr: bool = False,
 ) -> dict[str, list[str]]:
     """Column groups of a valuation file (stored under ``"columns"`` in its metadata).
 
@@ -472,7 +498,7 @@ def valuation_columns(
 
 def modalities_from_columns(columns: Iterable[str]) -> list[str]:
     """Modality names from the ``phi_<modality>`` columns, in column order."""
-    return [c[len(PHI_PREFIX):] for c in columns if c.startswith(PHI_PREFIX)]
+    return [c[len(PHI_PREFIX) :] for c in columns if c.startswith(PHI_PREFIX)]
 
 
 def encode_valuation_meta(meta: Mapping[str, Any]) -> dict[bytes, bytes]:
@@ -495,4 +521,3 @@ def decode_valuation_meta(metadata: Mapping[bytes, bytes] | None) -> dict[str, A
     except ValueError:
         return None
     return meta if isinstance(meta, dict) else None
-

@@ -24,18 +24,43 @@ from typing import Any, Mapping
 
 from mmcoop.utils.lock import LOCK_NAME
 from mmcoop.utils.rundir import (
-    BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, DATASET_FILE, LAST_CHECKPOINT, METRICS_CSV, METRICS_FILE,
-    PLOTS_DIR, REPORT_FILE, RESULTS_FILE, RESUMES_FILE, RUN_MARKER, TENSORBOARD_DIR, VALUATION_DIR,
-    VALUATION_META_KEY, WANDB_DIR, RunPaths,
-    decode_valuation_meta, list_valuations, parse_valuation_name,
+    BEST_CHECKPOINT,
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    DATASET_FILE,
+    LAST_CHECKPOINT,
+    METRICS_CSV,
+    METRICS_FILE,
+    PLOTS_DIR,
+    REPORT_FILE,
+    RESULTS_FILE,
+    RESUMES_FILE,
+    RUN_MARKER,
+    TENSORBOARD_DIR,
+    VALUATION_DIR,
+    VALUATION_META_KEY,
+    WANDB_DIR,
+    RunPaths,
+    decode_valuation_meta,
+    list_valuations,
+    parse_valuation_name,
 )
 
 # -- what mmcoop wrote in a run directory ---------------------------------------------------------
 #: Top-level files of a run directory that mmcoop writes (``--overwrite`` may delete them).
-RUN_OWNED_FILES: frozenset[str] = frozenset({
-    RUN_MARKER, LOCK_NAME, CONFIG_FILE, DATASET_FILE, METRICS_FILE, RESULTS_FILE, RESUMES_FILE, REPORT_FILE,
-    METRICS_CSV,
-})
+RUN_OWNED_FILES: frozenset[str] = frozenset(
+    {
+        RUN_MARKER,
+        LOCK_NAME,
+        CONFIG_FILE,
+        DATASET_FILE,
+        METRICS_FILE,
+        RESULTS_FILE,
+        RESUMES_FILE,
+        REPORT_FILE,
+        METRICS_CSV,
+    }
+)
 #: Which names inside mmcoop's sub-folders are mmcoop's (a user file there is never deleted).
 _OWNED_IN: dict[str, Any] = {
     CHECKPOINT_DIR: lambda p: p.name in (LAST_CHECKPOINT, BEST_CHECKPOINT),
@@ -93,9 +118,11 @@ def split_run_entries(run_dir: str | os.PathLike) -> tuple[list[Path], list[str]
         elif entry.is_file() and (entry.name in RUN_OWNED_FILES or _is_temp(entry)):
             owned.append(entry)
         elif entry.is_dir() and entry.name in _OWNED_IN:
-            bad = [f"{entry.name}/{c.name}" + ("/" if c.is_dir() and not c.is_symlink() else "")
-                   for c in sorted(entry.iterdir())
-                   if c.is_symlink() or not c.is_file() or not (_is_temp(c) or _OWNED_IN[entry.name](c))]
+            bad = [
+                f"{entry.name}/{c.name}" + ("/" if c.is_dir() and not c.is_symlink() else "")
+                for c in sorted(entry.iterdir())
+                if c.is_symlink() or not c.is_file() or not (_is_temp(c) or _OWNED_IN[entry.name](c))
+            ]
             if bad:
                 foreign += bad
             else:
@@ -186,11 +213,15 @@ def stale_valuations(run_dir: str | os.PathLike) -> list[str]:
         now = current[which]
         redo = f"run `mmcoop value {run_dir} --split {split} --checkpoint {which}` again"
         if not isinstance(rec, dict):
-            out.append(f"{VALUATION_DIR}/{path.name} records no checkpoint (made by an older mmcoop), so it may not "
-                       f"match {_short(now)}; {redo}")
+            out.append(
+                f"{VALUATION_DIR}/{path.name} records no checkpoint (made by an older mmcoop), so it may not "
+                f"match {_short(now)}; {redo}"
+            )
         elif now is None or rec.get("sha256") != now.get("sha256"):
-            out.append(f"{VALUATION_DIR}/{path.name} is stale: computed from {_short(rec)}, the run now has "
-                       f"{_short(now)}; {redo}")
+            out.append(
+                f"{VALUATION_DIR}/{path.name} is stale: computed from {_short(rec)}, the run now has "
+                f"{_short(now)}; {redo}"
+            )
     return out
 
 
@@ -219,6 +250,8 @@ def stale_derived(run_dir: str | os.PathLike) -> list[str]:
             rec = None
         now = checkpoint_fingerprint(run_dir, "best")
         if not isinstance(rec, dict) or now is None or rec.get("sha256") != now.get("sha256"):
-            out.append(f"{REPORT_FILE} and {PLOTS_DIR}/ describe {_short(rec) if isinstance(rec, dict) else 'an unrecorded checkpoint'}, "
-                       f"the run now has {_short(now)}; run `mmcoop report {run_dir}` again")
+            out.append(
+                f"{REPORT_FILE} and {PLOTS_DIR}/ describe {_short(rec) if isinstance(rec, dict) else 'an unrecorded checkpoint'}, "
+                f"the run now has {_short(now)}; run `mmcoop report {run_dir}` again"
+            )
     return out

@@ -55,8 +55,13 @@ def seed_everything(seed: int) -> None:
 def _numpy_state() -> dict[str, Any]:
     """NumPy's global state as tensors and plain values (loadable with ``torch.load(weights_only=True)``)."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)}
+    return {
+        "name": str(name),
+        "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(gauss),
+    }
 
 
 def _set_numpy_state(state: Any) -> None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 #: Columns summarised besides every ``test_*`` metric (when present).
-SUMMARY_EXTRA: tuple[str, ...] = ("seconds_per_epoch", "best_val_acc", "epochs_run", "sample_visits",
-                                  "optimizer_steps")
+SUMMARY_EXTRA: tuple[str, ...] = ("seconds_per_epoch", "best_val_acc", "epochs_run", "sample_visits", "optimizer_steps")
 
 
 def summarize_over_seeds(df: pd.DataFrame, by: str = "method") -> pd.DataFrame:
@@ -33,8 +32,9 @@ def summarize_over_seeds(df: pd.DataFrame, by: str = "method") -> pd.DataFrame:
     """
     if df.empty or by not in df.columns:
         return pd.DataFrame()
-    metrics = [c for c in df.columns if (c.startswith("test_") or c in SUMMARY_EXTRA)
-               and pd.api.types.is_numeric_dtype(df[c])]
+    metrics = [
+        c for c in df.columns if (c.startswith("test_") or c in SUMMARY_EXTRA) and pd.api.types.is_numeric_dtype(df[c])
+    ]
     g = df.groupby(by, sort=False)[metrics]
     mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
     out = pd.concat({"mean": mean, "std": std}, axis=1)

@@ -61,8 +61,9 @@ def resolve_target(target: str, key: str) -> Callable[..., Any]:
     return obj
 
 
-def call_with_supported(fn: Callable[..., Any], args: tuple[Any, ...], optional: dict[str, Any],
-                        options: dict[str, Any], key: str) -> Any:
+def call_with_supported(
+    fn: Callable[..., Any], args: tuple[Any, ...], optional: dict[str, Any], options: dict[str, Any], key: str
+) -> Any:
     """Call ``fn(*args, **options, **optional')`` where ``optional'`` keeps the keywords ``fn`` accepts.
 
     A ``TypeError`` raised by the call itself because of ``options`` (unexpected or missing
@@ -75,7 +76,9 @@ def call_with_supported(fn: Callable[..., Any], args: tuple[Any, ...], optional:
         extra = {k: v for k, v in optional.items() if takes_kwargs or k in params}
         sig.bind(*args, **options, **extra)
     except TypeError as e:
-        raise ConfigError(f"{key}: {getattr(fn, '__name__', fn)} cannot be called with options {sorted(options)} ({e})") from None
+        raise ConfigError(
+            f"{key}: {getattr(fn, '__name__', fn)} cannot be called with options {sorted(options)} ({e})"
+        ) from None
     except ValueError:  # no signature (builtins): call as is
         extra = {}
     return fn(*args, **options, **extra)

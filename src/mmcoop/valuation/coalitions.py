@@ -20,7 +20,9 @@ MAX_TABLE_MODALITIES = 24
 def _check_m(num_modalities: int, limit: int = MAX_TABLE_MODALITIES) -> int:
     m = int(num_modalities)
     if m < 1 or m > limit:
-        raise ValueError(f"number of modalities must be in [1, {limit}] for a full coalition table, got {num_modalities}")
+        raise ValueError(
+            f"number of modalities must be in [1, {limit}] for a full coalition table, got {num_modalities}"
+        )
     return m
 
 

@@ -125,7 +125,9 @@ class InputValuator:
         batch_size: int | None = None,
     ) -> None:
         if not callable(forward_func):
-            raise ConfigError(f"forward_func must be callable (inputs dict -> logits), got {type(forward_func).__name__}")
+            raise ConfigError(
+                f"forward_func must be callable (inputs dict -> logits), got {type(forward_func).__name__}"
+            )
         if batch_size is not None and int(batch_size) < 1:
             raise ConfigError(f"batch_size must be >= 1 (rows per forward call) or None, got {batch_size}")
         self.forward_func = forward_func
@@ -238,5 +240,6 @@ def valuate_inputs(
     """
     valuator = InputValuator(forward_func, value=value, empty=empty, batch_size=batch_size)
     res = valuator.attribute(inputs, labels, baselines)
-    return ValuationTable.from_result(res, list(inputs), labels, index, value=valuator.value_name,
-                                      empty=valuator.empty, removal="baseline")
+    return ValuationTable.from_result(
+        res, list(inputs), labels, index, value=valuator.value_name, empty=valuator.empty, removal="baseline"
+    )

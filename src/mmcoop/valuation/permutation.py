@@ -138,8 +138,11 @@ def shapley_permutation(
         rank = perm.argsort(-1)  # [B, P, M]: position of each modality in its ordering
         prefix = rank.unsqueeze(-2) < steps  # [B, P, M-1, M]: the first j modalities, j = 1..M-1
         v = torch.cat(
-            [v_empty.view(b, 1, 1).expand(b, perm.shape[1], 1), interior(prefix),
-             v_full.view(b, 1, 1).expand(b, perm.shape[1], 1)],
+            [
+                v_empty.view(b, 1, 1).expand(b, perm.shape[1], 1),
+                interior(prefix),
+                v_full.view(b, 1, 1).expand(b, perm.shape[1], 1),
+            ],
             dim=-1,
         )  # [B, P, M+1]: value of each prefix of the ordering
         # modality k joins at position rank[k]: its marginal contribution is diff[rank[k]] (gather: deterministic)

@@ -14,7 +14,10 @@ from mmcoop.utils.dist import all_gather_objects, all_gather_rows, rank, world_s
 from mmcoop.utils.modes import eval_mode
 from mmcoop.valuation.table import ValuationTable
 from mmcoop.valuation.valuator import (
-    ModalityValuator, mean_features_of, model_device, unwrap_model,
+    ModalityValuator,
+    mean_features_of,
+    model_device,
+    unwrap_model,
 )
 from mmcoop.valuation.values import ValueFunction
 
@@ -145,8 +148,16 @@ def valuate_dataset(
     model = unwrap_model(model)
     model = inference_model(model, fold_bn)
     valuator = ModalityValuator(
-        model, value, empty, removal, fill, method=method, max_exact=max_exact,
-        num_permutations=num_permutations, generator=generator, memory_budget=memory_budget,
+        model,
+        value,
+        empty,
+        removal,
+        fill,
+        method=method,
+        max_exact=max_exact,
+        num_permutations=num_permutations,
+        generator=generator,
+        memory_budget=memory_budget,
     )
     dev = torch.device(device) if device is not None else model_device(model)
     view = dataset if rows is None else dataset.view(torch.as_tensor(rows, dtype=torch.long).to(dataset.rows.device))
@@ -182,8 +193,11 @@ def valuate_dataset(
         masks = valuator.coalitions()
         m, k = masks.shape[1], masks.shape[0]
         parts.update(
-            index=[torch.zeros(0, dtype=torch.long)], label=[torch.zeros(0, dtype=torch.long)], phi=[torch.zeros(0, m)],
-            values=[torch.zeros(0, k)], preds=[torch.zeros(0, k, dtype=torch.long)],
+            index=[torch.zeros(0, dtype=torch.long)],
+            label=[torch.zeros(0, dtype=torch.long)],
+            phi=[torch.zeros(0, m)],
+            values=[torch.zeros(0, k)],
+            preds=[torch.zeros(0, k, dtype=torch.long)],
         )
     out = {key: torch.cat(v) for key, v in parts.items() if v}
     extra = {key: torch.cat(v) for key, v in extras.items()}

@@ -32,7 +32,6 @@ from mmcoop.utils.rundir import (
 from mmcoop.valuation.coalitions import coalition_masks, coalition_names, find_coalition
 
 
-
 def _np(t: Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
@@ -89,7 +88,9 @@ class ValuationTable:
         if self.ids is not None:
             self.ids = [str(x) for x in self.ids]
             if len(self.ids) != int(self.index.shape[0]):
-                raise ValueError(f"ValuationTable.ids must have {int(self.index.shape[0])} entries, got {len(self.ids)}")
+                raise ValueError(
+                    f"ValuationTable.ids must have {int(self.index.shape[0])} entries, got {len(self.ids)}"
+                )
         m = len(self.modalities)
         if self.masks is None:
             self.masks = coalition_masks(m).clone()
@@ -98,7 +99,9 @@ class ValuationTable:
         if self.masks.shape[1] != m:
             raise ValueError(f"masks have {self.masks.shape[1]} columns but there are {m} modalities")
         expect = {
-            "label": (self.label, (n,)), "phi": (self.phi, (n, m)), "values": (self.values, (n, k)),
+            "label": (self.label, (n,)),
+            "phi": (self.phi, (n, m)),
+            "values": (self.values, (n, k)),
             "coalition_preds": (self.coalition_preds, (n, k)),
         }
         if self.stderr is not None:
@@ -110,17 +113,27 @@ class ValuationTable:
                 raise ValueError(f"ValuationTable.{name} must have shape {list(shape)}, got {list(t.shape)}")
 
     @classmethod
-    def from_result(cls, result: Any, modalities: Sequence[str], label: Tensor, index: Tensor | None = None,
-                    **meta: Any) -> "ValuationTable":
+    def from_result(
+        cls, result: Any, modalities: Sequence[str], label: Tensor, index: Tensor | None = None, **meta: Any
+    ) -> "ValuationTable":
         """A table from one batch's :class:`~mmcoop.valuation.ValuationResult` (``phi [B, M]``, ...):
         ``label`` int64 ``[B]``, ``index`` ``[B]`` (default ``arange(B)``), ``meta`` the other fields
         (``value``, ``empty``, ``split``, ...). Tensors are moved to the CPU."""
         n = int(result.phi.shape[0])
         index = torch.arange(n) if index is None else torch.as_tensor(index).long()
         stderr = None if result.stderr is None else result.stderr.cpu()
-        return cls(list(modalities), index.cpu(), label.long().cpu(), result.phi.cpu(), result.values.cpu(),
-                   result.coalition_preds.cpu(), result.masks.cpu(), stderr=stderr,
-                   method=meta.pop("method", result.method), **meta)
+        return cls(
+            list(modalities),
+            index.cpu(),
+            label.long().cpu(),
+            result.phi.cpu(),
+            result.values.cpu(),
+            result.coalition_preds.cpu(),
+            result.masks.cpu(),
+            stderr=stderr,
+            method=meta.pop("method", result.method),
+            **meta,
+        )
 
     # -- shape and names -------------------------------------------------------
     @property
@@ -169,8 +182,9 @@ class ValuationTable:
             return ids.index(str(sample_id))
         except ValueError:
             some = ", ".join(repr(x) for x in ids[:3])
-            raise KeyError(f"no sample with id {str(sample_id)!r} in this table ({self.num_samples} samples, "
-                           f"e.g. {some})") from None
+            raise KeyError(
+                f"no sample with id {str(sample_id)!r} in this table ({self.num_samples} samples, e.g. {some})"
+            ) from None
 
     def sample(self, sample_id: str | int) -> dict[str, Any]:
         """Everything recorded about one sample, by its id.
@@ -189,8 +203,11 @@ class ValuationTable:
         i = self.position(sample_id)
         deg = self.degraded_modality
         out: dict[str, Any] = {
-            "sample_id": self.sample_id[i], "index": int(self.index[i]), "label": int(self.label[i]),
-            "split": self.split, "fused_pred": int(self.fused_pred[i]),
+            "sample_id": self.sample_id[i],
+            "index": int(self.index[i]),
+            "label": int(self.label[i]),
+            "split": self.split,
+            "fused_pred": int(self.fused_pred[i]),
             "phi": dict(zip(self.modalities, self.phi[i].double().tolist())),
             "pred": {m: int(self.unimodal_pred(m)[i]) for m in self.modalities},
             "coalition_preds": dict(zip(self.coalitions, self.coalition_preds[i].tolist())),
@@ -237,14 +254,20 @@ class ValuationTable:
         """
         import pandas as pd
 
-        mods = self.modalities if modality is None else [
-            self.modalities[self.modalities.index(modality) if isinstance(modality, str) else int(modality)]]
+        mods = (
+            self.modalities
+            if modality is None
+            else [self.modalities[self.modalities.index(modality) if isinstance(modality, str) else int(modality)]]
+        )
         frames = []
         for m in mods:
             sub = self.lowest(m, k)
             row: dict[str, Any] = {
-                "lowest_for": [m] * sub.num_samples, "rank": list(range(1, sub.num_samples + 1)),
-                "sample_id": sub.sample_id, "index": _np(sub.index), "label": _np(sub.label),
+                "lowest_for": [m] * sub.num_samples,
+                "rank": list(range(1, sub.num_samples + 1)),
+                "sample_id": sub.sample_id,
+                "index": _np(sub.index),
+                "label": _np(sub.label),
                 "fused_pred": _np(sub.fused_pred),
             }
             for j, mm in enumerate(self.modalities):
@@ -396,10 +419,15 @@ class ValuationTable:
             sel = sel.nonzero(as_tuple=True)[0]
         return replace(
             self,
-            index=self.index[sel], label=self.label[sel], phi=self.phi[sel], values=self.values[sel],
-            coalition_preds=self.coalition_preds[sel], masks=self.masks.clone(),
+            index=self.index[sel],
+            label=self.label[sel],
+            phi=self.phi[sel],
+            values=self.values[sel],
+            coalition_preds=self.coalition_preds[sel],
+            masks=self.masks.clone(),
             extras={k: v[sel] for k, v in self.extras.items()},
-            stderr=None if self.stderr is None else self.stderr[sel], info=dict(self.info),
+            stderr=None if self.stderr is None else self.stderr[sel],
+            info=dict(self.info),
             ids=None if self.ids is None else [self.ids[i] for i in sel.tolist()],
         )
 
@@ -411,17 +439,24 @@ class ValuationTable:
         first = tables[0]
         for t in tables[1:]:
             same = (
-                t.modalities == first.modalities and torch.equal(t.masks, first.masks)
+                t.modalities == first.modalities
+                and torch.equal(t.masks, first.masks)
                 and (t.value, t.empty, t.removal, t.method) == (first.value, first.empty, first.removal, first.method)
-                and set(t.extras) == set(first.extras) and (t.stderr is None) == (first.stderr is None)
+                and set(t.extras) == set(first.extras)
+                and (t.stderr is None) == (first.stderr is None)
             )
             if not same:
-                raise ValueError("cannot concatenate valuation tables with different modalities, coalitions or settings")
+                raise ValueError(
+                    "cannot concatenate valuation tables with different modalities, coalitions or settings"
+                )
         cat = lambda get: torch.cat([get(t) for t in tables])  # noqa: E731
         return replace(
             first,
-            index=cat(lambda t: t.index), label=cat(lambda t: t.label), phi=cat(lambda t: t.phi),
-            values=cat(lambda t: t.values), coalition_preds=cat(lambda t: t.coalition_preds),
+            index=cat(lambda t: t.index),
+            label=cat(lambda t: t.label),
+            phi=cat(lambda t: t.phi),
+            values=cat(lambda t: t.values),
+            coalition_preds=cat(lambda t: t.coalition_preds),
             masks=first.masks.clone(),
             extras={k: cat(lambda t, k=k: t.extras[k]) for k in first.extras},
             stderr=None if first.stderr is None else cat(lambda t: t.stderr),
@@ -433,20 +468,27 @@ class ValuationTable:
     def _columns(self, values: bool, stderr: bool) -> dict[str, list[str]]:
         """Column groups (:func:`mmcoop.utils.rundir.valuation_columns`); ValueError on a name clash."""
         return valuation_columns(
-            self.modalities, self.coalitions, list(self.extras), values=values,
+            self.modalities,
+            self.coalitions,
+            list(self.extras),
+            values=values,
             stderr=stderr and self.stderr is not None,
         )
 
     def _arrays(self, values: bool = False, stderr: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         cols = self._columns(values, stderr)
         data: dict[str, np.ndarray] = {
-            "index": _np(self.index), "label": _np(self.label), "fused_pred": _np(self.fused_pred),
+            "index": _np(self.index),
+            "label": _np(self.label),
+            "fused_pred": _np(self.fused_pred),
         }
         taken = set(data) | {c for group in cols.values() for c in group}
         clash = sorted(taken & set(IDENTITY_COLUMNS))
         if clash:
-            raise ValueError(f"column name clash in the valuation table: {clash} (used by mmcoop for the sample "
-                             "identity); rename the modality or extra")
+            raise ValueError(
+                f"column name clash in the valuation table: {clash} (used by mmcoop for the sample "
+                "identity); rename the modality or extra"
+            )
         preds, phi = _np(self.coalition_preds), _np(self.phi)
         for j, c in enumerate(cols["pred"]):
             data[c] = preds[:, j]
@@ -487,9 +529,15 @@ class ValuationTable:
     def meta(self) -> dict[str, Any]:
         """Settings and layout (JSON-serialisable), as stored in the parquet metadata."""
         return {
-            "format": VALUATION_FORMAT, "modalities": self.modalities, "masks": self.masks.int().tolist(),
-            "value": self.value, "empty": self.empty, "removal": self.removal, "split": self.split,
-            "method": self.method, "info": self.info,
+            "format": VALUATION_FORMAT,
+            "modalities": self.modalities,
+            "masks": self.masks.int().tolist(),
+            "value": self.value,
+            "empty": self.empty,
+            "removal": self.removal,
+            "split": self.split,
+            "method": self.method,
+            "info": self.info,
         }
 
     def to_parquet(self, path: str | os.PathLike) -> Path:
@@ -546,7 +594,11 @@ class ValuationTable:
             masks=torch.tensor(meta["masks"], dtype=torch.bool).reshape(-1, len(meta["modalities"])),
             extras={k: col(k) for k in cols["extras"]},
             stderr=mat(cols["stderr"]) if cols["stderr"] else None,
-            value=meta["value"], empty=meta["empty"], removal=meta["removal"], split=meta["split"],
-            method=meta["method"], info=meta.get("info", {}),
+            value=meta["value"],
+            empty=meta["empty"],
+            removal=meta["removal"],
+            split=meta["split"],
+            method=meta["method"],
+            info=meta.get("info", {}),
             ids=[str(x) for x in table.column("sample_id").to_pylist()] if "sample_id" in table.column_names else None,
         )

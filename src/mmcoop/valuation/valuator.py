@@ -165,7 +165,9 @@ class ModalityValuator:
         m = len(model.modalities)
         dims = getattr(model, "feature_dims", None)
         width = max(dims) if dims and all(d is not None for d in dims) else None
-        if fill is not None and (fill.dim() != 2 or fill.shape[0] != m or (width is not None and fill.shape[1] != width)):
+        if fill is not None and (
+            fill.dim() != 2 or fill.shape[0] != m or (width is not None and fill.shape[1] != width)
+        ):
             raise ConfigError(
                 f"fill must have the features' shape [M, D] = [{m}, {width if width is not None else 'D'}], "
                 f"got {tuple(fill.shape)}"
@@ -181,7 +183,8 @@ class ModalityValuator:
                 f"{'the exact limit M <= %d' % MAX_EXACT_MODALITIES if m > MAX_EXACT_MODALITIES else 'memory_budget'}; "
                 f"using a permutation estimate ({num_permutations} orderings per sample; the table records method "
                 "'permutation' and each phi's standard error)",
-                UserWarning, stacklevel=2,
+                UserWarning,
+                stacklevel=2,
             )
         self.num_permutations = int(num_permutations)
         self.antithetic = antithetic
@@ -218,7 +221,9 @@ class ModalityValuator:
         """Whether all ``2**M`` coalitions are evaluated (exact, or permutations on the table)."""
         return self.num_modalities <= self.max_exact
 
-    def fit_fill(self, loader: Iterable[dict[str, Any]], device: torch.device | str | None = None) -> "ModalityValuator":
+    def fit_fill(
+        self, loader: Iterable[dict[str, Any]], device: torch.device | str | None = None
+    ) -> "ModalityValuator":
         """Set ``fill`` to the mean feature per modality over ``loader``'s batches.
 
         Args:
@@ -229,7 +234,9 @@ class ModalityValuator:
             ``self`` (for chaining).
         """
         if self.removal != "mean":
-            raise ConfigError("fit_fill computes the fill of removal='mean'; construct the valuator with removal='mean'")
+            raise ConfigError(
+                "fit_fill computes the fill of removal='mean'; construct the valuator with removal='mean'"
+            )
         self.fill = mean_features_of(self.model, loader, device)
         return self
 
@@ -289,9 +296,12 @@ class ModalityValuator:
         if full_table:
             source: Any = values
         else:
+
             def source(sample_masks: Tensor) -> Tensor:
                 sample_masks = sample_masks.to(feats.device)
-                logits = coalition_logits(self.model, feats, sample_masks if sample_masks.shape[0] > 1 else sample_masks[0], fill)
+                logits = coalition_logits(
+                    self.model, feats, sample_masks if sample_masks.shape[0] > 1 else sample_masks[0], fill
+                )
                 return self.value_fn(logits, labels, sample_masks, self.empty)
 
         phi, stderr = shapley_permutation(
@@ -299,7 +309,9 @@ class ModalityValuator:
         )
         return ValuationResult(phi, values, preds, masks, stderr, "permutation")
 
-    def _exact_in_row_chunks(self, feats: Tensor, labels: Tensor, reported: Tensor, fill: Tensor | None) -> ValuationResult:
+    def _exact_in_row_chunks(
+        self, feats: Tensor, labels: Tensor, reported: Tensor, fill: Tensor | None
+    ) -> ValuationResult:
         """Exact Shapley values of ``M > max_exact`` modalities: all ``2**M`` coalitions for as
         many rows at a time as ``memory_budget`` allows; only the ``reported`` columns are kept."""
         m = self.num_modalities
@@ -313,11 +325,19 @@ class ModalityValuator:
             vals.append(v[:, cols])
             preds.append(p[:, cols])
         if not phi:
-            return ValuationResult(feats.new_zeros(0, m), feats.new_zeros(0, len(cols)),
-                                   torch.zeros(0, len(cols), dtype=torch.long, device=feats.device), reported, None, "exact")
+            return ValuationResult(
+                feats.new_zeros(0, m),
+                feats.new_zeros(0, len(cols)),
+                torch.zeros(0, len(cols), dtype=torch.long, device=feats.device),
+                reported,
+                None,
+                "exact",
+            )
         return ValuationResult(torch.cat(phi), torch.cat(vals), torch.cat(preds), reported, None, "exact")
 
-    def _values_and_preds(self, feats: Tensor, labels: Tensor, masks: Tensor, fill: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _values_and_preds(
+        self, feats: Tensor, labels: Tensor, masks: Tensor, fill: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
         b, k = feats.shape[0], masks.shape[0]
         c = int(getattr(self.model, "num_classes", None) or 1024)  # unknown: assume many classes (smaller chunks)
         step = max(1, _LOGIT_CHUNK // max(1, b * c))

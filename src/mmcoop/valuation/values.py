@@ -121,7 +121,9 @@ VALUE_FUNCTIONS: Registry[ValueFunction] = Registry("value function")
 
 
 def register_value_function(
-    name: str, default_empty: EmptyConvention, description: str = "",
+    name: str,
+    default_empty: EmptyConvention,
+    description: str = "",
     from_preds: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None,
 ) -> Callable[[RawValueFn], RawValueFn]:
     """Decorator registering a raw value function under ``name`` in :data:`VALUE_FUNCTIONS`.
@@ -164,15 +166,20 @@ def _correct_from_preds(preds: Tensor, labels: Tensor, masks: Tensor) -> Tensor:
     return (preds == labels.view(-1, 1)).to(torch.float32)
 
 
-@register_value_function("paper", "zero", "|S| if the prediction from the modalities in S is correct, else 0 (CVPR 2024)",
-                         from_preds=_paper_from_preds)
+@register_value_function(
+    "paper",
+    "zero",
+    "|S| if the prediction from the modalities in S is correct, else 0 (CVPR 2024)",
+    from_preds=_paper_from_preds,
+)
 def _paper(logits: Tensor, labels: Tensor, masks: Tensor) -> Tensor:
     size = masks.to(logits.dtype).sum(-1)  # [K] or [B, K]
     return _correct(logits, labels).to(logits.dtype) * size
 
 
-@register_value_function("correct", "zero", "1 if the prediction from the modalities in S is correct, else 0",
-                         from_preds=_correct_from_preds)
+@register_value_function(
+    "correct", "zero", "1 if the prediction from the modalities in S is correct, else 0", from_preds=_correct_from_preds
+)
 def _correct_value(logits: Tensor, labels: Tensor, masks: Tensor) -> Tensor:
     return _correct(logits, labels).to(logits.dtype)
 

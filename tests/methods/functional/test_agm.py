@@ -52,8 +52,9 @@ def _brute_shapley(values: list[float], m_tot: int) -> list[float]:
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(2, 4).flatmap(lambda m: st.tuples(st.just(m), st.lists(
-    st.floats(-5, 5), min_size=2**m, max_size=2**m))))
+@given(
+    st.integers(2, 4).flatmap(lambda m: st.tuples(st.just(m), st.lists(st.floats(-5, 5), min_size=2**m, max_size=2**m)))
+)
 def test_mono_responses_match_brute_force(case: tuple[int, list[float]]) -> None:
     m_tot, vals = case
     out = agm_mono_responses(torch.tensor(vals, dtype=torch.float64).view(-1, 1, 1), empty_is_zero=False)
@@ -65,10 +66,12 @@ def test_mono_responses_match_brute_force(case: tuple[int, list[float]]) -> None
 
 def test_scores_by_hand_and_clamp() -> None:
     y = torch.tensor([0, 1])
-    mono = torch.stack([
-        torch.tensor([[math.log(3.0), 0.0], [0.0, 0.0]]),  # p = .75, .5
-        torch.tensor([[0.0, -100.0], [0.0, -100.0]]),       # p = ~1, ~e^-100 -> clamped at 1e-8
-    ])
+    mono = torch.stack(
+        [
+            torch.tensor([[math.log(3.0), 0.0], [0.0, 0.0]]),  # p = .75, .5
+            torch.tensor([[0.0, -100.0], [0.0, -100.0]]),  # p = ~1, ~e^-100 -> clamped at 1e-8
+        ]
+    )
     s = agm_scores(mono, y)
     assert s[0].item() == pytest.approx((-math.log(0.75) - math.log(0.5)) / 2, abs=1e-6)
     assert s[1].item() == pytest.approx((0.0 - math.log(1e-8)) / 2, abs=1e-4)

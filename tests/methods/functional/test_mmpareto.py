@@ -95,7 +95,7 @@ def test_factor_two_shows_with_several_tensors_per_encoder() -> None:
     # flattened gradient but rescales each parameter tensor by its own norms. With one tensor the
     # rescale hides the factor 2 of new = 2 (w_mm g_mm + w_u g_u); with two it shows where a
     # tensor's summed gradient is shorter than its new one.
-    mm = [torch.tensor([1.0, 0.0]), torch.tensor([3.0])]   # encoder tensor 1, tensor 2
+    mm = [torch.tensor([1.0, 0.0]), torch.tensor([3.0])]  # encoder tensor 1, tensor 2
     uni = [torch.tensor([-1.0, 1.0]), torch.tensor([-3.0])]
     w = mmpareto_weights(torch.cat(mm), torch.cat(uni))
     # flattened g_mm = (1, 0, 3), g_u = (-1, 1, -3): cos < 0; c = (11 + 10) / (4 + 1 + 36) = 21/41

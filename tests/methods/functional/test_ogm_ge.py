@@ -23,10 +23,12 @@ LN3 = math.log(3.0)
 
 def test_true_class_scores_by_hand() -> None:
     # logit gap ln 3 -> softmax (0.75, 0.25); equal logits -> 0.5.
-    logits = torch.tensor([
-        [[LN3, 0.0], [0.0, 0.0]],   # modality 0: p(y=0)=0.75, p(y=1)=0.5 -> s0 = 1.25
-        [[0.0, LN3], [0.0, LN3]],   # modality 1: p(y=0)=0.25, p(y=1)=0.75 -> s1 = 1.0
-    ])
+    logits = torch.tensor(
+        [
+            [[LN3, 0.0], [0.0, 0.0]],  # modality 0: p(y=0)=0.75, p(y=1)=0.5 -> s0 = 1.25
+            [[0.0, LN3], [0.0, LN3]],  # modality 1: p(y=0)=0.25, p(y=1)=0.75 -> s1 = 1.0
+        ]
+    )
     s = true_class_scores(logits, torch.tensor([0, 1]))
     assert torch.allclose(s, torch.tensor([1.25, 1.0]), atol=1e-6)
     with pytest.raises(ValueError, match="labels"):

@@ -55,6 +55,8 @@ def test_matches_official_one_hot_form(b: int, c: int, seed: int, w1: float, w2:
     logits, others = torch.randn(b, c, generator=g), torch.randn(b, c, generator=g)
     y = torch.randint(c, (b,), generator=g)
     target = torch.zeros(b, c).scatter_(1, y.view(-1, 1), 1)
-    ref = (-w1 * (target * logits.log_softmax(1)).mean(-1)
-           + w2 * (target * others.softmax(1) * logits.log_softmax(1)).mean(-1)).mean()
+    ref = (
+        -w1 * (target * logits.log_softmax(1)).mean(-1)
+        + w2 * (target * others.softmax(1) * logits.log_softmax(1)).mean(-1)
+    ).mean()
     assert float(reconboost_loss(logits, others, y, w1, w2)) == pytest.approx(float(ref), abs=1e-5)

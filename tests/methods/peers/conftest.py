@@ -36,14 +36,25 @@ def synthetic_options(num_modalities: int) -> dict[str, Any]:
 def run_peer(tmp_path: Path) -> Callable[..., RunResult]:
     """``run_peer(method, options=None, num_modalities=2, epochs=2, out=None, resume=False)``."""
 
-    def run(method: str, options: dict[str, Any] | None = None, num_modalities: int = 2, epochs: int = 2,
-            out: Path | None = None, resume: bool = False) -> RunResult:
-        cfg = RunConfig.from_dict({
-            "dataset": "synthetic", "dataset_options": synthetic_options(num_modalities),
-            "method": method, "method_options": dict(options or {}),
-            "train": {"epochs": epochs, "progress": False, "batch_size": 32},
-            "out_dir": str(out or tmp_path), "name": method,
-        })
+    def run(
+        method: str,
+        options: dict[str, Any] | None = None,
+        num_modalities: int = 2,
+        epochs: int = 2,
+        out: Path | None = None,
+        resume: bool = False,
+    ) -> RunResult:
+        cfg = RunConfig.from_dict(
+            {
+                "dataset": "synthetic",
+                "dataset_options": synthetic_options(num_modalities),
+                "method": method,
+                "method_options": dict(options or {}),
+                "train": {"epochs": epochs, "progress": False, "batch_size": 32},
+                "out_dir": str(out or tmp_path),
+                "name": method,
+            }
+        )
         return run_experiment(cfg, resume=resume)
 
     return run

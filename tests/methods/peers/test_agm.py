@@ -65,8 +65,10 @@ def test_window_running_means_and_exact_resume(run_peer, tmp_path) -> None:
     run_peer("agm", opts, epochs=2, out=tmp_path / "b")
     # epoch 3 is modulated with the running means of epochs 1-2: exact only if they were saved
     resumed = run_peer("agm", opts, epochs=3, out=tmp_path / "b", resume=True)
-    stable = [[{k: v for k, v in r.items() if "time" not in k and k != "seconds"} for r in read_metrics(x.run_dir)]
-              for x in (full, resumed)]
+    stable = [
+        [{k: v for k, v in r.items() if "time" not in k and k != "seconds"} for r in read_metrics(x.run_dir)]
+        for x in (full, resumed)
+    ]
     assert stable[0] == stable[1]
     state = torch.load(resumed.run_dir / "checkpoints" / "last.pt", weights_only=False)["method"]
     assert state["steps"] == 12 and state["running"].shape == (2,)
@@ -76,8 +78,15 @@ def test_three_modalities_and_too_many(run_peer, tmp_path) -> None:
     last = read_metrics(run_peer("agm", num_modalities=3).run_dir)[-1]
     assert all(last[f"coeff_m{k}"] > 0 for k in range(3))
     assert last["score_m0"] < last["score_m2"]
-    cfg = RunConfig.from_dict({"dataset": "synthetic", "dataset_options": {"num_modalities": 13, "dim": 2, "sizes": [8, 4, 4]},
-                               "method": "agm", "train": {"epochs": 1, "progress": False}, "out_dir": str(tmp_path / "m13")})
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": "synthetic",
+            "dataset_options": {"num_modalities": 13, "dim": 2, "sizes": [8, 4, 4]},
+            "method": "agm",
+            "train": {"epochs": 1, "progress": False},
+            "out_dir": str(tmp_path / "m13"),
+        }
+    )
     with pytest.raises(ConfigError, match="2 to 12 modalities"):
         run_experiment(cfg)
 

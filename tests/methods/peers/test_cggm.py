@@ -16,11 +16,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(out, epochs: int = 2, m: int = 2, fusion: str = "concat", **options) -> RunConfig:
-    return RunConfig.from_dict({
-        "dataset": "synthetic", "dataset_options": {"num_modalities": m, "sizes": [96, 48, 48]},
-        "method": "cggm", "method_options": options, "model": {"dim": 16, "fusion": fusion},
-        "train": {"epochs": epochs, "batch_size": 32, "progress": False, "device": "cpu"}, "out_dir": str(out),
-    })
+    return RunConfig.from_dict(
+        {
+            "dataset": "synthetic",
+            "dataset_options": {"num_modalities": m, "sizes": [96, 48, 48]},
+            "method": "cggm",
+            "method_options": options,
+            "model": {"dim": 16, "fusion": fusion},
+            "train": {"epochs": epochs, "batch_size": 32, "progress": False, "device": "cpu"},
+            "out_dir": str(out),
+        }
+    )
 
 
 def _changed(before: dict, after: dict, prefix: str) -> bool:
@@ -83,13 +89,16 @@ def test_one_step_wiring(tmp_path) -> None:
     loss = method.loss(ctx, batch, feats, logits)
     y = batch["label"]
     with torch.no_grad():
-        acc = torch.stack([(clf(feats[:, k]).argmax(-1) == y).double().mean()
-                           for k, clf in enumerate(method.classifiers)])
+        acc = torch.stack(
+            [(clf(feats[:, k]).argmax(-1) == y).double().mean() for k, clf in enumerate(method.classifiers)]
+        )
     b = cggm_coefficients(acc, prev_acc)
     torch.testing.assert_close(method.coeff_prev, b)
     w = model.head.fc.weight.view(4, 2, 16)
-    l_gm = (cggm_direction_loss(prev_b[:1], [method.classifiers[0].weight], w[:, 0])
-            + cggm_direction_loss(prev_b[1:], [method.classifiers[1].weight], w[:, 1])) / 2
+    l_gm = (
+        cggm_direction_loss(prev_b[:1], [method.classifiers[0].weight], w[:, 0])
+        + cggm_direction_loss(prev_b[1:], [method.classifiers[1].weight], w[:, 1])
+    ) / 2
     cls = sum(torch.nn.functional.cross_entropy(clf(feats[:, k]), y) for k, clf in enumerate(method.classifiers))
     want = torch.nn.functional.cross_entropy(logits, y) + 0.5 * l_gm + cls
     torch.testing.assert_close(loss, want)
@@ -105,9 +114,16 @@ def test_one_step_wiring(tmp_path) -> None:
         for p, p0 in zip(params, plain):
             torch.testing.assert_close(p.grad, p0 * float(1.3 * b[k]))
 
+
 def test_mfeat_six_modalities(tmp_path) -> None:
-    cfg = RunConfig.from_dict({"dataset": "mfeat", "method": "cggm",
-                               "train": {"epochs": 1, "progress": False, "device": "cpu"}, "out_dir": str(tmp_path)})
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": "mfeat",
+            "method": "cggm",
+            "train": {"epochs": 1, "progress": False, "device": "cpu"},
+            "out_dir": str(tmp_path),
+        }
+    )
     r = run_experiment(cfg)
     assert all(f"coeff_{m}" in r.history[0] for m in ("fou", "fac", "kar", "pix", "zer", "mor"))
     assert r.test["acc"] > 0.5

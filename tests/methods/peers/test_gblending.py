@@ -16,11 +16,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(out, epochs: int = 2, m: int = 2, **options) -> RunConfig:
-    return RunConfig.from_dict({
-        "dataset": "synthetic", "dataset_options": {"num_modalities": m, "sizes": [96, 48, 48]},
-        "method": "gblending", "method_options": {"window": 1, **options}, "model": {"dim": 16},
-        "train": {"epochs": epochs, "batch_size": 32, "progress": False, "device": "cpu"}, "out_dir": str(out),
-    })
+    return RunConfig.from_dict(
+        {
+            "dataset": "synthetic",
+            "dataset_options": {"num_modalities": m, "sizes": [96, 48, 48]},
+            "method": "gblending",
+            "method_options": {"window": 1, **options},
+            "model": {"dim": 16},
+            "train": {"epochs": epochs, "batch_size": 32, "progress": False, "device": "cpu"},
+            "out_dir": str(out),
+        }
+    )
 
 
 def _stable(records):
@@ -42,8 +48,10 @@ def test_weights_from_losses_side_heads_checkpointed_and_exact_resume(tmp_path) 
     # epoch 1 trains with uniform weights; at its end the weights are estimated from the
     # losses at the window's start (before training) and end, and epoch 2 uses them
     assert [first[f"weight_{h}"] for h in heads] == pytest.approx([1 / 3] * 3)
-    start = [torch.tensor([first[f"gblend_start_{s}_loss_{h}"] for h in heads], dtype=torch.float64)
-             for s in ("train", "val")]
+    start = [
+        torch.tensor([first[f"gblend_start_{s}_loss_{h}"] for h in heads], dtype=torch.float64)
+        for s in ("train", "val")
+    ]
     end = [torch.tensor([first[f"gblend_{s}_loss_{h}"] for h in heads], dtype=torch.float64) for s in ("train", "val")]
     expected = gblend_weights(start[0], start[1], end[0], end[1]).tolist()
     used = [second[f"weight_{h}"] for h in heads]
@@ -90,8 +98,15 @@ def test_one_step_blended_loss() -> None:
 
 
 def test_mfeat_six_modalities(tmp_path) -> None:
-    cfg = RunConfig.from_dict({"dataset": "mfeat", "method": "gblending", "method_options": {"window": 1},
-                               "train": {"epochs": 2, "progress": False, "device": "cpu"}, "out_dir": str(tmp_path)})
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": "mfeat",
+            "method": "gblending",
+            "method_options": {"window": 1},
+            "train": {"epochs": 2, "progress": False, "device": "cpu"},
+            "out_dir": str(tmp_path),
+        }
+    )
     r = run_experiment(cfg)
     w = [v for k, v in r.history[1].items() if k.startswith("weight_")]
     assert len(w) == 7 and sum(w) == pytest.approx(1.0) and min(w) >= 0.0

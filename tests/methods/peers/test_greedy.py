@@ -17,11 +17,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(out, epochs: int = 2, m: int = 2, **options) -> RunConfig:
-    return RunConfig.from_dict({
-        "dataset": "synthetic", "dataset_options": {"num_modalities": m, "sizes": [96, 48, 48]},
-        "method": "greedy", "method_options": options, "model": {"dim": 16},
-        "train": {"epochs": epochs, "batch_size": 16, "progress": False, "device": "cpu"}, "out_dir": str(out),
-    })
+    return RunConfig.from_dict(
+        {
+            "dataset": "synthetic",
+            "dataset_options": {"num_modalities": m, "sizes": [96, 48, 48]},
+            "method": "greedy",
+            "method_options": options,
+            "model": {"dim": 16},
+            "train": {"epochs": epochs, "batch_size": 16, "progress": False, "device": "cpu"},
+            "out_dir": str(out),
+        }
+    )
 
 
 def _stable(records):
@@ -81,16 +87,23 @@ def test_curated_step_cuts_the_other_modality() -> None:
     loss = method.loss(ctx, batch, feats, model.fuse(feats))
     x = torch.stack([feats[:, 0], method.avg_feats[1].expand(16, 16)], dim=1)
     torch.testing.assert_close(loss, F.cross_entropy(model.fuse(x), batch["label"]))
-    grads = torch.autograd.grad(loss, list(model.encoders["m1"].parameters()) + list(model.encoders["m0"].parameters()),
-                                allow_unused=True)
+    grads = torch.autograd.grad(
+        loss, list(model.encoders["m1"].parameters()) + list(model.encoders["m0"].parameters()), allow_unused=True
+    )
     n1 = len(list(model.encoders["m1"].parameters()))
     assert all(g is None or float(g.abs().max()) == 0.0 for g in grads[:n1])  # m1 cut off
     assert any(g is not None and float(g.abs().max()) > 0.0 for g in grads[n1:])  # m0 learns alone
 
 
 def test_mfeat_is_refused(tmp_path) -> None:
-    cfg = RunConfig.from_dict({"dataset": "mfeat", "method": "greedy",
-                               "train": {"epochs": 1, "progress": False, "device": "cpu"}, "out_dir": str(tmp_path)})
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": "mfeat",
+            "method": "greedy",
+            "train": {"epochs": 1, "progress": False, "device": "cpu"},
+            "out_dir": str(tmp_path),
+        }
+    )
     with pytest.raises(ConfigError, match="at most 2 modalities; the data has 6"):
         run_experiment(cfg)
 

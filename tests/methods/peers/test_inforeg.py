@@ -18,11 +18,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(out, epochs: int = 2, m: int = 2, **options) -> RunConfig:
-    return RunConfig.from_dict({
-        "dataset": "synthetic", "dataset_options": {"num_modalities": m, "sizes": [96, 48, 48]},
-        "method": "inforeg", "method_options": options, "model": {"dim": 16},
-        "train": {"epochs": epochs, "batch_size": 32, "progress": False, "device": "cpu"}, "out_dir": str(out),
-    })
+    return RunConfig.from_dict(
+        {
+            "dataset": "synthetic",
+            "dataset_options": {"num_modalities": m, "sizes": [96, 48, 48]},
+            "method": "inforeg",
+            "method_options": options,
+            "model": {"dim": 16},
+            "train": {"epochs": epochs, "batch_size": 32, "progress": False, "device": "cpu"},
+            "out_dir": str(out),
+        }
+    )
 
 
 def test_options_validated(tmp_path) -> None:
@@ -94,8 +100,14 @@ def test_three_modalities(tmp_path) -> None:
 
 
 def test_mfeat_six_modalities(tmp_path) -> None:
-    cfg = RunConfig.from_dict({"dataset": "mfeat", "method": "inforeg",
-                               "train": {"epochs": 1, "progress": False, "device": "cpu"}, "out_dir": str(tmp_path)})
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": "mfeat",
+            "method": "inforeg",
+            "train": {"epochs": 1, "progress": False, "device": "cpu"},
+            "out_dir": str(tmp_path),
+        }
+    )
     r = run_experiment(cfg)
     assert all(r.history[0][f"fisher_trace_{m}"] > 0 for m in ("fou", "fac", "kar", "pix", "zer", "mor"))
     assert r.test["acc"] > 0.5

@@ -34,8 +34,14 @@ def test_one_step_per_modality_with_projected_head_gradient(peer_trainer, batch_
     seen = []
 
     def step() -> None:  # record the head gradient each step applies, and the head it applies to
-        seen.append((head.weight.grad.clone(), head.weight.detach().clone(), head.bias.detach().clone(),
-                     method.projector.clone()))
+        seen.append(
+            (
+                head.weight.grad.clone(),
+                head.weight.detach().clone(),
+                head.bias.detach().clone(),
+                method.projector.clone(),
+            )
+        )
         real_step()
 
     ctx.step = step
@@ -49,7 +55,9 @@ def test_one_step_per_modality_with_projected_head_gradient(peer_trainer, batch_
             torch.testing.assert_close(grad, raw, rtol=1e-4, atol=1e-6)
             assert torch.equal(proj, torch.eye(z.shape[-1]))
         else:
-            expected_p = mla_update_projector(torch.eye(z.shape[-1]), z[:, m], mla_projection_alpha(0, method.num_batches))
+            expected_p = mla_update_projector(
+                torch.eye(z.shape[-1]), z[:, m], mla_projection_alpha(0, method.num_batches)
+            )
             torch.testing.assert_close(proj, expected_p)
             torch.testing.assert_close(grad, raw @ expected_p.T, rtol=1e-4, atol=1e-6)
             assert not torch.allclose(grad, raw, atol=1e-6)
@@ -70,8 +78,10 @@ def test_steps_per_epoch_and_exact_resume(run_peer, tmp_path) -> None:
     assert full.test["acc"] > 0.5  # the entropy-weighted shared head predicts
     run_peer("mla", epochs=2, out=tmp_path / "b")
     resumed = run_peer("mla", epochs=3, out=tmp_path / "b", resume=True)  # projector and shared head restored
-    stable = [[{k: v for k, v in r.items() if "time" not in k and k != "seconds"} for r in read_metrics(x.run_dir)]
-              for x in (full, resumed)]
+    stable = [
+        [{k: v for k, v in r.items() if "time" not in k and k != "seconds"} for r in read_metrics(x.run_dir)]
+        for x in (full, resumed)
+    ]
     assert stable[0] == stable[1]
     last = torch.load(resumed.run_dir / "checkpoints" / "last.pt", weights_only=False)
     assert last["method"]["updates"] == 24 and "shared_head.weight" in last["method_modules"]

@@ -29,7 +29,7 @@ def _combined_gradients(trainer, batch, sign: float):
     d = 8
     with torch.no_grad():
         for m, head in enumerate(method.heads):
-            head.weight.copy_(sign * w[:, m * d:(m + 1) * d])
+            head.weight.copy_(sign * w[:, m * d : (m + 1) * d])
             head.bias.copy_(sign * b)
     y = batch["label"]
     enc = [list(model.encoders[f"m{m}"].parameters()) for m in range(2)]
@@ -37,8 +37,10 @@ def _combined_gradients(trainer, batch, sign: float):
     feats = model.encode(batch["inputs"])
     loss_mm = F.cross_entropy(model.fuse(feats), y)
     g_mm = [torch.autograd.grad(loss_mm, enc[m], retain_graph=True) for m in range(2)]
-    g_u = [torch.autograd.grad(F.cross_entropy(method.heads[m](feats[:, m]), y), enc[m], retain_graph=True)
-           for m in range(2)]
+    g_u = [
+        torch.autograd.grad(F.cross_entropy(method.heads[m](feats[:, m]), y), enc[m], retain_graph=True)
+        for m in range(2)
+    ]
     seen = []
     real_step = ctx.step
     ctx.step = lambda: (seen.append([[p.grad.clone() for p in ps] for ps in enc]), real_step())

@@ -53,7 +53,7 @@ def test_dominant_encoder_gradient_scaled_by_logged_coefficient(peer_trainer, ba
     y = batch["label"]
     scores = []
     for m in range(2):
-        out = feats[:, m].detach() @ w[:, m * d:(m + 1) * d].T + b / 2
+        out = feats[:, m].detach() @ w[:, m * d : (m + 1) * d].T + b / 2
         scores.append(float(out.softmax(-1)[torch.arange(len(y)), y].sum()))
     strong = 0 if scores[0] > scores[1] else 1
     weak = 1 - strong
@@ -122,8 +122,13 @@ def test_sum_fusion_scores_use_each_modality_full_bias_as_official_train_epoch()
     model = build_model(splits.specs, splits.num_classes, dim=8, fusion="sum")
     with torch.no_grad():
         model.head.bias.copy_(torch.randn_like(model.head.bias) * 3)  # biases that matter
-    trainer = Trainer(model, build_method("ogm-ge"), splits, TrainConfig(epochs=1, batch_size=32, progress=False,
-                                                                          device="cpu"), seed=0)
+    trainer = Trainer(
+        model,
+        build_method("ogm-ge"),
+        splits,
+        TrainConfig(epochs=1, batch_size=32, progress=False, device="cpu"),
+        seed=0,
+    )
     trainer.model.eval()
     batch = batch_to(next(iter(make_loader(splits.train, 32))), trainer.device)
     feats = trainer.model.encode(batch["inputs"]).detach()

@@ -37,8 +37,10 @@ def test_head_sees_dominant_features_dropped_and_rescaled(peer_trainer, batch_of
         # q by hand (TPAMI calcu_q): scores from each modality's half of the concat layer + b/2
         w, b = model.head.fc.weight, model.head.fc.bias
         d = feats.shape[-1]
-        s = [float((feats[:, m] @ w[:, m * d:(m + 1) * d].T + b / 2).softmax(-1)[torch.arange(len(y)), y].sum())
-             for m in range(2)]
+        s = [
+            float((feats[:, m] @ w[:, m * d : (m + 1) * d].T + b / 2).softmax(-1)[torch.arange(len(y)), y].sum())
+            for m in range(2)
+        ]
     r = [math.tanh(max(s[m] / s[1 - m] - 1, 0.0)) for m in range(2)]
     q = [min(0.5 * (1 + 0.5 * r[m]), 1.0) if r[m] > 0 else 0.0 for m in range(2)]
     strong = 0 if q[0] > 0 else 1
@@ -69,7 +71,9 @@ def test_head_sees_dominant_features_dropped_and_rescaled(peer_trainer, batch_of
 
 
 def test_warmup_then_drops(run_peer, tmp_path) -> None:
-    plain = read_metrics(run_peer("opm", {"allow_noop": True}, out=tmp_path / "default").run_dir)  # no drop while epoch <= 5
+    plain = read_metrics(
+        run_peer("opm", {"allow_noop": True}, out=tmp_path / "default").run_dir
+    )  # no drop while epoch <= 5
     assert all("q_m0" not in rec and "modulated_batches" not in rec for rec in plain)
     first, second = read_metrics(run_peer("opm", {"modulation_starts": 1, "p_exe": 1.0}, out=tmp_path / "b").run_dir)
     assert "q_m0" not in first

@@ -76,9 +76,13 @@ def test_momentum_blend_from_the_third_pass(peer_trainer) -> None:
 def test_prototypes_checkpointed_and_resume_equals_uninterrupted(run_peer, tmp_path) -> None:
     full = run_peer("pmr", epochs=4, out=tmp_path / "a")
     run_peer("pmr", epochs=2, out=tmp_path / "b")
-    resumed = run_peer("pmr", epochs=4, out=tmp_path / "b", resume=True)  # the momentum blend needs the saved prototypes
-    stable = [[{k: v for k, v in r.items() if "time" not in k and k != "seconds"} for r in read_metrics(x.run_dir)]
-              for x in (full, resumed)]
+    resumed = run_peer(
+        "pmr", epochs=4, out=tmp_path / "b", resume=True
+    )  # the momentum blend needs the saved prototypes
+    stable = [
+        [{k: v for k, v in r.items() if "time" not in k and k != "seconds"} for r in read_metrics(x.run_dir)]
+        for x in (full, resumed)
+    ]
     assert stable[0] == stable[1] and resumed.test == full.test
     for k, v in full.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k

@@ -17,12 +17,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(out, epochs: int, m: int = 2, **options) -> RunConfig:
-    return RunConfig.from_dict({
-        "dataset": "synthetic", "dataset_options": {"num_modalities": m, "sizes": [96, 48, 48]},
-        "method": "reconboost", "method_options": {"epochs_per_stage": 1, "correct_epochs": 0, **options},
-        "model": {"dim": 16}, "train": {"epochs": epochs, "batch_size": 32, "progress": False, "device": "cpu"},
-        "out_dir": str(out),
-    })
+    return RunConfig.from_dict(
+        {
+            "dataset": "synthetic",
+            "dataset_options": {"num_modalities": m, "sizes": [96, 48, 48]},
+            "method": "reconboost",
+            "method_options": {"epochs_per_stage": 1, "correct_epochs": 0, **options},
+            "model": {"dim": 16},
+            "train": {"epochs": epochs, "batch_size": 32, "progress": False, "device": "cpu"},
+            "out_dir": str(out),
+        }
+    )
 
 
 def _states(cfg: RunConfig, epochs: int) -> list[dict]:
@@ -46,8 +51,13 @@ def _changed(before: dict, after: dict, prefix: str) -> bool:
 def test_options_validated() -> None:
     o = build_method("reconboost").options
     assert (o.epochs_per_stage, o.correct_epochs, o.weight1, o.weight2, o.boost_rate) == (4, 4, 5.0, 1.0, 1.0)
-    bad_options = ({"epochs_per_stage": 0}, {"correct_epochs": -1}, {"weight1": -1}, {"boost_rate": 0},
-                   {"head_hidden": 1.5})
+    bad_options = (
+        {"epochs_per_stage": 0},
+        {"correct_epochs": -1},
+        {"weight1": -1},
+        {"boost_rate": 0},
+        {"head_hidden": 1.5},
+    )
     for bad in bad_options:
         with pytest.raises(ConfigError, match=next(iter(bad))):
             build_method("reconboost", bad)
@@ -111,8 +121,14 @@ def test_boosting_step_loss(tmp_path) -> None:
 
 
 def test_mfeat_six_modalities(tmp_path) -> None:
-    cfg = RunConfig.from_dict({"dataset": "mfeat", "method": "reconboost",
-                               "method_options": {"epochs_per_stage": 1, "correct_epochs": 0},
-                               "train": {"epochs": 2, "progress": False, "device": "cpu"}, "out_dir": str(tmp_path)})
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": "mfeat",
+            "method": "reconboost",
+            "method_options": {"epochs_per_stage": 1, "correct_epochs": 0},
+            "train": {"epochs": 2, "progress": False, "device": "cpu"},
+            "out_dir": str(tmp_path),
+        }
+    )
     r = run_experiment(cfg)
     assert [x["reconboost_modality"] for x in r.history] == [0, 1] and r.test["acc"] > 0.5

@@ -18,11 +18,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(out, epochs: int, m: int = 2, **options) -> RunConfig:
-    return RunConfig.from_dict({
-        "dataset": "synthetic", "dataset_options": {"num_modalities": m, "sizes": [96, 48, 48]},
-        "method": "relearning", "method_options": {"reinit_epoch": 1, **options}, "model": {"dim": 16},
-        "train": {"epochs": epochs, "batch_size": 32, "progress": False, "device": "cpu"}, "out_dir": str(out),
-    })
+    return RunConfig.from_dict(
+        {
+            "dataset": "synthetic",
+            "dataset_options": {"num_modalities": m, "sizes": [96, 48, 48]},
+            "method": "relearning",
+            "method_options": {"reinit_epoch": 1, **options},
+            "model": {"dim": 16},
+            "train": {"epochs": epochs, "batch_size": 32, "progress": False, "device": "cpu"},
+            "out_dir": str(out),
+        }
+    )
 
 
 def test_options_validated() -> None:
@@ -87,8 +93,15 @@ def test_initial_weights_are_checkpointed_and_reinit_count_limited(tmp_path) -> 
 
 
 def test_mfeat_six_modalities(tmp_path) -> None:
-    cfg = RunConfig.from_dict({"dataset": "mfeat", "method": "relearning", "method_options": {"reinit_epoch": 1},
-                               "train": {"epochs": 3, "progress": False, "device": "cpu"}, "out_dir": str(tmp_path)})
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": "mfeat",
+            "method": "relearning",
+            "method_options": {"reinit_epoch": 1},
+            "train": {"epochs": 3, "progress": False, "device": "cpu"},
+            "out_dir": str(tmp_path),
+        }
+    )
     r = run_experiment(cfg)
     last = r.history[2]
     assert last["reinits"] == 1

@@ -18,9 +18,7 @@ def check_stacked_logits(logits: Tensor, labels: Tensor) -> None:
     if logits.dim() != 3:
         raise ValueError(f"expected stacked logits [M, B, C], got shape {tuple(logits.shape)}")
     if labels.dim() != 1 or labels.shape[0] != logits.shape[1]:
-        raise ValueError(
-            f"labels must be [B] with B = {logits.shape[1]}, got shape {tuple(labels.shape)}"
-        )
+        raise ValueError(f"labels must be [B] with B = {logits.shape[1]}, got shape {tuple(labels.shape)}")
 
 
 def true_class_probs(logits: Tensor, labels: Tensor) -> Tensor:

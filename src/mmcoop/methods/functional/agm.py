@@ -79,9 +79,7 @@ def agm_scores(mono: Tensor, labels: Tensor) -> Tensor:
     return -logp.gather(-1, idx).squeeze(-1).clamp(min=math.log(1e-8)).mean(-1)
 
 
-def agm_coefficients(
-    scores: Tensor, running: Tensor, alpha: float, max_exponent: float | None = None
-) -> Tensor:
+def agm_coefficients(scores: Tensor, running: Tensor, alpha: float, max_exponent: float | None = None) -> Tensor:
     """``k_m = exp(alpha * (opt_m - ratio_m))`` with ``ratio_m = exp(M/(M-1) (mean(s) - s_m))``."""
     m_tot = scores.shape[0]
     k = m_tot / (m_tot - 1)

@@ -29,9 +29,7 @@ from mmcoop.errors import ConfigError
 from mmcoop.methods.functional._common import one_vs_others_ratio
 
 
-def opm_drop_probabilities(
-    scores: Tensor, q_base: float = 0.5, lam: float = 0.5, eps: float = 1e-5
-) -> Tensor:
+def opm_drop_probabilities(scores: Tensor, q_base: float = 0.5, lam: float = 0.5, eps: float = 1e-5) -> Tensor:
     """Per-modality feature-drop probabilities ``q_m`` (``0`` unless the modality dominates).
 
     Args:

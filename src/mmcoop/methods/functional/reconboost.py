@@ -33,9 +33,7 @@ from torch import Tensor
 from mmcoop.errors import ConfigError
 
 
-def reconboost_ensemble_logits(
-    learner_logits: Tensor, exclude: int | None, boost_rate: float = 1.0
-) -> Tensor:
+def reconboost_ensemble_logits(learner_logits: Tensor, exclude: int | None, boost_rate: float = 1.0) -> Tensor:
     """``boost_rate * sum_{j != exclude} learner_logits[j]`` as ``[B, C]`` from ``[M, B, C]``."""
     m_tot = learner_logits.shape[0]
     keep = torch.ones(m_tot, dtype=torch.bool, device=learner_logits.device)

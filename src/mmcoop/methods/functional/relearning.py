@@ -36,9 +36,7 @@ def minmax_scale(x: Tensor, low: float = -1.0, high: float = 1.0) -> Tensor:
     return low + (x - mn) / span * (high - low)
 
 
-def kmeans(
-    x: Tensor, k: int, iters: int = 100, n_init: int = 4, generator: torch.Generator | None = None
-) -> Tensor:
+def kmeans(x: Tensor, k: int, iters: int = 100, n_init: int = 4, generator: torch.Generator | None = None) -> Tensor:
     """Cluster labels ``[N]`` of ``x [N, D]`` into ``k`` clusters (seeded, best inertia)."""
     x = x.double()
     n = x.shape[0]

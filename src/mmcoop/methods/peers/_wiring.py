@@ -46,8 +46,9 @@ def in_window(epoch: int, starts: int, ends: Optional[int]) -> bool:
     return epoch >= starts and (ends is None or epoch <= ends)
 
 
-def check_number(name: str, value: Any, low: float | None = None, high: float | None = None,
-                 low_open: bool = False) -> float:
+def check_number(
+    name: str, value: Any, low: float | None = None, high: float | None = None, low_open: bool = False
+) -> float:
     """``method_options.<name>`` as a float in ``[low, high]`` (``(low, high]`` if ``low_open``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
         raise ConfigError(f"method_options.{name} must be a finite number; got {value!r}")
@@ -135,8 +136,9 @@ def modality_logits(model: nn.Module, feats: Tensor) -> Tensor:
         feats: ``[B, M, D]`` features (detach them for scores).
     """
     m = feats.shape[1]
-    masks = torch.cat([torch.eye(m, dtype=torch.bool, device=feats.device),
-                       torch.zeros(1, m, dtype=torch.bool, device=feats.device)])
+    masks = torch.cat(
+        [torch.eye(m, dtype=torch.bool, device=feats.device), torch.zeros(1, m, dtype=torch.bool, device=feats.device)]
+    )
     out = coalition_logits(model, feats, masks)  # [B, M + 1, C]
     own = getattr(getattr(model, "head", None), "modality_bias", None)
     if isinstance(own, Tensor) and own.shape == (m, out.shape[-1]):
@@ -199,8 +201,9 @@ def mean_over_ranks(t: Tensor) -> Tensor:
     return sum_over_ranks(t) / world_size()
 
 
-def step_generator(ctx: MethodContext, salt: int, device: torch.device | None = None,
-                   per_rank: bool = False) -> torch.Generator:
+def step_generator(
+    ctx: MethodContext, salt: int, device: torch.device | None = None, per_rank: bool = False
+) -> torch.Generator:
     """A generator seeded by (run seed, optimizer steps so far, ``salt``[, rank]) on ``device``:
     the same draws on every rank (unless ``per_rank``) and after a resume."""
     dev = torch.device(device) if device is not None else torch.device("cpu")

@@ -59,7 +59,13 @@ from mmcoop.errors import ConfigError
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional.agm import agm_coefficients, agm_fuse, agm_mono_responses, agm_scores, agm_update_running
 from mmcoop.methods.peers._wiring import (
-    EpochMeans, check_bool, check_number, check_window, in_window, non_encoder_parameters, sum_over_ranks,
+    EpochMeans,
+    check_bool,
+    check_number,
+    check_window,
+    in_window,
+    non_encoder_parameters,
+    sum_over_ranks,
 )
 from mmcoop.models.protocol import coalition_logits
 from mmcoop.valuation.coalitions import coalition_masks

@@ -58,7 +58,14 @@ from mmcoop.data.base import Batch
 from mmcoop.errors import ConfigError
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional.cggm import cggm_coefficients, cggm_direction_loss
-from mmcoop.methods.peers._wiring import check_number, encoder_groups, linear_head_slices, require_modalities, stacked_width, sum_over_ranks
+from mmcoop.methods.peers._wiring import (
+    check_number,
+    encoder_groups,
+    linear_head_slices,
+    require_modalities,
+    stacked_width,
+    sum_over_ranks,
+)
 
 
 @dataclass
@@ -111,8 +118,12 @@ class CGGM(Method):
 
     def on_epoch_start(self, ctx: MethodContext) -> None:
         m = len(ctx.model.modalities)
-        self._sums = {"coeff": torch.zeros(m, dtype=torch.float64), "acc": torch.zeros(m, dtype=torch.float64),
-                      "direction": torch.zeros((), dtype=torch.float64), "steps": torch.zeros((), dtype=torch.float64)}
+        self._sums = {
+            "coeff": torch.zeros(m, dtype=torch.float64),
+            "acc": torch.zeros(m, dtype=torch.float64),
+            "direction": torch.zeros((), dtype=torch.float64),
+            "steps": torch.zeros((), dtype=torch.float64),
+        }
 
     def loss(self, ctx: MethodContext, batch: Batch, feats: Tensor, logits: Tensor) -> Tensor:
         assert self.classifiers is not None and self.acc_prev is not None
@@ -127,8 +138,12 @@ class CGGM(Method):
         cls_ce = F.cross_entropy(cls_logits.flatten(0, 1), labels.repeat(m), reduction="none").view(m, -1)
         total = total + cls_ce.mean(1).sum()  # official cls_loss: the sum of the classifiers' mean CE
         with torch.no_grad():
-            counts = torch.cat([(cls_logits.argmax(-1) == labels).sum(1).double(),
-                                torch.tensor([labels.shape[0]], dtype=torch.float64, device=labels.device)])
+            counts = torch.cat(
+                [
+                    (cls_logits.argmax(-1) == labels).sum(1).double(),
+                    torch.tensor([labels.shape[0]], dtype=torch.float64, device=labels.device),
+                ]
+            )
             counts = sum_over_ranks(counts).cpu()
             acc_now = counts[:m] / counts[m]
         coeff = cggm_coefficients(acc_now, self.acc_prev)
@@ -157,8 +172,10 @@ class CGGM(Method):
         assert slices is not None
         weight, per_modality = slices
         fusion = per_modality(weight)  # [M, C, D]
-        parts = [cggm_direction_loss(coeff[k : k + 1], [clf.weight.detach()], fusion[k])
-                 for k, clf in enumerate(self.classifiers)]
+        parts = [
+            cggm_direction_loss(coeff[k : k + 1], [clf.weight.detach()], fusion[k])
+            for k, clf in enumerate(self.classifiers)
+        ]
         return torch.stack(parts).sum() / len(parts)
 
     def on_epoch_end(self, ctx: MethodContext) -> None:

@@ -63,7 +63,16 @@ from mmcoop.methods.functional.greedy import (
     greedy_curation,
     learning_speed,
 )
-from mmcoop.methods.peers._wiring import check_bool, check_int, check_number, encoder_groups, linear_head_slices, require_modalities, stacked_width, sum_over_ranks
+from mmcoop.methods.peers._wiring import (
+    check_bool,
+    check_int,
+    check_number,
+    encoder_groups,
+    linear_head_slices,
+    require_modalities,
+    stacked_width,
+    sum_over_ranks,
+)
 
 
 @dataclass
@@ -126,8 +135,9 @@ class Greedy(Method):
         self.slice_weight, self.per_modality = (None, None) if slices is None else slices
         encoder_ids = {id(p) for ps in self.main_params for p in ps}
         pool = head.parameters() if isinstance(head, nn.Module) else ctx.model.parameters()
-        self.shared_params = [p for p in pool if p.requires_grad and id(p) not in encoder_ids
-                              and p is not self.slice_weight]
+        self.shared_params = [
+            p for p in pool if p.requires_grad and id(p) not in encoder_ids and p is not self.slice_weight
+        ]
         self.avg_feats = torch.zeros(2, stacked_width(ctx))
 
     # -- per step --------------------------------------------------------------------
@@ -176,6 +186,7 @@ class Greedy(Method):
     @torch.no_grad()
     def accumulate_speeds(self) -> float:
         """Add this step's ``||g||^2 / ||w||^2`` per branch to the cumulative speeds; return ``d_BDR``."""
+
         def sq(ts: list[Tensor]) -> Tensor:
             if not ts:
                 return torch.zeros((), dtype=torch.float64)
@@ -230,9 +241,13 @@ class Greedy(Method):
     # -- checkpoint ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
-            "speed_main": self.speed_main.clone(), "speed_bypass": self.speed_bypass.clone(),
-            "curating": self.curating, "caring": self.caring, "curation_step": self.curation_step,
-            "d_bdr": self.d_bdr, "avg_feats": None if self.avg_feats is None else self.avg_feats.clone(),
+            "speed_main": self.speed_main.clone(),
+            "speed_bypass": self.speed_bypass.clone(),
+            "curating": self.curating,
+            "caring": self.caring,
+            "curation_step": self.curation_step,
+            "d_bdr": self.d_bdr,
+            "avg_feats": None if self.avg_feats is None else self.avg_feats.clone(),
             "avg_steps": self.avg_steps,
         }
 

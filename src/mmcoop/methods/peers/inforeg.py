@@ -54,7 +54,14 @@ from mmcoop.errors import ConfigError
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional._common import true_class_scores
 from mmcoop.methods.functional.inforeg import inforeg_acquisition_rate, inforeg_coefficients, inforeg_fisher_trace
-from mmcoop.methods.peers._wiring import check_bool, check_int, check_number, encoder_groups, modality_logits, require_modalities
+from mmcoop.methods.peers._wiring import (
+    check_bool,
+    check_int,
+    check_number,
+    encoder_groups,
+    modality_logits,
+    require_modalities,
+)
 
 RATES = ("first", "each")
 OFFICIAL_BASE = (0.95, 0.1)  # audio, visual (main.py)
@@ -118,8 +125,10 @@ class InfoReg(Method):
             base = list(OFFICIAL_BASE) if m == 2 else [0.95] * m
         elif isinstance(b, list):
             if len(b) != m:
-                raise ConfigError(f"method_options.base has {len(b)} values but the data has {m} modalities "
-                                  f"({', '.join(ctx.model.modalities)}); give one per modality or a single number")
+                raise ConfigError(
+                    f"method_options.base has {len(b)} values but the data has {m} modalities "
+                    f"({', '.join(ctx.model.modalities)}); give one per modality or a single number"
+                )
             base = b
         else:
             base = [b] * m
@@ -138,8 +147,11 @@ class InfoReg(Method):
         rates = [inforeg_acquisition_rate(h, self.options.window) for h in self.history]
         self.rates = torch.tensor([rates[0]] * m if self.options.rate == "first" else rates, dtype=torch.float64)
         self._fisher = [[torch.zeros_like(w) for w in ws] for ws in self.fisher_weights]
-        self._sums = {"beta": torch.zeros(m, dtype=torch.float64), "active": torch.zeros(m, dtype=torch.float64),
-                      "steps": torch.zeros((), dtype=torch.float64)}
+        self._sums = {
+            "beta": torch.zeros(m, dtype=torch.float64),
+            "active": torch.zeros(m, dtype=torch.float64),
+            "steps": torch.zeros((), dtype=torch.float64),
+        }
 
     def loss(self, ctx: MethodContext, batch: Batch, feats: Tensor, logits: Tensor) -> Tensor:
         labels = batch["label"]
@@ -149,8 +161,9 @@ class InfoReg(Method):
         if self.options.unimodal_loss:
             uni_ce = F.cross_entropy(uni.flatten(0, 1), labels.repeat(m), reduction="none").view(m, -1)
             total = total + uni_ce.mean(1).sum()
-        beta = inforeg_coefficients(true_class_scores(uni.detach(), labels).cpu(), self.rates, self.base,
-                                    self.options.threshold)
+        beta = inforeg_coefficients(
+            true_class_scores(uni.detach(), labels).cpu(), self.rates, self.base, self.options.threshold
+        )
         total = total + self.proximal(beta)
         if self._sums:
             self._sums["beta"] += beta

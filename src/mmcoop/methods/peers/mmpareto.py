@@ -47,7 +47,11 @@ from mmcoop.data.base import Batch
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional.mmpareto import mmpareto_combine, mmpareto_weights
 from mmcoop.methods.peers._wiring import (
-    EpochMeans, check_number, encoder_groups, feature_widths, mean_over_ranks,
+    EpochMeans,
+    check_number,
+    encoder_groups,
+    feature_widths,
+    mean_over_ranks,
 )
 
 
@@ -94,8 +98,9 @@ class MMPareto(Method):
 
     def _encoder_grads(self) -> list[list[Tensor]]:
         """Current gradients of every encoder parameter (zeros where none), cloned."""
-        return [[p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in ps]
-                for ps in self.groups]
+        return [
+            [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in ps] for ps in self.groups
+        ]
 
     def train_step(self, ctx: MethodContext, batch: Batch) -> tuple[Tensor, Tensor]:
         labels = batch["label"]
@@ -143,7 +148,7 @@ class MMPareto(Method):
         for gs in grads:
             row = []
             for g in gs:
-                row.append(avg[offset: offset + g.numel()].view_as(g))
+                row.append(avg[offset : offset + g.numel()].view_as(g))
                 offset += g.numel()
             out.append(row)
         return out

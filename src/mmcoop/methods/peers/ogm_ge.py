@@ -51,8 +51,15 @@ from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions, w
 from mmcoop.methods.functional._common import one_vs_others_ratio, true_class_scores
 from mmcoop.methods.functional.ogm_ge import ogm_ge_coefficients, ogm_ge_modulate
 from mmcoop.methods.peers._wiring import (
-    EpochMeans, check_bool, check_number, check_window, encoder_groups, in_window, modality_logits,
-    step_generator, sum_over_ranks,
+    EpochMeans,
+    check_bool,
+    check_number,
+    check_window,
+    encoder_groups,
+    in_window,
+    modality_logits,
+    step_generator,
+    sum_over_ranks,
 )
 
 SALT_NOISE = 0x06E  # generator salt of the GE noise

@@ -43,7 +43,13 @@ from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions, w
 from mmcoop.methods.functional._common import true_class_scores
 from mmcoop.methods.functional.opm import opm_drop_features, opm_drop_probabilities, opm_keep_mask
 from mmcoop.methods.peers._wiring import (
-    EpochMeans, check_number, check_window, feature_widths, in_window, modality_logits, step_generator,
+    EpochMeans,
+    check_number,
+    check_window,
+    feature_widths,
+    in_window,
+    modality_logits,
+    step_generator,
     sum_over_ranks,
 )
 

@@ -143,8 +143,9 @@ class PMR(Method):
         if not in_window(ctx.epoch, o.modulation_starts, o.modulation_ends) or self.prototypes is None:
             return F.cross_entropy(logits.float(), labels)
         protos = self.prototypes.to(feats.device)
-        proto_logits = torch.stack([pmr_prototype_logits(feats[:, m].float(), protos[m])
-                                    for m in range(feats.shape[1])])  # [M, B, C]
+        proto_logits = torch.stack(
+            [pmr_prototype_logits(feats[:, m].float(), protos[m]) for m in range(feats.shape[1])]
+        )  # [M, B, C]
         scores = sum_over_ranks(true_class_scores(proto_logits.detach(), labels))
         weights = pmr_loss_weights(scores, o.alpha)
         self.stats.add_per_modality("proto_weight", self.modalities, weights)
@@ -157,8 +158,10 @@ class PMR(Method):
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"prototypes": None if self.prototypes is None else self.prototypes.detach().cpu().clone(),
-                "passes": self.passes}
+        return {
+            "prototypes": None if self.prototypes is None else self.prototypes.detach().cpu().clone(),
+            "passes": self.passes,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.prototypes = state.get("prototypes")

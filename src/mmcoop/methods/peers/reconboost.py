@@ -60,7 +60,14 @@ from torch.nn import functional as F
 from mmcoop.data.base import Batch
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional.reconboost import reconboost_ensemble_logits, reconboost_loss
-from mmcoop.methods.peers._wiring import check_bool, check_int, check_number, encoder_groups, require_modalities, stacked_width
+from mmcoop.methods.peers._wiring import (
+    check_bool,
+    check_int,
+    check_number,
+    encoder_groups,
+    require_modalities,
+    stacked_width,
+)
 
 
 @dataclass

@@ -92,8 +92,10 @@ class Relearning(Method):
         if o.reinit_num == 0:
             return "method_options.reinit_num=0: no encoder is ever re-initialised"
         if o.reinit_epoch + 1 >= epochs:
-            return (f"method_options.reinit_epoch={o.reinit_epoch}: the first re-initialisation runs at the start of "
-                    f"(0-based) epoch {o.reinit_epoch + 1}, and train.epochs={epochs} ends before it")
+            return (
+                f"method_options.reinit_epoch={o.reinit_epoch}: the first re-initialisation runs at the start of "
+                f"(0-based) epoch {o.reinit_epoch + 1}, and train.epochs={epochs} ends before it"
+            )
         return None
 
     def setup(self, ctx: MethodContext) -> None:
