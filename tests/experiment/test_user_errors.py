@@ -78,14 +78,20 @@ def test_a_fuse_of_the_wrong_shape_names_the_expected_shape(tmp_path, target, go
     assert not (tmp_path / "runs").exists()
 
 
+def _line_of(path: Path, needle: str) -> int:
+    """1-based line of the first line of ``path`` holding ``needle`` (the user's frame to be named)."""
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
 def test_a_wrong_encoder_input_width_is_named(tmp_path):
+    line = _line_of(FIXTURES / "user_project.py", "self.enc[m](inputs[m])")
     _fails(
         _user_run(tmp_path, "bad_user:wrong_width"),
         "model.target='bad_user:wrong_width' raised RuntimeError",
         "running the model on 2 training samples",
         "imu [2, 10, 6]",
         "mat1 and mat2 shapes cannot be multiplied (2x60 and 61x4)",
-        'user_project.py", line 57',
+        f'user_project.py", line {line}',
         "self.enc[m](inputs[m])",
     )
 
