@@ -9,7 +9,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: _helpers
 from _helpers import tiny_data
-from online_cases import CASES, frozen_trainer
+from _online import CASES, frozen_trainer
 
 from mmcoop.train.distributed import init_from_env
 from mmcoop.utils.dist import rank

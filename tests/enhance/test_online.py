@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _helpers import tiny_data
-from online_cases import CASES, frozen_trainer, plain_model
+from _online import CASES, frozen_trainer, plain_model
 
 from mmcoop.enhance.online import OnlineRecorder
 from mmcoop.valuation import VALUE_FUNCTIONS, ModalityValuator

@@ -10,36 +10,19 @@ from typing import Any
 import pytest
 import torch
 from _helpers import ValuationEvents, tiny_data
+from _online import frozen_trainer
 from _runs import strip_times, tiny_cfg
-from torch import nn
 
 import mmcoop.experiment.run as run_mod
-from mmcoop.data.base import DatasetSplits, MultimodalDataset
+from mmcoop.data.base import MultimodalDataset
 from mmcoop.errors import ConfigError
 from mmcoop.experiment import read_metrics, resume_experiment, run_experiment
 from mmcoop.experiment.config import RunConfig, default_run_name
 from mmcoop.methods import build_method, variant_of, variant_options
-from mmcoop.models import from_modules
-from mmcoop.train import TrainConfig, Trainer
+from mmcoop.train import Trainer
 from mmcoop.valuation import VALUE_FUNCTIONS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class _Head(nn.Module):
-    def __init__(self, width: int, classes: int) -> None:
-        super().__init__()
-        self.fc = nn.Linear(width, classes)
-
-    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        return self.fc(torch.cat(feats, 1))
-
-
-def plain_model(data: MultimodalDataset, seed: int = 0) -> nn.Module:
-    """A user late-fusion model (through ``from_modules``) without dropout or BatchNorm."""
-    torch.manual_seed(seed)
-    enc = {s.name: nn.Sequential(nn.Linear(s.shape[0], 8), nn.ReLU(), nn.Linear(8, 6)) for s in data.specs}
-    return from_modules(enc, _Head(6 * len(enc), data.num_classes), num_classes=data.num_classes)
 
 
 def train_frozen(
@@ -50,18 +33,10 @@ def train_frozen(
     amp: str = "none",
     batch_size: int = 16,
 ) -> list[dict[str, Any]]:
-    """Train ``plain_model`` through the real loop with the optimizer's learning rate set to 0
-    (same weights every epoch); returns the epoch records (``valuation_table`` included)."""
-    config = TrainConfig(
-        epochs=epochs, batch_size=batch_size, eval_batch_size=batch_size, progress=False, device="cpu", amp=amp
-    )
-    method = build_method(name, options)
+    """Train :func:`_online.plain_model` through the real loop with the optimizer's learning rate set
+    to 0 (same weights every epoch); returns the epoch records (``valuation_table`` included)."""
     valuations = ValuationEvents()  # the tables travel as after_valuation events
-    trainer = Trainer(
-        plain_model(data), method, DatasetSplits("tiny", data, data, data), config, seed=3, callbacks=[valuations]
-    )
-    for group in trainer.optimizer.param_groups:
-        group["lr"] = 0.0
+    trainer = frozen_trainer(name, options, data, epochs, batch_size, amp, callbacks=[valuations])
     records: list[dict[str, Any]] = []
 
     def on_epoch_end(record: dict[str, Any], t: Trainer) -> None:

@@ -1,4 +1,4 @@
-"""Shared by tests/enhance/test_online.py and its torchrun worker: the compared runs and a
+"""Shared by tests/enhance/test_online.py, its torchrun worker and tests/methods/test_online_valuation.py: the compared runs and a
 trainer whose weights never move (learning rate 0) on a model without dropout/BatchNorm."""
 
 from __future__ import annotations
@@ -46,13 +46,19 @@ def frozen_trainer(
     epochs: int = 3,
     batch_size: int = 16,
     amp: str = "none",
+    callbacks: list[Any] | None = None,
 ) -> Trainer:
     """The real loop with the optimizer's learning rate set to 0 (the same weights every epoch)."""
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, eval_batch_size=batch_size, progress=False, device="cpu", amp=amp
     )
     trainer = Trainer(
-        plain_model(data), build_method(name, options), DatasetSplits("tiny", data, data, data), config, seed=3
+        plain_model(data),
+        build_method(name, options),
+        DatasetSplits("tiny", data, data, data),
+        config,
+        seed=3,
+        callbacks=callbacks,
     )
     for group in trainer.optimizer.param_groups:
         group["lr"] = 0.0
