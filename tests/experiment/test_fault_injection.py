@@ -34,7 +34,7 @@ import pytest
 import torch
 import yaml
 
-from _runs import strip_times, tiny_cfg
+from _runs import TINY_ARGS, strip_times, tiny_cfg
 from mmcoop.cli.app import app
 from mmcoop.experiment import (
     RUN_MARKER,
@@ -365,20 +365,7 @@ def test_every_fault_class_keeps_user_files_and_resumes_exactly(tmp_path, monkey
 
 
 TINY_ARGS_COMPARE = [
-    "--dataset",
-    "synthetic",
-    "--set",
-    "dataset_options.sizes=[48,24,24]",
-    "--set",
-    "dataset_options.dim=4",
-    "--set",
-    "model.dim=8",
-    "--set",
-    "train.batch_size=16",
-    "--set",
-    "train.progress=false",
-    "--device",
-    "cpu",
+    *TINY_ARGS,
     "--methods",
     "joint,modality-level",
     "--seeds",
