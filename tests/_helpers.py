@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,6 +20,20 @@ from torch import Tensor, nn
 from mmcoop.data.base import DatasetSplits, ModalitySpec, MultimodalDataset
 from mmcoop.methods import Method, MethodContext
 from mmcoop.models import build_model
+
+#: The shared real-data folder: ``$MMCOOP_DATA``, else ``../shared/data`` beside the repository.
+REAL_DATA = Path(os.environ.get("MMCOOP_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+def skip_real_data(*parts: str) -> bool:
+    """Whether a real-data test may skip: ``REAL_DATA/<parts>`` is absent and this is not CI.
+
+    Under CI (``CI`` set, as ``.ci/run`` does) it is never skipped: the test then runs and fails
+    naming the missing file, since CI must run the real-data tests.
+    """
+    return not os.environ.get("CI") and not REAL_DATA.joinpath(*parts).is_dir()
+
+
 from mmcoop.train import TrainConfig, Trainer
 
 # -- valuation: random games, the Shapley definition, the paper's two-modality cases --

@@ -43,7 +43,7 @@ def data_root() -> Path:
     """The shared real-data folder (``$MMCOOP_DATA`` or ``<repo>/../shared/data``)."""
     env = os.environ.get("MMCOOP_DATA")
     root = Path(env).expanduser().resolve() if env else (REPO_ROOT.parent / "shared" / "data").resolve()
-    if not root.is_dir():
+    if not root.is_dir() and not os.environ.get("CI"):  # CI must run the real-data tests: they fail there
         pytest.skip(f"real data folder {root} is absent (set MMCOOP_DATA to a copy of ../shared/data)")
     return root
 

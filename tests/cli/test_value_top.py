@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _helpers import skip_real_data
 from typer.testing import CliRunner
 
 from mmcoop.cli.app import app
@@ -20,9 +21,7 @@ from mmcoop.valuation import ValuationTable
 
 READERS_TESTS = Path(__file__).resolve().parents[1] / "data" / "readers"
 DATA = Path(os.environ.get("MMCOOP_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-pytestmark = pytest.mark.skipif(
-    not (DATA / "mnist").is_dir(), reason=f"real data folder {DATA} absent (set MMCOOP_DATA)"
-)
+pytestmark = pytest.mark.skipif(skip_real_data("mnist"), reason=f"real data folder {DATA} absent (set MMCOOP_DATA)")
 
 
 @pytest.fixture(scope="module")

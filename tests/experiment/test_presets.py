@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _helpers import skip_real_data
 import yaml
 from typer.testing import CliRunner
 
@@ -17,9 +18,7 @@ from mmcoop.experiment.presets import PRESETS, preset_config
 
 FIXTURES = Path(__file__).resolve().parents[1]  # av_fixtures.py
 DATA = Path(os.environ.get("MMCOOP_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-pytestmark = pytest.mark.skipif(
-    not (DATA / "mnist").is_dir(), reason=f"real data folder {DATA} absent (set MMCOOP_DATA)"
-)
+pytestmark = pytest.mark.skipif(skip_real_data("mnist"), reason=f"real data folder {DATA} absent (set MMCOOP_DATA)")
 
 
 def _fixtures():

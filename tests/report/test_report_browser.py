@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _helpers import skip_real_data
 
 DATA = Path(os.environ.get("MMCOOP_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -45,7 +46,7 @@ def _need_browser() -> None:
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run folder as `mmcoop train` + `mmcoop value` leave it (config, valuation files), written directly: real
     avmnist samples (24 per split, debiased), real valuations of a small untrained model, the sample-level plan."""
-    if not (DATA / "fsdd").is_dir():
+    if skip_real_data("fsdd"):
         pytest.skip(f"real data folder {DATA} absent (set MMCOOP_DATA)")
     _need_browser()
     import torch
