@@ -12,14 +12,16 @@ start; ``online``: coalition values recorded from the training pass's features, 
 ``--methods`` keeps only the named methods (all of their variants). ``--dataset ks-fixture``
 builds a Kinetics-Sounds-layout folder from real content of the data root (MNIST digits as
 JPEG frames, FSDD spectrograms as ``.npy``; the builder of
-``tests/data/readers/av_fixtures.py``) with ``--ks-clips`` training clips, and trains on it
+``tests/av_fixtures.py``) with ``--ks-clips`` training clips, and trains on it
 through the ``kinetics-sounds`` reader: every epoch decodes every JPEG again (no frame cache),
 as the paper's loader does, so a valuation pass re-reads and re-decodes the training set.
 The allocator is tuned as the ``mmcoop`` command does (:func:`mmcoop.utils.memory.tune_malloc`:
 without it, runs in one process differed by up to 1.6x per epoch for the same work) and a
 discarded warm-up run comes first. Reported: the median
 seconds per epoch (training, the method's hooks incl. valuation, validation) and its ratio
-to joint's, training units and optimizer steps of the last epoch.
+to joint's, training units and optimizer steps of the last epoch. With ``--repeats N`` every
+method runs N times in rotated order; the ratio is the median over rounds of each round's
+ratio to that round's joint run (paired), with its range.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def build_ks_fixture(root: Path, train_clips: int, classes: int = 10, frames: in
     frames) of ``train_clips`` training clips and ``classes`` clips per class in val and
     test, with real content: MNIST digits as frames, FSDD recordings as spectrograms
     (the fixture builder of the reader tests, at a larger size). Returns ``root``."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "data" / "readers"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     import av_fixtures  # the reader tests' fixture builder (real MNIST / FSDD content)
 
     data_root = Path(os.environ.get("MMCOOP_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -78,7 +80,20 @@ def main() -> None:
         help="median over epochs from this 0-based index on (e.g. 2 = the warm-up's end: only re-sampled "
         "epochs of the re-sampling methods; every method timed over the same epochs)",
     )
-    ap.add_argument("--methods", default="", help="comma list of methods to measure (default: all)")
+    ap.add_argument(
+        "--methods",
+        default="",
+        help="comma list of methods (all their variants) or variant labels such as "
+        "sample-level:weighted+online to measure (default: all)",
+    )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run every method this many times, the order rotated each round; reported: the median "
+        "over runs and the spread of the per-round ratios to joint (runs of the same work differ by "
+        "10-15%% on a 2-core machine, so one run cannot show a 5%% goal)",
+    )
     ap.add_argument("--ks-clips", type=int, default=600, help="training clips of --dataset ks-fixture")
     ap.add_argument("--image-size", type=int, default=64, help="frame side of --dataset ks-fixture")
     ap.add_argument(
@@ -99,13 +114,16 @@ def main() -> None:
     specs = []
     only = {m.strip() for m in args.methods.split(",") if m.strip()}
     for name in sorted(METHODS.names(), key=lambda n: (n != "joint", n)):
-        if name == "unimodal" or (only and name not in only):
+        if name == "unimodal":
             continue
+        labels = [name]
         if METHODS.get(name).variant_option == "execution":
-            for variant in ("duplicate", "weighted", "duplicate+online", "weighted+online"):
-                specs.append((f"{name}:{variant}", name, variant_options(name, variant)))
-        else:
-            specs.append((name, name, {}))
+            labels = [f"{name}:{v}" for v in ("duplicate", "weighted", "duplicate+online", "weighted+online")]
+        for label in labels:
+            if not only or name in only or label in only:
+                specs.append((label, name, variant_options(name, label.partition(":")[2]) if ":" in label else {}))
+    if not any(label == "joint" for label, _, _ in specs):
+        specs.insert(0, ("joint", "joint", {}))  # the reference of every ratio
     out = tempfile.mkdtemp(prefix="mmcoop-cost-")
     dataset: dict = {"dataset": args.dataset, "debiased": {"strength": args.strength} if args.strength else None}
     if args.dataset == "ks-fixture":
@@ -116,7 +134,7 @@ def main() -> None:
             "dataset_options": {"root": str(root), "image_size": args.image_size},
         }
 
-    def run(label: str, name: str, opts: dict, epochs: int) -> list[dict]:
+    def run(label: str, name: str, opts: dict, epochs: int, rnd: int = 0) -> list[dict]:
         if "warmup" in {f for f in METHODS.get(name).Options.__dataclass_fields__}:
             opts = {**opts, "warmup": 2}
         cfg = RunConfig.from_dict(
@@ -124,7 +142,7 @@ def main() -> None:
                 **dataset,
                 "method": name,
                 "method_options": opts,
-                "name": label.replace(":", "-"),
+                "name": label.replace(":", "-") + (f"-round{rnd + 1}" if rnd else ""),
                 "out_dir": out,
                 "train": {"epochs": epochs, "progress": False, "device": args.device},
             }
@@ -132,34 +150,48 @@ def main() -> None:
         return run_experiment(cfg).history
 
     run("warm-up", "joint", {}, 1 if args.timed_from else 2)  # discarded
+    per_run: dict[str, list[float]] = {label: [] for label, _, _ in specs}
+    last: dict[str, tuple[int, int, list[float]]] = {}
+    for rnd in range(args.repeats):
+        shift = rnd % len(specs)  # rotate the order: no method always runs first or after a heavy one
+        for label, name, opts in specs[shift:] + specs[:shift]:
+            hist = run(label, name, opts, args.epochs, rnd)
+            timed = hist[args.timed_from :] or hist  # every method over the same epochs (--timed-from on)
+            per_run[label].append(statistics.median(h["seconds"] for h in timed))
+            val = [h["time_valuation_s"] for h in timed if "time_valuation_s" in h]
+            prev = last.get(label, (0, 0, []))[2]
+            last[label] = (hist[-1]["train_units"], hist[-1]["epoch_steps"], prev + val)
+            print(f"  round {rnd + 1}: {label}: {per_run[label][-1]:.2f} s/epoch", flush=True)
     rows = []
-    for label, name, opts in specs:
-        hist = run(label, name, opts, args.epochs)
-        timed = hist[args.timed_from :] or hist  # every method over the same epochs (--timed-from on)
-        val = [h["time_valuation_s"] for h in timed if "time_valuation_s" in h]
+    for label, _, _ in specs:
+        units, steps, val = last[label]
+        ratios = [s / j for s, j in zip(per_run[label], per_run["joint"])]  # same round: paired
         rows.append(
             (
                 label,
-                statistics.median(h["seconds"] for h in timed),
-                hist[-1]["train_units"],
-                hist[-1]["epoch_steps"],
+                statistics.median(per_run[label]),
+                statistics.median(ratios),
+                (min(ratios), max(ratios)),
+                units,
+                steps,
                 statistics.median(val) if val else float("nan"),
             )
         )
-        print(f"  {label}: {rows[-1][1]:.2f} s/epoch", flush=True)
-    joint = next(r[1] for r in rows if r[0] == "joint")
     print(
         f"\n{machine()}; epoch clock: {args.clock}; load average at the end {os.getloadavg()[0]:.1f}\n\n"
         f"Command: `{command_line()}`\n"
     )
     print(
-        "| method | s/epoch (median) | ×joint | training units (last epoch) | optimizer steps (last epoch) "
-        "| valuation or recording s/epoch (wall, median) |"
+        f"| method | s/epoch (median{' of run medians' if args.repeats > 1 else ''}) | ×joint "
+        f"{'(median of the rounds, [min, max])' if args.repeats > 1 else ''}| training units (last epoch) "
+        "| optimizer steps (last epoch) | valuation or recording s/epoch (wall, median) |"
     )
     print("|---|---:|---:|---:|---:|---:|")
-    for label, s, units, steps, val in sorted(rows, key=lambda r: r[1]):
+    for label, s, ratio, (lo, hi), units, steps, val in sorted(rows, key=lambda r: r[2]):
+        spread = f" [{lo:.2f}, {hi:.2f}]" if args.repeats > 1 else ""
         print(
-            f"| {label} | {s:.2f} | {s / joint:.2f} | {units} | {steps} | {'' if math.isnan(val) else f'{val:.2f}'} |"
+            f"| {label} | {s:.2f} | {ratio:.2f}{spread} | {units} | {steps} "
+            f"| {'' if math.isnan(val) else f'{val:.2f}'} |"
         )
 
 
