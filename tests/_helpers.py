@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from mmcoop.data.base import DatasetSplits, ModalitySpec, MultimodalDataset
 from mmcoop.methods import Method, MethodContext
 from mmcoop.models import build_model
+from mmcoop.train import TrainConfig, Trainer
 
 #: The shared real-data folder: ``$MMCOOP_DATA``, else ``../shared/data`` beside the repository.
 REAL_DATA = Path(os.environ.get("MMCOOP_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -34,7 +35,20 @@ def skip_real_data(*parts: str) -> bool:
     return not os.environ.get("CI") and not REAL_DATA.joinpath(*parts).is_dir()
 
 
-from mmcoop.train import TrainConfig, Trainer
+def write_png(path: Path, mmcoop_plot: bool = False) -> Path:
+    """A 2x2 PNG at ``path``; ``mmcoop_plot=True`` marks it as the report's plots are marked."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from mmcoop.utils.rundir import PLOT_PNG_KEY, PLOT_PNG_TEXT
+
+    info = PngInfo()
+    if mmcoop_plot:
+        info.add_text(PLOT_PNG_KEY, PLOT_PNG_TEXT)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("L", (2, 2), 7).save(path, pnginfo=info)
+    return path
+
 
 # -- valuation: random games, the Shapley definition, the paper's two-modality cases --
 

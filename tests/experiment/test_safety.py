@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from _helpers import write_png
 from _runs import TINY_ARGS, tiny_cfg
 from mmcoop.cli.app import app
 from mmcoop.errors import RunDirError
@@ -103,8 +104,7 @@ def test_overwrite_replaces_a_marked_run_and_nothing_beside_it(tmp_path):
     first = run_experiment(tiny_cfg(runs, train={"epochs": 2}))
     assert is_marked_run_dir(first.run_dir) and (first.run_dir / RUN_MARKER).is_file()
     assert runner.invoke(app, ["value", str(first.run_dir)]).exit_code == 0  # valuation/test.parquet: mmcoop's
-    (first.run_dir / "plots").mkdir()
-    (first.run_dir / "plots" / "old.png").write_bytes(b"x")  # the report's folder
+    write_png(first.run_dir / "plots" / "old.png", mmcoop_plot=True)  # a plot the report wrote
     with pytest.raises(RunDirError, match="--overwrite"):  # refused without the flag
         run_experiment(tiny_cfg(runs, train={"epochs": 1}))
     second = run_experiment(tiny_cfg(runs, train={"epochs": 1}), overwrite=True)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _helpers import write_png
 from mmcoop.errors import MMCoopError
 from mmcoop.report import (
     degraded_auc,
@@ -327,6 +328,24 @@ def test_report_redraw_drops_stale_plots(tmp_path):
     )
     write_report(run)
     assert {f.name for f in (run / "plots").glob("*.png")} == {"accuracy.png"}
+
+
+def test_report_keeps_a_users_pngs_in_plots(tmp_path):
+    """The report replaces and drops only the PNGs it wrote: a user's figure beside them survives a
+    redraw, and a user's file named like a report plot is kept (the page says so; the plot is inline)."""
+    run = make_run(tmp_path, "r")
+    mine = write_png(run / "plots" / "mine.png")
+    theirs = write_png(run / "plots" / "accuracy.png")  # the name of a report plot
+    before = theirs.read_bytes()
+    with pytest.warns(UserWarning, match="accuracy.png"):
+        out = write_report(run)
+    assert theirs.read_bytes() == before and mine.is_file()
+    text = out.read_text()
+    assert "Not saved to plots/" in text and "accuracy.png" in text
+    assert len(parse_report(out).imgs) >= 2  # the accuracy plot is still drawn, inline
+    assert (run / "plots" / "contribution.png").is_file()  # the others are saved
+    write_report(run)  # a redraw: the user's files are still there, byte for byte
+    assert theirs.read_bytes() == before and mine.is_file()
 
 
 def test_write_report_rejects_bad_paths(tmp_path):

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from mmcoop.utils.runfiles import checkpoint_fingerprint, file_sha256, report_source_comment, split_run_entries
+from _helpers import write_png
+
+from mmcoop.utils.runfiles import (
+    checkpoint_fingerprint,
+    file_sha256,
+    is_mmcoop_plot,
+    report_source_comment,
+    split_run_entries,
+)
 from mmcoop.valuation import ValuationTable
 
 
@@ -33,8 +41,7 @@ def test_owned_and_foreign_entries(tmp_path):
         (tmp_path / name).write_text("x")
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.pt").write_bytes(b"x")
-    (tmp_path / "plots").mkdir()
-    (tmp_path / "plots" / "phi.png").write_bytes(b"x")
+    write_png(tmp_path / "plots" / "phi.png", mmcoop_plot=True)
     _table().to_parquet(tmp_path / "valuation" / "test.parquet")
     owned, foreign = split_run_entries(tmp_path)
     assert foreign == []
@@ -76,6 +83,21 @@ def test_owned_and_foreign_entries(tmp_path):
         "report.html",
         ".config.yaml.x1.mmcoop.tmp",
     }
+
+
+def test_only_the_reports_marked_pngs_are_owned(tmp_path):
+    """A PNG in plots/ is mmcoop's only when its text chunk says so: a user's figure (even one named
+    like a report plot), a non-PNG with the suffix and a link are not."""
+    ours = write_png(tmp_path / "plots" / "accuracy.png", mmcoop_plot=True)
+    assert is_mmcoop_plot(ours)
+    assert [p.name for p in split_run_entries(tmp_path)[0]] == ["plots"]
+    user = write_png(tmp_path / "plots" / "phi_hist_epochs.png")
+    (tmp_path / "plots" / "fake.png").write_bytes(b"\x89PNG not really")
+    (tmp_path / "plots" / "link.png").symlink_to(ours)
+    assert not any(is_mmcoop_plot(p) for p in (user, tmp_path / "plots" / "fake.png", tmp_path / "plots" / "link.png"))
+    owned, foreign = split_run_entries(tmp_path)
+    assert owned == []  # the folder holds a user's files: not deleted by --overwrite
+    assert set(foreign) == {"plots/fake.png", "plots/link.png", "plots/phi_hist_epochs.png"}
 
 
 def test_logger_outputs_are_owned_but_user_files_beside_them_are_not(tmp_path):

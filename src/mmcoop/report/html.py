@@ -14,6 +14,7 @@ import html
 import json
 import math
 import os
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -41,7 +42,7 @@ from mmcoop.report.loaders import (
 )
 from mmcoop.utils.io import atomic_write_bytes, atomic_write_text
 from mmcoop.utils.rundir import BASE_CONFIG_FILE, PLOTS_DIR, REPORT_FILE
-from mmcoop.utils.runfiles import checkpoint_fingerprint, report_source_comment, stale_valuations
+from mmcoop.utils.runfiles import checkpoint_fingerprint, is_mmcoop_plot, report_source_comment, stale_valuations
 
 _MAX_EPOCH_SCAN = 60  # at most this many epoch files are read for the per-epoch degraded plot
 
@@ -184,15 +185,30 @@ class _Page:
 
     def write(self, subtitle: str = "") -> Path:
         pdir = self.root / PLOTS_DIR
+        kept = []  # a user's file where a plot would go: kept, the plot is only in the HTML
         for fname, png in self.plots.items():
-            atomic_write_bytes(pdir / fname, png)
-        if pdir.is_dir():  # drop plots of an earlier report that this one no longer draws
+            target = pdir / fname
+            if (target.exists() or target.is_symlink()) and not is_mmcoop_plot(target):
+                kept.append(fname)
+            else:
+                atomic_write_bytes(target, png)
+        if pdir.is_dir():  # drop the report's own plots that this one no longer draws (only its own)
             for old in pdir.glob("*.png"):
-                if old.name not in self.plots:
+                if old.name not in self.plots and is_mmcoop_plot(old):
                     try:
                         old.unlink()
                     except OSError:
                         pass
+        if kept:
+            warnings.warn(
+                f"{pdir}: kept {', '.join(sorted(kept))} (not written by mmcoop); those plots are in "
+                f"{REPORT_FILE} only",
+                stacklevel=3,
+            )
+            self.note(
+                f"Not saved to {PLOTS_DIR}/ (a file of that name there was not written by mmcoop and is kept; "
+                f"the plot is in this page only): {', '.join(sorted(kept))}. Move those files to save the plots."
+            )
         return atomic_write_text(self.root / REPORT_FILE, self.render(subtitle))
 
 

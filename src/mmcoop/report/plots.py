@@ -21,6 +21,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from mmcoop.utils.metric_keys import CONTRIB, COPIES, modality_key  # noqa: E402
+from mmcoop.utils.rundir import PLOT_PNG_KEY, PLOT_PNG_TEXT  # noqa: E402
 
 DPI = 100
 _GRID_STEPS = (1.0, 0.5, 1 / 3, 0.25, 1 / 6, 1 / 12)  # value grids of the paper value function (largest first)
@@ -30,7 +31,10 @@ _MAX_GRID_BINS = 40
 def figure_png(fig: Figure) -> bytes:
     """The PNG bytes of ``fig``."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    # no version in the file (same plot, same bytes); the text chunk marks it as the report's
+    fig.savefig(
+        buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None, PLOT_PNG_KEY: PLOT_PNG_TEXT}
+    )
     return buf.getvalue()
 
 

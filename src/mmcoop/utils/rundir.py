@@ -51,6 +51,8 @@ RESULTS_FILE = "results.json"
 RESUMES_FILE = "resumes.jsonl"
 REPORT_FILE = "report.html"
 PLOTS_DIR = "plots"
+#: PNG text chunk (keyword, text) that marks the report's plots as mmcoop's (never a user's PNG).
+PLOT_PNG_KEY, PLOT_PNG_TEXT = "mmcoop", "report plot"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"

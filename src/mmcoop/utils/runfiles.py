@@ -31,6 +31,8 @@ from mmcoop.utils.rundir import (
     LAST_CHECKPOINT,
     METRICS_CSV,
     METRICS_FILE,
+    PLOT_PNG_KEY,
+    PLOT_PNG_TEXT,
     PLOTS_DIR,
     REPORT_FILE,
     RESULTS_FILE,
@@ -65,7 +67,7 @@ RUN_OWNED_FILES: frozenset[str] = frozenset(
 _OWNED_IN: dict[str, Any] = {
     CHECKPOINT_DIR: lambda p: p.name in (LAST_CHECKPOINT, BEST_CHECKPOINT),
     VALUATION_DIR: lambda p: parse_valuation_name(p.name) is not None and _is_valuation_parquet(p),
-    PLOTS_DIR: lambda p: p.suffix == ".png",  # the report's folder: it replaces its PNGs
+    PLOTS_DIR: lambda p: is_mmcoop_plot(p),  # the report's PNGs (marked inside the file)
     TENSORBOARD_DIR: lambda p: p.name.startswith("events.out.tfevents."),  # the tensorboard logger's
 }
 #: Folders written by a library mmcoop calls (wandb), whose entries may be folders and links: the
@@ -83,6 +85,22 @@ def _is_valuation_parquet(path: Path) -> bool:
         import pyarrow.parquet as pq
 
         return VALUATION_META_KEY in (pq.read_schema(path).metadata or {})
+    except Exception:  # noqa: BLE001 - unreadable: not provably ours
+        return False
+
+
+def is_mmcoop_plot(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a PNG the report wrote: a regular file (not a link) whose PNG text
+    chunk :data:`~mmcoop.utils.rundir.PLOT_PNG_KEY` says so. A user's PNG in ``plots/``, even
+    one with a name the report uses, is not (the report neither replaces nor deletes it)."""
+    p = Path(path)
+    if p.suffix != ".png" or p.is_symlink() or not p.is_file():
+        return False
+    try:
+        from PIL import Image
+
+        with Image.open(p) as im:
+            return im.format == "PNG" and im.info.get(PLOT_PNG_KEY) == PLOT_PNG_TEXT
     except Exception:  # noqa: BLE001 - unreadable: not provably ours
         return False
 
