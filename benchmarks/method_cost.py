@@ -38,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import command_line, machine  # noqa: E402
 
+from mmcoop.errors import ConfigError  # noqa: E402
 from mmcoop.experiment import RunConfig, run_experiment  # noqa: E402
 from mmcoop.methods import METHODS, variant_options  # noqa: E402
 from mmcoop.utils.memory import tune_malloc  # noqa: E402
@@ -151,11 +152,16 @@ def main() -> None:
 
     run("warm-up", "joint", {}, 1 if args.timed_from else 2)  # discarded
     per_run: dict[str, list[float]] = {label: [] for label, _, _ in specs}
+    skipped: dict[str, str] = {}
     last: dict[str, tuple[int, int, list[float]]] = {}
     for rnd in range(args.repeats):
         shift = rnd % len(specs)  # rotate the order: no method always runs first or after a heavy one
         for label, name, opts in specs[shift:] + specs[:shift]:
-            hist = run(label, name, opts, args.epochs, rnd)
+            try:
+                hist = run(label, name, opts, args.epochs, rnd)
+            except ConfigError as e:  # e.g. a schedule that would not act within --epochs: nothing to time
+                skipped[label] = str(e).split(". ")[0]
+                continue
             timed = hist[args.timed_from :] or hist  # every method over the same epochs (--timed-from on)
             per_run[label].append(statistics.median(h["seconds"] for h in timed))
             val = [h["time_valuation_s"] for h in timed if "time_valuation_s" in h]
@@ -164,6 +170,8 @@ def main() -> None:
             print(f"  round {rnd + 1}: {label}: {per_run[label][-1]:.2f} s/epoch", flush=True)
     rows = []
     for label, _, _ in specs:
+        if label in skipped:
+            continue
         units, steps, val = last[label]
         ratios = [s / j for s, j in zip(per_run[label], per_run["joint"])]  # same round: paired
         rows.append(
@@ -193,6 +201,8 @@ def main() -> None:
             f"| {label} | {s:.2f} | {ratio:.2f}{spread} | {units} | {steps} "
             f"| {'' if math.isnan(val) else f'{val:.2f}'} |"
         )
+    for label, why in skipped.items():
+        print(f"\nnot timed: {label}: {why}")
 
 
 if __name__ == "__main__":
