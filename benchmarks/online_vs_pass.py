@@ -44,7 +44,6 @@ from mmcoop.utils.memory import tune_malloc
 NAME = "sample-level-online-check"
 
 
-@METHODS.register(NAME)
 class OnlineCheck(SampleLevel):
     """``sample-level`` that, at every planned epoch, also values with the other mode and logs the differences."""
 
@@ -97,6 +96,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out-dir", default="")
     args = ap.parse_args()
+    METHODS.register(NAME)(OnlineCheck)  # here, not on import: importing the script changes no registry
     tune_malloc()
     OnlineCheck.drive = args.drive
     out = args.out_dir or tempfile.mkdtemp(prefix="mmcoop-online-check-")

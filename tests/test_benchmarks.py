@@ -30,8 +30,15 @@ def test_every_script_is_found() -> None:
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.stem)
 def test_script_imports_and_has_main(path: Path) -> None:
+    from mmcoop.data import DATASETS
+    from mmcoop.methods import METHODS
+    from mmcoop.models import MODELS
+
+    before = [sorted(r.names()) for r in (METHODS, MODELS, DATASETS)]
     module = _load(path)
     assert callable(getattr(module, "main", None)), f"{path.name} has no main()"
+    # importing a script registers nothing (a registered name would leak into every later test)
+    assert [sorted(r.names()) for r in (METHODS, MODELS, DATASETS)] == before
 
 
 def test_ks_fixture_builder(tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

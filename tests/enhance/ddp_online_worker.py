@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: _helpers
 from _helpers import tiny_data
 from _online import CASES, frozen_trainer
 
-from mmcoop.train.distributed import init_from_env
+from mmcoop.train.distributed import init_from_env, shutdown
 from mmcoop.utils.dist import rank
 
 out = Path(sys.argv[1])
@@ -33,3 +33,4 @@ for case, (name, options) in CASES.items():
 
     trainer.fit(keep)
     torch.save(saved, out / f"{case}_rank{rank()}.pt")
+shutdown()  # every rank done: barrier, then leave the group (no exit-time race of the Gloo threads)

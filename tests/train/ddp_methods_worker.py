@@ -8,7 +8,7 @@ import torch
 
 from mmcoop.experiment import RunConfig, run_experiment
 from mmcoop.methods import METHODS
-from mmcoop.train.distributed import init_from_env, is_main
+from mmcoop.train.distributed import init_from_env, is_main, shutdown
 from mmcoop.valuation import valuate_dataset
 
 out = Path(sys.argv[1])
@@ -38,3 +38,4 @@ for spec in specs:
     table = valuate_dataset(result.model, result.splits.test, batch_size=50, distributed=True)
     if is_main():
         torch.save({"phi": table.phi, "index": table.index, "preds": table.coalition_preds}, out / f"{cfg.name}.pt")
+shutdown()  # every rank done: barrier, then leave the group (no exit-time race of the Gloo threads)
