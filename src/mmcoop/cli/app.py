@@ -74,7 +74,13 @@ def _guard(fn: Callable[[], Any]) -> Any:
     from mmcoop.utils.io import storage_error
 
     try:
-        return fn()
+        result = fn()
+        # under torchrun, every rank got here: wait for all, then leave the process group now rather than
+        # at interpreter exit, where Gloo's threads can abort a rank whose peer already left (no-op otherwise)
+        from mmcoop.train.distributed import shutdown
+
+        shutdown()
+        return result
     except (typer.Exit, typer.Abort):
         raise
     except KeyboardInterrupt:
