@@ -11,6 +11,9 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,17 @@ def write_png(path: Path, mmcoop_plot: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("L", (2, 2), 7).save(path, pnginfo=info)
     return path
+
+
+def torchrun(*args: str, timeout: float = 240, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``torchrun --nproc_per_node 2 --master_port <free port> *args`` (Gloo on the CPU, one thread per
+    process), output captured; ``args`` is a script with its arguments or ``"-m", "mmcoop", ...``."""
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2", "--master_port", str(port), *args]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd, check=False)
 
 
 # -- valuation: random games, the Shapley definition, the paper's two-modality cases --

@@ -5,15 +5,12 @@ same features directly; units skipped; extras kept; checkpoint round trip; and u
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from _helpers import tiny_data
+from _helpers import tiny_data, torchrun
 from _online import CASES, frozen_trainer, plain_model
 
 from mmcoop.enhance.online import OnlineRecorder
@@ -98,14 +95,7 @@ def test_start_discards_an_uncommitted_epoch_and_stop_keeps_the_committed() -> N
 
 
 def _torchrun(tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), str(WORKER), str(tmp_path)]
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"), check=False
-    )
+    proc = torchrun(str(WORKER), str(tmp_path), timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
 

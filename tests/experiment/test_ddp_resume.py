@@ -5,15 +5,13 @@ streams (train-time noise is drawn per rank), the sampler epoch and the plan."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from _helpers import torchrun
 from _runs import strip_times
 from mmcoop.experiment import read_metrics, verify_run_dir
 
@@ -21,12 +19,7 @@ WORKER = Path(__file__).with_name("ddp_resume_worker.py")
 
 
 def _torchrun(*args: str) -> subprocess.CompletedProcess:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), str(WORKER), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    return torchrun(str(WORKER), *args, timeout=400)
 
 
 @pytest.mark.slow

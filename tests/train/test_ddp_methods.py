@@ -4,14 +4,11 @@ sharded valuation equals the single-process valuation of the same model."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 
+from _helpers import torchrun
 from mmcoop.experiment import load_run
 from mmcoop.methods import METHODS
 from mmcoop.valuation import valuate_dataset
@@ -30,22 +27,8 @@ def _specs() -> list[str]:
 
 
 def test_every_method_under_torchrun_on_mfeat(tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     specs = _specs()
-    torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [
-        str(torchrun),
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(port),
-        str(WORKER),
-        str(tmp_path),
-        ",".join(specs),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    proc = torchrun(str(WORKER), str(tmp_path), ",".join(specs), timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     for spec in specs:
         name, _, variant = spec.partition(":")

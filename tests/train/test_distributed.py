@@ -1,25 +1,13 @@
 """Two processes under torchrun (Gloo on CPU): one set of files, metrics summed over ranks."""
 
 import json
-import os
-import socket
 import subprocess
-import sys
-from pathlib import Path
+
+from _helpers import torchrun
 
 
 def test_torchrun_two_processes_write_one_run(tmp_path):
-    with socket.socket() as sock:  # a free port for the rendezvous
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    torchrun = Path(sys.executable).with_name("torchrun")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [
-        str(torchrun),
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(port),
         "-m",
         "mmcoop",
         "train",
@@ -34,7 +22,7 @@ def test_torchrun_two_processes_write_one_run(tmp_path):
         "--set",
         "train.progress=false",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    proc = torchrun(*cmd, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = tmp_path / "ddp"
     lines = (run / "metrics.jsonl").read_text().splitlines()
@@ -58,17 +46,7 @@ def _assert_no_ddp_warnings(proc: subprocess.CompletedProcess, detection: bool =
 def test_torchrun_sample_level_values_once_and_agrees(tmp_path):
     """Sample-level (duplicate) under 2 processes: the ranks share the valuation (each values
     half, all get the whole table), build one plan and train through it without hanging."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    torchrun = Path(sys.executable).with_name("torchrun")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [
-        str(torchrun),
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(port),
         "-m",
         "mmcoop",
         "train",
@@ -87,7 +65,7 @@ def test_torchrun_sample_level_values_once_and_agrees(tmp_path):
         "--set",
         "method_options.warmup=1",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    proc = torchrun(*cmd, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     records = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert [r.get("valued_samples") for r in records] == [None, 400, 400]
@@ -113,28 +91,14 @@ def test_an_error_on_one_rank_ends_the_job_instead_of_hanging(tmp_path):
         "    raise RuntimeError('rank 1 fails on purpose')\n"
         "all_gather_rows(torch.zeros(3))\n"
     )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), str(script)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    proc = torchrun(str(script), timeout=120)
     assert proc.returncode != 0
     assert "rank 1 fails on purpose" in proc.stdout + proc.stderr
 
 
 def test_torchrun_compare_writes_one_table(tmp_path):
     """`mmcoop compare` under 2 processes: every rank trains each run, rank 0 writes the tables."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    torchrun = Path(sys.executable).with_name("torchrun")
     cmd = [
-        str(torchrun),
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(port),
         "-m",
         "mmcoop",
         "compare",
@@ -157,9 +121,7 @@ def test_torchrun_compare_writes_one_table(tmp_path):
         "--matched",
         "none",
     ]
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=240, env=dict(os.environ, OMP_NUM_THREADS="1"), cwd=tmp_path
-    )
+    proc = torchrun(*cmd, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = (tmp_path / "cmp" / "compare.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[1].startswith("joint,0") and rows[2].startswith("sample-level:weighted,0")

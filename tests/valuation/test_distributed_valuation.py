@@ -1,10 +1,6 @@
 """``valuate_dataset(distributed=True)`` under torchrun (2 Gloo processes on the CPU):
 each rank values half the rows, and every rank ends with the single-process table."""
 
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -15,16 +11,8 @@ from mmcoop.valuation import valuate_dataset
 WORKER = Path(__file__).with_name("ddp_valuation_worker.py")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_sharded_valuation_equals_single_process(tmp_path):
-    torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(_free_port()), str(WORKER), str(tmp_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    proc = _helpers.torchrun(str(WORKER), str(tmp_path), timeout=180)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     data = _helpers.tiny_data(n=45)
