@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, cast
 
@@ -76,10 +77,11 @@ def _guard(fn: Callable[[], Any]) -> Any:
     try:
         result = fn()
         # under torchrun, every rank got here: wait for all, then leave the process group now rather than
-        # at interpreter exit, where Gloo's threads can abort a rank whose peer already left (no-op otherwise)
-        from mmcoop.train.distributed import shutdown
-
-        shutdown()
+        # at interpreter exit, where Gloo's threads can abort a rank whose peer already left. A group exists
+        # only if the command loaded the module (init_from_env): commands that did not pay no torch import.
+        distributed = sys.modules.get("mmcoop.train.distributed")
+        if distributed is not None:
+            distributed.shutdown()
         return result
     except (typer.Exit, typer.Abort):
         raise
