@@ -5,7 +5,16 @@ A :class:`Source` holds one split's samples and fetches rows as batches; a
 mode) and is what the rest of mmcoop trains, evaluates and values on.
 """
 
-from mmcoop.data.protocol import KIND_NDIM, ModalitySpec, Source, Transforms, infer_kind, sample_ids, sample_waveforms
+from mmcoop.data.protocol import (
+    KIND_NDIM,
+    ModalitySpec,
+    Source,
+    Transforms,
+    infer_kind,
+    input_baselines,
+    sample_ids,
+    sample_waveforms,
+)
 from mmcoop.data.tensor_source import TensorSource
 from mmcoop.data.array_source import ArraySource
 from mmcoop.data.dict_source import DictDatasetSource
@@ -36,6 +45,7 @@ __all__ = [
     "Transforms",
     "KIND_NDIM",
     "infer_kind",
+    "input_baselines",
     "sample_ids",
     "sample_waveforms",
     "DATASETS",

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmcoop.data.items import as_labels, resolve_specs
+from mmcoop.data.items import as_kind_dtype, as_labels, resolve_specs
 from mmcoop.data.protocol import ModalitySpec, Transforms, check_ids
 from mmcoop.errors import DataError
 
@@ -117,7 +117,8 @@ class ArraySource:
         extras: optional name -> per-sample reference ``[N]`` returned with every fetch.
         transforms: train/eval batch transforms (:class:`~mmcoop.data.protocol.Transforms`
             or ``{"train": fn, "eval": fn}``), applied after conversion.
-        dtype: inputs are converted to this dtype per batch (``None``: keep the array's).
+        dtype: inputs are converted to this dtype per batch (``None``: keep the array's); a
+            ``tokens`` modality (integer ids) is converted to int64 instead.
         mmap: memory-map files (``False``: read them into memory once).
         ids: optional stable id per sample ``[N]`` (default: the row index).
 
@@ -205,9 +206,10 @@ class ArraySource:
         rows = rows.cpu()
         idx = rows.numpy()
         inputs = {}
-        for m, a in self._open_all().items():
-            t = torch.from_numpy(np.ascontiguousarray(a[idx]))
-            inputs[m] = t if self.dtype is None else t.to(self.dtype)
+        arrays = self._open_all()
+        for spec in self.specs:
+            t = torch.from_numpy(np.ascontiguousarray(arrays[spec.name][idx]))
+            inputs[spec.name] = as_kind_dtype(t, spec, self.dtype)
         out: dict[str, Any] = {"inputs": self.transforms(inputs, train), "label": self._labels[rows]}
         for k, v in self.extras.items():
             out[k] = v[rows]

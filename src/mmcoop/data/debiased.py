@@ -33,6 +33,7 @@ import torch
 
 from mmcoop.data.base import DatasetSplits, MultimodalDataset
 from mmcoop.data.degraded_source import DegradedSource
+from mmcoop.data.protocol import INTEGER_KINDS
 from mmcoop.data.tensor_source import TensorSource
 from mmcoop.data.storage import rng
 from mmcoop.errors import ConfigError
@@ -57,7 +58,8 @@ def debias(
         strength: degradation strength in ``[0, 1]``.
         mode: ``"noise"`` or ``"blank"``.
         seed: seeds the choice of modality and the noise.
-        modalities: modalities that may be degraded (default: all).
+        modalities: modalities that may be degraded (default: all but ``tokens`` ones, whose
+            ids cannot be scaled or noised).
         sigma_samples: lazy sources only: training samples used to estimate ``sigma_k``.
 
     Returns:
@@ -72,7 +74,13 @@ def debias(
     if mode not in MODES:
         raise ConfigError(f"unknown debias mode {mode!r}; valid modes: {', '.join(MODES)}")
     names = splits.modalities
-    chosen = list(names) if modalities is None else list(modalities)
+    discrete = [s.name for s in splits.specs if s.kind in INTEGER_KINDS]
+    chosen = [m for m in names if m not in discrete] if modalities is None else list(modalities)
+    if any(m in discrete for m in chosen):
+        raise ConfigError(
+            f"debias adds noise to or scales continuous inputs; modalities {[m for m in chosen if m in discrete]} "
+            "hold token ids: leave them out of the debias modalities"
+        )
     bad = [m for m in chosen if m not in names]
     if bad or not chosen or len(set(chosen)) != len(chosen):
         raise ConfigError(

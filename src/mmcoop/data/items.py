@@ -82,6 +82,27 @@ def resolve_specs(
     return [ModalitySpec(m, infer_kind(m, tuple(first[m].shape), kinds), tuple(first[m].shape)) for m in names]
 
 
+def as_kind_dtype(t: Tensor, spec: ModalitySpec, dtype: torch.dtype | None) -> Tensor:
+    """A batch ``t`` ``[B, *shape]`` of modality ``spec`` in the dtype its kind needs.
+
+    Args:
+        t: the batch as read.
+        spec: its modality (``tokens`` -> int64 ids; any other kind -> ``dtype``).
+        dtype: the dtype of continuous kinds (``None``: keep ``t``'s).
+
+    Raises:
+        DataError: a ``tokens`` modality whose values are not integers.
+    """
+    if spec.kind == "tokens":
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise DataError(
+                f"modality {spec.name!r} is declared 'tokens' but holds {t.dtype} values; store integer token ids "
+                "(or declare another kind)"
+            )
+        return t.long()
+    return t if dtype is None else t.to(dtype)
+
+
 def as_tensor(x: Any, what: Callable[[], str]) -> Tensor:
     """``x`` (tensor, array, nested numbers) as a tensor; ``what()`` names it in the error."""
     if isinstance(x, Tensor):
@@ -118,7 +139,10 @@ def stack_samples(
                     f"spec says {s.shape} (from the first sample or the specs given); give every "
                     "sample one shape (pad/crop in the dataset or decoder)"
                 )
-        out[s.name] = torch.stack(parts) if parts else torch.empty((0, *s.shape))
+        if not parts:
+            out[s.name] = torch.empty((0, *s.shape), dtype=torch.long if s.kind == "tokens" else None)
+            continue
+        out[s.name] = as_kind_dtype(torch.stack(parts), s, None)
     return out
 
 

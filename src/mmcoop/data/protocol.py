@@ -18,7 +18,23 @@ kind           shape              e.g.
 ``image``      ``[C, H, W]``      a picture (avmnist ``visual``)
 ``spectrogram`` ``[C, F, T]``     a log spectrogram (channels, frequency, time)
 ``frames``     ``[T, C, H, W]``   video frames
+``tokens``     ``[L]`` (int64)    token ids of a text, padded to ``L``
 ============== ================== ==============================================
+
+Every kind but ``tokens`` holds floating-point values. A ``tokens`` modality holds int64
+token ids (a padded batch is ``[B, L]``); its **attention mask is not a second tensor**:
+it is ``ids != spec.pad_id``, computed by the encoder from the spec's ``pad_id`` (default
+0, the BERT convention; :func:`mmcoop.data.text.tokenize` returns the tokenizer's). So a
+tokens batch is one tensor like every other kind's: collated, indexed, moved to the device
+and re-sampled by the same code. Padding must therefore only ever fill the tail of a
+sequence (a real token never has the padding id). ``vocab_size`` (optional) sizes the
+embedding of an encoder trained from scratch (default: the encoder's ``vocab_size`` option).
+
+A ``tokens`` modality is never guessed: its per-sample shape ``[L]`` is that of a
+``vector``, so it must be declared (``ModalitySpec(name, "tokens", (L,))`` or
+``kinds={"text": "tokens"}``). Valuation is unchanged (a removed modality is a zeroed
+feature at the fusion head); the input-level (black-box) baseline of a tokens modality
+is its padding id (:func:`input_baselines`).
 """
 
 from __future__ import annotations
@@ -30,9 +46,11 @@ from torch import Tensor
 
 from mmcoop.errors import ConfigError, DataError
 
-Kind = Literal["image", "vector", "spectrogram", "sequence", "frames"]
+Kind = Literal["image", "vector", "spectrogram", "sequence", "frames", "tokens"]
 #: Number of per-sample dimensions of each modality kind.
-KIND_NDIM: dict[str, int] = {"vector": 1, "sequence": 2, "image": 3, "spectrogram": 3, "frames": 4}
+KIND_NDIM: dict[str, int] = {"vector": 1, "sequence": 2, "image": 3, "spectrogram": 3, "frames": 4, "tokens": 1}
+#: Kinds whose values are integer ids (int64), not floats: never converted to a float dtype.
+INTEGER_KINDS: frozenset[str] = frozenset({"tokens"})
 #: Kind guessed from the number of per-sample dimensions (3 -> image; say ``"spectrogram"`` explicitly).
 NDIM_KIND: dict[int, str] = {1: "vector", 2: "sequence", 3: "image", 4: "frames"}
 
@@ -45,17 +63,39 @@ class ModalitySpec:
         name: modality name, e.g. ``"audio"``.
         kind: one of :data:`KIND_NDIM` (see the module docstring for the shapes).
         shape: per-sample shape; its length must match the kind.
+        pad_id: ``tokens`` only: the padding id (attention mask = ``ids != pad_id``; the
+            input-level valuation baseline). Default 0.
+        vocab_size: ``tokens`` only, optional: number of token ids (every id lies in
+            ``[0, vocab_size)``), read by encoders trained from scratch.
+
+    Example:
+        >>> ModalitySpec("text", "tokens", (32,), pad_id=0, vocab_size=30522).shape
+        (32,)
     """
 
     name: str
     kind: Kind
     shape: tuple[int, ...]
+    pad_id: int = 0
+    vocab_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KIND_NDIM:
             raise DataError(
                 f"modality {self.name!r} has unknown kind {self.kind!r}; valid kinds: {', '.join(KIND_NDIM)}"
             )
+        if self.kind != "tokens" and (self.pad_id != 0 or self.vocab_size is not None):
+            raise DataError(
+                f"modality {self.name!r} of kind {self.kind!r}: pad_id and vocab_size apply to kind 'tokens' only"
+            )
+        pad, vocab = int(self.pad_id), None if self.vocab_size is None else int(self.vocab_size)
+        if pad < 0 or (vocab is not None and not vocab > pad):
+            raise DataError(
+                f"modality {self.name!r}: pad_id must be >= 0 and below vocab_size, got pad_id={self.pad_id}, "
+                f"vocab_size={self.vocab_size}"
+            )
+        object.__setattr__(self, "pad_id", pad)
+        object.__setattr__(self, "vocab_size", vocab)
         shape = tuple(int(s) for s in self.shape)
         if len(shape) != KIND_NDIM[self.kind] or min(shape, default=1) < 1:
             raise DataError(
@@ -65,8 +105,28 @@ class ModalitySpec:
         object.__setattr__(self, "shape", shape)
 
 
+def input_baselines(specs: Sequence[ModalitySpec]) -> dict[str, float | int]:
+    """What replaces each modality when it is removed at the input (black-box valuation).
+
+    Args:
+        specs: the modalities.
+
+    Returns:
+        ``{name: baseline}``: the padding id for ``tokens`` (an all-padding text), ``0.0``
+        for every other kind (zeros). Pass it as ``baselines=`` to
+        :func:`mmcoop.valuation.valuate_inputs`.
+
+    Example:
+        >>> input_baselines([ModalitySpec("a", "vector", (3,)), ModalitySpec("t", "tokens", (4,), pad_id=1)])
+        {'a': 0.0, 't': 1}
+    """
+    return {s.name: (s.pad_id if s.kind == "tokens" else 0.0) for s in specs}
+
+
 def infer_kind(name: str, shape: tuple[int, ...], kinds: Mapping[str, str] | None = None) -> str:
     """The kind of modality ``name`` with per-sample ``shape``: ``kinds[name]`` if given, else by ndim.
+
+    A 1-D shape is a ``vector``: ``tokens`` must be given in ``kinds``.
 
     Raises:
         DataError: no kind has ``len(shape)`` dimensions and none was given.

@@ -197,6 +197,14 @@ def _digests(state: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _spec_state(spec: ModalitySpec) -> list[Any]:
+    """``[name, kind, shape]`` (plus ``{pad_id, vocab_size}`` for a ``tokens`` modality)."""
+    out: list[Any] = [spec.name, spec.kind, list(spec.shape)]
+    if spec.kind == "tokens":
+        out.append({"pad_id": spec.pad_id, "vocab_size": spec.vocab_size})
+    return out
+
+
 def save_processed(splits: DatasetSplits, path: Path) -> bool:
     """Save ``splits`` (storage only, not views) atomically; returns False (with a warning) on failure.
 
@@ -205,7 +213,7 @@ def save_processed(splits: DatasetSplits, path: Path) -> bool:
     state = {
         "name": splits.name,
         "num_classes": splits.num_classes,
-        "specs": [[s.name, s.kind, list(s.shape)] for s in splits.specs],
+        "specs": [_spec_state(s) for s in splits.specs],
         "splits": {k: _split_state(splits.split(k)) for k in ("train", "val", "test")},
         "info": json.loads(json.dumps(splits.info, default=str)),
     }
@@ -220,7 +228,7 @@ def save_processed(splits: DatasetSplits, path: Path) -> bool:
 
 def _validate_processed(state: dict[str, Any]) -> None:
     """Raise ``ValueError`` unless every tensor has its spec's shape and its recorded digest."""
-    specs = {n: tuple(s) for n, _, s in state["specs"]}
+    specs = {n: tuple(s) for n, _, s, *_ in state["specs"]}
     if set(state["splits"]) != {"train", "val", "test"}:
         raise ValueError(f"splits {sorted(state['splits'])}, expected train, val, test")
     for split, part in state["splits"].items():
@@ -256,7 +264,7 @@ def load_processed(path: Path) -> DatasetSplits | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         _validate_processed(state)
-        specs = [ModalitySpec(n, k, tuple(s)) for n, k, s in state["specs"]]
+        specs = [ModalitySpec(n, k, tuple(s), **(opt[0] if opt else {})) for n, k, s, *opt in state["specs"]]
         parts = {
             k: MultimodalDataset(v["inputs"], v["labels"], state["num_classes"], specs, v["extras"])
             for k, v in state["splits"].items()

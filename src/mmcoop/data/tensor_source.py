@@ -7,6 +7,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
+from mmcoop.data.items import as_kind_dtype
 from mmcoop.data.protocol import ModalitySpec, Transforms, check_ids
 from mmcoop.errors import DataError
 
@@ -61,7 +62,7 @@ class TensorSource:
                 f"label out of range: labels span [{int(labels.min())}, {int(labels.max())}] "
                 f"but num_classes={num_classes}; fix the labels or num_classes"
             )
-        self.inputs = dict(inputs)
+        self.inputs = {s.name: as_kind_dtype(inputs[s.name], s, None) for s in self.specs}
         self._labels = labels.long()
         self.num_classes = int(num_classes)
         self.extras = dict(extras or {})
