@@ -26,8 +26,7 @@ token ids (a padded batch is ``[B, L]``); its **attention mask is not a second t
 it is ``ids != spec.pad_id``, computed by the encoder from the spec's ``pad_id`` (default
 0, the BERT convention; :func:`mmcoop.data.text.tokenize` returns the tokenizer's). So a
 tokens batch is one tensor like every other kind's: collated, indexed, moved to the device
-and re-sampled by the same code. Padding must therefore only ever fill the tail of a
-sequence (a real token never has the padding id). ``vocab_size`` (optional) sizes the
+and re-sampled by the same code (a real token must therefore never have the padding id). ``vocab_size`` (optional) sizes the
 embedding of an encoder trained from scratch (default: the encoder's ``vocab_size`` option).
 
 A ``tokens`` modality is never guessed: its per-sample shape ``[L]`` is that of a
