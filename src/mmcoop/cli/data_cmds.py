@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from mmcoop.cli.info import RegistryHelp
+from mmcoop.cli.output import console, esc, say, show_warnings
 from mmcoop.errors import MMCoopError
 
 data_app = typer.Typer(
@@ -20,7 +20,6 @@ data_app = typer.Typer(
     no_args_is_help=True,
     help="Prepare paper datasets from raw videos (docs/guides/paper-datasets.md).",
 )
-console = Console()
 
 
 @data_app.callback()
@@ -75,48 +74,42 @@ def prepare(
     from mmcoop.media.prepare import REPORT_FILE, prepare_videos
 
     try:
-        report = prepare_videos(
-            dataset,
-            videos,
-            out,
-            workers=workers,
-            fps=fps,
-            sample_rate=sample_rate,
-            num_frames=num_frames,
-            progress=progress,
-            labels=labels,
-            layout=layout,
-            val_fraction=val_fraction,
-            seed=seed,
-        )
+        with show_warnings():
+            report = prepare_videos(
+                dataset,
+                videos,
+                out,
+                workers=workers,
+                fps=fps,
+                sample_rate=sample_rate,
+                num_frames=num_frames,
+                progress=progress,
+                labels=labels,
+                layout=layout,
+                val_fraction=val_fraction,
+                seed=seed,
+            )
     except MMCoopError as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        console.print(f"[bold red]error:[/] {esc(e)}", highlight=False)
         raise typer.Exit(code=2) from None
     except KeyboardInterrupt:
-        console.print(
-            f"interrupted: finished clips are kept in {out}; run the same command again to resume", highlight=False
-        )
+        say(f"interrupted: finished clips are kept in {out}; run the same command again to resume")
         raise typer.Exit(code=130) from None
-    console.print(
+    say(
         f"{dataset}: {report.prepared} clip(s) prepared, {report.skipped} already done, {report.failed} failed "
         f"of {report.total} in {report.seconds:.1f} s ({report.clips_per_s:.2f} clips/s); "
-        f"report: {Path(out) / REPORT_FILE}",
-        highlight=False,
+        f"report: {Path(out) / REPORT_FILE}"
     )
     for f in report.failures[:10]:
-        console.print(f"  [yellow]skipped[/] {f['video']}: {f['error']}", highlight=False)
+        console.print(f"  [yellow]skipped[/] {esc(f['video'])}: {esc(f['error'])}", highlight=False)
     if report.failed > 10:
-        console.print(f"  ... and {report.failed - 10} more (see the report)", highlight=False)
+        say(f"  ... and {report.failed - 10} more (see the report)")
     for note in report.notes:
-        console.print(f"  note: {note}", highlight=False)
+        say(f"  note: {note}")
     if report.index_files:
         counts = ", ".join(f"{k} {v}" for k, v in report.splits.items())
-        console.print(
-            f"  split files ({counts}; {len(report.classes)} classes): {', '.join(report.index_files)}", highlight=False
-        )
-        console.print(
-            f"  train with: mmcoop train --dataset {dataset} --set dataset_options.root={out}", highlight=False
-        )
+        say(f"  split files ({counts}; {len(report.classes)} classes): {', '.join(report.index_files)}")
+        say(f"  train with: mmcoop train --dataset {dataset} --set dataset_options.root={out}")
 
 
 __all__ = ["data_app"]
