@@ -36,7 +36,13 @@ from mmcoop.errors import ConfigError, DataError, MMCoopError, RunDirError
 from mmcoop.experiment.config import RunConfig, load_yaml_mapping
 from mmcoop.experiment.integrity import committed_history, load_commit, read_metrics, repair_run_dir
 from mmcoop.experiment.resume import flatten, plan_resume
-from mmcoop.experiment.safety import check_resumable, create_run_dir, open_run_dir, precheck_new_run_dir
+from mmcoop.experiment.safety import (
+    check_logger_files,
+    check_resumable,
+    create_run_dir,
+    open_run_dir,
+    precheck_new_run_dir,
+)
 from mmcoop.methods import build_method, check_not_noop
 from mmcoop.experiment.user import check_model_size, probe_model, user_code, user_splits
 from mmcoop.models import create_model
@@ -278,6 +284,7 @@ def resume_experiment(
     cfg, applied = _resolve_resume(run_dir, state, changes, config, sources)
     check_device_available(cfg.train.device)
     check_loggers(cfg.train.loggers)
+    check_logger_files(run_dir, cfg.train.loggers, None if state is None else state.get("config"))
     lock = _on_main(lambda: open_run_dir(run_dir))
     try:
         fresh = load_commit(run_dir, trust)  # under the lock: the commit a finished writer left

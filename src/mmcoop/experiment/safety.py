@@ -30,12 +30,13 @@ import socket
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 from mmcoop.errors import RunDirError
 from mmcoop.utils.io import atomic_write_text, remove_stale_temps, storage_error
 from mmcoop.utils.lock import LOCK_NAME, FolderLock
-from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, COMPARE_MARKER, RUN_MARKER, RunPaths
-from mmcoop.utils.runfiles import split_run_entries
+from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, COMPARE_MARKER, METRICS_CSV, RUN_MARKER, RunPaths
+from mmcoop.utils.runfiles import is_mmcoop_csv, split_run_entries
 
 _TMP_DIR_SUFFIX = ".mmcoop-new"
 
@@ -92,9 +93,13 @@ def is_marked_run_dir(path: str | os.PathLike) -> bool:
 
 
 def looks_like_legacy_run(path: str | os.PathLike) -> bool:
-    """A run written before markers existed: ``config.yaml`` plus metrics or a checkpoint."""
+    """A run written before markers existed: ``config.yaml`` plus the commit record ``checkpoints/last.pt``.
+
+    ``config.yaml`` and ``metrics.jsonl`` alone are not enough: a user's own experiment folder
+    (a hand-written or copied config, their own metrics) holds them too and is never trained in.
+    """
     p = RunPaths(path)
-    return p.config.is_file() and (p.metrics.is_file() or p.last_checkpoint.is_file())
+    return p.config.is_file() and p.last_checkpoint.is_file()
 
 
 def _marker_text(kind: str) -> str:
@@ -295,17 +300,37 @@ def check_resumable(run_dir: str | os.PathLike) -> Path:
 
     Raises:
         RunDirError: not a folder, or not a run directory (no marker and not a run made
-            by an older mmcoop).
+            by an older mmcoop: ``config.yaml`` with ``checkpoints/last.pt``).
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"cannot resume: {run_dir} is not a folder; pass a run directory made by `mmcoop train`")
     if not is_marked_run_dir(run_dir) and not looks_like_legacy_run(run_dir):
         raise RunDirError(
-            f"cannot resume: {run_dir} is not a run directory (no {RUN_MARKER} marker); "
-            "pass a directory made by `mmcoop train`"
+            f"cannot resume: {run_dir} is not a run directory (no {RUN_MARKER} marker, no checkpoints/last.pt), "
+            "so nothing in it is touched; pass a directory made by `mmcoop train`, or start a new run with --name"
         )
     return run_dir
+
+
+def check_logger_files(run_dir: str | os.PathLike, loggers: Sequence[str], stored: Mapping[str, Any] | None) -> None:
+    """Refuse a resume whose ``train.loggers`` would replace a user's file (``metrics.csv``).
+
+    Args:
+        run_dir: the run directory.
+        loggers: the loggers the resumed run will use.
+        stored: the config the run was committed with (a raw mapping), if any.
+
+    Raises:
+        RunDirError: the csv logger is asked for and ``metrics.csv`` is not the one it wrote.
+    """
+    path = Path(run_dir) / METRICS_CSV
+    if "csv" in loggers and (path.exists() or path.is_symlink()) and not is_mmcoop_csv(run_dir, [stored]):
+        raise RunDirError(
+            f"cannot resume with the csv logger: {path} was not written by mmcoop (this run has not logged csv "
+            "so far), and the logger would replace it. Move or rename that file, or leave csv out of "
+            "train.loggers; nothing was changed"
+        )
 
 
 def open_run_dir(run_dir: str | os.PathLike) -> FolderLock:
@@ -313,7 +338,7 @@ def open_run_dir(run_dir: str | os.PathLike) -> FolderLock:
 
     Call it once the resume is validated (:func:`check_resumable`, the commit record and
     the config): it writes. A run made by an older mmcoop (no marker, but
-    ``config.yaml`` and metrics or a checkpoint) is accepted and marked. Only mmcoop's
+    ``config.yaml`` and ``checkpoints/last.pt``) is accepted and marked. Only mmcoop's
     own temporary files (``.<name>.<random>.mmcoop.tmp``) are removed.
 
     Raises:

@@ -20,7 +20,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from mmcoop.utils.lock import LOCK_NAME
 from mmcoop.utils.rundir import (
@@ -60,7 +60,6 @@ RUN_OWNED_FILES: frozenset[str] = frozenset(
         RESULTS_FILE,
         RESUMES_FILE,
         REPORT_FILE,
-        METRICS_CSV,
     }
 )
 #: Which names inside mmcoop's sub-folders are mmcoop's (a user file there is never deleted).
@@ -70,11 +69,23 @@ _OWNED_IN: dict[str, Any] = {
     PLOTS_DIR: lambda p: is_mmcoop_plot(p),  # the report's PNGs (marked inside the file)
     TENSORBOARD_DIR: lambda p: p.name.startswith("events.out.tfevents."),  # the tensorboard logger's
 }
-#: Folders written by a library mmcoop calls (wandb), whose entries may be folders and links: the
-#: names wandb gives them (an entry with another name is the user's).
-_OWNED_TREES: dict[str, Any] = {
-    WANDB_DIR: lambda name: re.match(r"(offline-run-|run-|latest-run$|debug)", name) is not None,
-}
+#: What the wandb logger's ``wandb.init(dir=<run>)`` writes under ``<run>/wandb/`` (seen with wandb
+#: 0.31 offline; the ``files/`` names are those of ``wandb/sdk/lib/filenames.py`` and
+#: ``sdk/internal/job_builder.py`` in that version): links ``latest-run``, ``debug.log`` and
+#: ``debug-internal.log`` pointing into the folder (the two logs may be plain files), and one folder
+#: per wandb run (``offline-run-<time>-<id>`` / ``run-<time>-<id>``) holding only the files below, in
+#: the folders ``files/``, ``logs/``, ``tmp/code/``, and the link ``logs/debug-core.log``. Anything
+#: else, at any depth, is the user's.
+_WANDB_LINKS = re.compile(r"latest-run|debug(-internal)?\.log")
+_WANDB_RUN = re.compile(r"(offline-)?run-\d{8}_\d{6}-[a-z0-9]+")
+_WANDB_CORE_LOG = "logs/debug-core.log"  # a link to wandb's log in ~/.cache/wandb
+_WANDB_RUN_DIRS = frozenset({"files", "logs", "tmp", "tmp/code"})
+_WANDB_RUN_FILE = re.compile(
+    r"run-[a-z0-9]+\.wandb(\.synced)?"
+    r"|files/(requirements(\.frozen)?\.txt|config\.yaml|wandb-(summary|metadata|job)\.json|output\.log"
+    r"|wandb-(history|events)\.jsonl|conda-environment\.yaml|diff\.patch)"
+    r"|logs/debug(-internal|-core)?\.log"
+)
 #: The suffix of mmcoop's temporary files (:data:`mmcoop.utils.io.TEMP_SUFFIX`).
 _TEMP_SUFFIX = ".mmcoop.tmp"
 
@@ -109,14 +120,86 @@ def _is_temp(p: Path) -> bool:
     return p.name.startswith(".") and p.name.endswith(_TEMP_SUFFIX) and p.is_file() and not p.is_symlink()
 
 
+_CSV_COLUMN = re.compile(r"lr|[a-z0-9_]+/[^,]+")
+
+
+def logs_csv(config: Mapping[str, Any] | None) -> bool:
+    """Whether a run config (a raw mapping: ``config.yaml`` or the commit's) lists the ``csv`` logger."""
+    train = (config or {}).get("train") if isinstance(config, Mapping) else None
+    loggers = train.get("loggers") if isinstance(train, Mapping) else None
+    return isinstance(loggers, (list, tuple)) and "csv" in loggers
+
+
+def _yaml_config(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        import yaml
+
+        data = yaml.safe_load(RunPaths(run_dir).config.read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - unreadable: names no logger
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_mmcoop_csv(run_dir: str | os.PathLike, configs: Sequence[Mapping[str, Any] | None] = ()) -> bool:
+    """Whether ``<run>/metrics.csv`` is the csv logger's: the run's ``config.yaml`` (or one of
+    ``configs``) lists ``csv``, and the file's header is the logger's (``epoch``, then the scalar
+    tags in sorted order, e.g. ``acc/val``, ``lr``). A user's own ``metrics.csv`` in a run that
+    never logged csv is not, whatever it holds.
+
+    Args:
+        run_dir: the run directory.
+        configs: further configs of the run that may list the logger (raw mappings, e.g. the
+            commit record's).
+    """
+    path = Path(run_dir) / METRICS_CSV
+    if path.is_symlink() or not path.is_file():
+        return False
+    if not any(logs_csv(c) for c in [_yaml_config(Path(run_dir)), *configs]):
+        return False
+    try:
+        with path.open(encoding="utf-8") as fh:
+            header = fh.readline().rstrip("\n").split(",")
+    except (OSError, UnicodeDecodeError):
+        return False
+    tags = header[1:]
+    return header[0] == "epoch" and tags == sorted(tags) and all(_CSV_COLUMN.fullmatch(t) for t in tags)
+
+
+def _wandb_foreign(folder: Path) -> list[str]:
+    """What in ``<run>/wandb/`` wandb did not write (names relative to the run, folders ending in ``/``)."""
+    foreign: list[str] = []
+    for entry in sorted(folder.iterdir()):
+        rel = f"{folder.name}/{entry.name}"
+        if entry.is_symlink():
+            target = Path(os.path.realpath(entry))
+            if not (_WANDB_LINKS.fullmatch(entry.name) and folder.resolve() in target.parents):
+                foreign.append(rel)
+        elif entry.is_file() and _WANDB_LINKS.fullmatch(entry.name) and entry.name != "latest-run":
+            continue  # debug.log written as a file (not a link) by other wandb versions
+        elif entry.is_dir() and _WANDB_RUN.fullmatch(entry.name):
+            for sub in sorted(entry.rglob("*")):  # rglob does not follow links
+                name = sub.relative_to(entry).as_posix()
+                if sub.is_dir() and not sub.is_symlink():  # a user's folder: named by its files, or itself if empty
+                    if name not in _WANDB_RUN_DIRS and not any(sub.iterdir()):
+                        foreign.append(f"{rel}/{name}/")
+                elif sub.is_symlink() and name == _WANDB_CORE_LOG:
+                    continue  # deleting the link leaves its target (wandb's own cache) alone
+                elif sub.is_symlink() or not sub.is_file() or not _WANDB_RUN_FILE.fullmatch(name):
+                    foreign.append(f"{rel}/{name}")
+        else:
+            foreign.append(rel + ("/" if entry.is_dir() else ""))
+    return foreign
+
+
 def split_run_entries(run_dir: str | os.PathLike) -> tuple[list[Path], list[str]]:
     """What in ``run_dir`` mmcoop wrote and may delete, and what it did not write.
 
     mmcoop's: the files of :data:`RUN_OWNED_FILES`, its temporary files
-    (``.<name>.<random>.mmcoop.tmp``), and the folders ``checkpoints/``, ``valuation/``
-    and ``plots/`` when every entry in them is mmcoop's (``last.pt``/``best.pt``,
-    valuation tables whose parquet schema carries mmcoop's key, the report's PNGs).
-    Symbolic links are never mmcoop's.
+    (``.<name>.<random>.mmcoop.tmp``), ``metrics.csv`` when the run used the csv logger
+    (:func:`is_mmcoop_csv`), and the folders ``checkpoints/``, ``valuation/``, ``plots/``,
+    ``tensorboard/`` and ``wandb/`` when every entry in them is mmcoop's (``last.pt``/``best.pt``,
+    valuation tables whose parquet schema carries mmcoop's key, the ``--top`` CSVs, the report's
+    PNGs, event files, the files wandb writes). Symbolic links are never mmcoop's.
 
     Returns:
         ``(owned, foreign)``: paths mmcoop may delete (top-level entries), and the
@@ -135,6 +218,8 @@ def split_run_entries(run_dir: str | os.PathLike) -> tuple[list[Path], list[str]
             foreign.append(entry.name)
         elif entry.is_file() and (entry.name in RUN_OWNED_FILES or _is_temp(entry)):
             owned.append(entry)
+        elif entry.name == METRICS_CSV and is_mmcoop_csv(root):  # only when the run logged csv
+            owned.append(entry)
         elif entry.is_dir() and entry.name in _OWNED_IN:
             bad = [
                 f"{entry.name}/{c.name}" + ("/" if c.is_dir() and not c.is_symlink() else "")
@@ -145,8 +230,8 @@ def split_run_entries(run_dir: str | os.PathLike) -> tuple[list[Path], list[str]
                 foreign += bad
             else:
                 owned.append(entry)
-        elif entry.is_dir() and entry.name in _OWNED_TREES:
-            bad = [f"{entry.name}/{c.name}" for c in sorted(entry.iterdir()) if not _OWNED_TREES[entry.name](c.name)]
+        elif entry.is_dir() and entry.name == WANDB_DIR:
+            bad = _wandb_foreign(entry)
             if bad:
                 foreign += bad
             else:
