@@ -13,33 +13,14 @@ test is skipped with the reason, except under CI (``CI`` set), where it fails.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
+from _browser import chromium, need_browser, table_rows
 from _helpers import skip_real_data
 
 DATA = Path(os.environ.get("MMCOOP_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
 K = 4
-
-
-def _need_browser() -> None:
-    why = None
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        why = "selenium is not installed (it is in the dev extra: pip install -e '.[dev]')"
-    if why is None and (CHROMIUM is None or DRIVER is None):
-        why = (
-            "chromium and chromedriver are not installed (Debian packages chromium, chromium-driver; `make setup` "
-            "installs them with apt-get when it runs as root or with sudo)"
-        )
-    if why is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser test cannot run under CI: {why}")
-        pytest.skip(why)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +29,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     avmnist samples (24 per split, debiased), real valuations of a small untrained model, the sample-level plan."""
     if skip_real_data("fsdd"):
         pytest.skip(f"real data folder {DATA} absent (set MMCOOP_DATA)")
-    _need_browser()
+    need_browser()
     import torch
     import yaml
 
@@ -87,40 +68,11 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(report: Path, tmp_path_factory: pytest.TempPathFactory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM  # type: ignore[assignment]
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1300,900",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    try:
-        driver.get(report.as_uri())
+    with chromium(report, tmp_path_factory.mktemp("chromium-profile")) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
-def _rows(driver) -> list[list[str]]:
-    """The table's shown rows as cell texts (one script call, not one WebDriver round trip per cell)."""
-    return driver.execute_script(
-        "return Array.from(document.querySelectorAll('#mmx-table tbody tr'))"
-        ".map(function (tr) { return Array.from(tr.cells).map(function (td) { return td.textContent; }); });"
-    )
+_rows = table_rows
 
 
 def _header(driver, text: str):

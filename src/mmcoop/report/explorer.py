@@ -12,7 +12,8 @@ training, every valued epoch (``valuation/epoch_XXX.parquet``, the training set;
   degraded modality, planned copies), and for runs valued over epochs a sample's phi and
   copies across the epochs (click a row).
 
-All of it is one ``<script type="application/json">`` block read by a small inline
+All of it is one ``<script type="application/json">`` block (:func:`~mmcoop.report.format.json_for_html`: no
+value can close or reopen the element) read by a small inline
 script (no network, no library): the report stays one offline file. Media are stored once
 per sample however many views show it; thumbnails are at most
 :data:`mmcoop.report.render.THUMB_MAX` pixels, so the size grows with ``K``, the number of
@@ -27,7 +28,6 @@ one that also rebuilds a user's ``data.target``), else by :func:`registered_spli
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mmcoop.report.format import json_for_html
 from mmcoop.report.render import render, render_waveform
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -249,7 +250,7 @@ def build_explorer(
         "classes": list(class_names) if class_names else None,
         "notes": notes,
     }
-    blob = json.dumps(payload, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    blob = json_for_html(payload)
     html = (
         '<div id="mmx" class="mmx">'
         '<div class="mmx-bar"><label>valuation <select id="mmx-view"></select></label>'

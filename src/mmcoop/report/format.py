@@ -14,6 +14,27 @@ def esc(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
 
+#: characters that may end or open something in an HTML ``<script>`` (``</script>``, ``<!--``, ``<script``):
+#: written as JSON escapes, which decode to the same string
+_HTML_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def json_for_html(obj: Any) -> str:
+    """``obj`` as compact JSON safe to embed in an HTML ``<script>`` element (every JSON in the report).
+
+    ``<``, ``>`` and ``&`` are written as ``\\u003c``, ``\\u003e``, ``\\u0026`` so that no value (a
+    sample id ``<!--<script>`` or ``</script>``) can close the element or switch the HTML parser into
+    a script-data state that swallows the page's next script. ``JSON.parse`` reads the same values.
+
+    Args:
+        obj: JSON-serialisable data (no NaN/Inf).
+
+    Returns:
+        The JSON text, without a raw ``<``, ``>`` or ``&``.
+    """
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).translate(_HTML_UNSAFE)
+
+
 def is_missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
