@@ -33,6 +33,8 @@ NOOPS = [
     ("greedy", {}, 1, ["method_options.starting_epoch=1", "train.epochs=1"]),  # 0-based: the official 2nd epoch
     ("relearning", {}, 21, ["method_options.reinit_epoch=20", "train.epochs=21"]),
     ("relearning", {"reinit_epoch": 1, "reinit_num": 0}, 10, ["method_options.reinit_num=0"]),
+    # BalanceBenchmark's six (issue 25)
+    ("mmcosine", {"modulation_starts": 3}, 3, ["method_options.modulation_starts=3", "train.epochs=3"]),
 ]
 
 # the same methods one step inside: they do act
@@ -46,6 +48,7 @@ ACTIVE = [
     ("greedy", {}, 2),
     ("relearning", {}, 22),
     ("relearning", {"reinit_epoch": 1}, 3),
+    ("mmcosine", {"modulation_starts": 2}, 3),
 ]
 
 

@@ -11,6 +11,7 @@ deliberate difference and how the method handles ``M > 2`` modalities.
 - ``mla`` (:mod:`.mla`): MLA, CVPR 2024 -- alternating unimodal steps through a shared head.
 - ``mmpareto`` (:mod:`.mmpareto`): MMPareto, ICML 2024 -- Pareto combination of multimodal and
   unimodal gradients.
+- ``mmcosine`` (:mod:`.mmcosine`): MMCosine, ICASSP 2023 -- per-modality cosine logits, summed.
 - The other peers (G-Blending, ReconBoost, Diagnosing & Re-learning, CGGM, InfoReg, Greedy):
   see their modules.
 """
