@@ -42,6 +42,7 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _options(
+    ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback of any error (for bug reports)."),
     version: bool = typer.Option(
         False, "--version", callback=_show_version, is_eager=True, help="Print the version of mmcoop and exit."
@@ -49,6 +50,9 @@ def _options(
 ) -> None:
     """Observe and improve multimodal cooperation."""
     _STATE["debug"] = debug
+    # mmcoop's own warnings as one line (not Python's source path and code line), for the whole command
+    # (also its --help, which reads the registries): undone when the command ends
+    ctx.with_resource(show_warnings())
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -68,8 +72,7 @@ def _guard(fn: Callable[[], Any]) -> Any:
     from mmcoop.utils.io import storage_error
 
     try:
-        with show_warnings():  # mmcoop's own warnings as one line, not Python's source path and code line
-            result = fn()
+        result = fn()
         # under torchrun, every rank got here: wait for all, then leave the process group now rather than
         # at interpreter exit, where Gloo's threads can abort a rank whose peer already left. A group exists
         # only if the command loaded the module (init_from_env): commands that did not pay no torch import.

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from mmcoop.cli.info import RegistryHelp
-from mmcoop.cli.output import console, esc, say, show_warnings
+from mmcoop.cli.output import console, esc, say
 from mmcoop.errors import MMCoopError
 
 data_app = typer.Typer(
@@ -74,21 +74,20 @@ def prepare(
     from mmcoop.media.prepare import REPORT_FILE, prepare_videos
 
     try:
-        with show_warnings():
-            report = prepare_videos(
-                dataset,
-                videos,
-                out,
-                workers=workers,
-                fps=fps,
-                sample_rate=sample_rate,
-                num_frames=num_frames,
-                progress=progress,
-                labels=labels,
-                layout=layout,
-                val_fraction=val_fraction,
-                seed=seed,
-            )
+        report = prepare_videos(
+            dataset,
+            videos,
+            out,
+            workers=workers,
+            fps=fps,
+            sample_rate=sample_rate,
+            num_frames=num_frames,
+            progress=progress,
+            labels=labels,
+            layout=layout,
+            val_fraction=val_fraction,
+            seed=seed,
+        )
     except MMCoopError as e:
         console.print(f"[bold red]error:[/] {esc(e)}", highlight=False)
         raise typer.Exit(code=2) from None

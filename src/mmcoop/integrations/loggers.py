@@ -145,7 +145,7 @@ class Logger(Callback):
         self.close()
 
 
-LOGGERS: Registry[type[Logger]] = Registry("logger", group="mmcoop.loggers")
+LOGGERS: Registry[type[Logger]] = Registry("logger", group="mmcoop.loggers", expects=Logger)
 
 
 def register_logger(name: str) -> Any:

@@ -354,7 +354,7 @@ class Method:
 #: also sets the class's :attr:`Method.name`) in their module under :mod:`mmcoop.methods`, imported
 #: on the first read; installed packages add theirs through the ``mmcoop.methods`` entry-point group.
 METHODS: Registry[type[Method]] = Registry(
-    "method", builtins="mmcoop.methods", group="mmcoop.methods", name_attr="name"
+    "method", builtins="mmcoop.methods", group="mmcoop.methods", name_attr="name", expects=Method
 )
 
 

@@ -8,17 +8,23 @@ their own entries, e.g. in a plugin's ``pyproject.toml``::
     [project.entry-points."mmcoop.methods"]
     my-method = "my_pkg.method"      # a module whose import registers it
 
-Built-ins and plugins are loaded the first time the registry is read.
+Built-ins and plugins are loaded the first time the registry is read. A plugin that cannot be used
+(it raises at import, or names something that is not what the registry holds: ``X = 5``) is named
+once in a warning and left out, so every other command still works; a command that asks for it by
+its entry-point name gets the same message as an error. An entry point named like a built-in is
+ignored, and said so once.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import warnings
 from importlib import metadata
+from types import ModuleType
 from typing import Callable, Generic, Iterator, TypeVar
 
-from mmcoop.errors import ConfigError
+from mmcoop.errors import ConfigError, MMCoopWarning
 
 T = TypeVar("T")
 
@@ -40,6 +46,8 @@ class Registry(Generic[T]):
         group: entry-point group of third-party plugins (loaded on first read).
         name_attr: attribute that :meth:`register` sets on the registered object to its name
             (e.g. ``"name"`` for methods: the name is written once, in the decorator).
+        expects: the class every entry must subclass (methods, loggers); without it an entry must
+            be callable (dataset loaders, model builders). Checked for plugins' entry points.
 
     Example:
         >>> METHODS = Registry("method")
@@ -50,13 +58,20 @@ class Registry(Generic[T]):
     """
 
     def __init__(
-        self, kind: str, builtins: str | None = None, group: str | None = None, name_attr: str | None = None
+        self,
+        kind: str,
+        builtins: str | None = None,
+        group: str | None = None,
+        name_attr: str | None = None,
+        expects: type | None = None,
     ) -> None:
         self.kind = kind
         self.builtins = builtins
         self.group = group
         self.name_attr = name_attr
+        self.expects = expects
         self._items: dict[str, T] = {}
+        self._broken: dict[str, str] = {}  # entry-point name -> why the plugin is left out
         self._discovered = builtins is None and group is None
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -79,21 +94,60 @@ class Registry(Generic[T]):
             import_submodules(self.builtins)
         if self.group:
             for ep in metadata.entry_points(group=self.group):
-                try:
-                    obj = ep.load()
-                except Exception as exc:  # a broken plugin names itself instead of breaking mmcoop
-                    raise ConfigError(
-                        f"plugin {ep.name!r} ({ep.value}, entry point group {self.group!r}) failed to load: "
-                        f"{type(exc).__name__}: {exc}; fix or uninstall the package that provides it"
-                    ) from exc
-                if not isinstance(obj, type(importlib)) and ep.name not in self._items:
-                    self.register(ep.name)(obj)  # an entry point may name the object itself
+                self._load_plugin(ep)
+
+    def _plugin(self, ep: metadata.EntryPoint) -> str:
+        return f"plugin {ep.name!r} ({ep.value}, entry point group {self.group!r})"
+
+    def _load_plugin(self, ep: metadata.EntryPoint) -> None:
+        """Register the object an entry point names (a module registers itself on import); a plugin that
+        cannot be used is left out with one warning, and :meth:`get` of its name says why."""
+        try:
+            obj = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin names itself instead of breaking mmcoop
+            self._leave_out(ep, f"failed to load: {type(exc).__name__}: {exc}")
+            return
+        if isinstance(obj, ModuleType):
+            return
+        if ep.name in self._items:
+            if self._items[ep.name] is not obj:
+                warnings.warn(
+                    f"{self._plugin(ep)} is ignored: {self.kind} {ep.name!r} is built in (or came first from "
+                    "another plugin); rename the entry point to use it",
+                    MMCoopWarning,
+                    stacklevel=4,
+                )
+            return
+        problem = self._not_an_entry(obj)
+        if problem is None:
+            try:
+                self.register(ep.name)(obj)
+            except (AttributeError, TypeError) as exc:  # the name attribute cannot be set on it
+                problem = f"names {obj!r}, which cannot be registered ({exc})"
+        if problem is not None:
+            self._leave_out(ep, problem)
+
+    def _not_an_entry(self, obj: object) -> str | None:
+        """Why ``obj`` cannot be a registered entry (None when it can)."""
+        if self.expects is not None:
+            if isinstance(obj, type) and issubclass(obj, self.expects):
+                return None
+            want = f"a subclass of {self.expects.__module__}.{self.expects.__qualname__}"
+            return f"names {obj!r}, not {want}"
+        return None if callable(obj) else f"names {obj!r}, which is not callable"
+
+    def _leave_out(self, ep: metadata.EntryPoint, problem: str) -> None:
+        message = f"{self._plugin(ep)} {problem}; fix or uninstall the package that provides it"
+        self._broken[ep.name] = message
+        warnings.warn(f"{message} (mmcoop carries on without it)", MMCoopWarning, stacklevel=5)
 
     def get(self, name: str) -> T:
         self.discover()
         try:
             return self._items[name]
         except KeyError:
+            if name in self._broken:
+                raise ConfigError(f"{self.kind} {name!r} is not available: {self._broken[name]}") from None
             raise ConfigError(
                 f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(sorted(self._items))}"
             ) from None
