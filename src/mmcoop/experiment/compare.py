@@ -52,6 +52,7 @@ from mmcoop.experiment.integrity import committed_history, load_commit, verify_r
 from mmcoop.experiment.resume import diff_configs
 from mmcoop.experiment.safety import (
     check_resumable,
+    check_run_code,
     check_run_path,
     is_marked_run_dir,
     looks_like_legacy_run,
@@ -352,6 +353,7 @@ def _finished_run(cfg: RunConfig) -> RunResult | None:
         state = load_commit(cfg.run_dir)
         if state is None or "config" not in state or verify_run_dir(cfg.run_dir, allow_pending=False):
             return None
+        check_run_code(cfg.run_dir, state["config"])  # refused: resume_experiment says why
         stored = RunConfig.from_dict({**state["config"], "name": cfg.name, "out_dir": cfg.out_dir})
         if diff_configs(stored.to_dict(), cfg.to_dict()):
             return None

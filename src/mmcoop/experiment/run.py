@@ -32,12 +32,13 @@ import torch
 from torch import nn
 
 from mmcoop.data import DatasetSplits, debias, load_dataset
-from mmcoop.errors import ConfigError, DataError, MMCoopError, RunDirError
+from mmcoop.errors import ConfigError, DataError, MMCoopError, MMCoopWarning, RunDirError
 from mmcoop.experiment.config import RunConfig, load_yaml_mapping
 from mmcoop.experiment.integrity import committed_history, load_commit, read_metrics, repair_run_dir
 from mmcoop.experiment.resume import flatten, plan_resume
 from mmcoop.experiment.safety import (
     check_logger_files,
+    check_run_code,
     check_resumable,
     create_run_dir,
     open_run_dir,
@@ -281,6 +282,7 @@ def resume_experiment(
     # resume leaves the folder as it found it (no marker, no lock file, no temp file removed)
     check_resumable(run_dir)
     state = load_commit(run_dir, trust)
+    _warn_untrusted_code(check_run_code(run_dir, None if state is None else state.get("config"), trust))
     cfg, applied = _resolve_resume(run_dir, state, changes, config, sources)
     check_device_available(cfg.train.device)
     check_loggers(cfg.train.loggers)
@@ -291,6 +293,7 @@ def resume_experiment(
         moved = fresh is not None and state is not None and int(fresh["epoch"]) != int(state["epoch"])
         if (fresh is None) != (state is None) or moved:
             state = fresh
+            check_run_code(run_dir, None if state is None else state.get("config"), trust)
             cfg, applied = _resolve_resume(run_dir, state, changes, config, sources)
 
         def repair() -> None:
@@ -465,6 +468,17 @@ def _train(
 
 
 # -- reading a run ---------------------------------------------------------------------------
+def _warn_untrusted_code(runs: dict[str, Any]) -> None:
+    """Say which code named only in the commit record runs under ``--trust-run``."""
+    if runs:
+        shown = ", ".join(f"{k}={v!r}" for k, v in runs.items())
+        warnings.warn(
+            f"--trust-run: running code that config.yaml does not show, named in checkpoints/last.pt: {shown}",
+            MMCoopWarning,
+            stacklevel=3,
+        )
+
+
 def load_run(
     run_dir: str | Path,
     checkpoint: str = "best",
@@ -479,10 +493,13 @@ def load_run(
     Checkpoints are loaded as tensors and plain containers only; a file holding other
     objects is refused unless ``trust`` (see :func:`mmcoop.utils.io.load_checkpoint`).
     The config's ``model.target`` / ``data.target``, if any, *are* imported and called:
-    config targets run code by design, so load only run folders whose config you trust.
+    config targets run code by design, so read ``config.yaml`` before loading a run from
+    someone else. The code that runs is the code ``config.yaml`` shows: a commit record
+    naming other targets is refused unless ``trust`` (then a warning names what runs; see
+    :func:`mmcoop.experiment.safety.check_run_code`).
 
     Raises:
-        RunDirError: a checkpoint refused as untrusted.
+        RunDirError: a checkpoint refused as untrusted, or naming other code than config.yaml.
     """
     run_dir = Path(run_dir)
     paths = RunPaths(run_dir)
@@ -492,8 +509,10 @@ def load_run(
     if checkpoint not in ("best", "last"):
         raise ConfigError(f"checkpoint must be best or last, got {checkpoint!r}")
     commit = load_commit(run_dir, trust)
-    if commit is not None and "config" in commit:  # the config it was trained with, whatever config.yaml says now
-        cfg = RunConfig.from_dict({**commit["config"], "name": run_dir.name, "out_dir": str(run_dir.parent)})
+    stored = None if commit is None else commit.get("config")
+    _warn_untrusted_code(check_run_code(run_dir, stored, trust))  # before anything is imported
+    if stored is not None:  # the config it was trained with: it names the code config.yaml shows
+        cfg = RunConfig.from_dict({**stored, "name": run_dir.name, "out_dir": str(run_dir.parent)})
     else:
         cfg = RunConfig.from_yaml(cfg_path)
     ckpt = paths.checkpoint(checkpoint)

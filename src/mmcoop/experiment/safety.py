@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mmcoop.errors import RunDirError
-from mmcoop.utils.io import atomic_write_text, remove_stale_temps, storage_error
+from mmcoop.experiment.config import load_yaml_mapping
+from mmcoop.experiment.resume import flatten
+from mmcoop.utils.io import TRUST_HINT, atomic_write_text, remove_stale_temps, storage_error
 from mmcoop.utils.lock import LOCK_NAME, FolderLock
 from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, COMPARE_MARKER, METRICS_CSV, RUN_MARKER, RunPaths
 from mmcoop.utils.runfiles import is_mmcoop_csv, split_run_entries
@@ -311,6 +313,55 @@ def check_resumable(run_dir: str | os.PathLike) -> Path:
             "so nothing in it is touched; pass a directory made by `mmcoop train`, or start a new run with --name"
         )
     return run_dir
+
+
+def code_keys(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The keys of a raw config that name code to import and call: every ``target`` that is set
+    (``model.target``, ``data.target``, and any ``...target`` of a plugin's options).
+
+    Example:
+        >>> code_keys({"data": {"target": "mylab:load"}, "model": {"target": None, "dim": 8}})
+        {'data.target': 'mylab:load'}
+    """
+    flat = flatten(dict(config)) if isinstance(config, Mapping) else {}
+    return {k: v for k, v in flat.items() if k.rsplit(".", 1)[-1].strip("_") == "target" and v not in (None, "")}
+
+
+def check_run_code(run_dir: str | os.PathLike, stored: Mapping[str, Any] | None, trust: bool = False) -> dict[str, Any]:
+    """Refuse to load a run whose commit record names other code than its ``config.yaml``.
+
+    A command loading a run (``value``, ``--resume``, ``compare --resume``) builds its data and
+    model from the config stored in ``checkpoints/last.pt``. When that config names another
+    ``target`` than the ``config.yaml`` the user can read (a ``config.yaml`` replaced by another
+    run's), running it would run code the user could not see. Call this before any config is
+    built from ``stored`` (building one imports its targets).
+
+    Args:
+        run_dir: the run directory.
+        stored: the config of the commit record (a raw mapping), if any.
+        trust: ``--trust-run``: run the checkpoint's code anyway.
+
+    Returns:
+        ``{key: the commit's value}`` of the differing keys (empty when they agree); with
+        ``trust``, the code that will run although ``config.yaml`` does not show it.
+
+    Raises:
+        RunDirError: the two disagree on a target and ``trust`` is false (every key named).
+    """
+    if stored is None:
+        return {}
+    yaml_path = RunPaths(run_dir).config
+    shown = code_keys(load_yaml_mapping(yaml_path)) if yaml_path.is_file() else {}
+    runs = code_keys(stored)
+    differ = sorted(k for k in runs.keys() | shown.keys() if runs.get(k) != shown.get(k))
+    if differ and not trust:
+        lines = "; ".join(f"{k} is {runs.get(k)!r} there, {shown.get(k)!r} in config.yaml" for k in differ)
+        raise RunDirError(
+            f"{RunPaths(run_dir).last_checkpoint} was trained with other code than {yaml_path} shows ({lines}). "
+            "mmcoop runs only the code config.yaml names, so it loads nothing: restore the run's own config.yaml, "
+            f"or, if you trust where the run came from, {TRUST_HINT} to run the checkpoint's code"
+        )
+    return {k: runs.get(k) for k in differ}
 
 
 def check_logger_files(run_dir: str | os.PathLike, loggers: Sequence[str], stored: Mapping[str, Any] | None) -> None:
