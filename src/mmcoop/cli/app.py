@@ -487,7 +487,7 @@ def value(
                 f"{run_dir} is not a run directory (no {paths.config.name}); pass a directory made by `mmcoop train`"
             )
         # before the expensive part, not after it; a refused command leaves no new valuation/ folder behind
-        check_writable(paths.valuation_dir if paths.valuation_dir.is_dir() else run_dir)
+        check_writable(paths.valuation_dir if paths.valuation_dir.exists() else run_dir)
         source = checkpoint_fingerprint(run_dir, checkpoint)  # recorded in the table (stale once it changes)
         _, model, splits = cast(Any, load_run(run_dir, checkpoint, trust=trust_run))
         data = splits.split(split)
