@@ -35,6 +35,7 @@ NOOPS = [
     ("relearning", {"reinit_epoch": 1, "reinit_num": 0}, 10, ["method_options.reinit_num=0"]),
     # BalanceBenchmark's six (issue 25)
     ("mmcosine", {"modulation_starts": 3}, 3, ["method_options.modulation_starts=3", "train.epochs=3"]),
+    ("cml", {"modulation_starts": 2}, 2, ["method_options.modulation_starts=2", "train.epochs=2"]),
 ]
 
 # the same methods one step inside: they do act
@@ -49,6 +50,7 @@ ACTIVE = [
     ("relearning", {}, 22),
     ("relearning", {"reinit_epoch": 1}, 3),
     ("mmcosine", {"modulation_starts": 2}, 3),
+    ("cml", {"modulation_starts": 1}, 2),
 ]
 
 

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 #: method -> options that make a 2-epoch run act in both epochs
 SIX: dict[str, dict[str, Any]] = {
     "mmcosine": {},
+    "cml": {},
 }
 
 

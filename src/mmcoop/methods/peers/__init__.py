@@ -12,6 +12,7 @@ deliberate difference and how the method handles ``M > 2`` modalities.
 - ``mmpareto`` (:mod:`.mmpareto`): MMPareto, ICML 2024 -- Pareto combination of multimodal and
   unimodal gradients.
 - ``mmcosine`` (:mod:`.mmcosine`): MMCosine, ICASSP 2023 -- per-modality cosine logits, summed.
+- ``cml`` (:mod:`.cml`): CML, ICML 2023 -- confidence may not rise when a modality is removed.
 - The other peers (G-Blending, ReconBoost, Diagnosing & Re-learning, CGGM, InfoReg, Greedy):
   see their modules.
 """
