@@ -243,3 +243,28 @@ class EpochMeans:
     def write(self, log: dict[str, Any]) -> None:
         for name, total in self._sums.items():
             log[name] = total / self._counts[name]
+
+
+# -- the method's own heads --------------------------------------------------------------
+def unimodal_heads(ctx: MethodContext) -> tuple[nn.ModuleList, list[int]]:
+    """One ``nn.Linear(d_m, C)`` per modality on ``ctx.device`` (a method's own unimodal
+    classifiers) and the feature widths ``d_m`` they read."""
+    widths = feature_widths(ctx)
+    c = int(ctx.train_data.num_classes)
+    return nn.ModuleList([nn.Linear(w, c) for w in widths]).to(ctx.device), widths
+
+
+def heads_logits(heads: nn.ModuleList, feats: Tensor, widths: list[int]) -> Tensor:
+    """Each modality's own head on its own features: ``feats [B, M, D]`` -> ``[M, B, C]``."""
+    return torch.stack([head(feats[:, m, :w]) for m, (head, w) in enumerate(zip(heads, widths))])
+
+
+class OwnHeadsEvaluation:
+    """Mixin for a method with its own unimodal heads (``self.heads``, ``self.widths``, from
+    :func:`unimodal_heads`): each modality alone at evaluation is its own head, ``[B, M, C]``."""
+
+    heads: nn.ModuleList
+    widths: list[int]
+
+    def unimodal_logits(self, model: nn.Module, feats: Tensor) -> Tensor:
+        return heads_logits(self.heads, feats.to(next(self.heads.parameters()).dtype), self.widths).transpose(0, 1)
