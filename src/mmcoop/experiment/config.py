@@ -122,8 +122,30 @@ class RunConfig:
             self._check_dataset()
         METHODS.get(self.method)
         build_method(self.method, self.method_options)  # validates method_options
+        self._lift_lr_mult()
         if not self.name:
             self.name = default_run_name(self)
+
+    def _lift_lr_mult(self) -> None:
+        """Move each built-in encoder's ``lr_mult`` option to ``train.lr_groups["encoders.<m>"]``,
+        so the resolved config records the optimizer's learning-rate groups in one place."""
+        per = self.model.options.get("encoder_options") if not self.model.target else None
+        if not isinstance(per, dict) or not any(isinstance(o, dict) and "lr_mult" in o for o in per.values()):
+            return
+        per = {m: dict(o) if isinstance(o, dict) else o for m, o in per.items()}
+        groups = dict(self.train.lr_groups)
+        for m, opts in per.items():
+            if not isinstance(opts, dict) or "lr_mult" not in opts:
+                continue
+            mult, key = opts.pop("lr_mult"), f"encoders.{m}"
+            if key in groups and groups[key] != mult:
+                raise ConfigError(
+                    f"model.options.encoder_options.{m}.lr_mult={mult} contradicts train.lr_groups[{key!r}]="
+                    f"{groups[key]}; give one of them"
+                )
+            groups[key] = mult
+        self.model.options = {**self.model.options, "encoder_options": per}
+        self.train = dataclasses.replace(self.train, lr_groups=groups)  # validated by TrainConfig
 
     def _check_dataset(self) -> None:
         DATASETS.get(self.dataset)

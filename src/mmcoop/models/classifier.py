@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from mmcoop.models.freezing import frozen_part
 from mmcoop.models.protocol import replace_removed
 from mmcoop.utils.modes import eval_mode
 
@@ -35,6 +36,15 @@ class MultimodalClassifier(nn.Module):
         self.fill: Tensor | None = None
         # Feature width per modality (None until known: from ``out_dim`` or the first pass).
         self.feature_dims: list[int | None] = [getattr(encoders[n], "out_dim", None) for n in self.modalities]
+
+    def train(self, mode: bool = True) -> "MultimodalClassifier":
+        """Set train/eval mode; frozen encoders (:func:`~mmcoop.models.builder.freeze_encoder`)
+        keep their frozen part in eval mode (fixed BatchNorm statistics, no dropout)."""
+        super().train(mode)
+        for enc in self.encoders.values():
+            if getattr(enc, "frozen", False):
+                frozen_part(enc).eval()
+        return self
 
     @property
     def num_modalities(self) -> int:

@@ -33,6 +33,7 @@ from torchvision.models import resnet18
 
 from mmcoop.errors import ConfigError
 from mmcoop.models.encoders import ENCODERS
+from mmcoop.models.pretrained import projection
 
 WIDTH = 512  # ResNet-18 feature width
 
@@ -61,12 +62,6 @@ def resnet18_trunk(in_channels: int, bn_weight_std: float = 0.0) -> nn.Sequentia
     return trunk.to(memory_format=torch.channels_last)
 
 
-def _projection(dim: int) -> nn.Module:
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ConfigError(f"encoder dim must be a positive integer, got {dim!r}")
-    return nn.Identity() if dim == WIDTH else nn.Linear(WIDTH, dim)
-
-
 @ENCODERS.register("resnet18-spectrogram")
 @ENCODERS.register("resnet18-image")
 class ResNet18Spectrogram(nn.Module):
@@ -83,7 +78,7 @@ class ResNet18Spectrogram(nn.Module):
         if len(shape) != 3:
             raise ConfigError(f"resnet18-spectrogram expects a per-sample shape [C, H, W], got {list(shape)}")
         self.trunk = resnet18_trunk(int(shape[0]), bn_weight_std)
-        self.proj = _projection(dim)
+        self.proj = projection(WIDTH, dim)
         self.out_dim = dim
 
     def forward(self, x: Tensor) -> Tensor:
@@ -108,7 +103,7 @@ class ResNet18Frames(nn.Module):
         if len(shape) != 4:
             raise ConfigError(f"resnet18-frames expects a per-sample shape [T, C, H, W], got {list(shape)}")
         self.trunk = resnet18_trunk(int(shape[1]), bn_weight_std)
-        self.proj = _projection(dim)
+        self.proj = projection(WIDTH, dim)
         self.out_dim = dim
 
     def forward(self, x: Tensor) -> Tensor:

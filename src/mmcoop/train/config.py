@@ -20,6 +20,11 @@ class TrainConfig:
             infer about 2x faster in batches of 64-128 than of 512; raise it on a GPU).
         optimizer: ``adam`` or ``sgd``.
         lr: learning rate.
+        lr_groups: learning-rate multipliers by parameter-name prefix, e.g.
+            ``{"encoders.text": 0.1}``: the text encoder's parameters form their own optimizer
+            group with ``lr * 0.1`` (the longest matching prefix wins; the rest keep ``lr``).
+            A run config fills it from each encoder's ``lr_mult`` option
+            (``model.options.encoder_options.text.lr_mult``), so the groups are recorded here.
         momentum: SGD momentum.
         weight_decay: L2 weight decay.
         step_size: StepLR period in epochs (0 disables the scheduler).
@@ -60,6 +65,7 @@ class TrainConfig:
     eval_batch_size: int = 128
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = 1e-3
+    lr_groups: dict[str, float] = field(default_factory=dict)
     momentum: float = 0.9
     weight_decay: float = 0.0
     step_size: int = 0
@@ -97,6 +103,16 @@ class TrainConfig:
             value = getattr(self, key)
             if not (math.isfinite(value) and ok):
                 raise ConfigError(f"train.{key} must be a finite number {rule}, got {value}")
+        if not isinstance(self.lr_groups, dict):
+            raise ConfigError(
+                f"train.lr_groups must map parameter-name prefixes to multipliers, got {self.lr_groups!r}"
+            )
+        for key, mult in self.lr_groups.items():
+            if isinstance(mult, bool) or not isinstance(mult, (int, float)) or not (math.isfinite(mult) and mult > 0):
+                raise ConfigError(
+                    f"train.lr_groups[{key!r}] must be a finite number > 0 (a multiplier of lr), got {mult!r}"
+                )
+        self.lr_groups = {str(k): float(v) for k, v in self.lr_groups.items()}
         if self.find_unused_parameters is not None and not isinstance(self.find_unused_parameters, bool):
             raise ConfigError(
                 "train.find_unused_parameters must be true, false or null (automatic), got "

@@ -56,6 +56,38 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
+def param_groups(named: list[tuple[str, nn.Parameter]], lr: float, lr_groups: dict[str, float]) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: the trainable parameters not under any ``lr_groups`` prefix
+    first (learning rate ``lr``), then one group per prefix (``lr * multiplier``).
+
+    Args:
+        named: ``(name, parameter)`` pairs (``model.named_parameters()``).
+        lr: the base learning rate.
+        lr_groups: prefix (a module path such as ``encoders.text``) -> multiplier; a parameter
+            belongs to its longest matching prefix.
+
+    Returns:
+        ``[{"params": [...], "lr": ..., "name": prefix or "default"}, ...]``, empty groups left out.
+
+    Raises:
+        ConfigError: a prefix that matches no trainable parameter (misspelt, or frozen).
+    """
+    prefixes = sorted(lr_groups, key=len, reverse=True)
+    buckets: dict[str, list[nn.Parameter]] = {"default": [], **{k: [] for k in lr_groups}}
+    for name, p in named:
+        if p.requires_grad:
+            key = next((k for k in prefixes if name == k or name.startswith(k + ".")), "default")
+            buckets[key].append(p)
+    empty = [k for k in lr_groups if not buckets[k]]
+    if empty:
+        tops = sorted({".".join(n.split(".")[:2]) for n, p in named if p.requires_grad})
+        raise ConfigError(
+            f"train.lr_groups {empty} match no trainable parameter (frozen, or misspelt); "
+            f"trainable modules: {', '.join(tops)}"
+        )
+    return [{"params": ps, "lr": lr * lr_groups.get(k, 1.0), "name": k} for k, ps in buckets.items() if ps]
+
+
 class Trainer:
     """Trains ``model`` on ``splits.train`` with ``method``; selects by validation accuracy.
 
@@ -154,12 +186,13 @@ class Trainer:
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
-        params = [p for p in list(self.model.parameters()) + list(self.extra.parameters()) if p.requires_grad]
-        if not params:
+        named = [(f"method.{n}", p) for n, p in self.extra.named_parameters()]
+        groups = param_groups(list(self.model.named_parameters()) + named, c.lr, c.lr_groups)
+        if not groups:
             raise MMCoopError("the model has no trainable parameters (every parameter has requires_grad=False)")
         if c.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
-        return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+            return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        return torch.optim.Adam(groups, lr=c.lr, weight_decay=c.weight_decay)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         return self.engine.autocast()
