@@ -13,7 +13,7 @@ from mmcoop.experiment.run import resume_experiment
 from mmcoop.methods import build_method
 from mmcoop.train import TrainConfig, Trainer
 from mmcoop.train.callbacks import EVENTS, Callback, ConsoleLine
-from mmcoop.train.progress import progress_bar
+from mmcoop.utils.progress import progress_bar
 
 from _helpers import tiny_data, tiny_model
 from _runs import tiny_cfg

@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -52,6 +51,7 @@ from mmcoop.media.clips import ClipSource
 from mmcoop.media.frame_folders import FrameFolder
 from mmcoop.media.frames import FrameCache, segment_frames
 from mmcoop.media.spectrograms import SpectrogramFile
+from mmcoop.utils.progress import show_progress
 from mmcoop.media.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -100,7 +100,7 @@ def build_frame_cache(
     path = frame_cache_path(source, modality, size)
     path.parent.mkdir(parents=True, exist_ok=True)
     workers = workers if workers is not None else min(8, os.cpu_count() or 1)
-    progress = sys.stderr.isatty() if progress is None else progress
+    progress = show_progress(progress)
     with FileLock(str(path) + ".lock"):
         return FrameCache.build(
             None,

@@ -70,6 +70,7 @@ from mmcoop.errors import DataError
 from mmcoop.media.clips import layout_error
 from mmcoop.media.transforms import normalize_frames, random_resized_crop_batch
 from mmcoop.utils.io import atomic_write_text
+from mmcoop.utils.progress import show_progress
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")  # what a frame folder's images are
 LAYOUT_HINT = "<visual root>/<clip id>/frame_00001.jpg, frame_00002.jpg, ... (one folder per clip)"
@@ -493,7 +494,7 @@ class FrameCache:
                             orig = o  # frames of one clip share the video's size
                     return block, orig
 
-                bar = tqdm(total=n, desc="frame cache", unit="clip", disable=not progress)
+                bar = tqdm(total=n, desc="frame cache", unit="clip", disable=not show_progress(progress))
                 for block, orig in ex.map(load, files):
                     fh.write(block.tobytes())
                     orig_hw.append(list(orig))

@@ -58,6 +58,7 @@ from mmcoop.media.prepare_index import apply_labels, carve_val, read_labels, wri
 from mmcoop.media.prepare_spec import PREPARE_SPECS, ClipJob, PrepareReport, PrepareSpec
 from mmcoop.media.workers import run_pool
 from mmcoop.utils.io import atomic_write_text
+from mmcoop.utils.progress import show_progress
 
 REPORT_FILE = "prepare_report.json"
 TMP_DIR = ".prepare-tmp"
@@ -289,7 +290,7 @@ def prepare_videos(
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(todo), desc=f"prepare {dataset}", unit="clip", disable=not progress)
+    bar = tqdm(total=len(todo), desc=f"prepare {dataset}", unit="clip", disable=not show_progress(progress))
 
     def record(job: ClipJob, err: str | None) -> None:
         if err is None:

@@ -7,12 +7,14 @@ splits) for these sections and the per-class and debiased ones after them.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from mmcoop.errors import MMCoopWarning
 from mmcoop.report import plots
 from mmcoop.report.explorer import SampleLoader, View, build_explorer, epoch_views, registered_splits
 from mmcoop.report.format import table
@@ -115,6 +117,8 @@ def explorer_section(page: Page, run: RunData, rv: RunValuations, samples: Sampl
     splits, why = load_samples(run, samples)
     class_names = run.dataset.get("classes") if isinstance(run.dataset.get("classes"), list) else None
     ex = build_explorer(views, xmods, splits, k=k, class_names=class_names, data_note=why)
+    for note in ex.notes:  # also said where the command runs, not only inside the HTML
+        warnings.warn(f"{run.path}: the report's sample explorer: {note}", MMCoopWarning, stacklevel=2)
     page.h2("explorer", "Sample explorer")
     page.add(
         '<p class="sub">Pick a valuation (a valued split, or an epoch of the training set); the galleries '

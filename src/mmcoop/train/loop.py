@@ -32,7 +32,7 @@ from mmcoop.train.distributed import (
 from mmcoop.train.divergence import DivergenceGuard
 from mmcoop.train.engine import StepEngine
 from mmcoop.train.metrics import MultimodalMeter
-from mmcoop.train.progress import progress_bar
+from mmcoop.utils.progress import progress_bar
 from mmcoop.utils.seeding import rng_state, set_rng_state
 
 EpochCallback = Callable[[dict[str, Any], "Trainer"], None]

@@ -12,6 +12,7 @@ from torch import Tensor
 from mmcoop.models.folding import inference_model
 from mmcoop.utils.dist import all_gather_objects, all_gather_rows, rank, world_size
 from mmcoop.utils.modes import eval_mode
+from mmcoop.utils.progress import progress_bar
 from mmcoop.valuation.table import ValuationTable
 from mmcoop.valuation.valuator import (
     ModalityValuator,
@@ -26,17 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from mmcoop.models.protocol import MultimodalModel
 
 _BATCH_KEYS = ("inputs", "label", "index", "keep")
-
-
-def _progress(it: Any, desc: str) -> Any:
-    """``it`` wrapped in a tqdm bar on stderr when tqdm is installed, else unchanged."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        return it
-    import sys
-
-    return tqdm(it, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
 
 
 def _gather_shards(parts: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -127,7 +117,7 @@ def valuate_dataset(
         device: where to compute (default: the model's device).
         rows: int64 storage rows to value (e.g. the random subset Z of the
             modality-level method); default: the dataset's rows.
-        progress: show a progress bar (tqdm, on stderr).
+        progress: show a progress bar (tqdm, on stderr, only when it is a terminal).
         split: split name recorded in the table.
         distributed: inside a ``torch.distributed`` process group of ``W > 1`` ranks,
             rank ``r`` values rows ``r, r+W, ...`` only and the shares are gathered, so
@@ -165,8 +155,7 @@ def valuate_dataset(
     if shard:
         view = dataset.view(view.rows[rank() :: world_size()])
     loader: Iterable[dict[str, Any]] = make_loader(view, batch_size)
-    if progress:
-        loader = _progress(loader, f"valuating {split or 'samples'}")
+    loader = progress_bar(loader, f"valuating {split or 'samples'}", enabled=progress)
 
     parts: dict[str, list[Tensor]] = {"index": [], "label": [], "phi": [], "values": [], "preds": [], "stderr": []}
     extras: dict[str, list[Tensor]] = {}

@@ -1,8 +1,9 @@
 """Progress bars (tqdm on a terminal; nothing when stderr is piped or tqdm is missing).
 
-A bar is only drawn when its stream is a terminal: piped or redirected logs get the
-one-line-per-epoch summary of :class:`~mmcoop.train.callbacks.ConsoleLine` instead of
-carriage-return bars such as ``val: 0it [00:00, ?it/s]``.
+The one place that decides whether a bar is drawn (:func:`show_progress`): only when its
+stream is a terminal. Piped or redirected output (``mmcoop value RUN > out.txt``, CI logs)
+gets no carriage-return bars such as ``val: 0it [00:00, ?it/s]``; training logs get the
+one-line-per-epoch summary of ``mmcoop.train.callbacks.ConsoleLine`` instead.
 """
 
 from __future__ import annotations
@@ -23,6 +24,18 @@ def is_terminal(stream: TextIO | None = None) -> bool:
         return False
 
 
+def show_progress(enabled: bool | None = True) -> bool:
+    """Whether to draw a progress bar: not turned off (``enabled`` False) and stderr is a terminal.
+
+    Args:
+        enabled: ``False`` never; ``True`` or ``None`` (automatic) only on a terminal.
+
+    Returns:
+        ``True`` when a bar should be drawn.
+    """
+    return enabled is not False and is_terminal(sys.stderr)
+
+
 def progress_bar(it: Iterable[T], desc: str, enabled: bool = True, leave: bool = False) -> Iterable[T]:
     """Wrap ``it`` in a progress bar on stderr when ``enabled``, stderr is a terminal and tqdm is installed.
 
@@ -35,7 +48,7 @@ def progress_bar(it: Iterable[T], desc: str, enabled: bool = True, leave: bool =
     Returns:
         ``it`` itself or a tqdm wrapper of it.
     """
-    if not enabled or not is_terminal(sys.stderr):
+    if not show_progress(enabled):
         return it
     try:
         from tqdm.auto import tqdm
