@@ -168,3 +168,22 @@ def run_epochs(
     trainer.fit(on_epoch_end)
     assert len(records) == epochs
     return records, trainer.ctx
+
+
+def mbsd_loop_reference(uni: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """MBSD's terms as BalanceBenchmark's per-sample loop (``MBSD_trainer.py``), for every pair, averaged over the pairs."""
+    m, b, c = uni.shape
+    prob = uni.softmax(-1)
+    pred = prob.argmax(-1)
+    kls, rss = [], []
+    for j in range(m):
+        for k in range(j + 1, m):
+            kl = rs = 0.0
+            for i in range(b):
+                pj, pk = float(prob[j, i, y[i]]), float(prob[k, i, y[i]])
+                w = max(pj, pk) - min(pj, pk) if (pred[j, i] == y[i] or pred[k, i] == y[i]) else 0.0
+                kl += w * min(pj, pk) * (math.log(min(pj, pk)) - max(pj, pk))
+                rs += w * float(((uni[j, i] - uni[k, i]) ** 2).sum()) / c
+            kls.append(kl / b)
+            rss.append(rs / b)
+    return sum(kls) / len(kls), sum(rss) / len(rss)
