@@ -38,8 +38,13 @@ BUILD = {  # preset -> (fixture builder, extra dataset options)
 }
 
 
+#: presets of datasets without frames, each trained by its dataset's own test module
+OWN_TESTS = {"basicmotions": "tests/datasets/test_basicmotions.py"}
+
+
 def test_every_preset_has_a_fixture():
-    assert set(PRESETS.names()) == set(BUILD)
+    assert set(PRESETS.names()) == set(BUILD) | set(OWN_TESTS)
+    assert all((FIXTURES.parent / path).is_file() for path in OWN_TESTS.values())
 
 
 @pytest.mark.parametrize("preset", sorted(BUILD))

@@ -337,6 +337,9 @@ def compare(
     ),
     bootstrap: int = typer.Option(0, help="Also a percentile bootstrap CI over seeds with this many resamples."),
     set_: list[str] = typer.Option([], "--set", help="Override any key: --set train.step_size=5"),
+    preset: Optional[str] = typer.Option(
+        None, help="A dataset's settings as the shared base: {PRESETS} (the file, flags and --set override them)."
+    ),
     overwrite: bool = typer.Option(False, help="Replace existing runs of the same names."),
     resume: bool = typer.Option(
         False,
@@ -365,6 +368,7 @@ def compare(
             device=device,
             debiased_strength=debiased_strength,
             shared_method_options=shared,
+            preset=preset,
         )
         specs, seed_list = parse_methods(methods, shared), parse_seeds(seeds)
 

@@ -70,13 +70,21 @@ def resnet18_model(modalities: dict[str, str], bn_weight_std: float) -> dict[str
 
 
 def register_preset(
-    dataset: str, *, num_frames: int, num_classes: int, train: dict[str, Any], model: dict[str, Any], source: str
+    dataset: str,
+    *,
+    num_classes: int,
+    train: dict[str, Any],
+    model: dict[str, Any],
+    source: str,
+    num_frames: int | None = None,
+    dataset_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Register the preset of ``dataset`` (same name): its frames at 224 px and the published settings.
+    """Register the preset of ``dataset`` (same name): its reader options and the published settings.
 
     Args:
         dataset: the dataset's registered name (also the preset's).
-        num_frames: frames per clip.
+        num_frames: frames per clip of a video dataset (sets ``num_frames`` and ``image_size: 224``).
+        dataset_options: further reader options (e.g. of a dataset without frames).
         num_classes: the class count of the published split (a warning at load when the data has another).
         train: optimiser and schedule (``PAPER_TRAIN``, ``PEER_TRAIN``).
         model: a RunConfig ``model`` dict (:func:`resnet18_model`).
@@ -91,7 +99,10 @@ def register_preset(
     """
     preset = {
         "dataset": dataset,
-        "dataset_options": {"num_frames": num_frames, "image_size": 224},
+        "dataset_options": {
+            **({"num_frames": num_frames, "image_size": 224} if num_frames is not None else {}),
+            **copy.deepcopy(dataset_options or {}),
+        },
         "num_classes": num_classes,
         "train": copy.deepcopy(train),
         "model": copy.deepcopy(model),

@@ -108,11 +108,16 @@ def _check_sources(name: str, sources: dict[str, Any], expect_classes: int | Non
             f"{len(train)} train clip(s) carves no clip of any class; raise dataset_options.val_fraction "
             f"(e.g. --set dataset_options.val_fraction=0.2) or add a val split file"
         )
-    got = int(train.num_classes)
-    if expect_classes is not None and int(expect_classes) != got:
+    where = info.get("root", getattr(train, "info", {}).get("root", "?"))
+    warn_class_count(name, expect_classes, int(train.num_classes), where, stacklevel=4)
+
+
+def warn_class_count(name: str, expect: int | None, got: int, where: Any, stacklevel: int = 3) -> None:
+    """Warn when a preset's class count ``expect`` differs from the ``got`` classes of the data at ``where``."""
+    if expect is not None and int(expect) != got:
         warnings.warn(
-            f"dataset {name!r}: the preset expects {int(expect_classes)} classes but the data at "
-            f"{info.get('root', train.info.get('root', '?'))} has {got}; training with {got} classes "
+            f"dataset {name!r}: the preset expects {int(expect)} classes but the data at "
+            f"{where} has {got}; training with {got} classes "
             f"(set dataset_options.expect_classes={got} to silence this)",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
