@@ -41,6 +41,7 @@ from mmcoop.data.storage import rng, stratified_split
 from mmcoop.data.tensor_source import TensorSource
 from mmcoop.datasets.paper import warn_class_count
 from mmcoop.errors import ConfigError, DataError
+from mmcoop.utils.optional import import_optional
 
 NAME = "basicmotions"
 PROBLEM = "BasicMotions"
@@ -101,14 +102,12 @@ def read_ts(path: Path) -> tuple[np.ndarray, np.ndarray]:
         ``(series float64 [40, 6, 100], labels int64 [40])`` (labels index :data:`CLASSES`).
 
     Raises:
-        DataError: aeon missing, unparsable file, wrong shape, unknown labels or NaN/inf (file named).
+        ConfigError: aeon is not installed (names the extra).
+        DataError: unparsable file, wrong shape, unknown labels or NaN/inf (file named).
     """
+    aeon = import_optional("aeon.datasets", "basicmotions", f"reading the BasicMotions file {path}")
     try:
-        from aeon.datasets import load_from_ts_file
-    except ImportError as e:
-        raise DataError(f"reading {path} needs aeon ({e}). {INSTALL}") from None
-    try:
-        x, y = load_from_ts_file(str(path), return_type="numpy3d")
+        x, y = aeon.load_from_ts_file(str(path), return_type="numpy3d")
     except Exception as e:  # noqa: BLE001 - any parse failure is reported the same way
         raise DataError(f"cannot parse BasicMotions file {path}: {e}. Replace the file.") from None
     x = np.asarray(x, dtype=np.float64)
