@@ -1,15 +1,18 @@
 """Fault-injection helpers: run work in a forked child and kill it with SIGKILL, at a random
-moment or at an exact point of mmcoop's own work (the n-th call of a function).
+moment or at an exact point of mmcoop's own work (the n-th call of a function); a disk that
+fills up (:class:`FullDisk`).
 
 Importable as ``_faults`` (``tests/`` is on ``sys.path``, see ``conftest.py``).
 """
 
 from __future__ import annotations
 
+import errno
 import multiprocessing as mp
 import os
 import signal
 import traceback
+import types
 import warnings
 from typing import Any, Callable
 
@@ -77,3 +80,35 @@ def kill_at_call(module: Any, name: str, n: int, after: bool = True) -> None:
         return out
 
     setattr(module, name, wrapper)
+
+
+class FullDisk:
+    """``os`` as ``mmcoop.utils.io`` sees it, except that files opened by fd refuse writes above ``limit`` bytes
+    (a disk that fills up: ``monkeypatch.setattr(mmcoop.utils.io, "os", FullDisk(limit))``)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def fdopen(self, fd, mode="r", *a, **k):
+        fh = os.fdopen(fd, mode, *a, **k)
+        limit = self.limit
+
+        class Full(types.SimpleNamespace):
+            def write(self, data):
+                if len(data) > limit:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                return fh.write(data)
+
+            def __getattr__(self, n):
+                return getattr(fh, n)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                fh.close()
+
+        return Full()

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import errno
 import os
-import types
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 import mmcoop.utils.io as io_mod
+from _faults import FullDisk as _FullDisk
 from _runs import TINY_ARGS
 from mmcoop.cli.app import app
 from mmcoop.errors import ConfigError, StorageError
@@ -117,37 +117,6 @@ def test_value_checks_the_output_folder_before_computing(tmp_path, monkeypatch):
     _message(runner.invoke(app, ["value", str(run)]), "the file system is read-only")
     monkeypatch.setattr(io_mod.tempfile, "mkstemp", real_mkstemp)
     assert calls == []
-
-
-class _FullDisk:
-    """``os`` as ``mmcoop.utils.io`` sees it, except that files opened by fd refuse writes above ``limit`` bytes."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-
-    def __getattr__(self, name):
-        return getattr(os, name)
-
-    def fdopen(self, fd, mode="r", *a, **k):
-        fh = os.fdopen(fd, mode, *a, **k)
-        limit = self.limit
-
-        class Full(types.SimpleNamespace):
-            def write(self, data):
-                if len(data) > limit:
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                return fh.write(data)
-
-            def __getattr__(self, n):
-                return getattr(fh, n)
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                fh.close()
-
-        return Full()
 
 
 def test_full_disk_is_one_clear_message(tmp_path, monkeypatch):

@@ -534,10 +534,10 @@ def report(path: Path = typer.Argument(..., help="A run or compare directory."))
         if not path.is_dir():
             raise MMCoopError(f"{path} is not a directory; pass a run or compare directory")
         from mmcoop.utils.rundir import is_run_dir
-        from mmcoop.utils.runfiles import stale_derived
+        from mmcoop.utils.runfiles import damaged_checkpoints, stale_derived
 
         say(f"report: {write_report(path, samples=_run_splits)}")
-        for msg in stale_derived(path) if is_run_dir(path) else []:
+        for msg in damaged_checkpoints(path) + stale_derived(path) if is_run_dir(path) else []:
             warn(msg)
 
     _guard(go)

@@ -51,6 +51,10 @@ def read_metrics(run_dir: str | Path, strict: bool = False) -> list[dict[str, An
     )
 
 
+class UnreadableCommit(RunDirError):
+    """``checkpoints/last.pt`` exists but is damaged (truncated, not a checkpoint, not a commit record)."""
+
+
 def load_commit(run_dir: str | Path, trust: bool = False) -> dict[str, Any] | None:
     """The commit record ``checkpoints/last.pt`` (``None`` before the first epoch ends).
 
@@ -60,7 +64,8 @@ def load_commit(run_dir: str | Path, trust: bool = False) -> dict[str, Any] | No
             :func:`mmcoop.utils.io.load_checkpoint`); refused by default.
 
     Raises:
-        RunDirError: the file cannot be read, or holds objects mmcoop does not load untrusted.
+        UnreadableCommit: the file is damaged (a :class:`RunDirError`).
+        RunDirError: the file holds objects mmcoop does not load untrusted.
     """
     path = RunPaths(run_dir).last_checkpoint
     if not path.is_file():
@@ -70,12 +75,12 @@ def load_commit(run_dir: str | Path, trust: bool = False) -> dict[str, Any] | No
     except RunDirError:
         raise
     except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is one message
-        raise RunDirError(
+        raise UnreadableCommit(
             f"checkpoint {path} cannot be read ({e}); the run cannot be resumed from it. "
             "Start it again with --overwrite"
         ) from None
     if not isinstance(state, dict) or "epoch" not in state:
-        raise RunDirError(
+        raise UnreadableCommit(
             f"checkpoint {path} is not an mmcoop commit record (no epoch); the run cannot be resumed "
             "from it. Start it again with --overwrite"
         )

@@ -34,7 +34,13 @@ from torch import nn
 from mmcoop.data import DatasetSplits, debias, load_dataset
 from mmcoop.errors import ConfigError, DataError, MMCoopError, MMCoopWarning, RunDirError
 from mmcoop.experiment.config import RunConfig, load_yaml_mapping
-from mmcoop.experiment.integrity import committed_history, load_commit, read_metrics, repair_run_dir
+from mmcoop.experiment.integrity import (
+    UnreadableCommit,
+    committed_history,
+    load_commit,
+    read_metrics,
+    repair_run_dir,
+)
 from mmcoop.experiment.resume import flatten, plan_resume
 from mmcoop.experiment.safety import (
     check_logger_files,
@@ -468,6 +474,42 @@ def _train(
 
 
 # -- reading a run ---------------------------------------------------------------------------
+def _commit_for(run_dir: Path, checkpoint: str, trust: bool) -> dict[str, Any] | None:
+    """The commit record to load ``checkpoint`` with; ``None`` when ``best.pt`` is used without it.
+
+    A damaged ``last.pt`` does not keep an intact ``best.pt`` from being read (with the config
+    ``config.yaml`` shows, and a warning); a refusal never advises ``--overwrite``, which would
+    discard ``best.pt``.
+    """
+    paths = RunPaths(run_dir)
+    try:
+        return load_commit(run_dir, trust)
+    except UnreadableCommit as e:
+        reason = str(e).split("; the run cannot be resumed")[0]
+        best_ok = _readable(paths.best_checkpoint)
+        if checkpoint == "best" and best_ok:
+            warnings.warn(
+                f"{reason}; using {paths.best_checkpoint} with the config in {paths.config}",
+                MMCoopWarning,
+                stacklevel=3,
+            )
+            return None
+        advice = (
+            f"`mmcoop value {run_dir} --checkpoint best` reads the intact {paths.best_checkpoint}"
+            if best_ok
+            else "restore it from a copy of the run (no checkpoint of this run can be read)"
+        )
+        raise DataError(f"{reason}; {advice}") from None
+
+
+def _readable(path: Path) -> bool:
+    """Whether a checkpoint file loads (as tensors and plain containers) and names its epoch."""
+    try:
+        return path.is_file() and "epoch" in load_checkpoint(path)
+    except Exception:  # noqa: BLE001 - damaged or refused: not usable here
+        return False
+
+
 def _warn_untrusted_code(runs: dict[str, Any]) -> None:
     """Say which code named only in the commit record runs under ``--trust-run``."""
     if runs:
@@ -508,7 +550,7 @@ def load_run(
         raise MMCoopError(f"{run_dir} is not a run directory (no config.yaml); pass a directory made by `mmcoop train`")
     if checkpoint not in ("best", "last"):
         raise ConfigError(f"checkpoint must be best or last, got {checkpoint!r}")
-    commit = load_commit(run_dir, trust)
+    commit = _commit_for(run_dir, checkpoint, trust)
     stored = None if commit is None else commit.get("config")
     _warn_untrusted_code(check_run_code(run_dir, stored, trust))  # before anything is imported
     if stored is not None:  # the config it was trained with: it names the code config.yaml shows

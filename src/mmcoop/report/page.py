@@ -18,7 +18,7 @@ import pandas as pd
 from mmcoop.report.explorer import CSS as EXPLORER_CSS
 from mmcoop.report.format import esc, note_html
 from mmcoop.report.loaders import read_valuation
-from mmcoop.utils.io import atomic_write_bytes, atomic_write_text
+from mmcoop.utils.io import atomic_write_files
 from mmcoop.utils.rundir import PLOTS_DIR, REPORT_FILE
 from mmcoop.utils.runfiles import is_mmcoop_plot
 
@@ -89,21 +89,18 @@ class Page:
         )
 
     def write(self, subtitle: str = "") -> Path:
+        """Write ``report.html`` and its plots all or nothing (:func:`mmcoop.utils.io.atomic_write_files`):
+        a failure (a full disk) leaves no new file and the previous report as it was; the previous
+        report's plots that this one no longer draws are removed only once it is written."""
         pdir = self.root / PLOTS_DIR
         kept = []  # a user's file where a plot would go: kept, the plot is only in the HTML
+        files: dict[Path, bytes] = {}
         for fname, png in self.plots.items():
             target = pdir / fname
             if (target.exists() or target.is_symlink()) and not is_mmcoop_plot(target):
                 kept.append(fname)
             else:
-                atomic_write_bytes(target, png)
-        if pdir.is_dir():  # drop the report's own plots that this one no longer draws (only its own)
-            for old in pdir.glob("*.png"):
-                if old.name not in self.plots and is_mmcoop_plot(old):
-                    try:
-                        old.unlink()
-                    except OSError:
-                        pass
+                files[target] = png
         if kept:
             warnings.warn(
                 f"{pdir}: kept {', '.join(sorted(kept))} (not written by mmcoop); those plots are in "
@@ -114,7 +111,17 @@ class Page:
                 f"Not saved to {PLOTS_DIR}/ (a file of that name there was not written by mmcoop and is kept; "
                 f"the plot is in this page only): {', '.join(sorted(kept))}. Move those files to save the plots."
             )
-        return atomic_write_text(self.root / REPORT_FILE, self.render(subtitle))
+        report = self.root / REPORT_FILE
+        files[report] = self.render(subtitle).encode("utf-8")
+        atomic_write_files(files)
+        if pdir.is_dir():  # drop the report's own plots that this one no longer draws (only its own)
+            for old in pdir.glob("*.png"):
+                if old.name not in self.plots and is_mmcoop_plot(old):
+                    try:
+                        old.unlink()
+                    except OSError:
+                        pass
+        return report
 
 
 def choose_epochs(epochs: Sequence[int], k: int = 3) -> list[int]:

@@ -11,7 +11,13 @@ from mmcoop.report.page import Page, missing_list
 from mmcoop.report.run_degraded import degraded_section, per_class_section
 from mmcoop.report.run_samples import RunValuations, explorer_section, sample_sections
 from mmcoop.report.run_setup import setup_sections, training_sections
-from mmcoop.utils.runfiles import checkpoint_fingerprint, report_source_comment, stale_valuations
+from mmcoop.utils.runfiles import (
+    checkpoint_fingerprint,
+    damaged_checkpoints,
+    describe_checkpoint,
+    report_source_comment,
+    stale_valuations,
+)
 
 
 def run_sections(page: Page, run: RunData, samples: SampleLoader | None = None, k: int = DEFAULT_K) -> None:
@@ -42,11 +48,11 @@ def run_report(path: Path, samples: SampleLoader | None = None, k: int = DEFAULT
     """
     run = load_run_dir(path)
     page = Page(path, f"mmcoop run: {run.name}")
-    for msg in stale_valuations(path):  # derived files that no longer match the run's checkpoint
+    for msg in damaged_checkpoints(path) + stale_valuations(path):  # derived files not matching the checkpoint
         page.note(f"Warning: {msg}.")
     run_sections(page, run, samples, k)
     fp = checkpoint_fingerprint(path, "best")  # which weights this report describes
     page.add(report_source_comment(fp))
-    source = f" · from best.pt of epoch {fp['epoch']} (sha256 {fp['sha256'][:12]})" if fp else ""
+    source = f" · from {describe_checkpoint(fp)}" if fp else ""
     sub = esc(f"{run.dataset_name} · {run.method} · seed {run.config.get('seed', '?')} · {path}{source}")
     return page.write(sub + ".")

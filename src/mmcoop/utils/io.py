@@ -16,11 +16,12 @@ instead of the raw ``OSError`` (or the cryptic error ``torch.save`` gives on a f
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from mmcoop.errors import StorageError
 
@@ -46,8 +47,11 @@ def storage_error(exc: OSError, path: str | os.PathLike, action: str = "write") 
     return StorageError(f"cannot {action} {path}: {exc.strerror or exc} ({advice})", exc.errno)
 
 
-def _atomic(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
-    path = Path(path)
+def _stage(path: Path, write: Callable[[io.BufferedWriter], None]) -> str:
+    """Write a complete temporary file beside ``path`` (flushed and fsynced); returns its name.
+
+    A failure removes the temporary file and raises (an ``OSError`` as :class:`StorageError`).
+    """
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,14 +63,75 @@ def _atomic(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None])
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except BaseException as e:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(e, OSError):
             raise storage_error(e, path) from None
         raise
+    return tmp
+
+
+def _atomic(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
+    path = Path(path)
+    tmp = _stage(path, write)
+    try:
+        os.replace(tmp, path)
+    except BaseException as e:
+        os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise storage_error(e, path) from None
+        raise
     return path
+
+
+def _write_all(fh: io.BufferedWriter, data: bytes | bytearray | memoryview) -> None:
+    fh.write(data)
+
+
+def atomic_write_files(files: Mapping[Path, bytes | bytearray | memoryview]) -> list[Path]:
+    """Write several files all or nothing (e.g. a report and its plots).
+
+    Every file is first written in full to a temporary file beside its target; only when all
+    of them are complete are they renamed into place. A failure (a full disk) removes the
+    temporary files and any folder this call created, so nothing new is left behind and the
+    files already there are unchanged.
+
+    Args:
+        files: ``{target path: content}``.
+
+    Returns:
+        The target paths, in the order given.
+
+    Raises:
+        StorageError: a file could not be written (nothing was replaced).
+    """
+    staged: list[tuple[str, Path]] = []
+    made: list[Path] = []  # folders created here, deepest first when removed
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            missing = [d for d in [path.parent, *path.parent.parents] if not d.exists()]
+            made.extend(reversed(missing))
+            staged.append((_stage(path, functools.partial(_write_all, data=data)), path))
+    except BaseException:
+        for tmp, _ in staged:
+            os.unlink(tmp)
+        for folder in reversed(made):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise
+    for i, (tmp, path) in enumerate(staged):
+        try:
+            os.replace(tmp, path)  # a rename in the same folder: fails only if the folder is gone
+        except OSError as e:
+            for left, _ in staged[i:]:
+                if os.path.exists(left):
+                    os.unlink(left)
+            raise storage_error(e, path) from None
+    return [path for _, path in staged]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -192,14 +257,12 @@ def load_checkpoint(path: str | os.PathLike, trust: bool = False) -> Any:
         if "Weights only load failed" not in text:
             raise
         if not trust:
-            found = next(
-                (
-                    line.split("GLOBAL", 1)[1].split(" was not")[0].strip()
-                    for line in text.splitlines()
-                    if "GLOBAL" in line
-                ),
-                "a Python object",
-            )
+            import re
+
+            # torch names the object as "GLOBAL posix.system was not an allowed global" or
+            # "Unsupported global: GLOBAL posix.system whose module posix is blocked": keep the name only
+            m = re.search(r"GLOBAL\s+([\w.]+)", text)
+            found = f"the Python object {m.group(1).rstrip('.')}" if m else "a Python object"
             raise RunDirError(
                 f"{path} holds {found} besides tensors and plain containers; mmcoop refuses to load it, because "
                 "unpickling such an object can run code from the file. mmcoop's own checkpoints never hold one. "

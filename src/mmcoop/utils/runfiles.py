@@ -284,7 +284,40 @@ def checkpoint_fingerprint(run_dir: str | os.PathLike, which: str = "best") -> d
 def _short(fp: Mapping[str, Any] | None) -> str:
     if not fp:
         return "no checkpoint"
-    return f"checkpoints/{fp.get('checkpoint')}.pt of epoch {fp.get('epoch')} (sha256 {str(fp.get('sha256'))[:12]})"
+    what = "damaged" if fp.get("epoch") is None else f"of epoch {fp.get('epoch')}"
+    return f"checkpoints/{fp.get('checkpoint')}.pt {what} (sha256 {str(fp.get('sha256'))[:12]})"
+
+
+def describe_checkpoint(fp: Mapping[str, Any] | None) -> str:
+    """How a report names the checkpoint it describes: ``best.pt of epoch 3 (sha256 5f1c...)``, or
+    ``best.pt, which is damaged (cannot be read)`` (never "of epoch None")."""
+    if not fp:
+        return "no checkpoint"
+    if fp.get("epoch") is None:
+        return f"{fp.get('checkpoint')}.pt, which is damaged (cannot be read)"
+    return f"{fp.get('checkpoint')}.pt of epoch {fp.get('epoch')} (sha256 {str(fp.get('sha256'))[:12]})"
+
+
+def damaged_checkpoints(run_dir: str | os.PathLike) -> list[str]:
+    """One message per checkpoint of the run that exists but cannot be read, saying what rewrites it.
+
+    Returns:
+        Messages naming ``checkpoints/best.pt`` / ``last.pt``; empty when both read (or are absent).
+    """
+    fps = {which: checkpoint_fingerprint(run_dir, which) for which in ("best", "last")}
+    out = []
+    for which, fp in fps.items():
+        if fp is None or fp.get("epoch") is not None:
+            continue
+        last_ok = fps["last"] is not None and fps["last"].get("epoch") is not None
+        fix = (
+            f"`mmcoop train --resume {run_dir}` rewrites it from checkpoints/last.pt"
+            if which == "best" and last_ok
+            else "restore it from a copy of the run"
+            + (f" (`mmcoop value {run_dir} --checkpoint best` still reads best.pt)" if which == "last" else "")
+        )
+        out.append(f"{CHECKPOINT_DIR}/{which}.pt is damaged (it cannot be read as a checkpoint); {fix}")
+    return out
 
 
 def stale_valuations(run_dir: str | os.PathLike) -> list[str]:
