@@ -14,6 +14,7 @@ deliberate difference and how the method handles ``M > 2`` modalities.
 - ``mmcosine`` (:mod:`.mmcosine`): MMCosine, ICASSP 2023 -- per-modality cosine logits, summed.
 - ``cml`` (:mod:`.cml`): CML, ICML 2023 -- confidence may not rise when a modality is removed.
 - ``mbsd`` (:mod:`.mbsd`): MBSD as BalanceBenchmark implements it -- unimodal CEs plus weighted pairwise distillation.
+- ``amco`` (:mod:`.amco`): AMCo, ICASSP 2024 -- adaptive class masking of the dominant modality.
 - The other peers (G-Blending, ReconBoost, Diagnosing & Re-learning, CGGM, InfoReg, Greedy):
   see their modules.
 """
