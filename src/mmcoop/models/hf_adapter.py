@@ -16,6 +16,7 @@ Then a projection to ``dim`` (none when ``H == dim``). Needs ``pip install 'mmco
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
@@ -27,6 +28,19 @@ from mmcoop.models.transformer import check_pooling, masked_mean
 from mmcoop.utils.optional import import_optional
 
 POOLINGS = ("cls", "mean", "pooler")
+
+
+def _quiet_load(transformers: Any, folder: Path) -> nn.Module:
+    """``AutoModel.from_pretrained(folder, local_files_only=True)`` without transformers' progress bar
+    (a run's console shows one line per epoch, not one bar per model load)."""
+    bars = transformers.utils.logging
+    shown = bars.is_progress_bar_enabled()
+    bars.disable_progress_bar()
+    try:
+        return transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
+    finally:
+        if shown:
+            bars.enable_progress_bar()
 
 
 @ENCODERS.register("hf")
@@ -59,7 +73,7 @@ class HuggingFaceEncoder(nn.Module):
                 conf = transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True)
                 self.backbone = transformers.AutoModel.from_config(conf)
             else:
-                self.backbone = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
+                self.backbone = _quiet_load(transformers, folder)
         except (OSError, ValueError) as e:
             raise ConfigError(f"{what}: transformers cannot load the model in {folder} ({str(e)[:400]})") from None
         cfg = self.backbone.config
