@@ -74,3 +74,28 @@ def test_fp16_on_cpu_is_a_clear_error(tmp_path):
     cfg.train.device = "cpu"
     with pytest.raises(MMCoopError, match="fp16 needs a CUDA device"):
         run_experiment(cfg)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_optimizer_choice_and_its_weight_decay(name):
+    from _helpers import tiny_data, tiny_model
+
+    from mmcoop.data.base import DatasetSplits
+    from mmcoop.methods import METHODS
+    from mmcoop.train import TrainConfig, Trainer
+
+    data = tiny_data(8)
+    cfg = TrainConfig(epochs=1, optimizer=name, lr=0.1, weight_decay=0.5, progress=False, device="cpu")
+    trainer = Trainer(tiny_model(data), METHODS.get("joint")(), DatasetSplits("t", data, data, data), cfg)
+    opt = trainer._make_optimizer()
+    assert type(opt) is {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[name]
+    p = opt.param_groups[0]["params"][0]
+    before = p.detach().clone()
+    for q in trainer.model.parameters():
+        q.grad = torch.zeros_like(q)
+    opt.step()
+    if name == "adamw":  # decoupled: a zero gradient still shrinks the weights by lr * wd
+        assert torch.allclose(p.detach(), before * (1 - 0.1 * 0.5))
+    elif name == "adam":  # L2 in the gradient g = wd * p, then Adam's first step lr * g / (|g| + eps)
+        g = 0.5 * before
+        assert torch.allclose(p.detach(), before - 0.1 * g / (g.abs() + 1e-8), atol=1e-6)

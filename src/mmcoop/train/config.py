@@ -18,7 +18,7 @@ class TrainConfig:
         batch_size: training batch size (per process under DDP).
         eval_batch_size: batch size for evaluation (default 128: on CPU the avmnist CNNs
             infer about 2x faster in batches of 64-128 than of 512; raise it on a GPU).
-        optimizer: ``adam`` or ``sgd``.
+        optimizer: ``adam``, ``adamw`` (decoupled weight decay, BalanceBenchmark's) or ``sgd``.
         lr: learning rate.
         lr_groups: learning-rate multipliers by parameter-name prefix, e.g.
             ``{"encoders.text": 0.1}``: the text encoder's parameters form their own optimizer
@@ -63,7 +63,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     eval_batch_size: int = 128
-    optimizer: Literal["adam", "sgd"] = "adam"
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = 1e-3
     lr_groups: dict[str, float] = field(default_factory=dict)
     momentum: float = 0.9

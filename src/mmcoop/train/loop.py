@@ -192,7 +192,8 @@ class Trainer:
             raise MMCoopError("the model has no trainable parameters (every parameter has requires_grad=False)")
         if c.optimizer == "sgd":
             return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
-        return torch.optim.Adam(groups, lr=c.lr, weight_decay=c.weight_decay)
+        adam = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam  # decoupled vs L2 weight decay
+        return adam(groups, lr=c.lr, weight_decay=c.weight_decay)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         return self.engine.autocast()
