@@ -94,6 +94,10 @@ class Remix(OwnHeadsEvaluation, Method):
     options: RemixOptions
     presets: ClassVar[dict[str, dict[str, Any]]] = {"cremad": {"warmup": 10}}
 
+    def skips_encoders(self) -> bool:
+        """A remixed step runs one encoder only (the others are removed by the keep-mask)."""
+        return True
+
     def setup(self, ctx: MethodContext) -> None:
         require_modalities(ctx.model, self.name)
         self.modalities = list(ctx.model.modalities)
