@@ -24,6 +24,7 @@ ORDER = [
     "enhance",
     "methods",
     "train",
+    "diagnostics",
     "integrations",
     "report",
     "experiment",

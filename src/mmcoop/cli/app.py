@@ -24,8 +24,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Observe and 
 
 def _mount_subcommands() -> None:
     from mmcoop.cli.data_cmds import data_app
+    from mmcoop.cli.diag_cmds import register
 
     app.add_typer(data_app, name="data", help="Prepare paper datasets from raw videos.")
+    register(app)  # probe, table
 
 
 _mount_subcommands()

@@ -23,6 +23,7 @@ from mmcoop.experiment.compare import (
     run_compare,
     summarize,
 )
+from mmcoop.experiment.probe import probe_run
 from mmcoop.experiment.stats import GainSummary, paired_gains, summarize_gains, t_interval, t_quantile
 from mmcoop.utils.rundir import RUN_MARKER
 
@@ -53,6 +54,7 @@ __all__ = [
     "parse_seeds",
     "run_compare",
     "summarize",
+    "probe_run",
     "GainSummary",
     "paired_gains",
     "summarize_gains",

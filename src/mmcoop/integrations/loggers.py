@@ -15,7 +15,10 @@ Every logger gets the same scalars per epoch (step = the 1-based epoch), named b
 :func:`scalars`:
 
 ``loss/train``, ``loss/val``, ``acc/train``, ``acc/val``, ``f1/val``, ``lr``,
-``acc_alone/<modality>`` (validation accuracy of each modality alone),
+``acc_alone/<modality>`` (validation accuracy of each modality alone), the imbalance measures
+of the validation pass (docs/guides/diagnostics.md) ``imbalance/unimodal_gap``,
+``imbalance/discrepancy_ratio/<modality>`` (OGM-GE), ``imbalance/shapley_share/<modality>`` and
+``imbalance/mean_phi/<modality>``,
 ``contribution/<modality>`` (dataset-level mean Shapley value, re-sampling methods),
 ``copies/<modality>`` (units planned per modality), ``resample_ratio/<modality>``
 (modality-level), ``time/valuation_s``, ``time/train_s``, ``time/epoch_s``;
@@ -55,6 +58,10 @@ SCALAR_TAGS: tuple[tuple[str, str], ...] = (
     ("time_train_s", "time/train_s"),
     ("seconds", "time/epoch_s"),
     ("val_acc_", "acc_alone/"),
+    ("val_uni_gap", "imbalance/unimodal_gap"),
+    ("val_ratio_", "imbalance/discrepancy_ratio/"),
+    ("val_share_", "imbalance/shapley_share/"),
+    ("val_phi_", "imbalance/mean_phi/"),
     ("contrib_", "contribution/"),
     ("copies_", "copies/"),
     ("resample_ratio_", "resample_ratio/"),

@@ -9,6 +9,7 @@ from mmcoop.report.format import esc
 from mmcoop.report.loaders import RunData, load_run_dir
 from mmcoop.report.page import Page, missing_list
 from mmcoop.report.run_degraded import degraded_section, per_class_section
+from mmcoop.report.run_diagnostics import imbalance_section, probe_section
 from mmcoop.report.run_samples import RunValuations, explorer_section, sample_sections
 from mmcoop.report.run_setup import setup_sections, training_sections
 from mmcoop.utils.runfiles import (
@@ -25,6 +26,8 @@ def run_sections(page: Page, run: RunData, samples: SampleLoader | None = None, 
     missing: list[str] = []
     setup_sections(page, run, missing)
     training_sections(page, run, missing)
+    imbalance_section(page, run, missing)
+    probe_section(page, run, missing)
     rv = RunValuations.of(run)
     sample_sections(page, run, rv, missing)
     explorer_section(page, run, rv, samples, k)

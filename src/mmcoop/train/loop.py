@@ -34,8 +34,12 @@ from mmcoop.train.engine import StepEngine
 from mmcoop.train.metrics import MultimodalMeter
 from mmcoop.utils.progress import progress_bar
 from mmcoop.utils.seeding import rng_state, set_rng_state
+from mmcoop.valuation.valuator import ModalityValuator
 
 EpochCallback = Callable[[dict[str, Any], "Trainer"], None]
+#: The evaluation pass values modalities (``phi_<m>``, ``share_<m>``) for at most this many
+#: modalities (``2**M`` fusion-head calls per batch on the cached features).
+EVAL_SHAPLEY_MAX_MODALITIES = 6
 
 
 def resolve_device(name: str) -> torch.device:
@@ -208,13 +212,16 @@ class Trainer:
         """
         meter = MultimodalMeter(dataset.num_classes, dataset.modalities)
         batches = self.engine.inference(dataset, self.config.eval_batch_size)
+        shapley = len(dataset.modalities) <= EVAL_SHAPLEY_MAX_MODALITIES
         for batch, feats in progress_bar(batches, desc, enabled=self.config.progress and is_main(), leave=False):
             net = self.engine.inference_net
             with self._autocast():
                 logits = self.method.predict(net, feats, batch).float()
                 uni = self.method.unimodal_logits(net, feats).float()
+                # the paper's Shapley values on the features already encoded (fusion head only, no encoder pass)
+                phi = ModalityValuator(net, "paper").attribute_features(feats, batch["label"]).phi if shapley else None
             loss = nn.functional.cross_entropy(logits, batch["label"], reduction="sum")
-            meter.update(logits, batch["label"], uni, loss)
+            meter.update(logits, batch["label"], uni, loss, phi=phi)
         meter.sync()
         metrics = meter.compute()
         self.callbacks.after_evaluation(desc, metrics)

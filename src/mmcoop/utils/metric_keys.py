@@ -7,6 +7,9 @@ the spelling lives in one place.
 - ``contrib_<modality>``: dataset-level mean contribution (mean phi) of an epoch (re-sampling methods).
 - ``copies_<modality>``: re-sampling copies planned (per epoch in metrics; per sample in tables).
 - ``acc_<modality>``: accuracy of that modality alone; with a split prefix ``val_acc_<m>``, ``test_acc_<m>``.
+- imbalance measures of an evaluation pass (docs/guides/diagnostics.md): ``phi_<m>`` (mean
+  Shapley value), ``share_<m>`` (Shapley share), ``ratio_<m>`` (OGM-GE discrepancy ratio) and
+  ``uni_gap`` (best minus worst unimodal accuracy), with a split prefix in metrics and results.
 
 Example:
     >>> modality_key(CONTRIB, "audio")
@@ -22,6 +25,10 @@ from collections.abc import Iterable
 CONTRIB = "contrib"
 COPIES = "copies"
 ACC = "acc"
+PHI = "phi"
+SHARE = "share"
+RATIO = "ratio"
+UNI_GAP = "uni_gap"
 VAL = "val"
 TEST = "test"
 

@@ -16,6 +16,7 @@ pandas/pyarrow at module level. Run directory::
     <run>/valuation/epoch_XXX.parquet    per-sample valuations during training (train set)
     <run>/valuation/<split>.parquet      ``mmcoop value --split <split>``
     <run>/report.html                    ``mmcoop report`` (its plots also under ``<run>/plots/``)
+    <run>/probe.json                     ``mmcoop probe``: linear probes per modality, per split
 
 A compare directory holds one run directory per (method, seed) plus ``compare.csv``,
 ``summary.csv``, ``base_config.yaml`` and its marker ``.mmcoop-compare``. What may be
@@ -50,6 +51,7 @@ METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
 RESUMES_FILE = "resumes.jsonl"
 REPORT_FILE = "report.html"
+PROBE_FILE = "probe.json"  # mmcoop probe / compare --probe
 PLOTS_DIR = "plots"
 #: PNG text chunk (keyword, text) that marks the report's plots as mmcoop's (never a user's PNG).
 PLOT_PNG_KEY, PLOT_PNG_TEXT = "mmcoop", "report plot"
@@ -148,6 +150,10 @@ class RunPaths:
     @property
     def report(self) -> Path:
         return self.root / REPORT_FILE
+
+    @property
+    def probe(self) -> Path:
+        return self.root / PROBE_FILE
 
     @property
     def plots(self) -> Path:

@@ -34,6 +34,7 @@ from mmcoop.utils.rundir import (
     PLOT_PNG_KEY,
     PLOT_PNG_TEXT,
     PLOTS_DIR,
+    PROBE_FILE,
     REPORT_FILE,
     RESULTS_FILE,
     RESUMES_FILE,
@@ -97,6 +98,17 @@ def _is_valuation_parquet(path: Path) -> bool:
 
         return VALUATION_META_KEY in (pq.read_schema(path).metadata or {})
     except Exception:  # noqa: BLE001 - unreadable: not provably ours
+        return False
+
+
+def _is_probe_file(run_dir: Path) -> bool:
+    """``probe.json`` is the one ``mmcoop probe`` writes (:mod:`mmcoop.utils.probefile`)."""
+    from mmcoop.errors import RunDirError
+    from mmcoop.utils.probefile import read_probe
+
+    try:
+        return read_probe(run_dir) is not None
+    except RunDirError:
         return False
 
 
@@ -219,6 +231,8 @@ def split_run_entries(run_dir: str | os.PathLike) -> tuple[list[Path], list[str]
         elif entry.is_file() and (entry.name in RUN_OWNED_FILES or _is_temp(entry)):
             owned.append(entry)
         elif entry.name == METRICS_CSV and is_mmcoop_csv(root):  # only when the run logged csv
+            owned.append(entry)
+        elif entry.name == PROBE_FILE and entry.is_file() and _is_probe_file(root):  # mmcoop probe's, not a user's
             owned.append(entry)
         elif entry.is_dir() and entry.name in _OWNED_IN:
             bad = [
@@ -369,13 +383,41 @@ def report_source_comment(fingerprint: Mapping[str, Any] | None) -> str:
     return f"<!-- {_REPORT_SOURCE} {json.dumps(dict(fingerprint) if fingerprint else None)} -->"
 
 
+def stale_probes(run_dir: str | os.PathLike) -> list[str]:
+    """One message per split of ``probe.json`` not computed from the run's current checkpoint
+    (or an unreadable / foreign ``probe.json``)."""
+    from mmcoop.errors import RunDirError
+    from mmcoop.utils.probefile import read_probe
+
+    try:
+        entries = read_probe(run_dir) or {}
+    except RunDirError as e:
+        return [str(e)]
+    out: list[str] = []
+    current: dict[str, dict[str, Any] | None] = {}
+    for split, entry in entries.items():
+        rec = entry.get(CHECKPOINT_INFO_KEY) if isinstance(entry, dict) else None
+        which = rec.get("checkpoint", "best") if isinstance(rec, dict) else "best"
+        if which not in current:
+            current[which] = checkpoint_fingerprint(run_dir, which)
+        now = current[which]
+        if not isinstance(rec, dict) or now is None or rec.get("sha256") != now.get("sha256"):
+            out.append(
+                f"{PROBE_FILE} ({split} split) is stale: computed from "
+                f"{_short(rec) if isinstance(rec, dict) else 'an unrecorded checkpoint'}, the run now has "
+                f"{_short(now)}; run `mmcoop probe {run_dir} --split {split} --checkpoint {which}` again"
+            )
+    return out
+
+
 def stale_derived(run_dir: str | os.PathLike) -> list[str]:
-    """:func:`stale_valuations` plus ``report.html`` (and its plots) when it describes another ``best.pt``.
+    """:func:`stale_valuations` and :func:`stale_probes`, plus ``report.html`` (and its plots) when it
+    describes another ``best.pt``.
 
     Returns:
         One message per stale file, saying what recomputes it; empty when all are current.
     """
-    out = stale_valuations(run_dir)
+    out = stale_valuations(run_dir) + stale_probes(run_dir)
     report = RunPaths(run_dir).report
     if report.is_file():
         text = report.read_text(encoding="utf-8", errors="replace")

@@ -23,7 +23,7 @@ from mmcoop.valuation.shapley import MAX_EXACT_MODALITIES, shapley_from_coalitio
 from mmcoop.valuation.table import ValuationTable
 from mmcoop.utils.modes import eval_mode
 from mmcoop.valuation.valuator import ModalityValuator, ValuationResult, unwrap_model
-from mmcoop.valuation.runner import mean_features, valuate_dataset
+from mmcoop.valuation.runner import encode_dataset, mean_features, valuate_dataset
 from mmcoop.valuation.values import (
     EMPTY_CONVENTIONS,
     VALUE_FUNCTIONS,
@@ -54,6 +54,7 @@ __all__ = [
     "ModalityValuator",
     "ValuationResult",
     "eval_mode",
+    "encode_dataset",
     "mean_features",
     "unwrap_model",
     "valuate_dataset",

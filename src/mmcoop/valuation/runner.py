@@ -16,6 +16,7 @@ from mmcoop.utils.progress import progress_bar
 from mmcoop.valuation.table import ValuationTable
 from mmcoop.valuation.valuator import (
     ModalityValuator,
+    encode_batches,
     mean_features_of,
     model_device,
     unwrap_model,
@@ -81,6 +82,46 @@ def mean_features(
     from mmcoop.data.base import make_loader
 
     return mean_features_of(unwrap_model(model), make_loader(dataset, batch_size), device)
+
+
+def encode_dataset(
+    model: "MultimodalModel",
+    dataset: "MultimodalDataset",
+    *,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Every row's features, once (the cache a linear probe or a feature map is fitted on).
+
+    One encoder pass in eval mode without gradients, all modalities kept (the view's
+    keep-masks are ignored), in loader order.
+
+    Args:
+        model: the classifier.
+        dataset: a :class:`~mmcoop.data.MultimodalDataset`.
+        batch_size: samples per encoder pass.
+        device: where to encode (default: the model's device).
+
+    Returns:
+        ``(features, labels, index)`` on the CPU: float32 ``[N, M, D]`` (modality ``k`` in
+        ``[:, k, :d_k]``), int64 ``[N]`` and the int64 storage rows ``[N]``.
+    """
+    from mmcoop.data.base import make_loader
+
+    feats: list[Tensor] = []
+    labels: list[Tensor] = []
+    index: list[Tensor] = []
+
+    def keep(batch: dict[str, Any], f: Tensor) -> None:
+        feats.append(f.float().cpu())
+        labels.append(batch["label"].cpu())
+        index.append(batch["index"].cpu())
+
+    encode_batches(unwrap_model(model), make_loader(dataset, batch_size), device, keep)
+    if not feats:
+        m = len(model.modalities)
+        return torch.zeros(0, m, 0), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    return torch.cat(feats), torch.cat(labels).long(), torch.cat(index).long()
 
 
 def valuate_dataset(

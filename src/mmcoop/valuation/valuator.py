@@ -11,7 +11,7 @@ modalities' features are replaced by zeros (the paper) or a training-mean featur
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -354,20 +354,33 @@ class ModalityValuator:
         return torch.cat(vals, 1), torch.cat(preds, 1)
 
 
-def mean_features_of(model: nn.Module, batches: Iterable[dict[str, Any]], device: torch.device | str | None) -> Tensor:
-    """Mean feature per modality ``[M, D]`` over ``batches`` (eval mode, no grad, float64 sums)."""
+def encode_batches(
+    model: nn.Module,
+    batches: Iterable[dict[str, Any]],
+    device: torch.device | str | None,
+    visit: Callable[[dict[str, Any], Tensor], None],
+) -> None:
+    """One encoder pass over ``batches``: ``visit(batch, features [B, M, d])`` for each, in eval
+    mode without gradients (the model's modes are restored); ``batch`` is on ``device``."""
     from mmcoop.data.base import batch_to
 
     dev = torch.device(device) if device is not None else model_device(model)
-    total: Tensor | None = None
-    count = 0
     with eval_mode(model), torch.no_grad():
         for batch in batches:
             batch = batch_to(batch, dev)
-            f = model.encode(batch["inputs"])  # [B, M, d]
-            s = f.double().sum(0)
-            total = s if total is None else total + s
-            count += f.shape[0]
-    if total is None or count == 0:
+            visit(batch, model.encode(batch["inputs"]))
+
+
+def mean_features_of(model: nn.Module, batches: Iterable[dict[str, Any]], device: torch.device | str | None) -> Tensor:
+    """Mean feature per modality ``[M, D]`` over ``batches`` (eval mode, no grad, float64 sums)."""
+    acc: dict[str, Any] = {"total": None, "count": 0}
+
+    def add(_batch: dict[str, Any], f: Tensor) -> None:
+        s = f.double().sum(0)
+        acc["total"] = s if acc["total"] is None else acc["total"] + s
+        acc["count"] += f.shape[0]
+
+    encode_batches(model, batches, device, add)
+    if acc["total"] is None or acc["count"] == 0:
         raise DataError("cannot compute mean features: the data has no samples")
-    return (total / count).float()
+    return (acc["total"] / acc["count"]).float()

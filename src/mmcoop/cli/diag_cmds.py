@@ -1,0 +1,97 @@
+"""``mmcoop probe`` and ``mmcoop table``: the diagnostics a paper reports, from finished runs.
+
+Registered on the main app by :func:`register` (called from :mod:`mmcoop.cli.app`); the
+app's error guard and console are imported when a command runs (the app module is still
+being built when this one is imported).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mmcoop.errors import MMCoopError
+
+
+def _parse_grid(spec: str) -> list[float]:
+    try:
+        grid = [float(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        raise MMCoopError(f"--grid must be comma-separated numbers (L2 penalties), got {spec!r}") from None
+    if not grid or any(g < 0 for g in grid):
+        raise MMCoopError(f"--grid needs at least one penalty, each >= 0; got {spec!r}")
+    return grid
+
+
+def probe(
+    run_dir: Path = typer.Argument(..., help="A run directory made by `mmcoop train` (or a comparison's run)."),
+    split: str = typer.Option("test", help="Where accuracy and macro-F1 are reported: train, val or test."),
+    checkpoint: str = typer.Option("best", help="best or last."),
+    batch_size: int = typer.Option(256, help="Samples per encoder pass."),
+    grid: Optional[str] = typer.Option(
+        None,
+        help="Comma list of L2 penalties tried (mean cross-entropy + l2/2 ||W||²), chosen on the validation "
+        "split (default: 0.1 down to 1e-5).",
+    ),
+    max_train: Optional[int] = typer.Option(
+        None, help="Fit on a seeded random subset of this many training samples (default: all)."
+    ),
+    seed: Optional[int] = typer.Option(None, help="Seed of that subset (default: the run's seed)."),
+    device: Optional[str] = typer.Option(None, help="Where to encode and fit (default: cpu)."),
+    trust_run: bool = typer.Option(
+        False, "--trust-run", help="Load a checkpoint holding Python objects other than tensors (trusted runs only)."
+    ),
+) -> None:
+    """Linear probe per modality (and on all modalities' features) on the frozen encoders; writes probe.json."""
+    from mmcoop.cli.app import _guard, _table, console
+
+    def go() -> None:
+        from mmcoop.diagnostics import DEFAULT_GRID
+        from mmcoop.experiment.probe import probe_run
+        from mmcoop.utils.rundir import RunPaths
+        from mmcoop.utils.runfiles import stale_probes
+
+        if batch_size < 1:
+            raise MMCoopError(f"--batch-size must be >= 1, got {batch_size}")
+        if split not in ("train", "val", "test"):
+            raise MMCoopError(f"--split must be train, val or test, got {split!r}")
+        if checkpoint not in ("best", "last"):
+            raise MMCoopError(f"--checkpoint must be best or last, got {checkpoint!r}")
+        entry = probe_run(
+            run_dir,
+            split,
+            checkpoint=checkpoint,
+            batch_size=batch_size,
+            grid=_parse_grid(grid) if grid is not None else DEFAULT_GRID,
+            max_train=max_train,
+            seed=seed,
+            device=device,
+            trust=trust_run,
+        )
+        rows = [
+            {
+                "features": name,
+                "dim": p["dim"],
+                "l2": f"{p['l2']:g}",
+                "val acc": f"{100 * p['val_acc']:.2f}",
+                f"{split} acc": f"{100 * p['acc']:.2f}",
+                f"{split} macro-F1": f"{100 * p['macro_f1']:.2f}",
+            }
+            for name, p in entry["probes"].items()
+        ]
+        console.print(_table(rows, f"linear probes on frozen features ({entry['n_train']} training samples)"))
+        console.print(f"wrote {RunPaths(run_dir).probe}")
+        for msg in stale_probes(run_dir):
+            console.print(f"[yellow]warning:[/] {msg}", highlight=False)
+
+    _guard(go)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``probe`` (and ``table``) to ``app``."""
+    app.command()(probe)
+
+
+__all__ = ["probe", "register"]

@@ -1,0 +1,49 @@
+"""Figures of the diagnostics sections: imbalance measures per epoch (and the feature maps).
+
+Same conventions as :mod:`mmcoop.report.plots`: plain pandas/numpy in, PNG bytes (or
+``None`` when the data is absent) out.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from mmcoop.report.plots import _colors, _epoch_axis, figure_png
+from mmcoop.utils.metric_keys import RATIO, SHARE, UNI_GAP, VAL, modality_key, split_key
+
+
+def imbalance_figure(metrics: pd.DataFrame, modalities: Sequence[str]) -> bytes | None:
+    """Per epoch on validation: OGM-GE's discrepancy ratio, the Shapley share of each modality,
+    and the best-minus-worst unimodal accuracy (panels whose columns are absent are left out)."""
+    if metrics.empty or "epoch" not in metrics.columns:
+        return None
+    colors = dict(zip(modalities, _colors(len(modalities))))
+    panels = []
+    for prefix, title, ylabel, ref in (
+        (RATIO, "discrepancy ratio (OGM-GE)", "ratio", 1.0),
+        (SHARE, "Shapley share", "share", 1.0 / max(len(modalities), 1)),
+    ):
+        cols = [(m, split_key(VAL, modality_key(prefix, m))) for m in modalities]
+        cols = [(m, c) for m, c in cols if c in metrics.columns and metrics[c].notna().any()]
+        if cols:
+            panels.append((cols, title, ylabel, ref))
+    gap = split_key(VAL, UNI_GAP)
+    if gap in metrics.columns and metrics[gap].notna().any():
+        panels.append(([("best − worst", gap)], "unimodal accuracy gap", "points", None))
+    if not panels:
+        return None
+    fig = Figure(figsize=(4.6 * len(panels), 3.5))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (cols, title, ylabel, ref) in zip(axes, panels):
+        for m, c in cols:
+            sel = metrics[["epoch", c]].dropna()
+            y = 100 * sel[c] if c == gap else sel[c]
+            ax.plot(sel["epoch"], y, marker="o" if len(sel) <= 30 else None, ms=3, color=colors.get(m, "k"), label=m)
+        if ref is not None:
+            ax.axhline(ref, color="grey", ls=":", lw=1)
+        _epoch_axis(ax, ylabel, title)
+    return figure_png(fig)
+
