@@ -21,7 +21,7 @@ def imbalance_figure(metrics: pd.DataFrame, modalities: Sequence[str]) -> bytes 
     if metrics.empty or "epoch" not in metrics.columns:
         return None
     colors = dict(zip(modalities, _colors(len(modalities))))
-    panels = []
+    panels: list[tuple[list[tuple[str, str]], str, str, float | None]] = []
     for prefix, title, ylabel, ref in (
         (RATIO, "discrepancy ratio (OGM-GE)", "ratio", 1.0),
         (SHARE, "Shapley share", "share", 1.0 / max(len(modalities), 1)),
@@ -37,13 +37,12 @@ def imbalance_figure(metrics: pd.DataFrame, modalities: Sequence[str]) -> bytes 
         return None
     fig = Figure(figsize=(4.6 * len(panels), 3.5))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (cols, title, ylabel, ref) in zip(axes, panels):
+    for ax, (cols, title, ylabel, line) in zip(axes, panels):
         for m, c in cols:
             sel = metrics[["epoch", c]].dropna()
             y = 100 * sel[c] if c == gap else sel[c]
             ax.plot(sel["epoch"], y, marker="o" if len(sel) <= 30 else None, ms=3, color=colors.get(m, "k"), label=m)
-        if ref is not None:
-            ax.axhline(ref, color="grey", ls=":", lw=1)
+        if line is not None:
+            ax.axhline(line, color="grey", ls=":", lw=1)
         _epoch_axis(ax, ylabel, title)
     return figure_png(fig)
-
