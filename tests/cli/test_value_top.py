@@ -72,6 +72,10 @@ def test_value_top_lists_clip_ids_of_the_split_file(ks_run: Path) -> None:
     assert set(table.sample_id) == listed  # every row carries its clip id
     df = pd.read_csv(ks_run / "valuation" / "test_lowest.csv", dtype={"sample_id": str})
     assert set(df["lowest_for"]) == {"audio", "visual"}
+    from mmcoop.utils.runfiles import is_mmcoop_derived, split_run_entries
+
+    assert is_mmcoop_derived(ks_run / "valuation" / "test_lowest.csv")  # recorded: mmcoop's, with its checkpoint
+    assert split_run_entries(ks_run)[1] == []  # so --overwrite does not refuse it as a user file
     for m in ("audio", "visual"):
         part = df[df["lowest_for"] == m]
         assert len(part) == min(5, len(listed)) and set(part["sample_id"]) <= listed

@@ -166,3 +166,33 @@ def test_the_csv_loggers_own_file_is_mmcoops(here):
     again = _train("--name", "c", "--overwrite")  # its own csv is deleted by --overwrite
     assert again.exit_code == 0, again.output
     assert not csv.exists()
+
+
+# -- the --top CSV: mmcoop's, with provenance -------------------------------------------------------------
+def test_the_top_csv_is_mmcoops_and_flagged_when_stale(here):
+    """`value --top K` writes valuation/test_lowest.csv with a provenance record: --overwrite may delete it,
+    a resume that changes best.pt flags it, and a user's CSV beside it (or an edited one) is foreign."""
+    from mmcoop.utils.runfiles import split_run_entries, stale_derived
+
+    args = ["--set", "dataset_options.noise=[2.0,3.0]", "--lr", "0.003", "--name", "t"]
+    assert _train(*args).exit_code == 0
+    run = here / "runs" / "t"
+    res = runner.invoke(app, ["value", str(run), "--top", "2"])
+    assert res.exit_code == 0, res.output
+    csv = run / "valuation" / "test_lowest.csv"
+    assert csv.is_file() and split_run_entries(run)[1] == []  # all mmcoop's
+    assert stale_derived(run) == []
+    resumed = runner.invoke(app, ["train", "--resume", str(run), "--epochs", "3"])
+    assert resumed.exit_code == 0, resumed.output
+    stale = [m for m in stale_derived(run) if "test_lowest.csv" in m]
+    assert len(stale) == 1 and "--top" in stale[0], stale_derived(run)
+    csv.write_text(csv.read_text() + "my,own,row\n")  # edited by the user: now theirs
+    assert split_run_entries(run)[1] == ["valuation/test_lowest.csv"]
+    _refused(_train(*args, "--overwrite"), "valuation/test_lowest.csv")
+    csv.unlink()
+    (run / "valuation" / "mine.csv").write_text("a,b\n")
+    assert split_run_entries(run)[1] == ["valuation/mine.csv"]
+    (run / "valuation" / "mine.csv").unlink()
+    assert runner.invoke(app, ["value", str(run), "--top", "2"]).exit_code == 0
+    assert _train(*args, "--overwrite").exit_code == 0  # its own CSV and record are deleted with the run
+    assert not (run / "valuation").exists() or not any((run / "valuation").iterdir())

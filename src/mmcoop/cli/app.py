@@ -431,9 +431,10 @@ def _print_valuation(table: Any) -> None:
         )
 
 
-def _print_lowest(table: Any, k: int, modality: str | None, csv_path: Path) -> None:
-    """The ``k`` samples each modality (or ``modality``) contributes least to: printed and written as CSV."""
-    from mmcoop.utils.io import atomic_write_text
+def _print_lowest(table: Any, k: int, modality: str | None, csv_path: Path, source: Any) -> None:
+    """The ``k`` samples each modality (or ``modality``) contributes least to: printed and written as CSV
+    (with its provenance record: ``source``, the checkpoint fingerprint)."""
+    from mmcoop.utils.runfiles import write_derived
 
     df = table.lowest_frame(k, modality)
     for m in [modality] if modality else table.modalities:
@@ -442,7 +443,7 @@ def _print_lowest(table: Any, k: int, modality: str | None, csv_path: Path) -> N
             {k2: (f"{v:+.3f}" if k2.startswith("phi_") else v) for k2, v in r.items()} for r in part.to_dict("records")
         ]
         console.print(_table(rows, f"{len(part)} samples {m} contributes least to ({table.split} split)"))
-    say(f"wrote {atomic_write_text(csv_path, df.to_csv(index=False))}")
+    say(f"wrote {write_derived(csv_path, df.to_csv(index=False).encode('utf-8'), source)}")
 
 
 @app.command(cls=RegistryHelp)
@@ -510,7 +511,7 @@ def value(
         _print_valuation(table)
         say(f"wrote {path}")
         if top:
-            _print_lowest(table, top, modality, paths.valuation_dir / f"{split}_lowest.csv")
+            _print_lowest(table, top, modality, paths.lowest_csv(split), source)
         for msg in stale_valuations(run_dir):
             warn(msg)
 

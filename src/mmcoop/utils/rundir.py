@@ -15,6 +15,7 @@ pandas/pyarrow at module level. Run directory::
     <run>/checkpoints/best.pt            model weights of the best validation epoch
     <run>/valuation/epoch_XXX.parquet    per-sample valuations during training (train set)
     <run>/valuation/<split>.parquet      ``mmcoop value --split <split>``
+    <run>/valuation/<split>_lowest.csv   ``mmcoop value --top K`` (+ its record ``.<split>_lowest.csv.mmcoop.json``)
     <run>/report.html                    ``mmcoop report`` (its plots also under ``<run>/plots/``)
     <run>/probe.json                     ``mmcoop probe``: linear probes per modality, per split
 
@@ -60,6 +61,9 @@ LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 VALUATION_DIR = "valuation"
 VALUATION_SUFFIX = ".parquet"
+LOWEST_CSV_SUFFIX = "_lowest.csv"  # valuation/<split>_lowest.csv: `mmcoop value --top K`
+#: Suffix of the hidden record beside a derived file mmcoop wrote (``.<file>.mmcoop.json``): its hash and source.
+PROVENANCE_SUFFIX = ".mmcoop.json"
 METRICS_CSV = "metrics.csv"  # train.loggers: csv
 TENSORBOARD_DIR = "tensorboard"  # train.loggers: tensorboard (event files)
 WANDB_DIR = "wandb"  # train.loggers: wandb (the offline run folders wandb.init writes)
@@ -186,6 +190,10 @@ class RunPaths:
     def split_valuation(self, split: str) -> Path:
         """``valuation/<split>.parquet``."""
         return self.valuation_dir / split_valuation_name(split)
+
+    def lowest_csv(self, split: str) -> Path:
+        """``valuation/<split>_lowest.csv`` (``mmcoop value --top K``)."""
+        return self.valuation_dir / f"{split_valuation_name(split)[: -len(VALUATION_SUFFIX)]}{LOWEST_CSV_SUFFIX}"
 
 
 def is_run_dir(path: str | os.PathLike) -> bool:

@@ -29,12 +29,14 @@ from mmcoop.utils.rundir import (
     CONFIG_FILE,
     DATASET_FILE,
     LAST_CHECKPOINT,
+    LOWEST_CSV_SUFFIX,
     METRICS_CSV,
     METRICS_FILE,
     PLOT_PNG_KEY,
     PLOT_PNG_TEXT,
     PLOTS_DIR,
     PROBE_FILE,
+    PROVENANCE_SUFFIX,
     REPORT_FILE,
     RESULTS_FILE,
     RESUMES_FILE,
@@ -66,7 +68,11 @@ RUN_OWNED_FILES: frozenset[str] = frozenset(
 #: Which names inside mmcoop's sub-folders are mmcoop's (a user file there is never deleted).
 _OWNED_IN: dict[str, Any] = {
     CHECKPOINT_DIR: lambda p: p.name in (LAST_CHECKPOINT, BEST_CHECKPOINT),
-    VALUATION_DIR: lambda p: parse_valuation_name(p.name) is not None and _is_valuation_parquet(p),
+    VALUATION_DIR: lambda p: (
+        (parse_valuation_name(p.name) is not None and _is_valuation_parquet(p))
+        or is_mmcoop_derived(p)  # the --top CSVs, recognised by their record
+        or read_provenance(p) is not None  # such a record
+    ),
     PLOTS_DIR: lambda p: is_mmcoop_plot(p),  # the report's PNGs (marked inside the file)
     TENSORBOARD_DIR: lambda p: p.name.startswith("events.out.tfevents."),  # the tensorboard logger's
 }
@@ -256,6 +262,52 @@ def split_run_entries(run_dir: str | os.PathLike) -> tuple[list[Path], list[str]
 
 
 # -- provenance of derived files -------------------------------------------------------------------
+def provenance_path(path: str | os.PathLike) -> Path:
+    """The hidden record beside a derived file: ``valuation/.test_lowest.csv.mmcoop.json``."""
+    p = Path(path)
+    return p.parent / f".{p.name}{PROVENANCE_SUFFIX}"
+
+
+def read_provenance(record: str | os.PathLike) -> dict[str, Any] | None:
+    """The content of a provenance record file (``None`` unless it is one mmcoop wrote)."""
+    p = Path(record)
+    if not (p.name.startswith(".") and p.name.endswith(PROVENANCE_SUFFIX)) or p.is_symlink() or not p.is_file():
+        return None
+    try:
+        rec = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("mmcoop") == "derived" and "sha256" in rec else None
+
+
+def write_derived(path: str | os.PathLike, data: bytes, source: Mapping[str, Any] | None) -> Path:
+    """Write a derived file and its provenance record together (all or nothing).
+
+    The record (:func:`provenance_path`) holds the file's SHA-256 and ``source``, the
+    checkpoint it came from (:func:`checkpoint_fingerprint`), so the file is recognised
+    as mmcoop's (``--overwrite`` may delete it; once edited it is the user's) and flagged
+    by :func:`stale_derived` when the checkpoint changes.
+
+    Returns:
+        ``path``.
+    """
+    import hashlib
+
+    from mmcoop.utils.io import atomic_write_files
+
+    p = Path(path)
+    rec = {"mmcoop": "derived", "file": p.name, "sha256": hashlib.sha256(data).hexdigest(), CHECKPOINT_INFO_KEY: source}
+    atomic_write_files({p: data, provenance_path(p): json.dumps(rec, indent=2).encode("utf-8")})
+    return p
+
+
+def is_mmcoop_derived(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a derived file mmcoop wrote and nobody changed since (its record's hash matches)."""
+    p = Path(path)
+    rec = read_provenance(provenance_path(p))
+    return rec is not None and p.is_file() and not p.is_symlink() and rec["sha256"] == file_sha256(p)
+
+
 #: Key of a valuation table's ``info`` (parquet metadata) naming the checkpoint it was computed from.
 CHECKPOINT_INFO_KEY = "checkpoint"
 
@@ -335,7 +387,8 @@ def damaged_checkpoints(run_dir: str | os.PathLike) -> list[str]:
 
 
 def stale_valuations(run_dir: str | os.PathLike) -> list[str]:
-    """One message per ``valuation/<split>.parquet`` not computed from the run's current checkpoint.
+    """One message per ``valuation/<split>.parquet`` (or ``<split>_lowest.csv``) not computed from the
+    run's current checkpoint.
 
     A split valuation records the checkpoint it came from (:data:`CHECKPOINT_INFO_KEY` in
     its metadata, written by ``mmcoop value``); it is stale when that file's hash changed
@@ -371,6 +424,20 @@ def stale_valuations(run_dir: str | os.PathLike) -> list[str]:
             out.append(
                 f"{VALUATION_DIR}/{path.name} is stale: computed from {_short(rec)}, the run now has "
                 f"{_short(now)}; {redo}"
+            )
+    for path in sorted(RunPaths(run_dir).valuation_dir.glob(f"*{LOWEST_CSV_SUFFIX}")):
+        if not is_mmcoop_derived(path):  # a user's file (or edited by the user): not ours to judge
+            continue
+        rec = (read_provenance(provenance_path(path)) or {}).get(CHECKPOINT_INFO_KEY)
+        which = rec.get("checkpoint", "best") if isinstance(rec, dict) else "best"
+        if which not in current:
+            current[which] = checkpoint_fingerprint(run_dir, which)
+        now = current[which]
+        if not isinstance(rec, dict) or now is None or rec.get("sha256") != now.get("sha256"):
+            split = path.name[: -len(LOWEST_CSV_SUFFIX)]
+            out.append(
+                f"{VALUATION_DIR}/{path.name} is stale: computed from {_short(rec)}, the run now has {_short(now)}; "
+                f"run `mmcoop value {run_dir} --split {split} --checkpoint {which} --top K` again"
             )
     return out
 
