@@ -73,6 +73,7 @@ def test_value_refuses_code_the_config_does_not_show(swapped):
     run, evil, flag = swapped
     before = sorted(p.name for p in run.rglob("*"))
     _refused(runner.invoke(app, ["value", str(run)]), evil)
+    _refused(runner.invoke(app, ["probe", str(run)]), evil)  # every command that loads the run
     assert not flag.exists() and evil not in sys.modules  # never imported, never called
     assert sorted(p.name for p in run.rglob("*")) == before
 
