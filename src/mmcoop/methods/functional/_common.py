@@ -74,3 +74,11 @@ def one_vs_others_ratio(scores: Tensor, eps: float = 1e-5) -> Tensor:
     pair = scores.view(m, 1) / (scores.view(1, m) + eps)  # [M, M], pair[i, j] = s_i / s_j
     off_diag = ~torch.eye(m, dtype=torch.bool, device=scores.device)
     return (pair * off_diag).sum(dim=1) / (m - 1)
+
+
+def stacked_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean cross-entropy of each modality's logits: ``[M, B, C]``, ``[B]`` -> ``[M]`` (float32 or wider)."""
+    check_stacked_logits(logits, labels)
+    m = logits.shape[0]
+    ce = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.repeat(m), reduction="none")
+    return ce.view(m, -1).mean(1)

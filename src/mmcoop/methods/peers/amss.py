@@ -42,10 +42,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from mmcoop.data.base import Batch
 from mmcoop.errors import ConfigError
+from mmcoop.methods.functional._common import stacked_cross_entropy
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional.amss import (
     amss_coefficients,
@@ -124,7 +124,7 @@ class AMSS(Method):
         with torch.no_grad():
             uni = modality_logits(ctx.model, feats.detach().float())  # [M, B, C]
             m = uni.shape[0]
-            ce = F.cross_entropy(uni.flatten(0, 1), labels.repeat(m), reduction="none").view(m, -1).mean(1)
+            ce = stacked_cross_entropy(uni, labels)
             ent = torch.stack([amss_feature_entropy(feats[:, k, :w]) for k, w in enumerate(self.widths)])
             means = mean_over_ranks(torch.cat([-ce.double(), ent.to(ce.device)]))
             counts = sum_over_ranks(torch.bincount(labels.long(), minlength=self.num_classes).double())

@@ -45,6 +45,7 @@ from torch.nn import functional as F
 
 from mmcoop.data.base import Batch
 from mmcoop.errors import ConfigError
+from mmcoop.methods.functional._common import stacked_cross_entropy
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional.arl import arl_statistics, arl_weights
 from mmcoop.methods.peers._wiring import (
@@ -120,8 +121,7 @@ class ARL(Method):
         labels = batch["label"]
         uni = unimodal_logits(ctx.model, feats).transpose(0, 1).float()  # [M, B, C]: f({m})
         self._uni = uni.detach()
-        m = uni.shape[0]
-        ce = F.cross_entropy(uni.flatten(0, 1), labels.repeat(m), reduction="none").view(m, -1).mean(1)
+        ce = stacked_cross_entropy(uni, labels)
         gamma = self.options.gamma if self.active(ctx.epoch) else 1.0
         return F.cross_entropy(logits.float(), labels) + gamma * ce.sum()
 

@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from mmcoop.data.base import Batch
+from mmcoop.methods.functional._common import stacked_cross_entropy
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional.dimml import dimml_dimension_hits, dimml_duc_loss, dimml_specific_dims
 from mmcoop.methods.peers._wiring import (
@@ -136,7 +137,7 @@ class DIMML(OwnHeadsEvaluation, Method):
                 shared = self.shared(feats[:, :, : self.width]).transpose(0, 1).float()  # [M, B, C]
                 fused = ctx.model.fuse(feats.detach()).float()
             m = own.shape[0]
-            ce_own = F.cross_entropy(own.flatten(0, 1), labels.repeat(m), reduction="none").view(m, -1).mean(1)
+            ce_own = stacked_cross_entropy(own, labels)
             ce_shared = F.cross_entropy(shared.flatten(0, 1), labels.repeat(m)) * m
             loss = ce_own.sum() + self.options.weight * ce_shared + F.cross_entropy(fused, labels)
             if self.specific is not None and ctx.epoch >= self.options.duc_starts:

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from mmcoop.data.base import Batch
+from mmcoop.methods.functional._common import stacked_cross_entropy
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional._common import true_class_probs
 from mmcoop.methods.functional.mlb import mlb_coefficients, mlb_ratios
@@ -112,8 +113,7 @@ class MLB(OwnHeadsEvaluation, Method):
         labels = batch["label"]
         uni = heads_logits(self.heads, feats, self.widths).float()  # [M, B, C]
         self._uni = uni.detach()
-        m = uni.shape[0]
-        ce = F.cross_entropy(uni.flatten(0, 1), labels.repeat(m), reduction="none").view(m, -1).mean(1)
+        ce = stacked_cross_entropy(uni, labels)
         return F.cross_entropy(logits.float(), labels) + self.options.unimodal_weight * ce.sum()
 
     def scores(self, uni: Tensor, labels: Tensor) -> Tensor:

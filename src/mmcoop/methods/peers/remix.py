@@ -47,6 +47,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from mmcoop.data.base import Batch
+from mmcoop.methods.functional._common import stacked_cross_entropy
 from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional.remix import remix_assign, remix_divergence
 from mmcoop.methods.peers._wiring import (
@@ -136,8 +137,7 @@ class Remix(OwnHeadsEvaluation, Method):
         """The warm-up loss ``CE(fused) + w sum_m CE(head_m(z_m))``."""
         labels = batch["label"]
         uni = heads_logits(self.heads, feats, self.widths).float()
-        m = uni.shape[0]
-        ce = F.cross_entropy(uni.flatten(0, 1), labels.repeat(m), reduction="none").view(m, -1).mean(1)
+        ce = stacked_cross_entropy(uni, labels)
         return F.cross_entropy(logits.float(), labels) + self.options.warmup_weight * ce.sum()
 
     def train_step(self, ctx: MethodContext, batch: Batch) -> tuple[Tensor, Tensor]:
