@@ -53,6 +53,7 @@ ACTIVE = [
     ("relearning", {"reinit_epoch": 1}, 3),
     ("mmcosine", {"modulation_starts": 2}, 3),
     ("cml", {"modulation_starts": 1}, 2),
+    ("lfm", {}, 1),
     ("amco", {"modulation_starts": 1}, 2),
     ("mbsd", {"modulation_starts": 1}, 2),
 ]

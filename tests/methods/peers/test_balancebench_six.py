@@ -17,6 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SIX: dict[str, dict[str, Any]] = {
     "mmcosine": {},
     "cml": {},
+    "lfm": {},
     "amco": {},
     "mbsd": {},
 }
