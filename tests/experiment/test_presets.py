@@ -39,7 +39,11 @@ BUILD = {  # preset -> (fixture builder, extra dataset options)
 
 
 #: presets of datasets without frames, each trained by its dataset's own test module
-OWN_TESTS = {"basicmotions": "tests/datasets/test_basicmotions.py"}
+OWN_TESTS = {
+    "basicmotions": "tests/datasets/test_basicmotions.py",
+    "mosei": "tests/datasets/test_mosei.py",
+    "mosi": "tests/datasets/test_mosei.py",
+}
 
 
 def test_every_preset_has_a_fixture():

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import urllib.request
 import warnings
 from dataclasses import dataclass
@@ -275,6 +276,40 @@ def load_processed(path: Path) -> DatasetSplits | None:
             f"ignoring the unreadable or damaged preprocessed-data cache {path} ({e}); it will be rebuilt", stacklevel=2
         )
         return None
+
+
+# -- dataset pickles ------------------------------------------------------------------------
+def load_dataset_pickle(path: Path, what: str) -> Any:
+    """``pickle.load`` of a user's own dataset file, refused inside an mmcoop run or comparison folder.
+
+    Unpickling runs whatever code the file names, so mmcoop unpickles only the dataset files
+    its readers are pointed at (the formats the official code uses: CMU-MOSEI's pickles,
+    AVE/BalancedAV spectrogram ``.pkl``), never a file that lies inside a run folder, which
+    may have come from someone else.
+
+    Args:
+        path: the pickle.
+        what: what the file is, for messages.
+
+    Returns:
+        The unpickled object.
+
+    Raises:
+        DataError: the file lies inside a run folder (names it), or is missing.
+        Exception: whatever unpickling raises for a damaged file (callers word it).
+    """
+    from mmcoop.utils.rundir import enclosing_run_folder
+
+    run = enclosing_run_folder(path)
+    if run is not None:
+        raise DataError(
+            f"refusing to unpickle {what} {path}: it lies inside the mmcoop run folder {run}. Loading a pickle "
+            "runs code it names, so mmcoop loads only your own dataset files; keep the dataset outside run folders"
+        )
+    if not Path(path).is_file():
+        raise DataError(f"missing {what} {path}")
+    with open(path, "rb") as fh:
+        return pickle.load(fh)  # noqa: S301 - the user's own dataset file (the official format), see above
 
 
 # -- seeded helpers shared by loaders -----------------------------------------------------

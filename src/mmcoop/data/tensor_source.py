@@ -29,6 +29,7 @@ class TensorSource:
         ids: optional stable id per sample ``[N]`` (default: the row index).
         waveforms: optional ``fn(row) -> {modality: (wave [T], rate)}`` giving the raw audio
             behind a modality (e.g. the spectrogram's recording), for the report's player.
+        info: optional provenance (file, options) a dataset reader reports with the split.
 
     Raises:
         DataError: modalities differ from the specs, sample counts differ, labels out of range,
@@ -45,6 +46,7 @@ class TensorSource:
         transforms: Transforms | Mapping[str, Any] | None = None,
         ids: Sequence[Any] | None = None,
         waveforms: Callable[[int], dict[str, tuple[Any, int]]] | None = None,
+        info: Mapping[str, Any] | None = None,
     ) -> None:
         self.specs = list(specs)
         names = [s.name for s in self.specs]
@@ -69,6 +71,7 @@ class TensorSource:
         self.transforms = Transforms.coerce(transforms)
         self.ids = None if ids is None else check_ids(ids, n, "TensorSource ids")
         self._waveforms = waveforms
+        self.info = dict(info or {})
 
     def sample_ids(self) -> list[str] | None:
         """The ids given (``None``: the row indices are the ids)."""
@@ -106,7 +109,7 @@ class TensorSource:
         src.inputs = {k: v.to(device) for k, v in self.inputs.items()}
         src._labels = self._labels.to(device)
         src.extras = {k: v.to(device) for k, v in self.extras.items()}
-        src.ids, src._waveforms = self.ids, self._waveforms
+        src.ids, src._waveforms, src.info = self.ids, self._waveforms, self.info
         return src
 
     def __repr__(self) -> str:

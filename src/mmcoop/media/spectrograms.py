@@ -13,7 +13,6 @@ a path template's suffix.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -23,6 +22,7 @@ import torch
 from torch import Tensor
 
 from mmcoop.data.base import ModalitySpec
+from mmcoop.data.storage import load_dataset_pickle
 from mmcoop.errors import DataError
 from mmcoop.media.audio import log_stft, read_wav, resample
 from mmcoop.media.clips import Clip, ModalityLoader, layout_error
@@ -40,8 +40,9 @@ def read_spectrogram(path: Path, layout: str) -> np.ndarray:
         if path.suffix == ".npy":
             arr = np.load(path, allow_pickle=False)
         else:
-            with open(path, "rb") as fh:
-                arr = pickle.load(fh)  # noqa: S301 - the user's own preprocessed data (official format)
+            arr = load_dataset_pickle(path, "spectrogram file")
+    except DataError:
+        raise
     except Exception as e:  # noqa: BLE001 - any unreadable file is reported the same way
         raise DataError(f"corrupt spectrogram file {path}: {e}. Re-create it (expected a 2-D float array)") from None
     arr = np.asarray(arr)

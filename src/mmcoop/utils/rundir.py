@@ -206,6 +206,16 @@ def is_run_dir(path: str | os.PathLike) -> bool:
     return any((p / f).is_file() for f in RUN_FILES)
 
 
+def enclosing_run_folder(path: str | os.PathLike) -> Path | None:
+    """The run or comparison folder (marked by :data:`RUN_MARKER` / :data:`COMPARE_MARKER`) that holds
+    ``path`` (resolved, symlinks followed), or ``None``: the folder itself or any folder above it."""
+    p = Path(path).expanduser().resolve()
+    for folder in (p, *p.parents):
+        if (folder / RUN_MARKER).exists() or (folder / COMPARE_MARKER).exists():
+            return folder
+    return None
+
+
 def is_compare_dir(path: str | os.PathLike) -> bool:
     """True for a compare directory (it holds ``compare.csv`` or ``summary.csv``)."""
     p = Path(path)
