@@ -51,6 +51,8 @@ def _message(res, needle: str, code: int = 2) -> str:
         (["--device", "gpu3"], "train.device='gpu3' is not a device"),
         (["--device", "cuda:7"], "train.device='cuda:7'"),
         (["--seed", "99999999999999999999999"], "seed must be an integer in [0, 4294967295]"),
+        (["--epochs", "99999999999999999999"], "train.epochs must be at most 100000, got 99999999999999999999"),
+        (["--set", "train.epochs=100001"], "train.epochs must be at most 100000"),
         (["--seed", "-1"], "seed must be an integer in [0, 4294967295]"),
         (["--set", "model.dim=0"], "model.dim must be >= 1"),
         (["--set", "dataset_options.noise=[1,2,3]"], "dataset_options.noise has 3 values for 2 modalities"),

@@ -48,7 +48,8 @@ class DictDatasetSource:
     Args:
         dataset: the dataset (items used in training mode, and in eval mode unless
             ``eval_dataset`` is given).
-        num_classes: number of classes (default: ``max(label) + 1``).
+        num_classes: number of classes (default: the dataset's ``num_classes`` attribute, else the length of
+            its ``classes`` list (torchvision's convention), else ``max(label) + 1``).
         specs: explicit specs (default: inferred from item 0).
         modalities: which input keys to use, in order (default: item 0's keys, in order).
         kinds: modality -> kind overriding the guess by ndim.
@@ -101,12 +102,14 @@ class DictDatasetSource:
         check_modalities(first["inputs"], self.specs, lambda: f"dataset {self.name!r} item 0")
         if labels is None:
             labels = _label_attribute(dataset)
+        if num_classes is None:
+            num_classes = _declared_classes(dataset)
         self._labels_given = labels is not None
         self._has_id = "id" in first
         self._ids: list[str] | None = None if ids is None else check_ids(ids, n, f"dataset {self.name!r} ids")
         if labels is None:  # read every item's label once (decodes everything)
             items = [self._item(dataset, i) for i in range(n)]
-            labels = [check_label(it["label"], 2**62, lambda i=i: self._describe(i)) for i, it in enumerate(items)]
+            labels = [check_label(it["label"], None, lambda i=i: self._describe(i)) for i, it in enumerate(items)]
             if self._ids is None and self._has_id:
                 self._ids = self._ids_of(items)
         self._labels, self.num_classes = as_labels(labels, num_classes, f"dataset {self.name!r}")
@@ -180,6 +183,15 @@ class DictDatasetSource:
 
     def __repr__(self) -> str:
         return f"DictDatasetSource({self.name!r}, N={self._n}, modalities={[s.name for s in self.specs]})"
+
+
+def _declared_classes(dataset: Dataset) -> int | None:
+    """``dataset.num_classes`` (an int), else ``len(dataset.classes)`` (a list or tuple), else ``None``."""
+    n = getattr(dataset, "num_classes", None)
+    if isinstance(n, int) and not isinstance(n, bool):
+        return n
+    classes = getattr(dataset, "classes", None)
+    return len(classes) if isinstance(classes, (list, tuple)) else None
 
 
 def _label_attribute(dataset: Dataset) -> Any:

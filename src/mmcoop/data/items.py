@@ -18,6 +18,9 @@ from mmcoop.errors import DataError
 def as_labels(labels: Any, num_classes: int | None, where: str) -> tuple[Tensor, int]:
     """Labels as int64 ``[N]`` plus ``num_classes`` (``max + 1`` when not given), range-checked.
 
+    An inferred class count must leave no class without a sample: a stray label 9 in 4-class data would
+    otherwise silently make a 10-class model (declare ``num_classes`` when some classes truly have none).
+
     Args:
         labels: sequence, array or tensor of class indices ``[N]``.
         num_classes: number of classes, or ``None`` to infer.
@@ -35,14 +38,46 @@ def as_labels(labels: Any, num_classes: int | None, where: str) -> tuple[Tensor,
     if t.dim() != 1:
         raise DataError(f"{where}: labels must have shape [N], got {tuple(t.shape)}")
     t = t.long()
+    inferred = num_classes is None
     if num_classes is None:
         num_classes = int(t.max()) + 1 if t.numel() else 0
     if t.numel() and (int(t.min()) < 0 or int(t.max()) >= num_classes):
+        if inferred:
+            raise DataError(
+                f"{where}: label {int(t.min())} (sample {int(t.argmin())}) is negative; labels must be class "
+                "indices 0, 1, ..., C-1"
+            )
+        bad = int(((t < 0) | (t >= num_classes)).nonzero()[0, 0])
         raise DataError(
             f"label out of range: labels span [{int(t.min())}, {int(t.max())}] "
-            f"but num_classes={num_classes}; fix the labels or num_classes ({where})"
+            f"but num_classes={num_classes}: label {int(t[bad])} (sample {bad}) is not one of the {num_classes} "
+            f"classes 0..{num_classes - 1}; fix the labels or num_classes ({where})"
         )
+    if inferred and t.numel():
+        empty = (torch.bincount(t, minlength=num_classes) == 0).nonzero().flatten().tolist()
+        if empty:
+            top = int(t.max())
+            raise DataError(
+                f"{where}: label {top} (sample {int(t.argmax())}) makes {num_classes} classes, but "
+                f"{len(empty)} of them have no sample (classes {_span(empty)}); labels must be class indices "
+                "0, 1, ..., C-1: fix the label, or declare the class count (num_classes, e.g. a `num_classes` "
+                "attribute of your Dataset) when some classes truly have no sample"
+            )
     return t, int(num_classes)
+
+
+def _span(values: Sequence[int]) -> str:
+    """``[4, 5, 6, 8]`` -> ``"4-6, 8"`` (at most 5 pieces)."""
+    pieces: list[str] = []
+    start = prev = values[0]
+    for v in [*values[1:], None]:
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        pieces.append(str(start) if start == prev else f"{start}-{prev}")
+        if v is not None:
+            start = prev = v
+    return ", ".join(pieces[:5]) + (", ..." if len(pieces) > 5 else "")
 
 
 def resolve_specs(
@@ -156,8 +191,9 @@ def check_modalities(inputs: Mapping[str, Any], specs: Sequence[ModalitySpec], d
         )
 
 
-def check_label(label: Any, num_classes: int, describe: Callable[[], str]) -> int:
-    """``label`` as an int in ``[0, num_classes)``, else a :class:`DataError` naming the sample."""
+def check_label(label: Any, num_classes: int | None, describe: Callable[[], str]) -> int:
+    """``label`` as an int in ``[0, num_classes)`` (``>= 0`` when the count is not known yet), else a
+    :class:`DataError` naming the sample."""
     value = label
     if isinstance(label, (Tensor, np.ndarray)):
         size = label.numel() if isinstance(label, Tensor) else label.size
@@ -166,8 +202,13 @@ def check_label(label: Any, num_classes: int, describe: Callable[[], str]) -> in
         isinstance(value, (float, np.floating)) and float(value).is_integer()
     )
     if not ok:
-        raise DataError(f"{describe()} has label {label!r}; labels must be int class indices in [0, {num_classes})")
+        bound = f"in [0, {num_classes})" if num_classes is not None else "0, 1, ..., C-1"
+        raise DataError(f"{describe()} has label {label!r}; labels must be int class indices {bound}")
     y = int(value)
+    if num_classes is None:
+        if y < 0:
+            raise DataError(f"{describe()} has label {y}; labels must be class indices 0, 1, ..., C-1")
+        return y
     if not 0 <= y < num_classes:
         raise DataError(f"{describe()} has label {y} outside [0, {num_classes}); fix the label or num_classes")
     return y

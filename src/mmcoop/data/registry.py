@@ -12,9 +12,10 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from mmcoop.data.base import DatasetSplits
 import torch
 
+from mmcoop.data.base import DatasetSplits
+from mmcoop.data.finite import check_split_finite
 from mmcoop.errors import ConfigError, DataError
 from mmcoop.utils.registry import Registry
 
@@ -66,31 +67,9 @@ def check_finite(splits: DatasetSplits, lazy_samples: int = 256, chunk: int = 64
                 "that size the splits"
                 + (" (a val split carved from train: dataset_options.val_fraction)" if split == "val" else "")
             )
-        if data.in_memory:
-            for modality, t in data.inputs.items():
-                _raise_if_bad(splits, split, modality, ~torch.isfinite(t.reshape(t.shape[0], -1)).all(1), None, "")
-            continue
         n = data.num_samples
-        k = min(int(lazy_samples), n)
+        k = n if data.in_memory else min(int(lazy_samples), n)
         if k <= 0:
             continue
-        rows = torch.linspace(0, n - 1, k).round().long().unique()
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
-            for modality, t in data.source.fetch(part, False)["inputs"].items():
-                bad = ~torch.isfinite(t.reshape(t.shape[0], -1)).all(1)
-                _raise_if_bad(splits, split, modality, bad, part, f" (checked {len(rows)} of {n} samples)")
-
-
-def _raise_if_bad(
-    splits: DatasetSplits, split: str, modality: str, bad: torch.Tensor, rows: torch.Tensor | None, checked: str
-) -> None:
-    if not bool(bad.any()):
-        return
-    first = int(bad.nonzero()[0, 0])
-    first = first if rows is None else int(rows[first])
-    raise DataError(
-        f"dataset {splits.name!r}: {int(bad.sum())} {split} sample(s) have NaN/inf {modality!r} inputs "
-        f"(first: sample {first}){checked}; clean or drop them at the source "
-        f"({splits.info.get('source', 'unknown source')})"
-    )
+        rows = None if data.in_memory else torch.linspace(0, n - 1, k).round().long().unique()
+        check_split_finite(data, splits.name, split, splits.info.get("source", "unknown source"), rows, chunk)

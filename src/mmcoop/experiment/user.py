@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from torch.utils.data import Dataset as TorchDataset
 
-from mmcoop.data import DatasetSplits, DictDatasetSource, MultimodalDataset, Source
+from mmcoop.data import DatasetSplits, DictDatasetSource, MultimodalDataset, Source, check_finite
 from mmcoop.errors import ConfigError, DataError, MMCoopError
 from mmcoop.utils.targets import call_with_supported, resolve_target
 
@@ -121,7 +121,8 @@ def user_splits(target: str, options: Mapping[str, Any], seed: int, name: str = 
     :class:`~mmcoop.data.DatasetSplits`, a mapping with keys ``train``, ``val``, ``test``, or
     a ``(train, val, test)`` tuple; each split is an mmcoop dataset or source, or a
     ``torch.utils.data.Dataset`` whose items are ``{"inputs": {name: Tensor}, "label": int}``.
-    The three splits must have the same modalities (in order) and classes.
+    The three splits must have the same modalities (in order) and classes, and finite inputs
+    (:func:`~mmcoop.data.check_finite`).
     """
     key = f"data.target={target!r}"
     fn = resolve_target(target, "data.target")
@@ -152,7 +153,9 @@ def user_splits(target: str, options: Mapping[str, Any], seed: int, name: str = 
         if v.num_classes != ref.num_classes:
             raise DataError(f"{key}: the {s} split has {v.num_classes} classes but train has {ref.num_classes}")
     info.setdefault("source", target)
-    return DatasetSplits(name, views["train"], views["val"], views["test"], info)
+    splits = DatasetSplits(name, views["train"], views["val"], views["test"], info)
+    check_finite(splits)  # NaN/inf inputs in any split, as for a registered dataset
+    return splits
 
 
 def _human_bytes(n: float) -> str:

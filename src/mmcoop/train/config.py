@@ -9,6 +9,10 @@ from typing import Literal
 from mmcoop.errors import ConfigError
 
 
+#: the most epochs a run may ask for: far beyond any real schedule, so a larger number is a typo
+MAX_EPOCHS = 100_000
+
+
 @dataclass
 class TrainConfig:
     """Optimisation settings.
@@ -87,6 +91,10 @@ class TrainConfig:
         for key in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        if self.epochs > MAX_EPOCHS:
+            raise ConfigError(
+                f"train.epochs must be at most {MAX_EPOCHS}, got {self.epochs}; give the number of epochs to train"
+            )
         if self.patience < 0:
             raise ConfigError(f"train.patience must be >= 0 (0 = no early stopping), got {self.patience}")
         if self.num_workers < 0:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from mmcoop.data.base import DatasetSplits, MultimodalDataset, batch_to, make_loader
+from mmcoop.data.finite import check_split_finite
 from mmcoop.errors import ConfigError, MMCoopError
 from mmcoop.methods.base import Method, MethodContext
 from mmcoop.train.callbacks import CallbackList, ConsoleLine, EpochEndFunction
@@ -209,6 +210,10 @@ class Trainer:
 
         Under DDP each rank evaluates rows ``r, r+W, ...`` and the sums are reduced: exact,
         no padded duplicates.
+
+        Raises:
+            DataError: the loss is NaN/inf because inputs of the split are (the split, modality and first
+                sample named; a lazy source is checked only on a sample of rows when it loads).
         """
         meter = MultimodalMeter(dataset.num_classes, dataset.modalities)
         batches = self.engine.inference(dataset, self.config.eval_batch_size)
@@ -224,6 +229,8 @@ class Trainer:
             meter.update(logits, batch["label"], uni, loss, phi=phi)
         meter.sync()
         metrics = meter.compute()
+        if not math.isfinite(metrics.get("loss", 0.0)):  # the reduced sum: every rank takes this branch
+            check_split_finite(dataset, self.splits.name, desc, self.splits.info.get("source", "unknown source"))
         self.callbacks.after_evaluation(desc, metrics)
         return metrics
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 import torch
 from torch import Tensor
 
+from mmcoop.data.finite import non_finite
+from mmcoop.errors import DataError
 from mmcoop.models.folding import inference_model
 from mmcoop.utils.dist import all_gather_objects, all_gather_rows, rank, world_size
 from mmcoop.utils.modes import eval_mode
@@ -124,6 +126,21 @@ def encode_dataset(
     return torch.cat(feats), torch.cat(labels).long(), torch.cat(index).long()
 
 
+def _check_finite_inputs(dataset: Any, index: Tensor, finite: Tensor, split: str | None, ids: list[str]) -> None:
+    """Raise :class:`DataError` naming the split, modality and first sample when non-finite features come from
+    NaN/inf inputs (a lazy source is checked only on a sample of rows when it loads)."""
+    bad = ~finite.bool()
+    if not bool(bad.any()):
+        return
+    hit = non_finite(dataset, index[bad])
+    if hit is not None:
+        modality, rows = hit
+        raise DataError(
+            f"{len(rows)} {split or 'valued'} sample(s) have NaN/inf {modality!r} inputs (first: sample "
+            f"{ids[int(rows.min())]!r}); their Shapley values would be meaningless: clean or drop them at the source"
+        )
+
+
 def valuate_dataset(
     model: "MultimodalModel",
     dataset: "MultimodalDataset",
@@ -198,7 +215,15 @@ def valuate_dataset(
     loader: Iterable[dict[str, Any]] = make_loader(view, batch_size)
     loader = progress_bar(loader, f"valuating {split or 'samples'}", enabled=progress)
 
-    parts: dict[str, list[Tensor]] = {"index": [], "label": [], "phi": [], "values": [], "preds": [], "stderr": []}
+    parts: dict[str, list[Tensor]] = {
+        "index": [],
+        "label": [],
+        "phi": [],
+        "values": [],
+        "preds": [],
+        "stderr": [],
+        "finite": [],  # per sample: its features are finite (NaN/inf inputs give wrong, not NaN, values)
+    }
     extras: dict[str, list[Tensor]] = {}
     masks: Tensor | None = None
     result_method = valuator.resolved_method()
@@ -206,7 +231,9 @@ def valuate_dataset(
     with eval_mode(model), torch.no_grad():
         for batch in loader:
             batch = batch_to(batch, dev)
-            res = valuator.attribute_features(model.encode(batch["inputs"]), batch["label"])
+            feats = model.encode(batch["inputs"])
+            parts["finite"].append(torch.isfinite(feats.flatten(1)).all(1))
+            res = valuator.attribute_features(feats, batch["label"])
             masks, result_method = res.masks, res.method
             parts["index"].append(batch["index"])
             parts["label"].append(batch["label"])
@@ -235,6 +262,8 @@ def valuate_dataset(
         out, extra = _gather_shards(out), _gather_shards(extra)
     out = {key: v.cpu() for key, v in out.items()}
     all_ids = dataset.sample_ids  # stable ids of the source's samples (clip id, file path, user id, index)
+    if "finite" in out:
+        _check_finite_inputs(dataset, out["index"], out.pop("finite"), split, all_ids)
     ids = [all_ids[i] for i in out["index"].tolist()]
     return ValuationTable(
         modalities=list(model.modalities),
