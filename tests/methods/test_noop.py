@@ -36,6 +36,8 @@ NOOPS = [
     # BalanceBenchmark's six (issue 25)
     ("mmcosine", {"modulation_starts": 3}, 3, ["method_options.modulation_starts=3", "train.epochs=3"]),
     ("cml", {"modulation_starts": 2}, 2, ["method_options.modulation_starts=2", "train.epochs=2"]),
+    ("umt", {"modulation_starts": 2}, 2, ["method_options.modulation_starts=2", "train.epochs=2"]),
+    ("umt", {"scaling": 0}, 5, ["method_options.scaling=0"]),
     ("amco", {"modulation_starts": 2}, 2, ["method_options.modulation_starts=2", "train.epochs=2"]),
     ("mbsd", {"modulation_starts": 2}, 2, ["method_options.modulation_starts=2", "train.epochs=2"]),
 ]
@@ -53,6 +55,7 @@ ACTIVE = [
     ("relearning", {"reinit_epoch": 1}, 3),
     ("mmcosine", {"modulation_starts": 2}, 3),
     ("cml", {"modulation_starts": 1}, 2),
+    ("umt", {"modulation_starts": 1}, 2),
     ("lfm", {}, 1),
     ("amco", {"modulation_starts": 1}, 2),
     ("mbsd", {"modulation_starts": 1}, 2),

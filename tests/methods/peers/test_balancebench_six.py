@@ -17,6 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SIX: dict[str, dict[str, Any]] = {
     "mmcosine": {},
     "cml": {},
+    "umt": {"teacher_epochs": 1},
     "lfm": {},
     "amco": {},
     "mbsd": {},

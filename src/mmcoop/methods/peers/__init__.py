@@ -16,6 +16,7 @@ deliberate difference and how the method handles ``M > 2`` modalities.
 - ``mbsd`` (:mod:`.mbsd`): MBSD as BalanceBenchmark implements it -- unimodal CEs plus weighted pairwise distillation.
 - ``amco`` (:mod:`.amco`): AMCo, ICASSP 2024 -- adaptive class masking of the dominant modality.
 - ``lfm`` (:mod:`.lfm`): LFM, NeurIPS 2024 -- CE plus unimodal alignment, weights learnt per epoch.
+- ``umt`` (:mod:`.umt`): UMT, ICML 2023 -- unimodal teachers trained in-method, feature distillation.
 - The other peers (G-Blending, ReconBoost, Diagnosing & Re-learning, CGGM, InfoReg, Greedy):
   see their modules.
 """
