@@ -289,3 +289,41 @@ def reference_train_frames(folder: Path, size: int, num: int, seed: int) -> "tor
     torch.manual_seed(seed)
     offsets = torch.randint(0, seg, (num,)).tolist()
     return torch.stack([tf(Image.open(files[i * seg + o]).convert("RGB")) for i, o in enumerate(offsets)])
+
+
+BALANCED_CLASSES = ("playing piano", "singing", "bowling")
+
+
+def build_balancedav(root: Path, content: Content, frames: int = 8) -> Built:
+    """BalanceBenchmark's BalancedAV layout: annotations.json, audio/<id>.pkl, visual/<id>.hdf5 (JPEG bytes).
+
+    3 classes x (training 3, testing 1) clips and one testing clip listed but absent;
+    ``extra["frames"][id]`` holds each clip's encoded frames.
+    """
+    import io
+
+    import h5py
+
+    database, encoded = {}, {}
+    clips: dict[str, list[tuple[str, int]]] = {"train": [], "test": []}
+    (root / "visual").mkdir(parents=True, exist_ok=True)
+    for subset, split, per_class in (("training", "train", 3), ("testing", "test", 1)):
+        for c, cls in enumerate(BALANCED_CLASSES):
+            for k in range(per_class):
+                cid = f"bav_{split}_{c}{k}"
+                database[cid] = {"subset": subset, "label": cls}
+                write_spectrogram(root / "audio" / f"{cid}.pkl", content)
+                blobs = []
+                for _ in range(frames):
+                    buf = io.BytesIO()
+                    frame_image(content.digit()).save(buf, format="JPEG", quality=95)
+                    blobs.append(buf.getvalue())
+                with h5py.File(root / "visual" / f"{cid}.hdf5", "w") as f:
+                    ds = f.create_dataset("video", (frames,), dtype=h5py.vlen_dtype(np.uint8))
+                    for i, b in enumerate(blobs):
+                        ds[i] = np.frombuffer(b, np.uint8)
+                encoded[cid] = blobs
+                clips[split].append((cid, c))
+    database["bav_test_absent"] = {"subset": "testing", "label": BALANCED_CLASSES[0]}
+    (root / "annotations.json").write_text(json.dumps({"labels": list(BALANCED_CLASSES), "database": database}))
+    return Built(root, clips, {"frames": encoded})

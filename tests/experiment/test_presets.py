@@ -35,6 +35,7 @@ BUILD = {  # preset -> (fixture builder, extra dataset options)
     "vggsound": ("build_vggsound", {"val_fraction": 0.5}),
     "ucf101": ("build_ucf101", {"val_fraction": 1 / 3}),
     "mm-debiased": ("build_mm_debiased", {}),
+    "balancedav": ("build_balancedav", {"val_fraction": 1 / 3}),
 }
 
 

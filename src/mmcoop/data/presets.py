@@ -7,7 +7,8 @@ recipe (reader options, class count, model, optimiser and schedule, the source c
 read, so a new dataset brings its preset with it (no list to edit).
 
 The shared recipes are here so that every dataset cites the same numbers:
-:data:`PAPER_TRAIN` (the CVPR 2024 code) and :data:`PEER_TRAIN` (OGM-GE / PMR), and
+:data:`PAPER_TRAIN` (the CVPR 2024 code), :data:`PEER_TRAIN` (OGM-GE / PMR) and
+:data:`BALANCE_TRAIN` (BalanceBenchmark), and
 :func:`resnet18_model` (ResNet-18 encoders per modality, 512-d features, concat fusion).
 """
 
@@ -48,6 +49,17 @@ PEER_TRAIN = {
     "gamma": 0.1,
     "epochs": 100,
     "batch_size": 64,
+}
+#: BalanceBenchmark (GeWu-Lab/BalanceBenchmark 4c1482f, configs/global_config.yaml, every dataset): AdamW 1e-3,
+#: weight decay 0.01, StepLR 10 x 0.1, 30 epochs, effective batch 32.
+BALANCE_TRAIN = {
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 0.01,
+    "step_size": 10,
+    "gamma": 0.1,
+    "epochs": 30,
+    "batch_size": 32,
 }
 #: audio spectrogram + RGB frames, the encoders of the audio-visual datasets.
 AUDIO_VISUAL = {"audio": "resnet18-spectrogram", "visual": "resnet18-frames"}

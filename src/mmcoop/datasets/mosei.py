@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from mmcoop.data.base import ModalitySpec
-from mmcoop.data.presets import register_preset
+from mmcoop.data.presets import BALANCE_TRAIN, register_preset
 from mmcoop.data.storage import load_dataset_pickle
 from mmcoop.data.tensor_source import TensorSource
 from mmcoop.datasets.paper import paper_dataset
@@ -215,18 +215,7 @@ def load_mosi_sources(
     return read_pickle_sources("mosi", Path(root), data, aligned, labels, file)
 
 
-#: BalanceBenchmark's global training settings (configs/global_config.yaml): AdamW 1e-3, weight decay
-#: 0.01, StepLR(10, 0.1), 30 epochs, effective batch 32.
-BALANCE_TRAIN = {
-    "optimizer": "adamw",
-    "lr": 1e-3,
-    "weight_decay": 0.01,
-    "step_size": 10,
-    "gamma": 0.1,
-    "epochs": 30,
-    "batch_size": 32,
-}
-BALANCE_SOURCE = (
+MOSEI_SOURCE = (
     "GeWu-Lab/BalanceBenchmark 4c1482f configs/global_config.yaml (train, dataloader), configs/model_config.yaml "
     "(BaseClassifier), configs/encoder_config.yaml (Transformer_), configs/dataset_config.yaml (CMUMOSEI)"
 )
@@ -248,6 +237,6 @@ for _name in ("mosei", "mosi"):
                 "encoder_options": {m: dict(SEQUENCE_TRANSFORMER) for m in MODALITIES},
             },
         },
-        source=BALANCE_SOURCE
+        source=MOSEI_SOURCE
         + (" (MOSI: the same settings, BalanceBenchmark has no MOSI entry)" if _name == "mosi" else ""),
     )

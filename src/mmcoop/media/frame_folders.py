@@ -1,7 +1,8 @@
 """Frame-folder loaders: RGB frames and optical-flow pairs of one clip -> ``[T, C, S, S]``.
 
 :class:`FrameFolder` reads a folder of RGB frame images, :class:`FlowFolders` a pair of
-greyscale u/v folders. Frames are chosen by :func:`mmcoop.media.frames.frame_indices`
+greyscale u/v folders, :class:`Hdf5Frames` the encoded frames of one HDF5 file per clip
+(BalanceBenchmark's BalancedAV layout; needs h5py). Frames are chosen by :func:`mmcoop.media.frames.frame_indices`
 (the package's one frame-choice rule) and transformed per frame as the official
 pipelines do (:func:`mmcoop.media.transforms.transform_group`: ``RandomResizedCrop`` +
 flip in training, ``Resize`` in evaluation); normalisation is applied once per batch
@@ -34,8 +35,10 @@ from mmcoop.media.transforms import (
     Crop,
     normalize_frames,
     open_image,
+    open_image_bytes,
     transform_group,
 )
+from mmcoop.utils.optional import import_optional
 
 
 @dataclass
@@ -120,6 +123,43 @@ class FlowFolders(_Frames):
                 self.flip,
             )
             frames.append(np.concatenate([u, v], axis=2))
+        return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+
+
+@dataclass
+class Hdf5Frames(_Frames):
+    """Encoded RGB frames (JPEG/PNG bytes) in the dataset ``key`` of one HDF5 file per clip -> ``[T, 3, S, S]``.
+
+    BalanceBenchmark (GeWu-Lab/BalanceBenchmark 4c1482f, ``balancemm/datasets/balance_dataset.py``)
+    stores a clip's frames as ``f["video"][i]``, each the bytes of one image, opened with
+    ``Image.open(io.BytesIO(...))``. Frames are chosen and transformed as :class:`FrameFolder`'s.
+
+    Attributes:
+        key: the HDF5 dataset holding the frames (``video``).
+    """
+
+    key: str = "video"
+
+    def load(self, path: Path, train: bool, gen: torch.Generator | None) -> Tensor:
+        h5py = import_optional("h5py", "balancedav", f"reading the HDF5 frames {path}")
+        try:
+            with h5py.File(path, "r") as f:
+                if self.key not in f:
+                    raise DataError(f"HDF5 frame file {path} has no dataset {self.key!r} (it has {sorted(f)})")
+                video = f[self.key]
+                n = len(video)
+                if n < 1:
+                    raise DataError(f"HDF5 frame file {path}: dataset {self.key!r} holds no frames")
+                idx = frame_indices(n, self.num_frames, train, gen, self.train_choice, self.eval_choice)
+                encoded = [np.asarray(video[i]).tobytes() for i in idx]
+        except FileNotFoundError:
+            raise DataError(f"missing HDF5 frame file {path}") from None
+        except OSError as e:
+            raise DataError(f"corrupt HDF5 frame file {path}: {e}. Re-create it") from None
+        frames = []
+        for i, data in zip(idx, encoded):
+            image = open_image_bytes(data, f"{path}[{self.key!r}][{i}]")
+            frames.append(transform_group([image], self.image_size, train, gen, self.crop, self.flip)[0])
         return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
 
 

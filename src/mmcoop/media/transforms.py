@@ -21,6 +21,7 @@ then ``ToTensor()`` and ``Normalize(ImageNet mean/std)``.
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Literal, Sequence
@@ -265,6 +266,19 @@ def open_image(path: Path, mode: str, layout: str) -> Image.Image:
         raise layout_error(f"missing frame {path}", layout) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise DataError(f"corrupt image {path}: {e}. Re-extract the frames of this clip") from None
+
+
+def open_image_bytes(data: bytes, where: str, mode: str = "RGB") -> Image.Image:
+    """An encoded image held in memory (e.g. one frame of an HDF5 file) -> ``Image`` in ``mode``.
+
+    Raises:
+        DataError: the bytes are not a decodable image (``where`` names them).
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.convert(mode)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise DataError(f"corrupt image {where}: {e}. Re-create this clip's frames") from None
 
 
 def transform_group(
