@@ -199,8 +199,9 @@ def test_parse_matched():
     assert parse_matched("steps,visits") == ("visits", "steps")
     assert parse_matched("visits") == ("visits",)
     assert parse_matched("none") == () and parse_matched("") == ()
+    assert parse_matched("flops,visits") == ("visits", "flops")  # issue 26: the same training FLOPs
     with pytest.raises(ConfigError, match="--matched"):
-        parse_matched("flops")
+        parse_matched("joules")
 
 
 def test_matched_epochs_rounds_half_up_and_never_below():

@@ -297,8 +297,8 @@ def _gain_table(summary: Any, runs: Any) -> Table | None:
     t = Table(
         title=f"gain over joint training (test acc, points): mean over {n} paired seed{'s' * (n > 1)} "
         "[95% paired-t CI]",
-        caption="gain: at equal epochs; gain@visits / gain@steps: against joint trained for as many sample "
-        "visits / optimizer steps (vs joint E ep)",
+        caption="gain: at equal epochs; gain@visits / gain@steps / gain@flops: against joint trained for as many "
+        "sample visits / optimizer steps / training FLOPs (vs joint E ep)",
     )
     for col in rows[0]:
         t.add_column(str(col), justify="left" if col == "method" else "right", no_wrap=True)
@@ -328,7 +328,16 @@ def compare(
     matched: str = typer.Option(
         "visits",
         help="Compute-matched joint baselines: comma list of visits (same "
-        "training-sample visits), steps (same optimizer steps), or none.",
+        "training-sample visits), steps (same optimizer steps), flops (same training FLOPs, "
+        "valuation passes included; counts FLOPs), or none.",
+    ),
+    probe: bool = typer.Option(
+        False, "--probe", help="Fit linear probes per modality on every compared run (probe.json, probe_* columns)."
+    ),
+    flops: bool = typer.Option(
+        False,
+        "--flops",
+        help="Count training and inference FLOPs of every run (FlopCounterMode; slows each epoch a little).",
     ),
     early_stop: Optional[int] = typer.Option(
         None,
@@ -393,6 +402,8 @@ def compare(
             bootstrap=bootstrap,
             resume=resume,
             on_run=on_run,
+            probe=probe,
+            count_flops=flops,
         )
         if not is_main():  # under torchrun: rank 0 prints
             return

@@ -36,12 +36,13 @@ run's best-validation model.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -59,21 +60,24 @@ from mmcoop.experiment.safety import (
     prepare_compare_dir,
 )
 from mmcoop.experiment.run import RunResult, _on_main, check_new_run, load_splits, resume_experiment, run_experiment
+from mmcoop.experiment.compare_extras import cost_columns, probe_columns
+from mmcoop.experiment.compare_format import PROTOCOLS, format_gains, format_summary  # noqa: F401 - re-exported
 from mmcoop.experiment.stats import paired_gains, summarize_gains
 from mmcoop.methods import METHODS, build_method, variant_options
 from mmcoop.methods.base import NOOP_WAYS_OUT, noop_problem
 from mmcoop.train.distributed import barrier, init_from_env, is_main
+from mmcoop.utils.dist import all_gather_objects
 from mmcoop.utils.io import atomic_write_text
 from mmcoop.utils.summaries import summarize_over_seeds
 from mmcoop.utils.lock import LOCK_NAME, FolderLock
 from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, COMPARE_REQUEST_FILE, SUMMARY_CSV, RunPaths
 
-#: Gain protocols: equal epochs (always), and the baseline given the same sample visits / optimizer steps.
-PROTOCOLS: tuple[str, ...] = ("epochs", "visits", "steps")
-MATCHED: tuple[str, ...] = ("visits", "steps")
+#: Matched protocols (the gain protocols are :data:`mmcoop.experiment.compare_format.PROTOCOLS`): the baseline
+#: given the same sample visits / optimizer steps / training FLOPs.
+MATCHED: tuple[str, ...] = ("visits", "steps", "flops")
 #: Run totals read from a run's last ``metrics.jsonl`` record.
 _TOTALS = ("sample_visits", "optimizer_steps")
-_TOTAL_OF = {"visits": "sample_visits", "steps": "optimizer_steps"}
+_TOTAL_OF = {"visits": "sample_visits", "steps": "optimizer_steps", "flops": "train_flops_total"}
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,8 @@ def parse_seeds(spec: str | list[int]) -> list[int]:
 
 
 def parse_matched(spec: str | Sequence[str] | None) -> tuple[str, ...]:
-    """``"visits,steps"`` -> ``("visits", "steps")``; ``""``/``"none"``/``None`` -> no matched baseline."""
+    """``"visits,steps"`` -> ``("visits", "steps")``; ``""``/``"none"``/``None`` -> no matched baseline.
+    ``flops`` (the same training FLOPs, valuation passes included) turns FLOP counting on."""
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else (spec or ())) if s.strip()]
     if items == ["none"]:
         return ()
@@ -181,81 +186,6 @@ def add_gain_summary(
     return out
 
 
-def _fmt_gain(mean: float, low: float, high: float, n: float) -> str:
-    """``+2.0 [-0.5, +4.5]``; ``+2.0 (1 seed: no CI)`` when the interval is undefined."""
-    if not math.isfinite(mean):
-        return "–"
-    if math.isfinite(low):
-        return f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]"
-    return f"{mean:+.1f} (1 seed: no CI)" if n == 1 else f"{mean:+.1f} (no CI)"
-
-
-def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
-    """``mean ± std`` strings, accuracies in percent, for printing (plain means when every method has one seed)."""
-    rows = []
-    single = bool((summary["seeds"] <= 1).all()) if len(summary) else False
-    for _, r in summary.iterrows():
-        row: dict[str, Any] = {"method": r["method"], "seeds": int(r["seeds"])}
-        for col in summary.columns:
-            base = col[: -len("_mean")]
-            if not col.endswith("_mean") or not (base.startswith("test_") or base == "seconds_per_epoch"):
-                continue
-            if base == "seconds_per_epoch":
-                row["s/epoch"] = f"{r[col]:.1f}"
-            else:
-                mean = f"{100 * r[col]:.1f}"
-                row[base.replace("test_", "")] = mean if single else f"{mean} ± {100 * r[base + '_std']:.1f}"
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def format_gains(summary: pd.DataFrame, runs: pd.DataFrame | None = None, baseline: str = "joint") -> pd.DataFrame:
-    """Gain table for printing, one row per compared method (baseline and matched runs left out).
-
-    Columns: ``visits ×joint`` / ``steps ×joint`` / ``s/epoch ×joint`` (mean sample visits,
-    optimizer steps and seconds per epoch relative to the baseline), and per protocol ``gain`` (equal epochs) / ``gain@visits``
-    / ``gain@steps`` (same sample visits / optimizer steps): one cell of lines, the mean
-    gain in points with its 95% paired-t interval (``+2.0 [-0.5, +4.5]``, or ``+2.0 (1
-    seed: no CI)``), then ``boot [lo, hi]`` when a bootstrap was run, then for matched
-    protocols the baseline epochs matched (``vs joint 30 ep``, a range when seeds differ).
-    """
-    protos = [p for p in PROTOCOLS if f"gain_{p}_mean" in summary.columns]
-    if not protos:
-        return pd.DataFrame()
-    by = summary.set_index("method")
-    rows = []
-    for _, r in summary.iterrows():
-        if not math.isfinite(float(r.get("gain_epochs_mean", math.nan))):
-            continue
-        row: dict[str, Any] = {"method": r["method"], "seeds": int(r["seeds"])}
-        for key, name in (("sample_visits", "visits"), ("optimizer_steps", "steps"), ("seconds_per_epoch", "s/epoch")):
-            col = f"{key}_mean"
-            if col in by.columns and baseline in by.index and by.loc[baseline, col] > 0:
-                ratio = float(r[col]) / float(by.loc[baseline, col])
-                row[f"{name} ×{baseline}"] = f"{ratio:.2f}" if math.isfinite(ratio) else "–"
-        for p in protos:
-            lines = [
-                _fmt_gain(
-                    float(r[f"gain_{p}_mean"]),
-                    float(r[f"gain_{p}_low"]),
-                    float(r[f"gain_{p}_high"]),
-                    float(r[f"gain_{p}_n"]),
-                )
-            ]
-            if f"gain_{p}_boot_low" in summary.columns:
-                lo, hi = float(r[f"gain_{p}_boot_low"]), float(r[f"gain_{p}_boot_high"])
-                lines.append(f"boot [{lo:+.1f}, {hi:+.1f}]" if math.isfinite(lo) else "boot n/a")
-            ecol = f"baseline_epochs_{p}"
-            if p != "epochs" and runs is not None and ecol in runs.columns:
-                e = pd.to_numeric(runs.loc[runs["method"] == r["method"], ecol], errors="coerce").dropna()
-                if len(e):
-                    lo_e, hi_e = int(e.min()), int(e.max())
-                    lines.append(f"vs {baseline} {lo_e if lo_e == hi_e else f'{lo_e}-{hi_e}'} ep")
-            row["gain" if p == "epochs" else f"gain@{p}"] = "\n".join(lines)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def _run_row(label: str, seed: int, role: str, result: RunResult) -> dict[str, Any]:
     """The compare.csv row of a finished run."""
     hist = result.history
@@ -270,13 +200,18 @@ def _run_row(label: str, seed: int, role: str, result: RunResult) -> dict[str, A
     row["epochs_run"] = len(hist)
     for k in _TOTALS:
         row[k] = hist[-1].get(k, math.nan)
+    row.update(cost_columns(hist))
     return row
 
 
 def _per_epoch(result: RunResult) -> dict[str, float]:
     """Units the baseline spends in one epoch: sample visits and optimizer steps of its first epoch."""
     first = result.history[0]
-    return {"visits": float(first.get("train_units", math.nan)), "steps": float(first.get("epoch_steps", math.nan))}
+    return {
+        "visits": float(first.get("train_units", math.nan)),
+        "steps": float(first.get("epoch_steps", math.nan)),
+        "flops": float(first.get("train_flops", math.nan)),
+    }
 
 
 def _request(
@@ -378,6 +313,8 @@ def run_compare(
     bootstrap: int = 0,
     bootstrap_seed: int = 0,
     resume: bool = False,
+    probe: bool = False,
+    count_flops: bool = False,
 ) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
     """Run every (method, seed) pair of ``base``, the compute-matched baselines, and write
     the comparison directory.
@@ -401,6 +338,10 @@ def run_compare(
         bootstrap_seed: seed of the bootstrap draws.
         resume: continue the comparison in the folder (see the module docstring); new
             seeds and methods are added to the recorded ones.
+        probe: fit the linear probes of every compared run (``probe.json``; the
+            ``probe_acc_<f>`` / ``probe_f1_<f>`` columns, :mod:`mmcoop.experiment.compare_extras`).
+        count_flops: count training and inference FLOPs in every run (``train.count_flops``;
+            on whenever ``matched`` has ``flops``).
 
     Returns:
         ``(compare_dir, per_run_table, summary_table)`` (the tables of compare.csv and summary.csv).
@@ -417,15 +358,17 @@ def run_compare(
     cdir = check_run_path(base.out_dir, name or f"compare_{ds_label}", what="comparison")
     shared = dict(shared_options or {})
     matched = parse_matched(matched)
+    if (count_flops or "flops" in matched) and not base.train.count_flops:
+        base = base.replace(train=dict(base.to_dict()["train"], count_flops=True))
     methods = list(methods)
     if baseline is not None and baseline not in [m.label for m in methods]:
         methods.insert(0, parse_methods(baseline)[0])
 
-    def probe() -> None:  # another compare writing this folder now: name it before anything else
+    def check_holder() -> None:  # another compare writing this folder now: name it before anything else
         if (cdir / LOCK_NAME).is_file():
             FolderLock(cdir, what="comparison folder").acquire().release()
 
-    _on_main(probe)  # rank 0 only: under torchrun it holds the lock from open_compare on
+    _on_main(check_holder)  # rank 0 only: under torchrun it holds the lock from open_compare on
     recorded = _read_request(cdir) if cdir.is_dir() else None
     if recorded is not None:  # a comparison is there: continue it (recorded runs first), or refuse
         asked = _request(base, methods, seeds, matched, baseline)
@@ -522,6 +465,7 @@ def run_compare(
             bootstrap,
             bootstrap_seed,
             first,
+            probe,
         )
     finally:
         if lock is not None:
@@ -542,6 +486,7 @@ def _compare_runs(
     bootstrap: int,
     bootstrap_seed: int,
     first: Any,
+    probe: bool = False,
 ) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
     """The runs of :func:`run_compare` and its tables (called under the comparison's lock)."""
     barrier()
@@ -562,6 +507,9 @@ def _compare_runs(
             cfg = config_for(m, seed, f"{m.label.replace(':', '-')}_seed{seed}")
             results[m.label] = run(cfg, splits)
             seed_rows[m.label] = _run_row(m.label, seed, "method", results[m.label])
+            if probe:  # rank 0 fits (and writes probe.json); every rank keeps the row the same
+                cols = _on_main(functools.partial(probe_columns, cfg.run_dir))
+                seed_rows[m.label].update(cast(dict, all_gather_objects(cols)[0]) or {})
             finish(seed_rows[m.label])
         if baseline is None:
             continue

@@ -334,6 +334,7 @@ GAIN_PROTOCOLS: dict[str, str] = {
     "epochs": "equal epochs",
     "visits": "joint given the same sample visits",
     "steps": "joint given the same optimizer steps",
+    "flops": "joint given the same training FLOPs",
 }
 
 

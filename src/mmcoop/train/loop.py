@@ -32,6 +32,7 @@ from mmcoop.train.distributed import (
 )
 from mmcoop.train.divergence import DivergenceGuard
 from mmcoop.train.engine import StepEngine
+from mmcoop.train.flops import FlopMeter, parameter_count
 from mmcoop.train.metrics import MultimodalMeter
 from mmcoop.utils.progress import progress_bar
 from mmcoop.utils.seeding import rng_state, set_rng_state
@@ -188,6 +189,7 @@ class Trainer:
         self.best_epoch = -1
         self.best_state: dict[str, Tensor] | None = None
         self.sample_visits = 0  # training units seen, all epochs (for compute-matched comparisons)
+        self.train_flops_total = 0  # training FLOPs of all epochs (train.count_flops)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
@@ -218,10 +220,18 @@ class Trainer:
         meter = MultimodalMeter(dataset.num_classes, dataset.modalities)
         batches = self.engine.inference(dataset, self.config.eval_batch_size)
         shapley = len(dataset.modalities) <= EVAL_SHAPLEY_MAX_MODALITIES
-        for batch, feats in progress_bar(batches, desc, enabled=self.config.progress and is_main(), leave=False):
-            net = self.engine.inference_net
+        flops = FlopMeter(self.config.count_flops)  # inference: the encoders and the method's prediction
+        it = iter(progress_bar(batches, desc, enabled=self.config.progress and is_main(), leave=False))
+        while True:
+            with flops:
+                got = next(it, None)  # the engine encodes the batch here
+                if got is None:
+                    break
+                batch, feats = got
+                net = self.engine.inference_net
+                with self._autocast():
+                    logits = self.method.predict(net, feats, batch).float()
             with self._autocast():
-                logits = self.method.predict(net, feats, batch).float()
                 uni = self.method.unimodal_logits(net, feats).float()
                 # the paper's Shapley values on the features already encoded (fusion head only, no encoder pass)
                 phi = ModalityValuator(net, "paper").attribute_features(feats, batch["label"]).phi if shapley else None
@@ -231,6 +241,10 @@ class Trainer:
         metrics = meter.compute()
         if not math.isfinite(metrics.get("loss", 0.0)):  # the reduced sum: every rank takes this branch
             check_split_finite(dataset, self.splits.name, desc, self.splits.info.get("source", "unknown source"))
+        if self.config.count_flops and len(dataset):
+            metrics["flops_per_sample"] = float(
+                all_reduce_sum(torch.tensor(float(flops.total()), device=self.device))
+            ) / len(dataset)
         self.callbacks.after_evaluation(desc, metrics)
         return metrics
 
@@ -243,7 +257,10 @@ class Trainer:
         self.model.train()
         self.extra.train()
         self.callbacks.on_epoch_start(self.epoch)
-        self.method.on_epoch_start(ctx)
+        flops = FlopMeter(self.config.count_flops)
+        with flops:
+            self.method.on_epoch_start(ctx)  # a valuation pass, when the method makes one
+        hook_flops = flops.total()
         data = self.method.train_set(ctx).train_mode(True)  # training transforms (augmentation)
         loader = make_loader(
             data,
@@ -265,20 +282,29 @@ class Trainer:
         bar = progress_bar(
             loader, f"epoch {self.epoch + 1}/{self.config.epochs}", enabled=self.config.progress and is_main()
         )
-        for batch in bar:
-            batch = batch_to(batch, self.device)
-            loss, logits = self.method.train_step(ctx, batch)
-            n = batch["label"].shape[0]
-            loss_sum += loss.detach().double() * n
-            correct += (logits.detach().argmax(-1) == batch["label"]).sum()
-            seen += n
-        self.method.on_epoch_end(ctx)
+        with flops:
+            for batch in bar:
+                batch = batch_to(batch, self.device)
+                loss, logits = self.method.train_step(ctx, batch)
+                n = batch["label"].shape[0]
+                loss_sum += loss.detach().double() * n
+                correct += (logits.detach().argmax(-1) == batch["label"]).sum()
+                seen += n
+            step_flops = flops.total() - hook_flops
+            self.method.on_epoch_end(ctx)
         totals = all_reduce_sum(
             torch.stack(
-                [loss_sum, correct.double(), torch.tensor(float(seen), device=self.device, dtype=torch.float64)]
+                [
+                    loss_sum,
+                    correct.double(),
+                    torch.tensor(float(seen), device=self.device, dtype=torch.float64),
+                    torch.tensor(float(flops.total()), device=self.device, dtype=torch.float64),
+                    torch.tensor(float(step_flops), device=self.device, dtype=torch.float64),
+                ]
             )
         )
         loss_sum, correct, seen = totals[0], totals[1], int(totals[2])
+        epoch_flops, step_flops = int(totals[3]), int(totals[4])
         average_buffers(self.model)  # every rank evaluates, values and saves the same model
         average_buffers(self.extra)
         if self.scheduler is not None:
@@ -296,7 +322,15 @@ class Trainer:
             "optimizer_steps": ctx.optimizer_steps,
             "epoch_steps": ctx.optimizer_steps - steps0,
             "time_train_s": elapsed,
+            "parameters": parameter_count(self.model, self.extra),
         }
+        if self.config.count_flops:
+            self.train_flops_total += epoch_flops
+            record.update(
+                train_flops=epoch_flops,
+                step_flops_per_unit=step_flops / max(seen, 1),
+                train_flops_total=self.train_flops_total,
+            )
         record.update(log)
         return record
 
@@ -359,6 +393,7 @@ class Trainer:
             "method_modules": self.extra.state_dict(),
             "divergence": self.engine.guard.state_dict(),
             "sample_visits": self.sample_visits,
+            "train_flops_total": self.train_flops_total,
             "optimizer_steps": self.ctx.optimizer_steps,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
@@ -384,6 +419,7 @@ class Trainer:
         self.extra.load_state_dict(state.get("method_modules", {}))
         self.engine.guard.load_state_dict(state.get("divergence", {}))
         self.sample_visits = int(state.get("sample_visits", 0))
+        self.train_flops_total = int(state.get("train_flops_total", 0))
         self.ctx.optimizer_steps = int(state.get("optimizer_steps", 0))
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:

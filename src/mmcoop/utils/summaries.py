@@ -10,7 +10,19 @@ from __future__ import annotations
 import pandas as pd
 
 #: Columns summarised besides every ``test_*`` metric (when present).
-SUMMARY_EXTRA: tuple[str, ...] = ("seconds_per_epoch", "best_val_acc", "epochs_run", "sample_visits", "optimizer_steps")
+SUMMARY_EXTRA: tuple[str, ...] = (
+    "seconds_per_epoch",
+    "best_val_acc",
+    "epochs_run",
+    "sample_visits",
+    "optimizer_steps",
+    "parameters",
+    "step_flops_per_unit",
+    "train_flops_per_epoch",
+    "train_flops_total",
+)
+#: Column prefixes summarised: the test metrics and the linear probes (``compare --probe``).
+SUMMARY_PREFIXES: tuple[str, ...] = ("test_", "probe_")
 
 
 def summarize_over_seeds(df: pd.DataFrame, by: str = "method") -> pd.DataFrame:
@@ -33,7 +45,9 @@ def summarize_over_seeds(df: pd.DataFrame, by: str = "method") -> pd.DataFrame:
     if df.empty or by not in df.columns:
         return pd.DataFrame()
     metrics = [
-        c for c in df.columns if (c.startswith("test_") or c in SUMMARY_EXTRA) and pd.api.types.is_numeric_dtype(df[c])
+        c
+        for c in df.columns
+        if (c.startswith(SUMMARY_PREFIXES) or c in SUMMARY_EXTRA) and pd.api.types.is_numeric_dtype(df[c])
     ]
     g = df.groupby(by, sort=False)[metrics]
     mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
