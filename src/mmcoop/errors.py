@@ -23,7 +23,7 @@ class RunDirError(MMCoopError):
 class StorageError(MMCoopError, OSError):
     """Writing a file failed for a reason outside mmcoop (full disk, read-only folder, permissions).
 
-    Also an :class:`OSError` (with the original ``errno``), so code that tolerates I/O
+    Also an `OSError` (with the original ``errno``), so code that tolerates I/O
     failures (e.g. the preprocessed-data cache, which warns and continues) still catches it.
     """
 

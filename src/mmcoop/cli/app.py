@@ -1,7 +1,7 @@
 """The ``mmcoop`` command line: train, value, compare, report, demo, methods, datasets.
 
 Lists in help texts (methods, datasets, presets, value functions) are placeholders such as
-``{METHODS}``, filled from the registries when the help is shown (:class:`RegistryHelp`), so
+``{METHODS}``, filled from the registries when the help is shown (`RegistryHelp`), so
 a plugin's method or dataset appears in ``--help`` too and ``mmcoop`` starts without torch.
 """
 
@@ -120,7 +120,7 @@ def _table(rows: Sequence[Mapping[Any, Any]], title: str) -> Table:
 
 
 def _summary_table(summary: Any, label: str) -> Table:
-    """The comparison table of :func:`mmcoop.experiment.format_summary`, titled by what it shows."""
+    """The comparison table of `mmcoop.experiment.format_summary`, titled by what it shows."""
     from mmcoop.experiment import format_summary
 
     several = bool((summary["seeds"] > 1).any()) if len(summary) else False
@@ -286,7 +286,7 @@ def train(
 
 
 def _gain_table(summary: Any, runs: Any) -> Table | None:
-    """The gain-over-joint table of :func:`mmcoop.experiment.compare.format_gains` (None without gains);
+    """The gain-over-joint table of `mmcoop.experiment.compare.format_gains` (None without gains);
     cells are never folded (an interval reads as one piece)."""
     from mmcoop.experiment.compare import format_gains
 

@@ -1,6 +1,6 @@
 """``mmcoop data ...``: prepare paper datasets from raw videos.
 
-``data_app`` is a Typer sub-app mounted by :mod:`mmcoop.cli.app`
+``data_app`` is a Typer sub-app mounted by `mmcoop.cli.app`
 (``app.add_typer(data_app, name="data")``).
 """
 

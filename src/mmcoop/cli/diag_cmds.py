@@ -1,6 +1,6 @@
 """``mmcoop probe`` and ``mmcoop table``: the diagnostics a paper reports, from finished runs.
 
-Registered on the main app by :func:`register` (called from :mod:`mmcoop.cli.app`); the
+Registered on the main app by `register` (called from `mmcoop.cli.app`); the
 app's error guard and console are imported when a command runs (the app module is still
 being built when this one is imported).
 """

@@ -165,7 +165,7 @@ def registry_lists() -> dict[str, str]:
 
 class RegistryHelp(TyperCommand):
     """A command whose help texts name registry lists as ``{METHODS}``, ``{DATASETS}``, ``{PRESETS}``,
-    ``{VALUES}``, ``{EXECUTIONS}``, ``{PREPARE}`` (:func:`registry_lists`): filled in when the help is
+    ``{VALUES}``, ``{EXECUTIONS}``, ``{PREPARE}`` (`registry_lists`): filled in when the help is
     rendered, so the CLI starts without importing torch and plugins appear in the help."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:

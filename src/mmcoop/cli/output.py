@@ -2,13 +2,13 @@
 
 Everything mmcoop prints goes through rich, which reads ``[...]`` as markup. Text that comes
 from the user (sample ids, paths, run and modality names, class names, messages quoting
-them) is passed through :func:`esc` when it is part of a line with intended markup, or the
-whole line is printed with :func:`say` (no markup at all): an id ``[/]1`` is then printed
+them) is passed through `esc` when it is part of a line with intended markup, or the
+whole line is printed with `say` (no markup at all): an id ``[/]1`` is then printed
 as ``[/]1`` instead of failing, and ``[bold red]x[/bold red]`` as itself instead of a red
 ``x``.
 
 mmcoop's own warnings (a stale valuation, a run repaired after an interruption, a broken
-plugin, a note about a dataset) are printed by :func:`show_warnings` as one line
+plugin, a note about a dataset) are printed by `show_warnings` as one line
 ``warning: <message>`` on stderr, without Python's source path and code line.
 """
 
@@ -45,8 +45,8 @@ def esc(value: object) -> str:
     """``str(value)`` with every ``[`` that rich would read as markup escaped: user text in a markup line.
 
     Not for text directly followed by a tag (``[bold]{esc(x)}[/]``): a trailing backslash is kept as one
-    backslash here (rich's own :func:`rich.markup.escape` doubles it, which prints two at the end of a line);
-    print such a piece with :func:`styled` instead.
+    backslash here (rich's own `rich.markup.escape` doubles it, which prints two at the end of a line);
+    print such a piece with `styled` instead.
     """
     text = str(value)
     out = escape(text)
@@ -74,13 +74,13 @@ _PACKAGE = str(Path(__file__).resolve().parents[1])
 
 
 def is_own_warning(category: type[Warning], filename: str) -> bool:
-    """Whether a warning is mmcoop's: an :class:`~mmcoop.errors.MMCoopWarning`, or warned from mmcoop's code."""
+    """Whether a warning is mmcoop's: an `MMCoopWarning`, or warned from mmcoop's code."""
     return issubclass(category, MMCoopWarning) or str(Path(filename).resolve()).startswith(_PACKAGE)
 
 
 @contextlib.contextmanager
 def show_warnings() -> Iterator[None]:
-    """Within the block, mmcoop's own warnings print as one :func:`warn` line; others as Python shows them."""
+    """Within the block, mmcoop's own warnings print as one `warn` line; others as Python shows them."""
     previous = warnings.showwarning
 
     def hook(

@@ -1,7 +1,7 @@
 """Data core: sources (in-memory, arrays, dict datasets, files), dataset views, loaders, the registry.
 
-A :class:`Source` holds one split's samples and fetches rows as batches; a
-:class:`MultimodalDataset` is a view over a source (rows, keep-masks, train/eval
+A `Source` holds one split's samples and fetches rows as batches; a
+`MultimodalDataset` is a view over a source (rows, keep-masks, train/eval
 mode) and is what the rest of mmcoop trains, evaluates and values on.
 """
 

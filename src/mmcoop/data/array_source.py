@@ -115,7 +115,7 @@ class ArraySource:
         specs: explicit specs (default: inferred from the arrays' shapes, see ``kinds``).
         kinds: modality -> kind overriding the guess by ndim (e.g. ``{"audio": "spectrogram"}``).
         extras: optional name -> per-sample reference ``[N]`` returned with every fetch.
-        transforms: train/eval batch transforms (:class:`~mmcoop.data.protocol.Transforms`
+        transforms: train/eval batch transforms (`Transforms`
             or ``{"train": fn, "eval": fn}``), applied after conversion.
         dtype: inputs are converted to this dtype per batch (``None``: keep the array's); a
             ``tokens`` modality (integer ids) is converted to int64 instead.
@@ -202,7 +202,7 @@ class ArraySource:
         return self._labels
 
     def fetch(self, rows: Tensor, train: bool) -> dict[str, Any]:
-        """Read rows ``[B]`` from every array (only those pages), convert, transform; see :class:`Source`."""
+        """Read rows ``[B]`` from every array (only those pages), convert, transform; see `Source`."""
         rows = rows.cpu()
         idx = rows.numpy()
         inputs = {}

@@ -1,14 +1,14 @@
 """Multimodal dataset views, batches and splits.
 
-A :class:`MultimodalDataset` is a *view* over a :class:`~mmcoop.data.protocol.Source`
+A `MultimodalDataset` is a *view* over a `Source`
 (the ``N`` samples of one split): ``rows`` selects source rows and ``keep`` gives each
 row a modality keep-mask, so re-sampling units (sample, keep-mask) and subsets are
 cheap views of the same storage, over every kind of source. ``train`` says which
 transforms the source applies (``False``, the default: eval transforms; the training
-loop uses :meth:`MultimodalDataset.train_mode` for its loaders, valuation and
+loop uses `MultimodalDataset.train_mode` for its loaders, valuation and
 evaluation never do). Batches are fetched whole (``__getitems__``), so a
 ``DataLoader`` with any batch sampler feeds it without per-sample Python work
-(see :func:`~mmcoop.data.loader.make_loader`).
+(see `make_loader`).
 
 A batch is a dict::
 
@@ -48,7 +48,7 @@ __all__ = [
 
 
 class MultimodalDataset(Dataset):
-    """A view (rows, keep-masks, train/eval mode) over a :class:`Source`.
+    """A view (rows, keep-masks, train/eval mode) over a `Source`.
 
     Two ways to build one::
 
@@ -56,11 +56,11 @@ class MultimodalDataset(Dataset):
         MultimodalDataset.from_source(source, rows=None, keep=None, train=False)  # any source
 
     Args:
-        inputs: a :class:`Source`, or modality name -> tensor ``[N, *shape]`` (then a
-            :class:`TensorSource` is built from ``inputs, labels, num_classes, specs, extras``).
+        inputs: a `Source`, or modality name -> tensor ``[N, *shape]`` (then a
+            `TensorSource` is built from ``inputs, labels, num_classes, specs, extras``).
         labels: int64 ``[N]`` in ``[0, num_classes)`` (tensor storage only).
         num_classes: number of classes (tensor storage only).
-        specs: one :class:`ModalitySpec` per modality, in modality order (tensor storage only).
+        specs: one `ModalitySpec` per modality, in modality order (tensor storage only).
         extras: optional name -> tensor ``[N]`` carried into every batch (tensor storage only).
         rows: int64 ``[U]`` source rows of this view (default: all, in order).
         keep: bool ``[U, M]`` keep-mask per view row (default: all True).
@@ -149,7 +149,7 @@ class MultimodalDataset(Dataset):
     @property
     def sample_ids(self) -> list[str]:
         """Stable id of every source sample ``[N]`` (not only this view's rows); see
-        :func:`~mmcoop.data.protocol.sample_ids`."""
+        `sample_ids`."""
         return sample_ids(self.source)
 
     @property
@@ -170,7 +170,7 @@ class MultimodalDataset(Dataset):
 
     @property
     def in_memory(self) -> bool:
-        """True when the source can be moved with :meth:`to` (tensors in memory)."""
+        """True when the source can be moved with `to` (tensors in memory)."""
         return callable(getattr(self.source, "to", None))
 
     # -- views -----------------------------------------------------------------

@@ -15,9 +15,9 @@ be scored against ground truth. With ``s = strength``:
 
 ``strength=0`` returns the same values (the ``degraded`` extra is still recorded).
 
-Splits held in memory (:class:`~mmcoop.data.tensor_source.TensorSource`) are degraded
+Splits held in memory (`TensorSource`) are degraded
 once, up front. Any other source is wrapped in a
-:class:`~mmcoop.data.degraded_source.DegradedSource` that degrades each batch at fetch
+`DegradedSource` that degrades each batch at fetch
 time, after the source's transforms, with the same assignment of ``degraded`` and
 noise that depends only on ``(seed, split, sample, element)`` (counter-based, so the
 same in every epoch, batch and worker; not the same numbers as the in-memory path).
@@ -63,8 +63,8 @@ def debias(
         sigma_samples: lazy sources only: training samples used to estimate ``sigma_k``.
 
     Returns:
-        New :class:`DatasetSplits` named ``"<name>-debiased"`` with ``extras["degraded"]``
-        and ``info["debias"]`` recording the parameters.
+        New `DatasetSplits` named ``"<name>-debiased"`` with ``extras["degraded"]``
+            and ``info["debias"]`` recording the parameters.
 
     Raises:
         ConfigError: invalid strength, mode or modality names, or already debiased.

@@ -1,10 +1,10 @@
-"""Degrading one modality per sample at fetch time (the lazy form of :func:`mmcoop.data.debias`).
+"""Degrading one modality per sample at fetch time (the lazy form of `mmcoop.data.debias`).
 
 For sources that are not held in memory the degradation cannot be precomputed, so
-:class:`DegradedSource` wraps the source and applies it to every fetched batch. The
+`DegradedSource` wraps the source and applies it to every fetched batch. The
 noise must be the same whichever batch, worker or epoch a sample is fetched in, so
 it is not drawn from a stateful RNG but computed from a counter: element ``e`` of
-sample ``row`` gets :func:`hashed_normal` ``(key, row, e)`` — two 32-bit hashes
+sample ``row`` gets `hashed_normal` ``(key, row, e)`` — two 32-bit hashes
 (Wellons' "lowbias32" integer hash, https://nullprogram.com/blog/2018/07/31/) turned
 into a standard normal by the Box-Muller transform. Batched, device-agnostic, no
 per-sample Python loop.
@@ -73,7 +73,7 @@ class DegradedSource:
         mode: ``"noise"``: ``x' = (1 - s) x + s * sigma_k * eps``; ``"blank"``: ``x' = (1 - s) x``.
         strength: ``s`` in ``[0, 1]``.
         sigma: modality index -> noise scale ``sigma_k``.
-        key: noise stream key (seed and split); ``eps`` comes from :func:`hashed_normal`.
+        key: noise stream key (seed and split); ``eps`` comes from `hashed_normal`.
     """
 
     def __init__(
@@ -98,7 +98,7 @@ class DegradedSource:
         return len(self.base)
 
     def sample_ids(self) -> list[str]:
-        """The base source's ids (see :func:`~mmcoop.data.protocol.sample_ids`)."""
+        """The base source's ids (see `sample_ids`)."""
         return sample_ids(self.base)
 
     def waveforms(self, row: int) -> dict[str, tuple[Any, int]]:

@@ -5,7 +5,7 @@ convention of the run config's ``data.target``). Specs come from the first item
 (kind by number of dimensions: vector ``[D]``, sequence ``[T, D]``, image
 ``[C, H, W]``, frames ``[T, C, H, W]``; say ``kinds={"audio": "spectrogram"}`` for a
 spectrogram). Every fetched item is checked (dict layout, modalities, shapes,
-label range); a bad one raises one :class:`~mmcoop.errors.DataError` naming the item
+label range); a bad one raises one `DataError` naming the item
 index and what to do.
 
 Train vs eval transforms: mmcoop never switches a mode on your dataset. Either give
@@ -21,7 +21,7 @@ attribute (torchvision's convention), or else by reading every item once at
 construction (this decodes the whole dataset: give ``labels`` for big data). Items
 read later must carry the same label.
 
-Sample ids (:func:`~mmcoop.data.protocol.sample_ids`): ``ids=``, else an ``"id"`` key of
+Sample ids (`sample_ids`): ``ids=``, else an ``"id"`` key of
 the items (``{"inputs": ..., "label": 3, "id": "clip_0042"}``; read with the labels when
 those are read from the items, else once when the ids are first asked for, which reads
 every item: give ``ids=`` for big data), else the item index.
@@ -163,7 +163,7 @@ class DictDatasetSource:
         return self._labels
 
     def fetch(self, rows: Tensor, train: bool) -> dict[str, Any]:
-        """Read, check and stack items ``rows`` ``[B]``; see :class:`~mmcoop.data.protocol.Source`."""
+        """Read, check and stack items ``rows`` ``[B]``; see `Source`."""
         ds = self.eval_dataset if (not train and self.eval_dataset is not None) else self.dataset
         idx = rows.cpu().tolist()
         items = [self._item(ds, i) for i in idx]

@@ -11,10 +11,10 @@ A decoder is ``decode(record)`` or ``decode(record, train)`` (a parameter named
 decoding itself depend on the mode (e.g. a random clip of the frames in training, the
 centre clip in evaluation). Decoding runs where the batch is fetched, i.e. in the
 ``DataLoader`` workers (``make_loader(..., num_workers=k)``). A decoder failing on a
-record raises one :class:`~mmcoop.errors.DataError` naming the modality, record
+record raises one `DataError` naming the modality, record
 index and record. Specs come from decoding record 0 in eval mode unless given.
 
-Sample ids (:func:`~mmcoop.data.protocol.sample_ids`): ``ids=``; else, for records that
+Sample ids (`sample_ids`): ``ids=``; else, for records that
 are paths (or dicts/tuples of paths: the first one), the path relative to ``root``
 (as given when no ``root`` or outside it), e.g. ``"dog/0001.wav"``; else the index.
 """
@@ -153,7 +153,7 @@ class FileSource:
         return self._labels
 
     def fetch(self, rows: Tensor, train: bool) -> dict[str, Any]:
-        """Decode records ``rows`` ``[B]``, check shapes, stack, transform; see :class:`Source`."""
+        """Decode records ``rows`` ``[B]``, check shapes, stack, transform; see `Source`."""
         rows = rows.cpu()
         idx = rows.tolist()
         names = [s.name for s in self.specs]

@@ -49,7 +49,7 @@ def non_finite(data: MultimodalDataset, rows: Tensor | None = None, chunk: int =
 def check_split_finite(
     data: MultimodalDataset, dataset: str, split: str, source: object, rows: Tensor | None = None, chunk: int = 64
 ) -> None:
-    """Raise :class:`DataError` naming the dataset, split, modality and first sample with NaN/inf inputs.
+    """Raise `DataError` naming the dataset, split, modality and first sample with NaN/inf inputs.
 
     Args:
         data: the split.

@@ -193,7 +193,7 @@ def check_modalities(inputs: Mapping[str, Any], specs: Sequence[ModalitySpec], d
 
 def check_label(label: Any, num_classes: int | None, describe: Callable[[], str]) -> int:
     """``label`` as an int in ``[0, num_classes)`` (``>= 0`` when the count is not known yet), else a
-    :class:`DataError` naming the sample."""
+    `DataError` naming the sample."""
     value = label
     if isinstance(label, (Tensor, np.ndarray)):
         size = label.numel() if isinstance(label, Tensor) else label.size

@@ -21,7 +21,7 @@ from mmcoop.utils.seeding import mix_seed
 
 
 class View(Protocol):
-    """What a loader needs of a dataset view (:class:`~mmcoop.data.base.MultimodalDataset` has it)."""
+    """What a loader needs of a dataset view (`MultimodalDataset` has it)."""
 
     rows: torch.Tensor
 
@@ -51,9 +51,9 @@ def make_loader(
     before: BatchNorm cannot normalise one sample), and refuses ``batch_size=1``.
 
     Args:
-        dataset: the view to load, a :class:`~mmcoop.data.base.MultimodalDataset` (its ``train`` flag
+        dataset: the view to load, a `MultimodalDataset` (its ``train`` flag
             picks the transforms; its ``rows`` say where the samples live). Typed by the
-            :class:`View` protocol so that this module does not import :mod:`mmcoop.data.base`,
+            `View` protocol so that this module does not import `mmcoop.data.base`,
             which re-exports it (no import cycle).
         batch_size: samples per batch (``>= 2`` when ``shuffle``).
         shuffle: seeded random order (training).
@@ -72,7 +72,7 @@ def make_loader(
             without a process group this is the whole dataset).
 
     Returns:
-        The loader; each item is a batch dict (see :mod:`mmcoop.data.base`).
+        The loader; each item is a batch dict (see `mmcoop.data.base`).
 
     Raises:
         ConfigError: ``batch_size < 1``, ``batch_size == 1`` with ``shuffle``, ``num_workers < 0``.
@@ -147,7 +147,7 @@ class _NoSingletonBatches:
     BatchNorm cannot normalise a single training sample, and whether the last batch
     holds one sample depends on the epoch's size (e.g. originals + re-sampled units).
     Only batches of ``batch_size > 1`` are merged (with ``batch_size == 1`` every batch
-    would be "trailing": :func:`make_loader` refuses that for training).
+    would be "trailing": `make_loader` refuses that for training).
     """
 
     def __init__(self, inner: BatchSampler) -> None:

@@ -1,15 +1,15 @@
 """Presets: the published training settings of a dataset, registered beside the dataset.
 
-A dataset module calls :func:`register_preset` with the dataset's part of the published
+A dataset module calls `register_preset` with the dataset's part of the published
 recipe (reader options, class count, model, optimiser and schedule, the source cited);
-:mod:`mmcoop.experiment.presets` adds the methods' options and lays a user's config over it
-(``mmcoop train --preset NAME``). :data:`PRESETS` imports the dataset modules on first
+`mmcoop.experiment.presets` adds the methods' options and lays a user's config over it
+(``mmcoop train --preset NAME``). `PRESETS` imports the dataset modules on first
 read, so a new dataset brings its preset with it (no list to edit).
 
 The shared recipes are here so that every dataset cites the same numbers:
-:data:`PAPER_TRAIN` (the CVPR 2024 code), :data:`PEER_TRAIN` (OGM-GE / PMR) and
-:data:`BALANCE_TRAIN` (BalanceBenchmark), and
-:func:`resnet18_model` (ResNet-18 encoders per modality, 512-d features, concat fusion).
+`PAPER_TRAIN` (the CVPR 2024 code), `PEER_TRAIN` (OGM-GE / PMR) and
+`BALANCE_TRAIN` (BalanceBenchmark), and
+`resnet18_model` (ResNet-18 encoders per modality, 512-d features, concat fusion).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def register_preset(
         dataset_options: further reader options (e.g. of a dataset without frames).
         num_classes: the class count of the published split (a warning at load when the data has another).
         train: optimiser and schedule (``PAPER_TRAIN``, ``PEER_TRAIN``).
-        model: a RunConfig ``model`` dict (:func:`resnet18_model`).
+        model: a RunConfig ``model`` dict (`resnet18_model`).
         source: where the numbers come from.
 
     Returns:

@@ -1,12 +1,12 @@
-"""What a data source is: modality specs, the :class:`Source` protocol, train/eval transforms.
+"""What a data source is: modality specs, the `Source` protocol, train/eval transforms.
 
 A *source* stores the ``N`` samples of one split and fetches any rows of it as a
 batch. Everything above it (views with re-sampling units, subsets, loaders,
-valuation) only ever calls :meth:`Source.fetch`, so in-memory tensors
-(:class:`~mmcoop.data.tensor_source.TensorSource`), memory-mapped arrays
-(:class:`~mmcoop.data.array_source.ArraySource`), any ``torch`` dataset of dict
-items (:class:`~mmcoop.data.dict_source.DictDatasetSource`) and lazily decoded files
-(:class:`~mmcoop.data.file_source.FileSource`) all work the same way.
+valuation) only ever calls `Source.fetch`, so in-memory tensors
+(`TensorSource`), memory-mapped arrays
+(`ArraySource`), any ``torch`` dataset of dict
+items (`DictDatasetSource`) and lazily decoded files
+(`FileSource`) all work the same way.
 
 Modality kinds and per-sample shapes (the batch adds a leading ``B``):
 
@@ -24,7 +24,7 @@ kind           shape              e.g.
 Every kind but ``tokens`` holds floating-point values. A ``tokens`` modality holds int64
 token ids (a padded batch is ``[B, L]``); its **attention mask is not a second tensor**:
 it is ``ids != spec.pad_id``, computed by the encoder from the spec's ``pad_id`` (default
-0, the BERT convention; :func:`mmcoop.data.text.tokenize` returns the tokenizer's). So a
+0, the BERT convention; `mmcoop.data.text.tokenize` returns the tokenizer's). So a
 tokens batch is one tensor like every other kind's: collated, indexed, moved to the device
 and re-sampled by the same code (a real token must therefore never have the padding id). ``vocab_size`` (optional) sizes the
 embedding of an encoder trained from scratch (default: the encoder's ``vocab_size`` option).
@@ -33,7 +33,7 @@ A ``tokens`` modality is never guessed: its per-sample shape ``[L]`` is that of 
 ``vector``, so it must be declared (``ModalitySpec(name, "tokens", (L,))`` or
 ``kinds={"text": "tokens"}``). Valuation is unchanged (a removed modality is a zeroed
 feature at the fusion head); the input-level (black-box) baseline of a tokens modality
-is its padding id (:func:`input_baselines`).
+is its padding id (`input_baselines`).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class ModalitySpec:
 
     Attributes:
         name: modality name, e.g. ``"audio"``.
-        kind: one of :data:`KIND_NDIM` (see the module docstring for the shapes).
+        kind: one of `KIND_NDIM` (see the module docstring for the shapes).
         shape: per-sample shape; its length must match the kind.
         pad_id: ``tokens`` only: the padding id (attention mask = ``ids != pad_id``; the
             input-level valuation baseline). Default 0.
@@ -112,8 +112,8 @@ def input_baselines(specs: Sequence[ModalitySpec]) -> dict[str, float | int]:
 
     Returns:
         ``{name: baseline}``: the padding id for ``tokens`` (an all-padding text), ``0.0``
-        for every other kind (zeros). Pass it as ``baselines=`` to
-        :func:`mmcoop.valuation.valuate_inputs`.
+            for every other kind (zeros). Pass it as ``baselines=`` to
+            `mmcoop.valuation.valuate_inputs`.
 
     Example:
         >>> input_baselines([ModalitySpec("a", "vector", (3,)), ModalitySpec("t", "tokens", (4,), pad_id=1)])
@@ -146,15 +146,15 @@ class Source(Protocol):
     """The ``N`` samples of one split, fetched by row.
 
     Attributes:
-        specs: one :class:`ModalitySpec` per modality, in modality order.
+        specs: one `ModalitySpec` per modality, in modality order.
         num_classes: number of classes; labels lie in ``[0, num_classes)``.
 
     Optionally a source has ``extras: dict[str, Tensor]`` (each ``[N]``, cheap, e.g. the
-    debiasing wrapper's ``degraded``); :meth:`fetch` returns them per row too.
+    debiasing wrapper's ``degraded``); `fetch` returns them per row too.
     A source that holds its samples in memory has ``to(device) -> Source``.
 
-    Optional, for tracing a number back to its sample (read through :func:`sample_ids`
-    and :func:`sample_waveforms`, which give the defaults):
+    Optional, for tracing a number back to its sample (read through `sample_ids`
+    and `sample_waveforms`, which give the defaults):
 
     - ``sample_ids() -> Sequence[str]``: a stable id per sample ``[N]``, unique within
       the split (a clip id, a file path relative to the data root, the user's ``"id"``);
@@ -217,10 +217,10 @@ def check_ids(ids: Sequence[Any], n: int, where: str) -> list[str]:
 
 
 def sample_ids(source: Any) -> list[str]:
-    """The stable id of every sample of ``source`` ``[N]`` (see :class:`Source`).
+    """The stable id of every sample of ``source`` ``[N]`` (see `Source`).
 
     Args:
-        source: a :class:`Source`; its optional ``sample_ids()`` is used (else an ``ids``
+        source: a `Source`; its optional ``sample_ids()`` is used (else an ``ids``
             sequence attribute), else the row indices.
 
     Returns:
@@ -262,7 +262,7 @@ class Transforms:
     for evaluation and valuation; ``None`` leaves the inputs as stored. They are
     independent: a normalisation both need goes into both. Random transforms draw
     from torch's RNG of the process that fetches (a DataLoader worker is seeded from
-    the loader's ``(seed, epoch)``; see :func:`~mmcoop.data.loader.make_loader`).
+    the loader's ``(seed, epoch)``; see `make_loader`).
     """
 
     train: BatchTransform | None = None
@@ -274,7 +274,7 @@ class Transforms:
 
     @classmethod
     def coerce(cls, value: "Transforms | Mapping[str, BatchTransform | None] | None") -> "Transforms":
-        """``None``, a :class:`Transforms` or a dict with keys ``"train"``/``"eval"`` -> :class:`Transforms`."""
+        """``None``, a `Transforms` or a dict with keys ``"train"``/``"eval"`` -> `Transforms`."""
         if value is None:
             return cls()
         if isinstance(value, Transforms):

@@ -1,7 +1,7 @@
 """Dataset registry: ``@DATASETS.register(name)`` on a loader function.
 
 A loader has the signature ``load(data_root: Path | None, seed: int, **options) ->
-DatasetSplits`` and raises :class:`mmcoop.errors.DataError` with a clear message
+DatasetSplits`` and raises `mmcoop.errors.DataError` with a clear message
 when data is missing or corrupt.
 """
 
@@ -38,7 +38,7 @@ def dataset_options(name: str) -> dict[str, Any]:
 
 
 def load_dataset(name: str, data_root: str | os.PathLike | None = None, seed: int = 0, **options: Any) -> DatasetSplits:
-    """Load dataset ``name`` (see :data:`DATASETS`) with validated ``options``."""
+    """Load dataset ``name`` (see `DATASETS`) with validated ``options``."""
     loader = DATASETS.get(name)
     valid = dataset_options(name)
     unknown = sorted(set(options) - set(valid))
@@ -52,7 +52,7 @@ def load_dataset(name: str, data_root: str | os.PathLike | None = None, seed: in
 
 
 def check_finite(splits: DatasetSplits, lazy_samples: int = 256, chunk: int = 64) -> None:
-    """Raise :class:`DataError` naming the split, modality and first sample with NaN/inf inputs.
+    """Raise `DataError` naming the split, modality and first sample with NaN/inf inputs.
 
     In-memory splits are checked whole. Lazy sources (files, memory-mapped arrays, user
     datasets) would have to be decoded completely, so only ``lazy_samples`` evenly

@@ -1,7 +1,7 @@
 """Finding data: data root, user cache, downloads, checksums and the preprocessed-tensor cache.
 
 Raw data is organised in *components* (e.g. the FSDD recordings, the MNIST files),
-each a set of paths relative to a root. :func:`locate` looks for a component in
+each a set of paths relative to a root. `locate` looks for a component in
 
 1. the data root (``--data-root`` / ``$MMCOOP_DATA``, resolved by the registry),
 2. the user cache ``<cache>/data`` where ``<cache>`` is ``$MMCOOP_CACHE``, else
@@ -9,17 +9,17 @@ each a set of paths relative to a root. :func:`locate` looks for a component in
 3. a download into ``<cache>/data`` (skipped when ``MMCOOP_OFFLINE=1``), which the
    component's download function verifies by checksum before writing atomically,
 
-and otherwise raises one :class:`~mmcoop.errors.DataError` saying where it looked
+and otherwise raises one `DataError` saying where it looked
 and how to fix it.
 
 Preprocessed tensors are cached in ``<cache>/processed/<dataset>-<key>.pt``; the key
-hashes everything the tensors depend on (see :func:`cache_key`). The cache is off
+hashes everything the tensors depend on (see `cache_key`). The cache is off
 when ``MMCOOP_NO_CACHE=1`` or a loader is called with ``cache=False``; a corrupt,
 damaged (tensor shapes or checksums wrong) or unwritable cache (full disk included)
 is ignored with a warning and rebuilt.
 
-Also small helpers shared by loaders: seeded generators (:func:`rng`) and
-stratified splits (:func:`stratified_split`).
+Also small helpers shared by loaders: seeded generators (`rng`) and
+stratified splits (`stratified_split`).
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def sha256_hex(data: bytes) -> str:
 
 
 def check_sha256(data: bytes, expected: str, what: str | Path, hint: str = "") -> None:
-    """Raise :class:`DataError` naming ``what`` if ``sha256(data) != expected``."""
+    """Raise `DataError` naming ``what`` if ``sha256(data) != expected``."""
     got = sha256_hex(data)
     if got != expected:
         raise DataError(f"checksum mismatch for {what}: SHA-256 {got}, expected {expected}. {hint}".rstrip())
@@ -209,7 +209,7 @@ def _spec_state(spec: ModalitySpec) -> list[Any]:
 def save_processed(splits: DatasetSplits, path: Path) -> bool:
     """Save ``splits`` (storage only, not views) atomically; returns False (with a warning) on failure.
 
-    The file also holds a SHA-256 of every tensor, checked by :func:`load_processed`.
+    The file also holds a SHA-256 of every tensor, checked by `load_processed`.
     """
     state = {
         "name": splits.name,
@@ -254,7 +254,7 @@ def _validate_processed(state: dict[str, Any]) -> None:
 
 
 def load_processed(path: Path) -> DatasetSplits | None:
-    """Load splits saved by :func:`save_processed`; ``None`` if absent, unreadable or damaged (warns).
+    """Load splits saved by `save_processed`; ``None`` if absent, unreadable or damaged (warns).
 
     A file whose tensors do not have their specs' shapes or their recorded SHA-256
     (truncated, edited, zeroed, or written by an older version) is a miss: the caller

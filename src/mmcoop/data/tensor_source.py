@@ -1,4 +1,4 @@
-"""In-memory tensors as a :class:`~mmcoop.data.protocol.Source` (the built-in datasets' storage)."""
+"""In-memory tensors as a `Source` (the built-in datasets' storage)."""
 
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ class TensorSource:
     """One tensor per modality ``[N, *shape]``, labels ``[N]`` and optional extras ``[N]``.
 
     Fetching indexes the tensors on their device (data moved to the GPU with
-    :meth:`to` stays there: no per-epoch host copies).
+    `to` stays there: no per-epoch host copies).
 
     Args:
         inputs: modality name -> tensor ``[N, *shape]``.
         labels: int64 ``[N]`` in ``[0, num_classes)``.
         num_classes: number of classes.
-        specs: one :class:`ModalitySpec` per modality, in modality order.
+        specs: one `ModalitySpec` per modality, in modality order.
         extras: optional name -> tensor ``[N]`` returned with every fetch.
-        transforms: optional train/eval batch transforms (:class:`Transforms` or
+        transforms: optional train/eval batch transforms (`Transforms` or
             ``{"train": fn, "eval": fn}``).
         ids: optional stable id per sample ``[N]`` (default: the row index).
         waveforms: optional ``fn(row) -> {modality: (wave [T], rate)}`` giving the raw audio
@@ -93,7 +93,7 @@ class TensorSource:
         return self._labels.device
 
     def fetch(self, rows: Tensor, train: bool) -> dict[str, Any]:
-        """Rows ``[B]`` (on the storage device) -> ``{"inputs", "label", **extras}``; see :class:`Source`."""
+        """Rows ``[B]`` (on the storage device) -> ``{"inputs", "label", **extras}``; see `Source`."""
         out: dict[str, Any] = {
             "inputs": self.transforms({k: v[rows] for k, v in self.inputs.items()}, train),
             "label": self._labels[rows],

@@ -9,7 +9,7 @@ Two tokenizers, chosen by what ``tokenizer`` points at:
   padding id is the tokenizer's ``pad_token_id``. Use it with the ``hf:`` encoder of the same
   model, whose ids these are.
 - a **vocabulary file** (one token per line, line ``i`` = id ``i``; e.g. from
-  :func:`build_vocab` + :func:`write_vocab`): lower-cased words and punctuation marks
+  `build_vocab` + `write_vocab`): lower-cased words and punctuation marks
   (``\\w+|[^\\w\\s]``) looked up in it, no package needed. It must contain a padding token
   (``[PAD]`` or ``<pad>``) and an unknown token (``[UNK]`` or ``<unk>``). For encoders
   trained from scratch (``tokens``).
@@ -54,7 +54,7 @@ class TokenizedTexts:
     vocab_size: int
 
     def spec(self, name: str) -> ModalitySpec:
-        """The ``tokens`` :class:`ModalitySpec` of these ids (shape ``(L,)``, this pad id and vocabulary)."""
+        """The ``tokens`` `ModalitySpec` of these ids (shape ``(L,)``, this pad id and vocabulary)."""
         return ModalitySpec(name, "tokens", (int(self.ids.shape[1]),), pad_id=self.pad_id, vocab_size=self.vocab_size)
 
 
@@ -138,8 +138,8 @@ def tokenize(texts: Sequence[str], tokenizer: str | os.PathLike, max_length: int
         max_length: ``L``, the padded length (longer texts are cut).
 
     Returns:
-        :class:`TokenizedTexts` (ids, padding id, vocabulary size); ``.spec(name)`` gives the
-        modality spec.
+        `TokenizedTexts` (ids, padding id, vocabulary size); ``.spec(name)`` gives the
+            modality spec.
 
     Raises:
         DataError: ``tokenizer`` does not exist or cannot be read.

@@ -1,5 +1,5 @@
 """Datasets: the built-ins (avmnist, mfeat, synthetic) and the paper-dataset readers.
 
 Each module registers itself with ``@DATASETS.register(name)``; importing
-:data:`mmcoop.data.DATASETS` for the first time imports every module here.
+`mmcoop.data.DATASETS` for the first time imports every module here.
 """

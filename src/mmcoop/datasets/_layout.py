@@ -1,10 +1,10 @@
 """Dataset-layout helpers of the paper readers: index files, path templates, missing clips, val carving, splits.
 
-Shared by the readers under :mod:`mmcoop.datasets`: reading split files (text, CSV),
+Shared by the readers under `mmcoop.datasets`: reading split files (text, CSV),
 filling path templates (``{split}``, ``{id}``), dropping and reporting clips whose files are
-absent (:func:`keep_present`), carving a seeded, class-stratified val split
-(:func:`carve_val`), naming classes (:func:`class_index`) and building one
-:class:`~mmcoop.media.clips.ClipSource` per split (:func:`split_sources`).
+absent (`keep_present`), carving a seeded, class-stratified val split
+(`carve_val`), naming classes (`class_index`) and building one
+`ClipSource` per split (`split_sources`).
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def keep_present(
 def carve_val(clips: Sequence[Clip], fraction: float, seed: int, tag: int) -> tuple[list[Clip], list[Clip]]:
     """Split ``clips`` into ``(train, val)``: a seeded, class-stratified ``fraction`` goes to val.
 
-    Uses :func:`mmcoop.data.storage.stratified_split` with ``rng(seed, tag)`` (per class,
+    Uses `mmcoop.data.storage.stratified_split` with ``rng(seed, tag)`` (per class,
     ``round(fraction * n_class)`` clips), so the carve is the same on every machine and rank.
     """
     if not 0.0 <= fraction < 1.0:
@@ -157,7 +157,7 @@ def split_sources(
     classes: Sequence[str],
     common: dict[str, Any],
 ) -> dict[str, ClipSource]:
-    """One :class:`ClipSource` per split, each with its own info plus ``common`` (options, layout)."""
+    """One `ClipSource` per split, each with its own info plus ``common`` (options, layout)."""
     return {
         s: ClipSource(name, s, parts[s], num_classes, loaders, classes, {**common, **infos.get(s, {})}) for s in SPLITS
     }

@@ -70,7 +70,7 @@ def load_ave_ogmge_sources(
     seed: int = 0,
     on_missing: OnMissing = "skip",
 ) -> dict[str, ClipSource]:
-    """AVE train/val/test sources in the OGM-GE layout (:data:`LAYOUT`).
+    """AVE train/val/test sources in the OGM-GE layout (`LAYOUT`).
 
     Args:
         root: dataset folder.
@@ -81,7 +81,7 @@ def load_ave_ogmge_sources(
         on_missing: ``skip`` (warn and count) or ``error``.
 
     Returns:
-        ``{"train", "val", "test"}`` -> :class:`ClipSource` (``audio`` ``[1, F, T]``, ``visual``).
+        ``{"train", "val", "test"}`` -> `ClipSource` (``audio`` ``[1, F, T]``, ``visual``).
     """
     root = Path(root)
     classes = sorted({fields[0] for _, fields in read_csv_rows(root / stat_file, LAYOUT, 1, "class list")})

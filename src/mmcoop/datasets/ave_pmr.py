@@ -18,7 +18,7 @@ in fanyunfeng-bit/DI-MML ``dataset/AVEDataset.py``:
 
 Differences: PMR takes the first ``num_frame`` files in ``os.listdir`` order (DI-MML a
 fixed random subset, ``np.random.seed(999)``); here frames follow
-:func:`~mmcoop.media.clips.frame_indices` on the sorted files (train random per
+`frame_indices` on the sorted files (train random per
 segment, eval middle). Class names absent from ``testSet.txt`` are appended in order
 of appearance in train, then val.
 """
@@ -93,7 +93,7 @@ def load_ave_pmr_sources(
     visual: str = VISUAL,
     on_missing: OnMissing = "skip",
 ) -> dict[str, ClipSource]:
-    """AVE train/val/test sources in the PMR / DI-MML layout (:data:`LAYOUT`).
+    """AVE train/val/test sources in the PMR / DI-MML layout (`LAYOUT`).
 
     Args:
         root: dataset folder.
@@ -103,7 +103,7 @@ def load_ave_pmr_sources(
         on_missing: ``skip`` (warn and count) or ``error``.
 
     Returns:
-        ``{"train", "val", "test"}`` -> :class:`ClipSource` (``audio`` ``[1, F, T]``, ``visual``).
+        ``{"train", "val", "test"}`` -> `ClipSource` (``audio`` ``[1, F, T]``, ``visual``).
     """
     root = Path(root)
     rows = {s: parse_split_file(root / SPLIT_FILES[s]) for s in SPLITS}

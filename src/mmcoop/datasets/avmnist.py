@@ -23,7 +23,7 @@ two splits and no image is used twice. Extras per sample: ``image_index`` (row i
 the MNIST t10k files), ``take``, ``speaker`` (index into ``info["speakers"]``),
 ``clip`` (index into the sorted recordings list).
 
-Data is found by :mod:`mmcoop.data.storage` (data root, cache, download) and the
+Data is found by `mmcoop.data.storage` (data root, cache, download) and the
 processed tensors are cached, so a second load takes about a second.
 """
 
@@ -87,7 +87,7 @@ _NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 
 # -- downloads (never called when the data is present or MMCOOP_OFFLINE=1) -------------------------
 def recordings_digest(files: dict[str, bytes]) -> str:
-    """Content digest of a recordings folder (file name -> bytes), compared with :data:`FSDD_DIGEST`."""
+    """Content digest of a recordings folder (file name -> bytes), compared with `FSDD_DIGEST`."""
     h = hashlib.sha256()
     for name in sorted(files):
         h.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
@@ -232,7 +232,7 @@ def load_avmnist(
         cache: use the preprocessed-tensor cache (also off with ``MMCOOP_NO_CACHE=1``).
 
     Returns:
-        :class:`DatasetSplits` with modalities ``audio`` ``[1, F, T]`` and ``visual`` ``[1, 28, 28]``.
+        `DatasetSplits` with modalities ``audio`` ``[1, F, T]`` and ``visual`` ``[1, 28, 28]``.
     """
     _check_options(duration_s, n_fft, hop_length, freq_bins, val_fraction, limit)
     fsdd_root, fsdd_src = locate(FSDD, data_root)

@@ -16,7 +16,7 @@ Source of the facts: GeWu-Lab/BalanceBenchmark (commit 4c1482f),
 - no validation split (``validation: false``: the benchmark validates on test).
 
 Differences: frames follow the ``ks-official`` choice of
-:func:`~mmcoop.media.frames.frame_indices` (the Kinetics-Sounds loader's numbers used as
+`frame_indices` (the Kinetics-Sounds loader's numbers used as
 1-based frame numbers); the BalancedAV loader indexes ``f["video"]`` with the same numbers
 0-based, one frame later. The official training transform (``RandomResizedCrop(224)`` +
 flip) is selected by ``mode == 'training'``, which never matches its ``'train'`` mode, so it
@@ -95,7 +95,7 @@ def load_balancedav_sources(
     seed: int = 0,
     on_missing: OnMissing = "skip",
 ) -> dict[str, ClipSource]:
-    """BalancedAV train/val/test sources in BalanceBenchmark's layout (:data:`LAYOUT`).
+    """BalancedAV train/val/test sources in BalanceBenchmark's layout (`LAYOUT`).
 
     Args:
         root: dataset folder.
@@ -106,8 +106,8 @@ def load_balancedav_sources(
         on_missing: ``skip`` (warn and count, as the benchmark skips silently) or ``error``.
 
     Returns:
-        ``{"train", "val", "test"}`` -> :class:`ClipSource` (``audio`` ``[1, F, T]``, ``visual``
-        ``[T, 3, S, S]``).
+        ``{"train", "val", "test"}`` -> `ClipSource` (``audio`` ``[1, F, T]``, ``visual``
+            ``[T, 3, S, S]``).
     """
     root = Path(root)
     path = root / annotation

@@ -99,7 +99,7 @@ def read_ts(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read one BasicMotions ``.ts`` file with aeon.
 
     Returns:
-        ``(series float64 [40, 6, 100], labels int64 [40])`` (labels index :data:`CLASSES`).
+        ``(series float64 [40, 6, 100], labels int64 [40])`` (labels index `CLASSES`).
 
     Raises:
         ConfigError: aeon is not installed (names the extra).
@@ -147,7 +147,7 @@ def load_basicmotions(
         expect_classes: the class count a preset expects (4).
 
     Returns:
-        :class:`DatasetSplits` with two ``"sequence"`` modalities.
+        `DatasetSplits` with two ``"sequence"`` modalities.
     """
     if not 0 < val_fraction < 1:
         raise ConfigError(f"basicmotions needs 0 < val_fraction < 1, got {val_fraction}")

@@ -17,7 +17,7 @@ and ``main.py`` (``--fps 1``):
 
 Differences: the official loader takes the *first* ``fps`` files in ``os.listdir``
 order (its random ``select_index`` is unused); here frames follow
-:func:`~mmcoop.media.clips.frame_indices` on the sorted files (train random
+`frame_indices` on the sorted files (train random
 per segment, eval middle). Clips shorter than 1 s are tiled to 3 s (``np.tile(x, 3)``
 would leave them short). PMR (fanyunfeng-bit/Modal-Imbalance-PMR ``bash.sh``) trains
 with ``--num_frame 3``; BalanceBenchmark (``configs/dataset_config.yaml``) with 2 frames:
@@ -86,20 +86,20 @@ def load_cremad_sources(
     seed: int = 0,
     on_missing: OnMissing = "skip",
 ) -> dict[str, ClipSource]:
-    """CREMA-D train/val/test sources (layout: :data:`LAYOUT`).
+    """CREMA-D train/val/test sources (layout: `LAYOUT`).
 
     Args:
         root: dataset folder.
         num_frames: frames per clip (OGM-GE 1, PMR 3).
         image_size / train_frames / eval_frames / train_crop: frame options (see
-            :class:`~mmcoop.media.clips.FrameFolder`).
+            `FrameFolder`).
         train_csv / test_csv / audio / visual: paths relative to ``root`` (``{id}`` = clip).
         val_fraction / seed: the carved validation split.
         on_missing: ``skip`` (warn and count) or ``error``.
 
     Returns:
-        ``{"train", "val", "test"}`` -> :class:`ClipSource` with ``audio`` ``[1, 257, 188]``
-        and ``visual`` ``[T, 3, S, S]``.
+        ``{"train", "val", "test"}`` -> `ClipSource` with ``audio`` ``[1, 257, 188]``
+            and ``visual`` ``[T, 3, S, S]``.
     """
     root = Path(root)
     to_index = {c: i for i, c in enumerate(CLASSES)}

@@ -21,10 +21,10 @@ Source of the facts: GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation,
 By default the frames are the official ones exactly (``train_frames`` /
 ``eval_frames="ks-official"``: incl. frame 1 for clips of <= 6 frames and train frame
 numbers >= 10 clamped to 9), indexed in the sorted file list, the same choice as the
-frame cache (:func:`mmcoop.media.frames.segment_frames`). For ``seg = 3`` the
+frame cache (`mmcoop.media.frames.segment_frames`). For ``seg = 3`` the
 official eval frame is the *first* of each third; ``eval_frames="centre"`` takes the
 middle one and ``train_frames="random"`` drops the quirks (see
-:func:`~mmcoop.media.clips.frame_indices`).
+`frame_indices`).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def read_classes(path: Path) -> list[str] | None:
 
 
 def parse_split_file(path: Path, layout: str = LAYOUT) -> list[tuple[str, int]]:
-    """``(clip id, label)`` per line of a KS split file (see :data:`LAYOUT`).
+    """``(clip id, label)`` per line of a KS split file (see `LAYOUT`).
 
     Raises:
         DataError: missing file, or a line without an integer last field (file and line named).
@@ -221,7 +221,7 @@ def load_kinetics_sounds_sources(
     seed: int = 0,
     on_missing: OnMissing = "skip",
 ) -> dict[str, ClipSource]:
-    """Kinetics-Sounds train/val/test sources read from ``root`` (layout: :data:`LAYOUT`).
+    """Kinetics-Sounds train/val/test sources read from ``root`` (layout: `LAYOUT`).
 
     Args:
         root: dataset folder.
@@ -244,8 +244,8 @@ def load_kinetics_sounds_sources(
         on_missing: ``skip`` (warn and count, as the official loader skips) or ``error``.
 
     Returns:
-        ``{"train", "val", "test"}`` -> :class:`ClipSource` with modalities ``audio``
-        ``[1, F, T]`` (as stored) and ``visual`` ``[T, 3, S, S]``.
+        ``{"train", "val", "test"}`` -> `ClipSource` with modalities ``audio``
+            ``[1, F, T]`` (as stored) and ``visual`` ``[T, 3, S, S]``.
 
     Raises:
         DataError: missing/malformed split file, no clip present, bad spectrogram/frames.

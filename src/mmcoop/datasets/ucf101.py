@@ -119,7 +119,7 @@ def load_ucf101_sources(
     seed: int = 0,
     on_missing: OnMissing = "skip",
 ) -> dict[str, ClipSource]:
-    """UCF-101 train/val/test sources with modalities ``rgb`` and ``flow`` (:data:`LAYOUT`).
+    """UCF-101 train/val/test sources with modalities ``rgb`` and ``flow`` (`LAYOUT`).
 
     Args:
         root: dataset folder.
@@ -133,8 +133,8 @@ def load_ucf101_sources(
         on_missing: ``skip`` (warn and count) or ``error``.
 
     Returns:
-        ``{"train", "val", "test"}`` -> :class:`ClipSource` with ``rgb`` ``[T, 3, S, S]``
-        and ``flow`` ``[T, 2, S, S]``.
+        ``{"train", "val", "test"}`` -> `ClipSource` with ``rgb`` ``[T, 3, S, S]``
+            and ``flow`` ``[T, 2, S, S]``.
     """
     root = Path(root)
     if int(fold) not in (1, 2, 3):

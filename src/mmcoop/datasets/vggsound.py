@@ -94,7 +94,7 @@ def load_vggsound_sources(
     seed: int = 0,
     on_missing: OnMissing = "skip",
 ) -> dict[str, ClipSource]:
-    """VGGSound train/val/test sources (layout: :data:`LAYOUT`).
+    """VGGSound train/val/test sources (layout: `LAYOUT`).
 
     Args:
         root: dataset folder.
@@ -108,7 +108,7 @@ def load_vggsound_sources(
         on_missing: ``skip`` (warn and count, as OGM-GE skips) or ``error``.
 
     Returns:
-        ``{"train", "val", "test"}`` -> :class:`ClipSource` (``audio``, ``visual``).
+        ``{"train", "val", "test"}`` -> `ClipSource` (``audio``, ``visual``).
     """
     root = Path(root)
     path = root / csv_file

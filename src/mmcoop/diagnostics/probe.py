@@ -1,6 +1,6 @@
 """Linear probes on frozen encoders: how good each modality's features became.
 
-The encoders are frozen and run once over each split (:func:`mmcoop.valuation.encode_dataset`,
+The encoders are frozen and run once over each split (`mmcoop.valuation.encode_dataset`,
 the feature cache the valuation uses); on the cached features one multinomial logistic
 regression (softmax classifier with an L2 penalty) is fitted per modality and one on the
 concatenation of all modalities, on the training split, its penalty chosen on the validation
@@ -80,7 +80,7 @@ def fit_softmax(
         tol: stop when the largest gradient entry is below this.
 
     Returns:
-        The fitted :class:`SoftmaxProbe` (float64, on ``x``'s device).
+        The fitted `SoftmaxProbe` (float64, on ``x``'s device).
     """
     if l2 < 0:
         raise ConfigError(f"l2 must be >= 0, got {l2}")
@@ -147,7 +147,7 @@ def probe_features(
 
     Returns:
         ``{"l2", "train_acc", "val_acc", "acc", "macro_f1", "dim"}`` for the chosen penalty
-        (``acc``/``macro_f1`` on ``test``).
+            (``acc``/``macro_f1`` on ``test``).
     """
     if not grid:
         raise ConfigError("the probe's penalty grid is empty; give at least one l2 value")
@@ -176,7 +176,7 @@ def probe_features(
 
 def modality_features(model: Any, feats: Tensor) -> dict[str, Tensor]:
     """``modality -> [N, d_k]`` from features ``[N, M, D]`` (each cut to its width when the model
-    says it: ``feature_dims``), plus :data:`CONCAT` ``[N, sum d_k]``."""
+    says it: ``feature_dims``), plus `CONCAT` ``[N, sum d_k]``."""
     widths = getattr(model, "feature_dims", None)
     out: dict[str, Tensor] = {}
     for k, m in enumerate(model.modalities):
@@ -205,7 +205,7 @@ def linear_probe(
         splits: its data; fitted on ``train`` (eval transforms), penalty chosen on ``val``.
         split: where accuracy and macro-F1 are reported (``train``, ``val`` or ``test``).
         batch_size: samples per encoder pass.
-        grid: L2 penalties tried (see :data:`DEFAULT_GRID`).
+        grid: L2 penalties tried (see `DEFAULT_GRID`).
         max_train: fit on a seeded random subset of this many training samples (``None``: all).
         seed: seed of that subset.
         device: where to encode and fit (default: the model's device).
@@ -213,7 +213,7 @@ def linear_probe(
 
     Returns:
         ``{"split", "seed", "grid", "n_train", "n_val", "n_eval", "num_classes", "probes":
-        {modality or "concat": {"l2", "dim", "train_acc", "val_acc", "acc", "macro_f1"}}}``.
+            {modality or "concat": {"l2", "dim", "train_acc", "val_acc", "acc", "macro_f1"}}}``.
 
     Example:
         >>> out = linear_probe(model, splits, "test")  # doctest: +SKIP

@@ -1,8 +1,8 @@
 """Enhancement: re-sampling plans from valuations, and the pieces that execute them in any loop.
 
-* plans (pure): :func:`sample_level_plan`, :func:`modality_level_plan` -> :class:`ResamplingPlan`;
-* schedules: :class:`SampleLevelResampler`, :class:`ModalityLevelResampler` (value -> plan, per epoch);
-* execution: :class:`ResampledDataset` + :func:`collate_units` (``duplicate``), :func:`weighted_unit_loss`
+* plans (pure): `sample_level_plan`, `modality_level_plan` -> `ResamplingPlan`;
+* schedules: `SampleLevelResampler`, `ModalityLevelResampler` (value -> plan, per epoch);
+* execution: `ResampledDataset` + `collate_units` (``duplicate``), `weighted_unit_loss`
   (``weighted``).
 """
 

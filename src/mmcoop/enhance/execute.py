@@ -1,10 +1,10 @@
-"""Executing a :class:`~mmcoop.enhance.ResamplingPlan` in any training loop.
+"""Executing a `ResamplingPlan` in any training loop.
 
-Two executions of the same plan (see :mod:`mmcoop.methods.resampling` for the maths):
+Two executions of the same plan (see `mmcoop.methods.resampling` for the maths):
 
 ``duplicate`` (faithful, the paper)
-    :class:`ResampledDataset` yields the originals followed by one item per unit; each
-    item carries its keep-mask, :func:`collate_units` stacks them, and the model removes
+    `ResampledDataset` yields the originals followed by one item per unit; each
+    item carries its keep-mask, `collate_units` stacks them, and the model removes
     the dropped modalities at the feature level::
 
         feats = model.encode(batch["inputs"], batch["keep"])
@@ -12,7 +12,7 @@ Two executions of the same plan (see :mod:`mmcoop.methods.resampling` for the ma
 
 ``weighted`` (fast)
     ``ResampledDataset(base, plan, execution="weighted")`` yields only the originals, each
-    with ``copies [M]`` (its planned units per modality); :func:`weighted_unit_loss` adds
+    with ``copies [M]`` (its planned units per modality); `weighted_unit_loss` adds
     the copies-weighted unimodal cross-entropies computed from the same features.
 """
 
@@ -40,7 +40,7 @@ class ResampledDataset(Dataset):
 
     Works over any map-style ``Dataset`` whose items are ``{"inputs": {modality: Tensor},
     "label": int}`` (other keys are passed through), and over a
-    :class:`~mmcoop.data.MultimodalDataset` (whose batched fetches it keeps).
+    `MultimodalDataset` (whose batched fetches it keeps).
 
     Args:
         base: the training set; item ``i`` is storage row ``i`` of the plan.
@@ -126,11 +126,15 @@ class ResampledDataset(Dataset):
 
 
 def collate_units(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Stack items of a :class:`ResampledDataset` into a batch.
+    """Stack items of a `ResampledDataset` into a batch.
+
+    Args:
+        items: items of a `ResampledDataset`.
 
     Returns:
-        ``{"inputs": {modality: [B, *shape]}, "label": int64 [B], "keep": bool [B, M],
-        "index": int64 [B], ...}`` (``"copies"`` int64 ``[B, M]`` under ``weighted``).
+        The batch, a dict with ``inputs`` (modality -> ``[B, *shape]``), ``label`` (int64 ``[B]``),
+            ``keep`` (bool ``[B, M]``), ``index`` (int64 ``[B]``), the items' other keys and, under
+            ``weighted``, ``copies`` (int64 ``[B, M]``).
     """
     batch = default_collate(list(items))
     batch["label"] = torch.as_tensor(batch["label"]).long()
@@ -139,7 +143,7 @@ def collate_units(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def check_choice(name: str, value: Any, valid: tuple[str, ...], prefix: str = "method_options.") -> None:
-    """Raise :class:`ConfigError` unless ``value`` is one of ``valid``."""
+    """Raise `ConfigError` unless ``value`` is one of ``valid``."""
     if value not in valid:
         raise ConfigError(f"{prefix}{name}={value!r} is not valid; valid values: {', '.join(valid)}")
 
@@ -160,7 +164,7 @@ def weighted_unit_loss(
         logits: ``[B, C]`` fused logits of the originals.
         label: int64 ``[B]``.
         copies: ``[B, M]`` units planned for each original keeping each modality
-            (``batch["copies"]`` of a weighted :class:`ResampledDataset`).
+            (``batch["copies"]`` of a weighted `ResampledDataset`).
         normalize: ``batch`` (divide by ``B``) or ``units`` (divide by ``B + copies.sum()``).
 
     Returns:

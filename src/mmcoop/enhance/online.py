@@ -3,12 +3,12 @@
 The paper values every training sample in a separate eval-mode inference pass at each
 epoch boundary. The training forward pass already computes every sample's per-modality
 features ``[B, M, D]``; the ``2**M`` coalition logits on those features (detached) cost
-one small head evaluation per coalition and no input at all. :class:`OnlineRecorder`
+one small head evaluation per coalition and no input at all. `OnlineRecorder`
 keeps, per storage row, the coalition values, the coalition predictions and phi of the
 last time the row was seen as an *original* sample (all modalities kept) during an
-epoch; at the end of the epoch :meth:`OnlineRecorder.commit` gathers the records of
-every DDP rank (every rank then holds the same records) and :meth:`OnlineRecorder.table`
-turns them into the same :class:`~mmcoop.valuation.ValuationTable` a pass returns, from
+epoch; at the end of the epoch `OnlineRecorder.commit` gathers the records of
+every DDP rank (every rank then holds the same records) and `OnlineRecorder.table`
+turns them into the same `ValuationTable` a pass returns, from
 which the next epoch's plan is built.
 
 What differs from the pass (documented in ``docs/guides/online-valuation.md``):
@@ -60,13 +60,13 @@ class OnlineRecorder:
     """Per-sample valuations recorded from training features, per storage row.
 
     Args:
-        value: coalition value function (name or :class:`~mmcoop.valuation.ValueFunction`),
-            as for :func:`~mmcoop.valuation.valuate_dataset`.
+        value: coalition value function (name or `ValueFunction`),
+            as for `valuate_dataset`.
         empty: ``v(empty)`` convention (``None`` = the value function's default).
 
     Attributes:
-        epoch: epoch of the records being made (after :meth:`start`) or committed.
-        seconds: host seconds spent in :meth:`record` and :meth:`commit` this epoch (the
+        epoch: epoch of the records being made (after `start`) or committed.
+        seconds: host seconds spent in `record` and `commit` this epoch (the
             committed records keep theirs under ``committed["seconds"]``).
 
     Example:
@@ -91,7 +91,7 @@ class OnlineRecorder:
     # -- recording -------------------------------------------------------------------------
     @property
     def recording(self) -> bool:
-        """Whether :meth:`record` stores anything (between :meth:`start` and :meth:`commit`)."""
+        """Whether `record` stores anything (between `start` and `commit`)."""
         return self._recording
 
     def start(self, num_samples: int, epoch: int) -> None:
@@ -101,7 +101,7 @@ class OnlineRecorder:
         self._buf, self._extras, self._recording, self.seconds = None, {}, True, 0.0
 
     def stop(self) -> None:
-        """Record nothing until the next :meth:`start` (committed records are kept)."""
+        """Record nothing until the next `start` (committed records are kept)."""
         self._buf, self._extras, self._recording = None, {}, False
 
     def _valuator_for(self, model: nn.Module) -> ModalityValuator:
@@ -259,7 +259,7 @@ class OnlineRecorder:
         return self.committed is not None and (epoch is None or int(self.committed["epoch"]) == int(epoch))
 
     def table(self, rows: Tensor | None = None, modalities: list[str] | None = None) -> ValuationTable:
-        """The committed records as a :class:`~mmcoop.valuation.ValuationTable` (CPU).
+        """The committed records as a `ValuationTable` (CPU).
 
         Args:
             rows: storage rows wanted, in the order wanted (rows never seen are left out);
@@ -267,8 +267,8 @@ class OnlineRecorder:
             modalities: the modality names (default: the valued model's).
 
         Returns:
-            One row per recorded sample, like :func:`~mmcoop.valuation.valuate_dataset`'s table
-            (``info["valuation"] = "online"``, ``info["recorded_epoch"]``).
+            One row per recorded sample, like `valuate_dataset`'s table
+                (``info["valuation"] = "online"``, ``info["recorded_epoch"]``).
         """
         rec = self.committed
         if rec is None:
@@ -307,7 +307,7 @@ class OnlineRecorder:
         return {} if self.committed is None else dict(self.committed)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`; anything being recorded is dropped (the epoch restarts)."""
+        """Restore `state_dict`; anything being recorded is dropped (the epoch restarts)."""
         self.stop()
         self.committed = dict(state) if state else None
         if self.committed is not None:

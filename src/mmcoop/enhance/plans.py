@@ -1,9 +1,9 @@
 """Re-sampling plans: pure functions from valuations (tensors) to extra training units.
 
-A :class:`ResamplingPlan` is a list of *units* ``(storage row, keep-mask)``. It can be
+A `ResamplingPlan` is a list of *units* ``(storage row, keep-mask)``. It can be
 executed faithfully (the units appended to the training set, as the paper does) or fast
 (the same units as weighted unimodal loss terms on the originals' forward pass); see
-:mod:`mmcoop.methods.resampling`.
+`mmcoop.methods.resampling`.
 
 Facts taken from the official code (GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation,
 ``code/datasets/dataloader.py`` and ``code/modality_level.py``), read for reference only:
@@ -12,7 +12,7 @@ Facts taken from the official code (GeWu-Lab/Valuate-and-Enhance-Multimodal-Coop
   ``phi < -0.1`` -> 3, otherwise 0. With the paper's value function phi only takes
   the values ``{-0.5, 0, 0.5, 1, 1.5}`` (M = 2), so the exact band edges never matter
   there; we use the paper's intervals ``[1, inf) -> 0, (0.4, 1) -> 1, (-0.1, 0.4] -> 2,
-  (-inf, -0.1] -> 3`` (see :func:`sample_level_plan`), which also handle continuous
+  (-inf, -0.1] -> 3`` (see `sample_level_plan`), which also handle continuous
   value functions without gaps.
 * modality-level ratio: ``x = |gap_a - gap_v| * 2/3`` with ``gap_k = 1 - mean phi_k``;
   ``linear: alpha * x``, ``tanh: tanh(alpha * x)``, ``square`` (our ``pow1.5``):
@@ -47,7 +47,7 @@ class ResamplingPlan:
     Attributes:
         rows: int64 ``[U]`` storage row (sample index) of each extra unit.
         keep: bool ``[U, M]`` keep-mask of each unit (exactly one modality for the paper's methods).
-        modalities: optional modality names (index k of ``keep``), used by :meth:`summary`.
+        modalities: optional modality names (index k of ``keep``), used by `summary`.
     """
 
     rows: Tensor
@@ -116,7 +116,7 @@ def _units(rows: Tensor, copies: Tensor, modalities: list[str] | None) -> Resamp
 
 
 def check_thresholds(thresholds: Sequence[Sequence[float]], max_copies: int) -> tuple[tuple[float, int], ...]:
-    """Validate and normalise sample-level bands; raises :class:`ConfigError`."""
+    """Validate and normalise sample-level bands; raises `ConfigError`."""
     try:
         out = tuple((float(t), int(c)) for t, c in thresholds)
     except (TypeError, ValueError):
@@ -170,9 +170,9 @@ def sample_level_plan(
     Args:
         phi: float ``[N, M]`` per-sample modality contributions (Shapley values).
         rows: int64 ``[N]`` storage row of each valued sample (default ``arange(N)``).
-        thresholds: bands ``(lower bound, copies)``, see :func:`sample_copies`.
+        thresholds: bands ``(lower bound, copies)``, see `sample_copies`.
         max_copies: copies below the lowest bound.
-        modalities: optional names for :meth:`ResamplingPlan.summary`.
+        modalities: optional names for `ResamplingPlan.summary`.
 
     Returns:
         A plan with ``copies.sum()`` single-modality units, ordered by (sample, modality).
@@ -232,9 +232,9 @@ def modality_level_plan(
         mean_phi: float ``[M]`` mean contribution per modality (over the subset Z).
         num_samples: ``N``, candidate samples to draw from (the training set).
         rows: int64 ``[N]`` storage rows of the candidates (default ``arange(N)``).
-        alpha, func: see :func:`modality_level_ratio`.
+        alpha, func: see `modality_level_ratio`.
         generator: seeded CPU generator (identical on every rank and on resume).
-        modalities: optional names for :meth:`ResamplingPlan.summary`.
+        modalities: optional names for `ResamplingPlan.summary`.
 
     For M = 2 this is the paper's rule: only the modality with the larger gap is
     copied. Modalities are drawn in order, each with an independent permutation.

@@ -3,17 +3,17 @@
 A resampler holds the options of the method (warm-up, value function, thresholds or
 ratio) and three calls:
 
-* :meth:`value` -- one inference pass over the training set (or the subset Z) through
-  :func:`mmcoop.valuation.valuate_dataset` (eval mode, no gradients, BatchNorm folded,
-  sharded over DDP ranks) -> :class:`~mmcoop.valuation.ValuationTable`;
-* :meth:`plan` -- the table -> :class:`~mmcoop.enhance.ResamplingPlan`;
-* :meth:`step` -- both, when due at ``epoch`` (``None`` during warm-up; between
+* `value` -- one inference pass over the training set (or the subset Z) through
+  `mmcoop.valuation.valuate_dataset` (eval mode, no gradients, BatchNorm folded,
+  sharded over DDP ranks) -> `ValuationTable`;
+* `plan` -- the table -> `ResamplingPlan`;
+* `step` -- both, when due at ``epoch`` (``None`` during warm-up; between
   valuations with ``every > 1`` the last plan again).
 
-``mmcoop train`` (:mod:`mmcoop.methods.sample_level`, :mod:`mmcoop.methods.modality_level`)
+``mmcoop train`` (`mmcoop.methods.sample_level`, `mmcoop.methods.modality_level`)
 uses these same objects, so a user's loop and ``mmcoop train`` build the same plan from
 the same weights, seed and options. Execute a plan with
-:class:`~mmcoop.enhance.ResampledDataset` or :func:`~mmcoop.enhance.weighted_unit_loss`.
+`ResampledDataset` or `weighted_unit_loss`.
 
 Example:
     >>> resampler = SampleLevelResampler(warmup=1)
@@ -55,8 +55,8 @@ SALT_DRAW = 0xD7  # generator salt of the re-sampled samples (modality-level)
 
 
 def as_multimodal(dataset: Dataset) -> MultimodalDataset:
-    """``dataset`` as a :class:`~mmcoop.data.MultimodalDataset` (a Dataset of dict items is wrapped
-    by :class:`~mmcoop.data.DictDatasetSource`; a MultimodalDataset is returned as is)."""
+    """``dataset`` as a `MultimodalDataset` (a Dataset of dict items is wrapped
+    by `DictDatasetSource`; a MultimodalDataset is returned as is)."""
     if isinstance(dataset, MultimodalDataset):
         return dataset
     return MultimodalDataset.from_source(DictDatasetSource(dataset))
@@ -69,7 +69,7 @@ def _check_int(name: str, value: Any, low: int) -> int:
 
 
 class Resampler:
-    """Shared schedule and valuation of the re-samplers (subclasses define :meth:`plan`).
+    """Shared schedule and valuation of the re-samplers (subclasses define `plan`).
 
     Args:
         warmup: epochs of plain training before re-sampling (the paper's default 5).
@@ -78,7 +78,7 @@ class Resampler:
             registered one).
         batch_size: samples per valuation batch.
         device: where to value (default: the model's device).
-        fold_bn: value with a BatchNorm-folded inference copy (see :func:`valuate_dataset`).
+        fold_bn: value with a BatchNorm-folded inference copy (see `valuate_dataset`).
         seed: the run seed (random draws of the modality-level variant).
     """
 
@@ -125,7 +125,7 @@ class Resampler:
 
     def value_rows(self, model: Any, dataset: Dataset, rows: Tensor | None) -> ValuationTable:
         """Value storage ``rows`` of ``dataset`` (``None``: every row) with this resampler's settings;
-        the seconds it took are :attr:`last_seconds`."""
+        the seconds it took are `last_seconds`."""
         data = self._data(dataset)
         t0 = time.perf_counter()
         table = _valuation.valuate_dataset(  # looked up on the module: tests may wrap it
@@ -149,7 +149,7 @@ class Resampler:
         return torch.unique(self._data(dataset).rows.cpu())
 
     def rows_to_value(self, dataset: Dataset, epoch: int = 0) -> Tensor:
-        """Storage rows of ``dataset`` that :meth:`value` values at ``epoch`` (every candidate row;
+        """Storage rows of ``dataset`` that `value` values at ``epoch`` (every candidate row;
         the modality-level subset Z)."""
         return self.candidate_rows(dataset)
 
@@ -162,7 +162,7 @@ class Resampler:
         raise NotImplementedError
 
     def step(self, epoch: int, model: torch.nn.Module, dataset: Dataset) -> ResamplingPlan | None:
-        """The plan to execute in ``epoch``: ``None`` during warm-up; a new one when :meth:`due`
+        """The plan to execute in ``epoch``: ``None`` during warm-up; a new one when `due`
         (valued now: call it at the start of the epoch, before training on it); else the last one.
 
         Under DDP call it on every rank: each values ``1/W`` of the samples, all get the same plan.
@@ -194,9 +194,9 @@ class SampleLevelResampler(Resampler):
 
     Args:
         thresholds: bands ``(lower bound, copies)``, highest first (default: ``phi >= 1 -> 0``,
-            ``(0.4, 1) -> 1``, ``(-0.1, 0.4] -> 2``; see :func:`~mmcoop.enhance.sample_copies`).
+            ``(0.4, 1) -> 1``, ``(-0.1, 0.4] -> 2``; see `sample_copies`).
         max_copies: copies below the lowest bound (3).
-        **kwargs: the schedule and valuation options of :class:`Resampler`.
+        **kwargs: the schedule and valuation options of `Resampler`.
 
     Example:
         >>> r = SampleLevelResampler(warmup=0)
@@ -225,13 +225,13 @@ class ModalityLevelResampler(Resampler):
     """Modality-level re-sampling (the paper's cheaper variant): value a random subset Z
     (``part_ratio`` of the samples, drawn from ``(seed, epoch)``), then copy ``round(p_k * N)``
     distinct samples once keeping only modality ``k`` (ratio ``p`` from the mean contributions,
-    :func:`~mmcoop.enhance.modality_level_ratio`).
+    `modality_level_ratio`).
 
     Args:
         part_ratio: fraction of the training samples in Z (0.2).
         alpha: scale of the ratio (1.0).
         func: ``linear``, ``tanh`` or ``pow1.5``.
-        **kwargs: the schedule and valuation options of :class:`Resampler` (``seed`` seeds Z
+        **kwargs: the schedule and valuation options of `Resampler` (``seed`` seeds Z
             and the draws, exactly as ``mmcoop train --seed``).
     """
 

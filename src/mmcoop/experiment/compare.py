@@ -11,7 +11,7 @@ Writes ``<out_dir>/<name>/`` holding one run directory per pair and:
   sample visits / optimizer steps);
 - ``summary.csv``: per method label, mean and std over seeds of every metric, and
   per protocol ``gain_<p>_{n,mean,sd,low,high}`` (95% paired-t interval, see
-  :mod:`mmcoop.experiment.stats`; ``gain_<p>_boot_{low,high}`` with a bootstrap);
+  `mmcoop.experiment.stats`; ``gain_<p>_boot_{low,high}`` with a bootstrap);
 - ``base_config.yaml``: the shared settings (``train.patience`` = early stopping);
 - ``compare.json``: the request (methods, seeds, shared settings), written before the
   first run.
@@ -72,7 +72,7 @@ from mmcoop.utils.summaries import summarize_over_seeds
 from mmcoop.utils.lock import LOCK_NAME, FolderLock
 from mmcoop.utils.rundir import BASE_CONFIG_FILE, COMPARE_CSV, COMPARE_REQUEST_FILE, SUMMARY_CSV, RunPaths
 
-#: Matched protocols (the gain protocols are :data:`mmcoop.experiment.compare_format.PROTOCOLS`): the baseline
+#: Matched protocols (the gain protocols are `mmcoop.experiment.compare_format.PROTOCOLS`): the baseline
 #: given the same sample visits / optimizer steps / training FLOPs.
 MATCHED: tuple[str, ...] = ("visits", "steps", "flops")
 #: Run totals read from a run's last ``metrics.jsonl`` record.
@@ -93,10 +93,10 @@ class MethodSpec:
 
 def parse_methods(spec: str | list[str], shared_options: dict[str, Any] | None = None) -> list[MethodSpec]:
     """Parse ``"joint,sample-level:weighted,modality-level"`` (``name[:variant]``, the variant
-    setting the method's :attr:`~mmcoop.methods.Method.variant_option`).
+    setting the method's `variant_option`).
 
     ``all`` stands for every registered method (``joint`` first, then by name); a method with a
-    :attr:`~mmcoop.methods.Method.all_needs_option` (``unimodal``: ``modality``) is left out of it
+    `all_needs_option` (``unimodal``: ``modality``) is left out of it
     unless listed too or ``shared_options`` holds that option.
     Repeated labels are kept once.
     """
@@ -160,7 +160,7 @@ def matched_epochs(total: float, per_epoch: float, epochs: int) -> int:
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds of every test metric, time per epoch, best val accuracy and
     (when logged) epochs run, sample visits and optimizer steps, per method label
-    (:func:`mmcoop.utils.summaries.summarize_over_seeds`, which the report shares)."""
+    (`mmcoop.utils.summaries.summarize_over_seeds`, which the report shares)."""
     return summarize_over_seeds(df, "method")
 
 
@@ -280,7 +280,7 @@ def _merge_request(
 def _finished_run(cfg: RunConfig) -> RunResult | None:
     """A finished run of ``cfg`` read back from its files (no model, no data), or ``None`` when the
     run is not finished, not consistent with its commit, or was trained with another config (then
-    :func:`resume_experiment` decides: continue, extend, or refuse with a diff)."""
+    `resume_experiment` decides: continue, extend, or refuse with a diff)."""
     paths = RunPaths(cfg.run_dir)
     if not paths.results.is_file():
         return None
@@ -322,13 +322,13 @@ def run_compare(
     Args:
         base: shared settings (``train.epochs``: the compared epochs; ``train.patience``:
             early stopping, applied to every run including the matched ones).
-        methods: the methods (see :func:`parse_methods`).
+        methods: the methods (see `parse_methods`).
         seeds: seeds; a method and the baseline with the same seed form one paired gain.
         name: folder name under ``base.out_dir`` (default ``compare_<dataset>``).
         overwrite: replace existing run directories of the same names.
         on_run: called with each finished run's compare.csv row.
         shared_options: method options (e.g. ``{"warmup": 2}``) given to every method that
-            has such an option; a key that no compared method accepts is a :class:`ConfigError`.
+            has such an option; a key that no compared method accepts is a `ConfigError`.
         matched: protocols of the compute-matched baseline: ``visits`` and/or ``steps``
             (empty: equal epochs only).
         baseline: label of the baseline method (prepended when missing from ``methods``);
@@ -339,7 +339,7 @@ def run_compare(
         resume: continue the comparison in the folder (see the module docstring); new
             seeds and methods are added to the recorded ones.
         probe: fit the linear probes of every compared run (``probe.json``; the
-            ``probe_acc_<f>`` / ``probe_f1_<f>`` columns, :mod:`mmcoop.experiment.compare_extras`).
+            ``probe_acc_<f>`` / ``probe_f1_<f>`` columns, `mmcoop.experiment.compare_extras`).
         count_flops: count training and inference FLOPs in every run (``train.count_flops``;
             on whenever ``matched`` has ``flops``).
 
@@ -488,7 +488,7 @@ def _compare_runs(
     first: Any,
     probe: bool = False,
 ) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
-    """The runs of :func:`run_compare` and its tables (called under the comparison's lock)."""
+    """The runs of `run_compare` and its tables (called under the comparison's lock)."""
     barrier()
 
     def finish(row: dict[str, Any]) -> None:

@@ -1,13 +1,13 @@
 """The diagnostics columns of a comparison's rows: compute cost and linear probes.
 
-- :func:`cost_columns`: ``parameters`` (model and method modules), and with
+- `cost_columns`: ``parameters`` (model and method modules), and with
   ``train.count_flops`` the mean ``step_flops_per_unit`` (FLOPs per training unit of an
   optimizer step), ``train_flops_total`` (all training FLOPs, valuation passes included)
   and ``train_flops_per_epoch``, from the run's ``metrics.jsonl`` records. The inference
   FLOPs per sample are the run's ``test_flops_per_sample``.
-- :func:`probe_columns`: ``probe_acc_<f>`` / ``probe_f1_<f>`` for each probed feature set
+- `probe_columns`: ``probe_acc_<f>`` / ``probe_f1_<f>`` for each probed feature set
   (each modality, ``concat``) on the test split, from ``probe.json`` when it is current,
-  else fitted (:func:`mmcoop.experiment.probe.probe_run`).
+  else fitted (`mmcoop.experiment.probe.probe_run`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Printing a comparison: the summary over seeds and the paired gains, as strings for the console.
 
-Re-exported by :mod:`mmcoop.experiment.compare` (``format_summary``, ``format_gains``).
+Re-exported by `mmcoop.experiment.compare` (``format_summary``, ``format_gains``).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ MAX_SEED = 2**32 - 1  # NumPy's legacy seeding and every torch generator accept 
 
 @dataclass
 class ModelConfig:
-    """Which model to build (see :func:`mmcoop.models.create_model`).
+    """Which model to build (see `mmcoop.models.create_model`).
 
     Attributes:
         name: a registered model (default ``late-fusion``: the paper's, one encoder per
@@ -62,7 +62,7 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     """User data: ``target`` (``"pkg.module:callable"``) called with ``seed=`` (when accepted)
-    and ``**options``; it returns the train/val/test splits (see :func:`mmcoop.experiment.user_splits`)."""
+    and ``**options``; it returns the train/val/test splits (see `mmcoop.experiment.user_splits`)."""
 
     target: str = ""
     options: dict[str, Any] = field(default_factory=dict)
@@ -73,7 +73,7 @@ class DataConfig:
 
 @dataclass
 class DebiasConfig:
-    """Degrade one random modality per sample (see :func:`mmcoop.data.debias`)."""
+    """Degrade one random modality per sample (see `mmcoop.data.debias`)."""
 
     strength: float = 0.8
     mode: Literal["noise", "blank"] = "noise"
@@ -192,7 +192,7 @@ def default_run_name(cfg: RunConfig) -> str:
 
 
 def load_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping; every way it can be wrong is one :class:`ConfigError`.
+    """Read a YAML file that must hold a mapping; every way it can be wrong is one `ConfigError`.
 
     Args:
         path: the file.

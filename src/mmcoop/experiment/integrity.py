@@ -9,11 +9,11 @@ At the end of epoch ``e`` a run writes, in this order::
 
 and ``results.json`` once after the last epoch. A kill at any moment therefore leaves
 every file either committed (agreeing with ``last.pt``) or *pending*: written for the
-epoch after the commit, which a resumed run discards and redoes. :func:`repair_run_dir`
+epoch after the commit, which a resumed run discards and redoes. `repair_run_dir`
 brings the derived files back to the commit (run under the run's lock when resuming);
-:func:`verify_run_dir` lists every disagreement (used by tests and by ``mmcoop value``).
+`verify_run_dir` lists every disagreement (used by tests and by ``mmcoop value``).
 
-File names and the ``metrics.jsonl`` reader/writer are :mod:`mmcoop.utils.rundir`'s.
+File names and the ``metrics.jsonl`` reader/writer are `mmcoop.utils.rundir`'s.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ _BAD_RECORD = (
 def read_metrics(run_dir: str | Path, strict: bool = False) -> list[dict[str, Any]]:
     """The epoch records of ``metrics.jsonl`` as the commit logic reads them (empty if absent).
 
-    :func:`mmcoop.utils.rundir.read_metrics` with every record needing an ``epoch``: a
+    `mmcoop.utils.rundir.read_metrics` with every record needing an ``epoch``: a
     half-written *last* line (a run killed while appending: that epoch was never
     committed) is skipped silently; with ``strict`` it is an error like any other bad line.
 
@@ -61,10 +61,10 @@ def load_commit(run_dir: str | Path, trust: bool = False) -> dict[str, Any] | No
     Args:
         run_dir: the run directory.
         trust: load objects other than tensors and plain containers (see
-            :func:`mmcoop.utils.io.load_checkpoint`); refused by default.
+            `mmcoop.utils.io.load_checkpoint`); refused by default.
 
     Raises:
-        UnreadableCommit: the file is damaged (a :class:`RunDirError`).
+        UnreadableCommit: the file is damaged (a `RunDirError`).
         RunDirError: the file holds objects mmcoop does not load untrusted.
     """
     path = RunPaths(run_dir).last_checkpoint

@@ -2,10 +2,10 @@
 
 A preset holds the dataset (and its reader options), the model (ResNet-18 encoders,
 512-d features, concat fusion), the optimiser and schedule, and per-method options. The
-dataset's part is registered beside the dataset (:func:`mmcoop.data.presets.register_preset`
-in e.g. :mod:`mmcoop.datasets.kinetics_sounds`); the methods' options are added here.
-:func:`preset_config` picks the options of one method and returns a plain dict in
-:class:`~mmcoop.experiment.config.RunConfig` shape; :func:`apply_preset` lays a user's
+dataset's part is registered beside the dataset (`mmcoop.data.presets.register_preset`
+in e.g. `mmcoop.datasets.kinetics_sounds`); the methods' options are added here.
+`preset_config` picks the options of one method and returns a plain dict in
+`RunConfig` shape; `apply_preset` lays a user's
 config dict over it (the user's keys win), so ``--preset NAME`` plus overrides gives a
 config that records every number in ``config.yaml``.
 
@@ -33,7 +33,7 @@ Where the numbers come from (each preset's ``source`` says the same):
   0.001`` (bash), ``StepLR(70, 0.1)``, ``--epochs 100``, ``--batch_size 64``,
   ``--num_frame 4`` (the AVE prototype runs; other AVE runs use 3 frames and 130-150 epochs).
 
-A method's options per preset live beside the method (:meth:`mmcoop.methods.Method.preset_options`):
+A method's options per preset live beside the method (`mmcoop.methods.Method.preset_options`):
 the CVPR 2024 options (``warmup`` 5, ``part_ratio`` 0.2, ``alpha`` 1) for the paper's two methods
 on every dataset, OGM-GE's ``alpha`` per dataset.
 """
@@ -54,9 +54,9 @@ def preset_config(name: str, method: str = "joint") -> dict[str, Any]:
     """The preset ``name`` as a RunConfig-shaped dict for ``method``.
 
     Args:
-        name: a registered preset (:data:`PRESETS`).
+        name: a registered preset (`PRESETS`).
         method: the method to run; its options for this preset come from the method itself
-            (:meth:`mmcoop.methods.Method.preset_options`, ``{}`` if it has none).
+            (`mmcoop.methods.Method.preset_options`, ``{}`` if it has none).
 
     Returns:
         ``{"dataset", "dataset_options", "method", "method_options", "model", "train"}`` (a deep copy).

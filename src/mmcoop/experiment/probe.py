@@ -1,8 +1,8 @@
 """Linear probes of a run directory: ``mmcoop probe RUN`` and ``compare --probe``.
 
 Loads the run's model (``best`` or ``last`` weights) and data, fits the probes of
-:func:`mmcoop.diagnostics.linear_probe` and records them in ``<run>/probe.json``
-(:mod:`mmcoop.utils.probefile`) with the checkpoint they came from.
+`mmcoop.diagnostics.linear_probe` and records them in ``<run>/probe.json``
+(`mmcoop.utils.probefile`) with the checkpoint they came from.
 """
 
 from __future__ import annotations
@@ -44,11 +44,11 @@ def probe_run(
         max_train: fit on a seeded subset of this many training samples (``None``: all).
         seed: seed of the subset (default: the run's seed).
         device: where to encode and fit (default: the CPU, where the run is loaded).
-        trust: load a checkpoint holding Python objects (see :func:`mmcoop.experiment.load_run`).
+        trust: load a checkpoint holding Python objects (see `mmcoop.experiment.load_run`).
 
     Returns:
-        The entry written (see :func:`mmcoop.diagnostics.linear_probe`), with ``checkpoint``
-        (epoch and SHA-256 of the weights file) and ``mmcoop`` (version).
+        The entry written (see `mmcoop.diagnostics.linear_probe`), with ``checkpoint``
+            (epoch and SHA-256 of the weights file) and ``mmcoop`` (version).
 
     Raises:
         MMCoopError: not a run directory, no such checkpoint, a foreign ``probe.json``.

@@ -1,4 +1,4 @@
-"""One run: build data, model and method from a :class:`RunConfig`, train, write ``runs/<name>/``.
+"""One run: build data, model and method from a `RunConfig`, train, write ``runs/<name>/``.
 
 Run directory::
 
@@ -8,14 +8,14 @@ Run directory::
     dataset.json           where the data came from, split sizes, preprocessing
     metrics.jsonl          one JSON line per epoch
     checkpoints/last.pt    the commit record: everything to resume exactly, written atomically
-                           after every other file of the epoch (see :mod:`mmcoop.experiment.integrity`)
+                           after every other file of the epoch (see `mmcoop.experiment.integrity`)
     checkpoints/best.pt    model weights of the best validation epoch
     valuation/epoch_XXX.parquet   per-sample valuations, for methods that valuate
     results.json           test metrics of the best-validation model (never used for selection)
     resumes.jsonl          one line per resume that changed a setting (what, from, to)
 
-File names, the ``metrics.jsonl`` writer and the record sanitiser are :mod:`mmcoop.utils.rundir`'s;
-markers and locks :mod:`mmcoop.experiment.safety`'s.
+File names, the ``metrics.jsonl`` writer and the record sanitiser are `mmcoop.utils.rundir`'s;
+markers and locks `mmcoop.experiment.safety`'s.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class RunResult:
 
 
 def check_splits(splits: DatasetSplits) -> None:
-    """Raise :class:`DataError` if a split is empty (training, selection and testing each need samples)."""
+    """Raise `DataError` if a split is empty (training, selection and testing each need samples)."""
     sizes = {k: len(splits.split(k)) for k in ("train", "val", "test")}
     empty = [k for k, n in sizes.items() if n == 0]
     if empty:
@@ -118,7 +118,7 @@ def build_for(cfg: RunConfig, splits: DatasetSplits, probe: bool = True) -> nn.M
     A built-in model's parameter memory is estimated first (an impossible size is refused
     before anything is allocated); errors raised by a ``model.target`` are shown as the
     user's; with ``probe`` a model or data from a target is run once on two training
-    samples to check the shapes (:func:`mmcoop.experiment.user.probe_model`).
+    samples to check the shapes (`mmcoop.experiment.user.probe_model`).
     """
     options = cfg.model.builder_options()
 
@@ -143,7 +143,7 @@ def build_for(cfg: RunConfig, splits: DatasetSplits, probe: bool = True) -> nn.M
 
 
 def check_device_available(name: str) -> None:
-    """Raise :class:`ConfigError` if ``train.device`` names a device this machine does not have."""
+    """Raise `ConfigError` if ``train.device`` names a device this machine does not have."""
     if name == "auto":
         return
     dev = torch.device(name)
@@ -206,16 +206,16 @@ def run_experiment(
     Args:
         cfg: the run configuration.
         resume: continue ``cfg.run_dir`` from its commit record; ``cfg`` is the requested
-            configuration, checked against the stored one (see :func:`resume_experiment`).
+            configuration, checked against the stored one (see `resume_experiment`).
         overwrite: replace an existing run directory of the same name (only one mmcoop
-            marked as a run; see :mod:`mmcoop.experiment.safety`).
+            marked as a run; see `mmcoop.experiment.safety`).
         splits: pre-loaded data (e.g. shared across the runs of a comparison).
-        callbacks: objects receiving the training loop's events (:mod:`mmcoop.train.callbacks`),
+        callbacks: objects receiving the training loop's events (`mmcoop.train.callbacks`),
             after the run's own writer and the ``train.loggers``; on resume they see the
             remaining epochs.
 
     Returns:
-        :class:`RunResult` with the best-validation model and its test metrics.
+        `RunResult` with the best-validation model and its test metrics.
 
     Raises:
         RunDirError: the run directory is unsafe, taken, or held by another process.
@@ -262,7 +262,7 @@ def resume_experiment(
     with what is asked for: an edited ``config.yaml`` and ``changes``, or a whole
     ``config``. Changes that define the run are refused with a diff; ``train.epochs``
     may extend it; a few harmless keys (device, progress, ...) are applied and recorded
-    (see :mod:`mmcoop.experiment.resume`). Files left ahead of the commit by a kill are
+    (see `mmcoop.experiment.resume`). Files left ahead of the commit by a kill are
     repaired first, stale temporary files removed. A run killed before its first
     epoch was committed starts again from epoch 0.
 
@@ -272,9 +272,9 @@ def resume_experiment(
         config: instead of ``changes``, the full requested configuration.
         sources: ``{dotted key: where it came from}`` for messages (the CLI's options).
         splits: pre-loaded data.
-        callbacks: see :func:`run_experiment`.
+        callbacks: see `run_experiment`.
         trust: load a checkpoint holding objects other than tensors and plain containers
-            (``--trust-run``; see :func:`mmcoop.utils.io.load_checkpoint`).
+            (``--trust-run``; see `mmcoop.utils.io.load_checkpoint`).
 
     Raises:
         RunDirError: not a run directory, held by another process, or a checkpoint
@@ -533,12 +533,12 @@ def load_run(
     weights kept in ``last.pt`` are used.
 
     Checkpoints are loaded as tensors and plain containers only; a file holding other
-    objects is refused unless ``trust`` (see :func:`mmcoop.utils.io.load_checkpoint`).
+    objects is refused unless ``trust`` (see `mmcoop.utils.io.load_checkpoint`).
     The config's ``model.target`` / ``data.target``, if any, *are* imported and called:
     config targets run code by design, so read ``config.yaml`` before loading a run from
     someone else. The code that runs is the code ``config.yaml`` shows: a commit record
     naming other targets is refused unless ``trust`` (then a warning names what runs; see
-    :func:`mmcoop.experiment.safety.check_run_code`).
+    `mmcoop.experiment.safety.check_run_code`).
 
     Raises:
         RunDirError: a checkpoint refused as untrusted, or naming other code than config.yaml.

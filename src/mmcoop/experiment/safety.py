@@ -1,19 +1,19 @@
 """Run directories that are safe to create, lock, overwrite and resume (markers, path checks, locks).
 
-File names (the markers included) are :mod:`mmcoop.utils.rundir`'s, the one owner of
+File names (the markers included) are `mmcoop.utils.rundir`'s, the one owner of
 the run-directory schema; this module decides what may be created, deleted or resumed.
 
-Every run directory carries a marker file, :data:`RUN_MARKER`, written when mmcoop
+Every run directory carries a marker file, `RUN_MARKER`, written when mmcoop
 creates it; only a directory holding the marker is ever emptied by ``--overwrite``, and
-only of the files mmcoop wrote there (:func:`mmcoop.utils.rundir.split_run_entries`):
+only of the files mmcoop wrote there (`mmcoop.utils.rundir.split_run_entries`):
 when anything else is present (a user's notes, an analysis folder) the overwrite is
 refused, naming those files. A ``--resume`` checks everything it can refuse before it
-writes anything (:func:`check_resumable`), so a failed resume leaves the folder as it was.
+writes anything (`check_resumable`), so a failed resume leaves the folder as it was.
 A directory is also refused when its path is not strictly inside ``out_dir``, when
 its name contains ``..`` or is absolute, or when it is (or contains) the working
 directory or the home directory.
 
-Each run is written under a :class:`~mmcoop.utils.lock.FolderLock` held for the
+Each run is written under a `FolderLock` held for the
 run's life, so a second process writing the same run gets an error naming the first.
 
 A new run directory is born complete: the marker, the lock and ``config.yaml`` are
@@ -86,10 +86,10 @@ def check_run_path(out_dir: str | os.PathLike, name: str, what: str = "run") -> 
 
 
 def is_marked_run_dir(path: str | os.PathLike) -> bool:
-    """Whether ``path`` carries the run marker written by mmcoop (:data:`RUN_MARKER`).
+    """Whether ``path`` carries the run marker written by mmcoop (`RUN_MARKER`).
 
     The safety check (what ``--overwrite`` may delete); for "holds run files, can be
-    read" see :func:`mmcoop.utils.rundir.is_run_dir`.
+    read" see `mmcoop.utils.rundir.is_run_dir`.
     """
     return RunPaths(path).marker.is_file()
 
@@ -201,7 +201,7 @@ def remove_stale_new_dirs(run_dir: str | os.PathLike, min_age_s: float = 60.0) -
 
 
 def precheck_new_run_dir(out_dir: str | os.PathLike, name: str, overwrite: bool = False) -> Path:
-    """The refusals of :func:`create_run_dir` that need no lock, to run before any expensive work.
+    """The refusals of `create_run_dir` that need no lock, to run before any expensive work.
 
     Raises:
         RunDirError: unsafe path, not a folder, a folder mmcoop did not mark, or a
@@ -298,7 +298,7 @@ def create_run_dir(
 
 
 def check_resumable(run_dir: str | os.PathLike) -> Path:
-    """The refusals of :func:`open_run_dir` that need no lock and write nothing.
+    """The refusals of `open_run_dir` that need no lock and write nothing.
 
     Raises:
         RunDirError: not a folder, or not a run directory (no marker and not a run made
@@ -343,7 +343,7 @@ def check_run_code(run_dir: str | os.PathLike, stored: Mapping[str, Any] | None,
 
     Returns:
         ``{key: the commit's value}`` of the differing keys (empty when they agree); with
-        ``trust``, the code that will run although ``config.yaml`` does not show it.
+            ``trust``, the code that will run although ``config.yaml`` does not show it.
 
     Raises:
         RunDirError: the two disagree on a target and ``trust`` is false (every key named).
@@ -387,7 +387,7 @@ def check_logger_files(run_dir: str | os.PathLike, loggers: Sequence[str], store
 def open_run_dir(run_dir: str | os.PathLike) -> FolderLock:
     """Lock an existing run directory to continue it (``--resume``) and remove stale temp files.
 
-    Call it once the resume is validated (:func:`check_resumable`, the commit record and
+    Call it once the resume is validated (`check_resumable`, the commit record and
     the config): it writes. A run made by an older mmcoop (no marker, but
     ``config.yaml`` and ``checkpoints/last.pt``) is accepted and marked. Only mmcoop's
     own temporary files (``.<name>.<random>.mmcoop.tmp``) are removed.

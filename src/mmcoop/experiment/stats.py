@@ -187,7 +187,7 @@ def bootstrap_interval(
 
 
 def summarize_gains(values: Sequence[float], level: float = 0.95, bootstrap: int = 0, seed: int = 0) -> GainSummary:
-    """:class:`GainSummary` of per-seed gains: paired-t interval, plus a bootstrap one when ``bootstrap > 0``."""
+    """`GainSummary` of per-seed gains: paired-t interval, plus a bootstrap one when ``bootstrap > 0``."""
     mean, sd, low, high = t_interval(values, level)
     boot = bootstrap_interval(values, level, bootstrap, seed) if bootstrap > 0 else (math.nan, math.nan)
     return GainSummary(len(values), mean, sd, low, high, level, *boot)

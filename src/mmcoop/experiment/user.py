@@ -5,13 +5,13 @@ Config targets run code by design (like Hydra's ``_target_``): a run folder whos
 ``config.yaml`` names a target imports and calls it when the run is resumed or valued.
 
 When user code fails, the error is the user's, shown as theirs
-(:class:`UserCodeError`): the config key, their exception and its message, and the
+(`UserCodeError`): the config key, their exception and its message, and the
 frame in their own file that raised it. Before training, a model built from a target
 (or trained on data from one) is run once on two training samples
-(:func:`probe_model`), so a ``fuse`` returning the wrong shape or an encoder expecting
+(`probe_model`), so a ``fuse`` returning the wrong shape or an encoder expecting
 another input width is named at once, with the expected shape. The parameter memory
 of a built-in model is estimated on the ``meta`` device before anything is allocated
-(:func:`check_model_size`), so an impossible size is refused up front.
+(`check_model_size`), so an impossible size is refused up front.
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ def user_frame(exc: BaseException) -> str | None:
 
 @contextlib.contextmanager
 def user_code(key: str, doing: str) -> Iterator[None]:
-    """Turn an exception raised by user code into a :class:`UserCodeError` naming ``key``.
+    """Turn an exception raised by user code into a `UserCodeError` naming ``key``.
 
-    mmcoop's own errors (:class:`MMCoopError`) pass unchanged; ``KeyboardInterrupt`` too.
+    mmcoop's own errors (`MMCoopError`) pass unchanged; ``KeyboardInterrupt`` too.
 
     Args:
         key: the config key of the target, e.g. ``"model.target='mylab.models:build'"``.
@@ -118,11 +118,11 @@ def user_splits(target: str, options: Mapping[str, Any], seed: int, name: str = 
     """Call the user's data target and check what it returns.
 
     The callable gets ``**options`` (and ``seed=`` when it accepts it) and returns a
-    :class:`~mmcoop.data.DatasetSplits`, a mapping with keys ``train``, ``val``, ``test``, or
+    `DatasetSplits`, a mapping with keys ``train``, ``val``, ``test``, or
     a ``(train, val, test)`` tuple; each split is an mmcoop dataset or source, or a
     ``torch.utils.data.Dataset`` whose items are ``{"inputs": {name: Tensor}, "label": int}``.
     The three splits must have the same modalities (in order) and classes, and finite inputs
-    (:func:`~mmcoop.data.check_finite`).
+    (`check_finite`).
     """
     key = f"data.target={target!r}"
     fn = resolve_target(target, "data.target")
@@ -236,7 +236,7 @@ def probe_model(model: Any, splits: DatasetSplits, key: str, samples: int = 2) -
     and check the shapes of the model contract.
 
     ``encode`` must return ``[B, M, D]`` and ``fuse`` ``[B, C]``. An exception raised in
-    user code is shown as the user's (:func:`user_code`).
+    user code is shown as the user's (`user_code`).
 
     Raises:
         UserCodeError: the model raised, or returned a wrong shape (expected shape named).

@@ -1,5 +1,5 @@
 """Adapters to where users train and watch runs: loggers (TensorBoard, W&B, MLflow, CSV) and
-Lightning callbacks (:mod:`mmcoop.integrations.lightning`, imported only on request: it needs
+Lightning callbacks (`mmcoop.integrations.lightning`, imported only on request: it needs
 ``pip install 'mmcoop[lightning]'``)."""
 
 from mmcoop.integrations.loggers import LOGGERS, Logger, build_loggers, check_loggers, register_logger, scalars

@@ -10,9 +10,9 @@ What the ``LightningModule`` needs: nothing of the mmcoop model contract by hand
   ``modalities``, ``encode``, ``fuse``); or
 * the module itself implements ``modalities``, ``encode(inputs, keep)``, ``fuse(features, keep)``.
 
-:func:`contract_model` finds it (sharing the module's parameters). Batches are dicts
+`contract_model` finds it (sharing the module's parameters). Batches are dicts
 ``{"inputs": {modality: Tensor}, "label": Tensor}`` (a ``Dataset`` of such items, the
-convention of :class:`~mmcoop.data.DictDatasetSource`); the re-sampled batches add
+convention of `DictDatasetSource`); the re-sampled batches add
 ``"keep"`` (bool ``[B, M]``) and, under ``weighted``, ``"copies"``. A ``training_step``
 that works with and without re-sampling::
 
@@ -24,13 +24,13 @@ that works with and without re-sampling::
 
 Callbacks:
 
-* :class:`ModalityValuation` -- values a split every N epochs, logs the dataset-level
+* `ModalityValuation` -- values a split every N epochs, logs the dataset-level
   contribution and each modality's accuracy alone through the module's logger
   (``pl_module.log``), writes ``valuation/<split>_epoch_XXX.parquet``.
-* :class:`SampleLevelResampling` / :class:`ModalityLevelResampling` -- value the training set
+* `SampleLevelResampling` / `ModalityLevelResampling` -- value the training set
   at the end of each epoch and train the next one on the re-sampled dataset (the training
   dataloader is replaced each epoch; ``execution="weighted"`` keeps the originals and the
-  loss hook :func:`resampling_loss` adds the units).
+  loss hook `resampling_loss` adds the units).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def resampling_loss(
 ) -> Tensor:
     """The loss hook of the re-sampling callbacks: mean cross-entropy of ``logits [B, C]``, plus the
     ``weighted`` execution's copies-weighted unimodal terms when ``batch`` has ``"copies"``
-    (:func:`~mmcoop.enhance.weighted_unit_loss`)."""
+    (`weighted_unit_loss`)."""
     if "copies" in batch:
         return weighted_unit_loss(model, feats, logits, batch["label"], batch["copies"], normalize)
     return F.cross_entropy(logits.float(), batch["label"])
@@ -226,7 +226,7 @@ class _Resampling(pl.Callback):
         self._loader_kwargs: dict[str, Any] = {}
 
     def loss(self, model: Any, feats: Tensor, logits: Tensor, batch: Mapping[str, Any]) -> Tensor:
-        """The loss hook (see :func:`resampling_loss`) with this callback's ``normalize``."""
+        """The loss hook (see `resampling_loss`) with this callback's ``normalize``."""
         return resampling_loss(model, feats, logits, batch, self.normalize)
 
     def _install(self, trainer: Any, pl_module: Any, epoch: int) -> None:
@@ -275,10 +275,10 @@ class SampleLevelResampling(_Resampling):
 
     Args:
         warmup, thresholds, max_copies, value, every, batch_size (valuation): the options of
-            :class:`~mmcoop.enhance.SampleLevelResampler` (passed as keywords).
+            `SampleLevelResampler` (passed as keywords).
         execution: ``duplicate`` (units appended to the dataset) or ``weighted`` (originals
-            with ``copies``; use :func:`resampling_loss` in ``training_step``).
-        normalize: ``weighted`` only, see :func:`~mmcoop.enhance.weighted_unit_loss`.
+            with ``copies``; use `resampling_loss` in ``training_step``).
+        normalize: ``weighted`` only, see `weighted_unit_loss`.
         train_batch_size: batch size of the re-sampled loader (default: the original loader's).
 
     Example:
@@ -300,8 +300,8 @@ class ModalityLevelResampling(_Resampling):
 
     Args:
         part_ratio, alpha, func, warmup, value, every, seed, batch_size (valuation): the options
-            of :class:`~mmcoop.enhance.ModalityLevelResampler` (passed as keywords).
-        execution, normalize, train_batch_size: see :class:`SampleLevelResampling`.
+            of `ModalityLevelResampler` (passed as keywords).
+        execution, normalize, train_batch_size: see `SampleLevelResampling`.
     """
 
     def __init__(

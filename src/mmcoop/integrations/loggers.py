@@ -12,7 +12,7 @@ name           writes                                      needs
 =============  ==========================================  =====================================
 
 Every logger gets the same scalars per epoch (step = the 1-based epoch), named by
-:func:`scalars`:
+`scalars`:
 
 ``loss/train``, ``loss/val``, ``acc/train``, ``acc/val``, ``f1/val``, ``lr``,
 ``acc_alone/<modality>`` (validation accuracy of each modality alone), the imbalance measures
@@ -25,7 +25,7 @@ of the validation pass (docs/guides/diagnostics.md) ``imbalance/unimodal_gap``,
 
 and, after each valuation, a histogram of the per-sample contributions ``phi/<modality>``
 (TensorBoard and W&B). Loggers run on rank 0 only. A plugin adds a logger with
-``@LOGGERS.register("name")`` on a :class:`Logger` subclass, or through the entry-point group
+``@LOGGERS.register("name")`` on a `Logger` subclass, or through the entry-point group
 ``mmcoop.loggers``.
 """
 
@@ -92,9 +92,9 @@ def scalars(record: dict[str, Any]) -> dict[str, float]:
 class Logger(Callback):
     """Base of the loggers: a callback writing under ``log_dir`` (the run directory).
 
-    Subclasses set :attr:`requires` (the package they import) and :attr:`extra` (the
-    ``mmcoop[...]`` extra that installs it) and implement :meth:`log_scalars` (and
-    optionally :meth:`log_histogram`, :meth:`close`).
+    Subclasses set `requires` (the package they import) and `extra` (the
+    ``mmcoop[...]`` extra that installs it) and implement `log_scalars` (and
+    optionally `log_histogram`, `close`).
 
     Args:
         log_dir: the run directory.
@@ -113,7 +113,7 @@ class Logger(Callback):
 
     @classmethod
     def check_available(cls) -> None:
-        """Raise :class:`ConfigError` with the install command when :attr:`requires` is missing."""
+        """Raise `ConfigError` with the install command when `requires` is missing."""
         if cls.requires is None:
             return
         try:
@@ -156,7 +156,7 @@ LOGGERS: Registry[type[Logger]] = Registry("logger", group="mmcoop.loggers", exp
 
 
 def register_logger(name: str) -> Any:
-    """Decorator: register a :class:`Logger` subclass under ``name`` (sets its ``name``)."""
+    """Decorator: register a `Logger` subclass under ``name`` (sets its ``name``)."""
 
     def deco(cls: type[Logger]) -> type[Logger]:
         cls.name = name
@@ -304,7 +304,7 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def check_loggers(names: list[str]) -> None:
-    """Raise :class:`ConfigError` for an unknown logger name or a missing optional package."""
+    """Raise `ConfigError` for an unknown logger name or a missing optional package."""
     for name in names:
         cls = LOGGERS.get(name)  # unknown names: one message listing the valid ones
         cls.check_available()
@@ -319,7 +319,7 @@ def build_loggers(names: list[str], log_dir: str | os.PathLike, config: dict[str
         config: the resolved run config (recorded by W&B and MLflow).
 
     Returns:
-        One :class:`Logger` per name that adds output to the run directory.
+        One `Logger` per name that adds output to the run directory.
     """
     check_loggers(names)
     if not is_main():

@@ -1,12 +1,12 @@
 """Audio: read and write PCM wav files, the one log-STFT, the one resampler, batched spectrograms.
 
-No torchaudio, SciPy or librosa: :func:`read_wav` parses 8/16/32-bit PCM with :mod:`wave`
-(:func:`write_wav` writes 16-bit mono), :func:`fit_length` pads/crops waveforms,
-:func:`log_stft` is the package's one short-time Fourier transform (``log(|STFT| + eps)``,
+No torchaudio, SciPy or librosa: `read_wav` parses 8/16/32-bit PCM with `wave`
+(`write_wav` writes 16-bit mono), `fit_length` pads/crops waveforms,
+`log_stft` is the package's one short-time Fourier transform (``log(|STFT| + eps)``,
 periodic Hann window, centred frames; every spectrogram of mmcoop is computed with it),
-:func:`log_spectrogram` applies it to a batch in chunks and optionally pools the
-frequency axis, and :func:`resample` is the package's resampler (a Kaiser-windowed sinc,
-the design of librosa < 0.10's default). Decoding videos (:mod:`mmcoop.media.decode`)
+`log_spectrogram` applies it to a batch in chunks and optionally pools the
+frequency axis, and `resample` is the package's resampler (a Kaiser-windowed sinc,
+the design of librosa < 0.10's default). Decoding videos (`mmcoop.media.decode`)
 resamples inside FFmpeg (libswresample), as the official ``ffmpeg -ar`` extraction does.
 
 For a waveform of ``L`` samples, ``n_fft`` and ``hop_length`` the spectrogram has
@@ -138,7 +138,7 @@ def log_stft(
 def log_spectrogram(
     waves: Tensor, n_fft: int = 256, hop_length: int = 128, freq_bins: int | None = None, chunk: int = 1024
 ) -> Tensor:
-    """Batched :func:`log_stft` with ``eps=1`` (``log(1 + |STFT(x)|)``), optionally pooled in frequency.
+    """Batched `log_stft` with ``eps=1`` (``log(1 + |STFT(x)|)``), optionally pooled in frequency.
 
     Args:
         waves: float ``[N, L]`` waveforms (equal length).

@@ -1,17 +1,17 @@
 """Clips and clip sources: the lazily decoding data source of the paper-dataset readers.
 
-Every reader (one module per dataset under :mod:`mmcoop.datasets`) turns an index file
-(split txt/csv/json) into a list of :class:`Clip` records and wraps them in a
-:class:`ClipSource`, which follows the data-source protocol by duck typing:
+Every reader (one module per dataset under `mmcoop.datasets`) turns an index file
+(split txt/csv/json) into a list of `Clip` records and wraps them in a
+`ClipSource`, which follows the data-source protocol by duck typing:
 
-- ``specs``: one :class:`~mmcoop.data.base.ModalitySpec` per modality,
+- ``specs``: one `ModalitySpec` per modality,
 - ``num_classes``, ``__len__()``, ``labels()`` (int64 ``[N]``, no decoding),
 - ``fetch(rows, train, generator=None)`` ->
   ``{"inputs": {name: Tensor[B, *shape]}, "label": int64[B]}``.
 
 Decoding happens per sample inside ``fetch`` (file I/O, parallelised by DataLoader
-workers) by one :class:`ModalityLoader` per modality (frame folders:
-:mod:`mmcoop.media.frame_folders`; spectrograms: :mod:`mmcoop.media.spectrograms`);
+workers) by one `ModalityLoader` per modality (frame folders:
+`mmcoop.media.frame_folders`; spectrograms: `mmcoop.media.spectrograms`);
 normalisation is applied once per batch. ``train=True`` applies the training transforms
 with random draws from ``generator`` (default: torch's global generator, which a
 DataLoader seeds per worker); ``train=False`` is deterministic.
@@ -33,7 +33,7 @@ from mmcoop.media.audio import read_wav
 
 
 def layout_error(message: str, layout: str) -> DataError:
-    """A :class:`DataError` with ``message`` followed by the expected layout."""
+    """A `DataError` with ``message`` followed by the expected layout."""
     return DataError(f"{message}. Expected layout:\n{layout.strip()}")
 
 

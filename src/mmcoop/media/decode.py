@@ -27,7 +27,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".webm", ".flv", ".mov", ".m4v", ".m
 
 @dataclass
 class DecodedClip:
-    """What :func:`decode_clip` returns.
+    """What `decode_clip` returns.
 
     Attributes:
         frames: RGB uint8 ``[H, W, 3]`` arrays in output order (``len == len(indices)``).

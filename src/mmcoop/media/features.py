@@ -1,16 +1,16 @@
 """Audio features of the paper datasets' official preprocessing, as pure tensor functions.
 
-:data:`SPECTROGRAMS` names the spectrogram each dataset's official recipe stores (used by
-:mod:`mmcoop.media.prepare` and by readers that compute it at load): the Kaldi filterbank of
-Kinetics-Sounds (:func:`kaldi_fbank`, the package's one fbank, with :func:`kaldi_mel_banks`),
-the log-STFTs of VGGSound and CREMA-D (over :func:`mmcoop.media.audio.log_stft`, the one
-STFT) and the power spectral density of AVE (:func:`ave_psd`). Torch only: no torchaudio,
+`SPECTROGRAMS` names the spectrogram each dataset's official recipe stores (used by
+`mmcoop.media.prepare` and by readers that compute it at load): the Kaldi filterbank of
+Kinetics-Sounds (`kaldi_fbank`, the package's one fbank, with `kaldi_mel_banks`),
+the log-STFTs of VGGSound and CREMA-D (over `mmcoop.media.audio.log_stft`, the one
+STFT) and the power spectral density of AVE (`ave_psd`). Torch only: no torchaudio,
 SciPy or librosa; each function cites the official code it reproduces, and the tests
 check each against an independent NumPy/SciPy reference.
 
 Note on the STFT padding: librosa pads centred frames with zeros since 0.9.0 (January
 2022; the OGM-GE loaders date from June 2022), so the dataset STFTs here use
-``pad_mode="constant"``; the readers' wav spectrograms (:mod:`mmcoop.media.spectrograms`)
+``pad_mode="constant"``; the readers' wav spectrograms (`mmcoop.media.spectrograms`)
 follow the older reflect padding of the official code they cite.
 """
 
@@ -126,7 +126,7 @@ def ks_fbank(
 ) -> Tensor:
     """Kinetics-Sounds spectrogram of OGM-GE ``data/KineticSound/process_audio.py``.
 
-    ``wave - mean(wave)`` -> :func:`kaldi_fbank` (128 mel bins) -> zero rows appended or
+    ``wave - mean(wave)`` -> `kaldi_fbank` (128 mel bins) -> zero rows appended or
     rows cut to ``target_frames`` -> ``(fbank - norm_mean) / (2 * norm_std)``.
 
     Args:

@@ -1,29 +1,29 @@
 """The fast frame path as a dataset option: clip sources served from a decoded frame cache.
 
-``dataset_options.frame_cache: true`` (any paper-dataset reader of :mod:`mmcoop.datasets` whose
+``dataset_options.frame_cache: true`` (any paper-dataset reader of `mmcoop.datasets` whose
 clips have RGB frame folders: Kinetics-Sounds, MM-Debiased, VGGSound, CREMA-D, AVE,
 UCF-101's ``rgb``) decodes every frame of every clip of a split once, at the eval
 resolution ``image_size`` x ``image_size`` (PIL decode, RGB, bilinear ``Resize``: the
-per-item eval transform), into a :class:`~mmcoop.media.frames.FrameCache` under
-``<mmcoop cache dir>/frames/`` (:func:`mmcoop.data.storage.cache_dir`; ``$MMCOOP_CACHE``
+per-item eval transform), into a `FrameCache` under
+``<mmcoop cache dir>/frames/`` (`mmcoop.data.storage.cache_dir`; ``$MMCOOP_CACHE``
 moves it). A cache is keyed by the dataset, split, modality, the list of clip folders
 and the size; it is built once, under a file lock (concurrent processes, e.g. DDP
 ranks, wait and then open it) and atomically (a killed build leaves no cache), and
 rebuilt when a frame file changes (the cache's own key holds file names and mtimes).
 
-:class:`CachedClipSource` then serves ``fetch(rows, train)`` with one memory-mapped
+`CachedClipSource` then serves ``fetch(rows, train)`` with one memory-mapped
 gather per batch and batched transforms:
 
-- **eval: bit-identical** to the per-item decode (:class:`~mmcoop.media.clips.ClipSource`):
-  the same frames (:func:`~mmcoop.media.frames.segment_frames`, the one frame-choice
+- **eval: bit-identical** to the per-item decode (`ClipSource`):
+  the same frames (`segment_frames`, the one frame-choice
   rule), the same PIL resize, the same float32 ``x / 255``, ``(x - mean) / std``;
 - **train: same parameter distribution, approximated pixels.** Frame choice draws as
   the reader does; ``RandomResizedCrop`` boxes follow torchvision's ``get_params``
   distribution in the *original* frame's pixels and flips are Bernoulli(0.5) per frame
-  (:func:`~mmcoop.media.frames.random_resized_crop_batch`), but the box is resampled
+  (`random_resized_crop_batch`), but the box is resampled
   from the cached eval-resolution frame (bilinear ``grid_sample``, rounded to uint8
   levels) instead of PIL's antialiased crop of the original: detail finer than the
-  eval resize is lost (see :mod:`mmcoop.media.frames`). The random draws are made in a
+  eval resize is lost (see `mmcoop.media.frames`). The random draws are made in a
   different order than the per-item path, so equal seeds give equally distributed,
   not equal, crops. ``train_crop: resize`` is exact (the cached frame, then the flip).
 
@@ -84,12 +84,12 @@ def build_frame_cache(
 
     Args:
         source: a reader's split.
-        modality: a :class:`~mmcoop.media.clips.FrameFolder` modality of it.
+        modality: a `FrameFolder` modality of it.
         workers: decoding threads (default ``min(8, cpu count)``).
         progress: progress bar (default: when stderr is a terminal).
 
     Returns:
-        The opened :class:`FrameCache` (clip ``i`` of the source = cache row ``i``).
+        The opened `FrameCache` (clip ``i`` of the source = cache row ``i``).
     """
     from filelock import FileLock
 
@@ -114,7 +114,7 @@ def build_frame_cache(
 
 
 class CachedClipSource:
-    """A :class:`ClipSource` whose frame modalities are served from frame caches (see the module docstring).
+    """A `ClipSource` whose frame modalities are served from frame caches (see the module docstring).
 
     The data-source protocol, duck-typed (``specs``, ``num_classes``, ``len``, ``labels()``,
     ``fetch(rows, train, generator=None)``); picklable (each DataLoader worker maps the
@@ -122,7 +122,7 @@ class CachedClipSource:
 
     Args:
         source: the per-item source (its clips, loaders and labels are used as they are).
-        caches: modality -> the :class:`FrameCache` of that modality's frame folders, one
+        caches: modality -> the `FrameCache` of that modality's frame folders, one
             row per clip of ``source``, at ``image_size`` x ``image_size``.
 
     Raises:
@@ -258,9 +258,9 @@ class CachedClipSource:
 
 
 def cache_sources(sources: dict[str, Any], workers: int | None = None, progress: bool | None = None) -> dict[str, Any]:
-    """Each :class:`ClipSource` of ``sources`` with every frame-folder modality served from its frame cache.
+    """Each `ClipSource` of ``sources`` with every frame-folder modality served from its frame cache.
 
-    Builds the missing caches (see :func:`build_frame_cache`); other values pass through.
+    Builds the missing caches (see `build_frame_cache`); other values pass through.
 
     Raises:
         ConfigError: no split has a frame-folder modality (nothing to cache).
@@ -291,14 +291,14 @@ def uint8_frame_transforms(
 ) -> Transforms:
     """Batched train/eval transforms for uint8 frames held in memory or on the GPU (a cache-like tensor).
 
-    For a :class:`~mmcoop.data.tensor_source.TensorSource` whose frame modalities are stored
-    as uint8 ``[N, T, 3, S, S]`` eval-resolution frames (e.g. a loaded :class:`FrameCache`
+    For a `TensorSource` whose frame modalities are stored
+    as uint8 ``[N, T, 3, S, S]`` eval-resolution frames (e.g. a loaded `FrameCache`
     of the frames to use): the transforms run on the batch's device, so frames moved to the
     GPU (``train.data_on_device``) are augmented there.
 
-    - train: :func:`~mmcoop.media.frames.random_resized_crop_batch` (``RandomResizedCrop(size)``
+    - train: `random_resized_crop_batch` (``RandomResizedCrop(size)``
       boxes in the stored frame's pixels, flip with ``flip_p``, ``Normalize(mean, std)``);
-    - eval: :func:`~mmcoop.media.frames.normalize_frames` (``ToTensor`` + ``Normalize``,
+    - eval: `normalize_frames` (``ToTensor`` + ``Normalize``,
       bit-identical to torchvision's on the same frames).
 
     Other modalities pass through unchanged.
@@ -308,7 +308,7 @@ def uint8_frame_transforms(
         size: output side (the stored side for eval).
 
     Returns:
-        :class:`~mmcoop.data.protocol.Transforms`.
+        `Transforms`.
     """
     names = list(modalities)
 

@@ -1,12 +1,12 @@
 """Frame-folder loaders: RGB frames and optical-flow pairs of one clip -> ``[T, C, S, S]``.
 
-:class:`FrameFolder` reads a folder of RGB frame images, :class:`FlowFolders` a pair of
-greyscale u/v folders, :class:`Hdf5Frames` the encoded frames of one HDF5 file per clip
-(BalanceBenchmark's BalancedAV layout; needs h5py). Frames are chosen by :func:`mmcoop.media.frames.frame_indices`
+`FrameFolder` reads a folder of RGB frame images, `FlowFolders` a pair of
+greyscale u/v folders, `Hdf5Frames` the encoded frames of one HDF5 file per clip
+(BalanceBenchmark's BalancedAV layout; needs h5py). Frames are chosen by `mmcoop.media.frames.frame_indices`
 (the package's one frame-choice rule) and transformed per frame as the official
-pipelines do (:func:`mmcoop.media.transforms.transform_group`: ``RandomResizedCrop`` +
+pipelines do (`mmcoop.media.transforms.transform_group`: ``RandomResizedCrop`` +
 flip in training, ``Resize`` in evaluation); normalisation is applied once per batch
-(:func:`mmcoop.media.transforms.normalize_frames`, ImageNet mean/std by default).
+(`mmcoop.media.transforms.normalize_frames`, ImageNet mean/std by default).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from mmcoop.utils.optional import import_optional
 
 @dataclass
 class _Frames:
-    """Fields, validation, spec and normalisation shared by :class:`FrameFolder` and :class:`FlowFolders`."""
+    """Fields, validation, spec and normalisation shared by `FrameFolder` and `FlowFolders`."""
 
     channels: ClassVar[int] = 3
     name: str
@@ -76,7 +76,7 @@ class FrameFolder(_Frames):
         layout: the reader's layout text (error messages).
         num_frames: ``T``.
         image_size: ``S``.
-        train_choice / eval_choice: see :func:`frame_indices`.
+        train_choice / eval_choice: see `frame_indices`.
         crop: training crop (``random-resized`` or ``resize``).
         flip: random horizontal flip in training.
         mean / std: per-channel normalisation (ImageNet by default; ``None`` keeps ``[0, 1]``).
@@ -132,7 +132,7 @@ class Hdf5Frames(_Frames):
 
     BalanceBenchmark (GeWu-Lab/BalanceBenchmark 4c1482f, ``balancemm/datasets/balance_dataset.py``)
     stores a clip's frames as ``f["video"][i]``, each the bytes of one image, opened with
-    ``Image.open(io.BytesIO(...))``. Frames are chosen and transformed as :class:`FrameFolder`'s.
+    ``Image.open(io.BytesIO(...))``. Frames are chosen and transformed as `FrameFolder`'s.
 
     Attributes:
         key: the HDF5 dataset holding the frames (``video``).
@@ -164,7 +164,7 @@ class Hdf5Frames(_Frames):
 
 
 def check_frame_options(num_frames: int, image_size: int, train_choice: str, eval_choice: str, crop: str) -> None:
-    """Validate frame options (a :class:`DataError` names the bad value and the valid ones)."""
+    """Validate frame options (a `DataError` names the bad value and the valid ones)."""
     if int(num_frames) < 1 or int(image_size) < 1:
         raise DataError(f"num_frames and image_size must be >= 1, got {num_frames} and {image_size}")
     for key, value, valid in (

@@ -1,6 +1,6 @@
 """Which decoded video frames ``prepare`` keeps: the official frame-extraction policies.
 
-:data:`FRAME_POLICIES` maps a policy name to ``fn(total, video_fps, rate, count) -> int64
+`FRAME_POLICIES` maps a policy name to ``fn(total, video_fps, rate, count) -> int64
 indices`` (0-based decoded-frame indices):
 
 - ``centre`` (OGM-GE ``pre-processing/AVE&CREMAD/video2frame-1fps.py``, ``deal_video``;
@@ -13,7 +13,7 @@ indices`` (0-based decoded-frame indices):
   every second (``index % int(fps) == 0``), as many as the video has.
 
 Which frames a *reader* takes from a prepared frame folder is another rule
-(:func:`mmcoop.media.frames.segment_frames`).
+(`mmcoop.media.frames.segment_frames`).
 """
 
 from __future__ import annotations

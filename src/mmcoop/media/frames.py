@@ -1,9 +1,9 @@
 """Frames of a clip folder: which frames a sample takes (the one rule), and the decoded frame cache.
 
-:func:`segment_frames` (and its one-clip form :func:`frame_indices`) is the package's one
-frame-choice rule; :func:`list_frames` lists a clip folder's frame images; :class:`FrameCache`
+`segment_frames` (and its one-clip form `frame_indices`) is the package's one
+frame-choice rule; `list_frames` lists a clip folder's frame images; `FrameCache`
 is the fast frame path: clip-frame JPEGs decoded once into a uint8 memory-mapped cache and
-augmented on the device (the batched transforms are in :mod:`mmcoop.media.transforms`).
+augmented on the device (the batched transforms are in `mmcoop.media.transforms`).
 
 The official Kinetics-Sounds loader (GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation,
 ``code/datasets/dataloader.py``, ``AV_KS_Dataset.__getitem__``; the same in OGM-GE and
@@ -14,7 +14,7 @@ with PIL and applies, per frame,
   ``RandomHorizontalFlip()`` + ``ToTensor()`` + ``Normalize(ImageNet)``;
 - eval: ``Resize((224, 224))`` + ``ToTensor()`` + ``Normalize(ImageNet)``.
 
-:class:`FrameCache` decodes every frame once with the eval resize (PIL bilinear, what
+`FrameCache` decodes every frame once with the eval resize (PIL bilinear, what
 ``torchvision.transforms.Resize`` does to a PIL image) into ``frames.npy``, a uint8
 ``[N, T, 3, H, W]`` array (``H = W = 224`` by default), with ``index.json`` beside it
 (clip ids, frames and files per clip, original frame sizes). Batches are gathered with
@@ -24,10 +24,10 @@ large the cache is (the OS page cache still serves repeated reads).
 
 What is equal and what is approximated:
 
-- **eval: bit-identical.** :func:`~mmcoop.media.transforms.normalize_frames` on cached frames equals
+- **eval: bit-identical.** `normalize_frames` on cached frames equals
   ``Normalize(ToTensor(Resize((224, 224))(Image.open(f).convert('RGB'))))`` exactly
   (same PIL decode and resize, same float32 operations).
-- **train crop boxes: same distribution.** :func:`~mmcoop.media.transforms.sample_crop_boxes` draws
+- **train crop boxes: same distribution.** `sample_crop_boxes` draws
   RandomResizedCrop's ``(top, left, h, w)`` exactly as ``RandomResizedCrop.get_params``
   (10 attempts of area ``U(scale) * H * W`` and log-uniform ratio, rounding, uniform
   integer offsets, the centre-crop fallback), **in the original frame's pixel
@@ -43,7 +43,7 @@ What is equal and what is approximated:
   within a quarter of a grey level on average (tested; PIL differs only within half
   a source pixel of the box edge, where it clamps to the crop).
 
-Frame selection (:func:`segment_frames`, the one rule the readers' per-item decode uses
+Frame selection (`segment_frames`, the one rule the readers' per-item decode uses
 too) defaults to the official one: ``seg = n // 3`` for the ``n`` frame images of the
 clip folder (the official loader counts ``os.listdir``, the same for a folder of frames);
 train picks ``randint(i*seg + 1, i*seg + seg)`` capped at 9, eval ``i*seg + max(seg // 2, 1)``;
@@ -169,7 +169,7 @@ def segment_frame_numbers(
 ) -> Tensor:
     """1-based frame numbers the official KS loader opens, for a batch of clips.
 
-    :func:`segment_frames` with ``ks-official`` choices, plus one.
+    `segment_frames` with ``ks-official`` choices, plus one.
 
     Args:
         num_files: int ``[B]`` frames in each clip's folder.
@@ -193,7 +193,7 @@ def frame_indices(
 ) -> list[int]:
     """0-based indices of the ``num`` frames taken from ``n`` sorted frames of one clip.
 
-    One clip of :func:`mmcoop.media.frames.segment_frames`, the package's one frame-choice
+    One clip of `mmcoop.media.frames.segment_frames`, the package's one frame-choice
     rule (the frame cache uses it too): ``seg = n // num`` frames per segment; train
     ``random`` (a uniform frame of each segment, drawn as ``torch.randint(0, seg, (num,))``)
     or ``ks-official`` (the same draw with the official KS quirks: frame 1 if ``n <= 6``,
@@ -224,7 +224,7 @@ def list_frames(folder: Path, layout: str) -> list[Path]:
 
 # -- the cache ------------------------------------------------------------------------------
 def _clip_frames(folder: Path) -> tuple[list[Path], int]:
-    """Sorted frame images of one clip folder (:func:`list_frames`) and the folder's entry count."""
+    """Sorted frame images of one clip folder (`list_frames`) and the folder's entry count."""
     files = list_frames(folder, LAYOUT_HINT)
     return files, len(os.listdir(folder))
 
@@ -247,7 +247,7 @@ def _decode(path: Path, size: tuple[int, int] | None) -> tuple[np.ndarray, tuple
 class FrameCache:
     """A decoded, resized frame cache ``[N, T, 3, H, W]`` uint8 on disk (see the module docstring).
 
-    Build once with :meth:`build`, open with ``FrameCache(path)``. Picklable (each
+    Build once with `build`, open with ``FrameCache(path)``. Picklable (each
     process maps the file itself), so it can be used in DataLoader workers.
 
     Attributes:
@@ -372,9 +372,9 @@ class FrameCache:
     ) -> Tensor:
         """The visual input of a batch as the official KS loader builds it, from the cache.
 
-        Frames chosen by :func:`segment_frames` over each clip's cached frames; eval:
-        :func:`normalize_frames` (bit-identical to the per-item decode); train:
-        :func:`random_resized_crop_batch`.
+        Frames chosen by `segment_frames` over each clip's cached frames; eval:
+        `normalize_frames` (bit-identical to the per-item decode); train:
+        `random_resized_crop_batch`.
 
         Returns:
             float32 ``[B, pick, 3, size, size]`` on ``device``.

@@ -5,13 +5,13 @@ videos into the layout the paper's readers load (Kinetics-Sounds as in the offic
 code of *Enhancing Multimodal Cooperation via Sample-level Modality Valuation*, CVPR
 2024, repo GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation, ``code/datasets/
 dataloader.py``, class ``AV_KS_Dataset``; AVE, VGGSound and CREMA-D as in GeWu-Lab/
-OGM-GE_CVPR2022). Decoding: :mod:`mmcoop.media.decode` (PyAV); frames kept:
-:mod:`mmcoop.media.frame_policies`; audio features: :mod:`mmcoop.media.features`.
+OGM-GE_CVPR2022). Decoding: `mmcoop.media.decode` (PyAV); frames kept:
+`mmcoop.media.frame_policies`; audio features: `mmcoop.media.features`.
 
-Each dataset registers its :class:`~mmcoop.media.prepare_spec.PrepareSpec` beside its reader
-(``register_prepare_spec`` in :mod:`mmcoop.datasets.kinetics_sounds` etc.;
-:data:`~mmcoop.media.prepare_spec.PREPARE_SPECS` imports them on first read); labels and split
-files: :mod:`mmcoop.media.prepare_index`. Each spec cites its source; e.g. Kinetics-Sounds writes
+Each dataset registers its `PrepareSpec` beside its reader
+(``register_prepare_spec`` in `mmcoop.datasets.kinetics_sounds` etc.;
+`PREPARE_SPECS` imports them on first read); labels and split
+files: `mmcoop.media.prepare_index`. Each spec cites its source; e.g. Kinetics-Sounds writes
 ``visual/<split>/<id>/frame_0000N.jpg`` and ``audio/<split>/<id>.npy`` (or, with
 ``layout="official"``, ``ks_visual/...`` and ``ks_audio/...``).
 
@@ -25,7 +25,7 @@ sorted name order) and ``classes.json``; without a val split, a seeded, class-st
 numbered from 1 with five digits (``frame_00001.jpg``), as the official readers open them.
 
 Work is resumable (clips whose outputs all exist are skipped), parallel (``workers``
-processes that exit with the parent, :mod:`mmcoop.media.workers`), shown with a progress
+processes that exit with the parent, `mmcoop.media.workers`), shown with a progress
 bar, and atomic per clip: outputs are written in ``<out>/.prepare-tmp/`` and moved into
 place with ``os.replace`` (frame folder first, audio file last, so a clip is complete
 exactly when its audio file exists; the official readers also test the audio file).
@@ -145,7 +145,7 @@ def find_videos(videos: Path) -> tuple[list[ClipJob], list[dict[str, str]]]:
 
     Returns:
         ``(jobs, duplicates)``: a second video with the same ``(split, clip)`` is not a
-        job but a failure entry.
+            job but a failure entry.
     """
     jobs: list[ClipJob] = []
     seen: dict[tuple[str, str], str] = {}
@@ -199,7 +199,7 @@ def prepare_videos(
     """Raw videos -> the dataset's frame folders and audio files, and its split files when labels are known.
 
     Args:
-        dataset: a name in :data:`PREPARE_SPECS`.
+        dataset: a name in `PREPARE_SPECS`.
         videos: folder searched recursively for video files (``<split>/<class>/<id>.mp4`` gives labels).
         out: output root (created).
         workers: worker processes (1: in this process).
@@ -215,7 +215,7 @@ def prepare_videos(
         seed: seed of that carve.
 
     Returns:
-        the :class:`PrepareReport` (also written to ``<out>/prepare_report.json``).
+        the `PrepareReport` (also written to ``<out>/prepare_report.json``).
 
     Raises:
         ConfigError: unknown dataset or invalid option.

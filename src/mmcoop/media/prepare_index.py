@@ -1,10 +1,10 @@
 """Labels and split files of ``mmcoop data prepare``: class folders or a labels CSV -> split files + ``classes.json``.
 
 A video's class is its second folder below ``--videos`` (``train/<class>/<id>.mp4``) or a row of
-the ``--labels`` CSV (``id,label[,split]``). Without val videos, :func:`carve_val` moves a
+the ``--labels`` CSV (``id,label[,split]``). Without val videos, `carve_val` moves a
 seeded, class-stratified fraction of train to val before the clips are prepared (so their
-files land under ``val/``). :func:`write_index` writes one split file per split in the
-dataset's format (:attr:`~mmcoop.media.prepare.PrepareSpec.index_file` and ``index_line``;
+files land under ``val/``). `write_index` writes one split file per split in the
+dataset's format (`index_file` and ``index_line``;
 classes indexed in sorted name order) and ``classes.json`` beside them; a split file that
 exists and was not written by ``prepare`` (not listed in the previous report) is left alone.
 """
@@ -67,7 +67,7 @@ def apply_labels(
 
 
 def carve_val(jobs: list[ClipJob], fraction: float, seed: int) -> tuple[list[ClipJob], int]:
-    """Move a seeded, class-stratified ``fraction`` of the train jobs to val (:func:`~mmcoop.data.storage.stratified_split`;
+    """Move a seeded, class-stratified ``fraction`` of the train jobs to val (`stratified_split`;
     at least one clip of every class with two or more)."""
     train = [i for i, j in enumerate(jobs) if j.split == "train"]
     names = sorted({jobs[i].label for i in train})

@@ -1,8 +1,8 @@
-"""What ``mmcoop data prepare`` writes per dataset (:class:`PrepareSpec`, registered beside each dataset) and reports.
+"""What ``mmcoop data prepare`` writes per dataset (`PrepareSpec`, registered beside each dataset) and reports.
 
-Each dataset module registers its spec with :func:`register_prepare_spec` (e.g.
-:mod:`mmcoop.datasets.kinetics_sounds`); :data:`PREPARE_SPECS` imports the dataset modules on
-first read. :class:`ClipJob` is one video to prepare and :class:`PrepareReport` the outcome of a
+Each dataset module registers its spec with `register_prepare_spec` (e.g.
+`mmcoop.datasets.kinetics_sounds`); `PREPARE_SPECS` imports the dataset modules on
+first read. `ClipJob` is one video to prepare and `PrepareReport` the outcome of a
 run (``prepare_report.json``).
 """
 
@@ -25,8 +25,8 @@ class PrepareSpec:
         audio_dir: folder of audio files (``<out>/<audio_dir>/<split>/<id>.<audio_ext>``).
         audio_ext: ``npy`` (``np.save``), ``pkl`` (pickled array) or ``wav`` (16-bit PCM).
         sample_rate: rate the audio is resampled to (Hz).
-        spectrogram: name in :data:`~mmcoop.media.features.SPECTROGRAMS` (``None`` for ``wav``).
-        frame_policy: name in :data:`~mmcoop.media.frame_policies.FRAME_POLICIES`.
+        spectrogram: name in `SPECTROGRAMS` (``None`` for ``wav``).
+        frame_policy: name in `FRAME_POLICIES`.
         num_frames: frames per clip at 1 fps (``None``: one per second of video).
         jpeg_quality: JPEG quality (75: imageio's default, used by ``video2frame-1fps.py``;
             95: OpenCV's ``imencode`` default, used by ``video_preprocessing.py``).
@@ -82,7 +82,7 @@ class ClipJob:
 
 @dataclass
 class PrepareReport:
-    """Outcome of one :func:`prepare_videos` run (also written to ``<out>/prepare_report.json``).
+    """Outcome of one `prepare_videos` run (also written to ``<out>/prepare_report.json``).
 
     Attributes:
         dataset, videos, out: the arguments.

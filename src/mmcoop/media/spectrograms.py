@@ -1,13 +1,13 @@
 """Spectrogram loaders: a precomputed spectrogram file or a wav file per clip -> ``[1, F, T]``.
 
-:class:`SpectrogramFile` reads the 2-D arrays the official preprocessing stores (``.npy``
-for Kinetics-Sounds/VGGSound, pickled ``.pkl`` for AVE); :class:`WavSpectrogram` computes
+`SpectrogramFile` reads the 2-D arrays the official preprocessing stores (``.npy``
+for Kinetics-Sounds/VGGSound, pickled ``.pkl`` for AVE); `WavSpectrogram` computes
 the log-STFT at load from a wav file, as the official CREMA-D and VGGSound loaders do:
 ``librosa.load(sr=...)`` (resample, mono), tile, clip to ``[-1, 1]``, ``log(|STFT| + 1e-7)``
 with a periodic Hann window, ``center=True`` and reflect padding (librosa < 0.10 defaults,
-the versions of the 2022-2023 official code). Resampling is :func:`mmcoop.media.audio.resample`
+the versions of the 2022-2023 official code). Resampling is `mmcoop.media.audio.resample`
 (the design of resampy's ``kaiser_best``, librosa < 0.10's default), so values differ from
-librosa's only at the resampler's rounding level. :func:`audio_loader` picks the loader from
+librosa's only at the resampler's rounding level. `audio_loader` picks the loader from
 a path template's suffix.
 """
 
@@ -153,8 +153,8 @@ class WavSpectrogram:
 def audio_loader(
     name: str, template: str, layout: str, clips: Sequence[Clip], wav: dict[str, Any] | None = None
 ) -> ModalityLoader:
-    """The loader for an audio path template: ``.wav`` -> :class:`WavSpectrogram` with ``wav`` params,
-    ``.npy`` / ``.pkl`` -> :class:`SpectrogramFile` shaped like the first clip's file."""
+    """The loader for an audio path template: ``.wav`` -> `WavSpectrogram` with ``wav`` params,
+    ``.npy`` / ``.pkl`` -> `SpectrogramFile` shaped like the first clip's file."""
     suffix = Path(template).suffix.lower()
     if suffix == ".wav":
         if wav is None:

@@ -6,16 +6,16 @@ GeWu-Lab/OGM-GE_CVPR2022 ``dataset/*.py``): train ``RandomResizedCrop(224)`` (sc
 (0.08, 1), ratio (3/4, 4/3)) + ``RandomHorizontalFlip()``, eval ``Resize((224, 224))``, both
 then ``ToTensor()`` and ``Normalize(ImageNet mean/std)``.
 
-- :data:`IMAGENET_MEAN` / :data:`IMAGENET_STD` and :func:`normalize_frames` (``ToTensor`` +
+- `IMAGENET_MEAN` / `IMAGENET_STD` and `normalize_frames` (``ToTensor`` +
   ``Normalize``, bit-identical to torchvision) serve both paths.
 - RandomResizedCrop's rule (10 candidate boxes of area ``U(scale)`` and log-uniform aspect
   ratio, sizes rounded half to even, the first that fits placed uniformly, else a centre crop
-  with the ratio clamped) is written once (:func:`_box_size`, :func:`_centre_box`) and drawn in
-  two ways: :func:`resized_crop_params` draws per image exactly as torchvision's
+  with the ratio clamped) is written once (`_box_size`, `_centre_box`) and drawn in
+  two ways: `resized_crop_params` draws per image exactly as torchvision's
   ``RandomResizedCrop.get_params`` (same calls, same order: with equal seeds the per-item
-  readers equal torchvision bit for bit); :func:`sample_crop_boxes` draws many images at
+  readers equal torchvision bit for bit); `sample_crop_boxes` draws many images at
   once (same distribution, batched draws) for the frame cache.
-- :func:`transform_group` is the per-item PIL path, :func:`random_resized_crop_batch` the
+- `transform_group` is the per-item PIL path, `random_resized_crop_batch` the
   batched one on cached frames (any device).
 """
 
@@ -51,7 +51,7 @@ def normalize_frames(
 
     Returns:
         float32 ``[..., C, H, W]``: ``(x / 255 - mean) / std`` (the same three float32
-        operations, done in place on one new tensor).
+            operations, done in place on one new tensor).
 
     Example:
         >>> normalize_frames(torch.full((1, 3, 2, 2), 255, dtype=torch.uint8), None, None).max().item()
@@ -130,7 +130,7 @@ def sample_crop_boxes(
     """RandomResizedCrop boxes for many images at once (``RandomResizedCrop.get_params``'s distribution).
 
     Each image gets ``attempts`` candidate boxes with area ``H * W * U(scale)`` and aspect
-    ratio ``exp(U(log ratio))``, sized by the rule of :func:`resized_crop_params`; the first
+    ratio ``exp(U(log ratio))``, sized by the rule of `resized_crop_params`; the first
     candidate that fits is used with ``top ~ U{0..H-h}``, ``left ~ U{0..W-w}``; if none
     fits, the centre crop with the ratio clamped into ``ratio``.
 
@@ -258,7 +258,7 @@ def random_resized_crop_batch(
 
 
 def open_image(path: Path, mode: str, layout: str) -> Image.Image:
-    """``Image.open(path).convert(mode)``; a missing or undecodable file is a :class:`DataError`."""
+    """``Image.open(path).convert(mode)``; a missing or undecodable file is a `DataError`."""
     try:
         with Image.open(path) as im:
             return im.convert(mode)

@@ -1,6 +1,6 @@
 """A process pool that dies with its parent: the workers of ``mmcoop data prepare``.
 
-:func:`run_pool` maps a picklable function over items in spawned worker processes
+`run_pool` maps a picklable function over items in spawned worker processes
 (``concurrent.futures.ProcessPoolExecutor`` semantics: results as they complete, a
 crashed pool restarted for the rest) and adds what the executor lacks for a long
 command-line job:

@@ -1,7 +1,7 @@
 """Training strategies registered by name (``METHODS``).
 
-Each method is one module (under :mod:`mmcoop.methods`, peers under :mod:`mmcoop.methods.peers`
-with their pure cores in :mod:`mmcoop.methods.functional`) whose class registers itself with
+Each method is one module (under `mmcoop.methods`, peers under `mmcoop.methods.peers`
+with their pure cores in `mmcoop.methods.functional`) whose class registers itself with
 ``@METHODS.register(name)``; the registry imports them on first read (no list to keep here).
 """
 

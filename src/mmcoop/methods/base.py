@@ -9,7 +9,7 @@ The training loop (``mmcoop.train``) calls, per epoch::
     method.on_epoch_end(ctx)                   # e.g. a pass over ctx.val_data
     log = method.epoch_log(ctx)                # extra fields for metrics.jsonl
 
-The default :meth:`Method.train_step` is::
+The default `Method.train_step` is::
 
     ctx.zero_grad()
     feats, logits = ctx.forward(batch["inputs"], keep)        # [B, M, D], [B, C]
@@ -17,12 +17,12 @@ The default :meth:`Method.train_step` is::
     ctx.backward(loss); ctx.unscale_gradients()           # true gradients (fp16 AMP), once
     method.after_backward(ctx, batch, feats, logits); ctx.step()
 
-A method may replace all of it: call :meth:`MethodContext.forward` / ``backward`` /
-``step`` several times, use its own modules (:meth:`Method.modules`: their parameters
+A method may replace all of it: call `MethodContext.forward` / ``backward`` /
+``step`` several times, use its own modules (`Method.modules`: their parameters
 join the optimizer, the device, the checkpoint and exact resume), read ``ctx.val_data``,
-run inference passes with :meth:`MethodContext.inference`, and change what evaluation
-predicts (:meth:`Method.predict`). A method never imports the training loop:
-everything it may touch is in :class:`MethodContext`.
+run inference passes with `MethodContext.inference`, and change what evaluation
+predicts (`Method.predict`). A method never imports the training loop:
+everything it may touch is in `MethodContext`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class MethodContext:
     """What a method may read and call during training (built by the training loop).
 
     Attributes:
-        model: the model being trained (:mod:`mmcoop.models.protocol`; unwrapped).
+        model: the model being trained (`mmcoop.models.protocol`; unwrapped).
         train_data: the original training split (storage of all training samples).
         val_data: the validation split (a method may read it, e.g. once per epoch).
         device: where the model lives.
@@ -99,8 +99,8 @@ class MethodContext:
 
     def attach(self, engine: Any) -> None:
         """Give the context the loop's step engine (called by the loop once the optimizer over
-        the method's modules exists, i.e. after :meth:`Method.setup`): from then on
-        :meth:`forward`, :meth:`backward`, :meth:`step` and :meth:`inference` work."""
+        the method's modules exists, i.e. after `Method.setup`): from then on
+        `forward`, `backward`, `step` and `inference` work."""
         self._engine = engine
 
     def _require_engine(self) -> Any:
@@ -118,7 +118,7 @@ class MethodContext:
 
     def after_valuation(self, table: Any, plan: Any = None) -> None:
         """Tell the loop's callbacks that the method valued the data (a
-        :class:`~mmcoop.valuation.ValuationTable`) and planned (a ``ResamplingPlan`` or ``None``);
+        `ValuationTable`) and planned (a ``ResamplingPlan`` or ``None``);
         the run writes the table as ``valuation/epoch_XXX.parquet``. A no-op outside a loop."""
         if self.listener is not None:
             self.listener.after_valuation(table, plan)
@@ -143,11 +143,11 @@ class MethodContext:
 
     def backward(self, loss: Tensor, retain_graph: bool = False) -> None:
         """``loss.backward()`` with the AMP scaler; call it several times (with ``retain_graph``)
-        inside :meth:`no_sync` to combine several losses' gradients by hand."""
+        inside `no_sync` to combine several losses' gradients by hand."""
         self._require_engine().backward(loss, retain_graph)
 
     def no_sync(self) -> Any:
-        """Context in which backward passes do not all-reduce under DDP; the next :meth:`step`
+        """Context in which backward passes do not all-reduce under DDP; the next `step`
         averages the gradients over ranks itself. Needed for several backward passes per
         forward (DDP reduces once per forward): put the forward *and* the backward passes
         inside it. A no-op in one process."""
@@ -155,9 +155,9 @@ class MethodContext:
 
     def unscale_gradients(self) -> None:
         """Make every ``.grad`` final before a hook reads or edits it: under fp16 AMP divided by the
-        GradScaler's loss scale (once per step; :meth:`step` does not divide again) and averaged
-        over ranks; otherwise a no-op. The default :meth:`Method.train_step` calls it before
-        :meth:`Method.after_backward`, so every method's hook sees true gradients; a method with
+        GradScaler's loss scale (once per step; `step` does not divide again) and averaged
+        over ranks; otherwise a no-op. The default `Method.train_step` calls it before
+        `Method.after_backward`, so every method's hook sees true gradients; a method with
         its own ``train_step`` that edits gradients calls it between its last backward and step."""
         if self._engine is not None:
             self._engine.unscale_()
@@ -180,7 +180,7 @@ class MethodContext:
 
     @property
     def inference_model(self) -> nn.Module:
-        """The model used by the current :meth:`inference` loop (folded copy or the model)."""
+        """The model used by the current `inference` loop (folded copy or the model)."""
         return self._require_engine().inference_net
 
 
@@ -191,7 +191,7 @@ class MethodOptions:
     Attributes:
         allow_noop: run the method even where its options make it train exactly like ``joint``
             over the run's epochs (e.g. a re-sampling warm-up as long as the run); such a run
-            is refused by default (see :meth:`Method.noop_reason`). Every method accepts it.
+            is refused by default (see `Method.noop_reason`). Every method accepts it.
     """
 
     allow_noop: bool = field(default=False, kw_only=True)
@@ -213,7 +213,7 @@ class Method:
     #: ``modality``, since "all" should not silently pick one); ``None`` = always included.
     all_needs_option: ClassVar[str | None] = None
     #: Published options per preset name (``--preset``); ``"*"`` applies to every preset (the
-    #: preset's own entry wins). Read through :meth:`preset_options`.
+    #: preset's own entry wins). Read through `preset_options`.
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, options: MethodOptions | None = None) -> None:
@@ -229,12 +229,12 @@ class Method:
 
     @classmethod
     def variant_label(cls, options: dict[str, Any]) -> str | None:
-        """The variant shown in run names for ``options`` (default: the :attr:`variant_option` value)."""
+        """The variant shown in run names for ``options`` (default: the `variant_option` value)."""
         return None if cls.variant_option is None else options.get(cls.variant_option)
 
     @classmethod
     def from_dict(cls, options: dict[str, Any] | None) -> "Method":
-        """Build from a config dict; unknown keys raise :class:`ConfigError` listing the valid ones."""
+        """Build from a config dict; unknown keys raise `ConfigError` listing the valid ones."""
         options = dict(options or {})
         valid = {f.name for f in dataclasses.fields(cls.Options)}
         unknown = sorted(set(options) - valid)
@@ -251,7 +251,7 @@ class Method:
         """Why this method's options make it train exactly like ``joint`` over ``epochs`` epochs,
         naming the option and its value (``None``: they don't; the default).
 
-        Checked once before training by :func:`check_not_noop` (``mmcoop train`` and
+        Checked once before training by `check_not_noop` (``mmcoop train`` and
         ``compare``); a method whose effect can be switched off by an option or a window
         overrides it.
 
@@ -266,7 +266,7 @@ class Method:
         e.g. a batch of re-sampled units that all drop one modality. Under DDP this turns on
         PyTorch's unused-parameter detection (a graph search per step) so such a step neither
         stops nor desynchronises the gradient all-reduce; default ``False`` (every parameter
-        gets a gradient in every step that DDP reduces; steps inside :meth:`MethodContext.no_sync`
+        gets a gradient in every step that DDP reduces; steps inside `MethodContext.no_sync`
         do not count). ``train.find_unused_parameters`` overrides it."""
         return False
 
@@ -283,10 +283,10 @@ class Method:
     # -- hooks ------------------------------------------------------------------
     def setup(self, ctx: MethodContext) -> None:
         """Called once before training (and again after resume, before load_state_dict).
-        Create the method's own modules here (see :meth:`modules`)."""
+        Create the method's own modules here (see `modules`)."""
 
     def modules(self) -> dict[str, nn.Module]:
-        """The method's own trainable modules (e.g. extra heads), created in :meth:`setup`:
+        """The method's own trainable modules (e.g. extra heads), created in `setup`:
         moved to the device, their parameters added to the optimizer, saved in checkpoints
         and restored exactly on resume. Default: none."""
         return {}
@@ -300,8 +300,8 @@ class Method:
 
     def train_step(self, ctx: MethodContext, batch: Batch) -> tuple[Tensor, Tensor]:
         """One optimisation step on ``batch``; returns ``(loss, fused logits [B, C])`` for the
-        epoch statistics (both may be detached). Default: forward, :meth:`loss`, backward,
-        :meth:`after_backward`, step."""
+        epoch statistics (both may be detached). Default: forward, `loss`, backward,
+        `after_backward`, step."""
         keep = batch["keep"]
         keep_arg = None if bool(keep.all()) else keep
         ctx.zero_grad()
@@ -323,7 +323,7 @@ class Method:
         """Called after the backward pass, before the optimizer step (gradient modulation).
 
         The gradients are final here: averaged over ranks and, under fp16 AMP, already divided
-        by the loss scale (:meth:`MethodContext.unscale_gradients`), so norms, clipping and noise
+        by the loss scale (`MethodContext.unscale_gradients`), so norms, clipping and noise
         need no AMP special case."""
 
     def on_epoch_end(self, ctx: MethodContext) -> None:
@@ -343,15 +343,15 @@ class Method:
         return dict(ctx.log)
 
     def state_dict(self) -> dict[str, Any]:
-        """State to checkpoint for exact resume (modules of :meth:`modules` are saved by the loop)."""
+        """State to checkpoint for exact resume (modules of `modules` are saved by the loop)."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
+        """Restore `state_dict`."""
 
 
 #: Every method, by name. Built-ins register themselves with ``@METHODS.register(name)`` (which
-#: also sets the class's :attr:`Method.name`) in their module under :mod:`mmcoop.methods`, imported
+#: also sets the class's `Method.name`) in their module under `mmcoop.methods`, imported
 #: on the first read; installed packages add theirs through the ``mmcoop.methods`` entry-point group.
 METHODS: Registry[type[Method]] = Registry(
     "method", builtins="mmcoop.methods", group="mmcoop.methods", name_attr="name", expects=Method
@@ -359,7 +359,7 @@ METHODS: Registry[type[Method]] = Registry(
 
 
 def variant_options(name: str, variant: str) -> dict[str, Any]:
-    """Options selected by ``name:variant`` (the method's :attr:`Method.variant_option`)."""
+    """Options selected by ``name:variant`` (the method's `Method.variant_option`)."""
     cls = METHODS.get(name)
     if not variant:
         return {}
@@ -377,7 +377,7 @@ def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
 
 
 def window_noop(starts: int, epochs: int, what: str = "the modulation", key: str = "modulation_starts") -> str | None:
-    """The :meth:`Method.noop_reason` of an epoch window that opens at (0-based) epoch ``starts``."""
+    """The `Method.noop_reason` of an epoch window that opens at (0-based) epoch ``starts``."""
     if starts >= epochs:
         return f"method_options.{key}={starts} >= train.epochs={epochs}: {what} never starts"
     return None
@@ -403,7 +403,7 @@ def check_not_noop(method: Method, epochs: int) -> None:
         epochs: the run's ``train.epochs``.
 
     Raises:
-        ConfigError: :meth:`Method.noop_reason` gave a reason and ``method_options.allow_noop``
+        ConfigError: `Method.noop_reason` gave a reason and ``method_options.allow_noop``
             is not set; the message names the option, its value, the epochs and the ways out.
     """
     problem = noop_problem(method, epochs)

@@ -3,13 +3,13 @@
 From epoch ``warmup`` on, every epoch: draw Z (``part_ratio`` of the training samples,
 seeded by run seed and epoch), value only Z, take the mean contribution per modality,
 and copy ``round(p * N)`` distinct training samples once keeping only the modality with
-the larger gap ``1 - mean phi`` (ratio ``p`` in :func:`mmcoop.enhance.modality_level_ratio`;
+the larger gap ``1 - mean phi`` (ratio ``p`` in `mmcoop.enhance.modality_level_ratio`;
 M > 2: every modality whose gap exceeds the smallest one gets its own ratio).
 
 Paper: Wei, Feng, Wang, Hu, "Enhancing Multimodal Cooperation via Sample-level Modality
 Valuation", CVPR 2024. Code: GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation
 ``code/modality_level.py`` (``--part_ratio``, ``--alpha``, ``--func``). Arithmetic:
-:func:`mmcoop.enhance.modality_level_ratio` and :func:`mmcoop.enhance.modality_level_plan`.
+`mmcoop.enhance.modality_level_ratio` and `mmcoop.enhance.modality_level_plan`.
 
 Deliberate differences:
 
@@ -38,7 +38,7 @@ __all__ = ["ModalityLevel", "ModalityLevelOptions", "SALT_DRAW", "SALT_SUBSET"]
 
 @dataclass
 class ModalityLevelOptions(ResamplingOptions):
-    """Options of ``modality-level`` (plus :class:`ResamplingOptions`).
+    """Options of ``modality-level`` (plus `ResamplingOptions`).
 
     Attributes:
         part_ratio: fraction of training samples in the valued subset Z (official 0.2).
@@ -72,7 +72,7 @@ class ModalityLevel(ResamplingMethod):
     options: ModalityLevelOptions
 
     def noop_reason(self, epochs: int) -> str | None:
-        """The warm-up (see :class:`ResamplingMethod`), or ``alpha = 0`` (ratio 0: no sample copied)."""
+        """The warm-up (see `ResamplingMethod`), or ``alpha = 0`` (ratio 0: no sample copied)."""
         if self.options.alpha == 0.0:
             return "method_options.alpha=0 makes the re-sampling ratio 0: no sample is ever copied"
         return super().noop_reason(epochs)

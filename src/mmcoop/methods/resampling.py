@@ -1,16 +1,16 @@
 """Shared machinery of the re-sampling methods (``sample-level``, ``modality-level``).
 
 Each epoch from ``warmup`` on, the method values (part of) the training set in eval mode,
-turns the valuation into a :class:`~mmcoop.enhance.ResamplingPlan` of extra units
+turns the valuation into a `ResamplingPlan` of extra units
 ``(storage row, keep-mask)`` and executes it in one of two ways:
 
 ``duplicate`` (faithful, the paper)
-    :meth:`train_set` appends the units to the training set; the loader shuffles them
+    `train_set` appends the units to the training set; the loader shuffles them
     with the originals; ``model.encode`` runs only the kept modality's encoder on a
     unit. The loss is the default mean cross-entropy over the batch of units.
 
 ``weighted`` (fast)
-    :meth:`train_set` is the original data; :meth:`loss` adds, for each original
+    `train_set` is the original data; `loss` adds, for each original
     ``i`` in the batch and modality ``k``, ``copies[i, k]`` times the cross-entropy of
     the logits from modality ``k`` alone, computed from the *same* features (one
     ``coalition_logits`` call, no extra encoder passes)::
@@ -77,7 +77,7 @@ class ResamplingOptions(MethodOptions):
             (units as weighted unimodal loss terms, fast).
         normalize: ``weighted`` only: divide by the batch size (``batch``) or by the
             number of units in the batch (``units``); see the module docstring.
-        value: coalition value function passed to :func:`mmcoop.valuation.valuate_dataset`.
+        value: coalition value function passed to `mmcoop.valuation.valuate_dataset`.
         valuation_every: value (and re-plan) every this many epochs from ``warmup`` on and
             execute the last plan in between (1 = every epoch, the paper). Valuation is
             one inference pass over the training set (about a third of a training epoch
@@ -88,7 +88,7 @@ class ResamplingOptions(MethodOptions):
             batches of 64-128 valued avmnist about twice as fast as 512).
         valuation: ``pass`` (the paper: an eval-mode pass over the training set at the start
             of each planned epoch) or ``online`` (coalition values recorded from the training
-            pass's own features during the previous epoch, :mod:`mmcoop.enhance.online`;
+            pass's own features during the previous epoch, `mmcoop.enhance.online`;
             no second pass; a plan with no previous epoch, ``warmup: 0``, uses the pass).
     """
 
@@ -124,7 +124,7 @@ def train_rows(data: MultimodalDataset) -> Tensor:
 
 class ResamplingMethod(Method):
     """Base class: valuate -> plan -> execute (duplicate or weighted). Subclasses define
-    :meth:`make_resampler` (the :mod:`mmcoop.enhance` schedule that values and plans)."""
+    `make_resampler` (the `mmcoop.enhance` schedule that values and plans)."""
 
     name = "resampling"
     Options = ResamplingOptions
@@ -177,8 +177,8 @@ class ResamplingMethod(Method):
 
     # -- to implement -------------------------------------------------------------------
     def make_resampler(self, ctx: MethodContext, **common: Any) -> Resampler:
-        """The :mod:`mmcoop.enhance` re-sampler of this method, built from the options and ``common``
-        (the schedule and valuation settings of :meth:`resampler_options`)."""
+        """The `mmcoop.enhance` re-sampler of this method, built from the options and ``common``
+        (the schedule and valuation settings of `resampler_options`)."""
         raise NotImplementedError
 
     def resampler_options(self, ctx: MethodContext) -> dict[str, Any]:

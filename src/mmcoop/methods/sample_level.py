@@ -3,12 +3,12 @@
 From epoch ``warmup`` on, every epoch: value the whole training split in eval mode
 (per-sample Shapley contribution ``phi [N, M]``), then for each sample and modality k
 add ``copies(phi[i, k])`` units of the sample keeping only k (bands in
-:func:`mmcoop.enhance.sample_copies`). Execution: see :mod:`mmcoop.methods.resampling`.
+`mmcoop.enhance.sample_copies`). Execution: see `mmcoop.methods.resampling`.
 
 Paper: Wei, Feng, Wang, Hu, "Enhancing Multimodal Cooperation via Sample-level Modality
 Valuation", CVPR 2024. Code: GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation
 ``code/sample_level.py`` (``--warmup``) and ``code/datasets/dataloader.py`` (the bands). Arithmetic:
-:func:`mmcoop.valuation.valuate_dataset` and :func:`mmcoop.enhance.sample_level_plan`.
+`mmcoop.valuation.valuate_dataset` and `mmcoop.enhance.sample_level_plan`.
 
 Deliberate differences:
 
@@ -33,7 +33,7 @@ from mmcoop.methods.resampling import ResamplingMethod, ResamplingOptions
 
 @dataclass
 class SampleLevelOptions(ResamplingOptions):
-    """Options of ``sample-level`` (plus :class:`ResamplingOptions`).
+    """Options of ``sample-level`` (plus `ResamplingOptions`).
 
     Attributes:
         thresholds: bands ``[lower bound, copies]``, highest first (official: phi >= 1 -> 0,
@@ -61,7 +61,7 @@ class SampleLevel(ResamplingMethod):
     options: SampleLevelOptions
 
     def noop_reason(self, epochs: int) -> str | None:
-        """The warm-up (see :class:`ResamplingMethod`), or bands that never add a copy."""
+        """The warm-up (see `ResamplingMethod`), or bands that never add a copy."""
         o = self.options
         if o.max_copies == 0 and all(int(c) == 0 for _, c in o.thresholds):
             return "method_options.thresholds and max_copies=0 give 0 copies for every value: no unit is ever added"

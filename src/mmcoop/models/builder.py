@@ -1,4 +1,4 @@
-"""Build the built-in late-fusion :class:`MultimodalClassifier` for a dataset's modality specs."""
+"""Build the built-in late-fusion `MultimodalClassifier` for a dataset's modality specs."""
 
 from __future__ import annotations
 
@@ -27,12 +27,12 @@ def build_model(
     """One encoder per spec (chosen by ``spec.kind`` unless named), features of width ``dim``, fusion head ``fusion``.
 
     Args:
-        specs: :class:`~mmcoop.data.ModalitySpec` per modality.
+        specs: `ModalitySpec` per modality.
         num_classes: output classes ``C``.
         dim: feature width ``d`` of every encoder.
         fusion: registered fusion head name (``concat``, ``sum``, ``film``, ``gated``).
         encoder_options: optional per-modality keyword arguments for the encoder (see
-            :func:`build_encoder`, e.g. ``{"text": {"freeze": True, "pooling": "mean"}}``).
+            `build_encoder`, e.g. ``{"text": {"freeze": True, "pooling": "mean"}}``).
         encoders: optional per-modality registered encoder name (default: the spec's kind),
             e.g. ``{"text": "hf:/models/bert", "image": "timm:resnet18"}``.
     """
@@ -60,7 +60,7 @@ def build_encoder(name: str, spec: Any, dim: int, options: dict[str, Any]) -> nn
         name: a registered encoder (``ENCODERS``), optionally ``"<name>:<source>"`` for the
             pretrained adapters (``hf:/models/bert``, ``timm:resnet18``, ``tv:resnet18``):
             the part after the first ``:`` is passed as ``source=``.
-        spec: the modality's :class:`~mmcoop.data.ModalitySpec` (passed as ``spec=`` to an
+        spec: the modality's `ModalitySpec` (passed as ``spec=`` to an
             encoder that accepts it, e.g. for a tokens modality's padding id).
         dim: feature width.
         options: the encoder's keyword arguments, plus ``freeze`` (bool: no gradient for the

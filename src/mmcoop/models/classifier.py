@@ -15,13 +15,13 @@ from mmcoop.utils.modes import eval_mode
 class MultimodalClassifier(nn.Module):
     """Encoders per modality, features stacked ``[B, M, D]``, then a fusion head.
 
-    Implements the model contract of :mod:`mmcoop.models.protocol`, including the
+    Implements the model contract of `mmcoop.models.protocol`, including the
     ``coalition_logits`` fast path of heads that are linear in the features.
 
     Args:
         modalities: modality names in order (index k of every keep-mask).
         encoders: name -> module mapping ``[B, *shape]`` to ``[B, d_k]``.
-        head: a :class:`~mmcoop.models.fusion.FusionHead` taking ``[B, M, D]``.
+        head: a `FusionHead` taking ``[B, M, D]``.
 
     Example:
         >>> logits = model(batch["inputs"], keep=batch["keep"])  # [B, C]
@@ -38,7 +38,7 @@ class MultimodalClassifier(nn.Module):
         self.feature_dims: list[int | None] = [getattr(encoders[n], "out_dim", None) for n in self.modalities]
 
     def train(self, mode: bool = True) -> "MultimodalClassifier":
-        """Set train/eval mode; frozen encoders (:func:`~mmcoop.models.builder.freeze_encoder`)
+        """Set train/eval mode; frozen encoders (`freeze_encoder`)
         keep their frozen part in eval mode (fixed BatchNorm statistics, no dropout)."""
         super().train(mode)
         for enc in self.encoders.values():
@@ -67,7 +67,7 @@ class MultimodalClassifier(nn.Module):
 
         With ``keep [B, M]``, modality k's encoder runs only on the rows that keep k
         (re-sampled unimodal units cost one encoder pass, not M); the other rows get
-        zeros there, which :meth:`fuse` replaces by its fill anyway.
+        zeros there, which `fuse` replaces by its fill anyway.
         """
         parts: list[tuple[Tensor | None, Tensor | None]] = []  # (rows or None=all, features)
         for k, name in enumerate(self.modalities):
@@ -123,7 +123,7 @@ class MultimodalClassifier(nn.Module):
 
     def coalition_logits(self, feats: Tensor, masks: Tensor, fill: Tensor | None = None) -> Tensor:
         """Logits ``[B, K, C]`` of coalitions ``masks`` (``[K, M]`` or ``[B, K, M]``); see
-        :meth:`~mmcoop.models.fusion.FusionHead.coalition_logits`."""
+        `coalition_logits`."""
         return self.head.coalition_logits(feats, masks, self.fill if fill is None else fill)
 
     def forward(self, inputs: dict[str, Tensor], keep: Tensor | None = None) -> Tensor:

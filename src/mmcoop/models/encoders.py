@@ -1,7 +1,7 @@
 """Per-modality encoders: input tensor -> pooled feature ``[B, d]``.
 
 Registered by modality kind (``ENCODERS.get("image")``), so a dataset's
-:class:`~mmcoop.data.ModalitySpec` decides which encoder is built.
+`ModalitySpec` decides which encoder is built.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from torch import Tensor, nn
 
 from mmcoop.utils.registry import Registry
 
-#: Per-modality encoders by name (built-ins in any module of :mod:`mmcoop.models`, e.g. the
-#: ResNet-18s in :mod:`mmcoop.models.resnet`, imported on first read).
+#: Per-modality encoders by name (built-ins in any module of `mmcoop.models`, e.g. the
+#: ResNet-18s in `mmcoop.models.resnet`, imported on first read).
 ENCODERS: Registry[type[nn.Module]] = Registry("encoder", builtins="mmcoop.models")
 
 
@@ -97,7 +97,7 @@ class SequenceEncoder(nn.Module):
 
 @ENCODERS.register("frames")
 class FramesEncoder(nn.Module):
-    """Frame stacks ``[B, T, C, H, W]`` -> ``[B, dim]``: the :class:`CNNEncoder` body on every
+    """Frame stacks ``[B, T, C, H, W]`` -> ``[B, dim]``: the `CNNEncoder` body on every
     frame, then the mean over frames and space (OGM-GE's temporal pooling), then a projection."""
 
     def __init__(self, shape: tuple[int, ...], dim: int = 64, widths: tuple[int, ...] = (16, 32, 64)) -> None:

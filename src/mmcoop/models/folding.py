@@ -40,7 +40,7 @@ def _pairs(model: nn.Module, linear: bool) -> list[tuple[nn.Sequential, int]]:
 
 
 def inference_model(model: nn.Module, fold: bool = True, linear: bool = False) -> nn.Module:
-    """What evaluation and valuation run: :func:`fold_batchnorm`'s copy when ``fold`` and
+    """What evaluation and valuation run: `fold_batchnorm`'s copy when ``fold`` and
     ``model`` has something to fold, else ``model`` itself (the caller sets eval mode)."""
     return fold_batchnorm(model, linear=linear) if fold and _pairs(model, linear) else model
 
@@ -73,7 +73,7 @@ def fold_batchnorm(model: nn.Module, linear: bool = False) -> nn.Module:
     its train/eval modes, is not modified.
 
     Args:
-        model: any module (usually a :class:`~mmcoop.models.MultimodalClassifier`).
+        model: any module (usually a `MultimodalClassifier`).
         linear: also fold ``Linear`` + ``BatchNorm1d`` pairs.
 
     Returns:

@@ -9,7 +9,7 @@ def freeze_encoder(encoder: nn.Module) -> nn.Module:
     """Freeze ``encoder``'s ``backbone`` (the pretrained part of the adapters; else the whole encoder).
 
     Its parameters get ``requires_grad=False`` (no gradient, not in the optimizer) and
-    :class:`~mmcoop.models.MultimodalClassifier` keeps it in eval mode (BatchNorm statistics
+    `MultimodalClassifier` keeps it in eval mode (BatchNorm statistics
     and dropout fixed). A projection to ``dim`` after the backbone is still trained.
     """
     frozen_part(encoder).requires_grad_(False)
@@ -18,6 +18,6 @@ def freeze_encoder(encoder: nn.Module) -> nn.Module:
 
 
 def frozen_part(encoder: nn.Module) -> nn.Module:
-    """The module :func:`freeze_encoder` freezes: ``encoder.backbone`` when present, else ``encoder``."""
+    """The module `freeze_encoder` freezes: ``encoder.backbone`` when present, else ``encoder``."""
     part = getattr(encoder, "backbone", None)
     return part if isinstance(part, nn.Module) else encoder

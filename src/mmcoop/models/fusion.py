@@ -4,7 +4,7 @@ A head maps stacked features ``[B, M, d]`` and a keep-mask (bool ``[B, M]`` or
 ``[M]``; ``None`` = keep all) to logits ``[B, C]``. A removed modality's feature is
 replaced by ``fill`` (``[M, d]``, default zeros: the paper's convention), never by
 re-running an encoder. ``concat`` and ``sum`` are linear in the features, so
-:meth:`FusionHead.coalition_logits` evaluates all coalitions from per-modality
+`FusionHead.coalition_logits` evaluates all coalitions from per-modality
 partial logits with one matrix product; ``film`` and ``gated`` (the OGM-GE set,
 two modalities) take the generic path: one batched call over all masked copies.
 """
@@ -23,7 +23,7 @@ FUSIONS: Registry[type["FusionHead"]] = Registry("fusion", builtins="mmcoop.mode
 
 def apply_keep(feats: Tensor, keep: Tensor | None, fill: Tensor | None = None) -> Tensor:
     """Replace removed modalities' features: ``feats [B, M, d]``, ``keep [B, M]|[M]``, ``fill [M, d]``
-    (:func:`mmcoop.models.protocol.replace_removed`)."""
+    (`mmcoop.models.protocol.replace_removed`)."""
     return replace_removed(feats, keep, fill)
 
 
@@ -50,7 +50,7 @@ class FusionHead(nn.Module):
         ``[B, K, M]`` (per sample) -> ``[B, K, C]``.
 
         Generic path: one batched call of the head on ``B*K`` masked feature sets.
-        Heads linear in the features implement :meth:`partial_logits` and take the
+        Heads linear in the features implement `partial_logits` and take the
         fast path: per-modality logits once, then one product with the masks.
         """
         b, m, d = feats.shape

@@ -4,7 +4,7 @@
 local_files_only=True)`` (the folder ``save_pretrained`` writes: ``config.json`` plus the
 weights; nothing is downloaded) and encodes token ids ``[B, L]`` with the attention mask
 ``ids != spec.pad_id``. Tokenize the texts with the same model's tokenizer
-(:func:`mmcoop.data.text.tokenize` on its folder, which also gives the padding id).
+(`mmcoop.data.text.tokenize` on its folder, which also gives the padding id).
 Pooling of ``last_hidden_state`` ``[B, L, H]``:
 
 - ``cls`` (default): position 0 (BERT's ``[CLS]``);

@@ -1,16 +1,16 @@
 """What the pretrained-backbone adapters (``tv:``, ``timm:``, ``hf:``) share.
 
 - local files only: a weights file or model folder that is missing stops with one
-  :class:`~mmcoop.errors.ConfigError` saying where it was looked for (nothing is downloaded);
+  `ConfigError` saying where it was looked for (nothing is downloaded);
 - checkpoints as people save them: a bare ``state_dict``, or a dict holding it under
   ``state_dict`` / ``model``, keys optionally prefixed ``module.`` (DDP);
-- :class:`ImageBackbone`: a backbone mapping ``[N, 3, H, W]`` (or its own channel count)
+- `ImageBackbone`: a backbone mapping ``[N, 3, H, W]`` (or its own channel count)
   to pooled features ``[N, W]``, run on images / spectrograms ``[B, C, H, W]`` and on
   frame stacks ``[B, T, C, H, W]`` (mean over frames), a 1-channel input repeated to the
   backbone's 3 channels, then projected to ``dim`` (none when ``W == dim``).
 
 The backbone sits in the ``backbone`` attribute, which is what ``freeze`` freezes
-(:func:`~mmcoop.models.freezing.freeze_encoder`); the projection stays trainable.
+(`freeze_encoder`); the projection stays trainable.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ A *multimodal model* is any object (usually an ``nn.Module``) with:
 Optional fast path: ``coalition_logits(features, masks, fill=None) -> [B, K, C]``
 for ``masks`` bool ``[K, M]`` (shared) or ``[B, K, M]`` (per sample), where ``fill``
 (``[M, D]``) replaces removed features instead of the model's default. Without it,
-:func:`coalition_logits` below runs the model's ``fuse`` once on all ``B*K``
+`coalition_logits` below runs the model's ``fuse`` once on all ``B*K``
 masked feature sets (exact, one batched call).
 
 Optional attributes some training methods read (the peers that act per encoder):
@@ -33,8 +33,8 @@ Optional attributes some training methods read (the peers that act per encoder):
     regularise each encoder's parameters (``ogm-ge``, ``cggm``, ``inforeg``, ``greedy``,
     ``reconboost``, ``relearning``, ``mmpareto``); everything outside it counts as the
     fusion head (``agm``'s clipping test). Without it those methods stop before training
-    with a :class:`~mmcoop.errors.ConfigError` saying to wrap the model with
-    :func:`~mmcoop.models.from_modules`.
+    with a `ConfigError` saying to wrap the model with
+    `from_modules`.
 
 ``head: nn.Module``
     The fusion head. When it is one of the built-in linear heads (``concat``: modality
@@ -45,11 +45,11 @@ Optional attributes some training methods read (the peers that act per encoder):
 ``feature_dims: list[int | None]``
     Each modality's feature width ``d_k``; probed on two training rows when absent.
 
-Built-in models (:class:`~mmcoop.models.MultimodalClassifier`) and wrapped user
-models (:func:`~mmcoop.models.from_modules`) implement all of it, the optional
+Built-in models (`MultimodalClassifier`) and wrapped user
+models (`from_modules`) implement all of it, the optional
 attributes included. A model that only
 exposes ``forward(inputs) -> logits`` can still be valued at the input level with
-:func:`mmcoop.valuation.valuate_inputs`.
+`mmcoop.valuation.valuate_inputs`.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class MultimodalModel(Protocol):
 
 
 def check_model(model: Any, modalities: list[str] | None = None, what: str = "model") -> None:
-    """Raise :class:`ConfigError` naming ``what`` unless ``model`` implements the contract.
+    """Raise `ConfigError` naming ``what`` unless ``model`` implements the contract.
 
     Args:
         model: the object to check.

@@ -1,7 +1,7 @@
-"""Model registry (timm's ``register_model`` style) and :func:`create_model`.
+"""Model registry (timm's ``register_model`` style) and `create_model`.
 
 A model builder is called as ``builder(modalities, num_classes, *, specs, **options)``
-and returns an object implementing :mod:`mmcoop.models.protocol`. Built-ins register
+and returns an object implementing `mmcoop.models.protocol`. Built-ins register
 with ``@register_model(name)``; a user's builder is reached through a config target
 ``"pkg.module:callable"`` with the same call (``specs`` is passed only if the callable
 accepts it). Both building a run and reloading it (``load_run``) go through here.
@@ -18,7 +18,7 @@ from mmcoop.utils.targets import call_with_supported, resolve_target
 
 ModelBuilder = Callable[..., Any]
 #: Every model builder, by name: built-ins register with ``@register_model(name)`` in a module of
-#: :mod:`mmcoop.models` (imported on first read); installed packages through the ``mmcoop.models``
+#: `mmcoop.models` (imported on first read); installed packages through the ``mmcoop.models``
 #: entry-point group.
 MODELS: Registry[ModelBuilder] = Registry("model", builtins="mmcoop.models", group="mmcoop.models")
 
@@ -39,7 +39,7 @@ def create_model(
 
     Args:
         name: a registered model name (ignored when ``target`` is given).
-        specs: the data's :class:`~mmcoop.data.ModalitySpec` list (modality order).
+        specs: the data's `ModalitySpec` list (modality order).
         num_classes: number of classes ``C``.
         target: user builder, called as ``fn(modalities, num_classes, **options)`` (plus
             ``specs=`` when it accepts it).

@@ -70,7 +70,7 @@ class ResNet18Spectrogram(nn.Module):
     Args:
         shape: per-sample shape ``[C, H, W]`` (``C = 1`` for the paper's spectrograms).
         dim: output width (512: no projection).
-        bn_weight_std: see :func:`resnet18_trunk`.
+        bn_weight_std: see `resnet18_trunk`.
     """
 
     def __init__(self, shape: tuple[int, ...], dim: int = WIDTH, bn_weight_std: float = 0.0) -> None:
@@ -95,7 +95,7 @@ class ResNet18Frames(nn.Module):
     Args:
         shape: per-sample shape ``[T, C, H, W]``.
         dim: output width (512: no projection).
-        bn_weight_std: see :func:`resnet18_trunk`.
+        bn_weight_std: see `resnet18_trunk`.
     """
 
     def __init__(self, shape: tuple[int, ...], dim: int = WIDTH, bn_weight_std: float = 0.0) -> None:

@@ -43,7 +43,7 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
 
 
 def check_pooling(pooling: str, valid: tuple[str, ...], what: str) -> str:
-    """``pooling`` if it is one of ``valid``, else a :class:`ConfigError` naming ``what``."""
+    """``pooling`` if it is one of ``valid``, else a `ConfigError` naming ``what``."""
     if pooling not in valid:
         raise ConfigError(f"{what}: unknown pooling {pooling!r}; valid: {', '.join(valid)}")
     return pooling
@@ -112,7 +112,7 @@ class TokenTransformer(nn.Module):
         spec: the modality's spec (gives ``pad_id`` and ``vocab_size``; passed by the builder).
         vocab_size: number of ids (default: the spec's; one of them is required).
         pad_id: padding id (default: the spec's, else 0).
-        width, heads, layers, ff, dropout, pooling: see :class:`TransformerTrunk`.
+        width, heads, layers, ff, dropout, pooling: see `TransformerTrunk`.
     """
 
     def __init__(
@@ -164,7 +164,7 @@ class SequenceTransformer(nn.Module):
         shape: per-sample shape ``[T, D]``.
         dim: output width.
         mask_zeros: treat all-zero time steps as padding.
-        width, heads, layers, ff, dropout, pooling: see :class:`TransformerTrunk`.
+        width, heads, layers, ff, dropout, pooling: see `TransformerTrunk`.
     """
 
     def __init__(

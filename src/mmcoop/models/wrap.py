@@ -18,7 +18,7 @@ class LateFusionModel(MultimodalClassifier):
     modalities already replaced (zeros by default, ``fill`` if set): the MultiBench
     convention, so an existing head works unchanged. Valuation runs all coalitions through
     the head in one batched call (the generic path of
-    :func:`mmcoop.models.protocol.coalition_logits`).
+    `mmcoop.models.protocol.coalition_logits`).
     """
 
     def fuse(self, feats: Tensor, keep: Tensor | None = None) -> Tensor:
@@ -48,7 +48,7 @@ def from_modules(encoders: Mapping[str, nn.Module], head: nn.Module, num_classes
         num_classes: number of classes ``C`` (optional, informational).
 
     Returns:
-        A :class:`LateFusionModel` (an ``nn.Module`` implementing the model contract).
+        A `LateFusionModel` (an ``nn.Module`` implementing the model contract).
 
     Example:
         >>> class Head(nn.Module):

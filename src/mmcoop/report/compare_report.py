@@ -178,7 +178,7 @@ def compare_report(path: Path, write_run: RunWriter, samples: SampleLoader | Non
 
     Args:
         path: the compare directory.
-        write_run: writes one run's report (:func:`mmcoop.report.write_report`).
+        write_run: writes one run's report (`mmcoop.report.write_report`).
         samples: the runs' data for the explorers.
         k: samples per explorer gallery.
 

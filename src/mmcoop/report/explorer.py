@@ -2,27 +2,27 @@
 
 For every valued split (``valuation/<split>.parquet``) and, for runs that value during
 training, every valued epoch (``valuation/epoch_XXX.parquet``, the training set; at most
-:data:`MAX_EPOCH_VIEWS`, evenly spaced, the last included), the explorer shows
+`MAX_EPOCH_VIEWS`, evenly spaced, the last included), the explorer shows
 
 - a gallery of the ``K`` samples each modality contributes least to and most to, drawn
   as the samples themselves (each modality through its kind's renderer,
-  :mod:`mmcoop.report.render`; a playable clip where the source has the raw audio), with
+  `mmcoop.report.render`; a playable clip where the source has the raw audio), with
   id, class, prediction and every modality's Shapley value;
 - a sortable, filterable table of every sample (class, id, phi range of a modality,
   degraded modality, planned copies), and for runs valued over epochs a sample's phi and
   copies across the epochs (click a row).
 
-All of it is one ``<script type="application/json">`` block (:func:`~mmcoop.report.format.json_for_html`: no
+All of it is one ``<script type="application/json">`` block (`json_for_html`: no
 value can close or reopen the element) read by a small inline
 script (no network, no library): the report stays one offline file. Media are stored once
 per sample however many views show it; thumbnails are at most
-:data:`mmcoop.report.render.THUMB_MAX` pixels, so the size grows with ``K``, the number of
+`mmcoop.report.render.THUMB_MAX` pixels, so the size grows with ``K``, the number of
 modalities and views, not with the dataset (the table itself holds at most
-:data:`MAX_TABLE_ROWS` rows per view).
+`MAX_TABLE_ROWS` rows per view).
 
 The samples are read from the run's dataset, rebuilt from ``config.yaml`` by the
-``samples`` loader given to :func:`mmcoop.report.write_report` (the command line passes
-one that also rebuilds a user's ``data.target``), else by :func:`registered_splits`
+``samples`` loader given to `mmcoop.report.write_report` (the command line passes
+one that also rebuilds a user's ``data.target``), else by `registered_splits`
 (registered datasets only). Without data the explorer shows values only.
 """
 
@@ -54,7 +54,7 @@ MAX_TABLE_ROWS = 5000
 def registered_splits(run_dir: Path, config: Mapping[str, Any]) -> DatasetSplits | None:
     """The run's data rebuilt from its config when it is a registered dataset (debiased as configured).
 
-    Returns ``None`` for a user ``data.target`` (give :func:`write_report` a ``samples`` loader).
+    Returns ``None`` for a user ``data.target`` (give `write_report` a ``samples`` loader).
     """
     from mmcoop.data import debias, load_dataset
 
@@ -83,7 +83,7 @@ class View:
 
 @dataclass
 class Explorer:
-    """What :func:`build_explorer` made: the HTML fragment and what was drawn (for notes and tests)."""
+    """What `build_explorer` made: the HTML fragment and what was drawn (for notes and tests)."""
 
     html: str
     views: list[str]
@@ -224,7 +224,7 @@ def build_explorer(
         data_note: why ``splits`` is ``None`` (shown to the reader).
 
     Returns:
-        :class:`Explorer` (``html`` empty when there are no views).
+        `Explorer` (``html`` empty when there are no views).
     """
     if not views:
         return Explorer("", [])
@@ -276,7 +276,7 @@ def build_explorer(
 
 
 def epoch_views(epoch_files: Mapping[int, Path], read: Callable[[Path], pd.DataFrame | None]) -> list[View]:
-    """Views of at most :data:`MAX_EPOCH_VIEWS` valued epochs (evenly spaced, first and last included)."""
+    """Views of at most `MAX_EPOCH_VIEWS` valued epochs (evenly spaced, first and last included)."""
     epochs = sorted(epoch_files)
     if len(epochs) > MAX_EPOCH_VIEWS:
         idx = np.unique(np.round(np.linspace(0, len(epochs) - 1, MAX_EPOCH_VIEWS)).astype(int))

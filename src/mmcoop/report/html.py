@@ -1,14 +1,14 @@
 """The self-contained HTML report of a run directory or a compare directory (the entry point).
 
-:func:`write_report` writes ``<dir>/report.html`` (plots embedded as base64 PNG data
+`write_report` writes ``<dir>/report.html`` (plots embedded as base64 PNG data
 URIs, so the file can be mailed or opened anywhere) and the same plots as files under
 ``<dir>/plots/*.png``. Sections whose data is missing are left out and listed at the end
 ("Not in this report"). A run report holds the per-sample explorer
-(:mod:`mmcoop.report.explorer`).
+(`mmcoop.report.explorer`).
 
-The page and its helpers are in :mod:`mmcoop.report.page` / :mod:`mmcoop.report.format`;
-a run report's sections in :mod:`mmcoop.report.run_report` (and the ``run_*`` modules it
-calls), a comparison's in :mod:`mmcoop.report.compare_report`.
+The page and its helpers are in `mmcoop.report.page` / `mmcoop.report.format`;
+a run report's sections in `mmcoop.report.run_report` (and the ``run_*`` modules it
+calls), a comparison's in `mmcoop.report.compare_report`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def write_report(path: str | os.PathLike, *, samples: SampleLoader | None = None
             compare directory.
         samples: ``fn(run_dir) -> DatasetSplits | None``, the run's data for drawing its
             samples in the explorer (default: rebuilt from ``config.yaml`` for registered
-            datasets, see :func:`mmcoop.report.explorer.registered_splits`).
+            datasets, see `mmcoop.report.explorer.registered_splits`).
         top_k: samples per explorer gallery (least and most, per modality).
 
     Example:

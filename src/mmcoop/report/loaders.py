@@ -5,7 +5,7 @@ Nothing here imports the training stack: a run directory is read through its fil
 ``valuation/*.parquet``) with PyYAML, pandas and pyarrow, so a report can be drawn
 on a machine without a GPU, or long after the code that wrote the run has changed.
 
-File names and layouts come from :mod:`mmcoop.utils.rundir` (the one owner of the
+File names and layouts come from `mmcoop.utils.rundir` (the one owner of the
 run-directory schema). Valuation parquet layout (written by
 ``ValuationTable.to_parquet``): one row per sample with ``index``, ``label``,
 ``fused_pred``, ``pred_<coalition>``, ``phi_<modality>`` (modality order = model
@@ -89,9 +89,9 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
 
 def metrics_frame(path: str | os.PathLike) -> pd.DataFrame:
     """``metrics.jsonl`` as a DataFrame, one row per epoch, sorted by ``epoch`` (the records of
-    :func:`mmcoop.utils.rundir.read_metrics_file`, the one reader of metrics files).
+    `mmcoop.utils.rundir.read_metrics_file`, the one reader of metrics files).
 
-    Read with :func:`mmcoop.utils.rundir.read_metrics_file` in its lenient mode: lines
+    Read with `mmcoop.utils.rundir.read_metrics_file` in its lenient mode: lines
     that are not JSON objects (e.g. a half-written last line of a run in progress) are
     skipped with a ``RuntimeWarning``. A repeated epoch (a resumed run) keeps its last
     record. Returns an empty DataFrame when the file is absent or unreadable.
@@ -199,7 +199,7 @@ class RunData:
 
 
 def load_run_dir(path: str | os.PathLike) -> RunData:
-    """Read a run directory (see :class:`RunData`); never raises for missing files."""
+    """Read a run directory (see `RunData`); never raises for missing files."""
     p = Path(path)
     files = RunPaths(p)
     metrics = metrics_frame(files.metrics)
@@ -250,7 +250,7 @@ def _resolve_run(cdir: Path, run_dir: Any) -> Path | None:
 
 def summarize_runs(df: pd.DataFrame) -> pd.DataFrame:
     """Mean and (sample) std over seeds of the metric columns, per ``method`` (as ``summary.csv``:
-    the same function, :func:`mmcoop.utils.summaries.summarize_over_seeds`)."""
+    the same function, `mmcoop.utils.summaries.summarize_over_seeds`)."""
     return summarize_over_seeds(df, "method")
 
 
@@ -355,12 +355,12 @@ def degraded_auc(df: pd.DataFrame, modalities: Sequence[str] | None = None) -> d
 
     Returns:
         A flat dict: ``samples``; ``auc_<m>`` for every modality ``m``: AUC of
-        ``-phi_m`` for predicting ``degraded == m`` (0.5 = chance, 1 = a degraded
-        modality always has the lower value; ties count one half); ``auc_mean`` over
-        the modalities with a defined AUC; ``lowest_is_degraded``: share of the samples
-        with a degraded modality whose lowest-phi modality is the degraded one (a
-        minimum shared by ``t`` modalities counts ``1/t``); ``lowest_is_degraded_strict``:
-        the same counting only a unique minimum; ``chance``: ``1/M``.
+            ``-phi_m`` for predicting ``degraded == m`` (0.5 = chance, 1 = a degraded
+            modality always has the lower value; ties count one half); ``auc_mean`` over
+            the modalities with a defined AUC; ``lowest_is_degraded``: share of the samples
+            with a degraded modality whose lowest-phi modality is the degraded one (a
+            minimum shared by ``t`` modalities counts ``1/t``); ``lowest_is_degraded_strict``:
+            the same counting only a unique minimum; ``chance``: ``1/M``.
 
     Raises:
         ValueError: no ``degraded`` or no ``phi_`` columns.
@@ -399,7 +399,7 @@ def _as_frame(source: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
 
 
 #: Upper bound of the phi bands given 2 or more copies by the paper's sample-level rule (0.4),
-#: read from :data:`mmcoop.enhance.plans.DEFAULT_THRESHOLDS` (the band of 1 copy starts above it).
+#: read from `mmcoop.enhance.plans.DEFAULT_THRESHOLDS` (the band of 1 copy starts above it).
 LOW_PHI: float = next(bound for bound, copies in DEFAULT_THRESHOLDS if copies == 1)
 
 
@@ -408,12 +408,12 @@ def summarize_contributions(source: pd.DataFrame | str | os.PathLike) -> pd.Data
 
     Returns:
         DataFrame indexed by modality (model order) with columns ``samples``,
-        ``mean_phi``, ``std_phi``, ``unimodal_acc`` (accuracy of the modality alone,
-        from ``pred_<m>``; NaN if absent), ``lowest_share`` (share of samples in which
-        the modality has the smallest value, ties split evenly, sums to 1),
-        ``low_share`` (share with ``phi <= 0.4`` (:data:`LOW_PHI`), which the paper's sample-level
-        rule re-samples with 2 or 3 copies) and ``mean_copies`` (from ``copies_<m>``
-        columns, NaN if absent).
+            ``mean_phi``, ``std_phi``, ``unimodal_acc`` (accuracy of the modality alone,
+            from ``pred_<m>``; NaN if absent), ``lowest_share`` (share of samples in which
+            the modality has the smallest value, ties split evenly, sums to 1),
+            ``low_share`` (share with ``phi <= 0.4`` (`LOW_PHI`), which the paper's sample-level
+            rule re-samples with 2 or 3 copies) and ``mean_copies`` (from ``copies_<m>``
+            columns, NaN if absent).
     """
     df = _as_frame(source)
     mods, phi = _phi_matrix(df, None)

@@ -89,7 +89,7 @@ class Page:
         )
 
     def write(self, subtitle: str = "") -> Path:
-        """Write ``report.html`` and its plots all or nothing (:func:`mmcoop.utils.io.atomic_write_files`):
+        """Write ``report.html`` and its plots all or nothing (`mmcoop.utils.io.atomic_write_files`):
         a failure (a full disk) leaves no new file and the previous report as it was; the previous
         report's plots that this one no longer draws are removed only once it is written."""
         pdir = self.root / PLOTS_DIR

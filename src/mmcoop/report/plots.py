@@ -347,7 +347,7 @@ def gain_methods(summary: pd.DataFrame) -> list[str]:
 
 
 def gain_bars(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The bars of :func:`gain_figure`: per protocol present, a frame indexed by method with
+    """The bars of `gain_figure`: per protocol present, a frame indexed by method with
     ``mean``, ``low``, ``high`` (the 95% interval, NaN where undefined) and ``n`` (seeds)."""
     methods = gain_methods(summary)
     if not methods:
@@ -372,7 +372,7 @@ def gain_figure(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> byte
 
     Grouped bars per method, one per protocol present (``gain_<p>_mean`` columns of
     summary.csv: equal epochs, and joint given the same sample visits / optimizer steps;
-    see :func:`gain_bars`), error bars over the 95% interval (none where it is undefined,
+    see `gain_bars`), error bars over the 95% interval (none where it is undefined,
     i.e. one seed), and the per-seed gains (``gain_<p>`` columns of ``runs``) as dots.
     """
     bars = gain_bars(summary)

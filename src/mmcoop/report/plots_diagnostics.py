@@ -1,6 +1,6 @@
 """Figures of the diagnostics sections: imbalance measures per epoch (and the feature maps).
 
-Same conventions as :mod:`mmcoop.report.plots`: plain pandas/numpy in, PNG bytes (or
+Same conventions as `mmcoop.report.plots`: plain pandas/numpy in, PNG bytes (or
 ``None`` when the data is absent) out.
 """
 

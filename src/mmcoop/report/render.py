@@ -3,20 +3,20 @@
 A renderer takes the sample as the model saw it (eval transforms, degradation included),
 ``x`` of the modality's per-sample shape, and returns a small piece of media for the
 per-sample explorer: ``{"img": data URI}`` (a PNG thumbnail, at most
-:data:`THUMB_MAX` pixels on its longer side) or ``{"svg": markup}``. Built-ins:
+`THUMB_MAX` pixels on its longer side) or ``{"svg": markup}``. Built-ins:
 
 ============== =========================================================================
 kind           drawn as
 ============== =========================================================================
 ``image``      the picture (1 channel grey, 3 channels RGB; each image scaled to its range)
 ``spectrogram`` the first channel, low frequencies at the bottom, viridis colours
-``frames``     a strip of up to :data:`MAX_FRAMES` evenly spaced frames (each about a thumbnail)
+``frames``     a strip of up to `MAX_FRAMES` evenly spaced frames (each about a thumbnail)
 ``sequence``   a heat map ``[D, T]`` (time left to right)
-``vector``     a small bar plot (SVG), at most :data:`MAX_BARS` bars (evenly spaced entries)
+``vector``     a small bar plot (SVG), at most `MAX_BARS` bars (evenly spaced entries)
 ============== =========================================================================
 
-Raw audio (:func:`mmcoop.data.sample_waveforms`, e.g. the FSDD recording of an
-avmnist sample) becomes ``{"audio": data URI}`` of a 16-bit PCM WAV (:func:`render_waveform`).
+Raw audio (`mmcoop.data.sample_waveforms`, e.g. the FSDD recording of an
+avmnist sample) becomes ``{"audio": data URI}`` of a 16-bit PCM WAV (`render_waveform`).
 
 A kind without a renderer (a plugin's own kind) shows values only. Register one with::
 
@@ -40,7 +40,7 @@ import numpy as np
 
 from mmcoop.utils.registry import Registry
 
-#: Longest side of a thumbnail, in pixels (smaller images are upscaled by a whole factor to at least :data:`THUMB_MIN`).
+#: Longest side of a thumbnail, in pixels (smaller images are upscaled by a whole factor to at least `THUMB_MIN`).
 THUMB_MAX = 96
 THUMB_MIN = 48
 MAX_FRAMES = 4
@@ -60,7 +60,7 @@ def png_data_uri(pixels: np.ndarray, max_side: int = THUMB_MAX, min_height: int 
         pixels: the picture.
         max_side: longest side of the result (larger pictures are scaled down).
         min_height: upscale (by a whole factor) until the height reaches this; default: until the
-            longest side reaches :data:`THUMB_MIN`.
+            longest side reaches `THUMB_MIN`.
     """
     from PIL import Image
 
@@ -114,7 +114,7 @@ def render_spectrogram(x: np.ndarray, spec: Any = None) -> dict[str, str]:
 
 @RENDERERS.register("frames")
 def render_frames(x: np.ndarray, spec: Any = None) -> dict[str, str]:
-    """Video frames ``[T, C, H, W]`` as a strip of up to :data:`MAX_FRAMES` evenly spaced frames."""
+    """Video frames ``[T, C, H, W]`` as a strip of up to `MAX_FRAMES` evenly spaced frames."""
     t = x.shape[0]
     pick = np.unique(np.round(np.linspace(0, t - 1, min(t, MAX_FRAMES))).astype(int))
     frames = [_chw_pixels(x[i]) for i in pick]
@@ -155,7 +155,7 @@ def render_vector(x: np.ndarray, spec: Any = None) -> dict[str, str]:
 
 def render_waveform(wave_: np.ndarray, rate: int) -> dict[str, str]:
     """Mono audio ``[T]`` at ``rate`` Hz -> ``{"audio": "data:audio/wav;base64,..."}`` (16-bit PCM, peak-normalised,
-    at most :data:`MAX_AUDIO_S` seconds)."""
+    at most `MAX_AUDIO_S` seconds)."""
     x = np.nan_to_num(np.asarray(wave_, dtype=np.float64).reshape(-1))[: int(MAX_AUDIO_S * rate)]
     peak = float(np.abs(x).max()) if x.size else 0.0
     pcm = np.round(x / peak * 32000).astype("<i2") if peak > 0 else np.zeros(x.size, "<i2")

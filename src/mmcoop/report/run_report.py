@@ -43,7 +43,7 @@ def run_report(path: Path, samples: SampleLoader | None = None, k: int = DEFAULT
 
     Args:
         path: the run directory.
-        samples: the run's data for the explorer (see :func:`mmcoop.report.write_report`).
+        samples: the run's data for the explorer (see `mmcoop.report.write_report`).
         k: samples per explorer gallery.
 
     Returns:

@@ -1,6 +1,6 @@
 """Run report, per-sample sections: Shapley-value histograms, their summary, and the sample explorer.
 
-:class:`RunValuations` gathers the run's valuation files once (training epochs, valued
+`RunValuations` gathers the run's valuation files once (training epochs, valued
 splits) for these sections and the per-class and debiased ones after them.
 """
 
@@ -131,7 +131,7 @@ def explorer_section(page: Page, run: RunData, rv: RunValuations, samples: Sampl
 
 
 def shared_data(samples: SampleLoader | None) -> SampleLoader:
-    """``samples`` (or :func:`registered_splits`) remembering its result per data configuration (dataset, options,
+    """``samples`` (or `registered_splits`) remembering its result per data configuration (dataset, options,
     data target, seed, debiasing, data root from config.yaml)."""
     memo: dict[str, Any] = {}
 

@@ -1,7 +1,7 @@
 """Events of the training loop and the callbacks that receive them.
 
-:class:`~mmcoop.train.Trainer` (and :func:`mmcoop.experiment.run_experiment`) take
-``callbacks=[...]``: any objects with some of these methods (subclass :class:`Callback`
+`Trainer` (and `mmcoop.experiment.run_experiment`) take
+``callbacks=[...]``: any objects with some of these methods (subclass `Callback`
 to get no-op defaults). Per run and per epoch, in this order::
 
     on_fit_start(trainer)                          once per fit() call (also when resuming)
@@ -14,8 +14,8 @@ to get no-op defaults). Per run and per epoch, in this order::
     after_evaluation(trainer, "test", metrics)     when the caller evaluates the test split
 
 Under DDP every rank receives every event; write files from rank 0 only
-(:func:`mmcoop.train.distributed.is_main`). Loggers (:mod:`mmcoop.integrations.loggers`)
-and the console line (:class:`ConsoleLine`) are callbacks.
+(`mmcoop.train.distributed.is_main`). Loggers (`mmcoop.integrations.loggers`)
+and the console line (`ConsoleLine`) are callbacks.
 
 Example:
     >>> class PrintContribution(Callback):
@@ -50,8 +50,8 @@ class Callback:
         """Epoch ``epoch`` (0-based) starts; the model is in train mode."""
 
     def after_valuation(self, trainer: Any, table: Any, plan: Any) -> None:
-        """The method valued data: ``table`` (:class:`~mmcoop.valuation.ValuationTable`), ``plan``
-        (:class:`~mmcoop.enhance.ResamplingPlan` or ``None``)."""
+        """The method valued data: ``table`` (`ValuationTable`), ``plan``
+        (`ResamplingPlan` or ``None``)."""
 
     def after_evaluation(self, trainer: Any, split: str, metrics: dict[str, float]) -> None:
         """A split was evaluated: ``metrics`` has ``acc``, ``f1``, ``loss`` and ``acc_<modality>``."""

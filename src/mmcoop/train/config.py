@@ -43,7 +43,7 @@ class TrainConfig:
         pin_memory: pinned host memory for faster host-to-GPU copies (CUDA only).
         fold_batchnorm: evaluate and value with an inference copy of the model whose
             BatchNorm layers are folded into the preceding convolution
-            (:func:`mmcoop.models.fold_batchnorm`; same function, 1.4-2x faster avmnist
+            (`mmcoop.models.fold_batchnorm`; same function, 1.4-2x faster avmnist
             inference on CPU, float rounding differs at the 1e-7 level).
         patience: early stopping: stop when the validation accuracy has not improved for
             this many epochs (0 = off, train all ``epochs``). The test split is still
@@ -51,15 +51,15 @@ class TrainConfig:
         compile: run the training forward pass through ``torch.compile`` (worth it for large
             models on a GPU; the first epoch pays the compilation, tens of seconds).
         divergence_factor: stop with an error when a training loss exceeds this many times
-            the run's first loss (see :class:`mmcoop.train.divergence.DivergenceGuard`);
+            the run's first loss (see `mmcoop.train.divergence.DivergenceGuard`);
             ``null`` disables the check (a non-finite loss always stops training).
-        loggers: where each epoch is also logged, by name (:mod:`mmcoop.integrations.loggers`):
+        loggers: where each epoch is also logged, by name (`mmcoop.integrations.loggers`):
             ``jsonl`` (``metrics.jsonl``, always written by a run), ``tensorboard``, ``wandb``
             (offline unless ``WANDB_MODE`` says otherwise), ``mlflow``, ``csv``; the optional
             ones need their extra (``pip install 'mmcoop[tensorboard]'``...).
         find_unused_parameters: DDP's unused-parameter detection under ``torchrun``: ``null``
             (default) = on only for a method that can skip an encoder in a training step
-            (:meth:`mmcoop.methods.Method.skips_encoders`: ``unimodal``, ``duplicate``
+            (`mmcoop.methods.Method.skips_encoders`: ``unimodal``, ``duplicate``
             re-sampling, ``greedy``); ``true`` for a model with parameters its forward does
             not always use; ``false`` to force it off.
         count_flops: count the FLOPs of every training epoch (method hooks such as a
@@ -149,7 +149,7 @@ class TrainConfig:
 
 
 def check_device_name(name: str) -> None:
-    """Raise :class:`ConfigError` unless ``name`` is ``auto`` or a device string torch understands.
+    """Raise `ConfigError` unless ``name`` is ``auto`` or a device string torch understands.
 
     Only the spelling is checked here (a config written on a GPU machine stays loadable
     on a CPU one); whether the device exists is checked when training starts.

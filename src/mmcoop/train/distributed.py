@@ -53,7 +53,7 @@ def ddp_options(find_unused: bool) -> dict[str, Any]:
 
 
 def wrap_ddp(module: nn.Module, device: torch.device, find_unused: bool) -> nn.Module:
-    """``module`` in ``DistributedDataParallel`` with :func:`ddp_options` (one device per rank on GPUs).
+    """``module`` in ``DistributedDataParallel`` with `ddp_options` (one device per rank on GPUs).
 
     Args:
         module: the module whose forward is the training forward.

@@ -2,9 +2,9 @@
 
 A training loss that becomes NaN/inf, or grows by orders of magnitude (e.g. Adam with
 ``lr=1e6`` reaching ~1e21), produces a useless model; without a check the run would
-still finish and exit 0. :class:`DivergenceGuard` is the check, kept free of the loop
-so it can be tested alone; the loop calls :meth:`DivergenceGuard.check` once per step
-and checkpoints :meth:`DivergenceGuard.state_dict` so a resumed run compares against
+still finish and exit 0. `DivergenceGuard` is the check, kept free of the loop
+so it can be tested alone; the loop calls `DivergenceGuard.check` once per step
+and checkpoints `DivergenceGuard.state_dict` so a resumed run compares against
 the same start.
 """
 
@@ -19,7 +19,7 @@ from mmcoop.errors import MMCoopError
 
 
 class DivergenceGuard:
-    """Raise :class:`~mmcoop.errors.MMCoopError` when a training loss diverges.
+    """Raise `MMCoopError` when a training loss diverges.
 
     The reference is the first finite loss seen (raised to ``floor``, so a run whose
     first loss is already near zero is not stopped by ordinary noise). A loss is
@@ -49,7 +49,7 @@ class DivergenceGuard:
 
     @classmethod
     def from_config(cls, config: Any) -> "DivergenceGuard":
-        """The guard for a :class:`~mmcoop.train.config.TrainConfig` (its ``divergence_factor``)."""
+        """The guard for a `TrainConfig` (its ``divergence_factor``)."""
         return cls(getattr(config, "divergence_factor", 1e4))
 
     def check(self, loss: float | Tensor, epoch: int, step: int) -> None:
@@ -86,6 +86,6 @@ class DivergenceGuard:
         return {"reference": self.reference}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` (a resumed run compares against its original start)."""
+        """Restore `state_dict` (a resumed run compares against its original start)."""
         ref = state.get("reference")
         self.reference = None if ref is None else float(ref)

@@ -1,14 +1,14 @@
 """The step engine: forward / backward / step under DDP and AMP, and inference passes.
 
-Methods reach it only through :class:`~mmcoop.methods.MethodContext`. Under
+Methods reach it only through `MethodContext`. Under
 ``torchrun`` the model is wrapped in PyTorch's ``DistributedDataParallel``
-(:func:`mmcoop.train.distributed.wrap_ddp`), with unused-parameter detection only for a
-method that can skip an encoder (:meth:`~mmcoop.methods.Method.skips_encoders`): a batch
+(`mmcoop.train.distributed.wrap_ddp`), with unused-parameter detection only for a
+method that can skip an encoder (`skips_encoders`): a batch
 whose keep-masks skip an encoder on one rank leaves its parameters unused there, and DDP
 then contributes zeros for them instead of desynchronising the gradient all-reduce; for
 every other method the per-step graph search is not paid. Parameters outside the wrapper (a method's
-own modules) and gradients made inside :meth:`StepEngine.no_sync` are averaged over
-ranks by :meth:`StepEngine.step` with one flat all-reduce.
+own modules) and gradients made inside `StepEngine.no_sync` are averaged over
+ranks by `StepEngine.step` with one flat all-reduce.
 """
 
 from __future__ import annotations
@@ -43,14 +43,14 @@ class StepEngine:
     """Forward/backward/step of one run (see the module docstring).
 
     Args:
-        model: the model (contract of :mod:`mmcoop.models.protocol`).
+        model: the model (contract of `mmcoop.models.protocol`).
         extra: the method's own modules (trained, not wrapped by DDP).
         optimizer: over the parameters of ``model`` and ``extra``.
         scaler: the AMP gradient scaler.
         device: the run's device.
         amp_dtype: autocast dtype or ``None``.
         fold_batchnorm: inference passes on a BatchNorm-folded copy.
-        guard: a :class:`~mmcoop.train.divergence.DivergenceGuard` (non-finite or exploding losses).
+        guard: a `DivergenceGuard` (non-finite or exploding losses).
         loader_options: ``num_workers`` / ``pin_memory`` / ``persistent_workers`` of inference loaders.
         compile_model: run the training forward through ``torch.compile`` (``train.compile``).
         find_unused: DDP's unused-parameter detection (the method can skip an encoder).
@@ -126,7 +126,7 @@ class StepEngine:
         """Make ``.grad`` the true gradients before a hook reads or edits them (fp16 AMP only).
 
         With an enabled GradScaler the gradients are divided by the loss scale now, once per
-        step (:meth:`step` then does not divide again), after averaging over ranks (so the
+        step (`step` then does not divide again), after averaging over ranks (so the
         scaler's inf/nan check sees the averaged gradients on every rank). Without fp16 a no-op.
         """
         if not self.scaler.is_enabled() or self._unscaled:

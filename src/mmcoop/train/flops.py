@@ -1,6 +1,6 @@
 """FLOP counting of training epochs and evaluation passes (``train.count_flops``).
 
-PyTorch's own counter (:class:`torch.utils.flop_counter.FlopCounterMode`) counts the
+PyTorch's own counter (`torch.utils.flop_counter.FlopCounterMode`) counts the
 floating-point operations of the matrix products and convolutions that run inside it
 (forward and backward; 2 per multiply-add), which is what papers report as a model's FLOPs
 (BalanceBenchmark ``balancemm/evaluation/complex.py`` at GeWu-Lab/BalanceBenchmark 4c1482f

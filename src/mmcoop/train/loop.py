@@ -1,7 +1,7 @@
 """The training loop: epochs, optimizer/scheduler, method hooks, evaluation, AMP, DDP-ready.
 
 The loop writes no files: it sends events (fit and epoch start/end, after valuation, after
-evaluation; :mod:`mmcoop.train.callbacks`) to its callbacks, and the caller
+evaluation; `mmcoop.train.callbacks`) to its callbacks, and the caller
 (``mmcoop.experiment``) decides through one of them what to persist (metrics, checkpoints).
 """
 
@@ -98,13 +98,13 @@ class Trainer:
     """Trains ``model`` on ``splits.train`` with ``method``; selects by validation accuracy.
 
     Args:
-        model: a model implementing :mod:`mmcoop.models.protocol`.
-        method: a :class:`~mmcoop.methods.Method`.
-        splits: the dataset splits (test is only touched by :meth:`evaluate` when asked).
-        config: :class:`TrainConfig`.
+        model: a model implementing `mmcoop.models.protocol`.
+        method: a `Method`.
+        splits: the dataset splits (test is only touched by `evaluate` when asked).
+        config: `TrainConfig`.
         seed: run seed (loader shuffles and method draws derive from it and the epoch).
-        callbacks: objects receiving the loop's events (:mod:`mmcoop.train.callbacks`); with
-            ``config.progress`` a :class:`~mmcoop.train.callbacks.ConsoleLine` is added.
+        callbacks: objects receiving the loop's events (`mmcoop.train.callbacks`); with
+            ``config.progress`` a `ConsoleLine` is added.
     """
 
     def __init__(
@@ -342,7 +342,7 @@ class Trainer:
         return p > 0 and self.best_epoch >= 1 and self.epoch - self.best_epoch >= p
 
     def fit(self, on_epoch_end: EpochCallback | None = None) -> None:
-        """Train from :attr:`epoch` to ``config.epochs``, evaluating on validation each epoch;
+        """Train from `epoch` to ``config.epochs``, evaluating on validation each epoch;
         with ``config.patience`` stop once that many epochs passed without a better validation
         accuracy (checked from the restored state too, so a resumed run stops where it would have).
 
@@ -412,7 +412,7 @@ class Trainer:
         return {"rng": rng_state(), "divergence": self.engine.guard.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; under ``torchrun`` each rank restores its own entry of
+        """Restore `state_dict`; under ``torchrun`` each rank restores its own entry of
         ``state["rank_states"]`` (RNG streams, divergence reference) when the checkpoint holds one
         per rank of this world size (else every rank takes rank 0's, as single-process checkpoints do)."""
         self.model.load_state_dict(state["model"])

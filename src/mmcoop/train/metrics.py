@@ -1,6 +1,6 @@
 """Classification metrics kept as sums and counts (sync under DDP, torchmetrics style).
 
-:class:`MultimodalMeter` accumulates a confusion matrix of the fused prediction and
+`MultimodalMeter` accumulates a confusion matrix of the fused prediction and
 the correct counts of every single modality alone (via the keep-mask), so accuracy,
 macro-F1 and unimodal accuracies are exact over the split, not averages of batch
 averages. From the same evaluation pass it keeps the sums behind the imbalance

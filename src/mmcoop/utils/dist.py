@@ -1,7 +1,7 @@
 """Process-group basics every layer may use (no-ops in a single process).
 
 The training loop's helpers (joining the group, gradient averaging) live in
-:mod:`mmcoop.train.distributed`; this module holds what lower layers need too:
+`mmcoop.train.distributed`; this module holds what lower layers need too:
 who am I, and gathering row-wise results from all ranks.
 """
 

@@ -2,14 +2,14 @@
 
 Temporary files are named ``.<name>.<random>.mmcoop.tmp`` beside their target, so a process
 killed mid-write leaves at most such a file (never a half-written target);
-:func:`remove_stale_temps` deletes them when the folder's owner starts again (only names
+`remove_stale_temps` deletes them when the folder's owner starts again (only names
 of that pattern: a user's own ``.notes.tmp`` is never touched).
 
-Checkpoints are read by :func:`load_checkpoint`: tensors and plain containers only
+Checkpoints are read by `load_checkpoint`: tensors and plain containers only
 (``torch.load(weights_only=True)``), anything else refused unless the caller trusts the file.
 
 Failures of the file system (full disk, read-only folder, missing permission) are
-raised as one :class:`~mmcoop.errors.StorageError` naming the path and what to do,
+raised as one `StorageError` naming the path and what to do,
 instead of the raw ``OSError`` (or the cryptic error ``torch.save`` gives on a full disk).
 """
 
@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping
 
 from mmcoop.errors import StorageError
 
-#: The suffix of mmcoop's own temporary files (:func:`remove_stale_temps` deletes only these).
+#: The suffix of mmcoop's own temporary files (`remove_stale_temps` deletes only these).
 TEMP_SUFFIX = ".mmcoop.tmp"
 
 _ADVICE = {
@@ -40,7 +40,7 @@ _ADVICE = {
 
 
 def storage_error(exc: OSError, path: str | os.PathLike, action: str = "write") -> StorageError:
-    """One clear :class:`StorageError` for an ``OSError`` raised while touching ``path``."""
+    """One clear `StorageError` for an ``OSError`` raised while touching ``path``."""
     if isinstance(exc, StorageError):
         return exc
     advice = _ADVICE.get(exc.errno or -1, "check that the folder exists and is writable")
@@ -50,7 +50,7 @@ def storage_error(exc: OSError, path: str | os.PathLike, action: str = "write") 
 def _stage(path: Path, write: Callable[[io.BufferedWriter], None]) -> str:
     """Write a complete temporary file beside ``path`` (flushed and fsynced); returns its name.
 
-    A failure removes the temporary file and raises (an ``OSError`` as :class:`StorageError`).
+    A failure removes the temporary file and raises (an ``OSError`` as `StorageError`).
     """
     tmp: str | None = None
     try:
@@ -152,7 +152,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to ``path`` atomically.
 
     The object is serialised in memory first, so a full disk raises a
-    :class:`StorageError` naming ``path`` (``torch.save`` writing to the file itself
+    `StorageError` naming ``path`` (``torch.save`` writing to the file itself
     reports it as an opaque "enforce fail" RuntimeError).
     """
     import torch
@@ -196,7 +196,7 @@ def check_writable(folder: str | os.PathLike) -> Path:
 
 
 def remove_stale_temps(root: str | os.PathLike) -> list[Path]:
-    """Delete the ``.<name>.<random>.mmcoop.tmp`` files :func:`atomic_write_bytes` leaves when killed.
+    """Delete the ``.<name>.<random>.mmcoop.tmp`` files `atomic_write_bytes` leaves when killed.
 
     Other files, ``.notes.tmp`` included, are never touched.
 

@@ -1,8 +1,8 @@
 """An advisory, non-blocking, per-folder lock that names its holder.
 
-:class:`FolderLock` takes an exclusive ``flock`` on ``<folder>/.mmcoop.lock`` and
+`FolderLock` takes an exclusive ``flock`` on ``<folder>/.mmcoop.lock`` and
 writes the holder (pid, host, start time, command) into that file. A second process
-asking for the same lock gets a :class:`~mmcoop.errors.RunDirError` naming the holder
+asking for the same lock gets a `RunDirError` naming the holder
 at once (no waiting). The operating system drops the lock when the holder exits,
 however it exits (``kill -9`` included), so a stale lock file never blocks anyone.
 The file is never deleted (deleting a lock file lets two processes lock two different
@@ -69,7 +69,7 @@ class FolderLock:
             return {}
 
     def acquire(self) -> "FolderLock":
-        """Take the lock now or raise :class:`RunDirError` naming the process that holds it."""
+        """Take the lock now or raise `RunDirError` naming the process that holds it."""
         if self.held:
             return self
         if fcntl is None:  # pragma: no cover - Windows: filelock's portable lock, holder not recorded

@@ -8,7 +8,7 @@ later runs' speed to chance: 1.05-1.2 s vs 1.8 s per avmnist epoch for the same 
 Keeping large blocks on the heap (``M_MMAP_THRESHOLD`` at its 32 MiB maximum, no trimming)
 makes every run take the fast path; the price is that freed memory stays with the process
 (its peak resident size) until it exits. The ``mmcoop`` command and the benchmarks call
-:func:`tune_malloc`; library users can call it themselves.
+`tune_malloc`; library users can call it themselves.
 """
 
 from __future__ import annotations

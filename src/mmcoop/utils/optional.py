@@ -9,7 +9,7 @@ from mmcoop.errors import ConfigError
 
 
 def import_optional(module: str, extra: str, purpose: str) -> ModuleType:
-    """``importlib.import_module(module)``, or one :class:`ConfigError` naming what to install.
+    """``importlib.import_module(module)``, or one `ConfigError` naming what to install.
 
     Args:
         module: the package to import, e.g. ``"transformers"``.

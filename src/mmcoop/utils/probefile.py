@@ -1,6 +1,6 @@
 """``probe.json``: the linear probes of a run, one entry per evaluated split.
 
-Written by ``mmcoop probe`` / ``compare --probe`` (:func:`mmcoop.experiment.probe_run`), read by
+Written by ``mmcoop probe`` / ``compare --probe`` (`mmcoop.experiment.probe_run`), read by
 the report and ``mmcoop table``. Layout::
 
     {"format": 1, "kind": "mmcoop.probe",
@@ -8,7 +8,7 @@ the report and ``mmcoop table``. Layout::
                          {"audio": {"acc", "macro_f1", "l2", ...}, ..., "concat": {...}}, ...}}}
 
 Each entry records the checkpoint it was computed from (as a valuation table does), so a
-stale one is named by :func:`mmcoop.utils.runfiles.stale_derived`.
+stale one is named by `mmcoop.utils.runfiles.stale_derived`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Progress bars (tqdm on a terminal; nothing when stderr is piped or tqdm is missing).
 
-The one place that decides whether a bar is drawn (:func:`show_progress`): only when its
+The one place that decides whether a bar is drawn (`show_progress`): only when its
 stream is a terminal. Piped or redirected output (``mmcoop value RUN > out.txt``, CI logs)
 gets no carriage-return bars such as ``val: 0it [00:00, ?it/s]``; training logs get the
 one-line-per-epoch summary of ``mmcoop.train.callbacks.ConsoleLine`` instead.

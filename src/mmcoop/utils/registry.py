@@ -44,7 +44,7 @@ class Registry(Generic[T]):
         kind: what is registered ("dataset", "method", ...), used in error messages.
         builtins: package whose modules register the built-ins (imported on first read).
         group: entry-point group of third-party plugins (loaded on first read).
-        name_attr: attribute that :meth:`register` sets on the registered object to its name
+        name_attr: attribute that `register` sets on the registered object to its name
             (e.g. ``"name"`` for methods: the name is written once, in the decorator).
         expects: the class every entry must subclass (methods, loggers); without it an entry must
             be callable (dataset loaders, model builders). Checked for plugins' entry points.
@@ -101,7 +101,7 @@ class Registry(Generic[T]):
 
     def _load_plugin(self, ep: metadata.EntryPoint) -> None:
         """Register the object an entry point names (a module registers itself on import); a plugin that
-        cannot be used is left out with one warning, and :meth:`get` of its name says why."""
+        cannot be used is left out with one warning, and `get` of its name says why."""
         try:
             obj = ep.load()
         except Exception as exc:  # noqa: BLE001 - a broken plugin names itself instead of breaking mmcoop

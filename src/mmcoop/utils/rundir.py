@@ -21,13 +21,13 @@ pandas/pyarrow at module level. Run directory::
 
 A compare directory holds one run directory per (method, seed) plus ``compare.csv``,
 ``summary.csv``, ``base_config.yaml`` and its marker ``.mmcoop-compare``. What may be
-overwritten, locked or resumed (the markers' meaning) is :mod:`mmcoop.experiment.safety`'s;
-the commit order of an epoch's files is :mod:`mmcoop.experiment.integrity`'s.
+overwritten, locked or resumed (the markers' meaning) is `mmcoop.experiment.safety`'s;
+the commit order of an epoch's files is `mmcoop.experiment.integrity`'s.
 
 Valuation parquet (one row per sample): ``index``, ``label``, ``fused_pred``, then
 ``pred_<coalition>``, ``phi_<modality>``, ``value_<coalition>``, ``stderr_<modality>``
 and extras; settings, coalition masks and the column groups are JSON under the
-key-value metadata key ``mmcoop.valuation`` (:func:`encode_valuation_meta`).
+key-value metadata key ``mmcoop.valuation`` (`encode_valuation_meta`).
 """
 
 from __future__ import annotations
@@ -67,14 +67,14 @@ PROVENANCE_SUFFIX = ".mmcoop.json"
 METRICS_CSV = "metrics.csv"  # train.loggers: csv
 TENSORBOARD_DIR = "tensorboard"  # train.loggers: tensorboard (event files)
 WANDB_DIR = "wandb"  # train.loggers: wandb (the offline run folders wandb.init writes)
-#: A directory holding any of these is a run directory (:func:`is_run_dir`, for reading).
+#: A directory holding any of these is a run directory (`is_run_dir`, for reading).
 RUN_FILES: tuple[str, ...] = (CONFIG_FILE, METRICS_FILE, RESULTS_FILE)
 COMPARE_CSV = "compare.csv"
 SUMMARY_CSV = "summary.csv"
 BASE_CONFIG_FILE = "base_config.yaml"
 #: What a comparison was asked to run (methods, seeds, shared settings): ``compare --resume`` continues it.
 COMPARE_REQUEST_FILE = "compare.json"
-#: Marker files written by mmcoop into the folders it creates (see :mod:`mmcoop.experiment.safety`).
+#: Marker files written by mmcoop into the folders it creates (see `mmcoop.experiment.safety`).
 RUN_MARKER = ".mmcoop-run"
 COMPARE_MARKER = ".mmcoop-compare"
 
@@ -200,14 +200,14 @@ def is_run_dir(path: str | os.PathLike) -> bool:
     """True for a run directory to read (it holds ``config.yaml``, ``metrics.jsonl`` or ``results.json``).
 
     Not the safety check: whether mmcoop may overwrite or resume a folder is
-    :func:`mmcoop.experiment.safety.is_marked_run_dir` (the :data:`RUN_MARKER` file).
+    `mmcoop.experiment.safety.is_marked_run_dir` (the `RUN_MARKER` file).
     """
     p = Path(path)
     return any((p / f).is_file() for f in RUN_FILES)
 
 
 def enclosing_run_folder(path: str | os.PathLike) -> Path | None:
-    """The run or comparison folder (marked by :data:`RUN_MARKER` / :data:`COMPARE_MARKER`) that holds
+    """The run or comparison folder (marked by `RUN_MARKER` / `COMPARE_MARKER`) that holds
     ``path`` (resolved, symlinks followed), or ``None``: the folder itself or any folder above it."""
     p = Path(path).expanduser().resolve()
     for folder in (p, *p.parents):
@@ -270,11 +270,11 @@ def jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def metrics_line(record: Mapping[str, Any]) -> str:
-    """One ``metrics.jsonl`` line (no newline) for ``record``, after :func:`jsonable`."""
+    """One ``metrics.jsonl`` line (no newline) for ``record``, after `jsonable`."""
     return json.dumps(jsonable(record))
 
 
-#: How a bad *last* line of ``metrics.jsonl`` is treated (see :func:`parse_metrics`).
+#: How a bad *last* line of ``metrics.jsonl`` is treated (see `parse_metrics`).
 LAST_LINE_MODES: tuple[str, ...] = ("warn", "skip", "error")
 _BAD_LINE = (
     "{source}: line {lineno} is not a JSON object; repair or delete that line "
@@ -295,7 +295,7 @@ def parse_metrics(
 
     Blank lines are skipped. A line is good when it is a JSON object holding every key
     of ``required``. A bad last line (a run killed while appending) is handled by
-    ``last_line``; a bad line elsewhere is a :class:`DataError` (``strict``) or skipped
+    ``last_line``; a bad line elsewhere is a `DataError` (``strict``) or skipped
     with a warning.
 
     Args:
@@ -306,14 +306,14 @@ def parse_metrics(
             skipped silently (``"skip"``), or raises like any other bad line (``"error"``,
             regardless of ``strict``).
         required: keys every record must hold (e.g. ``("epoch",)``).
-        error: the :class:`DataError` message, a format string with ``{source}`` and ``{lineno}``.
+        error: the `DataError` message, a format string with ``{source}`` and ``{lineno}``.
 
     Returns:
         One dict per good line, in file order.
 
     Raises:
         DataError: a bad line (see above), naming ``source`` and the line.
-        ValueError: ``last_line`` is not one of :data:`LAST_LINE_MODES`.
+        ValueError: ``last_line`` is not one of `LAST_LINE_MODES`.
     """
     if last_line not in LAST_LINE_MODES:
         raise ValueError(f"last_line must be one of {LAST_LINE_MODES}, got {last_line!r}")
@@ -354,12 +354,12 @@ def read_metrics_file(
     """The records of a ``metrics.jsonl`` file; ``[]`` when it is absent.
 
     Tolerates a half-written last line (by default skipped with a ``RuntimeWarning``);
-    see :func:`parse_metrics` for the other lines and the keyword arguments.
+    see `parse_metrics` for the other lines and the keyword arguments.
 
     Args:
         path: the file.
         strict: a bad line before the last, or an unreadable file, raises
-            :class:`DataError` (else it is skipped with a warning).
+            `DataError` (else it is skipped with a warning).
 
     Returns:
         One dict per record, in file order.
@@ -385,12 +385,12 @@ def read_metrics(
     required: Sequence[str] = (),
     error: str = _BAD_LINE,
 ) -> list[dict[str, Any]]:
-    """The epoch records of ``<run_dir>/metrics.jsonl`` (see :func:`read_metrics_file`).
+    """The epoch records of ``<run_dir>/metrics.jsonl`` (see `read_metrics_file`).
 
     Args:
         run_dir: a run directory.
-        strict: a bad line before the last raises :class:`DataError` (else it is skipped).
-        last_line, required, error: see :func:`parse_metrics`.
+        strict: a bad line before the last raises `DataError` (else it is skipped).
+        last_line, required, error: see `parse_metrics`.
 
     Returns:
         One dict per epoch record, in file order; ``[]`` when the file is absent.
@@ -427,11 +427,11 @@ def _drop_partial_tail(path: Path) -> None:
 def append_metrics(run_dir: str | os.PathLike, record: Mapping[str, Any]) -> dict[str, Any]:
     """Append one epoch record to ``<run_dir>/metrics.jsonl`` (flushed and fsynced).
 
-    The record goes through :func:`jsonable`. An unterminated last line left by a
+    The record goes through `jsonable`. An unterminated last line left by a
     killed run is removed first (with a warning), so it cannot swallow this record.
 
     Returns:
-        The record as written (after :func:`jsonable`).
+        The record as written (after `jsonable`).
     """
     path = RunPaths(run_dir).metrics
     rec = jsonable(record)
@@ -441,7 +441,7 @@ def append_metrics(run_dir: str | os.PathLike, record: Mapping[str, Any]) -> dic
 
 
 def metrics_text(records: Iterable[Mapping[str, Any]]) -> str:
-    """The exact ``metrics.jsonl`` text for ``records``: one :func:`metrics_line` per record, newline-ended."""
+    """The exact ``metrics.jsonl`` text for ``records``: one `metrics_line` per record, newline-ended."""
     return "".join(metrics_line(r) + "\n" for r in records)
 
 
@@ -528,7 +528,7 @@ def modalities_from_columns(columns: Iterable[str]) -> list[str]:
 
 
 def encode_valuation_meta(meta: Mapping[str, Any]) -> dict[bytes, bytes]:
-    """Parquet key-value metadata holding ``meta`` as JSON under :data:`VALUATION_META_KEY`."""
+    """Parquet key-value metadata holding ``meta`` as JSON under `VALUATION_META_KEY`."""
     return {VALUATION_META_KEY: json.dumps(dict(meta)).encode("utf-8")}
 
 
@@ -537,7 +537,7 @@ def decode_valuation_meta(metadata: Mapping[bytes, bytes] | None) -> dict[str, A
 
     Returns:
         The JSON object, or ``None`` when the key is absent or its value is not a JSON
-        object (not a file written by ``ValuationTable.to_parquet``).
+            object (not a file written by ``ValuationTable.to_parquet``).
     """
     raw = (metadata or {}).get(VALUATION_META_KEY)
     if not raw:

@@ -1,16 +1,16 @@
 """What mmcoop wrote in a run directory, and which checkpoint its derived files came from.
 
-Ownership (:func:`split_run_entries`): ``--overwrite`` deletes only the files mmcoop
+Ownership (`split_run_entries`): ``--overwrite`` deletes only the files mmcoop
 wrote and can name; anything else in a run folder (a user's notes, an analysis folder,
 a file dropped into ``valuation/``) makes it refuse.
 
 Provenance: ``mmcoop value`` records in each valuation table the checkpoint it was
-computed from (:func:`checkpoint_fingerprint`: epoch + SHA-256 of the file) and
-``report.html`` the ``best.pt`` it describes (:func:`report_source_comment`);
-:func:`stale_derived` lists the files whose checkpoint has changed since (e.g. a
+computed from (`checkpoint_fingerprint`: epoch + SHA-256 of the file) and
+``report.html`` the ``best.pt`` it describes (`report_source_comment`);
+`stale_derived` lists the files whose checkpoint has changed since (e.g. a
 ``--resume`` that found a better epoch), with the command that recomputes each.
 
-File names are :mod:`mmcoop.utils.rundir`'s. torch and pyarrow are imported only inside
+File names are `mmcoop.utils.rundir`'s. torch and pyarrow are imported only inside
 the functions that need them.
 """
 
@@ -93,7 +93,7 @@ _WANDB_RUN_FILE = re.compile(
     r"|wandb-(history|events)\.jsonl|conda-environment\.yaml|diff\.patch)"
     r"|logs/debug(-internal|-core)?\.log"
 )
-#: The suffix of mmcoop's temporary files (:data:`mmcoop.utils.io.TEMP_SUFFIX`).
+#: The suffix of mmcoop's temporary files (`mmcoop.utils.io.TEMP_SUFFIX`).
 _TEMP_SUFFIX = ".mmcoop.tmp"
 
 
@@ -108,7 +108,7 @@ def _is_valuation_parquet(path: Path) -> bool:
 
 
 def _is_probe_file(run_dir: Path) -> bool:
-    """``probe.json`` is the one ``mmcoop probe`` writes (:mod:`mmcoop.utils.probefile`)."""
+    """``probe.json`` is the one ``mmcoop probe`` writes (`mmcoop.utils.probefile`)."""
     from mmcoop.errors import RunDirError
     from mmcoop.utils.probefile import read_probe
 
@@ -120,7 +120,7 @@ def _is_probe_file(run_dir: Path) -> bool:
 
 def is_mmcoop_plot(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a PNG the report wrote: a regular file (not a link) whose PNG text
-    chunk :data:`~mmcoop.utils.rundir.PLOT_PNG_KEY` says so. A user's PNG in ``plots/``, even
+    chunk `PLOT_PNG_KEY` says so. A user's PNG in ``plots/``, even
     one with a name the report uses, is not (the report neither replaces nor deletes it)."""
     p = Path(path)
     if p.suffix != ".png" or p.is_symlink() or not p.is_file():
@@ -212,16 +212,16 @@ def _wandb_foreign(folder: Path) -> list[str]:
 def split_run_entries(run_dir: str | os.PathLike) -> tuple[list[Path], list[str]]:
     """What in ``run_dir`` mmcoop wrote and may delete, and what it did not write.
 
-    mmcoop's: the files of :data:`RUN_OWNED_FILES`, its temporary files
+    mmcoop's: the files of `RUN_OWNED_FILES`, its temporary files
     (``.<name>.<random>.mmcoop.tmp``), ``metrics.csv`` when the run used the csv logger
-    (:func:`is_mmcoop_csv`), and the folders ``checkpoints/``, ``valuation/``, ``plots/``,
+    (`is_mmcoop_csv`), and the folders ``checkpoints/``, ``valuation/``, ``plots/``,
     ``tensorboard/`` and ``wandb/`` when every entry in them is mmcoop's (``last.pt``/``best.pt``,
     valuation tables whose parquet schema carries mmcoop's key, the ``--top`` CSVs, the report's
     PNGs, event files, the files wandb writes). Symbolic links are never mmcoop's.
 
     Returns:
         ``(owned, foreign)``: paths mmcoop may delete (top-level entries), and the
-        names (relative, folders ending in ``/``) of everything else.
+            names (relative, folders ending in ``/``) of everything else.
 
     Example:
         >>> owned, foreign = split_run_entries("runs/r")  # doctest: +SKIP
@@ -283,10 +283,10 @@ def read_provenance(record: str | os.PathLike) -> dict[str, Any] | None:
 def write_derived(path: str | os.PathLike, data: bytes, source: Mapping[str, Any] | None) -> Path:
     """Write a derived file and its provenance record together (all or nothing).
 
-    The record (:func:`provenance_path`) holds the file's SHA-256 and ``source``, the
-    checkpoint it came from (:func:`checkpoint_fingerprint`), so the file is recognised
+    The record (`provenance_path`) holds the file's SHA-256 and ``source``, the
+    checkpoint it came from (`checkpoint_fingerprint`), so the file is recognised
     as mmcoop's (``--overwrite`` may delete it; once edited it is the user's) and flagged
-    by :func:`stale_derived` when the checkpoint changes.
+    by `stale_derived` when the checkpoint changes.
 
     Returns:
         ``path``.
@@ -390,7 +390,7 @@ def stale_valuations(run_dir: str | os.PathLike) -> list[str]:
     """One message per ``valuation/<split>.parquet`` (or ``<split>_lowest.csv``) not computed from the
     run's current checkpoint.
 
-    A split valuation records the checkpoint it came from (:data:`CHECKPOINT_INFO_KEY` in
+    A split valuation records the checkpoint it came from (`CHECKPOINT_INFO_KEY` in
     its metadata, written by ``mmcoop value``); it is stale when that file's hash changed
     since (e.g. ``--resume`` trained further and found a better epoch), or when it
     records none (made by an older mmcoop). Per-epoch files (``epoch_XXX.parquet``) are
@@ -398,7 +398,7 @@ def stale_valuations(run_dir: str | os.PathLike) -> list[str]:
 
     Returns:
         Messages naming the file, the checkpoint it came from, the current one and the
-        command that recomputes it; empty when every split valuation is current.
+            command that recomputes it; empty when every split valuation is current.
     """
     import pyarrow.parquet as pq
 
@@ -478,7 +478,7 @@ def stale_probes(run_dir: str | os.PathLike) -> list[str]:
 
 
 def stale_derived(run_dir: str | os.PathLike) -> list[str]:
-    """:func:`stale_valuations` and :func:`stale_probes`, plus ``report.html`` (and its plots) when it
+    """`stale_valuations` and `stale_probes`, plus ``report.html`` (and its plots) when it
     describes another ``best.pt``.
 
     Returns:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-#: Multiplier of :func:`mix_seed` (prime; the data loader's shuffle seed ``seed * 100_003 + epoch``).
+#: Multiplier of `mix_seed` (prime; the data loader's shuffle seed ``seed * 100_003 + epoch``).
 SEED_MIX = 100_003
 
 
@@ -38,8 +38,8 @@ def mix_seed(seed: int, *parts: int) -> int:
 
 def epoch_generator(seed: int, epoch: int, salt: int = 0) -> torch.Generator:
     """A CPU generator seeded by ``mix_seed(seed, epoch, salt)``: the same on every rank, on resume,
-    in ``mmcoop train`` (:meth:`mmcoop.methods.MethodContext.generator`) and in a user's own loop
-    (:mod:`mmcoop.enhance` resamplers)."""
+    in ``mmcoop train`` (`mmcoop.methods.MethodContext.generator`) and in a user's own loop
+    (`mmcoop.enhance` resamplers)."""
     g = torch.Generator()
     g.manual_seed(mix_seed(seed, epoch, salt))
     return g
@@ -65,7 +65,7 @@ def _numpy_state() -> dict[str, Any]:
 
 
 def _set_numpy_state(state: Any) -> None:
-    if isinstance(state, dict):  # the plain form of :func:`_numpy_state`
+    if isinstance(state, dict):  # the plain form of `_numpy_state`
         keys = state["keys"].numpy().astype(np.uint32)
         state = (state["name"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"])
     np.random.set_state(state)  # or the tuple numpy returns (checkpoints of older versions)
@@ -84,7 +84,7 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore states captured by :func:`rng_state`."""
+    """Restore states captured by `rng_state`."""
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     _set_numpy_state(state["numpy"])

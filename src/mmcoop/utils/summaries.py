@@ -30,12 +30,12 @@ def summarize_over_seeds(df: pd.DataFrame, by: str = "method") -> pd.DataFrame:
 
     Args:
         df: one row per (method, seed) with numeric metric columns (``test_*`` and
-            :data:`SUMMARY_EXTRA`); other columns are ignored.
+            `SUMMARY_EXTRA`); other columns are ignored.
         by: the grouping column (groups keep their first-seen order).
 
     Returns:
         ``[by, seeds, <metric>_mean..., <metric>_std...]``, one row per group; an empty
-        DataFrame when ``df`` is empty or has no ``by`` column.
+            DataFrame when ``df`` is empty or has no ``by`` column.
 
     Example:
         >>> df = pd.DataFrame({"method": ["joint", "joint"], "seed": [0, 1], "test_acc": [0.5, 0.7]})

@@ -67,7 +67,7 @@ def call_with_supported(
     """Call ``fn(*args, **options, **optional')`` where ``optional'`` keeps the keywords ``fn`` accepts.
 
     A ``TypeError`` raised by the call itself because of ``options`` (unexpected or missing
-    keywords) becomes a :class:`ConfigError` naming ``key``.
+    keywords) becomes a `ConfigError` naming ``key``.
     """
     try:
         sig = inspect.signature(fn)

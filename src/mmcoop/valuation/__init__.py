@@ -1,9 +1,9 @@
 """Valuation: coalition values and Shapley values of modalities on cached features.
 
-Pure tensor functions at the core (:func:`coalition_masks`, :func:`shapley_matrix`,
-:func:`shapley_from_coalitions`, :func:`shapley_permutation`, the value functions in
-:data:`VALUE_FUNCTIONS`), the :class:`ModalityValuator` for a model and a batch,
-:func:`valuate_dataset` for a whole split, and the :class:`ValuationTable` it returns.
+Pure tensor functions at the core (`coalition_masks`, `shapley_matrix`,
+`shapley_from_coalitions`, `shapley_permutation`, the value functions in
+`VALUE_FUNCTIONS`), the `ModalityValuator` for a model and a batch,
+`valuate_dataset` for a whole split, and the `ValuationTable` it returns.
 """
 
 from mmcoop.valuation.coalitions import (

@@ -1,7 +1,7 @@
 """Coalitions of modalities as bitmasks.
 
 Coalition ``c`` (an integer in ``[0, 2**M)``) contains modality ``k`` iff bit ``k``
-of ``c`` is set: ``(c >> k) & 1``. Row 0 of :func:`coalition_masks` is the empty
+of ``c`` is set: ``(c >> k) & 1``. Row 0 of `coalition_masks` is the empty
 coalition, row ``2**M - 1`` the full one, row ``1 << k`` the singleton ``{k}``.
 """
 
@@ -42,7 +42,7 @@ def coalition_masks(num_modalities: int, device: torch.device | str | None = Non
 
     Returns:
         bool ``[2**M, M]``: row ``c`` has modality ``k`` present iff ``(c >> k) & 1``.
-        The tensor is cached per ``(M, device)``: treat it as read-only.
+            The tensor is cached per ``(M, device)``: treat it as read-only.
     """
     m = _check_m(num_modalities)
     return _masks_cached(m, None if device is None else torch.device(device))
@@ -70,7 +70,7 @@ def masks_to_index(masks: Tensor) -> Tensor:
 
 
 def index_to_masks(index: Tensor, num_modalities: int) -> Tensor:
-    """Inverse of :func:`masks_to_index`: int64 ``[...]`` -> bool ``[..., M]``."""
+    """Inverse of `masks_to_index`: int64 ``[...]`` -> bool ``[..., M]``."""
     bits = torch.arange(num_modalities, device=index.device, dtype=torch.int64)
     return ((index.to(torch.int64).unsqueeze(-1) >> bits) & 1).to(torch.bool)
 
@@ -104,7 +104,7 @@ def coalition_names(modalities: Sequence[str], masks: Tensor | None = None) -> l
 
     Args:
         modalities: the ``M`` modality names.
-        masks: bool ``[K, M]``; ``None`` = :func:`coalition_masks` of ``M``.
+        masks: bool ``[K, M]``; ``None`` = `coalition_masks` of ``M``.
 
     Returns:
         ``K`` names, e.g. ``["empty", "audio", "visual", "audio+visual"]`` for M=2.

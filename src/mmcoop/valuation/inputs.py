@@ -5,14 +5,14 @@ model, a fused ensemble, a function), every coalition ``S`` of the ``M`` inputs 
 evaluated by running ``forward_func`` on the inputs with each modality outside ``S``
 replaced by its *baseline* (default zeros of the same shape); the coalition values
 (any registered value function, e.g. the paper's ``|S| * [correct]``) then give the
-exact Shapley values with one matrix product (:func:`shapley_from_coalitions`).
+exact Shapley values with one matrix product (`shapley_from_coalitions`).
 
 This is the feature-group Shapley value of Captum's ``ShapleyValues`` with
 ``feature_mask`` = one group per modality, computed exactly from all ``2**M``
 coalitions instead of from sampled permutations (Captum: ``captum/attr/_core/
 shapley_value.py``, class ``ShapleyValues``; the ``baselines`` and
 ``perturbations_per_eval`` arguments play the roles of ``baselines`` and
-``batch_size`` here). Unlike the feature-level :class:`ModalityValuator`, which
+``batch_size`` here). Unlike the feature-level `ModalityValuator`, which
 removes a modality by replacing its *encoder feature*, nothing is assumed about the
 model: ``2**M`` forward passes over the batch instead of one. On a model whose
 encoders map the baseline to a zero feature both give the same values.
@@ -93,8 +93,8 @@ def _resolve_baselines(
 class InputValuator:
     """Exact Shapley values of a black-box model's inputs (one group per modality).
 
-    Captum style: configure once, then :meth:`attribute` batches; the functional form
-    is :func:`valuate_inputs`.
+    Captum style: configure once, then `attribute` batches; the functional form
+    is `valuate_inputs`.
 
     Args:
         forward_func: ``inputs dict[str, Tensor [R, *shape]] -> logits [R, C]``; called
@@ -103,7 +103,7 @@ class InputValuator:
             BatchNorm in training mode would make a row's logits depend on the rows
             beside it.
         value: value function name (``paper`` (default), ``correct``, ``prob``,
-            ``logprob``; see :data:`~mmcoop.valuation.VALUE_FUNCTIONS`) or a ``ValueFunction``.
+            ``logprob``; see `VALUE_FUNCTIONS`) or a ``ValueFunction``.
         empty: ``v(empty)`` convention, ``"zero"`` or ``"model"``; ``None`` = the value
             function's default. Under ``"model"`` the empty coalition is the
             all-baseline input, scored like any other coalition.
@@ -151,10 +151,10 @@ class InputValuator:
                 tensor broadcastable to ``[B, *shape]``; unnamed modalities get zeros.
 
         Returns:
-            :class:`ValuationResult` with ``phi [B, M]``, ``values`` and
-            ``coalition_preds`` ``[B, 2**M]``, ``masks`` bool ``[2**M, M]`` in the
-            bitmask order of :func:`coalition_masks` (row 0 = empty, last = all),
-            ``method="exact"``.
+            `ValuationResult` with ``phi [B, M]``, ``values`` and
+                ``coalition_preds`` ``[B, 2**M]``, ``masks`` bool ``[2**M, M]`` in the
+                bitmask order of `coalition_masks` (row 0 = empty, last = all),
+                ``method="exact"``.
         """
         names, b = _check_inputs(inputs, labels)
         base = _resolve_baselines(inputs, baselines, b)
@@ -212,10 +212,10 @@ def valuate_inputs(
     batch_size: int | None = None,
     index: Tensor | None = None,
 ) -> ValuationTable:
-    """Exact Shapley value of every input modality of every sample, as a :class:`ValuationTable`
-    (the same answer shape as :func:`~mmcoop.valuation.valuate_dataset`).
+    """Exact Shapley value of every input modality of every sample, as a `ValuationTable`
+    (the same answer shape as `valuate_dataset`).
 
-    Functional form of :class:`InputValuator` (see it for the arguments): ``2**M``
+    Functional form of `InputValuator` (see it for the arguments): ``2**M``
     coalitions, each absent modality replaced by its baseline (default zeros),
     ``forward_func`` under ``torch.no_grad`` in chunks of at most ``batch_size`` rows.
 
@@ -230,9 +230,9 @@ def valuate_inputs(
         index: int64 ``[B]`` sample ids recorded as the table's ``index`` (default ``arange(B)``).
 
     Returns:
-        :class:`ValuationTable` (CPU): ``phi [B, M]`` (``phi.sum(1) == v(all) - v(empty)`` per
-        sample), ``values`` and ``coalition_preds`` ``[B, 2**M]``, ``label``; ``.to_pandas()``,
-        ``.mean_contribution()``, ``.unimodal_accuracy()`` as for a dataset.
+        `ValuationTable` (CPU): ``phi [B, M]`` (``phi.sum(1) == v(all) - v(empty)`` per
+            sample), ``values`` and ``coalition_preds`` ``[B, 2**M]``, ``label``; ``.to_pandas()``,
+            ``.mean_contribution()``, ``.unimodal_accuracy()`` as for a dataset.
 
     Example:
         >>> table = valuate_inputs(model, {"audio": a, "visual": v}, labels)

@@ -13,7 +13,7 @@ own permutations, so errors average out in dataset-level means. With
 one draw (exact for M=2, lower variance in general).
 
 The value function can be a precomputed table ``[B, 2**M]`` (indexed by coalition
-bitmask, see :mod:`mmcoop.valuation.coalitions`) or a callable that evaluates
+bitmask, see `mmcoop.valuation.coalitions`) or a callable that evaluates
 only the coalitions the permutations visit (``2**M`` never materialised).
 """
 
@@ -66,8 +66,8 @@ def shapley_permutation(
 
     Returns:
         ``(phi_hat [B, M], stderr [B, M])`` in the values' floating dtype.
-        ``stderr`` is the standard error of the mean over independent draws (pairs
-        with ``antithetic``); NaN with a single draw, 0 for M=1 (exact).
+            ``stderr`` is the standard error of the mean over independent draws (pairs
+            with ``antithetic``); NaN with a single draw, 0 for M=1 (exact).
 
     Example:
         >>> v = torch.rand(8, 2**5)

@@ -1,6 +1,6 @@
 """The dataset runner of valuation: every sample of a split through the per-batch core
-(:class:`~mmcoop.valuation.valuator.ModalityValuator`), with sharding over DDP ranks,
-a progress bar, and the result as a :class:`~mmcoop.valuation.ValuationTable`."""
+(`ModalityValuator`), with sharding over DDP ranks,
+a progress bar, and the result as a `ValuationTable`."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def mean_features(
 
     Args:
         model: the classifier.
-        dataset: a :class:`~mmcoop.data.MultimodalDataset` (usually the training split).
+        dataset: a `MultimodalDataset` (usually the training split).
         batch_size: samples per encoder pass.
         device: where to encode (default: the model's device).
 
@@ -100,13 +100,13 @@ def encode_dataset(
 
     Args:
         model: the classifier.
-        dataset: a :class:`~mmcoop.data.MultimodalDataset`.
+        dataset: a `MultimodalDataset`.
         batch_size: samples per encoder pass.
         device: where to encode (default: the model's device).
 
     Returns:
         ``(features, labels, index)`` on the CPU: float32 ``[N, M, D]`` (modality ``k`` in
-        ``[:, k, :d_k]``), int64 ``[N]`` and the int64 storage rows ``[N]``.
+            ``[:, k, :d_k]``), int64 ``[N]`` and the int64 storage rows ``[N]``.
     """
     from mmcoop.data.base import make_loader
 
@@ -127,7 +127,7 @@ def encode_dataset(
 
 
 def _check_finite_inputs(dataset: Any, index: Tensor, finite: Tensor, split: str | None, ids: list[str]) -> None:
-    """Raise :class:`DataError` naming the split, modality and first sample when non-finite features come from
+    """Raise `DataError` naming the split, modality and first sample when non-finite features come from
     NaN/inf inputs (a lazy source is checked only on a sample of rows when it loads)."""
     bad = ~finite.bool()
     if not bool(bad.any()):
@@ -166,12 +166,12 @@ def valuate_dataset(
 
     Args:
         model: the classifier (its train/eval modes are restored afterwards).
-        dataset: a :class:`~mmcoop.data.MultimodalDataset`; every row of the view is
+        dataset: a `MultimodalDataset`; every row of the view is
             valued with all modalities (keep-masks of the view are ignored).
         batch_size: samples per encoder pass.
         value, empty, removal, fill, method, max_exact, num_permutations, generator, memory_budget:
-            see :class:`ModalityValuator`. ``removal="mean"`` needs ``fill``
-            (:func:`mean_features` of the training split).
+            see `ModalityValuator`. ``removal="mean"`` needs ``fill``
+            (`mean_features` of the training split).
         device: where to compute (default: the model's device).
         rows: int64 storage rows to value (e.g. the random subset Z of the
             modality-level method); default: the dataset's rows.
@@ -182,14 +182,14 @@ def valuate_dataset(
             every rank returns the whole table (same rows, same order as in one
             process) for ``1/W`` of the work. Every rank must call it. No-op otherwise.
         fold_bn: value with an inference copy in which BatchNorm is folded into the
-            preceding convolution (:func:`mmcoop.models.fold_batchnorm`): the same
+            preceding convolution (`mmcoop.models.fold_batchnorm`): the same
             function with fewer passes over the activations (about 2x faster for the
             avmnist CNNs on CPU); float rounding differs from the unfolded model at the
             1e-7 level. ``False`` runs ``model`` itself.
 
     Returns:
-        :class:`ValuationTable` on the CPU, one row per valued sample, in loader order,
-        with each sample's stable id (``dataset.sample_ids``).
+        `ValuationTable` on the CPU, one row per valued sample, in loader order,
+            with each sample's stable id (``dataset.sample_ids``).
     """
     from mmcoop.data.base import batch_to, make_loader
 

@@ -1,7 +1,7 @@
 """Exact Shapley values from a coalition-value table, as one matrix product.
 
 For ``M`` players and values ``v [B, 2**M]`` indexed by coalition bitmask (see
-:mod:`mmcoop.valuation.coalitions`), the Shapley value of player ``k`` is
+`mmcoop.valuation.coalitions`), the Shapley value of player ``k`` is
 
     phi_k = sum_{S not containing k} |S|!(M-|S|-1)!/M! * (v(S + k) - v(S))
 
@@ -10,7 +10,7 @@ which is linear in ``v``: ``phi = v @ W`` with the signed weight matrix
     W[S, k] = +(|S|-1)!(M-|S|)!/M!   if k in S
     W[S, k] = -|S|!(M-|S|-1)!/M!     if k not in S
 
-(:func:`shapley_matrix`). One ``[B, 2**M] x [2**M, M]`` matmul values a batch.
+(`shapley_matrix`). One ``[B, 2**M] x [2**M, M]`` matmul values a batch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from torch import Tensor
 
 from mmcoop.valuation.coalitions import coalition_masks
 
-#: Largest ``M`` accepted by :func:`shapley_matrix` (the table has ``2**M`` rows).
+#: Largest ``M`` accepted by `shapley_matrix` (the table has ``2**M`` rows).
 MAX_EXACT_MODALITIES = 20
 
 
@@ -66,13 +66,13 @@ def shapley_matrix(
     Built once in float64 and cached per ``(M, dtype, device)``; treat it as read-only.
 
     Args:
-        num_modalities: ``M`` (1 to :data:`MAX_EXACT_MODALITIES`).
+        num_modalities: ``M`` (1 to `MAX_EXACT_MODALITIES`).
         dtype: dtype of the result.
         device: device of the result (default CPU).
 
     Returns:
         ``[2**M, M]``: ``W[S, k] = (|S|-1)!(M-|S|)!/M!`` if ``k in S`` else ``-|S|!(M-|S|-1)!/M!``.
-        Each column sums to 0; row ``2**M-1`` is ``1/M``; row 0 is ``-1/M``.
+            Each column sums to 0; row ``2**M-1`` is ``1/M``; row 0 is ``-1/M``.
     """
     m = int(num_modalities)
     if m < 1 or m > MAX_EXACT_MODALITIES:
@@ -107,7 +107,7 @@ def shapley_from_coalitions(values: Tensor) -> Tensor:
 
     Returns:
         ``[..., M]`` Shapley values in ``values``' dtype if it is float32/float64, else
-        float32. Efficiency holds: ``phi.sum(-1) == values[..., -1] - values[..., 0]``.
+            float32. Efficiency holds: ``phi.sum(-1) == values[..., -1] - values[..., 0]``.
     """
     m = num_modalities_of(values)
     out_dtype = values.dtype if values.dtype in (torch.float32, torch.float64) else torch.float32

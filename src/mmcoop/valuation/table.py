@@ -1,12 +1,12 @@
 """``ValuationTable``: per-sample valuations of one split, with summaries and parquet I/O.
 
 One row per sample: its stable ``sample_id`` (clip id, file path, the user's id, else
-the row index; see :func:`mmcoop.data.sample_ids`), storage row ``index``, ``label``,
+the row index; see `mmcoop.data.sample_ids`), storage row ``index``, ``label``,
 the prediction under every coalition (the fused prediction is the full coalition),
 the Shapley value of every modality, the coalition values and any batch extras (e.g.
 which modality was degraded). Unimodal accuracy comes for free from the singleton
-coalitions. :meth:`ValuationTable.sample` looks a sample up by id,
-:meth:`ValuationTable.lowest` lists the samples a modality contributes least to.
+coalitions. `ValuationTable.sample` looks a sample up by id,
+`ValuationTable.lowest` lists the samples a modality contributes least to.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ class ValuationTable:
     def from_result(
         cls, result: Any, modalities: Sequence[str], label: Tensor, index: Tensor | None = None, **meta: Any
     ) -> "ValuationTable":
-        """A table from one batch's :class:`~mmcoop.valuation.ValuationResult` (``phi [B, M]``, ...):
+        """A table from one batch's `ValuationResult` (``phi [B, M]``, ...):
         ``label`` int64 ``[B]``, ``index`` ``[B]`` (default ``arange(B)``), ``meta`` the other fields
         (``value``, ``empty``, ``split``, ...). Tensors are moved to the CPU."""
         n = int(result.phi.shape[0])
@@ -190,12 +190,12 @@ class ValuationTable:
         """Everything recorded about one sample, by its id.
 
         Args:
-            sample_id: the id (see :attr:`sample_id`); an int is matched as its string.
+            sample_id: the id (see `sample_id`); an int is matched as its string.
 
         Returns:
             ``{"sample_id", "index", "label", "split", "fused_pred", "phi": {modality: float},
-            "pred": {modality: int} (each modality alone), "coalition_preds": {coalition: int},
-            "degraded_modality" (or ``None``), **extras}``.
+                "pred": {modality: int} (each modality alone), "coalition_preds": {coalition: int},
+                "degraded_modality" (or ``None``), **extras}``.
 
         Raises:
             KeyError: no sample has this id.
@@ -228,7 +228,7 @@ class ValuationTable:
             highest: the ``k`` largest instead.
 
         Returns:
-            A :class:`ValuationTable` of at most ``k`` rows.
+            A `ValuationTable` of at most ``k`` rows.
         """
         j = self.modalities.index(modality) if isinstance(modality, str) else int(modality)
         if not 0 <= j < self.num_modalities:
@@ -248,9 +248,9 @@ class ValuationTable:
 
         Returns:
             One row per (modality, sample): ``lowest_for`` (the modality), ``rank`` (1 =
-            lowest phi), ``sample_id``, ``index``, ``label``, ``fused_pred``, then
-            ``phi_<m>`` and ``pred_<m>`` (the prediction of ``m`` alone) for every modality,
-            and ``degraded_modality`` when the data is debiased.
+                lowest phi), ``sample_id``, ``index``, ``label``, ``fused_pred``, then
+                ``phi_<m>`` and ``pred_<m>`` (the prediction of ``m`` alone) for every modality,
+                and ``degraded_modality`` when the data is debiased.
         """
         import pandas as pd
 
@@ -349,7 +349,7 @@ class ValuationTable:
     def difference_histogram(
         self, bins: int | Sequence[float] = 20, range: tuple[float, float] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Histogram of contribution differences (see :meth:`contribution_differences`).
+        """Histogram of contribution differences (see `contribution_differences`).
 
         Args:
             bins: number of equal bins or the bin edges (as ``numpy.histogram``).
@@ -357,8 +357,8 @@ class ValuationTable:
 
         Returns:
             ``(counts, edges)``: counts ``[bins]`` for M=2 (``phi_0 - phi_1``), else
-            ``[M, bins]`` (row k: ``phi_k`` minus the mean of the others); edges
-            ``[bins + 1]`` shared by all rows.
+                ``[M, bins]`` (row k: ``phi_k`` minus the mean of the others); edges
+                ``[bins + 1]`` shared by all rows.
         """
         d = _np(self.contribution_differences())
         edges = np.histogram_bin_edges(d.reshape(-1), bins=bins, range=range)
@@ -466,7 +466,7 @@ class ValuationTable:
 
     # -- pandas / parquet ----------------------------------------------------------------
     def _columns(self, values: bool, stderr: bool) -> dict[str, list[str]]:
-        """Column groups (:func:`mmcoop.utils.rundir.valuation_columns`); ValueError on a name clash."""
+        """Column groups (`mmcoop.utils.rundir.valuation_columns`); ValueError on a name clash."""
         return valuation_columns(
             self.modalities,
             self.coalitions,
@@ -544,7 +544,7 @@ class ValuationTable:
         """Write the table (all columns incl. values) atomically to a parquet file.
 
         Settings, coalition masks and column layout go to the file's key-value
-        metadata (key ``mmcoop.valuation``), so :meth:`from_parquet` round-trips exactly.
+        metadata (key ``mmcoop.valuation``), so `from_parquet` round-trips exactly.
 
         Returns:
             The path written.
@@ -563,7 +563,7 @@ class ValuationTable:
 
     @classmethod
     def from_parquet(cls, path: str | os.PathLike) -> "ValuationTable":
-        """Read a table written by :meth:`to_parquet`."""
+        """Read a table written by `to_parquet`."""
         import pyarrow.parquet as pq
 
         from mmcoop.errors import DataError

@@ -1,10 +1,10 @@
 """The per-batch core of valuation: per-sample Shapley values of modalities for a model.
 
-:func:`mmcoop.valuation.valuate_dataset` (:mod:`mmcoop.valuation.runner`) runs it over a
+`mmcoop.valuation.valuate_dataset` (`mmcoop.valuation.runner`) runs it over a
 whole split.
 
 One encoder pass per batch (features ``[B, M, d]``), then every coalition through
-the fusion head in one call (:func:`mmcoop.models.coalition_logits`); removed
+the fusion head in one call (`mmcoop.models.coalition_logits`); removed
 modalities' features are replaced by zeros (the paper) or a training-mean feature.
 """
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 Removal = Literal["zero", "mean"]
 ValuationMethod = Literal["auto", "exact", "permutation"]
 REMOVALS: tuple[str, ...] = ("zero", "mean")
-#: Ways to compute Shapley values (``method=``; not the training methods of :mod:`mmcoop.methods`).
+#: Ways to compute Shapley values (``method=``; not the training methods of `mmcoop.methods`).
 VALUATION_METHODS: tuple[str, ...] = ("auto", "exact", "permutation")
 
 #: Logit elements (B x K x C) evaluated per head call in the exact path.
@@ -98,24 +98,24 @@ def _reported_masks(m: int, device: torch.device) -> Tensor:
 
 
 class ModalityValuator:
-    """Sample-level modality valuation of a model (:class:`~mmcoop.models.MultimodalModel`).
+    """Sample-level modality valuation of a model (`MultimodalModel`).
 
     Every batch is encoded once; all coalitions of modalities are evaluated by the
     fusion head on the cached features; coalition values (``value``) give exact
-    Shapley values (every ``M`` up to :data:`~mmcoop.valuation.MAX_EXACT_MODALITIES` whose
+    Shapley values (every ``M`` up to `MAX_EXACT_MODALITIES` whose
     coalition table of one sample fits ``memory_budget``; rows are processed in chunks that
     fit it) or, beyond that or when asked, a permutation-sampling estimate with its standard
     error (announced with a warning when ``method="auto"`` falls back to it).
 
     Args:
-        model: any model implementing :mod:`mmcoop.models.protocol` (``modalities``, ``encode``,
+        model: any model implementing `mmcoop.models.protocol` (``modalities``, ``encode``,
             ``fuse``; ``coalition_logits`` is used when present).
-        value: value function name (see :data:`~mmcoop.valuation.VALUE_FUNCTIONS`):
+        value: value function name (see `VALUE_FUNCTIONS`):
             ``paper`` (default), ``correct``, ``prob``, ``logprob``; or a ``ValueFunction``.
         empty: ``v(empty)`` convention, ``"zero"`` or ``"model"``; ``None`` = the value
             function's default.
         removal: what replaces a removed modality's feature: ``"zero"`` (the paper) or
-            ``"mean"`` (a training-mean feature, from ``fill`` or :meth:`fit_fill`).
+            ``"mean"`` (a training-mean feature, from ``fill`` or `fit_fill`).
         fill: ``[M, d]`` mean features for ``removal="mean"``.
         method: ``"auto"`` (exact whenever it fits, see above), ``"exact"`` or ``"permutation"``.
         max_exact: the largest ``M`` whose full ``2**M``-column table is returned (default 12);
@@ -212,7 +212,7 @@ class ModalityValuator:
         return self.method
 
     def coalitions(self, device: torch.device | str | None = None) -> Tensor:
-        """The coalitions reported in results: bool ``[K, M]`` (see :class:`ValuationResult`)."""
+        """The coalitions reported in results: bool ``[K, M]`` (see `ValuationResult`)."""
         m = self.num_modalities
         dev = torch.device(device) if device is not None else torch.device("cpu")
         return coalition_masks(m, dev) if self._full_table() else _reported_masks(m, dev)
@@ -263,15 +263,15 @@ class ModalityValuator:
             labels: int64 ``[B]``.
 
         Returns:
-            :class:`ValuationResult` with ``phi [B, M]``, ``values``/``coalition_preds``
-            ``[B, K]`` and ``masks [K, M]`` (``K = 2**M`` unless ``M > max_exact``).
+            `ValuationResult` with ``phi [B, M]``, ``values``/``coalition_preds``
+                ``[B, K]`` and ``masks [K, M]`` (``K = 2**M`` unless ``M > max_exact``).
         """
         with eval_mode(self.model), torch.no_grad():
             feats = self.model.encode(inputs)
             return self._attribute_features(feats, labels)
 
     def attribute_features(self, feats: Tensor, labels: Tensor) -> ValuationResult:
-        """Like :meth:`attribute` from already-encoded features ``[B, M, d]`` (the fusion head in
+        """Like `attribute` from already-encoded features ``[B, M, d]`` (the fusion head in
         eval mode, no grad; the model's modes are restored)."""
         with eval_mode(self.model), torch.no_grad():
             return self._attribute_features(feats, labels)

@@ -2,7 +2,7 @@
 
 A value function maps coalition logits ``[B, K, C]``, labels ``[B]`` and the
 coalitions' masks (bool ``[K, M]``, or per sample ``[B, K, M]``) to values ``[B, K]``.
-They are registered by name in :data:`VALUE_FUNCTIONS`:
+They are registered by name in `VALUE_FUNCTIONS`:
 
 =========  ==============================================  ===============
 name       v(S) for a non-empty coalition S                default v(empty)
@@ -81,7 +81,7 @@ class ValueFunction:
             logits: ``[B, K, C]`` logits of each sample under each coalition.
             labels: int64 ``[B]`` true classes.
             masks: bool ``[K, M]`` (shared) or ``[B, K, M]`` (per sample) coalition masks.
-            empty: ``"zero"`` | ``"model"`` | ``None`` (= :attr:`default_empty`).
+            empty: ``"zero"`` | ``"model"`` | ``None`` (= `default_empty`).
 
         Returns:
             ``[B, K]`` coalition values.
@@ -126,7 +126,7 @@ def register_value_function(
     description: str = "",
     from_preds: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None,
 ) -> Callable[[RawValueFn], RawValueFn]:
-    """Decorator registering a raw value function under ``name`` in :data:`VALUE_FUNCTIONS`.
+    """Decorator registering a raw value function under ``name`` in `VALUE_FUNCTIONS`.
 
     Example:
         >>> @register_value_function("margin", default_empty="model")
@@ -145,7 +145,7 @@ def register_value_function(
 
 
 def get_value_function(value: str | ValueFunction) -> ValueFunction:
-    """Look up a value function by name (a :class:`ValueFunction` passes through)."""
+    """Look up a value function by name (a `ValueFunction` passes through)."""
     return value if isinstance(value, ValueFunction) else VALUE_FUNCTIONS.get(value)
 
 
@@ -203,7 +203,7 @@ def coalition_values(
         logits: ``[B, K, C]``.
         labels: int64 ``[B]``.
         masks: bool ``[K, M]`` or ``[B, K, M]``.
-        value: registered name or a :class:`ValueFunction`.
+        value: registered name or a `ValueFunction`.
         empty: ``"zero"`` | ``"model"`` | ``None`` (the function's default).
 
     Returns:

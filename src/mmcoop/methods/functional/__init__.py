@@ -1,7 +1,7 @@
 """Peer methods' arithmetic as pure functions of tensors.
 
 Each module holds one method's core (coefficients, weights, losses, updates) with no
-``nn.Module``, optimizer, training loop or data; the method classes in :mod:`mmcoop.methods`
+``nn.Module``, optimizer, training loop or data; the method classes in `mmcoop.methods`
 wire these into the training step. Every module docstring cites the paper and the official
 repository (file, function) read for the arithmetic, its defaults, and each place where we
 deliberately differ. Stacked per-modality logits are ``[M, B, C]``; per-modality scalars

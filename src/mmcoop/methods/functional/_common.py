@@ -1,6 +1,6 @@
 """Helpers shared by several peer methods: true-class scores and one-vs-others ratios.
 
-Conventions used across :mod:`mmcoop.methods.functional`:
+Conventions used across `mmcoop.methods.functional`:
 
 * per-modality logits are stacked as ``[M, B, C]`` (modality, batch, class);
 * per-modality scalars (scores, coefficients, weights) are ``[M]`` float tensors;

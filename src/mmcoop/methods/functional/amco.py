@@ -48,7 +48,7 @@ def amco_softmax_shares(uni: Tensor) -> Tensor:
 
     Returns:
         ``[M]``: ``sum_b sum_{c in block m} softmax(concat_m uni[m, b])``; divided by ``B`` it is
-        BalanceBenchmark's ``sft_uni`` (the shares of a sample sum to 1 over ``M``).
+            BalanceBenchmark's ``sft_uni`` (the shares of a sample sum to 1 over ``M``).
     """
     m, b, c = uni.shape
     flat = uni.transpose(0, 1).reshape(b, m * c).softmax(dim=-1)  # [B, M * C]

@@ -63,7 +63,7 @@ def amss_coefficients(scores: Tensor, label_term: Tensor | float, entropies: Ten
 
     Args:
         scores: ``[M]`` ``s_m = -CE(o_m, y)`` (batch means).
-        label_term: ``H_Y`` of :func:`amss_label_term`.
+        label_term: ``H_Y`` of `amss_label_term`.
         entropies: ``[M]`` feature entropies ``H_m``.
         temperature: ``T`` (official 0.2).
     """
@@ -91,7 +91,7 @@ def amss_mask(importance: Tensor, keep: float, generator: torch.Generator, unbia
     An all-zero ``importance`` (no gradient) gives all ones (nothing to mask).
 
     Args:
-        importance: ``[N]`` non-negative unit importances (:func:`amss_unit_importance`).
+        importance: ``[N]`` non-negative unit importances (`amss_unit_importance`).
         keep: fraction of units kept, in ``(0, 1]``.
         generator: the draw's generator (CPU; the same on every rank and on resume).
         unbiased: AMSS+ rescaling.

@@ -42,7 +42,7 @@ def arl_statistics(logits: Tensor) -> Tensor:
 
 
 def arl_weights(magnitude: Tensor, entropy: Tensor, temperature: float) -> Tensor:
-    """ARL's asymmetric weights ``w [M]`` (sum 1) from the batch statistics of :func:`arl_statistics`.
+    """ARL's asymmetric weights ``w [M]`` (sum 1) from the batch statistics of `arl_statistics`.
 
     Args:
         magnitude: ``[M]`` mean summed absolute logits.

@@ -47,7 +47,7 @@ def cml_penalty(rises: Tensor, per_sample: bool = False, gate: Tensor | None = N
     """CML's confidence penalty, summed over the reduction steps.
 
     Args:
-        rises: ``[K - 1, B]`` from :func:`cml_confidence_rises`.
+        rises: ``[K - 1, B]`` from `cml_confidence_rises`.
         per_sample: hinge each sample (``sum_b relu(rise)``) instead of each step's batch sum
             (``relu(sum_b rise)``, BalanceBenchmark's ``conf_loss``).
         gate: bool ``[K - 1]``, for the batch-sum hinge under DDP: whether each step's sum over
@@ -73,7 +73,7 @@ def cml_loss(chain: Tensor, labels: Tensor, lam: float, per_sample: bool = False
             (``K = M`` for ``M`` modalities).
         labels: int64 ``[B]``.
         lam: weight of the confidence penalty (BalanceBenchmark 0.1).
-        per_sample, gate: see :func:`cml_penalty`.
+        per_sample, gate: see `cml_penalty`.
 
     Returns:
         ``mean_k CE(chain[k]) + lam * penalty``.

@@ -61,7 +61,7 @@ def dimml_duc_loss(feats: Tensor, specific: Tensor, temperature: float) -> Tenso
 
     Args:
         feats: ``[B, M, d]`` features (with gradients).
-        specific: bool ``[M, d]`` from :func:`dimml_specific_dims`.
+        specific: bool ``[M, d]`` from `dimml_specific_dims`.
         temperature: ``T`` (official 50 on CREMA-D).
     """
     b, m, _ = feats.shape

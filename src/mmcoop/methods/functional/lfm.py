@@ -46,7 +46,7 @@ def lfm_alignment(uni: Tensor) -> Tensor:
 
     Returns:
         ``mean_{j < k} 0.5 (KL(m || p_j) + KL(m || p_k))`` per sample averaged (``batchmean``),
-        ``m = (p_j + p_k) / 2``, ``p = softmax``.
+            ``m = (p_j + p_k) / 2``, ``p = softmax``.
     """
     m_, b, _ = uni.shape
     j, k = torch.triu_indices(m_, m_, offset=1, device=uni.device)

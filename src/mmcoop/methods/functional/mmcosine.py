@@ -12,7 +12,7 @@ the fusion layer's weight (columns of ``fc_out.weight`` that multiply ``h_m``), 
 ``s``; no bias. The fused logits are the sum over modalities; training is cross-entropy on it.
 
 Deliberate differences: none in the arithmetic. Features narrower than the stacked width
-``D`` are zero-padded (:mod:`mmcoop.models.protocol`); the padding columns of the weight slice
+``D`` are zero-padded (`mmcoop.models.protocol`); the padding columns of the weight slice
 are left out of its norm (``widths``), so the cosine is the official one on the real columns.
 """
 

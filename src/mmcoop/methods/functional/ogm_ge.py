@@ -18,7 +18,7 @@ window ``10..80``.
 
 Deliberate differences:
 
-* ``M > 2``: one-vs-others ratio averaged pairwise (see :func:`one_vs_others_ratio`).
+* ``M > 2``: one-vs-others ratio averaged pairwise (see `one_vs_others_ratio`).
   BalanceBenchmark's ``OGM_GE3`` divides only the *last* modality's ratio by the pair count
   (an indentation slip), and its ``OGM_GE`` for ``M = 3`` divides by the minimum score.
 * ``eps = 1e-5`` in the ratio (CVPR code has none: a zero score gives inf / nan). On an exact
@@ -42,14 +42,14 @@ def ogm_ge_coefficients(scores: Tensor, alpha: float, offset: float = 0.0, eps: 
     """Gradient modulation coefficients ``k_m`` from per-modality scores.
 
     Args:
-        scores: ``[M]`` modality scores (:func:`true_class_scores` of the unimodal logits).
+        scores: ``[M]`` modality scores (`true_class_scores` of the unimodal logits).
         alpha: modulation strength, ``>= 0``.
         offset: ``0`` = official ``tanh(alpha * rho)``; ``1`` = continuous variant.
         eps: ratio denominator guard.
 
     Returns:
         ``[M]`` coefficients in ``[0, 1]``; ``1`` for every modality with ratio ``<= 1``
-        (always the weakest one).
+            (always the weakest one).
     """
     if alpha < 0:
         raise ConfigError(f"OGM-GE option 'alpha' must be >= 0, got {alpha}")

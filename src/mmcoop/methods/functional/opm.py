@@ -4,7 +4,7 @@ Paper: Wei, Hu, Du, Wen, "On-the-fly Modulation for Balanced Multimodal Learning
 Code read: GeWu-Lab/BML_TPAMI2024 ``code/models/Classifier.py`` (``calcu_q``,
 ``Modality_drop.execute_drop``, ``custom_autograd``) and ``code/main.py`` ``train``; also
 GeWu-Lab/BalanceBenchmark ``balancemm/trainer/OPM_trainer.py``. The paper's gradient
-counterpart (OGM, TPAMI) is :func:`ogm_ge_coefficients` with the TPAMI defaults.
+counterpart (OGM, TPAMI) is `ogm_ge_coefficients` with the TPAMI defaults.
 
 Official arithmetic (M = 2): ``r_m = tanh(relu(s_m / s_other - 1))``;
 ``q_m = q_base * (1 + lam * r_m)`` if ``r_m > 0`` else ``0``, clipped to ``[0, 1]``. With
@@ -59,13 +59,13 @@ def opm_drop_features(
 
     Args:
         features: ``M`` tensors ``[B, D_m]``.
-        keep: ``[B, M]`` 0/1 mask from :func:`opm_keep_mask`.
+        keep: ``[B, M]`` 0/1 mask from `opm_keep_mask`.
         q: ``[M]`` drop probabilities (for ``theta``).
 
     Returns:
         ``(masked, update)``: ``masked[m] = features[m] * keep[:, m] / (1 - theta)`` for all
-        ``B`` rows, and ``update`` bool ``[B]`` (at least one modality kept); the caller
-        computes the loss on ``update`` rows only.
+            ``B`` rows, and ``update`` bool ``[B]`` (at least one modality kept); the caller
+            computes the loss on ``update`` rows only.
     """
     dims = torch.tensor([f.shape[1] for f in features], dtype=q.dtype, device=q.device)
     theta = (dims * q).sum() / dims.sum()

@@ -1,6 +1,6 @@
 """Wiring shared by the peer methods (no method arithmetic here).
 
-What several peers need to hook their pure cores (:mod:`mmcoop.methods.functional`) into
+What several peers need to hook their pure cores (`mmcoop.methods.functional`) into
 the training step: option checks, the modality count, per-modality encoder parameters,
 feature widths, per-modality slices of linear fusion heads, the official
 per-modality logits of a fusion head, sums over DDP ranks (so every rank computes the same
@@ -70,7 +70,7 @@ def check_bool(name: str, value: Any) -> bool:
 
 
 def check_int(name: str, value: Any, low: int) -> int:
-    """``method_options.<name>`` as an integer ``>= low`` (bools refused), else :class:`ConfigError`."""
+    """``method_options.<name>`` as an integer ``>= low`` (bools refused), else `ConfigError`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ConfigError(f"method_options.{name} must be an integer >= {low}; got {value!r}")
     return int(value)
@@ -150,7 +150,7 @@ def modality_logits(model: nn.Module, feats: Tensor) -> Tensor:
 
 
 def require_modalities(model: nn.Module, method: str, exactly: int | None = None) -> int:
-    """Number of modalities ``M``; :class:`ConfigError` unless ``M >= 2`` (or ``M == exactly``)."""
+    """Number of modalities ``M``; `ConfigError` unless ``M >= 2`` (or ``M == exactly``)."""
     names = cast("list[str]", model.modalities)  # torch types nn.Module attributes as Tensor | Module
     m = len(names)
     if exactly is not None and m != exactly:
@@ -213,7 +213,7 @@ def step_generator(
 
 
 def batches_per_epoch(num_units: int, batch_size: int) -> int:
-    """Batches of one rank's training loader (:func:`mmcoop.data.make_loader`, shuffled:
+    """Batches of one rank's training loader (`mmcoop.data.make_loader`, shuffled:
     a trailing batch of one sample is merged into the one before)."""
     n = math.ceil(num_units / world_size())
     full, rest = divmod(n, batch_size)
@@ -261,7 +261,7 @@ def heads_logits(heads: nn.ModuleList, feats: Tensor, widths: list[int]) -> Tens
 
 class OwnHeadsEvaluation:
     """Mixin for a method with its own unimodal heads (``self.heads``, ``self.widths``, from
-    :func:`unimodal_heads`): each modality alone at evaluation is its own head, ``[B, M, C]``."""
+    `unimodal_heads`): each modality alone at evaluation is its own head, ``[B, M, C]``."""
 
     heads: nn.ModuleList
     widths: list[int]

@@ -4,9 +4,9 @@ Paper: Li, Li, Hu, Lei, Li, Zhou, "Boosting Multi-modal Model Performance with A
 Modulation", ICCV 2023. Code: lihong2303/AGM_ICCV2023 ``model/AVMNIST_net.py``
 (``Modality_Audio`` / ``Modality_Visual``, ``GradMod`` with backward hooks and ``update_scale``)
 and ``run/AVMNIST_main.py`` ``train``; its 3-modality nets compute the same Shapley
-combination over 7 coalitions. Arithmetic: :func:`mmcoop.methods.functional.agm_mono_responses`,
-:func:`~mmcoop.methods.functional.agm_scores`, :func:`~mmcoop.methods.functional.agm_coefficients`,
-:func:`~mmcoop.methods.functional.agm_update_running` and :func:`~mmcoop.methods.functional.agm_fuse`.
+combination over 7 coalitions. Arithmetic: `mmcoop.methods.functional.agm_mono_responses`,
+`agm_scores`, `agm_coefficients`,
+`agm_update_running` and `agm_fuse`.
 
 Per batch, as the official ``train``: the outputs of every coalition (others removed) give
 mono-modal responses ``m_u`` (Shapley values, empty coalition = 0, so ``sum_u m_u`` is the
@@ -39,7 +39,7 @@ Deliberate differences:
   (as official).
 * The clipping test reads every gradient outside the encoders (the fusion head), not only the
   official head's last ``fc.weight``. Under fp16 AMP it reads true gradients: the training step
-  divides them by the loss scale before :meth:`AGM.after_backward` (``ctx.unscale_gradients``).
+  divides them by the loss scale before `AGM.after_backward` (``ctx.unscale_gradients``).
 * DDP: the loss is computed from the DDP forward's features (DDP averages the gradients in
   the backward pass, so the clipping test sees the averaged gradients); scores are averaged
   over the whole distributed batch, so every rank keeps the same running means and coefficients.

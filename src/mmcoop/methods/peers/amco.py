@@ -4,12 +4,12 @@ Paper: Zhou, Liang, Zhao, Zhang, "Adaptive Mask Co-Optimization for Modal Depend
 Multimodal Learning", ICASSP 2024. Code: GeWu-Lab/BalanceBenchmark at commit 4c1482f
 ``balancemm/trainer/AMCo_trainer.py`` (``AMCoTrainer.train_loop``, ``training_step``) and
 ``balancemm/models/avclassify_model.py`` (``BaseClassifierAMCoModel``); the authors' own code was
-not available to read here. Arithmetic: :func:`mmcoop.methods.functional.amco_mask_ratio`,
-:func:`~mmcoop.methods.functional.amco_class_mask`, :func:`~mmcoop.methods.functional.amco_softmax_shares`.
+not available to read here. Arithmetic: `mmcoop.methods.functional.amco_mask_ratio`,
+`amco_class_mask`, `amco_softmax_shares`.
 
 Wiring, as BalanceBenchmark: the method owns ``linear_star``, a ``Linear(C, C)`` on the fused
 logits (a method module: optimizer, checkpoint, resume). Each modality's logits are its share
-of the linear head, ``u_m`` (:func:`~mmcoop.methods.peers._wiring.modality_logits`: ``W_m h_m +
+of the linear head, ``u_m`` (`modality_logits`: ``W_m h_m +
 b / M`` for ``concat``), summing to the fused logits. Per batch inside the window: the class mask
 of ratio ``p_t`` (``l_t = batch index * epoch * l_rate``) multiplies the logits of every
 modality flagged dominant at the previous batch of the epoch (no flag at an epoch's first

@@ -4,11 +4,11 @@ Paper: Yang et al., "Learning to Rebalance Multi-Modal Optimization by Adaptivel
 Subnetworks", IEEE TPAMI 2025. Code read: njustkmg/TPAMI-AMSS at 3161ecc
 (``AMSS/train_test.py``: ``modal_caculate_MI``, ``calculate_outputs``, the masking loop in
 ``train_epoch``; README commands). BalanceBenchmark (4c1482f) has no AMSS trainer.
-Arithmetic: :mod:`mmcoop.methods.functional.amss`.
+Arithmetic: `mmcoop.methods.functional.amss`.
 
 Per batch, as the official ``train_epoch``: one forward, ``loss = CE(fused)``, backward; each
 modality's logits ``o_m`` (the fusion head's slice with the bias share,
-:func:`~mmcoop.methods.peers._wiring.modality_logits`: exactly the official ``concat``
+`modality_logits`: exactly the official ``concat``
 ``calculate_outputs``), its score ``-CE(o_m, y)``, its feature entropy, the label term and the
 keep ratios ``coeff_m``; then for every weight of encoder ``m`` a mask over its output units
 drawn by importance sampling (``ceil(N coeff_m)`` units with probabilities proportional to
@@ -161,6 +161,6 @@ class AMSSPlusOptions(AMSSOptions):
 class AMSSPlus(AMSS):
     """AMSS+ (TPAMI 2025): AMSS with the kept units rescaled by ``1 / (q_i + 1 / N)`` (official ``isbias=1``).
 
-    See :class:`AMSS` and the module docstring of :mod:`mmcoop.methods.peers.amss`."""
+    See `AMSS` and the module docstring of `mmcoop.methods.peers.amss`."""
 
     Options = AMSSPlusOptions

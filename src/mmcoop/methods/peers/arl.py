@@ -4,8 +4,8 @@ Paper: Wei et al., "Improving Multimodal Learning via Imbalanced Learning", ICCV
 Code read: shicaiwei123/ICCV2025-ARL at 358af4f (``main_arl_variance.py`` ``train_epoch``,
 ``models/backbone.py`` ``GradScale`` and ``ResNet.forward``, ``models/fusion_modules.py``
 ``ConcatFusion_AUXI``, ``cramed_arl.sh``). BalanceBenchmark (4c1482f) has no ARL trainer.
-Arithmetic: :func:`mmcoop.methods.functional.arl_statistics` and
-:func:`~mmcoop.methods.functional.arl_weights`.
+Arithmetic: `mmcoop.methods.functional.arl_statistics` and
+`arl_weights`.
 
 Per batch: one forward; each modality's logits are the model's fusion head with the other
 modalities removed (official ``ConcatFusion_AUXI``: the shared layer on zero-filled partners,
@@ -29,7 +29,7 @@ Deliberate differences:
   intends, they would reach ``GradScale`` only at the next batch's forward (a one-step lag).
 * Not included: the script's ``clip_grad_norm_(max_norm=40)`` (the run's own optimizer
   settings apply) and its ``(acc_a + acc_v) != 0`` test on the previous validation.
-* ``M > 2``: see :mod:`mmcoop.methods.functional.arl` (exactly the official weights for ``M = 2``).
+* ``M > 2``: see `mmcoop.methods.functional.arl` (exactly the official weights for ``M = 2``).
 * DDP: the batch statistics are averaged over ranks (means of equal-sized rank batches) and
   the gradients are already averaged, so every rank applies the same weights.
 """

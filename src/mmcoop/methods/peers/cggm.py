@@ -5,18 +5,18 @@ Learning", NeurIPS 2024. Official code: zrguo/CGGM ``src/msatrain.py`` / ``src/f
 ``train_model.train`` (the per-batch order), ``src/eval_metrics.py`` ``cal_cos``,
 ``models/msamodel.py`` ``ClassifierGuided``; defaults from ``run/mosi_run.py`` and
 ``run/iemo_run.py`` (``--rou 1.3 --lamda 0.2``; food: 0.05, BraTS: ``rou 1.0, lamda 0.1``).
-The arithmetic is :func:`mmcoop.methods.functional.cggm_coefficients` and
-:func:`~mmcoop.methods.functional.cggm_direction_loss` (their docstring lists the one
+The arithmetic is `mmcoop.methods.functional.cggm_coefficients` and
+`cggm_direction_loss` (their docstring lists the one
 deliberate change: no ``1e-8`` blow-up when the accuracy changes cancel).
 
 Wiring, per batch (official order):
 
 1. fused cross-entropy, plus ``lam * L_gm`` of the previous batch's coefficients;
-2. the method's own unimodal classifiers (``nn.Linear(D, C)`` per modality, :meth:`CGGM.modules`)
+2. the method's own unimodal classifiers (``nn.Linear(D, C)`` per modality, `CGGM.modules`)
    are trained with cross-entropy on the *detached* features ``feats[:, m]``;
 3. their batch accuracies ``a_m`` against the previous batch's give ``B_m``; after the backward
    pass every gradient of encoder ``m`` is multiplied by ``rho * B_m``
-   (:meth:`CGGM.after_backward`; AMP-safe: a factor on scaled gradients);
+   (`CGGM.after_backward`; AMP-safe: a factor on scaled gradients);
 4. ``B`` is kept for the next batch's direction term
    ``L_gm = (sum_m |B_m| - sum_m B_m cos(W_cls_m, W_fusion_m)) / M``.
 

@@ -3,8 +3,8 @@
 Paper: Ma, Zhang, Zhang, Wu, Fu, Zhou, Hu, "Calibrating Multimodal Learning", ICML 2023.
 Code: GeWu-Lab/BalanceBenchmark at commit 4c1482f ``balancemm/trainer/CML_trainer.py``
 (``conf_loss``, ``CMLTrainer.train_loop``, ``training_step``); the authors' own repository was
-not available to read here. Arithmetic: :func:`mmcoop.methods.functional.cml_loss`
-(:func:`~mmcoop.methods.functional.cml_confidence_rises`, :func:`~mmcoop.methods.functional.cml_penalty`).
+not available to read here. Arithmetic: `mmcoop.methods.functional.cml_loss`
+(`cml_confidence_rises`, `cml_penalty`).
 
 Per epoch, as BalanceBenchmark's ``train_loop``: a random order of the modalities. Per batch
 inside the window: one forward; the chain of logits full -> without the order's first modality

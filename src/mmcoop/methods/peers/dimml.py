@@ -3,7 +3,7 @@
 Paper: Fan, Xu, Wu, Zhang, Hu, "Detached and Interactive Multimodal Learning", ACM MM 2024.
 Code read: fanyunfeng-bit/DI-MML at 83b9b7a (``main_CFT.py`` ``train_epoch`` / ``get_indices``
 / ``main``, ``loss/contrast_loss.py``, ``main_CFT_stage2.py``, README). BalanceBenchmark
-(4c1482f) has no DI-MML trainer. Arithmetic: :mod:`mmcoop.methods.functional.dimml`.
+(4c1482f) has no DI-MML trainer. Arithmetic: `mmcoop.methods.functional.dimml`.
 
 Training, as the official stage 1: the encoders never see the fused loss. Per batch: each
 modality's own classifier (a method module, official ``model1.classifier``) with
@@ -28,7 +28,7 @@ Deliberate differences:
 * The contrastive loss uses ``cross_entropy`` over the batch (the official per-sample loop of
   ``-log(exp(s_ii) / sum_j exp(s_ij))``: the same value, stable for large ``<a, v>``).
 * Features of different widths: the dimensions compared are the first ``min_m d_m``.
-* ``M > 2``: see :mod:`mmcoop.methods.functional.dimml`.
+* ``M > 2``: see `mmcoop.methods.functional.dimml`.
 * DDP: the centroids and hit counts are summed over ranks, so every rank chooses the same
   dimensions; all losses' backward passes run inside ``no_sync`` and the step averages.
 """

@@ -7,11 +7,11 @@ release (facebookresearch/VMZ, ``c2/tutorials/gradient_blending.md``) only *cons
 online estimator read for the arithmetic is GeWu-Lab/BalanceBenchmark
 ``balancemm/trainer/GBlending_trainer.py`` (``GBlendingTrainer.super_epoch_origin``,
 ``training_step``; ``configs/trainer_config.yaml``: ``super_epoch: 10``). The weight formula
-is :func:`mmcoop.methods.functional.gblend_weights` (its docstring lists how it differs
-from BalanceBenchmark's ``abs``); the loss is :func:`~mmcoop.methods.functional.gblend_loss`.
+is `mmcoop.methods.functional.gblend_weights` (its docstring lists how it differs
+from BalanceBenchmark's ``abs``); the loss is `gblend_loss`.
 
 Wiring. The method owns one side classifier per modality (``nn.Linear(D, C)`` on that
-modality's feature ``feats[:, m]``, :meth:`GBlending.modules`: in the optimizer, the
+modality's feature ``feats[:, m]``, `GBlending.modules`: in the optimizer, the
 checkpoint and exact resume); the model's fusion head is the fused head. Heads are
 ordered ``[modality_0, ..., modality_{M-1}, fused]`` (``K = M + 1``). Every batch the loss is
 ``sum_k w_k CE(head_k)``; evaluation predicts with the fused head (the paper's).

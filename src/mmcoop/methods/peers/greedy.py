@@ -8,9 +8,9 @@ nyukat/greedy_multimodal_learning ``src/callbacks.py`` ``Bias_Mitigation_Strong`
 average), ``configs/training_guided.gin`` (``epsilon=0.01``, ``curation_windowsize=5``,
 ``starting_epoch=2``, counted from 1: ``src/framework.py`` loops ``for epoch in range(1, epochs + 1)``
 and ``src/callbacks.py`` unlocks curation ``if epoch >= self.starting_epoch``, i.e. from the
-second epoch; mmcoop counts epochs from 0, so its default ``starting_epoch`` is 1). The arithmetic is :mod:`mmcoop.methods.functional.greedy`
-(:func:`learning_speed`, :func:`greedy_bdr_difference`, :func:`greedy_curation`,
-:func:`conditional_utilization_rate`).
+second epoch; mmcoop counts epochs from 0, so its default ``starting_epoch`` is 1). The arithmetic is `mmcoop.methods.functional.greedy`
+(`learning_speed`, `greedy_bdr_difference`, `greedy_curation`,
+`conditional_utilization_rate`).
 
 **This is not the official MMTM bypass.** The official method needs a model whose two
 branches exchange information through MMTM layers: the "bypass" parameters are the MMTM
@@ -43,7 +43,7 @@ DDP ranks so every rank curates with the same values. A parameter without a grad
 zero (the official ``parameter.grad.data`` would fail).
 
 ``M``: exactly 2 (the official bypass joins two branches): ``max_modalities = 2`` makes the
-training loop refuse ``M > 2`` with a ConfigError before training, :meth:`Greedy.setup` ``M < 2``.
+training loop refuse ``M > 2`` with a ConfigError before training, `Greedy.setup` ``M < 2``.
 """
 
 from __future__ import annotations

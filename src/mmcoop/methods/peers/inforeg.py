@@ -6,20 +6,20 @@ Acquisition", CVPR 2025. Official code: GeWu-Lab/InfoReg_CVPR2025 ``main.py``
 ``audio_trace_list``, OGM scores of ``out_a`` / ``out_v``, ``beta`` / ``beta2``, the proximal
 gradient ``beta * (theta - theta_epoch_start)``, the Fisher accumulation ``fim_audio``;
 ``main``: the trace lists start with ten zeros). The arithmetic is
-:mod:`mmcoop.methods.functional.inforeg` (:func:`inforeg_acquisition_rate`,
-:func:`inforeg_coefficients`, :func:`inforeg_fisher_trace`; its docstring states the
+`mmcoop.methods.functional.inforeg` (`inforeg_acquisition_rate`,
+`inforeg_coefficients`, `inforeg_fisher_trace`; its docstring states the
 ``M > 2`` rule).
 
-Wiring. :meth:`InfoReg.on_epoch_start` copies every encoder's parameters (the anchors) and
+Wiring. `InfoReg.on_epoch_start` copies every encoder's parameters (the anchors) and
 computes the acquisition rate from the finished epochs' Fisher traces. Per batch
-(:meth:`InfoReg.loss`): each modality's own logits
-(:func:`mmcoop.methods.peers._wiring.modality_logits`: ``W_m z_m + b / M`` for linear heads,
+(`InfoReg.loss`): each modality's own logits
+(`mmcoop.methods.peers._wiring.modality_logits`: ``W_m z_m + b / M`` for linear heads,
 exactly the official ``out_a`` / ``out_v`` with ``bias / 2`` for ``M = 2``), OGM scores ``s_m``
-(batch sums of true-class probabilities), ``beta_m`` from :func:`inforeg_coefficients`, and the loss
+(batch sums of true-class probabilities), ``beta_m`` from `inforeg_coefficients`, and the loss
 ``CE(fused) + sum_m CE(unimodal_m) + sum_m beta_m / 2 * ||theta_m - anchor_m||^2`` whose last
 term has exactly the official added gradient ``beta_m (theta_m - anchor_m)`` (an added loss,
 not a ``.grad`` edit, so it is correct under AMP loss scaling and DDP). After the backward
-(:meth:`InfoReg.after_backward`) the squared gradients of every encoder's convolution and
+(`InfoReg.after_backward`) the squared gradients of every encoder's convolution and
 linear weights are accumulated (official order: after the proximal term); at the epoch's end
 their trace is appended to that modality's history.
 
@@ -32,7 +32,7 @@ Deliberate differences, and why:
   CREMA-D); with ``M != 2`` to ``0.95`` for every modality.
 * ``Conv1d``/``Conv3d`` weights count in the Fisher trace with ``Conv2d`` and ``Linear`` (the
   official encoders have only the latter two). Under ``train.amp: fp16`` the squared gradients
-  are of true gradients (the training step unscales them before :meth:`InfoReg.after_backward`).
+  are of true gradients (the training step unscales them before `InfoReg.after_backward`).
 * Under DDP each rank takes ``beta`` from its own batch (as a single process of the same batch
   size would); the proximal gradients are averaged with the rest, so ranks stay identical.
 

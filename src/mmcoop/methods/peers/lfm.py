@@ -4,9 +4,9 @@ Paper: Yang, Wang, et al., "Facilitating Multimodal Classification via Dynamical
 Modality Gap", NeurIPS 2024. Code: njustkmg/NeurIPS24-LFM at commit ad44fa0
 ``Crema_epoch_learnable.py`` (``getAlpha_Learnable``, ``train_audio_video``, ``__main__``) and
 GeWu-Lab/BalanceBenchmark at commit 4c1482f ``balancemm/trainer/LFM_trainer.py``
-(``LFMTrainer.fit``, ``training_step``). Arithmetic: :func:`mmcoop.methods.functional.lfm_loss`,
-:func:`~mmcoop.methods.functional.lfm_hvp_signal`, :func:`~mmcoop.methods.functional.lfm_update_weight`,
-:func:`~mmcoop.methods.functional.lfm_step_size`, :func:`~mmcoop.methods.functional.lfm_fitted_weights`.
+(``LFMTrainer.fit``, ``training_step``). Arithmetic: `mmcoop.methods.functional.lfm_loss`,
+`lfm_hvp_signal`, `lfm_update_weight`,
+`lfm_step_size`, `lfm_fitted_weights`.
 
 Per epoch, before training (as both scripts): a fixed validation batch (``val_samples`` rows of
 ``ctx.val_data``, drawn once from the seed; official: 8 of 16 held-out training samples,
@@ -16,7 +16,7 @@ moves ``k_1`` by ``-lr`` times it, clipped to ``[0.05, 0.95]``, ``k_0 = 1 - k_1`
 learnable``). ``schedule: fitted`` uses the official fitted polynomials of the epoch instead.
 Per batch: ``2 (k_0 CE(fused) + k_1 A(unimodal))`` with ``A`` the official alignment of each
 pair of modalities' softmax predictions (averaged over pairs). Each modality's logits are its
-share of the fusion head (:func:`~mmcoop.methods.peers._wiring.modality_logits`, BalanceBenchmark's
+share of the fusion head (`modality_logits`, BalanceBenchmark's
 ``W_m h_m + b / M``). Evaluation uses the fused logits.
 
 Defaults: ``init_weight = 0.95`` (official ``cls_k = [0.05, 0.95]``: alignment weight 0.95;

@@ -4,10 +4,10 @@ Paper: after Liu et al., WSDM 2023, as GeWu-Lab/BalanceBenchmark implements it. 
 GeWu-Lab/BalanceBenchmark at commit 4c1482f ``balancemm/trainer/MBSD_trainer.py``
 (``MBSDTrainer.training_step``) with the unimodal logits of
 ``balancemm/models/avclassify_model.py`` (``unimodality_calculate``). Arithmetic:
-:func:`mmcoop.methods.functional.mbsd_terms`.
+`mmcoop.methods.functional.mbsd_terms`.
 
 Per batch inside the window: one forward; each modality's own logits ``W_m h_m + b / M``
-(:func:`~mmcoop.methods.peers._wiring.modality_logits`, BalanceBenchmark's split of the
+(`modality_logits`, BalanceBenchmark's split of the
 ``concat`` head); loss ``CE(fused) + sum_m CE(u_m) + RS + KL`` where, for each pair of
 modalities, a sample counts with weight ``|p_j[y] - p_k[y]|`` when either modality predicts it
 right, ``RS`` is the mean squared logit difference and ``KL`` BalanceBenchmark's divergence

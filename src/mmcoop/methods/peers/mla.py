@@ -4,8 +4,8 @@ Paper: Zhang, Yoon, Bansal, Yao, "Multimodal Representation Learning by Alternat
 Adaptation", CVPR 2024. Code: Cecile-hi/Multimodal-Learning-with-Alternating-Unimodal-Adaptation
 ``main.py`` (``train_epoch`` with ``--gs_flag``, ``valid`` with ``--dynamic``,
 ``calculate_gating_weights``) and ``utils/utils.py`` (``GSPlugin.before_update``). Arithmetic:
-:func:`mmcoop.methods.functional.mla_projection_alpha`, :func:`~mmcoop.methods.functional.mla_update_projector`,
-:func:`~mmcoop.methods.functional.mla_project_grad` and :func:`~mmcoop.methods.functional.mla_fuse`.
+`mmcoop.methods.functional.mla_projection_alpha`, `mla_update_projector`,
+`mla_project_grad` and `mla_fuse`.
 
 Training, as the official ``gs_flag`` branch: ONE linear head shared by all modalities (a
 method module here: ``Linear(D, C)`` on each modality's feature); per batch, for each
@@ -32,7 +32,7 @@ Deliberate differences:
   branch); uniform static weights replace the official fixed 0.35 / 0.25 / 0.4.
 * The model's own fusion head is not trained (the shared head replaces it), so the per-modality
   validation accuracies ``val_acc_<modality>`` that the training loop computes from the fusion
-  head are not MLA's; ``val_acc`` is (it uses :meth:`MLA.predict`).
+  head are not MLA's; ``val_acc`` is (it uses `MLA.predict`).
 * DDP: every per-modality backward runs inside ``no_sync`` (the model's fusion head gets no
   gradient) and ``ctx.step`` averages; the projector update uses the batch-mean feature of the
   whole distributed batch (mean over ranks), so ``P`` stays identical on every rank.

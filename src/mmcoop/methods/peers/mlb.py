@@ -6,7 +6,7 @@ Multi-Loss Gradient Modulation", BMVC 2024 / IJCV 2025. Code read: kkontras/MLB 
 ``Bias_Infusion_MLB_3d``; ``agents/general_agent/helpers/Trainer.py`` ``calculate_loss``;
 ``models/OGM_Model.py`` ``ConcatClassifier_CREMAD_OGM_pre``; ``configs/CREMA_D/res/MLB.json``).
 BalanceBenchmark (GeWu-Lab/BalanceBenchmark at 4c1482f) has no MLB trainer. Arithmetic:
-:func:`mmcoop.methods.functional.mlb_coefficients`.
+`mmcoop.methods.functional.mlb_coefficients`.
 
 Per batch, as the official trainer: one forward; the loss is
 ``CE(fused) + sum_m w_m CE(head_m(z_m))`` with each modality's own linear classifier (a
@@ -22,7 +22,7 @@ Defaults (``configs/CREMA_D/res/MLB.json``): ``alpha = 0.8``, ``unimodal_weight 
 Deliberate differences:
 
 * The fusion-head slice is scaled for ``concat`` and ``sum`` fusion (the heads linear per
-  modality, :func:`~mmcoop.methods.peers._wiring.linear_head_slices`); other heads
+  modality, `linear_head_slices`); other heads
   (``film``, ``gated``) keep their gradients (the official code has no such head in MLB runs).
 * ``M > 2``: ``rho_m = mean_{j != m} s_j / s_m``, exactly the official three-modality class
   ``Bias_Infusion_MLB_3d`` and, for ``M = 2``, the two-modality one.

@@ -4,7 +4,7 @@ Paper: Xu, Wei, Hu, "MMCosine: Multi-Modal Cosine Loss Towards Balanced Audio-Vi
 Fine-Grained Learning", ICASSP 2023. Code: GeWu-Lab/MMCosine_ICASSP23 at commit 00ba0a9
 ``main_CD.py`` (``train_epoch``, ``valid``) and GeWu-Lab/BalanceBenchmark at commit 4c1482f
 ``balancemm/trainer/MMCosine_trainer.py`` (``training_step``, ``validation_step``). Arithmetic:
-:func:`mmcoop.methods.functional.mmcosine_logits`.
+`mmcoop.methods.functional.mmcosine_logits`.
 
 Per batch inside the window: one forward; each modality's logits ``s * cos(h_m, W_m[c])`` from
 its feature and its slice of the fusion head's weight (``concat``: its columns of

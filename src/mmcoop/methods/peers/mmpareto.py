@@ -3,8 +3,8 @@
 Paper: Wei, Hu, "MMPareto: Boosting Multimodal Learning with Innocent Unimodal Assistance",
 ICML 2024. Code: GeWu-Lab/MMPareto_ICML2024 ``code/MMPareto.py`` ``train_epoch``,
 ``code/models/models.py`` ``AVClassifier`` (unimodal heads ``head_audio`` / ``head_video``) and
-``code/min_norm_solvers.py``. Arithmetic: :func:`mmcoop.methods.functional.mmpareto_weights` and
-:func:`~mmcoop.methods.functional.mmpareto_combine`.
+``code/min_norm_solvers.py``. Arithmetic: `mmcoop.methods.functional.mmpareto_weights` and
+`mmpareto_combine`.
 
 Per batch, as the official ``train_epoch``: one forward; the multimodal loss ``CE(fused)`` and
 one unimodal loss ``CE(head_u(z_u))`` per modality, each through its own linear head (method

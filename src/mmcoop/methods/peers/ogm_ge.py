@@ -3,11 +3,11 @@
 Paper: Peng, Wei, Deng, Wang, Hu, "Balanced Multimodal Learning via On-the-fly Gradient
 Modulation", CVPR 2022 (Eq. 8-10). Code: GeWu-Lab/OGM-GE_CVPR2022 ``main.py`` ``train_epoch``
 (also the OGM of GeWu-Lab/BML_TPAMI2024 ``code/main.py`` ``train``). Arithmetic:
-:func:`mmcoop.methods.functional.ogm_ge_coefficients` and :func:`~mmcoop.methods.functional.ogm_ge_modulate`.
+`mmcoop.methods.functional.ogm_ge_coefficients` and `ogm_ge_modulate`.
 
 Per batch, as the official code: one forward, ``loss = CE(fused)``, backward; the scores
 ``s_m`` (batch sum of true-class probabilities of each modality's own logits, with the
-official bias share: :func:`~mmcoop.methods.peers._wiring.modality_logits`) give coefficients
+official bias share: `modality_logits`) give coefficients
 ``k_m``; inside the modulation window each encoder's gradients become
 ``g * k_m + N(0, std(g) + 1e-8)``; then the optimizer step.
 
@@ -26,14 +26,14 @@ Deliberate differences:
   ``concat`` fusion adds ``b / 2`` to each modality's half of the layer (``b / M`` for ``M``
   modalities); ``sum`` fusion adds each modality's own full bias ``b_m`` (``fc_x.bias``,
   ``fc_y.bias``; only the official ``valid`` halves it); other heads get
-  ``f({m}) - (1 - 1/M) f({})``. See :func:`~mmcoop.methods.peers._wiring.modality_logits`.
+  ``f({m}) - (1 - 1/M) f({})``. See `modality_logits`.
 * ``M > 2``: one-vs-others ratios averaged pairwise (the maintainers' suggestion,
-  GeWu-Lab/OGM-GE_CVPR2022 issue #16), see :func:`~mmcoop.methods.functional.one_vs_others_ratio`;
+  GeWu-Lab/OGM-GE_CVPR2022 issue #16), see `one_vs_others_ratio`;
   ``eps = 1e-5`` guards a zero score (a tie then modulates no one; the CVPR code modulates
   audio on a tie).
 * DDP: scores are summed over ranks (the whole distributed batch) and the GE noise is drawn
   from a generator seeded by (seed, step), so every rank applies the same update; gradients
-  are already averaged when :meth:`OGMGE.after_backward` runs.
+  are already averaged when `OGMGE.after_backward` runs.
 * The noise uses its own generator (seeded per step: exact resume), not the global RNG.
 """
 

@@ -3,8 +3,8 @@
 Paper: Wei, Hu, Du, Wen, "On-the-fly Modulation for Balanced Multimodal Learning", TPAMI 2024.
 Code: GeWu-Lab/BML_TPAMI2024 ``code/models/Classifier.py`` (``Classifier.forward``, ``calcu_q``,
 ``Modality_drop.execute_drop``) and ``code/main.py`` ``train``. Arithmetic:
-:func:`mmcoop.methods.functional.opm_drop_probabilities`, :func:`~mmcoop.methods.functional.opm_keep_mask`
-and :func:`~mmcoop.methods.functional.opm_drop_features`.
+`mmcoop.methods.functional.opm_drop_probabilities`, `opm_keep_mask`
+and `opm_drop_features`.
 
 Per batch, as the official code: one forward to the per-modality features; scores ``s_m``
 (batch sum of true-class probabilities of each modality's own logits, bias ``b / M``) give
@@ -22,7 +22,7 @@ Deliberate differences:
 
 * ``M > 2``: pairwise-averaged one-vs-others ratios (see the functional core); the feature
   widths ``d_m`` in ``theta`` are the model's (``model.feature_dims``).
-* Bias share ``b / M`` as in :mod:`mmcoop.methods.peers.ogm_ge` (official ``b / 2`` for M = 2).
+* Bias share ``b / M`` as in `mmcoop.methods.peers.ogm_ge` (official ``b / 2`` for M = 2).
 * ``p_exe`` and the masks are drawn from generators seeded by (seed, step), not NumPy's
   global RNG: exact resume; under DDP every rank takes the same ``p_exe`` decision, the
   scores are summed over ranks, masks differ per rank, and a step is skipped only when no

@@ -3,8 +3,8 @@
 Paper: Fan, Xu, Wang, Wang, Ding, "PMR: Prototypical Modal Rebalance for Multimodal Learning",
 CVPR 2023. Code: fanyunfeng-bit/Modal-Imbalance-PMR ``main_Prototype_grad.py``
 (``calculate_prototype``, ``train_epoch`` with ``--modulation Proto``, ``main``). Arithmetic:
-:func:`mmcoop.methods.functional.pmr_update_prototypes`, :func:`~mmcoop.methods.functional.pmr_prototype_logits`,
-:func:`~mmcoop.methods.functional.pmr_loss_weights` and :func:`~mmcoop.methods.functional.pmr_loss`.
+`mmcoop.methods.functional.pmr_update_prototypes`, `pmr_prototype_logits`,
+`pmr_loss_weights` and `pmr_loss`.
 
 Schedule, as the official ``main``: prototypes ``[M, C, D]`` (class means of each modality's
 features, eval mode, no gradients) are computed before the first epoch and after every

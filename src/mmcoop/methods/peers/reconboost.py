@@ -5,14 +5,14 @@ ICML 2024. Official code: huacong/ReconBoost, ``train.py`` ``main`` (the stage l
 ``boosting_loss`` on the picked learner, phase 2 ``correct_epoch`` epochs of cross-entropy on
 the ensemble), ``models/dynamic_net.py`` (``DynamicNet.forward`` / ``forward_grad`` /
 ``add``, ``Head``), ``schedule.py`` ``schedule_model`` (fixed order). The loss is
-:func:`mmcoop.methods.functional.reconboost_loss` and the ensemble
-:func:`~mmcoop.methods.functional.reconboost_ensemble_logits` (their docstring explains why
+`mmcoop.methods.functional.reconboost_loss` and the ensemble
+`reconboost_ensemble_logits` (their docstring explains why
 the "GA" term is omitted: both its inputs are detached, so it has no gradient).
 
 Wiring. Learner ``k`` is encoder ``k`` followed by one classification head shared by all
 learners (official ``common_space=True``: ``model.fc = net_ensemble.head``, a ``Head`` =
 ``Linear(D, 256)-ReLU-Linear(256, C)``), owned by the method together with the ensemble's
-learnable scale ``boost_rate`` (:meth:`ReconBoost.modules`). Epochs are grouped in stages of
+learnable scale ``boost_rate`` (`ReconBoost.modules`). Epochs are grouped in stages of
 ``epochs_per_stage + correct_epochs`` epochs; stage ``s`` picks modality ``s mod M``:
 
 * phase 1 (``epochs_per_stage`` epochs): only learner ``k`` is trained, with
@@ -23,8 +23,8 @@ learnable scale ``boost_rate`` (:meth:`ReconBoost.modules`). Epochs are grouped 
 
 A learner joins the ensemble at its first stage (official ``net_ensemble.add`` after phase 1;
 before, ``DynamicNet.forward`` returns a constant and the loss weight is ``w1 - w2``).
-Evaluation predicts with the ensemble (:meth:`ReconBoost.predict`) and reports each learner
-alone as the per-modality accuracies (:meth:`ReconBoost.unimodal_logits`). The model's own
+Evaluation predicts with the ensemble (`ReconBoost.predict`) and reports each learner
+alone as the per-modality accuracies (`ReconBoost.unimodal_logits`). The model's own
 fusion head is not used: it stays at its initialisation.
 
 Deliberate differences, and why:

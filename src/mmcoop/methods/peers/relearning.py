@@ -5,16 +5,16 @@ Official code: GeWu-Lab/Diagnosing_Relearning_ECCV2024 ``code/ours.py`` (``main`
 re-init schedule, ``get_feature``, ``reinit_score``, ``purity_score``, ``reinit``; arguments
 ``--reinit_epoch 20 --reinit_num 3 --move_lambda 3``); BalanceBenchmark
 ``balancemm/trainer/ReLearning_trainer.py`` uses 15 / 2 / 3. The arithmetic is
-:mod:`mmcoop.methods.functional.relearning` (:func:`learning_state_purity`,
-:func:`relearning_strength`, :func:`relearn_blend`; its docstring explains the seeded torch
+`mmcoop.methods.functional.relearning` (`learning_state_purity`,
+`relearning_strength`, `relearn_blend`; its docstring explains the seeded torch
 k-means that replaces scikit-learn's).
 
-Wiring. :meth:`Relearning.setup` saves every encoder's initial parameters (the official
-``init_para.pkl``); they are part of :meth:`Relearning.state_dict`, so a resumed run blends
+Wiring. `Relearning.setup` saves every encoder's initial parameters (the official
+``init_para.pkl``); they are part of `Relearning.state_dict`, so a resumed run blends
 towards the same initial weights. The official loop trains epoch ``e`` (0-based), validates,
 and then, if ``e > 0`` and ``e % reinit_epoch == 0`` and fewer than ``reinit_num``
 re-initialisations happened, diagnoses and re-initialises. Here that happens at the start of
-epoch ``e + 1`` (:meth:`Relearning.on_epoch_start`), i.e. after epoch ``e`` was validated and
+epoch ``e + 1`` (`Relearning.on_epoch_start`), i.e. after epoch ``e`` was validated and
 checkpointed, exactly where the official code does it. Diagnosis: every modality's features
 on the whole training split and on ``ctx.val_data`` (``ctx.inference``, eval mode) ->
 k-means purity on each split -> strength ``w_m = tanh(move_lambda * |purity_train -
@@ -87,7 +87,7 @@ class Relearning(Method):
 
     def noop_reason(self, epochs: int) -> str | None:
         """No re-initialisation in the run: ``reinit_num = 0``, or the first one (at the start of
-        0-based epoch ``reinit_epoch + 1``, see :meth:`due`) falls after the last epoch."""
+        0-based epoch ``reinit_epoch + 1``, see `due`) falls after the last epoch."""
         o = self.options
         if o.reinit_num == 0:
             return "method_options.reinit_num=0: no encoder is ever re-initialised"

@@ -3,7 +3,7 @@
 Paper: Ma, Chen, Deng, "Improving Multimodal Learning Balance and Sufficiency through Data
 Remixing", ICML 2025. Code read: MatthewMaxy/Remix_ICML2025 at 80898aa (``train.py``,
 ``models/models.py``, ``scripts/run_train.sh``). Arithmetic:
-:mod:`mmcoop.methods.functional.remix`. Chosen from the 2025 wave (DynCIM, AUG, Data
+`mmcoop.methods.functional.remix`. Chosen from the 2025 wave (DynCIM, AUG, Data
 Remixing) because its code is public and complete (the DynCIM and AUG repositories could not
 be found), and because it is a data-side method, beside the many gradient-side ones here.
 
@@ -11,7 +11,7 @@ Warm-up epochs (``epoch < warmup``): ``CE(fused) + sum_m w_m CE(head_m(z_m))`` w
 modality's own classifier (a method module; official ``head_audio`` / ``head_video``,
 ``alpha = beta = 0.5``). Afterwards, at the start of every epoch, a pass over the training
 split (eval mode) assigns each sample to the modality whose own prediction is closest to
-uniform (:func:`~mmcoop.methods.functional.remix_assign`); each training batch is then
+uniform (`remix_assign`); each training batch is then
 reassembled into one optimizer step per modality, on that modality's samples only with the
 other modalities removed (the model's keep-mask; official: the other features zeroed), with
 ``CE(fused) + gamma * CE(head_m(z_m))``. Every sample is seen once per epoch, by one modality.

@@ -3,7 +3,7 @@
 Paper: Du, Teng, Wang, Zhang, Yuan, Wang, Zhao, "On Uni-Modal Feature Learning in Supervised
 Multi-Modal Learning", ICML 2023. Code: GeWu-Lab/BalanceBenchmark at commit 4c1482f
 ``balancemm/trainer/UMT_trainer.py`` (``UMTTrainer.__init__``, ``training_step``); the authors'
-own code was not available to read here. Arithmetic: :func:`mmcoop.methods.functional.umt_distillation`.
+own code was not available to read here. Arithmetic: `mmcoop.methods.functional.umt_distillation`.
 Teachers: this method trains them itself, in an initial phase, so one run is all a user
 starts; it does not read ``unimodal`` run folders.
 
