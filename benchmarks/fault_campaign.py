@@ -6,6 +6,13 @@ Usage (from the project root, with the package importable)::
 
     python benchmarks/fault_campaign.py                       # all methods x 5 seeds, 12 kills
     python benchmarks/fault_campaign.py --kills 4 --seeds 0,1 --methods joint,sample-level
+    python benchmarks/fault_campaign.py --cases --kills 0     # only the hostile cases of issue 23
+
+With ``--cases`` it also runs the hostile cases of issue 23 (``_fault_cases.py``), each a real
+``mmcoop`` process in a fresh empty folder: resumes of folders that were never runs, user files
+inside ``wandb/`` run folders and a user's ``metrics.csv`` against ``--overwrite``/``--resume``, a
+report on a full disk, a run whose ``last.pt`` names code its ``config.yaml`` hides, the ``--top``
+CSV, a damaged ``last.pt`` or ``best.pt``; it prints how many passed.
 
 Each attempt is a real ``python -m mmcoop compare`` process killed with ``kill -9`` after a
 random delay drawn over the uninterrupted duration (seeded); a kill counts when it hit a live
@@ -83,8 +90,12 @@ def main() -> int:
         metavar="SECONDS",
         help="reuse <out>/ref from an earlier campaign, whose uninterrupted run took SECONDS",
     )
+    ap.add_argument("--cases", action="store_true", help="also run the hostile cases of issue 23")
     a = ap.parse_args()
     out = a.out or Path(tempfile.mkdtemp(prefix="mmcoop-faults-"))
+    cases = _run_cases(out / "cases") if a.cases else None
+    if a.kills == 0:
+        return 0 if cases is None or all(ok for ok, _ in cases.values()) else 1
     env = dict(
         os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")
     )
@@ -152,7 +163,22 @@ def main() -> int:
         "inconsistent_run_dirs": broken,
     }
     print(json.dumps(result, indent=2))
-    return 0 if same_table and not differ and not broken else 1
+    cases_ok = cases is None or all(ok for ok, _ in cases.values())
+    return 0 if same_table and not differ and not broken and cases_ok else 1
+
+
+def _run_cases(out: Path) -> dict[str, tuple[bool, str]]:
+    """The hostile cases of issue 23, each in a fresh folder under ``out``; prints one line per case."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _fault_cases import run_cases
+
+    t0 = time.perf_counter()
+    results = run_cases(out)
+    for name, (ok, detail) in results.items():
+        print(f"{'PASS' if ok else 'FAIL'}  {name}" + ("" if ok else f"\n      {detail}"), flush=True)
+    passed = sum(ok for ok, _ in results.values())
+    print(f"hostile cases: {passed}/{len(results)} passed in {time.perf_counter() - t0:.0f} s", flush=True)
+    return results
 
 
 if __name__ == "__main__":

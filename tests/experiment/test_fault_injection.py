@@ -230,6 +230,8 @@ def test_every_fault_class_keeps_user_files_and_resumes_exactly(tmp_path, monkey
             "compare kills",
             "compare kills resumed identically",
             "stale files flagged",
+            "failed commands left nothing",
+            "damaged checkpoints worked around",
         ],
         0,
     )
@@ -245,6 +247,8 @@ def test_every_fault_class_keeps_user_files_and_resumes_exactly(tmp_path, monkey
         "plots/notes.txt",
         ".notes.tmp",
         "link",
+        "metrics.csv",  # issue 23: a user's, in a run that never used the csv logger
+        "valuation/test_lowest.csv",  # named like value --top's, but without its record
     ]
     for place in places:
         target = run / place
@@ -269,6 +273,8 @@ def test_every_fault_class_keeps_user_files_and_resumes_exactly(tmp_path, monkey
         "bad config": {"config.yaml": b"lr: 0.1\n", "metrics.jsonl": b'{"loss":1}\n', ".notes.tmp": b"t"},
         "garbage checkpoint": {"config.yaml": b"dataset: synthetic\n", "checkpoints/last.pt": b"not a checkpoint"},
         "no run": {"thesis.tex": decoy, ".x.mmcoop.tmp": b"looks like mmcoop's, but no marker"},
+        # issue 23: a valid config and the user's metrics, never a run (no marker, no checkpoint)
+        "never a run": {"config.yaml": (run / "config.yaml").read_bytes(), "metrics.jsonl": b'{"epoch": 1}\n'},
     }
     for label, files in foreign.items():
         folder = tmp_path / "foreign" / label.replace(" ", "_")
@@ -358,6 +364,23 @@ def test_every_fault_class_keeps_user_files_and_resumes_exactly(tmp_path, monkey
             resume=True,
         )
     counts["stale files flagged"] += len(stale_derived(cfg.run_dir))
+
+    # 6. issue 23: a report failing on a full disk leaves nothing new; a damaged last.pt keeps best.pt usable
+    import mmcoop.utils.io as io_mod
+    from _faults import FullDisk
+
+    before = _tree(run)
+    with monkeypatch.context() as m:
+        m.setattr(io_mod, "os", FullDisk(limit=1 << 16))  # plots fit, the page embedding them does not
+        res = runner.invoke(app, ["report", str(run)])
+    assert res.exit_code == 2 and "disk is full" in " ".join(res.output.split()), res.output
+    assert _tree(run) == before  # no plots/*.png without a report.html, no temporary file
+    counts["failed commands left nothing"] += 1
+    last = run / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:64])
+    res = runner.invoke(app, ["value", str(run), "--checkpoint", "best"])
+    assert res.exit_code == 0, res.output
+    counts["damaged checkpoints worked around"] += 1
 
     print("fault classes", counts)
     assert counts["compare kills"] == len(points) == counts["compare kills resumed identically"], counts
