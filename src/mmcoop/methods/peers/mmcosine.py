@@ -26,7 +26,9 @@ Deliberate differences:
 * Zero-padded features (modalities of different widths): the padding columns of a weight slice
   are left out of its norm.
 * ``M > 2``: native (one cosine block per modality, summed; BalanceBenchmark's 3-modality branch).
-* DDP: no cross-sample statistic; every rank computes its own batch's loss and DDP averages.
+* DDP: no cross-sample statistic; every rank computes its own batch's loss and DDP averages. The
+  fusion head's bias is left out of the cosine loss (as official), so the method turns on DDP's
+  unused-parameter detection (:meth:`MMCosine.skips_encoders`).
 """
 
 from __future__ import annotations
@@ -90,6 +92,11 @@ class MMCosine(Method):
     def noop_reason(self, epochs: int) -> str | None:
         """A window after the run: the weights are trained exactly as ``joint`` (only evaluation differs)."""
         return window_noop(self.options.modulation_starts, epochs, "training on the cosine logits")
+
+    def skips_encoders(self) -> bool:
+        """The cosine logits leave the fusion head's bias out of the loss: under DDP the bias is an
+        unused parameter, so PyTorch's unused-parameter detection is needed."""
+        return True
 
     def setup(self, ctx: MethodContext) -> None:
         require_modalities(ctx.model, self.name)
