@@ -411,6 +411,10 @@ def compare(
         gains = _gain_table(summary, df)
         if gains is not None:
             console.print(gains)
+        from mmcoop.experiment.tables import build_table, collect, metric_columns, to_markdown
+
+        rows = collect([cdir])
+        console.print(to_markdown(build_table(rows, metric_columns(rows, True, probe))), markup=False, highlight=False)
         say(f"comparison directory: {cdir} (compare.csv, summary.csv; `mmcoop report {cdir}` draws Figure 1)")
 
     _guard(go)

@@ -89,9 +89,49 @@ def probe(
     _guard(go)
 
 
+def table(
+    paths: list[Path] = typer.Argument(..., help="Comparison folders (compare.csv) and/or run folders (results.json)."),
+    out: Path = typer.Option(
+        Path("table"), "--out", help="Prefix of the files written: <out>.tex, <out>.md, <out>.csv."
+    ),
+    modalities: bool = typer.Option(False, "--modalities", help="Add each modality's accuracy alone."),
+    probe: bool = typer.Option(
+        False, "--probe", help="Add the linear-probe accuracies (compare --probe / mmcoop probe)."
+    ),
+    diff: str = typer.Option(
+        "test_acc",
+        help="Comma list of compare.csv columns shown as the paired difference to the baseline with its 95% "
+        "interval (e.g. test_acc,probe_acc_audio); none for no such column.",
+    ),
+    baseline: str = typer.Option("joint", help="The method the differences are taken to."),
+) -> None:
+    """LaTeX (booktabs), Markdown and CSV tables: methods as rows, datasets as column groups, mean ± std over
+    seeds, the best in bold, the paired difference to joint with its interval."""
+    from mmcoop.cli.app import _guard, console
+
+    def go() -> None:
+        from mmcoop.experiment.tables import build_table, collect, metric_columns, to_markdown, write_tables
+
+        rows = collect(paths)
+        diffs = [] if diff.strip() == "none" else [d.strip() for d in diff.split(",") if d.strip()]
+        unknown = [d for d in diffs if d not in rows.columns]
+        if unknown:
+            raise MMCoopError(
+                f"--diff {', '.join(unknown)}: not a column of the runs given; valid: "
+                + ", ".join(c for c in rows.columns if c.startswith(("test_", "probe_")))
+            )
+        t = build_table(rows, metric_columns(rows, modalities, probe), diffs, baseline)
+        written = write_tables(t, out)
+        console.print(to_markdown(t), markup=False, highlight=False)
+        console.print("wrote " + ", ".join(map(str, written)), markup=False, highlight=False)
+
+    _guard(go)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``probe`` (and ``table``) to ``app``."""
+    """Add ``probe`` and ``table`` to ``app``."""
     app.command()(probe)
+    app.command()(table)
 
 
-__all__ = ["probe", "register"]
+__all__ = ["probe", "register", "table"]
