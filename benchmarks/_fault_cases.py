@@ -17,24 +17,10 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"  # user_project.py: a user's data and model targets
-TINY = [
-    "--dataset",
-    "synthetic",
-    "--set",
-    "dataset_options.sizes=[48,24,24]",
-    "--set",
-    "dataset_options.dim=4",
-    "--set",
-    "model.dim=8",
-    "--set",
-    "train.progress=false",
-    "--device",
-    "cpu",
-    "--epochs",
-    "1",
-    "--out-dir",
-    "runs",
-]
+sys.path.insert(0, str(ROOT / "tests"))
+from _runs import TINY_ARGS  # noqa: E402 - the tests' tiny synthetic run, as CLI options
+
+TINY = [*TINY_ARGS, "--epochs", "1", "--out-dir", "runs"]
 #: a disk that fills up: every write through mmcoop.utils.io above LIMIT bytes fails with ENOSPC
 _FULL_DISK = (
     "import errno, os, sys\n"
