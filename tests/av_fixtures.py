@@ -327,3 +327,38 @@ def build_balancedav(root: Path, content: Content, frames: int = 8) -> Built:
     database["bav_test_absent"] = {"subset": "testing", "label": BALANCED_CLASSES[0]}
     (root / "annotations.json").write_text(json.dumps({"labels": list(BALANCED_CLASSES), "database": database}))
     return Built(root, clips, {"frames": encoded})
+
+
+FOOD_CLASSES = ("apple_pie", "sushi", "tacos")
+
+
+def build_food101(root: Path, content: Content) -> Built:
+    """UPMC Food-101 layout: images/<split>/<class>/<file>.jpg and texts/<split>_titles.csv (with header).
+
+    3 classes x (train 3, test 1) images; one test row's image is absent. Titles carry what
+    the benchmark's ``clean_text`` removes (a leading ``RT``, ``#``, a URL).
+    """
+    import csv
+
+    clips: dict[str, list[tuple[str, int]]] = {"train": [], "test": []}
+    titles: dict[str, str] = {}
+    (root / "texts").mkdir(parents=True, exist_ok=True)
+    for split, per_class in (("train", 3), ("test", 1)):
+        rows = []
+        for c, cls in enumerate(FOOD_CLASSES):
+            folder = root / "images" / split / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for k in range(per_class):
+                image = f"{cls}_{split}{k}.jpg"
+                frame_image(content.digit()).save(folder / image, quality=95)
+                text = f"RT #Best {cls.replace('_', ' ')} recipe number {k}, easy! https://example.org/{cls}/{k}"
+                rows.append((image, text, cls))
+                clips[split].append((f"{cls}/{image}", c))
+                titles[f"{cls}/{image}"] = text
+        if split == "test":
+            rows.append(("sushi_missing.jpg", "Absent sushi", "sushi"))
+        with open(root / "texts" / f"{split}_titles.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["Image_path", "text", "label"])
+            w.writerows(rows)
+    return Built(root, clips, {"titles": titles})

@@ -94,7 +94,7 @@ def write_vocab(vocab: Sequence[str], path: str | os.PathLike) -> Path:
     return atomic_write_text(path, "".join(f"{t}\n" for t in vocab))
 
 
-def _special(vocab: dict[str, int], names: tuple[str, ...], what: str, path: Path) -> int:
+def _special(vocab: dict[str, int], names: tuple[str, ...], what: str, path: str | os.PathLike) -> int:
     for n in names:
         if n in vocab:
             return vocab[n]
@@ -102,14 +102,34 @@ def _special(vocab: dict[str, int], names: tuple[str, ...], what: str, path: Pat
 
 
 def _vocab_file(texts: Sequence[str], path: Path, max_length: int) -> TokenizedTexts:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    vocab = {t: i for i, t in reversed(list(enumerate(lines)))}  # the first line of a repeated token wins
-    pad, unk = _special(vocab, PAD_TOKENS, "padding", path), _special(vocab, UNK_TOKENS, "unknown", path)
+    return tokenize_with_vocab(texts, path.read_text(encoding="utf-8").splitlines(), max_length, where=path)
+
+
+def tokenize_with_vocab(
+    texts: Sequence[str], vocab: Sequence[str], max_length: int, where: str | os.PathLike = "the vocabulary"
+) -> TokenizedTexts:
+    """The simple tokenizer with an in-memory vocabulary (token ``i`` = id ``i``, e.g. :func:`build_vocab`'s).
+
+    Args:
+        texts: ``N`` strings.
+        vocab: tokens in id order, with a padding and an unknown token.
+        max_length: ``L``.
+        where: what to name in an error (the vocabulary file).
+
+    Returns:
+        :class:`TokenizedTexts` ``[N, L]``.
+
+    Example:
+        >>> tokenize_with_vocab(["a dog"], build_vocab(["a cat"]), 3).ids.tolist()
+        [[2, 1, 0]]
+    """
+    ids_of = {t: i for i, t in reversed(list(enumerate(vocab)))}  # the first of a repeated token wins
+    pad, unk = _special(ids_of, PAD_TOKENS, "padding", where), _special(ids_of, UNK_TOKENS, "unknown", where)
     ids = torch.full((len(texts), max_length), pad, dtype=torch.long)
     for i, text in enumerate(texts):
-        row = [vocab.get(w, unk) for w in words(text)][:max_length]
+        row = [ids_of.get(w, unk) for w in words(text)][:max_length]
         ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return TokenizedTexts(ids, pad, len(lines))
+    return TokenizedTexts(ids, pad, len(vocab))
 
 
 def _hf_folder(texts: Sequence[str], folder: Path, max_length: int) -> TokenizedTexts:

@@ -2,7 +2,7 @@
 
 `FrameFolder` reads a folder of RGB frame images, `FlowFolders` a pair of
 greyscale u/v folders, `Hdf5Frames` the encoded frames of one HDF5 file per clip
-(BalanceBenchmark's BalancedAV layout; needs h5py). Frames are chosen by `mmcoop.media.frames.frame_indices`
+(BalanceBenchmark's BalancedAV layout; needs h5py), `ImageFile` one image per sample. Frames are chosen by `mmcoop.media.frames.frame_indices`
 (the package's one frame-choice rule) and transformed per frame as the official
 pipelines do (`mmcoop.media.transforms.transform_group`: ``RandomResizedCrop`` +
 flip in training, ``Resize`` in evaluation); normalisation is applied once per batch
@@ -161,6 +161,44 @@ class Hdf5Frames(_Frames):
             image = open_image_bytes(data, f"{path}[{self.key!r}][{i}]")
             frames.append(transform_group([image], self.image_size, train, gen, self.crop, self.flip)[0])
         return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+
+
+@dataclass
+class ImageFile:
+    """One RGB image file per sample -> uint8 ``[3, S, S]`` (kind ``image``), normalised per batch to float.
+
+    Train: the crop (``resize`` or ``random-resized``) and a random horizontal flip; eval
+    ``Resize((S, S))``; ImageNet normalisation by default (as :class:`FrameFolder`).
+
+    Attributes:
+        name: modality name.
+        layout: the reader's layout text (error messages).
+        image_size: ``S``.
+        crop: training crop.
+        flip: random horizontal flip in training.
+        mean / std: per-channel normalisation (``None`` keeps ``[0, 1]``).
+    """
+
+    name: str
+    layout: str
+    image_size: int = 224
+    crop: Crop = "resize"
+    flip: bool = True
+    mean: tuple[float, ...] | None = IMAGENET_MEAN
+    std: tuple[float, ...] | None = IMAGENET_STD
+    spec: ModalitySpec = field(init=False)
+
+    def __post_init__(self) -> None:
+        check_frame_options(1, self.image_size, "random", "centre", self.crop)
+        self.spec = ModalitySpec(self.name, "image", (3, self.image_size, self.image_size))
+
+    def load(self, path: Path, train: bool, gen: torch.Generator | None) -> Tensor:
+        image = open_image(path, "RGB", self.layout)
+        arr = transform_group([image], self.image_size, train, gen, self.crop, self.flip)[0]
+        return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+    def finish(self, batch: Tensor) -> Tensor:
+        return normalize_frames(batch, self.mean, self.std)
 
 
 def check_frame_options(num_frames: int, image_size: int, train_choice: str, eval_choice: str, crop: str) -> None:
