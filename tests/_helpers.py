@@ -8,15 +8,18 @@ constants that are also needed at collection time (e.g. in ``parametrize``).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from torch import Tensor, nn
 
@@ -53,15 +56,37 @@ def write_png(path: Path, mmcoop_plot: bool = False) -> Path:
     return path
 
 
+def run_bounded(cmd: list[str], timeout: float, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``cmd`` (one thread per process, output captured) in a process group of its own; past
+    ``timeout`` seconds the whole group is killed (a hung collective ignores SIGTERM, and killing
+    only the launcher would leave its workers running) and the test fails with the output."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(
+            f"{cmd} did not finish in {timeout:g} s (a hang?); its process group was killed\n{out[-3000:]}\n{err[-3000:]}"
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # workers left behind by a launcher that ended
+            os.killpg(proc.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def torchrun(*args: str, timeout: float = 240, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """``torchrun --nproc_per_node 2 --master_port <free port> *args`` (Gloo on the CPU, one thread per
-    process), output captured; ``args`` is a script with its arguments or ``"-m", "mmcoop", ...``."""
+    process), output captured, bounded by :func:`run_bounded`; ``args`` is a script with its
+    arguments or ``"-m", "mmcoop", ...``."""
     with socket.socket() as sock:  # a free port for the rendezvous
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     cmd = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2", "--master_port", str(port), *args]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd, check=False)
+    return run_bounded(cmd, timeout, cwd)
 
 
 # -- valuation: random games, the Shapley definition, the paper's two-modality cases --

@@ -68,6 +68,9 @@ except ImportError:  # pragma: no cover - the extra is installed in dev/CI
             "mmcoop.integrations.lightning needs PyTorch Lightning: pip install 'mmcoop[lightning]'"
         ) from None
 
+DDPStrategy = pl.strategies.DDPStrategy
+rank_zero_info = pl.utilities.rank_zero_info
+
 
 def contract_model(pl_module: nn.Module) -> Any:
     """The mmcoop model of a ``LightningModule`` (see the module docstring), sharing its parameters.
@@ -125,9 +128,42 @@ def _loader_of(trainer: Any, split: str) -> Any:
     return loaders
 
 
+def _detect_unused_parameters(trainer: Any, who: str) -> None:
+    """Turn on DDP's unused-parameter detection for a callback whose batches can skip an encoder.
+
+    A batch of ``duplicate`` units that all drop one modality runs no encoder of it: that rank's
+    step leaves the encoder's parameters without a gradient, and DDP without
+    ``find_unused_parameters`` then waits in backward for a gradient all-reduce the other ranks
+    never join (a silent hang). ``strategy="ddp"`` (the option not given) gets the detection
+    here, before the strategy wraps the model, as ``mmcoop train`` turns it on for such methods
+    (:meth:`~mmcoop.methods.Method.skips_encoders`); an explicit ``find_unused_parameters=False``
+    is refused with one message.
+
+    Raises:
+        ConfigError: the DDP strategy was given ``find_unused_parameters=False``.
+    """
+    strategy = trainer.strategy
+    kwargs = getattr(strategy, "_ddp_kwargs", None)
+    if not isinstance(strategy, DDPStrategy) or not isinstance(kwargs, dict):
+        return
+    if kwargs.get("find_unused_parameters", False) is True:
+        return
+    if "find_unused_parameters" in kwargs:
+        raise ConfigError(
+            f"{who}(execution='duplicate') under DDP needs unused-parameter detection: a batch of re-sampled "
+            "units can drop a modality on one rank and leave its encoder without a gradient, which stalls "
+            "DDP; use strategy='ddp_find_unused_parameters_true' (or execution='weighted', which runs every encoder)"
+        )
+    kwargs["find_unused_parameters"] = True
+    rank_zero_info(
+        f"{who}(execution='duplicate'): DDP's find_unused_parameters turned on (a batch of units can skip an encoder)"
+    )
+
+
 def _log(pl_module: Any, values: dict[str, float]) -> None:
+    """Log epoch values that every rank holds alike (the gathered valuation): the DDP mean is the value."""
     if values:
-        pl_module.log_dict({k: float(v) for k, v in values.items()}, on_step=False, on_epoch=True)
+        pl_module.log_dict({k: float(v) for k, v in values.items()}, on_step=False, on_epoch=True, sync_dist=True)
 
 
 class ModalityValuation(pl.Callback):
@@ -170,6 +206,17 @@ class ModalityValuation(pl.Callback):
         self.value, self.batch_size, self.dirpath = value, int(batch_size), dirpath
         self.tables: dict[int, ValuationTable] = {}
         self._wrapped: tuple[Any, Any] | None = None
+        self._root: Path | None = None  # the resolved dirpath (set in setup, on every rank)
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        """Resolve ``dirpath`` on every rank: ``trainer.log_dir`` is a collective (a broadcast from
+        rank 0) under DDP, so reading it on rank 0 only would stall the other ranks forever."""
+        if self.dirpath is False:
+            self._root = None
+        elif isinstance(self.dirpath, (str, Path)) and str(self.dirpath):
+            self._root = Path(self.dirpath)
+        else:
+            self._root = Path(trainer.log_dir or trainer.default_root_dir) / "valuation"
 
     def _data(self, trainer: Any) -> Any:
         from mmcoop.enhance import as_multimodal
@@ -201,10 +248,8 @@ class ModalityValuation(pl.Callback):
         values.update({f"acc_alone_{sp}/{m}": v for m, v in table.unimodal_accuracy().items()})
         values[f"time/valuation_{sp}_s"] = seconds
         _log(pl_module, values)
-        if self.dirpath is not False and trainer.is_global_zero:
-            given = self.dirpath if isinstance(self.dirpath, (str, Path)) else None
-            root = Path(given) if given else Path(trainer.log_dir or trainer.default_root_dir) / "valuation"
-            table.to_parquet(root / f"{self.split}_epoch_{epoch:03d}.parquet")
+        if self._root is not None and trainer.is_global_zero:
+            table.to_parquet(self._root / f"{self.split}_epoch_{epoch:03d}.parquet")
 
 
 class _Resampling(pl.Callback):
@@ -228,6 +273,10 @@ class _Resampling(pl.Callback):
     def loss(self, model: Any, feats: Tensor, logits: Tensor, batch: Mapping[str, Any]) -> Tensor:
         """The loss hook (see `resampling_loss`) with this callback's ``normalize``."""
         return resampling_loss(model, feats, logits, batch, self.normalize)
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if self.execution == "duplicate":
+            _detect_unused_parameters(trainer, type(self).__name__)
 
     def _install(self, trainer: Any, pl_module: Any, epoch: int) -> None:
         """Plan ``epoch`` (0-based) from the current weights and make it the training dataloader."""
