@@ -108,7 +108,7 @@ def _vocab_file(texts: Sequence[str], path: Path, max_length: int) -> TokenizedT
 def tokenize_with_vocab(
     texts: Sequence[str], vocab: Sequence[str], max_length: int, where: str | os.PathLike = "the vocabulary"
 ) -> TokenizedTexts:
-    """The simple tokenizer with an in-memory vocabulary (token ``i`` = id ``i``, e.g. :func:`build_vocab`'s).
+    """The simple tokenizer with an in-memory vocabulary (token ``i`` = id ``i``, e.g. `build_vocab`'s).
 
     Args:
         texts: ``N`` strings.
@@ -117,7 +117,7 @@ def tokenize_with_vocab(
         where: what to name in an error (the vocabulary file).
 
     Returns:
-        :class:`TokenizedTexts` ``[N, L]``.
+        `TokenizedTexts` ``[N, L]``.
 
     Example:
         >>> tokenize_with_vocab(["a dog"], build_vocab(["a cat"]), 3).ids.tolist()

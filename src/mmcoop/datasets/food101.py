@@ -18,8 +18,8 @@ text ``input_dim: 40``):
 
 Tokenizer: ``tokenizer`` names a Hugging Face tokenizer folder (BERT's, for an ``hf:`` text
 encoder: ``AutoTokenizer.from_pretrained(folder, local_files_only=True)``) or a vocabulary
-file (:mod:`mmcoop.data.text`); without one, a vocabulary of the training titles' words
-(:func:`~mmcoop.data.text.build_vocab`, at most ``vocab_size`` entries) for a ``tokens``
+file (`mmcoop.data.text`); without one, a vocabulary of the training titles' words
+(`build_vocab`, at most ``vocab_size`` entries) for a ``tokens``
 encoder trained from scratch. Differences: no ``RandomRotation(30)`` in training (resize +
 flip); val is a seeded, class-stratified ``val_fraction`` (0.1) of train; a header-less csv
 (``Image_path,text,label`` rows, the UPMC files as distributed) is read too; rows whose
@@ -123,7 +123,7 @@ def load_food101_sources(
     seed: int = 0,
     on_missing: OnMissing = "skip",
 ) -> dict[str, ClipSource]:
-    """UPMC Food-101 train/val/test sources (layout: :data:`LAYOUT`): ``visual`` image + ``text`` tokens.
+    """UPMC Food-101 train/val/test sources (layout: `LAYOUT`): ``visual`` image + ``text`` tokens.
 
     Args:
         root: dataset folder.
@@ -137,8 +137,8 @@ def load_food101_sources(
         on_missing: ``skip`` (warn and count) or ``error``.
 
     Returns:
-        ``{"train", "val", "test"}`` -> :class:`ClipSource` with ``visual`` ``[3, S, S]`` and ``text``
-        ``[L]`` (int64 ids, ``tokens`` kind).
+        ``{"train", "val", "test"}`` -> `ClipSource` with ``visual`` ``[3, S, S]`` and ``text``
+            ``[L]`` (int64 ids, ``tokens`` kind).
     """
     root = Path(root)
     train_dir = root / fill(images, split="train")

@@ -168,7 +168,7 @@ class ImageFile:
     """One RGB image file per sample -> uint8 ``[3, S, S]`` (kind ``image``), normalised per batch to float.
 
     Train: the crop (``resize`` or ``random-resized``) and a random horizontal flip; eval
-    ``Resize((S, S))``; ImageNet normalisation by default (as :class:`FrameFolder`).
+    ``Resize((S, S))``; ImageNet normalisation by default (as `FrameFolder`).
 
     Attributes:
         name: modality name.
