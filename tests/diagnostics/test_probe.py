@@ -124,6 +124,11 @@ def test_probe_cli_writes_probe_json_with_provenance_and_refuses_a_foreign_file(
     write_report(run)
     html = (run / "report.html").read_text()
     assert 'id="probe"' in html and ">concat<" in html and "plots/imbalance.png" in html
+    assert "plots/feature_maps.png" in html and "--split test` and redraw" in html  # test split mapped, not valued
+    assert data["splits"]["test"]["map"]["points"] == 48 and set(data["splits"]["test"]["map"]["coords"]) == {
+        "m0",
+        "m1",
+    }
     (run / "probe.json").write_text('{"mine": 1}')
     res = runner.invoke(app, ["probe", str(run)])
     assert res.exit_code == 2 and "not written by mmcoop probe" in " ".join(res.output.split())

@@ -40,6 +40,13 @@ def probe(
     ),
     seed: Optional[int] = typer.Option(None, help="Seed of that subset (default: the run's seed)."),
     device: Optional[str] = typer.Option(None, help="Where to encode and fit (default: cpu)."),
+    feature_map: bool = typer.Option(
+        True,
+        "--map/--no-map",
+        help="Also a t-SNE map of each modality's features on the split, drawn by `mmcoop report` "
+        "(needs mmcoop[featuremaps]; skipped with a note when it is not installed).",
+    ),
+    map_points: int = typer.Option(2000, help="Points per feature map at most (a seeded subsample)."),
     trust_run: bool = typer.Option(
         False, "--trust-run", help="Load a checkpoint holding Python objects other than tensors (trusted runs only)."
     ),
@@ -59,6 +66,14 @@ def probe(
             raise MMCoopError(f"--split must be train, val or test, got {split!r}")
         if checkpoint not in ("best", "last"):
             raise MMCoopError(f"--checkpoint must be best or last, got {checkpoint!r}")
+        import importlib.util
+
+        want_map = feature_map and importlib.util.find_spec("sklearn") is not None
+        if feature_map and not want_map:
+            console.print(
+                "[yellow]note:[/] no feature maps: scikit-learn is not installed (pip install 'mmcoop[featuremaps]')",
+                highlight=False,
+            )
         entry = probe_run(
             run_dir,
             split,
@@ -69,6 +84,8 @@ def probe(
             seed=seed,
             device=device,
             trust=trust_run,
+            feature_map=want_map,
+            map_points=map_points,
         )
         rows = [
             {

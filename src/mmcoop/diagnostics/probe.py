@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 from torch import Tensor
 
+from mmcoop.diagnostics.feature_map import MAX_POINTS, tsne_maps
 from mmcoop.errors import ConfigError, DataError
 from mmcoop.train.metrics import macro_f1
 from mmcoop.valuation import encode_dataset, unwrap_model
@@ -197,6 +198,8 @@ def linear_probe(
     seed: int = 0,
     device: torch.device | str | None = None,
     max_iter: int = 200,
+    feature_map: bool = False,
+    map_points: int = MAX_POINTS,
 ) -> dict[str, Any]:
     """Linear probe of each modality's frozen features, and of all of them concatenated.
 
@@ -226,9 +229,13 @@ def linear_probe(
     if max_train is not None and max_train < 1:
         raise ConfigError(f"max_train must be >= 1, got {max_train}")
 
+    rows: dict[int, Tensor] = {}  # id(features) -> their storage rows
+
     def encode(ds: "MultimodalDataset") -> tuple[dict[str, Tensor], Tensor]:
-        f, y, _ = encode_dataset(model, ds.train_mode(False), batch_size=batch_size, device=device)
-        return modality_features(model, f), y
+        f, y, index = encode_dataset(model, ds.train_mode(False), batch_size=batch_size, device=device)
+        feats = modality_features(model, f)
+        rows[id(feats)] = index
+        return feats, y
 
     train_ds = splits.train
     if max_train is not None and len(train_ds) > max_train:
@@ -251,7 +258,7 @@ def linear_probe(
         )
         for name in ftr
     }
-    return {
+    out: dict[str, Any] = {
         "split": split,
         "seed": int(seed),
         "grid": [float(g) for g in sorted(grid, reverse=True)],
@@ -261,3 +268,7 @@ def linear_probe(
         "num_classes": int(c),
         "probes": probes,
     }
+    if feature_map:
+        maps = {name: f for name, f in fte.items() if name != CONCAT}
+        out["map"] = tsne_maps(maps, yte, rows[id(fte)], max_points=map_points, seed=seed)
+    return out

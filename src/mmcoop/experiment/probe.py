@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from mmcoop import __version__
 from mmcoop.errors import MMCoopError
+from mmcoop.diagnostics.feature_map import MAX_POINTS
 from mmcoop.diagnostics.probe import DEFAULT_GRID, linear_probe
 from mmcoop.experiment.run import load_run
 from mmcoop.utils.io import check_writable
@@ -32,6 +33,8 @@ def probe_run(
     seed: int | None = None,
     device: str | None = None,
     trust: bool = False,
+    feature_map: bool = False,
+    map_points: int = MAX_POINTS,
 ) -> dict[str, Any]:
     """Fit the linear probes of a finished run and write them to ``<run_dir>/probe.json``.
 
@@ -73,6 +76,8 @@ def probe_run(
         max_train=max_train,
         seed=cfg.seed if seed is None else seed,
         device=device,
+        feature_map=feature_map,
+        map_points=map_points,
     )
     entry[CHECKPOINT_INFO_KEY] = source
     entry["mmcoop"] = __version__

@@ -6,8 +6,9 @@ Same conventions as `mmcoop.report.plots`: plain pandas/numpy in, PNG bytes (or
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -45,4 +46,48 @@ def imbalance_figure(metrics: pd.DataFrame, modalities: Sequence[str]) -> bytes 
         if line is not None:
             ax.axhline(line, color="grey", ls=":", lw=1)
         _epoch_axis(ax, ylabel, title)
+    return figure_png(fig)
+
+
+def feature_map_figure(
+    coords: Mapping[str, Sequence[Sequence[float]]],
+    labels: Sequence[int],
+    phi: Mapping[str, Sequence[float]] | None = None,
+    class_names: Sequence[str] | None = None,
+) -> bytes | None:
+    """t-SNE maps, one row per modality: points coloured by class, and (when ``phi`` has the
+    modality) by the sample's Shapley value of that modality."""
+    if not coords:
+        return None
+    mods = list(coords)
+    ncols = 2 if phi else 1
+    fig = Figure(figsize=(4.4 * ncols + 1.2, 3.8 * len(mods)))
+    axes = fig.subplots(len(mods), ncols, squeeze=False)
+    y = np.asarray(labels)
+    classes = sorted(set(y.tolist()))
+    colors = _colors(len(classes))
+    for row, m in zip(axes, mods):
+        xy = np.asarray(coords[m], dtype=float).reshape(-1, 2)
+        ax = row[0]
+        for k, c in enumerate(classes):
+            sel = y == c
+            name = class_names[c] if class_names and 0 <= c < len(class_names) else str(c)
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=6, color=colors[k], label=name, alpha=0.8, linewidths=0)
+        ax.set_title(f"{m}: t-SNE, coloured by class")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if len(classes) <= 12:
+            ax.legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        if phi and m in phi:
+            ax = row[1]
+            v = np.asarray(phi[m], dtype=float)
+            ok = np.isfinite(v)
+            ax.scatter(xy[~ok, 0], xy[~ok, 1], s=6, color="lightgrey", linewidths=0)
+            sc = ax.scatter(xy[ok, 0], xy[ok, 1], s=6, c=v[ok], cmap="coolwarm_r", linewidths=0)
+            fig.colorbar(sc, ax=ax, label=f"phi_{m}")
+            ax.set_title(f"{m}: coloured by Shapley value")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        elif ncols == 2:
+            row[1].set_axis_off()
     return figure_png(fig)
