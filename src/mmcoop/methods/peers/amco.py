@@ -20,7 +20,8 @@ flags are set from this batch's masked logits (share ``> sigma``). Outside the w
 
 Defaults (``configs/trainer_config.yaml``): ``eps = 0.3``, ``sigma = 0.5`` (``null`` here means
 ``1 / M``: 0.5 for two modalities), ``l_rate = 0.1`` (``l_t += epoch / 10``); window every epoch
-(BalanceBenchmark 0..80 of 30 epochs). Its ``alpha`` and ``U`` options are read by nothing.
+(BalanceBenchmark 0..80 of 30 epochs). Its ``alpha`` and ``U`` options are read by nothing. A window
+outside the run is not refused as a no-op: the extra layer still trains (the model is not ``joint``'s).
 
 Deliberate differences:
 
@@ -48,7 +49,7 @@ from torch.nn import functional as F
 
 from mmcoop.data.base import Batch
 from mmcoop.errors import ConfigError
-from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions, window_noop
+from mmcoop.methods.base import METHODS, Method, MethodContext, MethodOptions
 from mmcoop.methods.functional.amco import amco_class_mask, amco_mask_ratio, amco_softmax_shares
 from mmcoop.methods.peers._wiring import (
     EpochMeans,
@@ -104,10 +105,6 @@ class AMCo(Method):
 
     Options = AMCoOptions
     options: AMCoOptions
-
-    def noop_reason(self, epochs: int) -> str | None:
-        """A window after the run: no mask and no unimodal loss (only the extra layer)."""
-        return window_noop(self.options.modulation_starts, epochs, "the masking")
 
     def setup(self, ctx: MethodContext) -> None:
         self.m = require_modalities(ctx.model, self.name)
