@@ -487,18 +487,14 @@ def value(
     Every row carries the sample's stable id (clip id, file path, your dataset's "id", else the index).
     """
     from mmcoop.experiment import load_run
+    from mmcoop.cli.options import check_run_options
     from mmcoop.utils.io import check_writable
     from mmcoop.utils.rundir import RunPaths
     from mmcoop.utils.runfiles import CHECKPOINT_INFO_KEY, checkpoint_fingerprint, stale_valuations
     from mmcoop.valuation import mean_features, valuate_dataset
 
     def go() -> None:
-        if batch_size < 1:
-            raise MMCoopError(f"--batch-size must be >= 1, got {batch_size}")
-        if split not in ("train", "val", "test"):
-            raise MMCoopError(f"--split must be train, val or test, got {split!r}")
-        if checkpoint not in ("best", "last"):
-            raise MMCoopError(f"--checkpoint must be best or last, got {checkpoint!r}")
+        check_run_options(batch_size, split, checkpoint)
         if top < 0:
             raise MMCoopError(f"--top must be >= 0, got {top}")
         if modality is not None and top == 0:

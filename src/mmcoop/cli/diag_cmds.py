@@ -55,17 +55,13 @@ def probe(
     from mmcoop.cli.app import _guard, _table, console
 
     def go() -> None:
+        from mmcoop.cli.options import check_run_options
         from mmcoop.diagnostics import DEFAULT_GRID
         from mmcoop.experiment.probe import probe_run
         from mmcoop.utils.rundir import RunPaths
         from mmcoop.utils.runfiles import stale_probes
 
-        if batch_size < 1:
-            raise MMCoopError(f"--batch-size must be >= 1, got {batch_size}")
-        if split not in ("train", "val", "test"):
-            raise MMCoopError(f"--split must be train, val or test, got {split!r}")
-        if checkpoint not in ("best", "last"):
-            raise MMCoopError(f"--checkpoint must be best or last, got {checkpoint!r}")
+        check_run_options(batch_size, split, checkpoint)
         import importlib.util
 
         want_map = feature_map and importlib.util.find_spec("sklearn") is not None
