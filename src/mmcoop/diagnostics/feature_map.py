@@ -1,7 +1,7 @@
 """Feature maps: a 2-D t-SNE of each modality's features (BalanceBenchmark ``balancemm/analysis/t_sne.py``
 at GeWu-Lab/BalanceBenchmark 4c1482f draws the same per-modality maps).
 
-scikit-learn's :class:`sklearn.manifold.TSNE` (extra ``mmcoop[featuremaps]``): the maps are
+scikit-learn's `sklearn.manifold.TSNE` (extra ``mmcoop[featuremaps]``): the maps are
 drawn on a seeded subsample of at most a few thousand points, where its Barnes-Hut t-SNE takes
 seconds, and scikit-learn is the one well-kept library both t-SNE packages installed here need
 (openTSNE depends on it too); openTSNE's FFT acceleration pays off only for far larger maps.
@@ -53,7 +53,7 @@ def tsne_maps(
 
     Returns:
         ``{"points", "seed", "perplexity", "index": [n], "label": [n], "coords": {name: [[x, y], ...]}}``
-        (plain lists, JSON-ready).
+            (plain lists, JSON-ready).
     """
     manifold = import_optional("sklearn.manifold", "featuremaps", "the report's feature maps (t-SNE)")
     n = int(labels.shape[0])

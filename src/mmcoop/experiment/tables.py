@@ -1,10 +1,10 @@
 """Tables a paper takes: methods as rows, datasets as column groups, from comparisons and runs.
 
-:func:`collect` reads the per-seed rows (``compare.csv`` of a comparison, ``results.json`` of
-a run), :func:`build_table` summarises them (mean ± std over seeds, in percent; the paired
-difference to the baseline with its interval, from :mod:`mmcoop.experiment.stats`, as
-``compare`` computes its gains), and :func:`to_latex` (booktabs), :func:`to_markdown` and
-:func:`to_csv` render it; the best mean of each column is in bold. The shape follows
+`collect` reads the per-seed rows (``compare.csv`` of a comparison, ``results.json`` of
+a run), `build_table` summarises them (mean ± std over seeds, in percent; the paired
+difference to the baseline with its interval, from `mmcoop.experiment.stats`, as
+``compare`` computes its gains), and `to_latex` (booktabs), `to_markdown` and
+`to_csv` render it; the best mean of each column is in bold. The shape follows
 BalanceBenchmark's headline table (GeWu-Lab/BalanceBenchmark 4c1482f, README: methods as
 rows, one column group per dataset).
 """
@@ -73,7 +73,7 @@ def collect(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
 
     Returns:
         One row per (dataset, method, seed) with the runs' ``test_*`` and ``probe_*`` columns
-        (fractions in ``[0, 1]``); ``dataset`` is the dataset name (``-debiased`` when debiased).
+            (fractions in ``[0, 1]``); ``dataset`` is the dataset name (``-debiased`` when debiased).
 
     Raises:
         MMCoopError: a path is neither a comparison nor a finished run.
@@ -146,7 +146,7 @@ def build_table(
 ) -> Table:
     """Mean ± std over seeds (percent) per (method, dataset, column), the best mean of each column
     marked, and for each metric of ``diffs`` the paired difference to ``baseline`` (same dataset and
-    seed) with its ``level`` paired-t interval (:func:`mmcoop.experiment.stats.summarize_gains`)."""
+    seed) with its ``level`` paired-t interval (`mmcoop.experiment.stats.summarize_gains`)."""
     datasets = list(dict.fromkeys(rows["dataset"]))
     methods = list(dict.fromkeys(rows["method"].astype(str)))
     if baseline in methods:
