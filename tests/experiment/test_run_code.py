@@ -99,3 +99,23 @@ def test_a_config_that_agrees_on_code_loads(swapped, tmp_path):
     cfg.write_text(cfg.read_text().replace("epochs: 1", "epochs: 5"))  # a harmless edit: no code differs
     res = runner.invoke(app, ["value", str(clean)])
     assert res.exit_code == 0, res.output
+
+
+def test_compare_resume_refuses_a_run_with_hidden_code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    evil = f"evilc_{abs(hash(str(tmp_path))) % 10**8}"
+    flag = tmp_path / "PWNED"
+    (tmp_path / f"{evil}.py").write_text(
+        f"import pathlib\npathlib.Path({str(flag)!r}).write_text('imported')\n"
+        "def load(seed=0):\n    import user_project\n    return user_project.load(seed, 60, 24)\n"
+    )
+    args = ["compare", *COMMON, "--methods", "joint", "--seeds", "0", "--matched", "none", "--name", "c"]
+    assert runner.invoke(app, [*args, "--set", f"data.target={evil}:load"]).exit_code == 0
+    for f in [*(tmp_path / "runs" / "c").rglob("*.yaml"), *(tmp_path / "runs" / "c").rglob("*.json")]:
+        f.write_text(f.read_text().replace(f"{evil}:load", "user_project:load"))  # what a reader now sees
+    flag.unlink()
+    monkeypatch.delitem(sys.modules, evil)
+    res = runner.invoke(app, [*args, "--set", "data.target=user_project:load", "--resume"])
+    _refused(res, evil)
+    assert not flag.exists() and evil not in sys.modules
