@@ -7,6 +7,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from _runs import tiny_cfg
 from mmcoop.experiment import load_run, run_experiment
@@ -74,3 +76,25 @@ def test_run_records_the_measures_per_epoch_equal_to_valuing_the_split(tmp_path)
     tags = scalars(records[-1])
     assert {f"imbalance/shapley_share/{m}" for m in mods} <= set(tags) and "imbalance/unimodal_gap" in tags
     assert {f"imbalance/discrepancy_ratio/{m}" for m in mods} <= set(tags)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    b=st.integers(1, 6),
+    c=st.integers(2, 4),
+    seed=st.integers(0, 10_000),
+)
+def test_measure_laws(b, c, seed):
+    """Shares sum to 1, the gap is in [0, 1], and two modalities' ratios are reciprocal but for the 1e-5 guard:
+    ``rho_a rho_v = s_a s_v / ((s_a + eps)(s_v + eps))``."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, c, (b,), generator=g)
+    uni = torch.randn(b, 2, c, generator=g) * 3
+    phi = torch.randn(b, 2, generator=g).abs() + 0.01
+    meter = MultimodalMeter(c, ["a", "v"])
+    meter.update(torch.randn(b, c, generator=g), labels, uni, 0.0, phi=phi)
+    out = meter.compute()
+    assert out["share_a"] + out["share_v"] == pytest.approx(1.0)
+    assert 0.0 <= out["uni_gap"] <= 1.0
+    s_a, s_v = (float(s) for s in meter.true_prob_sum)
+    assert out["ratio_a"] * out["ratio_v"] == pytest.approx(s_a * s_v / ((s_a + 1e-5) * (s_v + 1e-5)), rel=1e-9)
