@@ -28,7 +28,7 @@ def test_unknown_dataset_method_and_options():
 def test_type_and_choice_errors():
     with pytest.raises(ConfigError, match="train.epochs' must be int"):
         RunConfig.from_dict({"train": {"epochs": "many"}})
-    with pytest.raises(ConfigError, match="valid values: adam, sgd"):
+    with pytest.raises(ConfigError, match="valid values: adam, adamw, sgd"):
         RunConfig.from_dict({"train": {"optimizer": "lbfgs"}})
     with pytest.raises(ConfigError, match="valid fusions"):
         RunConfig.from_dict({"model": {"fusion": "attention"}})
