@@ -26,7 +26,8 @@ Deliberate differences:
   what ``unimodal`` training of a late-fusion model with the other modalities removed amounts to;
   its epochs are ``teacher_epochs``, not the run's. The phase runs before epoch 0's timed training
   loop (``time_train_s`` leaves it out; its seconds are logged as ``teacher_time_s``) and its
-  optimizer steps count in ``optimizer_steps``.
+  optimizer steps count in ``optimizer_steps`` (its samples are not in ``sample_visits``, which
+  counts the loop's training units).
 * The teachers' features are taken in eval mode (BalanceBenchmark leaves the loaded teachers in
   train mode: dropout and batch statistics in the targets).
 * ``M > 2``: native (one teacher and one MSE term per modality).
