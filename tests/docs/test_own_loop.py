@@ -94,3 +94,46 @@ def test_same_plans_as_mmcoop_train(example) -> None:
         assert torch.equal(plan.rows, rec.plans[epoch].rows) and torch.equal(plan.keep, rec.plans[epoch].keep)
         sizes.append(len(plan))
     assert min(sizes) > 0 and len(set(sizes)) > 1  # non-trivial plans that change as training goes on
+
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guides" / "own-loop.md"
+
+
+def test_guide_weighted_example_runs_through_warmup(tmp_path, monkeypatch, capsys) -> None:
+    """The guide's weighted loop, verbatim: warm-up batches carry zero copies (today: KeyError 'copies'),
+    the total loss steps up when the units start while the fused CE logged beside it does not, and a
+    plain Dataset's ids and degraded keys reach valuate_dataset's table; valuate_inputs takes string ids."""
+    blocks = dict(re.findall(r"<!-- example: (\S+) -->\n```\w*\n(.*?)```", GUIDE.read_text(), flags=re.S))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "own_loop_weighted.py").write_text(blocks["own_loop_weighted.py"])
+    ns = runpy.run_path(str(tmp_path / "own_loop_weighted.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    epochs = re.findall(r"epoch (\d): loss ([\d.]+) fused CE ([\d.]+) units (\d+)", out)
+    assert [e[0] for e in epochs] == ["0", "1", "2"]
+    (_, loss0, ce0, units0), (_, loss1, ce1, units1) = epochs[0], epochs[1]
+    assert units0 == "0" and loss0 == ce0  # warm-up: no units, the total is the fused CE
+    assert int(units1) > 0 and float(loss1) > float(ce1)  # re-sampled: the units' terms are in the total
+    table = ns["table"]
+    assert table.sample_id[:3] == ["clip_000", "clip_001", "clip_002"]
+    assert table.degraded_modality[:4] == ["audio", "video", "audio", "video"]
+    assert ns["probe"].sample_id == ["a", "b", "c", "d"]
+
+
+def test_callback_example_handles_a_missing_plan(capsys) -> None:
+    """The trainer-callback example of ``mmcoop.train.callbacks`` (its class, as written) takes plan=None."""
+    import mmcoop.train.callbacks as events
+    from _helpers import tiny_data, tiny_model
+    from mmcoop.valuation import valuate_dataset
+
+    lines = [ln.strip()[4:] for ln in (events.__doc__ or "").splitlines() if ln.strip()[:4] in (">>> ", "... ")]
+    ns: dict[str, Any] = {"Callback": Callback}
+    exec("\n".join(ln for ln in lines if not ln.startswith("Trainer(")), ns)  # noqa: S102 - the documented class
+    data = tiny_data(6)
+    table = valuate_dataset(tiny_model(data), data)
+
+    class AtEpoch:
+        epoch = 3
+
+    ns["PrintContribution"]().after_valuation(AtEpoch(), table, None)
+    out = capsys.readouterr().out
+    assert out.startswith("3 {'a': ") and out.rstrip().endswith("} 0")  # no units without a plan

@@ -17,6 +17,7 @@ from mmcoop.enhance import (
     epoch_generator,
     sample_level_plan,
     weighted_unit_loss,
+    weighted_unit_parts,
 )
 from mmcoop.errors import ConfigError, DataError
 from mmcoop.methods import MethodContext, build_method
@@ -170,3 +171,37 @@ def test_weighted_loss_equals_summed_ce_of_duplicated_units() -> None:
     torch.testing.assert_close(loss * 12, summed, rtol=1e-5, atol=1e-5)
     units = weighted_unit_loss(model, feats, model.fuse(feats), batch["label"], batch["copies"], normalize="units")
     torch.testing.assert_close(units * 16, summed, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_weighted_without_a_plan_carries_zero_copies(plain: bool) -> None:
+    """Warm-up (plan None): the weighted items still carry copies, all zeros, so one training step
+    (``weighted_unit_loss(..., batch["copies"])``) fits every epoch; the loss is then the plain CE."""
+    data = tiny_data(10)
+    ds = ResampledDataset(Items(data) if plain else data, None, execution="weighted")
+    batch = collate_units([ds[i] for i in range(10)])
+    assert torch.equal(batch["copies"], torch.zeros(10, 2, dtype=torch.long))
+    model = tiny_model(data).eval()
+    feats = model.encode(batch["inputs"])
+    logits = model.fuse(feats)
+    loss = weighted_unit_loss(model, feats, logits, batch["label"], batch["copies"])
+    torch.testing.assert_close(loss, F.cross_entropy(logits, batch["label"]))
+    assert "copies" not in ResampledDataset(Items(data), None)[0]  # duplicate: no copies key
+
+
+def test_weighted_unit_parts_give_the_fused_ce_beside_the_total() -> None:
+    data = tiny_data(12)
+    model = tiny_model(data).eval()
+    batch = collate_units([ResampledDataset(data, a_plan(), execution="weighted")[i] for i in range(12)])
+    feats = model.encode(batch["inputs"])
+    logits = model.fuse(feats)
+    parts = weighted_unit_parts(model, feats, logits, batch["label"], batch["copies"])
+    torch.testing.assert_close(parts.total, weighted_unit_loss(model, feats, logits, batch["label"], batch["copies"]))
+    torch.testing.assert_close(parts.fused_ce, F.cross_entropy(logits, batch["label"]))
+    assert not parts.fused_ce.requires_grad and parts.total.requires_grad
+    # the units' terms by hand: each modality alone (the other's feature zeroed), weighted by its copies
+    uni = torch.stack([model.fuse(feats, torch.tensor([k == 0, k == 1]).expand(12, 2)) for k in range(2)], 1)
+    ce_uni = F.cross_entropy(uni.reshape(24, -1), batch["label"].repeat_interleave(2), reduction="none").view(12, 2)
+    by_hand = (F.cross_entropy(logits, batch["label"], reduction="sum") + (batch["copies"] * ce_uni).sum()) / 12
+    torch.testing.assert_close(parts.total, by_hand)
+    assert float(parts.total) > float(parts.fused_ce)  # the step up a log of the total shows after warm-up

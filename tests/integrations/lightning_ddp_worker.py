@@ -52,20 +52,23 @@ class Net(pl.LightningModule):
         self.encoders = nn.ModuleDict({"a": nn.Linear(3, 8), "b": nn.Linear(5, 8)})
         self.head = Head()
         self.batches: list[int] = []
-        self.dropped = self.with_copies = self._count = 0
+        self.units: list[int] = []  # weighted: the copies the epoch's batches carried
+        self.dropped = self.with_copies = self._count = self._units = 0
 
     def training_step(self, batch, batch_idx):
         net = contract_model(self)
         keep = batch.get("keep")
         self.dropped += int(keep is not None and not bool(keep.all()))
         self.with_copies += int("copies" in batch)
+        self._units += int(batch["copies"].sum()) if "copies" in batch else 0
         self._count += 1
         feats = net.encode(batch["inputs"], keep)
-        return resampling_loss(net, feats, net.fuse(feats, keep), batch)
+        return resampling_loss(net, feats, net.fuse(feats, keep), batch, log=self)
 
     def on_train_epoch_end(self) -> None:
         self.batches.append(self._count)
-        self._count = 0
+        self.units.append(self._units)
+        self._count = self._units = 0
 
     def validation_step(self, batch, batch_idx):
         net = contract_model(self)
@@ -104,6 +107,8 @@ def fit(out: Path, execution: str) -> None:
         "batches": module.batches,
         "dropped": module.dropped,
         "with_copies": module.with_copies,
+        "units": module.units,
+        "logged": sorted(k for k in trainer.callback_metrics if k.startswith("loss/")),
         "plans": {str(e): None if p is None else len(p) for e, p in resampling.plans.items()},
         "log_dir": trainer.log_dir,
         "tables": sorted(valuation.tables),

@@ -71,7 +71,7 @@ class Tiny(pl.LightningModule):
         self.seen_copies += int("copies" in batch)
         self._count += 1
         feats = net.encode(batch["inputs"], keep)
-        return resampling_loss(net, feats, net.fuse(feats, keep), batch)
+        return resampling_loss(net, feats, net.fuse(feats, keep), batch, log=self)
 
     def on_train_epoch_end(self):
         self.batches_per_epoch.append(self._count)
@@ -171,10 +171,24 @@ def test_weighted_execution_through_the_loss_hook(tmp_path: Path) -> None:
     torch.manual_seed(0)
     module = Tiny(Items(64), Items(32, seed=1))
     resampling = ModalityLevelResampling(execution="weighted", warmup=0, alpha=3.0, seed=3)
-    fit(module, [resampling], tmp_path, epochs=2)
+    trainer = fit(module, [resampling], tmp_path, epochs=2)
     assert len(resampling.plans[0]) > 0
     assert module.batches_per_epoch == [4, 4]  # the originals only
     assert module.seen_copies == 8 and module.seen_keep == 0
+    # the total holds the units' terms; the fused CE beside it is the curve of plain training
+    total, fused = (float(trainer.callback_metrics[k]) for k in ("loss/total", "loss/fused_ce"))
+    assert total > fused > 0
+
+
+def test_weighted_warmup_batches_carry_zero_copies(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    module = Tiny(Items(32), Items(16, seed=1))
+    resampling = SampleLevelResampling(execution="weighted", warmup=5)  # no epoch re-samples
+    trainer = fit(module, [resampling], tmp_path, epochs=1)
+    assert resampling.plans[0] is None and module.seen_copies == 2  # copies (zeros) in every batch
+    assert float(trainer.callback_metrics["loss/total"]) == pytest.approx(
+        float(trainer.callback_metrics["loss/fused_ce"])
+    )
 
 
 def test_module_without_a_model_gets_one_clear_message() -> None:

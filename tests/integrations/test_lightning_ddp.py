@@ -49,9 +49,12 @@ def test_two_processes_finish_with_valuation_and_both_executions(tmp_path: Path)
     assert dup[0]["batches"][0] == per_rank
     assert dup[0]["dropped"] > 0 and dup[1]["dropped"] > 0 and dup[0]["with_copies"] == 0
     weighted = runs["weighted"]
-    for rank in weighted:  # the originals only, with copies from epoch 1 on
+    for rank in weighted:  # the originals only, each batch with copies (zeros in the warm-up epoch)
         assert rank["batches"] == [per_rank] * 3
-        assert rank["with_copies"] == 2 * per_rank and rank["dropped"] == 0
+        assert rank["with_copies"] == 3 * per_rank and rank["dropped"] == 0
+        assert rank["units"][0] == 0 and rank["logged"] == ["loss/fused_ce", "loss/total"]
+    for e in (1, 2):  # the two ranks' shards hold every original once: all the plan's units between them
+        assert weighted[0]["units"][e] + weighted[1]["units"][e] == weighted[0]["plans"][str(e)]
 
 
 def ddp_trainer(strategy: str):

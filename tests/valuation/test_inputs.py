@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-from mmcoop.errors import ConfigError, MMCoopError
+from mmcoop.errors import ConfigError, DataError, MMCoopError
 from mmcoop.models import ConcatFusion, MultimodalClassifier
 from mmcoop.valuation import (
     VALUE_FUNCTIONS,
@@ -307,6 +307,26 @@ def test_returns_a_valuation_table_like_valuate_dataset() -> None:
     df = table.to_pandas()
     assert len(df) == 4 and {"phi_a", "phi_v"} <= set(df.columns)
     assert df["phi_a"].tolist() == table.phi[:, 0].tolist()
+
+
+def test_string_sample_ids() -> None:
+    fwd = score_forward({"a": 1.0, "v": 2.0}, 1.5)
+    a, v, y = torch.tensor([[1.0], [2.0], [0.1]]), torch.tensor([[1.0], [0.5], [0.1]]), torch.tensor([1, 1, 0])
+    table = valuate_inputs(fwd, {"a": a, "v": v}, y, index=["clip_a", "clip_b", "[/]c"])  # ids as the index
+    assert table.sample_id == ["clip_a", "clip_b", "[/]c"] and table.index.tolist() == [0, 1, 2]
+    assert table.to_pandas()["sample_id"].tolist() == ["clip_a", "clip_b", "[/]c"]
+    assert list(table.sample("clip_b")["phi"].values()) == pytest.approx(table.phi[1].tolist())
+    table = valuate_inputs(fwd, {"a": a, "v": v}, y, index=[7, 8, 9], ids=["x", "y", "z"])
+    assert table.index.tolist() == [7, 8, 9] and table.sample_id == ["x", "y", "z"]
+    assert valuate_inputs(fwd, {"a": a, "v": v}, y).sample_id == ["0", "1", "2"]
+    with pytest.raises(DataError, match="valuate_inputs ids: 2 sample ids for 3"):
+        valuate_inputs(fwd, {"a": a, "v": v}, y, ids=["x", "y"])
+    with pytest.raises(DataError, match="'x' is used by rows 0 and 1"):
+        valuate_inputs(fwd, {"a": a, "v": v}, y, index=["x", "x", "z"])
+    with pytest.raises(ConfigError, match="one row number per sample"):
+        valuate_inputs(fwd, {"a": a, "v": v}, y, index=[1, 2])
+    with pytest.raises(ConfigError, match="as ids="):
+        valuate_inputs(fwd, {"a": a, "v": v}, y, index=["p", "q", "r"], ids=["x", "y", "z"])
 
 
 @pytest.mark.parametrize("m", [2, 3])

@@ -17,7 +17,7 @@ from mmcoop.data.protocol import (
 )
 from mmcoop.data.tensor_source import TensorSource
 from mmcoop.data.array_source import ArraySource
-from mmcoop.data.dict_source import DictDatasetSource
+from mmcoop.data.dict_source import DictDatasetSource, as_multimodal
 from mmcoop.data.file_source import FileSource
 from mmcoop.data.degraded_source import DegradedSource
 from mmcoop.data.base import Batch, DatasetSplits, MultimodalDataset, batch_to
@@ -40,6 +40,7 @@ __all__ = [
     "TensorSource",
     "ArraySource",
     "DictDatasetSource",
+    "as_multimodal",
     "FileSource",
     "DegradedSource",
     "Transforms",

@@ -25,6 +25,11 @@ Sample ids (`sample_ids`): ``ids=``, else an ``"id"`` key of
 the items (``{"inputs": ..., "label": 3, "id": "clip_0042"}``; read with the labels when
 those are read from the items, else once when the ids are first asked for, which reads
 every item: give ``ids=`` for big data), else the item index.
+
+A ``"degraded"`` key of the items (when item 0 has one, every item needs it) names the modality
+degraded in that sample (its name, its index in modality order, or ``None`` / ``-1`` for none); it
+reaches every batch as the int64 ``degraded`` extra ``[B]`` and so the valuation tables' column
+``degraded_modality`` (what debiased data records).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from mmcoop.data.base import MultimodalDataset
 from mmcoop.data.items import as_labels, as_tensor, check_label, check_modalities, resolve_specs, stack_samples
 from mmcoop.data.protocol import ModalitySpec, Transforms, check_ids
 from mmcoop.errors import DataError, MMCoopError
@@ -106,6 +112,7 @@ class DictDatasetSource:
             num_classes = _declared_classes(dataset)
         self._labels_given = labels is not None
         self._has_id = "id" in first
+        self._has_degraded = "degraded" in first
         self._ids: list[str] | None = None if ids is None else check_ids(ids, n, f"dataset {self.name!r} ids")
         if labels is None:  # read every item's label once (decodes everything)
             items = [self._item(dataset, i) for i in range(n)]
@@ -137,9 +144,32 @@ class DictDatasetSource:
             raise DataError(f"{self._describe(i)} is {got}; items must be {LAYOUT}")
         inputs = {k: as_tensor(v, lambda k=k: f"{self._describe(i)} input {k!r}") for k, v in item["inputs"].items()}
         out = {"inputs": inputs, "label": item["label"]}
-        if "id" in item:
-            out["id"] = item["id"]
+        for key in ("id", "degraded"):
+            if key in item:
+                out[key] = item[key]
         return out
+
+    def _degraded(self, item: Mapping[str, Any], i: int) -> int:
+        """Item ``i``'s ``degraded`` as a modality index (``-1``: none); `DataError` naming the item otherwise."""
+        if "degraded" not in item:
+            raise DataError(
+                f"{self._describe(i)} has no 'degraded' key but item 0 has one; give every item a 'degraded' "
+                "(None for no degraded modality) or none"
+            )
+        names = [spec.name for spec in self.specs]
+        value = item["degraded"]
+        if isinstance(value, Tensor) and value.numel() == 1:
+            value = value.item()
+        if value is None:
+            return -1
+        if isinstance(value, str) and value in names:
+            return names.index(value)
+        if isinstance(value, int) and not isinstance(value, bool) and -1 <= value < len(names):
+            return int(value)
+        raise DataError(
+            f"{self._describe(i)} has degraded={value!r}; it must name a modality ({', '.join(names)}), "
+            f"be its index 0..{len(names) - 1}, or None / -1 for none"
+        )
 
     def _ids_of(self, items: Sequence[Mapping[str, Any]]) -> list[str]:
         missing = [i for i, it in enumerate(items) if "id" not in it]
@@ -179,10 +209,25 @@ class DictDatasetSource:
                 )
             labels.append(y)
         inputs = stack_samples([x["inputs"] for x in items], self.specs, lambda p: self._describe(idx[p]))
-        return {"inputs": self.transforms(inputs, train), "label": torch.tensor(labels, dtype=torch.long)}
+        out = {"inputs": self.transforms(inputs, train), "label": torch.tensor(labels, dtype=torch.long)}
+        if self._has_degraded:
+            out["degraded"] = torch.tensor([self._degraded(x, i) for i, x in zip(idx, items)], dtype=torch.long)
+        return out
 
     def __repr__(self) -> str:
         return f"DictDatasetSource({self.name!r}, N={self._n}, modalities={[s.name for s in self.specs]})"
+
+
+def as_multimodal(dataset: Dataset) -> MultimodalDataset:
+    """``dataset`` as a `MultimodalDataset`: a ``Dataset`` of dict items (see the module docstring)
+    is wrapped by `DictDatasetSource`; a MultimodalDataset is returned as is.
+
+    Raises:
+        DataError: not a map-style Dataset of such items (the message names the item and the layout).
+    """
+    if isinstance(dataset, MultimodalDataset):
+        return dataset
+    return MultimodalDataset.from_source(DictDatasetSource(dataset))
 
 
 def _declared_classes(dataset: Dataset) -> int | None:
@@ -205,4 +250,4 @@ def _label_attribute(dataset: Dataset) -> Any:
     return None
 
 
-__all__ = ["DictDatasetSource"]
+__all__ = ["DictDatasetSource", "as_multimodal"]

@@ -2,11 +2,20 @@
 
 * plans (pure): `sample_level_plan`, `modality_level_plan` -> `ResamplingPlan`;
 * schedules: `SampleLevelResampler`, `ModalityLevelResampler` (value -> plan, per epoch);
-* execution: `ResampledDataset` + `collate_units` (``duplicate``), `weighted_unit_loss`
-  (``weighted``).
+* execution: `ResampledDataset` + `collate_units` (``duplicate``), `weighted_unit_loss` /
+  `weighted_unit_parts` (``weighted``).
 """
 
-from mmcoop.enhance.execute import EXECUTIONS, NORMALIZATIONS, ResampledDataset, collate_units, weighted_unit_loss
+from mmcoop.data.dict_source import as_multimodal
+from mmcoop.enhance.execute import (
+    EXECUTIONS,
+    NORMALIZATIONS,
+    ResampledDataset,
+    UnitLoss,
+    collate_units,
+    weighted_unit_loss,
+    weighted_unit_parts,
+)
 from mmcoop.enhance.plans import (
     DEFAULT_MAX_COPIES,
     DEFAULT_THRESHOLDS,
@@ -23,7 +32,6 @@ from mmcoop.enhance.resampler import (
     ModalityLevelResampler,
     Resampler,
     SampleLevelResampler,
-    as_multimodal,
     epoch_generator,
 )
 
@@ -43,6 +51,8 @@ __all__ = [
     "ResampledDataset",
     "collate_units",
     "weighted_unit_loss",
+    "weighted_unit_parts",
+    "UnitLoss",
     "Resampler",
     "SampleLevelResampler",
     "ModalityLevelResampler",

@@ -18,6 +18,7 @@ Two executions of the same plan (see `mmcoop.methods.resampling` for the maths):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -122,6 +123,8 @@ class ResampledDataset(Dataset):
             item["index"] = torch.tensor(base_index)
         if self._copies is not None:
             item["copies"] = self._copies[base_index]
+        elif self.execution == "weighted":  # no plan (warm-up): no units, the same batch layout
+            item["copies"] = torch.zeros(len(item["inputs"]), dtype=torch.long)
         return item
 
 
@@ -148,6 +151,21 @@ def check_choice(name: str, value: Any, valid: tuple[str, ...], prefix: str = "m
         raise ConfigError(f"{prefix}{name}={value!r} is not valid; valid values: {', '.join(valid)}")
 
 
+@dataclass(frozen=True)
+class UnitLoss:
+    """The parts of `weighted_unit_parts`.
+
+    Attributes:
+        total: the scalar loss to back-propagate (`weighted_unit_loss`).
+        fused_ce: the originals' mean cross-entropy of the fused logits (detached): the loss of
+            plain training. Log it beside ``total``: ``total`` also holds the units' terms, so it
+            steps up when re-sampling starts after warm-up although the model did not get worse.
+    """
+
+    total: Tensor
+    fused_ce: Tensor
+
+
 def weighted_unit_loss(
     model: torch.nn.Module,
     feats: Tensor,
@@ -156,7 +174,26 @@ def weighted_unit_loss(
     copies: Tensor,
     normalize: str = "batch",
 ) -> Tensor:
-    """Originals' CE plus ``copies``-weighted unimodal CE terms, from one forward pass.
+    """Originals' CE plus ``copies``-weighted unimodal CE terms, from one forward pass
+    (``weighted_unit_parts(...).total``; see `weighted_unit_parts` for the arguments).
+
+    Example:
+        >>> feats = model.encode(batch["inputs"]); logits = model.fuse(feats)
+        >>> loss = weighted_unit_loss(model, feats, logits, batch["label"], batch["copies"])
+    """
+    return weighted_unit_parts(model, feats, logits, label, copies, normalize).total
+
+
+def weighted_unit_parts(
+    model: torch.nn.Module,
+    feats: Tensor,
+    logits: Tensor,
+    label: Tensor,
+    copies: Tensor,
+    normalize: str = "batch",
+) -> UnitLoss:
+    """Originals' CE plus ``copies``-weighted unimodal CE terms, from one forward pass, with the
+    originals' fused CE beside the total.
 
     Args:
         model: the model (or a DDP wrapper of it); each modality alone is fused from ``feats``.
@@ -168,11 +205,12 @@ def weighted_unit_loss(
         normalize: ``batch`` (divide by ``B``) or ``units`` (divide by ``B + copies.sum()``).
 
     Returns:
-        Scalar loss; ``loss * D`` is the summed CE of the originals and their units.
+        `UnitLoss`: ``total`` (scalar; ``total * D`` is the summed CE of the originals and their
+            units) and ``fused_ce`` (the originals' mean CE, detached).
 
     Example:
-        >>> feats = model.encode(batch["inputs"]); logits = model.fuse(feats)
-        >>> loss = weighted_unit_loss(model, feats, logits, batch["label"], batch["copies"])
+        >>> parts = weighted_unit_parts(model, feats, logits, batch["label"], batch["copies"])
+        >>> parts.total.backward(); print(float(parts.total), float(parts.fused_ce))
     """
     check_choice("normalize", normalize, NORMALIZATIONS, prefix="")
     net = unwrap_model(model)
@@ -183,7 +221,16 @@ def weighted_unit_loss(
     w = copies.to(ce_uni.device, ce_uni.dtype)
     total = ce.sum() + (w * ce_uni).sum()
     denom = (w.sum() + b) if normalize == "units" else torch.tensor(float(b), device=total.device)
-    return total / denom
+    return UnitLoss(total / denom, ce.detach().mean())
 
 
-__all__ = ["EXECUTIONS", "NORMALIZATIONS", "ResampledDataset", "collate_units", "weighted_unit_loss", "check_choice"]
+__all__ = [
+    "EXECUTIONS",
+    "NORMALIZATIONS",
+    "ResampledDataset",
+    "UnitLoss",
+    "collate_units",
+    "weighted_unit_loss",
+    "weighted_unit_parts",
+    "check_choice",
+]

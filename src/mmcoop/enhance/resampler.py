@@ -33,7 +33,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from mmcoop.data.base import MultimodalDataset
-from mmcoop.data.dict_source import DictDatasetSource
+from mmcoop.data.dict_source import as_multimodal
 from mmcoop.enhance.plans import (
     DEFAULT_MAX_COPIES,
     DEFAULT_THRESHOLDS,
@@ -52,14 +52,6 @@ from mmcoop.valuation import VALUE_FUNCTIONS, ValuationTable
 
 SALT_SUBSET = 0x5A  # generator salt of the subset Z (modality-level)
 SALT_DRAW = 0xD7  # generator salt of the re-sampled samples (modality-level)
-
-
-def as_multimodal(dataset: Dataset) -> MultimodalDataset:
-    """``dataset`` as a `MultimodalDataset` (a Dataset of dict items is wrapped
-    by `DictDatasetSource`; a MultimodalDataset is returned as is)."""
-    if isinstance(dataset, MultimodalDataset):
-        return dataset
-    return MultimodalDataset.from_source(DictDatasetSource(dataset))
 
 
 def _check_int(name: str, value: Any, low: int) -> int:
@@ -278,7 +270,6 @@ __all__ = [
     "SampleLevelResampler",
     "ModalityLevelResampler",
     "epoch_generator",
-    "as_multimodal",
     "SALT_SUBSET",
     "SALT_DRAW",
 ]

@@ -20,7 +20,7 @@ that works with and without re-sampling::
         net = contract_model(self)
         feats = net.encode(batch["inputs"], batch.get("keep"))
         logits = net.fuse(feats, batch.get("keep"))
-        return resampling_loss(net, feats, logits, batch)   # CE, plus the weighted units if any
+        return resampling_loss(net, feats, logits, batch, log=self)  # CE (+ the weighted units); logs loss/*
 
 Callbacks:
 
@@ -51,7 +51,7 @@ from mmcoop.enhance import (
     ResamplingPlan,
     SampleLevelResampler,
     collate_units,
-    weighted_unit_loss,
+    weighted_unit_parts,
 )
 from mmcoop.errors import ConfigError
 from mmcoop.models import from_modules
@@ -99,14 +99,40 @@ def contract_model(pl_module: nn.Module) -> Any:
 
 
 def resampling_loss(
-    model: Any, feats: Tensor, logits: Tensor, batch: Mapping[str, Any], normalize: str = "batch"
+    model: Any,
+    feats: Tensor,
+    logits: Tensor,
+    batch: Mapping[str, Any],
+    normalize: str = "batch",
+    log: Any = None,
 ) -> Tensor:
     """The loss hook of the re-sampling callbacks: mean cross-entropy of ``logits [B, C]``, plus the
     ``weighted`` execution's copies-weighted unimodal terms when ``batch`` has ``"copies"``
-    (`weighted_unit_loss`)."""
+    (`weighted_unit_parts`).
+
+    Args:
+        model: the contract model (`contract_model`).
+        feats: its features ``[B, M, D]`` of ``batch``.
+        logits: its fused logits ``[B, C]`` of ``batch``.
+        batch: the training batch (``label``; ``copies`` under ``weighted``).
+        normalize: ``weighted`` only, see `weighted_unit_loss`.
+        log: the ``LightningModule`` (``self``): logs ``loss/total`` (the returned loss) and
+            ``loss/fused_ce`` (the originals' fused cross-entropy) every step. Under ``weighted``
+            the total holds the units' terms and steps up when re-sampling starts after warm-up;
+            ``loss/fused_ce`` is the curve to compare with plain training.
+
+    Returns:
+        The scalar loss to back-propagate.
+    """
     if "copies" in batch:
-        return weighted_unit_loss(model, feats, logits, batch["label"], batch["copies"], normalize)
-    return F.cross_entropy(logits.float(), batch["label"])
+        parts = weighted_unit_parts(model, feats, logits, batch["label"], batch["copies"], normalize)
+        loss, fused = parts.total, parts.fused_ce
+    else:
+        loss = F.cross_entropy(logits.float(), batch["label"])
+        fused = loss.detach()
+    if log is not None:
+        log.log_dict({"loss/total": loss.detach(), "loss/fused_ce": fused}, batch_size=int(batch["label"].shape[0]))
+    return loss
 
 
 def _base_dataset(loader: Any) -> Dataset:
@@ -136,7 +162,7 @@ def _detect_unused_parameters(trainer: Any, who: str) -> None:
     ``find_unused_parameters`` then waits in backward for a gradient all-reduce the other ranks
     never join (a silent hang). ``strategy="ddp"`` (the option not given) gets the detection
     here, before the strategy wraps the model, as ``mmcoop train`` turns it on for such methods
-    (:meth:`~mmcoop.methods.Method.skips_encoders`); an explicit ``find_unused_parameters=False``
+    (`Method.skips_encoders`); an explicit ``find_unused_parameters=False``
     is refused with one message.
 
     Raises:

@@ -20,7 +20,8 @@ and the console line (`ConsoleLine`) are callbacks.
 Example:
     >>> class PrintContribution(Callback):
     ...     def after_valuation(self, trainer, table, plan):
-    ...         print(trainer.epoch, table.mean_contribution(), len(plan))
+    ...         units = 0 if plan is None else len(plan)  # plan: None when the method values without planning
+    ...         print(trainer.epoch, table.mean_contribution(), units)
     >>> Trainer(model, method, splits, config, callbacks=[PrintContribution()]).fit()
 """
 

@@ -21,11 +21,13 @@ encoders map the baseline to a zero feature both give the same values.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from mmcoop.data.protocol import check_ids
 from mmcoop.errors import ConfigError, MMCoopError
 from mmcoop.utils.modes import eval_mode
 from mmcoop.valuation.coalitions import coalition_masks
@@ -210,7 +212,8 @@ def valuate_inputs(
     value: str | ValueFunction = "paper",
     empty: str | None = None,
     batch_size: int | None = None,
-    index: Tensor | None = None,
+    index: Tensor | Sequence[int] | Sequence[str] | None = None,
+    ids: Sequence[Any] | None = None,
 ) -> ValuationTable:
     """Exact Shapley value of every input modality of every sample, as a `ValuationTable`
     (the same answer shape as `valuate_dataset`).
@@ -227,7 +230,10 @@ def valuate_inputs(
         value: value function name or a ``ValueFunction`` (default ``paper``).
         empty: ``v(empty)`` convention (``None`` = the value function's default).
         batch_size: most rows per forward call (``None`` = ``B``).
-        index: int64 ``[B]`` sample ids recorded as the table's ``index`` (default ``arange(B)``).
+        index: int64 ``[B]`` row numbers recorded as the table's ``index`` (default ``arange(B)``);
+            a list of ``B`` strings is taken as ``ids``.
+        ids: ``B`` stable sample ids (strings; ints and paths are turned into strings), the
+            table's ``sample_id`` (default: the ``index`` as strings).
 
     Returns:
         `ValuationTable` (CPU): ``phi [B, M]`` (``phi.sum(1) == v(all) - v(empty)`` per
@@ -240,6 +246,32 @@ def valuate_inputs(
     """
     valuator = InputValuator(forward_func, value=value, empty=empty, batch_size=batch_size)
     res = valuator.attribute(inputs, labels, baselines)
+    rows, names = _rows_and_ids(index, ids, int(res.phi.shape[0]))
     return ValuationTable.from_result(
-        res, list(inputs), labels, index, value=valuator.value_name, empty=valuator.empty, removal="baseline"
+        res,
+        list(inputs),
+        labels,
+        rows,
+        value=valuator.value_name,
+        empty=valuator.empty,
+        removal="baseline",
+        ids=names,
     )
+
+
+def _rows_and_ids(index: Any, ids: Sequence[Any] | None, b: int) -> tuple[Tensor | None, list[str] | None]:
+    """``valuate_inputs``' ``index`` / ``ids`` as int64 rows ``[B]`` (or ``None``) and ``B`` id strings
+    (or ``None``); strings given as ``index`` are ids. `ConfigError` / `DataError` name the argument."""
+    if index is not None and not isinstance(index, Tensor):
+        given = list(index)
+        if any(isinstance(x, str) for x in given):
+            if ids is not None:
+                raise ConfigError("valuate_inputs: give the string sample ids as ids= (index= takes row numbers)")
+            index, ids = None, given
+        else:
+            index = torch.as_tensor(given, dtype=torch.long)
+    if index is not None and tuple(index.shape) != (b,):
+        raise ConfigError(
+            f"valuate_inputs: index must hold one row number per sample, [B] = [{b}]; got {tuple(index.shape)}"
+        )
+    return index, None if ids is None else check_ids(list(ids), b, "valuate_inputs ids")

@@ -26,6 +26,8 @@ from mmcoop.valuation.valuator import (
 from mmcoop.valuation.values import ValueFunction
 
 if TYPE_CHECKING:  # pragma: no cover
+    from torch.utils.data import Dataset
+
     from mmcoop.data.base import MultimodalDataset
     from mmcoop.models.protocol import MultimodalModel
 
@@ -143,7 +145,7 @@ def _check_finite_inputs(dataset: Any, index: Tensor, finite: Tensor, split: str
 
 def valuate_dataset(
     model: "MultimodalModel",
-    dataset: "MultimodalDataset",
+    dataset: "MultimodalDataset | Dataset",
     *,
     batch_size: int = 256,
     value: str | ValueFunction = "paper",
@@ -167,7 +169,10 @@ def valuate_dataset(
     Args:
         model: the classifier (its train/eval modes are restored afterwards).
         dataset: a `MultimodalDataset`; every row of the view is
-            valued with all modalities (keep-masks of the view are ignored).
+            valued with all modalities (keep-masks of the view are ignored). A plain map-style
+            ``Dataset`` of ``{"inputs": {modality: Tensor}, "label": int}`` items is wrapped by
+            `mmcoop.data.as_multimodal` (which reads every item's label once; wrap it yourself
+            once when valuing the same dataset again and again).
         batch_size: samples per encoder pass.
         value, empty, removal, fill, method, max_exact, num_permutations, generator, memory_budget:
             see `ModalityValuator`. ``removal="mean"`` needs ``fill``
@@ -192,7 +197,9 @@ def valuate_dataset(
             with each sample's stable id (``dataset.sample_ids``).
     """
     from mmcoop.data.base import batch_to, make_loader
+    from mmcoop.data.dict_source import as_multimodal
 
+    dataset = as_multimodal(dataset)
     model = unwrap_model(model)
     model = inference_model(model, fold_bn)
     valuator = ModalityValuator(
