@@ -28,7 +28,7 @@ Deliberate differences:
 * ``M > 2``: native (one cosine block per modality, summed; BalanceBenchmark's 3-modality branch).
 * DDP: no cross-sample statistic; every rank computes its own batch's loss and DDP averages. The
   fusion head's bias is left out of the cosine loss (as official), so the method turns on DDP's
-  unused-parameter detection (:meth:`MMCosine.skips_encoders`).
+  unused-parameter detection (`MMCosine.skips_encoders`).
 """
 
 from __future__ import annotations
