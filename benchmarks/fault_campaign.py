@@ -5,6 +5,7 @@ an uninterrupted comparison (compare.csv, every run's metrics, a consistent run 
 Usage (from the project root, with the package importable)::
 
     python benchmarks/fault_campaign.py                       # all methods x 5 seeds, 12 kills
+    python benchmarks/fault_campaign.py hostile               # issue 23's hostile inputs (block at the end)
     python benchmarks/fault_campaign.py --kills 4 --seeds 0,1 --methods joint,sample-level
     python benchmarks/fault_campaign.py --cases --kills 0     # only the hostile cases of issue 23
 
@@ -181,5 +182,20 @@ def _run_cases(out: Path) -> dict[str, tuple[bool, str]]:
     return results
 
 
+# --- issue 23 block (names, plugins, values; kept apart from the kill campaign above) -----------------
+# `python benchmarks/fault_campaign.py hostile [--out DIR] [--src DIR]` runs the hostile-input classes
+# of benchmarks/hostile_inputs.py (sample ids as markup/HTML, broken plugins, NaN/inf and stray labels,
+# console output) instead of the kills.
+def hostile(argv: list[str]) -> int:
+    """The hostile-input campaign (`hostile_inputs`), each case a real ``mmcoop`` process."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from hostile_inputs import main as hostile_main
+
+    return hostile_main(argv)
+
+
+# --- end of the issue 23 block ------------------------------------------------------------------------
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(hostile(sys.argv[2:]) if sys.argv[1:2] == ["hostile"] else main())
