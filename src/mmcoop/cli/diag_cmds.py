@@ -53,6 +53,7 @@ def probe(
 ) -> None:
     """Linear probe per modality (and on all modalities' features) on the frozen encoders; writes probe.json."""
     from mmcoop.cli.app import _guard, _table, console
+    from mmcoop.cli.output import say, warn
 
     def go() -> None:
         from mmcoop.cli.options import check_run_options
@@ -95,9 +96,9 @@ def probe(
             for name, p in entry["probes"].items()
         ]
         console.print(_table(rows, f"linear probes on frozen features ({entry['n_train']} training samples)"))
-        console.print(f"wrote {RunPaths(run_dir).probe}")
+        say(f"wrote {RunPaths(run_dir).probe}")  # a path is user text, never markup
         for msg in stale_probes(run_dir):
-            console.print(f"[yellow]warning:[/] {msg}", highlight=False)
+            warn(msg)
 
     _guard(go)
 
