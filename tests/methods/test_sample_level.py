@@ -108,6 +108,11 @@ def test_short_run_builds_plan_after_warmup(execution: str) -> None:
     table = logs[-1]["valuation_table"]
     want = sample_level_plan(table.phi, table.index).copies_per_sample(96)
     assert torch.equal(method.plan.copies_per_sample(96), want)
+    if execution == "duplicate":
+        assert all("train_fused_ce" not in log for log in logs)
+    else:  # the fused CE beside the loss: equal in warm-up, below it once the units' terms join the loss
+        assert logs[0]["train_fused_ce"] == pytest.approx(logs[0]["train_loss"], rel=1e-9)
+        assert all(log["train_loss"] > log["train_fused_ce"] > 0 for log in logs[1:])
 
 
 def test_state_dict_resume_keeps_plan(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from mmcoop.data.base import Batch, MultimodalDataset
-from mmcoop.enhance.execute import EXECUTIONS, NORMALIZATIONS, check_choice, weighted_unit_loss
+from mmcoop.enhance.execute import EXECUTIONS, NORMALIZATIONS, check_choice, weighted_unit_loss, weighted_unit_parts
 from mmcoop.enhance.online import OnlineRecorder
 from mmcoop.enhance.plans import ResamplingPlan
 from mmcoop.enhance.resampler import Resampler
@@ -158,6 +158,7 @@ class ResamplingMethod(Method):
         self.stats: dict[str, Any] = {}
         self.num_samples: int = 0  # storage rows of the training split the plan refers to
         self._copies: Tensor | None = None  # int64 [N_storage, M], weighted execution
+        self._fused_ce: list[Tensor] = []  # weighted: this epoch's (sum of the originals' fused CE, count)
         self.resampler: Resampler | None = None
         self._online = OnlineRecorder(self.options.value) if self.options.valuation == "online" else None
 
@@ -237,6 +238,7 @@ class ResamplingMethod(Method):
         self.resampler = self.make_resampler(ctx, **self.resampler_options(ctx))
 
     def on_epoch_start(self, ctx: MethodContext) -> None:
+        self._fused_ce = []
         if self._online is not None:  # online: record this epoch when the next one plans anew
             nxt = ctx.epoch + 1 - self.options.warmup
             if nxt >= 0 and nxt % self.options.valuation_every == 0:
@@ -297,9 +299,30 @@ class ResamplingMethod(Method):
 
     def loss(self, ctx: MethodContext, batch: Batch, feats: Tensor, logits: Tensor) -> Tensor:
         if self._copies is None:
-            return super().loss(ctx, batch, feats, logits)
-        copies = self._copies_on(batch["index"].device)[batch["index"]]  # [B, M]
-        return weighted_unit_loss(ctx.model, feats, logits, batch["label"], copies, self.options.normalize)
+            loss = super().loss(ctx, batch, feats, logits)
+            fused = loss.detach()
+        else:
+            copies = self._copies_on(batch["index"].device)[batch["index"]]  # [B, M]
+            parts = weighted_unit_parts(ctx.model, feats, logits, batch["label"], copies, self.options.normalize)
+            loss, fused = parts.total, parts.fused_ce
+        if self.options.execution == "weighted":
+            n = batch["label"].shape[0]
+            self._fused_ce.append(torch.stack([fused.double() * n, fused.new_tensor(n, dtype=torch.float64)]))
+        return loss
+
+    def epoch_log(self, ctx: MethodContext) -> dict[str, Any]:
+        """``ctx.log``, plus under ``weighted`` ``train_fused_ce``: the epoch's mean cross-entropy of the
+        originals' fused logits over all ranks. ``train_loss`` also holds the units' terms, so it steps
+        up when re-sampling starts after warm-up; ``train_fused_ce`` is the curve of plain training."""
+        log = super().epoch_log(ctx)
+        if self.options.execution == "weighted":  # every rank: all_gather_objects is a collective
+            local = torch.stack(self._fused_ce).sum(0).tolist() if self._fused_ce else [0.0, 0.0]
+            parts = [p for p in all_gather_objects(local) if isinstance(p, list)]
+            total, count = sum(p[0] for p in parts), sum(p[1] for p in parts)
+            if count:
+                log["train_fused_ce"] = total / count
+        self._fused_ce = []
+        return log
 
     def _copies_on(self, device: torch.device) -> Tensor:
         assert self._copies is not None
