@@ -16,34 +16,12 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from mmcoop.integrations.lightning import ModalityValuation, SampleLevelResampling, contract_model, resampling_loss
 
-
-class Items(Dataset):
-    """Two modalities: ``a`` separates the 3 classes, ``b`` mostly noise (so ``b`` gets the units)."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.y = torch.arange(n) % 3
-        self.a = 2.0 * nn.functional.one_hot(self.y, 3).float() + torch.randn(n, 3, generator=g)
-        self.b = 0.3 * self.y[:, None].float() + torch.randn(n, 5, generator=g)
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int):
-        return {"inputs": {"a": self.a[i], "b": self.b[i]}, "label": int(self.y[i])}
-
-
-class Head(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(16, 3)
-
-    def forward(self, feats):
-        return self.fc(torch.cat(feats, 1))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared data and head
+from _lightning import Head, Items  # noqa: E402
 
 
 class Net(pl.LightningModule):

@@ -26,30 +26,9 @@ from mmcoop.integrations.lightning import (  # noqa: E402
 )
 from mmcoop.methods import MethodContext, build_method  # noqa: E402
 
+from _lightning import Head, Items  # noqa: E402
+
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class Items(Dataset):
-    def __init__(self, n: int = 96, seed: int = 0) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.y = torch.arange(n) % 3
-        self.a = 2.0 * nn.functional.one_hot(self.y, 3).float() + torch.randn(n, 3, generator=g)
-        self.b = 0.3 * self.y[:, None].float() + torch.randn(n, 5, generator=g)
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int):
-        return {"inputs": {"a": self.a[i], "b": self.b[i]}, "label": int(self.y[i])}
-
-
-class Head(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(16, 3)
-
-    def forward(self, feats):
-        return self.fc(torch.cat(feats, 1))
 
 
 class Tiny(pl.LightningModule):
