@@ -17,7 +17,7 @@ from typing import Any, Iterable, Literal, Sequence
 import numpy as np
 
 from mmcoop.data.storage import rng, stratified_split
-from mmcoop.errors import DataError
+from mmcoop.errors import DataError, MMCoopWarning
 from mmcoop.media.clips import (
     Clip,
     ClipSource,
@@ -122,6 +122,7 @@ def keep_present(
         warnings.warn(
             f"{name} {split}: {len(missing)} of {len(clips)} clips listed in {index_file} are absent and "
             f"skipped (first: {', '.join(missing[:5])}; e.g. no {first_absent})",
+            MMCoopWarning,
             stacklevel=3,
         )
     return present, info

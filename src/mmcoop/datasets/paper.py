@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from mmcoop.data.base import DatasetSplits, MultimodalDataset
 from mmcoop.data.registry import DATASETS
-from mmcoop.errors import ConfigError, DataError
+from mmcoop.errors import ConfigError, DataError, MMCoopWarning
 
 Reader = Callable[..., dict[str, Any]]
 
@@ -119,5 +119,6 @@ def warn_class_count(name: str, expect: int | None, got: int, where: Any, stackl
             f"dataset {name!r}: the preset expects {int(expect)} classes but the data at "
             f"{where} has {got}; training with {got} classes "
             f"(set dataset_options.expect_classes={got} to silence this)",
+            MMCoopWarning,
             stacklevel=stacklevel,
         )

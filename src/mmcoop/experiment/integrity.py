@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 
-from mmcoop.errors import DataError, RunDirError
+from mmcoop.errors import DataError, MMCoopWarning, RunDirError
 from mmcoop.utils import rundir
 from mmcoop.utils.io import atomic_torch_save, load_checkpoint
 from mmcoop.utils.rundir import METRICS_FILE, RESULTS_FILE, RunPaths, list_valuations, metrics_text, write_metrics
@@ -147,7 +147,7 @@ def repair_run_dir(run_dir: str | Path, state: dict[str, Any] | None) -> list[st
             changed.append(f"valuation/{path.name}: removed (epoch {epoch} was not committed)")
     paths.results.unlink(missing_ok=True)  # written again when the run ends
     if changed:
-        warnings.warn(f"{run_dir}: repaired after an interruption: " + "; ".join(changed), stacklevel=2)
+        warnings.warn(f"{run_dir}: repaired after an interruption: " + "; ".join(changed), MMCoopWarning, stacklevel=2)
     return changed
 
 
