@@ -70,26 +70,16 @@ def screenshot(report: Path, path: Path, height: int = 1500) -> None:
 
     from PIL import Image
     from selenium import webdriver
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from _browser import HEADLESS_FLAGS
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
     with tempfile.TemporaryDirectory() as profile:
-        for flag in (
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-            "--window-size=1280,2400",
-            f"--user-data-dir={profile}",
-        ):
+        for flag in (*HEADLESS_FLAGS, "--hide-scrollbars", "--window-size=1280,2400", f"--user-data-dir={profile}"):
             opts.add_argument(flag)
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
         try:

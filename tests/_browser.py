@@ -1,7 +1,8 @@
 """Headless Chromium from the OS packages, driven by Selenium, for the report's browser tests.
 
 Chromium is installed by `make setup` (apt-get, when root or with sudo). Without it a test is
-skipped with the reason, except under CI (``CI`` set), where it fails.
+skipped with the reason, except under CI (``CI`` set), where it fails. ``HEADLESS_FLAGS`` are shared
+with ``benchmarks/report_explorer.py`` (its screenshots).
 """
 
 from __future__ import annotations
@@ -12,14 +13,26 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
-import pytest
-
+#: Chromium flags of a headless, offline, quiet browser (window size and profile folder are added per use)
+HEADLESS_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
 
 
 def need_browser() -> None:
     """Skip (fail under CI) when selenium or chromium is missing."""
+    import pytest
+
     why = None
     try:
         import selenium  # noqa: F401
@@ -45,19 +58,7 @@ def chromium(page: Path, profile: Path) -> Iterator[Any]:
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM  # type: ignore[assignment]
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1300,900",
-        f"--user-data-dir={profile}",
-    ):
+    for flag in (*HEADLESS_FLAGS, "--window-size=1300,900", f"--user-data-dir={profile}"):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
