@@ -27,7 +27,9 @@ def _mount_subcommands() -> None:
     from mmcoop.cli.diag_cmds import register
 
     app.add_typer(data_app, name="data", help="Prepare paper datasets from raw videos.")
-    register(app)  # probe, table
+    register(
+        app, lambda fn: _guard(fn), lambda rows, title: _table(rows, title)
+    )  # probe, table (names resolved when run)
 
 
 _mount_subcommands()
@@ -414,7 +416,7 @@ def compare(
         from mmcoop.experiment.tables import build_table, collect, metric_columns, to_markdown
 
         rows = collect([cdir])
-        console.print(to_markdown(build_table(rows, metric_columns(rows, True, probe))), markup=False, highlight=False)
+        say(to_markdown(build_table(rows, metric_columns(rows, True, probe))))
         say(f"comparison directory: {cdir} (compare.csv, summary.csv; `mmcoop report {cdir}` draws Figure 1)")
 
     _guard(go)

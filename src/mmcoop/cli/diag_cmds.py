@@ -8,11 +8,15 @@ being built when this one is imported).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
 
+from mmcoop.cli.output import say, warn
 from mmcoop.errors import MMCoopError
+
+#: The app's ``guard(fn)`` (one message, no traceback) and ``table(rows, title)``, set by `register`.
+_APP: dict[str, Callable[..., Any]] = {}
 
 
 def _parse_grid(spec: str) -> list[float]:
@@ -52,8 +56,7 @@ def probe(
     ),
 ) -> None:
     """Linear probe per modality (and on all modalities' features) on the frozen encoders; writes probe.json."""
-    from mmcoop.cli.app import _guard, _table, console
-    from mmcoop.cli.output import say, warn
+    from mmcoop.cli.output import console
 
     def go() -> None:
         from mmcoop.cli.options import check_run_options
@@ -67,10 +70,7 @@ def probe(
 
         want_map = feature_map and importlib.util.find_spec("sklearn") is not None
         if feature_map and not want_map:
-            console.print(
-                "[yellow]note:[/] no feature maps: scikit-learn is not installed (pip install 'mmcoop[featuremaps]')",
-                highlight=False,
-            )
+            warn("no feature maps: scikit-learn is not installed (pip install 'mmcoop[featuremaps]')")
         entry = probe_run(
             run_dir,
             split,
@@ -95,12 +95,12 @@ def probe(
             }
             for name, p in entry["probes"].items()
         ]
-        console.print(_table(rows, f"linear probes on frozen features ({entry['n_train']} training samples)"))
+        console.print(_APP["table"](rows, f"linear probes on frozen features ({entry['n_train']} training samples)"))
         say(f"wrote {RunPaths(run_dir).probe}")  # a path is user text, never markup
         for msg in stale_probes(run_dir):
             warn(msg)
 
-    _guard(go)
+    _APP["guard"](go)
 
 
 def table(
@@ -121,7 +121,6 @@ def table(
 ) -> None:
     """LaTeX (booktabs), Markdown and CSV tables: methods as rows, datasets as column groups, mean ± std over
     seeds, the best in bold, the paired difference to joint with its interval."""
-    from mmcoop.cli.app import _guard, console
 
     def go() -> None:
         from mmcoop.experiment.tables import build_table, collect, metric_columns, to_markdown, write_tables
@@ -136,14 +135,21 @@ def table(
             )
         t = build_table(rows, metric_columns(rows, modalities, probe), diffs, baseline)
         written = write_tables(t, out)
-        console.print(to_markdown(t), markup=False, highlight=False)
-        console.print("wrote " + ", ".join(map(str, written)), markup=False, highlight=False)
+        say(to_markdown(t))
+        say("wrote " + ", ".join(map(str, written)))
 
-    _guard(go)
+    _APP["guard"](go)
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``probe`` and ``table`` to ``app``."""
+def register(app: typer.Typer, guard: Callable[[Callable[[], Any]], Any], table_of: Callable[..., Any]) -> None:
+    """Add ``probe`` and ``table`` to ``app``.
+
+    Args:
+        app: the main Typer app.
+        guard: runs a command body, turning errors into one message (the app's).
+        table_of: ``(rows, title) -> rich Table`` (the app's).
+    """
+    _APP.update(guard=guard, table=table_of)
     app.command()(probe)
     app.command()(table)
 

@@ -24,6 +24,7 @@ from mmcoop.experiment.compare import (
     summarize,
 )
 from mmcoop.experiment.probe import probe_run
+from mmcoop.experiment.tables import build_table, collect, to_csv, to_latex, to_markdown, write_tables
 from mmcoop.experiment.stats import GainSummary, paired_gains, summarize_gains, t_interval, t_quantile
 from mmcoop.utils.rundir import RUN_MARKER
 
@@ -55,6 +56,12 @@ __all__ = [
     "run_compare",
     "summarize",
     "probe_run",
+    "build_table",
+    "collect",
+    "to_csv",
+    "to_latex",
+    "to_markdown",
+    "write_tables",
     "GainSummary",
     "paired_gains",
     "summarize_gains",
