@@ -1,8 +1,7 @@
 """``mmcoop probe`` and ``mmcoop table``: the diagnostics a paper reports, from finished runs.
 
-Registered on the main app by `register` (called from `mmcoop.cli.app`); the
-app's error guard and console are imported when a command runs (the app module is still
-being built when this one is imported).
+Registered on the main app by `register` (called from `mmcoop.cli.app`, which passes its error
+guard and table builder: this module does not import the app).
 """
 
 from __future__ import annotations
