@@ -6,7 +6,8 @@
 
 Every method trains the same model on the same data (debiased avmnist, strength 0.8,
 seed 0) for ``--epochs`` epochs with ``warmup`` 2 (so the median epoch of the re-sampling
-methods includes their per-epoch valuation); the re-sampling methods run in both
+methods includes their per-epoch valuation; the other schedules open by epoch 2 too:
+:data:`SCHEDULE_STARTS`); the re-sampling methods run in both
 executions and both valuation modes (``pass``: the paper's eval-mode pass at each epoch
 start; ``online``: coalition values recorded from the training pass's features, issue 19).
 ``--methods`` keeps only the named methods (all of their variants). ``--dataset ks-fixture``
@@ -42,6 +43,12 @@ from mmcoop.errors import ConfigError  # noqa: E402
 from mmcoop.experiment import RunConfig, run_experiment  # noqa: E402
 from mmcoop.methods import METHODS, variant_options  # noqa: E402
 from mmcoop.utils.memory import tune_malloc  # noqa: E402
+
+
+#: Schedule options set for every method that has them, so that the timed epochs (from
+#: ``--timed-from 2`` on) run each method's distinctive step: re-sampling / Remix warm-up, ARL's
+#: asymmetric step (official ``epoch > start``), DI-MML's contrastive term.
+SCHEDULE_STARTS = {"warmup": 2, "start": 1, "duc_starts": 2}
 
 
 def build_ks_fixture(root: Path, train_clips: int, classes: int = 10, frames: int = 10) -> Path:
@@ -136,8 +143,8 @@ def main() -> None:
         }
 
     def run(label: str, name: str, opts: dict, epochs: int, rnd: int = 0) -> list[dict]:
-        if "warmup" in {f for f in METHODS.get(name).Options.__dataclass_fields__}:
-            opts = {**opts, "warmup": 2}
+        fields = set(METHODS.get(name).Options.__dataclass_fields__)
+        opts = {**opts, **{k: v for k, v in SCHEDULE_STARTS.items() if k in fields}}
         cfg = RunConfig.from_dict(
             {
                 **dataset,
