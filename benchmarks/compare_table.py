@@ -4,10 +4,11 @@ Concatenates their ``compare.csv`` rows (each seed's joint run is paired with th
 same seed, as ``compare`` pairs them); a folder whose comparison was stopped before it wrote
 ``compare.csv`` gives the rows of its finished runs (``<label>_seed<s>/results.json``, the gain
 against that folder's joint run of the same seed). A (method, seed) present in several folders
-(joint, run by each) is kept once, after checking the runs agree. Then it summarises with ``compare``'s own functions: test
-accuracy and each modality alone (mean ± std over seeds), the paired gain over joint at equal
-epochs (mean [95% paired-t interval]), sample visits relative to joint and the time per epoch relative to joint (median over seeds
-of each seed's ratio; the compare runs' own clocks, so only as quiet as the machine was).
+(joint, run by each) is kept once, after checking the runs agree. Then it summarises with
+``compare``'s own functions: test accuracy and each modality alone (mean ± std over seeds), the
+paired gain over joint at equal epochs (mean [95% paired-t interval]), sample visits and optimizer
+steps relative to joint and the time per epoch relative to joint (each the median over seeds of
+each seed's ratio; times from the compare runs' own clocks, so only as quiet as the machine was).
 
     MMCOOP_DATA=../shared/data .venv/bin/python benchmarks/compare_table.py runs/a runs/b
 """
@@ -50,7 +51,7 @@ def finished_rows(folder: Path) -> pd.DataFrame:
         row = {"method": match["label"], "seed": int(match["seed"]), "role": "method"}
         row.update({k: v for k, v in res.items() if k.startswith("test_acc")})  # test_acc, test_acc_<modality>
         row["seconds_per_epoch"] = float(np.median([r["seconds"] for r in hist]))
-        row["sample_visits"] = hist[-1].get("sample_visits", math.nan)
+        row.update({k: hist[-1].get(k, math.nan) for k in ("sample_visits", "optimizer_steps")})
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=["method", "seed", "role", "test_acc", "seconds_per_epoch", "sample_visits"])
@@ -86,8 +87,10 @@ def main() -> None:
     summary = add_gain_summary(summarize(runs), runs)
     mods = [c[len("test_acc_") :] for c in runs.columns if c.startswith("test_acc_")]
     joint = runs[runs["method"] == "joint"].set_index("seed")["seconds_per_epoch"]
-    joint_visits = runs[runs["method"] == "joint"].set_index("seed")["sample_visits"]
-    head = ["method", "seeds", "test acc", *[f"{m} alone" for m in mods], "visits ×joint", "gain (equal epochs)"]
+    totals = {"visits": "sample_visits", "steps": "optimizer_steps"}
+    joint_totals = {k: runs[runs["method"] == "joint"].set_index("seed")[c] for k, c in totals.items()}
+    head = ["method", "seeds", "test acc", *[f"{m} alone" for m in mods], "visits ×joint", "steps ×joint"]
+    head.append("gain (equal epochs)")
     head.append("s/epoch ×joint")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
@@ -100,7 +103,8 @@ def main() -> None:
             f"{100 * r['test_acc_mean']:.1f} ± {100 * r['test_acc_std']:.1f}",
         ]
         cells += [f"{100 * r[f'test_acc_{m}_mean']:.1f}" for m in mods]
-        cells.append(f"{(grp.set_index('seed')['sample_visits'] / joint_visits).dropna().median():.2f}")
+        for k, c in totals.items():
+            cells.append(f"{(grp.set_index('seed')[c] / joint_totals[k]).dropna().median():.2f}")
         mean = r.get("gain_epochs_mean", math.nan)
         if isinstance(mean, float) and math.isfinite(mean):
             cells.append(f"{mean:+.1f} [{r['gain_epochs_low']:+.1f}, {r['gain_epochs_high']:+.1f}]")
