@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mmcoop.experiment import RunConfig, resume_experiment, run_experiment
 from mmcoop.train import Trainer
-from mmcoop.train.distributed import init_from_env, rank
+from mmcoop.train.distributed import init_from_env, rank, shutdown
 
 mode, out = sys.argv[1], Path(sys.argv[2])
 init_from_env()
@@ -47,3 +47,4 @@ if mode == "full":
     run_experiment(cfg("killed"))
 else:
     resume_experiment(out / "killed")
+    shutdown()  # every rank done: barrier, then leave the group (no exit-time race of the Gloo threads)
